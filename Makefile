@@ -1,0 +1,53 @@
+# hostd: `make run` starts the daemon on the example config, `make test`
+# installs what the tests need and runs them.
+
+GO        ?= go
+STATE     ?= $(CURDIR)/.state
+CONFIG    ?= configs/hostd.example.yaml
+BIN       ?= $(CURDIR)/bin/hostd
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+# Packages whose tests run with the race detector. The rest drive heavy
+# external components or embed large engines, where -race multiplies the
+# run time without covering hostd's own concurrency any better.
+RACE_PKGS ?= ./internal/... ./cmd/... ./pkg/audio/... ./pkg/containers/... ./pkg/netcfg/...
+NORACE_PKGS ?= ./pkg/backup/... ./pkg/metrics/... ./pkg/proxy/... ./configs/...
+TEST_FLAGS ?= -count=1 -timeout 20m
+
+.PHONY: all build run test test-deps test-race test-norace bench vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/hostd
+
+# Runs hostd in the foreground on the example config, state and socket
+# under ./.state.
+run: build
+	mkdir -p $(STATE)/run
+	STATE_DIRECTORY=$(STATE)/lib RUNTIME_DIRECTORY=$(STATE)/run $(BIN) run --config $(CONFIG)
+
+test-deps:
+	./scripts/install-test-deps.sh
+
+test: test-deps vet
+	$(MAKE) -j2 --output-sync=target test-race test-norace
+
+test-race:
+	$(GO) test -race $(TEST_FLAGS) $(RACE_PKGS)
+
+test-norace:
+	$(GO) test $(TEST_FLAGS) $(NORACE_PKGS)
+
+vet:
+	$(GO) vet ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+	@for s in bench/*/run.sh; do echo "== $$s"; bash $$s || exit 1; done
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin .state

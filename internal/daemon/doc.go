@@ -1,0 +1,10 @@
+// Package daemon is `hostd run`: it loads the config, builds every enabled
+// service with its Env, runs them under the supervisor tree, serves the
+// local API on the unix socket and health/metrics on the HTTP listener,
+// talks to systemd (READY, STATUS, WATCHDOG, STOPPING), and handles
+// SIGTERM/SIGINT (stop within the shutdown deadline) and SIGHUP (reload,
+// restarting only the services whose section changed).
+//
+// It owns no service logic; the list of services comes from the caller as
+// Registrations.
+package daemon

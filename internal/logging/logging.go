@@ -1,0 +1,153 @@
+// Package logging builds hostd's slog logger: key=value lines for the
+// journal, JSON on request, and compact human text on a terminal. Every
+// line of a service carries service=<name>.
+package logging
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+)
+
+// ParseLevel maps debug/info/warn/error to a slog level.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("unknown log level %q", s)
+	}
+	return l, nil
+}
+
+// New returns a logger writing to w in format (auto, text or json) at the
+// level held by level, which may be changed later (config reload).
+func New(w *os.File, format string, level *slog.LevelVar) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts))
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	if IsJournal(w) {
+		// The journal stamps time itself.
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	if term.IsTerminal(int(w.Fd())) {
+		return slog.New(NewHuman(w, level))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// IsJournal reports whether f is connected to the systemd journal, by
+// comparing it with $JOURNAL_STREAM (device:inode).
+func IsJournal(f *os.File) bool {
+	js := os.Getenv("JOURNAL_STREAM")
+	if js == "" {
+		return false
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return false
+	}
+	return js == fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+}
+
+// Human is a slog.Handler for terminals: "15:04:05 INFO  [service] msg k=v".
+type Human struct {
+	mu    *sync.Mutex
+	w     io.Writer
+	level slog.Leveler
+	attrs []slog.Attr
+	group string
+}
+
+// NewHuman returns a Human handler.
+func NewHuman(w io.Writer, level slog.Leveler) *Human {
+	return &Human{mu: new(sync.Mutex), w: w, level: level}
+}
+
+// Enabled implements slog.Handler.
+func (h *Human) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
+
+// WithAttrs implements slog.Handler.
+func (h *Human) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = append(append([]slog.Attr(nil), h.attrs...), prefixed(h.group, as)...)
+	return &c
+}
+
+// WithGroup implements slog.Handler.
+func (h *Human) WithGroup(name string) slog.Handler {
+	c := *h
+	if c.group != "" {
+		c.group += "."
+	}
+	c.group += name
+	return &c
+}
+
+func prefixed(group string, as []slog.Attr) []slog.Attr {
+	if group == "" {
+		return as
+	}
+	out := make([]slog.Attr, len(as))
+	for i, a := range as {
+		out[i] = slog.Attr{Key: group + "." + a.Key, Value: a.Value}
+	}
+	return out
+}
+
+// Handle implements slog.Handler.
+func (h *Human) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	t := r.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	b.WriteString(t.Format("15:04:05.000"))
+	fmt.Fprintf(&b, " %-5s ", r.Level.String())
+	var rest []slog.Attr
+	svc := ""
+	all := append([]slog.Attr(nil), h.attrs...)
+	r.Attrs(func(a slog.Attr) bool {
+		all = append(all, prefixed(h.group, []slog.Attr{a})...)
+		return true
+	})
+	for _, a := range all {
+		if a.Key == "service" {
+			svc = a.Value.String()
+			continue
+		}
+		rest = append(rest, a)
+	}
+	if svc != "" {
+		fmt.Fprintf(&b, "[%s] ", svc)
+	}
+	b.WriteString(r.Message)
+	for _, a := range rest {
+		v := a.Value.Resolve().String()
+		if strings.ContainsAny(v, " \t\n\"=") || v == "" {
+			v = fmt.Sprintf("%q", v)
+		}
+		fmt.Fprintf(&b, " %s=%s", a.Key, v)
+	}
+	b.WriteByte('\n')
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, err := io.WriteString(h.w, b.String())
+	return err
+}

@@ -1,0 +1,91 @@
+package service
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hostd/hostd/internal/secrets"
+)
+
+// Service is one supervised hostd service.
+//
+// Serve runs until ctx is done and then returns nil or ctx.Err(); it owns
+// every goroutine it starts. Returning any other error, or panicking, makes
+// the supervisor restart the service with backoff. An error wrapping
+// suture.ErrDoNotRestart stops the service for good (a configuration
+// problem a restart cannot fix).
+type Service interface {
+	// Name is the service's config section name, for example "backup".
+	Name() string
+	Serve(ctx context.Context) error
+	// Status is a cheap snapshot of the service's key facts, safe for
+	// concurrent use.
+	Status() Status
+}
+
+// Status is the service-specific part of a status report.
+type Status struct {
+	// Summary is one line of key facts shown by `hostd status`.
+	Summary string `json:"summary,omitempty"`
+	// Details is a JSON-encodable value with everything else worth showing.
+	Details any `json:"details,omitempty"`
+}
+
+// Health is how a running service tells the supervisor how it is doing.
+type Health interface {
+	// Ready reports that the service is fully working.
+	Ready()
+	// Degraded reports that the service runs but is impaired, and why.
+	Degraded(reason error)
+}
+
+// Env is what each service is constructed with: hostd's shared facilities,
+// scoped to the service.
+type Env struct {
+	// Logger carries the attribute service=<name>.
+	Logger *slog.Logger
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+	// StateDir is the service's own state directory, already created.
+	StateDir string
+	// Metrics is a registry owned by this service instance.
+	Metrics prometheus.Registerer
+	// Gatherer gathers everything hostd publishes.
+	Gatherer prometheus.Gatherer
+	// Secrets resolves secret references.
+	Secrets *secrets.Resolver
+	// Health reports readiness to the supervisor.
+	Health Health
+}
+
+// Dependent is implemented by services that need others to be ready before
+// they start.
+type Dependent interface {
+	Needs() []string
+}
+
+// LocalAPI is implemented by services with routes on the daemon's unix
+// socket. The handler is mounted under /v1/<name>/ with the full path kept.
+type LocalAPI interface {
+	LocalAPI() http.Handler
+}
+
+// PublicHTTP is implemented by services that serve on the HTTP listener
+// ("/" and "/api/"). Only the metrics service does.
+type PublicHTTP interface {
+	PublicHTTP() http.Handler
+}
+
+// NopHealth is a Health that discards reports, for using a service outside
+// the supervisor (a one-shot CLI run).
+type NopHealth struct{}
+
+// Ready implements Health.
+func (NopHealth) Ready() {}
+
+// Degraded implements Health.
+func (NopHealth) Degraded(error) {}

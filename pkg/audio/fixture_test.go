@@ -1,0 +1,158 @@
+package audio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hostd/hostd/internal/service"
+	"github.com/hostd/hostd/internal/testenv"
+)
+
+// recHealth records the last health report.
+type recHealth struct {
+	mu       sync.Mutex
+	ready    bool
+	reason   error
+	degrades int
+}
+
+func (h *recHealth) Ready() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ready, h.reason = true, nil
+}
+
+func (h *recHealth) Degraded(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ready, h.reason = false, err
+	h.degrades++
+}
+
+func (h *recHealth) state() (bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ready, h.reason
+}
+
+// running is a Service under test, serving until the test ends.
+type running struct {
+	*Service
+	health *recHealth
+	reg    *prometheus.Registry
+	dir    string
+}
+
+// startService builds the service for the stack pw with cfg (Server is
+// filled in) and runs it until the test ends; it waits for the first
+// Ready.
+func startService(t *testing.T, pw *testenv.PipeWire, cfg Config) *running {
+	t.Helper()
+	cfg.Server = pw.Server
+	r := &running{health: &recHealth{}, reg: prometheus.NewRegistry(), dir: t.TempDir()}
+	env := service.Env{
+		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("service", "audio"),
+		Now:      time.Now,
+		StateDir: r.dir,
+		Metrics:  r.reg,
+		Gatherer: r.reg,
+		Health:   r.health,
+	}
+	getenv := func(k string) string {
+		for _, kv := range pw.Env() {
+			if key, v, ok := strings.Cut(kv, "="); ok && key == k {
+				return v
+			}
+		}
+		return ""
+	}
+	s, err := newService(env, cfg, getenv)
+	if err != nil {
+		t.Fatalf("new audio service: %v", err)
+	}
+	r.Service = s
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve returned %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Serve did not return after cancel")
+		}
+	})
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		if ok, reason := r.health.state(); !ok {
+			return fmt.Errorf("not ready: %v", reason)
+		}
+		return nil
+	})
+	return r
+}
+
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// pactlVolume is the volume pactl reports for a sink, as "NN%" per channel.
+func pactlVolume(t *testing.T, pw *testenv.PipeWire, kind Kind, name string) []string {
+	t.Helper()
+	out := pw.Pactl(t, "get-"+string(kind)+"-volume", name)
+	var pct []string
+	for _, f := range strings.Fields(out) {
+		if strings.HasSuffix(f, "%") {
+			pct = append(pct, f)
+		}
+	}
+	return pct
+}
+
+// waitVolume waits until pactl reports want (for example "40%") on every
+// channel.
+func waitVolume(t *testing.T, pw *testenv.PipeWire, kind Kind, name, want string) {
+	t.Helper()
+	testenv.WaitFor(t, 5*time.Second, func() error {
+		got := pactlVolume(t, pw, kind, name)
+		for _, g := range got {
+			if g != want {
+				return fmt.Errorf("%s %s volume is %v, want %s", kind, name, got, want)
+			}
+		}
+		if len(got) == 0 {
+			return errors.New("no volume")
+		}
+		return nil
+	})
+}
+
+// waitPactl waits until pactl args prints want.
+func waitPactl(t *testing.T, pw *testenv.PipeWire, timeout time.Duration, want string, args ...string) {
+	t.Helper()
+	testenv.WaitFor(t, timeout, func() error {
+		out, err := pw.PactlErr(args...)
+		if err != nil {
+			return err
+		}
+		if out != want {
+			return fmt.Errorf("pactl %s = %q, want %q", strings.Join(args, " "), out, want)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,15 @@
+// Package archiver owns the backup pipeline: walk the source paths
+// (applying excludes, CACHEDIR.TAG, exclude-if-present and one-file-system),
+// read and chunk changed files, hash, compress, encrypt and pack chunks in
+// parallel, build one tree blob per directory, and finally save the
+// snapshot. A file cache (path, size, mtime, ctime, inode) lets an
+// unchanged file skip reading.
+//
+// Stages are goroutines under one errgroup fed by channels: the walker
+// queues files to file workers, file workers cut chunks and hand them to
+// blob savers, and a tree finisher saves directories in post-order. On
+// cancellation everything already packed is flushed with its index (a
+// checkpoint) and no snapshot is written.
+//
+// It does not decide retention or restore files.
+package archiver

@@ -1,0 +1,103 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"strings"
+)
+
+// FileType is a kind of repository file, and the directory holding it.
+type FileType string
+
+// Repository file types.
+const (
+	Config    FileType = "config"
+	Key       FileType = "keys"
+	Pack      FileType = "data"
+	Index     FileType = "index"
+	Snapshot  FileType = "snapshots"
+	Lock      FileType = "locks"
+)
+
+// Types lists the directory file types (all but Config).
+var Types = []FileType{Key, Pack, Index, Snapshot, Lock}
+
+// Handle names one repository file.
+type Handle struct {
+	Type FileType
+	Name string // hex ID; empty for Config
+}
+
+func (h Handle) String() string {
+	if h.Type == Config {
+		return "config"
+	}
+	return string(h.Type) + "/" + h.Name
+}
+
+// relPath is the slash path of h inside the repository.
+func (h Handle) relPath() string {
+	switch {
+	case h.Type == Config:
+		return "config"
+	case h.Type == Pack && len(h.Name) >= 2:
+		return path.Join("data", h.Name[:2], h.Name)
+	default:
+		return path.Join(string(h.Type), h.Name)
+	}
+}
+
+// ErrNotExist is wrapped by errors for files that do not exist.
+var ErrNotExist = fs.ErrNotExist
+
+// Backend stores repository files.
+type Backend interface {
+	// Location names the backend for messages (never includes secrets).
+	Location() string
+	// Create lays out an empty repository; it fails if a config exists.
+	Create(ctx context.Context) error
+	// Save writes data under h atomically and durably.
+	Save(ctx context.Context, h Handle, data []byte) error
+	// Load reads length bytes at offset (length 0: to the end).
+	Load(ctx context.Context, h Handle, offset int64, length int) ([]byte, error)
+	// Stat returns the size of h.
+	Stat(ctx context.Context, h Handle) (int64, error)
+	// List calls fn for every file of type t.
+	List(ctx context.Context, t FileType, fn func(name string, size int64) error) error
+	// Remove deletes h.
+	Remove(ctx context.Context, h Handle) error
+	Close() error
+}
+
+// Open returns the backend for a repository URL: a plain path or file://
+// URL for a local directory, or sftp://user@host[:port]/path.
+func Open(ctx context.Context, repoURL string, opts Options) (Backend, error) {
+	switch {
+	case strings.HasPrefix(repoURL, "sftp://"):
+		u, err := url.Parse(repoURL)
+		if err != nil {
+			return nil, fmt.Errorf("parse repository url: %w", err)
+		}
+		return OpenSFTP(ctx, u, opts.SFTP)
+	case strings.HasPrefix(repoURL, "file://"):
+		return NewLocal(strings.TrimPrefix(repoURL, "file://")), nil
+	case strings.Contains(repoURL, "://"):
+		return nil, fmt.Errorf("repository url %q: unsupported scheme (want a path, file:// or sftp://)", repoURL)
+	case repoURL == "":
+		return nil, errors.New("repository location is empty")
+	default:
+		return NewLocal(repoURL), nil
+	}
+}
+
+// Options configures backends.
+type Options struct {
+	SFTP SFTPOptions
+}
+
+// isTemp reports names of temporary files a crashed writer left behind.
+func isTemp(name string) bool { return strings.HasPrefix(name, ".tmp-") }

@@ -1,0 +1,179 @@
+package backend
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Local stores the repository in a directory of the local file system.
+type Local struct {
+	root string
+}
+
+var _ Backend = (*Local)(nil)
+
+// NewLocal returns a backend for the directory root.
+func NewLocal(root string) *Local { return &Local{root: filepath.Clean(root)} }
+
+// Location returns the directory.
+func (l *Local) Location() string { return l.root }
+
+func (l *Local) path(h Handle) string { return filepath.Join(l.root, filepath.FromSlash(h.relPath())) }
+
+// Create makes the repository directories (data/00 .. data/ff included).
+func (l *Local) Create(ctx context.Context) error {
+	if _, err := os.Stat(l.path(Handle{Type: Config})); err == nil {
+		return fmt.Errorf("create repository %s: %w", l.root, fs.ErrExist)
+	}
+	if err := os.MkdirAll(l.root, 0o700); err != nil {
+		return fmt.Errorf("create repository %s: %w", l.root, err)
+	}
+	for _, t := range Types {
+		if err := os.MkdirAll(filepath.Join(l.root, string(t)), 0o700); err != nil {
+			return fmt.Errorf("create repository %s: %w", l.root, err)
+		}
+	}
+	for i := range 256 {
+		if err := os.MkdirAll(filepath.Join(l.root, "data", fmt.Sprintf("%02x", i)), 0o700); err != nil {
+			return fmt.Errorf("create repository %s: %w", l.root, err)
+		}
+	}
+	return syncDir(l.root)
+}
+
+// Save writes data to a temporary file, fsyncs it, renames it into place
+// and fsyncs the directory.
+func (l *Local) Save(ctx context.Context, h Handle, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	final := l.path(h)
+	dir := filepath.Dir(final)
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := filepath.Join(dir, ".tmp-"+hex.EncodeToString(rnd[:]))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(dir, 0o700); err == nil {
+			f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("save %s: %w", h, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, final)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("save %s: %w", h, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("save %s: %w", h, err)
+	}
+	return nil
+}
+
+// Load reads part or all of h.
+func (l *Local) Load(ctx context.Context, h Handle, offset int64, length int) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(l.path(h))
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", h, err)
+	}
+	defer f.Close()
+	if length <= 0 {
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", h, err)
+		}
+		length = int(fi.Size() - offset)
+		if length < 0 {
+			return nil, fmt.Errorf("load %s: offset %d beyond end %d", h, offset, fi.Size())
+		}
+	}
+	buf := make([]byte, length)
+	n, err := f.ReadAt(buf, offset)
+	if err != nil && !(errors.Is(err, io.EOF) && n == length) {
+		return nil, fmt.Errorf("load %s at %d+%d: %w", h, offset, length, err)
+	}
+	return buf, nil
+}
+
+// Stat returns the size of h.
+func (l *Local) Stat(ctx context.Context, h Handle) (int64, error) {
+	fi, err := os.Stat(l.path(h))
+	if err != nil {
+		return 0, fmt.Errorf("stat %s: %w", h, err)
+	}
+	return fi.Size(), nil
+}
+
+// List calls fn for each file of type t, skipping temporary files.
+func (l *Local) List(ctx context.Context, t FileType, fn func(string, int64) error) error {
+	dir := filepath.Join(l.root, string(t))
+	if t == Config {
+		return errors.New("list: config is not a directory")
+	}
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == dir && errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return fmt.Errorf("list %s: %w", t, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() || isTemp(d.Name()) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return fmt.Errorf("list %s: %w", t, err)
+		}
+		return fn(d.Name(), fi.Size())
+	})
+}
+
+// Remove deletes h.
+func (l *Local) Remove(ctx context.Context, h Handle) error {
+	if err := os.Remove(l.path(h)); err != nil {
+		return fmt.Errorf("remove %s: %w", h, err)
+	}
+	return nil
+}
+
+// Close does nothing for a local directory.
+func (l *Local) Close() error { return nil }
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,280 @@
+package backend
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// SFTPOptions configures the SFTP backend. Zero values pick OpenSSH's
+// defaults for the current user.
+type SFTPOptions struct {
+	// KnownHosts is the known_hosts file the server key is checked
+	// against; default ~/.ssh/known_hosts. Unknown hosts are refused.
+	KnownHosts string
+	// IdentityFiles are private keys to try; default ~/.ssh/id_ed25519,
+	// ~/.ssh/id_ecdsa and ~/.ssh/id_rsa (those that exist).
+	IdentityFiles []string
+	// NoAgent disables the agent at $SSH_AUTH_SOCK.
+	NoAgent bool
+	// Timeout bounds connecting and the SSH handshake; default 30s.
+	Timeout time.Duration
+}
+
+// SFTP stores the repository in a directory of an SFTP server.
+type SFTP struct {
+	loc    string
+	root   string
+	conn   *ssh.Client
+	client *sftp.Client
+}
+
+var _ Backend = (*SFTP)(nil)
+
+// OpenSFTP connects to u (sftp://user@host[:port]/path).
+func OpenSFTP(ctx context.Context, u *url.URL, opts SFTPOptions) (*SFTP, error) {
+	loc := (&url.URL{Scheme: u.Scheme, User: url.User(u.User.Username()), Host: u.Host, Path: u.Path}).String()
+	if u.Host == "" || u.Path == "" {
+		return nil, fmt.Errorf("repository url %s: want sftp://user@host[:port]/path", loc)
+	}
+	home, _ := os.UserHomeDir()
+	if opts.KnownHosts == "" {
+		opts.KnownHosts = filepath.Join(home, ".ssh", "known_hosts")
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	hostKeys, err := knownhosts.New(opts.KnownHosts)
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: read known_hosts: %w", loc, err)
+	}
+	var signers []ssh.Signer
+	if !opts.NoAgent {
+		if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
+			if c, err := net.Dial("unix", sock); err == nil {
+				defer c.Close()
+				if s, err := agent.NewClient(c).Signers(); err == nil {
+					signers = append(signers, s...)
+				}
+			}
+		}
+	}
+	ids := opts.IdentityFiles
+	if ids == nil {
+		for _, n := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
+			ids = append(ids, filepath.Join(home, ".ssh", n))
+		}
+	}
+	for _, p := range ids {
+		b, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) && opts.IdentityFiles == nil {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("connect %s: read identity: %w", loc, err)
+		}
+		s, err := ssh.ParsePrivateKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("connect %s: parse identity %s: %w", loc, p, err)
+		}
+		signers = append(signers, s)
+	}
+	user := u.User.Username()
+	if user == "" {
+		user = os.Getenv("USER")
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "22")
+	}
+	cfg := &ssh.ClientConfig{
+		User:            user,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signers...)},
+		HostKeyCallback: hostKeys,
+		Timeout:         opts.Timeout,
+	}
+	d := net.Dialer{Timeout: opts.Timeout}
+	nc, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %w", loc, err)
+	}
+	_ = nc.SetDeadline(time.Now().Add(opts.Timeout))
+	sc, chans, reqs, err := ssh.NewClientConn(nc, host, cfg)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("connect %s: %w", loc, err)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	conn := ssh.NewClient(sc, chans, reqs)
+	client, err := sftp.NewClient(conn, sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true), sftp.MaxConcurrentRequestsPerFile(64))
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("connect %s: start sftp: %w", loc, err)
+	}
+	return &SFTP{loc: loc, root: path.Clean(u.Path), conn: conn, client: client}, nil
+}
+
+// Location returns the URL without credentials.
+func (s *SFTP) Location() string { return s.loc }
+
+func (s *SFTP) path(h Handle) string { return path.Join(s.root, h.relPath()) }
+
+// Create makes the repository directories.
+func (s *SFTP) Create(ctx context.Context) error {
+	if _, err := s.client.Stat(s.path(Handle{Type: Config})); err == nil {
+		return fmt.Errorf("create repository %s: %w", s.loc, fs.ErrExist)
+	}
+	for _, t := range Types {
+		if err := s.client.MkdirAll(path.Join(s.root, string(t))); err != nil {
+			return fmt.Errorf("create repository %s: %w", s.loc, err)
+		}
+	}
+	for i := range 256 {
+		if err := s.client.MkdirAll(path.Join(s.root, "data", fmt.Sprintf("%02x", i))); err != nil {
+			return fmt.Errorf("create repository %s: %w", s.loc, err)
+		}
+	}
+	return nil
+}
+
+// Save writes a temporary file, fsyncs it (fsync@openssh.com) and renames
+// it into place with posix-rename@openssh.com.
+func (s *SFTP) Save(ctx context.Context, h Handle, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	final := s.path(h)
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := path.Join(path.Dir(final), ".tmp-"+hex.EncodeToString(rnd[:]))
+	f, err := s.client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		if mkErr := s.client.MkdirAll(path.Dir(final)); mkErr == nil {
+			f, err = s.client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("save %s: %w", h, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+		var se *sftp.StatusError
+		if errors.As(err, &se) && se.FxCode() == sftp.ErrSSHFxOpUnsupported {
+			err = nil // server without fsync@openssh.com
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = s.client.PosixRename(tmp, final)
+	}
+	if err != nil {
+		_ = s.client.Remove(tmp)
+		return fmt.Errorf("save %s: %w", h, err)
+	}
+	return nil
+}
+
+// Load reads part or all of h.
+func (s *SFTP) Load(ctx context.Context, h Handle, offset int64, length int) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := s.client.Open(s.path(h))
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", h, mapErr(err))
+	}
+	defer f.Close()
+	if length <= 0 {
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", h, err)
+		}
+		length = int(fi.Size() - offset)
+		if length < 0 {
+			return nil, fmt.Errorf("load %s: offset %d beyond end %d", h, offset, fi.Size())
+		}
+	}
+	buf := make([]byte, length)
+	n, err := f.ReadAt(buf, offset)
+	if err != nil && !(errors.Is(err, io.EOF) && n == length) {
+		return nil, fmt.Errorf("load %s at %d+%d: %w", h, offset, length, err)
+	}
+	return buf, nil
+}
+
+// Stat returns the size of h.
+func (s *SFTP) Stat(ctx context.Context, h Handle) (int64, error) {
+	fi, err := s.client.Stat(s.path(h))
+	if err != nil {
+		return 0, fmt.Errorf("stat %s: %w", h, mapErr(err))
+	}
+	return fi.Size(), nil
+}
+
+// List calls fn for each file of type t.
+func (s *SFTP) List(ctx context.Context, t FileType, fn func(string, int64) error) error {
+	w := s.client.Walk(path.Join(s.root, string(t)))
+	for w.Step() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := w.Err(); err != nil {
+			if errors.Is(mapErr(err), fs.ErrNotExist) {
+				continue
+			}
+			return fmt.Errorf("list %s: %w", t, err)
+		}
+		fi := w.Stat()
+		if fi.IsDir() || isTemp(fi.Name()) {
+			continue
+		}
+		if err := fn(fi.Name(), fi.Size()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Remove deletes h.
+func (s *SFTP) Remove(ctx context.Context, h Handle) error {
+	if err := s.client.Remove(s.path(h)); err != nil {
+		return fmt.Errorf("remove %s: %w", h, mapErr(err))
+	}
+	return nil
+}
+
+// Close ends the SFTP session and the SSH connection.
+func (s *SFTP) Close() error {
+	err := s.client.Close()
+	if cerr := s.conn.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func mapErr(err error) error {
+	var se *sftp.StatusError
+	if errors.As(err, &se) && se.FxCode() == sftp.ErrSSHFxNoSuchFile {
+		return fmt.Errorf("%w: %s", fs.ErrNotExist, strconv.Quote(se.Error()))
+	}
+	return err
+}

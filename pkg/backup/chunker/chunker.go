@@ -1,0 +1,152 @@
+package chunker
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+
+	"github.com/zeebo/blake3"
+)
+
+// Params fixes chunk sizes for a repository. They are stored in the
+// repository config and never change, or deduplication against older
+// snapshots would stop working.
+type Params struct {
+	Min int `json:"min"` // no boundary before Min bytes
+	Avg int `json:"avg"` // expected chunk size, a power of two
+	Max int `json:"max"` // a boundary is forced at Max bytes
+}
+
+// DefaultParams: 512 KiB minimum, 1 MiB average, 8 MiB maximum.
+func DefaultParams() Params { return Params{Min: 512 << 10, Avg: 1 << 20, Max: 8 << 20} }
+
+// Validate checks p for sizes the chunker supports.
+func (p Params) Validate() error {
+	switch {
+	case p.Min < 64 || p.Avg <= p.Min || p.Max <= p.Avg:
+		return fmt.Errorf("chunk sizes min=%d avg=%d max=%d must satisfy 64 <= min < avg < max", p.Min, p.Avg, p.Max)
+	case p.Avg&(p.Avg-1) != 0:
+		return fmt.Errorf("average chunk size %d is not a power of two", p.Avg)
+	case p.Max > 64<<20:
+		return fmt.Errorf("maximum chunk size %d above 64 MiB", p.Max)
+	}
+	return nil
+}
+
+// Chunker finds chunk boundaries. It is immutable and safe for concurrent use.
+type Chunker struct {
+	gear         [256]uint64
+	p            Params
+	maskS, maskL uint64
+}
+
+// New returns a chunker whose gear table is derived from seed.
+func New(seed [32]byte, p Params) (*Chunker, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Chunker{p: p}
+	var table [256 * 8]byte
+	h := blake3.NewDeriveKey("hostd backup chunker gear table v1")
+	_, _ = h.Write(seed[:])
+	if _, err := h.Digest().Read(table[:]); err != nil {
+		return nil, fmt.Errorf("derive gear table: %w", err)
+	}
+	for i := range c.gear {
+		var v uint64
+		for j := range 8 {
+			v |= uint64(table[i*8+j]) << (8 * j)
+		}
+		c.gear[i] = v
+	}
+	avgBits := bits.TrailingZeros(uint(p.Avg))
+	// Normalized chunking (FastCDC level 2): a harder mask before the
+	// average size, an easier one after it. Masks use the high bits, which
+	// carry the most history of a left-shifting gear hash.
+	c.maskS = topMask(avgBits + 2)
+	c.maskL = topMask(avgBits - 2)
+	return c, nil
+}
+
+func topMask(n int) uint64 {
+	if n < 1 {
+		n = 1
+	}
+	return ^uint64(0) << (64 - n)
+}
+
+// Params returns the sizes c was built with.
+func (c *Chunker) Params() Params { return c.p }
+
+// Cut returns the length of the first chunk of b. Unless eof is set, b must
+// hold at least Max bytes (Cut panics otherwise); with eof, b is the whole
+// rest of the stream and a final short chunk is returned.
+func (c *Chunker) Cut(b []byte, eof bool) int {
+	n := len(b)
+	if !eof && n < c.p.Max {
+		panic("chunker: Cut needs Max bytes before end of stream")
+	}
+	if n <= c.p.Min {
+		return n
+	}
+	if n > c.p.Max {
+		n = c.p.Max
+	}
+	normal := min(c.p.Avg, n)
+	var h uint64
+	i := c.p.Min
+	gear := &c.gear
+	for ; i < normal; i++ {
+		h = (h << 1) + gear[b[i]]
+		if h&c.maskS == 0 {
+			return i + 1
+		}
+	}
+	for ; i < n; i++ {
+		h = (h << 1) + gear[b[i]]
+		if h&c.maskL == 0 {
+			return i + 1
+		}
+	}
+	return n
+}
+
+// Split reads r to the end and calls fn with each chunk in order. buf is
+// the read buffer (at least 2*Max is efficient; nil allocates one); the
+// chunk passed to fn is only valid during the call.
+func (c *Chunker) Split(r io.Reader, buf []byte, fn func(chunk []byte) error) error {
+	if len(buf) < c.p.Max {
+		buf = make([]byte, 2*c.p.Max)
+	}
+	start, end := 0, 0
+	eof := false
+	for {
+		if !eof && end-start < c.p.Max {
+			if start > 0 {
+				end = copy(buf, buf[start:end])
+				start = 0
+			}
+			for end < len(buf) && !eof {
+				n, err := r.Read(buf[end:])
+				end += n
+				if errors.Is(err, io.EOF) {
+					eof = true
+				} else if err != nil {
+					return err
+				}
+				if n == 0 && err == nil && end-start >= c.p.Max {
+					break
+				}
+			}
+		}
+		if start == end {
+			return nil
+		}
+		n := c.Cut(buf[start:end], eof)
+		if err := fn(buf[start : start+n]); err != nil {
+			return err
+		}
+		start += n
+	}
+}

@@ -1,0 +1,258 @@
+package crypto
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/zeebo/blake3"
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Sizes of the primitives.
+const (
+	KeySize   = 32
+	NonceSize = chacha20poly1305.NonceSizeX
+	Overhead  = NonceSize + chacha20poly1305.Overhead // bytes added by Seal
+	IDSize    = 32
+)
+
+// ErrUnauthenticated is returned when a ciphertext fails authentication:
+// the data was changed, truncated or encrypted with another key.
+var ErrUnauthenticated = errors.New("ciphertext verification failed")
+
+// ID names a blob (keyed BLAKE3 of its plaintext) or a repository file.
+type ID [IDSize]byte
+
+// String returns the lowercase hex form of id.
+func (id ID) String() string { return hex.EncodeToString(id[:]) }
+
+// Short returns the first 8 hex digits of id.
+func (id ID) Short() string { return hex.EncodeToString(id[:4]) }
+
+// IsNull reports whether id is all zero.
+func (id ID) IsNull() bool { return id == ID{} }
+
+// MarshalText encodes id as hex.
+func (id ID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText decodes a hex id.
+func (id *ID) UnmarshalText(b []byte) error {
+	p, err := ParseID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = p
+	return nil
+}
+
+// ParseID decodes a 64-digit hex id.
+func ParseID(s string) (ID, error) {
+	var id ID
+	if len(s) != 2*IDSize {
+		return id, fmt.Errorf("invalid id %q: want %d hex digits", s, 2*IDSize)
+	}
+	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
+		return id, fmt.Errorf("invalid id %q: %w", s, err)
+	}
+	return id, nil
+}
+
+// RandomID returns a random ID, used to name lock and key files.
+func RandomID() ID {
+	var id ID
+	if _, err := rand.Read(id[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return id
+}
+
+// Key is a repository master key. It is created once by init, stored only
+// wrapped by passphrase-derived keys, and never changes for a repository.
+type Key struct {
+	Encrypt [KeySize]byte // XChaCha20-Poly1305 key for every blob and file
+	IDKey   [KeySize]byte // key of the keyed BLAKE3 hash naming blobs
+	Chunker [KeySize]byte // seed of the chunker's gear table
+
+	aead   aeadCipher
+	hasher *blake3.Hasher
+}
+
+type aeadCipher interface {
+	Seal(dst, nonce, plaintext, additionalData []byte) []byte
+	Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
+}
+
+// NewRandomKey generates a fresh master key.
+func NewRandomKey() (*Key, error) {
+	k := &Key{}
+	for _, b := range [][]byte{k.Encrypt[:], k.IDKey[:], k.Chunker[:]} {
+		if _, err := rand.Read(b); err != nil {
+			return nil, fmt.Errorf("generate master key: %w", err)
+		}
+	}
+	if err := k.init(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func (k *Key) init() error {
+	a, err := chacha20poly1305.NewX(k.Encrypt[:])
+	if err != nil {
+		return fmt.Errorf("init cipher: %w", err)
+	}
+	h, err := blake3.NewKeyed(k.IDKey[:])
+	if err != nil {
+		return fmt.Errorf("init keyed hash: %w", err)
+	}
+	k.aead, k.hasher = a, h
+	return nil
+}
+
+type keyJSON struct {
+	Encrypt []byte `json:"encrypt"`
+	IDKey   []byte `json:"id_key"`
+	Chunker []byte `json:"chunker"`
+}
+
+// MarshalJSON encodes the key material; only ever stored encrypted.
+func (k *Key) MarshalJSON() ([]byte, error) {
+	return json.Marshal(keyJSON{k.Encrypt[:], k.IDKey[:], k.Chunker[:]})
+}
+
+// UnmarshalJSON decodes key material written by MarshalJSON.
+func (k *Key) UnmarshalJSON(b []byte) error {
+	var j keyJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return fmt.Errorf("decode master key: %w", err)
+	}
+	if len(j.Encrypt) != KeySize || len(j.IDKey) != KeySize || len(j.Chunker) != KeySize {
+		return errors.New("decode master key: wrong key length")
+	}
+	copy(k.Encrypt[:], j.Encrypt)
+	copy(k.IDKey[:], j.IDKey)
+	copy(k.Chunker[:], j.Chunker)
+	return k.init()
+}
+
+// Seal appends nonce || ciphertext || tag of plaintext to dst.
+func (k *Key) Seal(dst, plaintext []byte) []byte {
+	return sealWith(k.aead, dst, plaintext)
+}
+
+// Open authenticates and decrypts a Seal output, appending the plaintext
+// to dst.
+func (k *Key) Open(dst, sealed []byte) ([]byte, error) {
+	return openWith(k.aead, dst, sealed)
+}
+
+// ID returns the keyed BLAKE3 hash of data. Safe for concurrent use.
+func (k *Key) ID(data []byte) ID {
+	h := k.hasher.Clone()
+	_, _ = h.Write(data)
+	var id ID
+	h.Sum(id[:0])
+	return id
+}
+
+func sealWith(a aeadCipher, dst, plaintext []byte) []byte {
+	var nonce [NonceSize]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	dst = append(dst, nonce[:]...)
+	return a.Seal(dst, nonce[:], plaintext, nil)
+}
+
+func openWith(a aeadCipher, dst, sealed []byte) ([]byte, error) {
+	if len(sealed) < Overhead {
+		return nil, ErrUnauthenticated
+	}
+	out, err := a.Open(dst, sealed[:NonceSize], sealed[NonceSize:], nil)
+	if err != nil {
+		return nil, ErrUnauthenticated
+	}
+	return out, nil
+}
+
+// KDFParams are the argon2id parameters stored in a key file.
+type KDFParams struct {
+	Time      uint32 `json:"time"`
+	MemoryKiB uint32 `json:"memory_kib"`
+	Threads   uint8  `json:"threads"`
+	Salt      []byte `json:"salt"`
+}
+
+// DefaultKDFParams returns the argon2id parameters used by init and key
+// add: 3 passes over 64 MiB with 2 lanes, and a fresh random salt.
+func DefaultKDFParams() KDFParams {
+	return NewKDFParams(3, 64*1024, 2)
+}
+
+// NewKDFParams returns argon2id parameters with a fresh random salt.
+func NewKDFParams(time, memoryKiB uint32, threads uint8) KDFParams {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return KDFParams{Time: time, MemoryKiB: memoryKiB, Threads: threads, Salt: salt}
+}
+
+// Validate rejects parameters that are unsafe or absurd (a key file is
+// untrusted input).
+func (p KDFParams) Validate() error {
+	switch {
+	case p.Time < 1 || p.Time > 100:
+		return fmt.Errorf("argon2id time %d out of range 1..100", p.Time)
+	case p.MemoryKiB < 8 || p.MemoryKiB > 4<<20:
+		return fmt.Errorf("argon2id memory %d KiB out of range 8..4194304", p.MemoryKiB)
+	case p.Threads < 1:
+		return fmt.Errorf("argon2id threads must be at least 1")
+	case len(p.Salt) < 16 || len(p.Salt) > 64:
+		return fmt.Errorf("argon2id salt of %d bytes, want 16..64", len(p.Salt))
+	}
+	return nil
+}
+
+// WrappingKey derives the key-encryption key from a passphrase.
+type WrappingKey struct{ aead aeadCipher }
+
+// DeriveWrappingKey runs argon2id over password with p.
+func DeriveWrappingKey(password []byte, p KDFParams) (*WrappingKey, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	k := argon2.IDKey(password, p.Salt, p.Time, p.MemoryKiB, p.Threads, KeySize)
+	a, err := chacha20poly1305.NewX(k)
+	if err != nil {
+		return nil, fmt.Errorf("init cipher: %w", err)
+	}
+	return &WrappingKey{aead: a}, nil
+}
+
+// Wrap encrypts the master key.
+func (w *WrappingKey) Wrap(k *Key) ([]byte, error) {
+	b, err := k.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return sealWith(w.aead, nil, b), nil
+}
+
+// Unwrap decrypts a master key; ErrUnauthenticated means a wrong passphrase
+// (or a damaged key file).
+func (w *WrappingKey) Unwrap(sealed []byte) (*Key, error) {
+	b, err := openWith(w.aead, nil, sealed)
+	if err != nil {
+		return nil, err
+	}
+	k := &Key{}
+	if err := k.UnmarshalJSON(b); err != nil {
+		return nil, err
+	}
+	return k, nil
+}

@@ -1,0 +1,79 @@
+package repository
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hostd/hostd/pkg/backup/chunker"
+	"github.com/hostd/hostd/pkg/backup/crypto"
+)
+
+// Config is the repository's fixed parameters, stored encrypted in the
+// file "config".
+type Config struct {
+	Version     int            `json:"version"`
+	ID          ID             `json:"id"`
+	Chunker     chunker.Params `json:"chunker"`
+	Compression int            `json:"compression"` // zstd level 1..19; 0 stores uncompressed
+	PackSize    int            `json:"pack_size"`   // target pack size in bytes
+}
+
+// DefaultConfig: zstd level 3, 1 MiB average chunks, 16 MiB packs.
+func DefaultConfig() Config {
+	return Config{Version: 1, ID: crypto.RandomID(), Chunker: chunker.DefaultParams(), Compression: 3, PackSize: 16 << 20}
+}
+
+// Validate checks parameters read from an untrusted file.
+func (c Config) Validate() error {
+	if c.Version != 1 {
+		return fmt.Errorf("unsupported repository version %d", c.Version)
+	}
+	if err := c.Chunker.Validate(); err != nil {
+		return err
+	}
+	if c.Compression < 0 || c.Compression > 22 {
+		return fmt.Errorf("compression level %d out of range 0..22", c.Compression)
+	}
+	if c.PackSize < 1<<16 || c.PackSize > 1<<30 {
+		return fmt.Errorf("pack size %d out of range 64 KiB..1 GiB", c.PackSize)
+	}
+	return nil
+}
+
+// DecodeConfig parses and validates config JSON.
+func DecodeConfig(b []byte) (Config, error) {
+	var c Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("decode config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("decode config: %w", err)
+	}
+	return c, nil
+}
+
+// KeyFile is the plaintext JSON of a file under keys/: argon2id
+// parameters and the master key sealed with the key they derive.
+type KeyFile struct {
+	Created  time.Time        `json:"created"`
+	Hostname string           `json:"hostname,omitempty"`
+	Username string           `json:"username,omitempty"`
+	KDF      crypto.KDFParams `json:"kdf"`
+	Data     []byte           `json:"data"`
+}
+
+// DecodeKeyFile parses and validates key file JSON.
+func DecodeKeyFile(b []byte) (*KeyFile, error) {
+	var k KeyFile
+	if err := json.Unmarshal(b, &k); err != nil {
+		return nil, fmt.Errorf("decode key file: %w", err)
+	}
+	if err := k.KDF.Validate(); err != nil {
+		return nil, fmt.Errorf("decode key file: %w", err)
+	}
+	if len(k.Data) < crypto.Overhead {
+		return nil, fmt.Errorf("decode key file: sealed key too short")
+	}
+	return &k, nil
+}

@@ -1,0 +1,178 @@
+package repository
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Location says where a blob is stored.
+type Location struct {
+	Pack       ID
+	Offset     uint32
+	Length     uint32
+	RawLength  uint32
+	Compressed bool
+}
+
+type indexEntry struct {
+	pack       uint32 // position in Index.packs
+	offset     uint32
+	length     uint32
+	rawLength  uint32
+	compressed bool
+}
+
+// Index maps blobs to the packs holding them. Safe for concurrent use.
+type Index struct {
+	mu      sync.RWMutex
+	packs   []ID
+	packPos map[ID]uint32
+	blobs   map[BlobHandle]indexEntry
+}
+
+// NewIndex returns an empty index.
+func NewIndex() *Index {
+	return &Index{packPos: map[ID]uint32{}, blobs: map[BlobHandle]indexEntry{}}
+}
+
+// AddPack records the blobs of pack. A blob already known keeps its
+// first location.
+func (x *Index) AddPack(pack ID, blobs []PackBlob) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	p, ok := x.packPos[pack]
+	if !ok {
+		p = uint32(len(x.packs))
+		x.packs = append(x.packs, pack)
+		x.packPos[pack] = p
+	}
+	for _, b := range blobs {
+		if _, ok := x.blobs[b.BlobHandle]; ok {
+			continue
+		}
+		x.blobs[b.BlobHandle] = indexEntry{pack: p, offset: b.Offset, length: b.Length, rawLength: b.RawLength, compressed: b.Compressed}
+	}
+}
+
+// Has reports whether h is indexed.
+func (x *Index) Has(h BlobHandle) bool {
+	x.mu.RLock()
+	_, ok := x.blobs[h]
+	x.mu.RUnlock()
+	return ok
+}
+
+// Lookup returns where h is stored.
+func (x *Index) Lookup(h BlobHandle) (Location, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	e, ok := x.blobs[h]
+	if !ok {
+		return Location{}, false
+	}
+	return Location{Pack: x.packs[e.pack], Offset: e.offset, Length: e.length, RawLength: e.rawLength, Compressed: e.compressed}, true
+}
+
+// HasPack reports whether any indexed blob lives in pack.
+func (x *Index) HasPack(pack ID) bool {
+	x.mu.RLock()
+	_, ok := x.packPos[pack]
+	x.mu.RUnlock()
+	return ok
+}
+
+// Len returns the number of indexed blobs.
+func (x *Index) Len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.blobs)
+}
+
+// Packs returns every pack with the blobs the index places in it.
+func (x *Index) Packs() map[ID][]PackBlob {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make(map[ID][]PackBlob, len(x.packs))
+	for _, p := range x.packs {
+		out[p] = nil
+	}
+	for h, e := range x.blobs {
+		p := x.packs[e.pack]
+		out[p] = append(out[p], PackBlob{BlobHandle: h, Offset: e.offset, Length: e.length, RawLength: e.rawLength, Compressed: e.compressed})
+	}
+	for _, bs := range out {
+		sort.Slice(bs, func(i, j int) bool { return bs[i].Offset < bs[j].Offset })
+	}
+	return out
+}
+
+// indexFile is the JSON of an index file (before compression and
+// encryption).
+type indexFile struct {
+	Version int             `json:"version"`
+	Packs   []indexFilePack `json:"packs"`
+}
+
+type indexFilePack struct {
+	ID    ID              `json:"id"`
+	Blobs []indexFileBlob `json:"blobs"`
+}
+
+type indexFileBlob struct {
+	ID         ID       `json:"id"`
+	Type       BlobType `json:"type"`
+	Offset     uint32   `json:"offset"`
+	Length     uint32   `json:"length"`
+	RawLength  uint32   `json:"raw_length"`
+	Compressed bool     `json:"compressed,omitempty"`
+}
+
+// EncodeIndex returns the JSON of an index file listing packs.
+func EncodeIndex(packs map[ID][]PackBlob) ([]byte, error) {
+	f := indexFile{Version: 1}
+	ids := make([]ID, 0, len(packs))
+	for id := range packs {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return string(ids[i][:]) < string(ids[j][:]) })
+	for _, id := range ids {
+		p := indexFilePack{ID: id}
+		for _, b := range packs[id] {
+			p.Blobs = append(p.Blobs, indexFileBlob{ID: b.ID, Type: b.Type, Offset: b.Offset, Length: b.Length, RawLength: b.RawLength, Compressed: b.Compressed})
+		}
+		f.Packs = append(f.Packs, p)
+	}
+	return json.Marshal(f)
+}
+
+// DecodeIndex parses the JSON of an index file.
+func DecodeIndex(b []byte) (map[ID][]PackBlob, error) {
+	var f indexFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("decode index: %w", err)
+	}
+	if f.Version != 1 {
+		return nil, fmt.Errorf("decode index: unsupported version %d", f.Version)
+	}
+	out := make(map[ID][]PackBlob, len(f.Packs))
+	for _, p := range f.Packs {
+		bs := make([]PackBlob, 0, len(p.Blobs))
+		for i, b := range p.Blobs {
+			if b.Type > TreeBlob {
+				return nil, fmt.Errorf("decode index: pack %s blob %d: bad type %d", p.ID.Short(), i, b.Type)
+			}
+			if b.Length == 0 || uint64(b.Offset)+uint64(b.Length) > 1<<32-1 {
+				return nil, fmt.Errorf("decode index: pack %s blob %d: bad extent %d+%d", p.ID.Short(), i, b.Offset, b.Length)
+			}
+			bs = append(bs, PackBlob{BlobHandle: BlobHandle{Type: b.Type, ID: b.ID}, Offset: b.Offset, Length: b.Length, RawLength: b.RawLength, Compressed: b.Compressed})
+		}
+		out[p.ID] = append(out[p.ID], bs...)
+	}
+	return out, nil
+}
+
+// errNoIndex marks blobs missing from the index.
+var errNoIndex = errors.New("blob not in index")

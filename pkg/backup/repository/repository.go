@@ -1,0 +1,848 @@
+package repository
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/user"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hostd/hostd/pkg/backup/backend"
+	"github.com/hostd/hostd/pkg/backup/chunker"
+	"github.com/hostd/hostd/pkg/backup/crypto"
+)
+
+// Errors callers test with errors.Is.
+var (
+	ErrNotRepository = errors.New("not a repository (run init first)")
+	ErrWrongPassword = errors.New("wrong password or no key found")
+)
+
+// indexFlushPacks is how many new packs trigger writing an index file, so
+// a killed backup leaves most of its packs indexed.
+const indexFlushPacks = 16
+
+// Options tune opening or creating a repository.
+type Options struct {
+	Logger *slog.Logger     // default: discard
+	Now    func() time.Time // default: time.Now
+}
+
+func (o *Options) defaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Repository is an open, unlocked-by-default repository.
+type Repository struct {
+	be      backend.Backend
+	key     *crypto.Key
+	keyName string
+	cfg     Config
+	chunker *chunker.Chunker
+	log     *slog.Logger
+	now     func() time.Time
+
+	enc *zstd.Encoder
+	dec *zstd.Decoder
+
+	idx        *Index
+	indexFiles map[ID]bool   // index files loaded
+	indexErrs  map[ID]error  // index files that could not be read
+	adopted    int           // packs indexed from their headers at open
+
+	mu        sync.Mutex
+	cur       *packBuilder
+	pending   map[BlobHandle]struct{}
+	unindexed map[ID][]PackBlob // saved packs not yet in an index file
+	saveErr   error
+	stats     WriteStats
+	indexMu   sync.Mutex // serializes index file writes
+}
+
+// WriteStats counts what was written since Open.
+type WriteStats struct {
+	Blobs       int
+	BytesRaw    int64 // plaintext bytes of new blobs
+	BytesStored int64 // bytes of new blobs in packs
+	Packs       int
+}
+
+func newRepository(be backend.Backend, key *crypto.Key, cfg Config, o Options) (*Repository, error) {
+	ch, err := chunker.New(key.Chunker, cfg.Chunker)
+	if err != nil {
+		return nil, err
+	}
+	level := cfg.Compression
+	if level == 0 {
+		level = 1
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
+		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithZeroFrames(true), zstd.WithLowerEncoderMem(true))
+	if err != nil {
+		return nil, fmt.Errorf("init zstd: %w", err)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(256<<20))
+	if err != nil {
+		return nil, fmt.Errorf("init zstd: %w", err)
+	}
+	return &Repository{
+		be: be, key: key, cfg: cfg, chunker: ch, log: o.Logger, now: o.Now,
+		enc: enc, dec: dec, idx: NewIndex(),
+		indexFiles: map[ID]bool{}, indexErrs: map[ID]error{},
+		pending: map[BlobHandle]struct{}{}, unindexed: map[ID][]PackBlob{},
+	}, nil
+}
+
+// Create initialises an empty repository in be with a new master key
+// wrapped by password.
+func Create(ctx context.Context, be backend.Backend, password []byte, cfg Config, kdf crypto.KDFParams, o Options) (*Repository, error) {
+	o.defaults()
+	if len(password) == 0 {
+		return nil, errors.New("init repository: empty password")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("init repository: %w", err)
+	}
+	if _, err := be.Stat(ctx, backend.Handle{Type: backend.Config}); err == nil {
+		return nil, fmt.Errorf("init repository %s: already initialised", be.Location())
+	}
+	key, err := crypto.NewRandomKey()
+	if err != nil {
+		return nil, err
+	}
+	if err := be.Create(ctx); err != nil {
+		return nil, err
+	}
+	r, err := newRepository(be, key, cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	name, err := r.AddKey(ctx, password, kdf)
+	if err != nil {
+		return nil, err
+	}
+	r.keyName = name
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// The config is written last: a repository without one is not a
+	// repository, so a crashed init can simply be repeated.
+	if err := be.Save(ctx, backend.Handle{Type: backend.Config}, r.encryptFile(b)); err != nil {
+		return nil, fmt.Errorf("init repository: %w", err)
+	}
+	return r, nil
+}
+
+// Open unlocks the repository in be with password and loads its index.
+func Open(ctx context.Context, be backend.Backend, password []byte, o Options) (*Repository, error) {
+	o.defaults()
+	raw, err := be.Load(ctx, backend.Handle{Type: backend.Config}, 0, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("open repository %s: %w", be.Location(), ErrNotRepository)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
+	}
+	key, keyName, err := findKey(ctx, be, password)
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
+	}
+	plain, err := decryptFile(key, nil, raw)
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: read config: %w", be.Location(), err)
+	}
+	cfg, err := DecodeConfig(plain)
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
+	}
+	r, err := newRepository(be, key, cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	r.keyName = keyName
+	if err := r.LoadIndex(ctx); err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
+	}
+	return r, nil
+}
+
+func findKey(ctx context.Context, be backend.Backend, password []byte) (*crypto.Key, string, error) {
+	var names []string
+	if err := be.List(ctx, backend.Key, func(name string, _ int64) error {
+		names = append(names, name)
+		return nil
+	}); err != nil {
+		return nil, "", fmt.Errorf("list keys: %w", err)
+	}
+	if len(names) == 0 {
+		return nil, "", fmt.Errorf("no key files: %w", ErrNotRepository)
+	}
+	for _, n := range names {
+		b, err := be.Load(ctx, backend.Handle{Type: backend.Key, Name: n}, 0, 0)
+		if err != nil {
+			return nil, "", err
+		}
+		kf, err := DecodeKeyFile(b)
+		if err != nil {
+			continue
+		}
+		w, err := crypto.DeriveWrappingKey(password, kf.KDF)
+		if err != nil {
+			continue
+		}
+		if k, err := w.Unwrap(kf.Data); err == nil {
+			return k, n, nil
+		}
+	}
+	return nil, "", ErrWrongPassword
+}
+
+// AddKey stores a new key file wrapping the master key with password and
+// returns its name.
+func (r *Repository) AddKey(ctx context.Context, password []byte, kdf crypto.KDFParams) (string, error) {
+	if len(password) == 0 {
+		return "", errors.New("add key: empty password")
+	}
+	w, err := crypto.DeriveWrappingKey(password, kdf)
+	if err != nil {
+		return "", fmt.Errorf("add key: %w", err)
+	}
+	sealed, err := w.Wrap(r.key)
+	if err != nil {
+		return "", fmt.Errorf("add key: %w", err)
+	}
+	host, _ := os.Hostname()
+	kf := KeyFile{Created: r.now().UTC(), Hostname: host, Username: currentUser(), KDF: kdf, Data: sealed}
+	b, err := json.Marshal(kf)
+	if err != nil {
+		return "", err
+	}
+	name := fileID(b).String()
+	if err := r.be.Save(ctx, backend.Handle{Type: backend.Key, Name: name}, b); err != nil {
+		return "", fmt.Errorf("add key: %w", err)
+	}
+	return name, nil
+}
+
+// RemoveKey deletes the key file name; the key in use cannot be removed.
+func (r *Repository) RemoveKey(ctx context.Context, name string) error {
+	if name == r.keyName {
+		return errors.New("remove key: refusing to remove the key in use")
+	}
+	return r.be.Remove(ctx, backend.Handle{Type: backend.Key, Name: name})
+}
+
+// KeyName returns the name of the key file that opened the repository.
+func (r *Repository) KeyName() string { return r.keyName }
+
+// Keys lists key files.
+func (r *Repository) Keys(ctx context.Context) ([]string, error) {
+	var names []string
+	err := r.be.List(ctx, backend.Key, func(n string, _ int64) error { names = append(names, n); return nil })
+	sort.Strings(names)
+	return names, err
+}
+
+// Config returns the repository parameters.
+func (r *Repository) Config() Config { return r.cfg }
+
+// Backend returns the storage backend.
+func (r *Repository) Backend() backend.Backend { return r.be }
+
+// Chunker returns the repository's chunker.
+func (r *Repository) Chunker() *chunker.Chunker { return r.chunker }
+
+// Key returns the master key.
+func (r *Repository) Key() *crypto.Key { return r.key }
+
+// Index returns the in-memory index.
+func (r *Repository) Index() *Index { return r.idx }
+
+// IndexErrors returns index files that could not be read at load time.
+func (r *Repository) IndexErrors() map[ID]error { return r.indexErrs }
+
+// IndexFiles returns the index files loaded.
+func (r *Repository) IndexFiles() []ID {
+	out := make([]ID, 0, len(r.indexFiles))
+	for id := range r.indexFiles {
+		out = append(out, id)
+	}
+	return out
+}
+
+// Stats returns what was written since Open.
+func (r *Repository) Stats() WriteStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
+}
+
+// Close releases the compressor.
+func (r *Repository) Close() error {
+	r.enc.Close()
+	r.dec.Close()
+	return r.be.Close()
+}
+
+func fileID(b []byte) ID { return sha256.Sum256(b) }
+
+func currentUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return ""
+}
+
+// encryptFile seals a metadata file: 1 format byte (0 raw, 1 zstd), then
+// the payload.
+func (r *Repository) encryptFile(plain []byte) []byte {
+	buf := make([]byte, 1, len(plain)/2+64)
+	buf[0] = 1
+	buf = r.enc.EncodeAll(plain, buf)
+	return r.key.Seal(make([]byte, 0, len(buf)+crypto.Overhead), buf)
+}
+
+func decryptFile(k *crypto.Key, dec *zstd.Decoder, sealed []byte) ([]byte, error) {
+	b, err := k.Open(nil, sealed)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) == 0 {
+		return nil, errors.New("empty payload")
+	}
+	switch b[0] {
+	case 0:
+		return b[1:], nil
+	case 1:
+		if dec == nil {
+			d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(256<<20))
+			if err != nil {
+				return nil, err
+			}
+			defer d.Close()
+			dec = d
+		}
+		out, err := dec.DecodeAll(b[1:], nil)
+		if err != nil {
+			return nil, fmt.Errorf("decompress: %w", err)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("unknown payload format %d", b[0])
+}
+
+// DecryptFile decrypts a metadata file loaded from the backend.
+func (r *Repository) DecryptFile(sealed []byte) ([]byte, error) {
+	return decryptFile(r.key, r.dec, sealed)
+}
+
+// SaveFile encrypts plain and stores it as a file of type t named by the
+// SHA-256 of the stored bytes.
+func (r *Repository) SaveFile(ctx context.Context, t backend.FileType, plain []byte) (ID, error) {
+	b := r.encryptFile(plain)
+	id := fileID(b)
+	if err := r.be.Save(ctx, backend.Handle{Type: t, Name: id.String()}, b); err != nil {
+		return id, err
+	}
+	return id, nil
+}
+
+// LoadFile loads, verifies and decrypts a metadata file.
+func (r *Repository) LoadFile(ctx context.Context, t backend.FileType, id ID) ([]byte, error) {
+	h := backend.Handle{Type: t, Name: id.String()}
+	b, err := r.be.Load(ctx, h, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	if fileID(b) != id {
+		return nil, fmt.Errorf("%s: content does not match its name (damaged)", h)
+	}
+	plain, err := r.DecryptFile(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", h, err)
+	}
+	return plain, nil
+}
+
+// List returns the IDs of files of type t; names that are not IDs are
+// skipped.
+func (r *Repository) List(ctx context.Context, t backend.FileType) (map[ID]int64, error) {
+	out := map[ID]int64{}
+	err := r.be.List(ctx, t, func(name string, size int64) error {
+		if id, err := crypto.ParseID(name); err == nil {
+			out[id] = size
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", t, err)
+	}
+	return out, nil
+}
+
+// LoadIndex reads every index file. Unreadable index files are recorded
+// (see IndexErrors) and their packs indexed from the pack headers, so a
+// damaged index never hides intact data.
+func (r *Repository) LoadIndex(ctx context.Context) error {
+	ids, err := r.List(ctx, backend.Index)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for id := range ids {
+		if r.indexFiles[id] {
+			continue
+		}
+		g.Go(func() error {
+			b, err := r.LoadFile(gctx, backend.Index, id)
+			var packs map[ID][]PackBlob
+			if err == nil {
+				packs, err = DecodeIndex(b)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				r.indexErrs[id] = err
+				r.log.Warn("index file unreadable, indexing packs from their headers", "index", id.Short(), "err", err)
+				return nil
+			}
+			r.indexFiles[id] = true
+			for p, bs := range packs {
+				r.idx.AddPack(p, bs)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if len(r.indexErrs) > 0 {
+		n, err := r.AdoptPacks(ctx)
+		if err != nil {
+			return err
+		}
+		r.adopted = n
+	}
+	return nil
+}
+
+// AdoptPacks indexes (in memory, and in the next index file written) every
+// pack that no index file names: the packs of an interrupted backup, or
+// those of a damaged index file. It returns how many packs it adopted.
+func (r *Repository) AdoptPacks(ctx context.Context) (int, error) {
+	packs, err := r.List(ctx, backend.Pack)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for id, size := range packs {
+		if r.idx.HasPack(id) {
+			continue
+		}
+		blobs, err := r.LoadPackHeader(ctx, id, size)
+		if err != nil {
+			r.log.Warn("pack not indexed and unreadable, prune removes it", "pack", id.Short(), "err", err)
+			continue
+		}
+		r.idx.AddPack(id, blobs)
+		r.mu.Lock()
+		r.unindexed[id] = blobs
+		r.mu.Unlock()
+		n++
+	}
+	return n, nil
+}
+
+// LoadPackHeader reads and decrypts the header of pack id of size bytes.
+func (r *Repository) LoadPackHeader(ctx context.Context, id ID, size int64) ([]PackBlob, error) {
+	h := backend.Handle{Type: backend.Pack, Name: id.String()}
+	tailLen := min(size, 64<<10)
+	tail, err := r.be.Load(ctx, h, size-tailLen, int(tailLen))
+	if err != nil {
+		return nil, err
+	}
+	return r.decodePackTail(tail, size)
+}
+
+func (r *Repository) decodePackTail(tail []byte, size int64) ([]PackBlob, error) {
+	off, hl, err := parsePackTrailer(tail, size)
+	if err != nil {
+		return nil, err
+	}
+	start := int64(len(tail)) - 4 - int64(hl)
+	if start < 0 {
+		return nil, fmt.Errorf("pack header of %d bytes beyond tail read", hl)
+	}
+	hdr, err := r.key.Open(nil, tail[start:len(tail)-4])
+	if err != nil {
+		return nil, fmt.Errorf("pack header: %w", err)
+	}
+	return DecodePackHeader(hdr, off)
+}
+
+// DecodePack verifies a whole pack file: its name, header and every blob.
+// It returns the header's blobs and, per blob, an error or nil.
+func (r *Repository) DecodePack(id ID, data []byte) ([]PackBlob, []error, error) {
+	if fileID(data) != id {
+		return nil, nil, errors.New("content does not match its name")
+	}
+	size := int64(len(data))
+	if size < 4 {
+		return nil, nil, errors.New("pack too short")
+	}
+	off, hl, err := parsePackTrailer(data[max(0, size-4):], size)
+	if err != nil {
+		return nil, nil, err
+	}
+	blobs, err := r.decodePackTail(data[off:], size-off)
+	if err != nil {
+		return nil, nil, err
+	}
+	_ = hl
+	errs := make([]error, len(blobs))
+	for i, b := range blobs {
+		_, errs[i] = r.decodeBlob(b.BlobHandle, data[b.Offset:b.Offset+b.Length], b.Compressed, b.RawLength, nil)
+	}
+	return blobs, errs, nil
+}
+
+// encodeBlob compresses (unless incompressible) and seals data.
+func (r *Repository) encodeBlob(data []byte) ([]byte, bool) {
+	if r.cfg.Compression > 0 && len(data) > 64 {
+		c := r.enc.EncodeAll(data, make([]byte, 0, len(data)))
+		if len(c) < len(data)-len(data)/32 {
+			return r.key.Seal(make([]byte, 0, len(c)+crypto.Overhead), c), true
+		}
+	}
+	return r.key.Seal(make([]byte, 0, len(data)+crypto.Overhead), data), false
+}
+
+func (r *Repository) decodeBlob(h BlobHandle, sealed []byte, compressed bool, rawLen uint32, buf []byte) ([]byte, error) {
+	p, err := r.key.Open(buf[:0], sealed)
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", h, err)
+	}
+	if compressed {
+		if rawLen > 1<<28 {
+			return nil, fmt.Errorf("blob %s: raw length %d too large", h, rawLen)
+		}
+		out, err := r.dec.DecodeAll(p, make([]byte, 0, rawLen))
+		if err != nil {
+			return nil, fmt.Errorf("blob %s: decompress: %w", h, err)
+		}
+		p = out
+	}
+	if uint32(len(p)) != rawLen {
+		return nil, fmt.Errorf("blob %s: length %d, index says %d", h, len(p), rawLen)
+	}
+	if r.key.ID(p) != h.ID {
+		return nil, fmt.Errorf("blob %s: content does not match its ID", h)
+	}
+	return p, nil
+}
+
+// LoadBlob reads, decrypts and verifies a blob. buf is reused when large
+// enough.
+func (r *Repository) LoadBlob(ctx context.Context, h BlobHandle, buf []byte) ([]byte, error) {
+	loc, ok := r.idx.Lookup(h)
+	if !ok {
+		return nil, fmt.Errorf("load blob %s: %w", h, errNoIndex)
+	}
+	sealed, err := r.be.Load(ctx, backend.Handle{Type: backend.Pack, Name: loc.Pack.String()}, int64(loc.Offset), int(loc.Length))
+	if err != nil {
+		return nil, fmt.Errorf("load blob %s: %w", h, err)
+	}
+	return r.decodeBlob(h, sealed, loc.Compressed, loc.RawLength, buf)
+}
+
+// DecodeBlobAt decodes a blob from already loaded bytes at loc (used by
+// the restorer, which reads packs in ranges).
+func (r *Repository) DecodeBlobAt(h BlobHandle, sealed []byte, loc Location, buf []byte) ([]byte, error) {
+	return r.decodeBlob(h, sealed, loc.Compressed, loc.RawLength, buf)
+}
+
+// HasBlob reports whether h is stored or being stored.
+func (r *Repository) HasBlob(h BlobHandle) bool {
+	if r.idx.Has(h) {
+		return true
+	}
+	r.mu.Lock()
+	_, ok := r.pending[h]
+	r.mu.Unlock()
+	return ok
+}
+
+// SaveBlob stores data as a blob of type t unless the repository already
+// has it. It returns the blob ID and whether the blob was new. Safe for
+// concurrent use; compression and encryption run in the caller's
+// goroutine, and the caller that fills a pack writes it.
+func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte) (ID, bool, error) {
+	h := BlobHandle{Type: t, ID: r.key.ID(data)}
+	if r.idx.Has(h) {
+		return h.ID, false, nil
+	}
+	r.mu.Lock()
+	if r.saveErr != nil {
+		err := r.saveErr
+		r.mu.Unlock()
+		return h.ID, false, err
+	}
+	if _, ok := r.pending[h]; ok {
+		r.mu.Unlock()
+		return h.ID, false, nil
+	}
+	r.pending[h] = struct{}{}
+	r.mu.Unlock()
+
+	sealed, compressed := r.encodeBlob(data)
+
+	r.mu.Lock()
+	if r.cur == nil {
+		r.cur = &packBuilder{buf: make([]byte, 0, r.cfg.PackSize+r.cfg.PackSize/4)}
+	}
+	r.cur.add(h, sealed, len(data), compressed)
+	r.stats.Blobs++
+	r.stats.BytesRaw += int64(len(data))
+	r.stats.BytesStored += int64(len(sealed))
+	var full *packBuilder
+	if len(r.cur.buf) >= r.cfg.PackSize {
+		full, r.cur = r.cur, nil
+	}
+	r.mu.Unlock()
+	if full != nil {
+		if err := r.savePack(ctx, full); err != nil {
+			return h.ID, true, err
+		}
+	}
+	return h.ID, true, nil
+}
+
+// savePack writes a finished pack. It runs to completion even when ctx is
+// cancelled, so a cancelled backup still keeps what it had packed.
+func (r *Repository) savePack(ctx context.Context, p *packBuilder) error {
+	ctx = context.WithoutCancel(ctx)
+	data, id := p.finish(r.key)
+	err := r.be.Save(ctx, backend.Handle{Type: backend.Pack, Name: id.String()}, data)
+	r.mu.Lock()
+	if err != nil {
+		err = fmt.Errorf("save pack %s: %w", id.Short(), err)
+		if r.saveErr == nil {
+			r.saveErr = err
+		}
+		r.mu.Unlock()
+		return err
+	}
+	r.idx.AddPack(id, p.blobs)
+	for _, b := range p.blobs {
+		delete(r.pending, b.BlobHandle)
+	}
+	r.unindexed[id] = p.blobs
+	r.stats.Packs++
+	flush := len(r.unindexed) >= indexFlushPacks
+	r.mu.Unlock()
+	if flush {
+		return r.writeIndex(ctx)
+	}
+	return nil
+}
+
+// writeIndex writes an index file for the packs saved since the last one.
+func (r *Repository) writeIndex(ctx context.Context) error {
+	r.indexMu.Lock()
+	defer r.indexMu.Unlock()
+	r.mu.Lock()
+	packs := r.unindexed
+	r.unindexed = map[ID][]PackBlob{}
+	r.mu.Unlock()
+	if len(packs) == 0 {
+		return nil
+	}
+	b, err := EncodeIndex(packs)
+	if err == nil {
+		var id ID
+		id, err = r.SaveFile(context.WithoutCancel(ctx), backend.Index, b)
+		if err == nil {
+			r.mu.Lock()
+			r.indexFiles[id] = true
+			r.mu.Unlock()
+			return nil
+		}
+	}
+	r.mu.Lock()
+	for id, bs := range packs {
+		r.unindexed[id] = bs
+	}
+	r.mu.Unlock()
+	return fmt.Errorf("save index: %w", err)
+}
+
+// Flush writes the pack being filled and an index file for every pack not
+// yet indexed. It completes even if ctx is cancelled (checkpoint).
+func (r *Repository) Flush(ctx context.Context) error {
+	r.mu.Lock()
+	p := r.cur
+	r.cur = nil
+	err := r.saveErr
+	r.mu.Unlock()
+	if p != nil && len(p.blobs) > 0 {
+		if serr := r.savePack(ctx, p); err == nil {
+			err = serr
+		}
+	}
+	if ierr := r.writeIndex(ctx); err == nil {
+		err = ierr
+	}
+	return err
+}
+
+// SaveTree encodes and stores a tree blob.
+func (r *Repository) SaveTree(ctx context.Context, t *Tree) (ID, error) {
+	b, err := EncodeTree(t)
+	if err != nil {
+		return ID{}, err
+	}
+	id, _, err := r.SaveBlob(ctx, TreeBlob, b)
+	return id, err
+}
+
+// LoadTree loads and decodes a tree blob.
+func (r *Repository) LoadTree(ctx context.Context, id ID) (*Tree, error) {
+	b, err := r.LoadBlob(ctx, BlobHandle{Type: TreeBlob, ID: id}, nil)
+	if err != nil {
+		return nil, err
+	}
+	t, err := DecodeTree(b)
+	if err != nil {
+		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
+	}
+	return t, nil
+}
+
+// SaveSnapshot stores s and sets its ID.
+func (r *Repository) SaveSnapshot(ctx context.Context, s *Snapshot) (ID, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return ID{}, err
+	}
+	id, err := r.SaveFile(ctx, backend.Snapshot, b)
+	if err != nil {
+		return id, fmt.Errorf("save snapshot: %w", err)
+	}
+	s.id = id
+	return id, nil
+}
+
+// LoadSnapshot loads snapshot id.
+func (r *Repository) LoadSnapshot(ctx context.Context, id ID) (*Snapshot, error) {
+	b, err := r.LoadFile(ctx, backend.Snapshot, id)
+	if err != nil {
+		return nil, err
+	}
+	s, err := DecodeSnapshot(b)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", id.Short(), err)
+	}
+	s.id = id
+	return s, nil
+}
+
+// Snapshots loads every snapshot, sorted by time. Unreadable snapshot
+// files are returned in bad rather than failing the listing.
+func (r *Repository) Snapshots(ctx context.Context) (snaps []*Snapshot, bad map[ID]error, err error) {
+	ids, err := r.List(ctx, backend.Snapshot)
+	if err != nil {
+		return nil, nil, err
+	}
+	bad = map[ID]error{}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for id := range ids {
+		g.Go(func() error {
+			s, err := r.LoadSnapshot(gctx, id)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				bad[id] = err
+				return nil
+			}
+			snaps = append(snaps, s)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	sort.Slice(snaps, func(i, j int) bool {
+		if !snaps[i].Time.Equal(snaps[j].Time) {
+			return snaps[i].Time.Before(snaps[j].Time)
+		}
+		return strings.Compare(snaps[i].id.String(), snaps[j].id.String()) < 0
+	})
+	return snaps, bad, nil
+}
+
+// FindSnapshot resolves "latest" or a unique ID prefix.
+func (r *Repository) FindSnapshot(ctx context.Context, ref string) (*Snapshot, error) {
+	if ref == "" {
+		return nil, errors.New("find snapshot: empty reference")
+	}
+	if ref == "latest" {
+		snaps, _, err := r.Snapshots(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if len(snaps) == 0 {
+			return nil, errors.New("find snapshot latest: repository has no snapshots")
+		}
+		return snaps[len(snaps)-1], nil
+	}
+	ids, err := r.List(ctx, backend.Snapshot)
+	if err != nil {
+		return nil, err
+	}
+	var found []ID
+	for id := range ids {
+		if strings.HasPrefix(id.String(), strings.ToLower(ref)) {
+			found = append(found, id)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("find snapshot %q: no such snapshot", ref)
+	case 1:
+		return r.LoadSnapshot(ctx, found[0])
+	}
+	return nil, fmt.Errorf("find snapshot %q: prefix matches %d snapshots", ref, len(found))
+}
+
+// RemoveSnapshot deletes snapshot id.
+func (r *Repository) RemoveSnapshot(ctx context.Context, id ID) error {
+	return r.be.Remove(ctx, backend.Handle{Type: backend.Snapshot, Name: id.String()})
+}

@@ -1,0 +1,73 @@
+package containers
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/hostd/hostd/internal/api"
+)
+
+// LocalAPI implements service.LocalAPI:
+//
+//	GET  /v1/containers/status  StatusDetails
+//	POST /v1/containers/prune   PruneRequest -> Report
+func (s *Service) LocalAPI() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/containers/status", s.handleStatus)
+	mux.Handle("POST /v1/containers/prune", api.RequireWriter(http.HandlerFunc(s.handlePrune)))
+	return mux
+}
+
+func (s *Service) handleStatus(w http.ResponseWriter, r *http.Request) {
+	api.WriteJSON(w, http.StatusOK, s.Details())
+}
+
+// maxRequestBody bounds request bodies; a PruneRequest is a few bytes.
+const maxRequestBody = 4 << 10
+
+func (s *Service) handlePrune(w http.ResponseWriter, r *http.Request) {
+	var req PruneRequest
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
+	if err != nil {
+		api.WriteError(w, http.StatusBadRequest, fmt.Errorf("read prune request: %w", err))
+		return
+	}
+	if len(body) > maxRequestBody {
+		api.WriteError(w, http.StatusRequestEntityTooLarge, errors.New("prune request larger than 4 KiB"))
+		return
+	}
+	if len(body) > 0 {
+		if err := decodeStrict(body, &req); err != nil {
+			api.WriteError(w, http.StatusBadRequest, fmt.Errorf("decode prune request: %w", err))
+			return
+		}
+	}
+	rep, err := s.Prune(r.Context(), "manual", req.DryRun)
+	switch {
+	case errors.Is(err, ErrEngineDown):
+		api.WriteError(w, http.StatusServiceUnavailable, err)
+	case err != nil && rep == nil:
+		api.WriteError(w, http.StatusInternalServerError, err)
+	default:
+		// A prune cut short by the engine going away still reports what
+		// it removed; Report.Error says why it stopped.
+		api.WriteJSON(w, http.StatusOK, rep)
+	}
+}
+
+// decodeStrict decodes exactly one JSON object with no unknown fields.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON object")
+	}
+	return nil
+}

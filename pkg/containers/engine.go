@@ -1,0 +1,277 @@
+package containers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/client"
+	"github.com/moby/moby/client/pkg/versions"
+)
+
+// DefaultHost is the engine address used when neither the config nor
+// $DOCKER_HOST names one.
+const DefaultHost = "unix:///var/run/docker.sock"
+
+// engine is hostd's view of one Docker Engine: the API client plus the
+// requests the pruner makes.
+type engine struct {
+	host string
+	cli  *client.Client
+}
+
+// resolveHost picks the engine address: the config, else $DOCKER_HOST,
+// else the default socket.
+func resolveHost(configured string, getenv func(string) string) string {
+	if configured != "" {
+		return configured
+	}
+	if h := getenv("DOCKER_HOST"); h != "" {
+		return h
+	}
+	return DefaultHost
+}
+
+func newEngine(host string) (*engine, error) {
+	cli, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation(), client.WithUserAgent("hostd"))
+	if err != nil {
+		return nil, fmt.Errorf("docker client for %s: %w", host, err)
+	}
+	return &engine{host: host, cli: cli}, nil
+}
+
+func (e *engine) Close() error { return e.cli.Close() }
+
+// engineInfo is what hostd reports about the engine.
+type engineInfo struct {
+	Version    string
+	APIVersion string
+	RootDir    string
+}
+
+// connect pings the engine, negotiating the API version, and reads its
+// version and root directory.
+func (e *engine) connect(ctx context.Context) (engineInfo, error) {
+	if _, err := e.cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true, ForceNegotiate: true}); err != nil {
+		return engineInfo{}, e.explain(err)
+	}
+	v, err := e.cli.ServerVersion(ctx, client.ServerVersionOptions{})
+	if err != nil {
+		return engineInfo{}, e.explain(err)
+	}
+	info, err := e.cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return engineInfo{}, e.explain(err)
+	}
+	return engineInfo{Version: v.Version, APIVersion: e.cli.ClientVersion(), RootDir: info.Info.DockerRootDir}, nil
+}
+
+// ErrPermission marks an engine socket hostd may not open.
+var ErrPermission = errors.New("permission denied")
+
+// explain turns connection failures into errors that say what to do.
+func (e *engine) explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, os.ErrPermission) || strings.Contains(err.Error(), "permission denied") {
+		return fmt.Errorf("connect to docker engine at %s: %w: add the user hostd runs as to the docker group (usermod -aG docker USER) or run hostd as root", e.host, ErrPermission)
+	}
+	if client.IsErrConnectionFailed(err) {
+		return fmt.Errorf("connect to docker engine at %s: engine not reachable: %w", e.host, err)
+	}
+	return fmt.Errorf("docker engine at %s: %w", e.host, err)
+}
+
+// snapshot lists every object the planner needs. Volume and build cache
+// sizes cost a disk walk on the engine's side, so they are only asked for
+// when those kinds are pruned.
+func (e *engine) snapshot(ctx context.Context, withVolumes, withBuildCache bool) (snapshot, error) {
+	var s snapshot
+	cs, err := e.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Size: true})
+	if err != nil {
+		return s, fmt.Errorf("list containers: %w", e.explain(err))
+	}
+	for _, c := range cs.Items {
+		ci := ctrInfo{ID: c.ID, ImageID: c.ImageID, Labels: c.Labels, State: string(c.State), Created: time.Unix(c.Created, 0), Size: c.SizeRw}
+		if len(c.Names) > 0 {
+			ci.Name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		for _, m := range c.Mounts {
+			if m.Type == "volume" && m.Name != "" {
+				ci.Volumes = append(ci.Volumes, m.Name)
+			}
+		}
+		s.containers = append(s.containers, ci)
+	}
+
+	is, err := e.cli.ImageList(ctx, client.ImageListOptions{All: true, SharedSize: true})
+	if err != nil {
+		return s, fmt.Errorf("list images: %w", e.explain(err))
+	}
+	for _, i := range is.Items {
+		ii := imgInfo{ID: i.ID, ParentID: i.ParentID, Labels: i.Labels, Created: time.Unix(i.Created, 0), Size: i.Size}
+		if i.SharedSize > 0 && i.SharedSize <= i.Size {
+			ii.Size = i.Size - i.SharedSize
+		}
+		for _, t := range i.RepoTags {
+			if t != "<none>:<none>" {
+				ii.Tags = append(ii.Tags, t)
+			}
+		}
+		for _, d := range i.RepoDigests {
+			if d != "<none>@<none>" {
+				ii.Digests = append(ii.Digests, d)
+			}
+		}
+		s.images = append(s.images, ii)
+	}
+
+	ns, err := e.cli.NetworkList(ctx, client.NetworkListOptions{})
+	if err != nil {
+		return s, fmt.Errorf("list networks: %w", e.explain(err))
+	}
+	for _, n := range ns.Items {
+		ni := netInfo{ID: n.ID, Name: n.Name, Driver: n.Driver, Labels: n.Labels, Created: time.Time(n.Created), Ingress: n.Ingress, Scope: n.Scope}
+		if !predefinedNetwork(n.Name) {
+			// The list leaves out endpoints on some engine versions;
+			// inspect tells which containers are attached.
+			in, err := e.cli.NetworkInspect(ctx, n.ID, client.NetworkInspectOptions{})
+			switch {
+			case cerrdefs.IsNotFound(err):
+				continue
+			case err != nil:
+				return s, fmt.Errorf("inspect network %s: %w", n.Name, e.explain(err))
+			}
+			ni.Endpoints = len(in.Network.Containers)
+		}
+		s.networks = append(s.networks, ni)
+	}
+
+	if withVolumes {
+		du, err := e.cli.DiskUsage(ctx, client.DiskUsageOptions{Volumes: true})
+		if err != nil {
+			return s, fmt.Errorf("volume disk usage: %w", e.explain(err))
+		}
+		oldAPI := versions.LessThan(e.cli.ClientVersion(), "1.42")
+		for _, v := range du.Volumes.Items {
+			vi := volInfo{Name: v.Name, Driver: v.Driver, Labels: v.Labels, Size: -1}
+			if t, err := time.Parse(time.RFC3339Nano, v.CreatedAt); err == nil {
+				vi.Created = t
+			}
+			if v.UsageData != nil {
+				vi.Size = v.UsageData.Size
+			}
+			_, vi.Anonymous = v.Labels["com.docker.volume.anonymous"]
+			if oldAPI && anonymousVolume.MatchString(v.Name) {
+				vi.Anonymous = true
+			}
+			s.volumes = append(s.volumes, vi)
+		}
+	}
+
+	if withBuildCache {
+		du, err := e.cli.DiskUsage(ctx, client.DiskUsageOptions{BuildCache: true})
+		if err != nil {
+			return s, fmt.Errorf("build cache disk usage: %w", e.explain(err))
+		}
+		for _, b := range du.BuildCache.Items {
+			bi := cacheInfo{ID: b.ID, Type: b.Type, InUse: b.InUse, Shared: b.Shared, Size: b.Size, Created: b.CreatedAt}
+			if b.LastUsedAt != nil {
+				bi.LastUsed = *b.LastUsedAt
+			}
+			s.buildCache = append(s.buildCache, bi)
+		}
+	}
+	return s, nil
+}
+
+// remove removes one object without force: an object that came into use
+// since the plan was made fails with a conflict and stays.
+func (e *engine) remove(ctx context.Context, o Object, p AutoPrune) error {
+	var err error
+	switch o.Kind {
+	case KindContainer:
+		_, err = e.cli.ContainerRemove(ctx, o.ID, client.ContainerRemoveOptions{})
+	case KindNetwork:
+		_, err = e.cli.NetworkRemove(ctx, o.ID, client.NetworkRemoveOptions{})
+	case KindVolume:
+		_, err = e.cli.VolumeRemove(ctx, o.ID, client.VolumeRemoveOptions{})
+	case KindImage:
+		if len(o.refs) == 0 {
+			_, err = e.cli.ImageRemove(ctx, o.ID, client.ImageRemoveOptions{PruneChildren: true})
+			break
+		}
+		// Each name is removed in turn, the way Docker's own image prune
+		// does; the last one deletes the image.
+		for _, ref := range o.refs {
+			_, err = e.cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true})
+			if err != nil && !cerrdefs.IsNotFound(err) {
+				break
+			}
+			err = nil
+		}
+	case KindBuildCache:
+		f := make(client.Filters).Add("id", o.ID)
+		_, err = e.cli.BuildCachePrune(ctx, client.BuildCachePruneOptions{All: p.BuildCache.All, Filters: f})
+	default:
+		err = fmt.Errorf("unknown kind %q", o.Kind)
+	}
+	if err != nil {
+		return fmt.Errorf("remove %s %s: %w", o.Kind, o.display(), err)
+	}
+	return nil
+}
+
+func (o Object) display() string {
+	if o.Name != "" && o.Name != o.ID {
+		return o.Name
+	}
+	return shortID(o.ID)
+}
+
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// skippable reports whether a removal failed because of the object
+// itself (in use, removed concurrently, protected by the engine) rather
+// than the engine, so the prune goes on.
+func skippable(err error) bool {
+	return cerrdefs.IsConflict(err) || cerrdefs.IsNotFound(err) || cerrdefs.IsPermissionDenied(err) ||
+		cerrdefs.IsFailedPrecondition(err) || cerrdefs.IsInvalidArgument(err)
+}
+
+// events subscribes to the engine's event stream from since on.
+func (e *engine) events(ctx context.Context, since time.Time) (<-chan events.Message, <-chan error) {
+	opts := client.EventsListOptions{
+		Filters: make(client.Filters).Add("type", "container", "image"),
+	}
+	if !since.IsZero() {
+		opts.Since = fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond())
+	}
+	r := e.cli.Events(ctx, opts)
+	return r.Messages, r.Err
+}
+
+// imageID resolves an image reference to its ID.
+func (e *engine) imageID(ctx context.Context, ref string) (string, error) {
+	r, err := e.cli.ImageInspect(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	return r.ID, nil
+}
+
+func containerInspectOptions() client.ContainerInspectOptions { return client.ContainerInspectOptions{} }
+
+func pingOptions() client.PingOptions { return client.PingOptions{} }

@@ -1,0 +1,269 @@
+package metrics
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/procfs"
+	"github.com/prometheus/procfs/blockdevice"
+	"github.com/prometheus/procfs/sysfs"
+)
+
+// namespace is the metric prefix shared by all node collectors, kept equal
+// to node_exporter's so existing dashboards work unchanged.
+const namespace = "node"
+
+// errNoData tells the node collector that a collector found nothing to
+// report on this host (no hwmon chips, no thermal zones). It is reported as
+// node_scrape_collector_success 0 but not logged as a failure.
+var errNoData = errors.New("collector returned no data")
+
+// collector is one node collector: it reads its source and sends metrics.
+type collector interface {
+	Update(ch chan<- prometheus.Metric) error
+}
+
+// collectorFactory builds a collector from the shared host view.
+type collectorFactory func(h *host) (collector, error)
+
+// factories maps collector names to their constructors. It is filled by
+// init() functions in the collector files and never changed afterwards.
+var factories = map[string]collectorFactory{}
+
+func registerCollector(name string, f collectorFactory) {
+	if _, dup := factories[name]; dup {
+		panic("metrics: collector registered twice: " + name)
+	}
+	factories[name] = f
+}
+
+// CollectorNames lists every node collector hostd knows, sorted.
+func CollectorNames() []string {
+	names := make([]string, 0, len(factories))
+	for n := range factories {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// HostOptions says where the node collectors read the host from.
+type HostOptions struct {
+	ProcPath string // default "/proc"
+	SysPath  string // default "/sys"
+	RootPath string // default "/"; mount points are reported relative to it
+	UdevPath string // default "/run/udev/data"
+
+	// MountTimeout bounds one statfs call of the filesystem collector; a
+	// mount that does not answer in time (a stuck NFS server) is reported
+	// with node_filesystem_device_error 1 and skipped until it answers.
+	MountTimeout time.Duration // default 5s
+
+	// Now is the clock of the time collector; default time.Now.
+	Now func() time.Time
+}
+
+// host is the view of the machine shared by all collectors.
+type host struct {
+	opts    HostOptions
+	proc    procfs.FS
+	sys     sysfs.FS
+	block   blockdevice.FS
+	statfs  statfsFunc
+	uname   unameFunc
+	pageSz  int
+	logger  *slog.Logger
+}
+
+func (h *host) procPath(parts ...string) string {
+	return filepath.Join(append([]string{h.opts.ProcPath}, parts...)...)
+}
+
+func (h *host) sysPath(parts ...string) string {
+	return filepath.Join(append([]string{h.opts.SysPath}, parts...)...)
+}
+
+func newHost(opts HostOptions, logger *slog.Logger) (*host, error) {
+	if opts.ProcPath == "" {
+		opts.ProcPath = "/proc"
+	}
+	if opts.SysPath == "" {
+		opts.SysPath = "/sys"
+	}
+	if opts.RootPath == "" {
+		opts.RootPath = "/"
+	}
+	if opts.UdevPath == "" {
+		opts.UdevPath = "/run/udev/data"
+	}
+	if opts.MountTimeout <= 0 {
+		opts.MountTimeout = 5 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	proc, err := procfs.NewFS(opts.ProcPath)
+	if err != nil {
+		return nil, fmt.Errorf("open procfs %s: %w", opts.ProcPath, err)
+	}
+	sys, err := sysfs.NewFS(opts.SysPath)
+	if err != nil {
+		return nil, fmt.Errorf("open sysfs %s: %w", opts.SysPath, err)
+	}
+	block, err := blockdevice.NewFS(opts.ProcPath, opts.SysPath)
+	if err != nil {
+		return nil, fmt.Errorf("open block devices: %w", err)
+	}
+	return &host{
+		opts:   opts,
+		proc:   proc,
+		sys:    sys,
+		block:  block,
+		statfs: unixStatfs,
+		uname:  unixUname,
+		pageSz: pageSize(),
+		logger: logger,
+	}, nil
+}
+
+var (
+	scrapeDurationDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(namespace, "scrape", "collector_duration_seconds"),
+		"node_exporter: Duration of a collector scrape.",
+		[]string{"collector"}, nil,
+	)
+	scrapeSuccessDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(namespace, "scrape", "collector_success"),
+		"node_exporter: Whether a collector succeeded.",
+		[]string{"collector"}, nil,
+	)
+)
+
+// NodeCollector runs the enabled node collectors on every Collect and
+// implements prometheus.Collector. A collector that fails drops only its
+// own metrics; the failure is logged once when it starts and once when the
+// collector recovers, not on every scrape.
+type NodeCollector struct {
+	host       *host
+	names      []string
+	collectors map[string]collector
+	logger     *slog.Logger
+
+	mu      sync.Mutex
+	failing map[string]string // collector name -> last error text
+}
+
+var _ prometheus.Collector = (*NodeCollector)(nil)
+
+// NewNodeCollector builds the named collectors (all of CollectorNames when
+// names is empty) reading the host described by opts.
+func NewNodeCollector(opts HostOptions, names []string, logger *slog.Logger) (*NodeCollector, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	h, err := newHost(opts, logger)
+	if err != nil {
+		return nil, err
+	}
+	return newNodeCollector(h, names, logger)
+}
+
+func newNodeCollector(h *host, names []string, logger *slog.Logger) (*NodeCollector, error) {
+	if len(names) == 0 {
+		names = CollectorNames()
+	}
+	n := &NodeCollector{
+		host:       h,
+		collectors: make(map[string]collector, len(names)),
+		logger:     logger,
+		failing:    map[string]string{},
+	}
+	for _, name := range names {
+		f, ok := factories[name]
+		if !ok {
+			return nil, fmt.Errorf("unknown collector %q (known: %v)", name, CollectorNames())
+		}
+		c, err := f(h)
+		if err != nil {
+			return nil, fmt.Errorf("create collector %s: %w", name, err)
+		}
+		n.collectors[name] = c
+		n.names = append(n.names, name)
+	}
+	sort.Strings(n.names)
+	return n, nil
+}
+
+// Names returns the enabled collectors, sorted.
+func (n *NodeCollector) Names() []string { return append([]string(nil), n.names...) }
+
+// Failing returns the collectors whose last run failed, with the error.
+func (n *NodeCollector) Failing() map[string]string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make(map[string]string, len(n.failing))
+	for k, v := range n.failing {
+		out[k] = v
+	}
+	return out
+}
+
+// Describe sends nothing: the set of node metrics depends on the host, so
+// the collector is registered as unchecked, like node_exporter's.
+func (n *NodeCollector) Describe(chan<- *prometheus.Desc) {}
+
+// Collect runs every enabled collector concurrently.
+func (n *NodeCollector) Collect(ch chan<- prometheus.Metric) {
+	var wg sync.WaitGroup
+	for _, name := range n.names {
+		wg.Add(1)
+		go func(name string, c collector) {
+			defer wg.Done()
+			n.run(name, c, ch)
+		}(name, n.collectors[name])
+	}
+	wg.Wait()
+}
+
+func (n *NodeCollector) run(name string, c collector, ch chan<- prometheus.Metric) {
+	start := time.Now()
+	err := c.Update(ch)
+	dur := time.Since(start).Seconds()
+	success := 1.0
+	if err != nil {
+		success = 0
+	}
+	n.noteResult(name, err)
+	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, dur, name)
+	ch <- prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, success, name)
+}
+
+// noteResult logs a collector's failure when it begins and its recovery,
+// so a host where one collector cannot work logs once, not every scrape.
+func (n *NodeCollector) noteResult(name string, err error) {
+	n.mu.Lock()
+	_, wasFailing := n.failing[name]
+	switch {
+	case err == nil:
+		delete(n.failing, name)
+	case errors.Is(err, errNoData):
+		// Nothing to report on this host: not a failure worth a log line.
+		err = nil
+		delete(n.failing, name)
+	default:
+		n.failing[name] = err.Error()
+	}
+	n.mu.Unlock()
+	switch {
+	case err != nil && !wasFailing:
+		n.logger.Warn("collector failed; its metrics are dropped until it recovers", "collector", name, "err", err)
+	case err == nil && wasFailing:
+		n.logger.Info("collector recovered", "collector", name)
+	}
+}

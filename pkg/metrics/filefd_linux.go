@@ -1,0 +1,54 @@
+package metrics
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func init() { registerCollector("filefd", newFilefdCollector) }
+
+var (
+	filefdAllocatedDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "filefd", "allocated"),
+		"File descriptor statistics: allocated.", nil, nil)
+	filefdMaximumDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "filefd", "maximum"),
+		"File descriptor statistics: maximum.", nil, nil)
+)
+
+// filefdCollector exports /proc/sys/fs/file-nr.
+type filefdCollector struct{ h *host }
+
+func newFilefdCollector(h *host) (collector, error) { return &filefdCollector{h: h}, nil }
+
+func (c *filefdCollector) Update(ch chan<- prometheus.Metric) error {
+	path := c.h.procPath("sys", "fs", "file-nr")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read file-nr: %w", err)
+	}
+	alloc, max, err := parseFileNr(string(b))
+	if err != nil {
+		return fmt.Errorf("parse %s: %w", path, err)
+	}
+	ch <- prometheus.MustNewConstMetric(filefdAllocatedDesc, prometheus.GaugeValue, alloc)
+	ch <- prometheus.MustNewConstMetric(filefdMaximumDesc, prometheus.GaugeValue, max)
+	return nil
+}
+
+// parseFileNr parses "allocated unused maximum".
+func parseFileNr(s string) (alloc, max float64, err error) {
+	f := strings.Fields(s)
+	if len(f) != 3 {
+		return 0, 0, fmt.Errorf("want 3 fields, got %d in %q", len(f), strings.TrimSpace(s))
+	}
+	if alloc, err = strconv.ParseFloat(f[0], 64); err != nil {
+		return 0, 0, fmt.Errorf("allocated: %w", err)
+	}
+	if max, err = strconv.ParseFloat(f[2], 64); err != nil {
+		return 0, 0, fmt.Errorf("maximum: %w", err)
+	}
+	return alloc, max, nil
+}

@@ -1,0 +1,198 @@
+package metrics
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
+)
+
+func init() { registerCollector("filesystem", newFilesystemCollector) }
+
+// Defaults of node_exporter's --collector.filesystem.mount-points-exclude
+// and fs-types-exclude: pseudo filesystems and overlay mounts.
+var (
+	fsIgnoredMounts = regexp.MustCompile(`^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)`)
+	fsIgnoredTypes  = regexp.MustCompile(`^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$`)
+)
+
+var fsLabels = []string{"device", "mountpoint", "fstype"}
+
+func newFSDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "filesystem", name), help, fsLabels, nil)
+}
+
+var (
+	fsSizeDesc      = newFSDesc("size_bytes", "Filesystem size in bytes.")
+	fsFreeDesc      = newFSDesc("free_bytes", "Filesystem free space in bytes.")
+	fsAvailDesc     = newFSDesc("avail_bytes", "Filesystem space available to non-root users in bytes.")
+	fsFilesDesc     = newFSDesc("files", "Filesystem total file nodes.")
+	fsFilesFreeDesc = newFSDesc("files_free", "Filesystem total free file nodes.")
+	fsReadOnlyDesc  = newFSDesc("readonly", "Filesystem read-only status.")
+	fsErrorDesc     = newFSDesc("device_error", "Whether an error occurred while getting statistics for the given device.")
+)
+
+// filesystemCollector exports space and inode usage of real mounts. Each
+// statfs runs with a timeout; a mount that does not answer (a stuck network
+// filesystem) is reported as a device error and not asked again until the
+// hung call returns, so one bad mount never blocks a scrape.
+type filesystemCollector struct {
+	h *host
+
+	mu    sync.Mutex
+	stuck map[string]bool // mount points with a statfs still running
+}
+
+func newFilesystemCollector(h *host) (collector, error) {
+	return &filesystemCollector{h: h, stuck: map[string]bool{}}, nil
+}
+
+type mount struct {
+	device, mountPoint, fsType string
+	readOnly                   bool
+}
+
+type fsStats struct {
+	mount
+	size, free, avail, files, filesFree float64
+	err                                 bool
+}
+
+func (c *filesystemCollector) Update(ch chan<- prometheus.Metric) error {
+	mounts, err := c.mounts()
+	if err != nil {
+		return err
+	}
+	for _, m := range mounts {
+		s := c.stat(m)
+		for _, metric := range fsMetrics(s) {
+			ch <- metric
+		}
+	}
+	return nil
+}
+
+// mounts reads PID 1's mount table (the host's, even when hostd runs in its
+// own mount namespace), falling back to our own.
+func (c *filesystemCollector) mounts() ([]mount, error) {
+	infos, err := c.h.proc.GetProcMounts(1)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, os.ErrPermission) {
+			return nil, fmt.Errorf("read %s: %w", c.h.procPath("1", "mountinfo"), err)
+		}
+		if infos, err = c.h.proc.GetMounts(); err != nil {
+			return nil, fmt.Errorf("read %s: %w", c.h.procPath("self", "mountinfo"), err)
+		}
+	}
+	return selectMounts(infos, c.h.opts.RootPath), nil
+}
+
+// selectMounts drops pseudo and overlay filesystems and maps mount points
+// below rootPath back to the host's view.
+func selectMounts(infos []*procfs.MountInfo, rootPath string) []mount {
+	var out []mount
+	seen := map[string]bool{}
+	for _, mi := range infos {
+		mp := mi.MountPoint
+		if rootPath != "/" {
+			rel, ok := strings.CutPrefix(mp, strings.TrimSuffix(rootPath, "/"))
+			if !ok {
+				continue
+			}
+			if mp = rel; mp == "" {
+				mp = "/"
+			}
+		}
+		if fsIgnoredMounts.MatchString(mp) || fsIgnoredTypes.MatchString(mi.FSType) {
+			continue
+		}
+		key := mi.Source + "\x00" + mp
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		_, ro := mi.Options["ro"]
+		out = append(out, mount{device: mi.Source, mountPoint: mp, fsType: mi.FSType, readOnly: ro})
+	}
+	return out
+}
+
+func (c *filesystemCollector) stat(m mount) fsStats {
+	s := fsStats{mount: m}
+	path := filepath.Join(c.h.opts.RootPath, m.mountPoint)
+	c.mu.Lock()
+	if c.stuck[path] {
+		c.mu.Unlock()
+		s.err = true
+		return s
+	}
+	c.stuck[path] = true
+	c.mu.Unlock()
+
+	type result struct {
+		buf unix.Statfs_t
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// This goroutine may outlive the scrape when the mount hangs; it
+		// clears the stuck mark whenever the kernel finally answers.
+		var r result
+		r.err = c.h.statfs(path, &r.buf)
+		c.mu.Lock()
+		delete(c.stuck, path)
+		c.mu.Unlock()
+		done <- r
+	}()
+	timer := time.NewTimer(c.h.opts.MountTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			s.err = true
+			return s
+		}
+		bs := float64(r.buf.Bsize)
+		s.size = float64(r.buf.Blocks) * bs
+		s.free = float64(r.buf.Bfree) * bs
+		s.avail = float64(r.buf.Bavail) * bs
+		s.files = float64(r.buf.Files)
+		s.filesFree = float64(r.buf.Ffree)
+	case <-timer.C:
+		c.h.logger.Debug("statfs timed out; mount skipped until it answers", "mountpoint", m.mountPoint)
+		s.err = true
+	}
+	return s
+}
+
+func fsMetrics(s fsStats) []prometheus.Metric {
+	l := []string{s.device, s.mountPoint, s.fsType}
+	b2f := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	out := []prometheus.Metric{
+		prometheus.MustNewConstMetric(fsErrorDesc, prometheus.GaugeValue, b2f(s.err), l...),
+	}
+	if s.err {
+		return out
+	}
+	return append(out,
+		prometheus.MustNewConstMetric(fsReadOnlyDesc, prometheus.GaugeValue, b2f(s.readOnly), l...),
+		prometheus.MustNewConstMetric(fsSizeDesc, prometheus.GaugeValue, s.size, l...),
+		prometheus.MustNewConstMetric(fsFreeDesc, prometheus.GaugeValue, s.free, l...),
+		prometheus.MustNewConstMetric(fsAvailDesc, prometheus.GaugeValue, s.avail, l...),
+		prometheus.MustNewConstMetric(fsFilesDesc, prometheus.GaugeValue, s.files, l...),
+		prometheus.MustNewConstMetric(fsFilesFreeDesc, prometheus.GaugeValue, s.filesFree, l...),
+	)
+}

@@ -1,0 +1,74 @@
+package metrics
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/procfs"
+)
+
+func init() { registerCollector("netdev", newNetdevCollector) }
+
+// netdevStats lists node_exporter's /proc/net/dev statistic names.
+var netdevStats = []struct {
+	name string
+	get  func(l procfs.NetDevLine) uint64
+}{
+	{"receive_bytes", func(l procfs.NetDevLine) uint64 { return l.RxBytes }},
+	{"receive_packets", func(l procfs.NetDevLine) uint64 { return l.RxPackets }},
+	{"receive_errs", func(l procfs.NetDevLine) uint64 { return l.RxErrors }},
+	{"receive_drop", func(l procfs.NetDevLine) uint64 { return l.RxDropped }},
+	{"receive_fifo", func(l procfs.NetDevLine) uint64 { return l.RxFIFO }},
+	{"receive_frame", func(l procfs.NetDevLine) uint64 { return l.RxFrame }},
+	{"receive_compressed", func(l procfs.NetDevLine) uint64 { return l.RxCompressed }},
+	{"receive_multicast", func(l procfs.NetDevLine) uint64 { return l.RxMulticast }},
+	{"transmit_bytes", func(l procfs.NetDevLine) uint64 { return l.TxBytes }},
+	{"transmit_packets", func(l procfs.NetDevLine) uint64 { return l.TxPackets }},
+	{"transmit_errs", func(l procfs.NetDevLine) uint64 { return l.TxErrors }},
+	{"transmit_drop", func(l procfs.NetDevLine) uint64 { return l.TxDropped }},
+	{"transmit_fifo", func(l procfs.NetDevLine) uint64 { return l.TxFIFO }},
+	{"transmit_colls", func(l procfs.NetDevLine) uint64 { return l.TxCollisions }},
+	{"transmit_carrier", func(l procfs.NetDevLine) uint64 { return l.TxCarrier }},
+	{"transmit_compressed", func(l procfs.NetDevLine) uint64 { return l.TxCompressed }},
+}
+
+var netdevDescs = func() map[string]*prometheus.Desc {
+	m := make(map[string]*prometheus.Desc, len(netdevStats))
+	for _, s := range netdevStats {
+		m[s.name] = prometheus.NewDesc(prometheus.BuildFQName(namespace, "network", s.name+"_total"),
+			fmt.Sprintf("Network device statistic %s.", s.name), []string{"device"}, nil)
+	}
+	return m
+}()
+
+// netdevCollector exports per-interface counters from /proc/net/dev.
+type netdevCollector struct{ h *host }
+
+func newNetdevCollector(h *host) (collector, error) { return &netdevCollector{h: h}, nil }
+
+func (c *netdevCollector) Update(ch chan<- prometheus.Metric) error {
+	nd, err := c.h.proc.NetDev()
+	if err != nil {
+		return fmt.Errorf("read %s: %w", c.h.procPath("net", "dev"), err)
+	}
+	for _, m := range netdevMetrics(nd) {
+		ch <- m
+	}
+	return nil
+}
+
+func netdevMetrics(nd procfs.NetDev) []prometheus.Metric {
+	names := make([]string, 0, len(nd))
+	for n := range nd {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]prometheus.Metric, 0, len(names)*len(netdevStats))
+	for _, n := range names {
+		for _, s := range netdevStats {
+			out = append(out, prometheus.MustNewConstMetric(netdevDescs[s.name], prometheus.CounterValue, float64(s.get(nd[n])), n))
+		}
+	}
+	return out
+}

@@ -1,0 +1,35 @@
+package metrics
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+)
+
+func init() { registerCollector("uname", newUnameCollector) }
+
+var unameDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "uname", "info"),
+	"Labeled system information as provided by the uname system call.",
+	[]string{"sysname", "release", "version", "machine", "nodename", "domainname"}, nil)
+
+// unameCollector exports uname(2) as node_uname_info.
+type unameCollector struct{ h *host }
+
+func newUnameCollector(h *host) (collector, error) { return &unameCollector{h: h}, nil }
+
+func (c *unameCollector) Update(ch chan<- prometheus.Metric) error {
+	u, err := c.h.uname()
+	if err != nil {
+		return fmt.Errorf("uname: %w", err)
+	}
+	ch <- unameMetric(u)
+	return nil
+}
+
+func unameMetric(u unix.Utsname) prometheus.Metric {
+	return prometheus.MustNewConstMetric(unameDesc, prometheus.GaugeValue, 1,
+		unix.ByteSliceToString(u.Sysname[:]), unix.ByteSliceToString(u.Release[:]),
+		unix.ByteSliceToString(u.Version[:]), unix.ByteSliceToString(u.Machine[:]),
+		unix.ByteSliceToString(u.Nodename[:]), unix.ByteSliceToString(u.Domainname[:]))
+}

@@ -1,0 +1,331 @@
+package resolver_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/hostd/hostd/internal/testenv"
+	"github.com/hostd/hostd/pkg/netcfg/resolver"
+)
+
+func TestResolverForwardsAndCaches(t *testing.T) {
+	up := testenv.StartDnsmasq(t, testenv.DnsmasqOptions{
+		Addresses:   map[string]string{"www.hostd.test": "192.0.2.10"},
+		HostRecords: []string{"db.hostd.test,192.0.2.20,2001:db8::20"},
+	})
+	s := serve(t, resolver.Options{Upstreams: []resolver.Upstream{mustUpstream(t, up.Addr)}})
+
+	tests := []struct {
+		name, qtype string
+		want        []string
+	}{
+		{"www.hostd.test", "A", []string{"192.0.2.10"}},
+		{"db.hostd.test", "A", []string{"192.0.2.20"}},
+		{"db.hostd.test", "AAAA", []string{"2001:db8::20"}},
+		{"www.hostd.test", "A", []string{"192.0.2.10"}}, // second time: from the cache
+		{"db.hostd.test", "AAAA", []string{"2001:db8::20"}},
+	}
+	for _, tc := range tests {
+		for _, proto := range []string{"+notcp", "+tcp"} {
+			got := dig(t, s.Addr, proto, tc.name, tc.qtype)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("dig %s %s %s = %q, want %q", proto, tc.name, tc.qtype, got, tc.want)
+			}
+		}
+	}
+	if n := up.Queries("www.hostd.test"); n != 1 {
+		t.Errorf("dnsmasq saw %d queries for www.hostd.test, want 1 (the rest from the cache)\n%s", n, up.Log())
+	}
+	// 10 digs, 3 distinct questions: 3 misses, 7 hits.
+	if hits, misses := s.counter(t, "hostd_netcfg_dns_cache_hits_total"), s.counter(t, "hostd_netcfg_dns_cache_misses_total"); hits != 7 || misses != 3 {
+		t.Errorf("cache hits/misses = %v/%v, want 7/3", hits, misses)
+	}
+	if n := s.Flush(); n != 3 {
+		t.Errorf("flush removed %d entries, want 3", n)
+	}
+	dig(t, s.Addr, "www.hostd.test", "A")
+	if n := up.Queries("www.hostd.test"); n != 2 {
+		t.Errorf("after flush dnsmasq saw %d queries for www.hostd.test, want 2", n)
+	}
+}
+
+func TestResolverNegativeAnswers(t *testing.T) {
+	up := testenv.StartDnsmasq(t, testenv.DnsmasqOptions{
+		Local:       []string{"hostd.test"},
+		HostRecords: []string{"v4only.hostd.test,192.0.2.1"},
+	})
+	s := serve(t, resolver.Options{Upstreams: []resolver.Upstream{mustUpstream(t, up.Addr)}})
+	tests := []struct{ name, qtype, status string }{
+		{"nosuch.hostd.test", "A", "NXDOMAIN"},
+		{"v4only.hostd.test", "AAAA", "NOERROR"}, // NODATA
+	}
+	for _, tc := range tests {
+		for range 3 {
+			out := digRaw(t, s.Addr, tc.name, tc.qtype)
+			if !strings.Contains(out, "status: "+tc.status) || !strings.Contains(out, "ANSWER: 0,") {
+				t.Fatalf("%s %s: want %s without answers, got\n%s", tc.name, tc.qtype, tc.status, out)
+			}
+		}
+		if n := up.Queries(tc.name); n != 1 {
+			t.Errorf("dnsmasq saw %d queries for %s, want 1 (negative answer cached)", n, tc.name)
+		}
+	}
+}
+
+func TestResolverSplitRouting(t *testing.T) {
+	public := testenv.StartDnsmasq(t, testenv.DnsmasqOptions{Addresses: map[string]string{"corp.example": "192.0.2.66", "www.hostd.test": "192.0.2.1"}})
+	corp := testenv.StartDnsmasq(t, testenv.DnsmasqOptions{ListenIP: "127.0.0.2", Addresses: map[string]string{"corp.example": "10.1.2.3"}})
+	s := serve(t, resolver.Options{
+		Upstreams: []resolver.Upstream{mustUpstream(t, public.Addr)},
+		Domains:   map[string][]resolver.Upstream{"corp.example": {mustUpstream(t, corp.Addr)}},
+	})
+	tests := []struct{ name, want, upstream string }{
+		{"corp.example", "10.1.2.3", "corp"},
+		{"git.corp.example", "10.1.2.3", "corp"},
+		{"www.hostd.test", "192.0.2.1", "public"},
+	}
+	for _, tc := range tests {
+		got := dig(t, s.Addr, tc.name, "A")
+		if !slices.Equal(got, []string{tc.want}) {
+			t.Errorf("%s = %q, want %s from the %s upstream", tc.name, got, tc.want, tc.upstream)
+		}
+	}
+	if n := public.Queries("git.corp.example") + public.Queries("corp.example"); n != 0 {
+		t.Errorf("the public upstream saw %d queries for corp.example names, want 0", n)
+	}
+	if n := corp.Queries("www.hostd.test"); n != 0 {
+		t.Errorf("the corp upstream saw %d queries for other names, want 0", n)
+	}
+}
+
+func TestResolverDNSOverTLS(t *testing.T) {
+	dot := startTLSUpstream(t, "dns.hostd.test", "192.0.2.53")
+	good := resolver.Upstream{Protocol: "tls", Address: dot.Addr, ServerName: dot.Name, CAFile: dot.CAFile}
+	s := serve(t, resolver.Options{Upstreams: []resolver.Upstream{good}})
+	if got := dig(t, s.Addr, "secure.hostd.test", "A"); !slices.Equal(got, []string{"192.0.2.53"}) {
+		t.Fatalf("over DoT got %q, want 192.0.2.53", got)
+	}
+
+	tests := []struct {
+		name string
+		up   resolver.Upstream
+	}{
+		{"wrong server name", resolver.Upstream{Protocol: "tls", Address: dot.Addr, ServerName: "other.hostd.test", CAFile: dot.CAFile}},
+		{"untrusted CA", resolver.Upstream{Protocol: "tls", Address: dot.Addr, ServerName: dot.Name}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := dot.Queries.Load()
+			r, err := resolver.New(resolver.Options{Upstreams: []resolver.Upstream{tc.up}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, src := r.Query(context.Background(), "secure.hostd.test", dns.TypeA)
+			if resp.Rcode != dns.RcodeServerFailure || src != resolver.SourceLocal {
+				t.Errorf("got %s from %s, want SERVFAIL", dns.RcodeToString[resp.Rcode], src)
+			}
+			if st := r.Stats(); len(st.Upstreams) != 1 || !strings.Contains(st.Upstreams[0].LastError, "certificate") {
+				t.Errorf("upstream error = %+v, want a certificate error", st.Upstreams)
+			}
+			if dot.Queries.Load() != before {
+				t.Errorf("the DoT server answered a client that should have refused its certificate")
+			}
+		})
+	}
+}
+
+func TestResolverFailover(t *testing.T) {
+	up := testenv.StartDnsmasq(t, testenv.DnsmasqOptions{Addresses: map[string]string{"www.hostd.test": "192.0.2.1"}})
+	clock := newFakeClock()
+	r, err := resolver.New(resolver.Options{
+		Upstreams: []resolver.Upstream{mustUpstream(t, closedUDPPort(t)), mustUpstream(t, up.Addr)},
+		Now:       clock.Now,
+		CacheSize: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		resp, src := r.Query(context.Background(), "www.hostd.test", dns.TypeA)
+		if resp.Rcode != dns.RcodeSuccess || src != resolver.SourceUpstream || len(resp.Answer) != 1 {
+			t.Fatalf("query %d: got %s from %s", i, dns.RcodeToString[resp.Rcode], src)
+		}
+	}
+	st := r.Stats()
+	if st.Upstreams[0].Up || !st.Upstreams[1].Up {
+		t.Errorf("upstream status = %+v, want the first down, the second up", st.Upstreams)
+	}
+}
+
+func TestResolverAllUpstreamsDown(t *testing.T) {
+	var mu sync.Mutex
+	var health []error
+	r, err := resolver.New(resolver.Options{
+		Upstreams: []resolver.Upstream{mustUpstream(t, closedUDPPort(t)), mustUpstream(t, "tcp://"+closedUDPPort(t))},
+		// Generous limits: a refused port must fail long before them.
+		Timeout:  20 * time.Second,
+		Deadline: 60 * time.Second,
+		OnUpstreamHealth: func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			health = append(health, err)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	resp, src := r.Query(context.Background(), "www.hostd.test", dns.TypeA)
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("SERVFAIL took %s with both upstreams refusing, want well under the 20s timeout", took)
+	}
+	if resp.Rcode != dns.RcodeServerFailure || src != resolver.SourceLocal {
+		t.Errorf("got %s from %s, want SERVFAIL from local", dns.RcodeToString[resp.Rcode], src)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(health) != 1 || !errors.Is(health[0], resolver.ErrNoUpstream) {
+		t.Errorf("health reports = %v, want one ErrNoUpstream", health)
+	}
+}
+
+func TestResolverHostsFile(t *testing.T) {
+	up := testenv.StartDnsmasq(t, testenv.DnsmasqOptions{Addresses: map[string]string{"nas.lan": "192.0.2.99"}})
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	os.WriteFile(hosts, []byte("127.0.0.1 localhost\n192.0.2.5 nas.lan nas # the NAS\n2001:db8::5 nas.lan\n"), 0o644)
+	s := serve(t, resolver.Options{Upstreams: []resolver.Upstream{mustUpstream(t, up.Addr)}, HostsPath: hosts})
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"nas.lan", "A"}, []string{"192.0.2.5"}},
+		{[]string{"NAS.lan", "AAAA"}, []string{"2001:db8::5"}},
+		{[]string{"localhost", "AAAA"}, nil}, // known name, no such address: NODATA, not forwarded
+		{[]string{"-x", "192.0.2.5"}, []string{"nas.lan.", "nas."}},
+	}
+	for _, tc := range tests {
+		if got := dig(t, s.Addr, tc.args...); !slices.Equal(got, tc.want) {
+			t.Errorf("dig %v = %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	if n := up.Queries("nas.lan") + up.Queries("localhost"); n != 0 {
+		t.Errorf("upstream saw %d queries for names in the hosts file, want 0", n)
+	}
+}
+
+func TestResolverTruncationAndEDNS(t *testing.T) {
+	var txt []string
+	for i := range 12 {
+		txt = append(txt, "big.hostd.test,"+strings.Repeat(string(rune('a'+i)), 200))
+	}
+	up := testenv.StartDnsmasq(t, testenv.DnsmasqOptions{TXT: txt})
+	s := serve(t, resolver.Options{Upstreams: []resolver.Upstream{mustUpstream(t, up.Addr)}})
+
+	tests := []struct {
+		name      string
+		args      []string
+		truncated bool
+		answers   int
+		opt       bool
+	}{
+		{"udp without edns is cut to 512 bytes", []string{"+noedns", "+notcp", "+ignore"}, true, -1, false},
+		{"tcp gets everything", []string{"+tcp"}, false, 12, true},
+		{"udp with a large edns buffer gets everything", []string{"+bufsize=4096", "+notcp"}, false, 12, true},
+		{"dig retries truncated udp over tcp", []string{"+noedns"}, false, 12, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out := digRaw(t, s.Addr, append(tc.args, "big.hostd.test", "TXT")...)
+			if got := strings.Contains(flagsLine(out), " tc"); got != tc.truncated {
+				t.Errorf("truncated = %v, want %v\n%s", got, tc.truncated, out)
+			}
+			if tc.answers >= 0 && strings.Count(out, "\tTXT\t") != tc.answers {
+				t.Errorf("got %d TXT answers, want %d\n%s", strings.Count(out, "\tTXT\t"), tc.answers, out)
+			}
+			if got := strings.Contains(out, "OPT PSEUDOSECTION"); got != tc.opt {
+				t.Errorf("response has OPT = %v, want %v\n%s", got, tc.opt, out)
+			}
+		})
+	}
+}
+
+// flagsLine is dig's ";; flags: ..." line.
+func flagsLine(out string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, ";; flags:") {
+			return l
+		}
+	}
+	return ""
+}
+
+func TestResolverRejectsOddQueries(t *testing.T) {
+	r, err := resolver.New(resolver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := new(dns.Msg)
+	two.SetQuestion("a.hostd.test.", dns.TypeA)
+	two.Question = append(two.Question, two.Question[0])
+	notify := new(dns.Msg)
+	notify.SetNotify("hostd.test.")
+	axfr := new(dns.Msg)
+	axfr.SetAxfr("hostd.test.")
+	badVers := new(dns.Msg)
+	badVers.SetQuestion("a.hostd.test.", dns.TypeA)
+	badVers.SetEdns0(1232, false)
+	badVers.IsEdns0().SetVersion(1)
+	none := new(dns.Msg)
+	none.SetQuestion("a.hostd.test.", dns.TypeA)
+
+	tests := []struct {
+		name  string
+		q     *dns.Msg
+		rcode int
+	}{
+		{"two questions", two, dns.RcodeFormatError},
+		{"notify", notify, dns.RcodeNotImplemented},
+		{"zone transfer", axfr, dns.RcodeRefused},
+		{"edns version 1", badVers, dns.RcodeBadVers},
+		{"no upstreams", none, dns.RcodeServerFailure},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, _ := r.Resolve(context.Background(), tc.q)
+			if resp.Rcode != tc.rcode {
+				t.Errorf("rcode = %s, want %s", dns.RcodeToString[resp.Rcode], dns.RcodeToString[tc.rcode])
+			}
+			if _, err := resp.Pack(); err != nil {
+				t.Errorf("response does not pack: %v", err)
+			}
+		})
+	}
+}
+
+func TestListenPortInUse(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	addr := pc.LocalAddr().String()
+	_, err = resolver.Listen(context.Background(), addr)
+	if err == nil {
+		t.Fatalf("listen on %s in use: no error", addr)
+	}
+	for _, want := range []string{"listen for dns on udp " + addr, "address already in use"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
