@@ -82,8 +82,14 @@ func (c *calendar) next(base time.Time, loc *time.Location) (time.Time, bool) {
 					continue
 				}
 				tight := tight && d == bd
-				if t, ok := c.nextInDay(base, loc, y, time.Month(m), d, tight, bh, bmi, bus); ok {
+				t, ok, skipTo := c.nextInDay(base, loc, y, time.Month(m), d, tight, bh, bmi, bus)
+				if ok {
 					return t, true
+				}
+				if skipTo.After(base) {
+					// The day's next matching wall time fell into a
+					// daylight-saving gap: continue from the gap's end.
+					return c.next(skipTo, loc)
 				}
 			}
 		}
@@ -91,7 +97,11 @@ func (c *calendar) next(base time.Time, loc *time.Location) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-func (c *calendar) nextInDay(base time.Time, loc *time.Location, y int, m time.Month, d int, tight bool, bh, bmi, bus int) (time.Time, bool) {
+// nextInDay searches one day. When a matching wall time does not exist
+// because clocks jump forward, it gives up on the day and returns the
+// instant the jump ends in skipTo, rather than trying every microsecond
+// of the gap.
+func (c *calendar) nextInDay(base time.Time, loc *time.Location, y int, m time.Month, d int, tight bool, bh, bmi, bus int) (t time.Time, ok bool, skipTo time.Time) {
 	h0 := 0
 	if tight {
 		h0 = bh
@@ -109,13 +119,17 @@ func (c *calendar) nextInDay(base time.Time, loc *time.Location, y int, m time.M
 				us0 = bus
 			}
 			for us, ok := c.usec.next(us0, 60*usecPerSec-1); ok; us, ok = c.usec.next(us+1, 60*usecPerSec-1) {
-				if t, ok := resolve(base, loc, y, m, d, h, mi, us); ok {
-					return t, true
+				t, ok, gapEnd := resolve(base, loc, y, m, d, h, mi, us)
+				if ok {
+					return t, true, time.Time{}
+				}
+				if gapEnd.After(base) {
+					return time.Time{}, false, gapEnd
 				}
 			}
 		}
 	}
-	return time.Time{}, false
+	return time.Time{}, false, time.Time{}
 }
 
 func (c *calendar) weekdayMatches(y int, m time.Month, d int) bool {
@@ -128,11 +142,11 @@ func (c *calendar) weekdayMatches(y int, m time.Month, d int) bool {
 }
 
 // resolve turns a wall time in loc into the earliest instant showing that
-// wall time that is not before base.
-func resolve(base time.Time, loc *time.Location, y int, m time.Month, d, h, mi, us int) (time.Time, bool) {
+// wall time that is not before base. For a wall time that does not exist
+// it returns the end of the gap it falls into, when known.
+func resolve(base time.Time, loc *time.Location, y int, m time.Month, d, h, mi, us int) (best time.Time, found bool, gapEnd time.Time) {
 	naive := time.Date(y, m, d, h, mi, us/usecPerSec, (us%usecPerSec)*1000, time.UTC)
-	var best time.Time
-	found := false
+	exists := false
 	for _, probe := range [...]time.Duration{-24 * time.Hour, 0, 24 * time.Hour} {
 		_, off := naive.Add(probe).In(loc).Zone()
 		t := naive.Add(-time.Duration(off) * time.Second)
@@ -140,6 +154,7 @@ func resolve(base time.Time, loc *time.Location, y int, m time.Month, d, h, mi, 
 		if w.Year() != y || w.Month() != m || w.Day() != d || w.Hour() != h || w.Minute() != mi {
 			continue // the wall time does not exist with this offset
 		}
+		exists = true
 		if t.Before(base) {
 			continue
 		}
@@ -147,5 +162,12 @@ func resolve(base time.Time, loc *time.Location, y int, m time.Month, d, h, mi, 
 			best, found = t, true
 		}
 	}
-	return best, found
+	if !exists {
+		// Read with the offset in force before the jump, the wall time
+		// lies after it; the zone period that instant falls in starts
+		// where the gap ends.
+		_, off := naive.Add(-24 * time.Hour).In(loc).Zone()
+		gapEnd, _ = naive.Add(-time.Duration(off) * time.Second).In(loc).ZoneBounds()
+	}
+	return best, found, gapEnd
 }

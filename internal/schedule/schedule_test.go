@@ -341,3 +341,15 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkNext(b *testing.B) {
+	for _, expr := range []string{"minutely", "Mon..Fri *-*~01 02:30", "*-*-* 02:00/15 Europe/Berlin", "*-02-29 12:00"} {
+		s := MustParse(expr)
+		base := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
+		b.Run(expr, func(b *testing.B) {
+			for b.Loop() {
+				_ = s.Next(base)
+			}
+		})
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +15,9 @@ import (
 	"net/url"
 	"strconv"
 	"testing"
+	"time"
+
+	goreality "github.com/xtls/reality"
 
 	"github.com/xtls/xray-core/app/dispatcher"
 	"github.com/xtls/xray-core/app/policy"
@@ -96,6 +101,9 @@ func StartXray(t testing.TB, opts XrayOptions) *Xray {
 		fmt.Fprintln(w, `<html><a href="/index.html">home</a></html>`)
 	}))
 	target.EnableHTTP2 = true
+	// The REALITY server's probes of its target fail verification on
+	// purpose (the test certificate is not for ServerName): keep quiet.
+	target.Config.ErrorLog = log.New(io.Discard, "", 0)
 	target.StartTLS()
 	t.Cleanup(target.Close)
 
@@ -208,6 +216,20 @@ func StartXray(t testing.TB, opts XrayOptions) *Xray {
 			return 0
 		}
 		t.Cleanup(func() { inst.Close() })
+		// The REALITY listener first measures its target's handshake in
+		// the background; connections accepted before that finishes are
+		// held for 5s. Wait, so tests see the server's normal speed.
+		WaitFor(t, 15*time.Second, func() error {
+			for alpn := range 3 {
+				key := target.Listener.Addr().String() + " " + x.ServerName + " " + strconv.Itoa(alpn)
+				if v, ok := goreality.GlobalPostHandshakeRecordsLens.Load(key); !ok {
+					return fmt.Errorf("REALITY target detection %q not started", key)
+				} else if _, done := v.([]int); !done {
+					return fmt.Errorf("REALITY target detection %q running", key)
+				}
+			}
+			return nil
+		})
 		return x
 	}
 	t.Fatalf("start xray server: %v", lastErr)

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostd/hostd/internal/api"
+	"github.com/hostd/hostd/internal/daemon"
+	"github.com/hostd/hostd/internal/daemon/daemontest"
+	"github.com/hostd/hostd/internal/testenv"
+)
+
+// runCLI runs the hostd CLI in-process and returns its output and exit
+// status.
+func runCLI(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	code := 0
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.code
+		if ee.err != nil {
+			out.WriteString(ee.err.Error())
+		}
+	case errors.Is(err, api.ErrNotRunning):
+		code = 3
+		out.WriteString(err.Error())
+	case err != nil:
+		code = 1
+		out.WriteString(err.Error())
+	}
+	return out.String(), code
+}
+
+// startDaemon runs a daemon in-process with two test services.
+func startDaemon(t *testing.T, services string) (socket string) {
+	t.Helper()
+	dir := testenv.TempDir(t)
+	socket = filepath.Join(dir, "hostd.sock")
+	cfg := filepath.Join(dir, "hostd.yaml")
+	text := fmt.Sprintf("hostd:\n  state_dir: %s\n  socket: %s\n  http:\n    listen: %s\n  restart_backoff: 50ms\n%s",
+		filepath.Join(dir, "state"), socket, testenv.FreeAddr(t), services)
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	logf, _ := os.Create(filepath.Join(dir, "log"))
+	go func() {
+		done <- daemon.Run(ctx, daemon.Options{
+			ConfigFile:    cfg,
+			Registrations: []daemon.Registration{daemontest.Registration("alpha"), daemontest.Registration("beta")},
+			Version:       "test",
+			Stderr:        logf,
+			Signals:       make(chan os.Signal),
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	})
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		return api.NewClient(socket).Get(context.Background(), "/v1/status", &api.Status{})
+	})
+	return socket
+}
+
+func TestStatusAgainstRunningDaemon(t *testing.T) {
+	socket := startDaemon(t, "alpha: {}\nbeta:\n  mode: error\n")
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		out, _ := runCLI(t, "--socket", socket, "status")
+		if !strings.Contains(out, "test fault: beta failed") {
+			return fmt.Errorf("no fault yet:\n%s", out)
+		}
+		return nil
+	})
+	out, code := runCLI(t, "--socket", socket, "status")
+	if code != 1 {
+		t.Errorf("exit %d with a failing service, want 1", code)
+	}
+	for _, want := range []string{"hostd test: not ready", "SERVICE", "alpha", "ready", "beta", "test fault: beta failed", "config:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestStatusAllReadyExitsZero(t *testing.T) {
+	socket := startDaemon(t, "alpha: {}\nbeta: {}\n")
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		if out, code := runCLI(t, "--socket", socket, "status"); code != 0 {
+			return fmt.Errorf("exit %d:\n%s", code, out)
+		}
+		return nil
+	})
+}
+
+func TestStatusWithoutDaemon(t *testing.T) {
+	socket := filepath.Join(testenv.TempDir(t), "none.sock")
+	out, code := runCLI(t, "--socket", socket, "status")
+	if code != 3 {
+		t.Errorf("exit %d, want 3", code)
+	}
+	want := "hostd is not running: no socket at " + socket
+	if strings.TrimSpace(out) != want {
+		t.Errorf("output %q, want %q", out, want)
+	}
+}
+
+// TestStatusJSONSchema checks `status --json` against the documented
+// schema: exactly the fields of api.Status and api.ServiceStatus.
+func TestStatusJSONSchema(t *testing.T) {
+	socket := startDaemon(t, "alpha: {}\nbeta:\n  mode: error\n")
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		out, _ := runCLI(t, "--socket", socket, "status", "--json")
+		if !strings.Contains(out, "last_error") {
+			return fmt.Errorf("no error yet")
+		}
+		return nil
+	})
+	out, code := runCLI(t, "--socket", socket, "status", "--json")
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(out), &top); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if got, want := keys(top), jsonFields(reflect.TypeFor[api.Status]()); !reflect.DeepEqual(got, want) {
+		t.Errorf("status keys %v, want %v", got, want)
+	}
+	var services []map[string]json.RawMessage
+	if err := json.Unmarshal(top["services"], &services); err != nil || len(services) != 2 {
+		t.Fatalf("services: %v %s", err, top["services"])
+	}
+	all := jsonFields(reflect.TypeFor[api.ServiceStatus]())
+	required := []string{"name", "restarts", "since", "state"}
+	for _, s := range services {
+		for _, k := range keys(s) {
+			if !contains(all, k) {
+				t.Errorf("undocumented key %q", k)
+			}
+		}
+		for _, k := range required {
+			if _, ok := s[k]; !ok {
+				t.Errorf("service lacks %q: %v", k, keys(s))
+			}
+		}
+	}
+	var st api.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Ready || st.Version != "test" || st.Services[1].State == "ready" || st.Services[1].LastError == "" {
+		t.Errorf("status = %+v", st)
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func jsonFields(t reflect.Type) []string {
+	var out []string
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestConfigCheck(t *testing.T) {
+	dir := testenv.TempDir(t)
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("hostd:\n  log_levle: info\n  http:\n    listen: nowhere\nprxy: {}\n"), 0o600)
+	out, code := runCLI(t, "config", "check", bad)
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	for _, want := range []string{
+		bad + `:2:3: hostd.log_levle: unknown key "log_levle" (did you mean "log_level"?)`,
+		bad + `:4:13: hostd.http.listen: invalid listen address "nowhere"`,
+		bad + `:5:1: prxy: unknown section "prxy"`,
+		"3 problem(s)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte("hostd:\n  log_level: debug\n"), 0o600)
+	if out, code := runCLI(t, "config", "check", good); code != 0 || !strings.Contains(out, "ok") {
+		t.Errorf("good config: exit %d\n%s", code, out)
+	}
+}
+
+func TestConfigExampleIsValid(t *testing.T) {
+	out, code := runCLI(t, "config", "example")
+	if code != 0 || !strings.Contains(out, "hostd:") {
+		t.Fatalf("example: exit %d\n%s", code, out)
+	}
+	f := filepath.Join(testenv.TempDir(t), "example.yaml")
+	os.WriteFile(f, []byte(out), 0o600)
+	if out, code := runCLI(t, "config", "check", f); code != 0 {
+		t.Errorf("the example config does not pass check:\n%s", out)
+	}
+}
+
+func TestConfigShowDefaultsLocal(t *testing.T) {
+	out, code := runCLI(t, "--socket", filepath.Join(testenv.TempDir(t), "none.sock"), "config", "show", "--local")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"hostd:", "listen: 127.0.0.1:9273", "shutdown_timeout: 15s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config show lacks %q:\n%s", want, out)
+		}
+	}
+}
