@@ -5,100 +5,14 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"filippo.io/age"
 
 	"github.com/hostd/hostd/internal/testenv"
 )
-
-// sopsVersion is the sops release the tests encrypt with.
-const sopsVersion = "v3.13.3"
-
-var sopsOnce struct {
-	sync.Once
-	path string
-	err  error
-}
-
-// sopsTool returns the real sops binary, built once from its Go module into
-// the user cache directory (reused by later runs).
-func sopsTool(t *testing.T) string {
-	t.Helper()
-	goBin := testenv.LookPath(t, "go")
-	sopsOnce.Do(func() {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			sopsOnce.err = err
-			return
-		}
-		dir := filepath.Join(cache, "hostd-test", "sops-"+sopsVersion)
-		bin := filepath.Join(dir, "sops")
-		if _, err := os.Stat(bin); err == nil {
-			sopsOnce.path = bin
-			return
-		}
-		cmd := exec.Command(goBin, "install", "github.com/getsops/sops/v3/cmd/sops@"+sopsVersion)
-		cmd.Dir = os.TempDir()
-		cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-mod=mod")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			sopsOnce.err = errors.New(err.Error() + ": " + string(out))
-			return
-		}
-		sopsOnce.path = bin
-	})
-	testenv.Require(t, "sops "+sopsVersion+" (go install)", sopsOnce.err)
-	return sopsOnce.path
-}
-
-// ageKey is a fresh age identity written to a key file.
-type ageKey struct {
-	file      string
-	recipient string
-}
-
-func newAgeKey(t *testing.T, dir, name string) ageKey {
-	t.Helper()
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte("# test key\n"+id.String()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return ageKey{file: p, recipient: id.Recipient().String()}
-}
-
-// sopsEncrypt encrypts plain (of the given type) to the recipients with
-// the real sops tool and returns the encrypted file's path.
-func sopsEncrypt(t *testing.T, dir, name, typ, plain string, args []string, recipients ...string) string {
-	t.Helper()
-	in := filepath.Join(dir, name+".plain."+typ)
-	if err := os.WriteFile(in, []byte(plain), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmdArgs := append([]string{"encrypt", "--age", strings.Join(recipients, ","), "--input-type", typ, "--output-type", typ}, args...)
-	cmd := exec.Command(sopsTool(t), append(cmdArgs, in)...)
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("sops encrypt: %v: %s", err, stderr.String())
-	}
-	os.Remove(in)
-	p := filepath.Join(dir, name+"."+typ)
-	if err := os.WriteFile(p, out, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 const v2rayYAML = `# server of the seed's services.v2rayWithSecrets
 v2ray:
@@ -118,11 +32,18 @@ const v2rayJSON = `{"v2ray": {"server_address": "vpn.example.com", "server_port"
 
 func TestResolveSOPS(t *testing.T) {
 	dir := t.TempDir()
-	key := newAgeKey(t, dir, "keys.txt")
-	other := newAgeKey(t, dir, "other.txt")
-	yamlFile := sopsEncrypt(t, dir, "v2ray", "yaml", v2rayYAML, nil, other.recipient, key.recipient)
-	jsonFile := sopsEncrypt(t, dir, "v2ray", "json", v2rayJSON, nil, key.recipient)
-	macOnly := sopsEncrypt(t, dir, "maconly", "yaml", v2rayYAML, []string{"--mac-only-encrypted", "--encrypted-regex", "^(user_id|public_key|short_id)$"}, key.recipient)
+	key := testenv.NewAgeKey(t, dir, "keys.txt")
+	other := testenv.NewAgeKey(t, dir, "other.txt")
+	yamlFile := testenv.SOPSEncrypt(t, dir, "v2ray", "yaml", v2rayYAML, nil, other.Recipient, key.Recipient)
+	jsonFile := testenv.SOPSEncrypt(t, dir, "v2ray", "json", v2rayJSON, nil, key.Recipient)
+	// mac_only_encrypted exists only as a .sops.yaml creation rule.
+	macDir := filepath.Join(dir, "mac")
+	os.Mkdir(macDir, 0o700)
+	rules := "creation_rules:\n  - age: " + key.Recipient + "\n    mac_only_encrypted: true\n    encrypted_regex: ^(user_id|public_key|short_id)$\n"
+	if err := os.WriteFile(filepath.Join(macDir, ".sops.yaml"), []byte(rules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testenv.SOPSEncrypt(t, macDir, "maconly", "yaml", v2rayYAML, nil)
 	for _, f := range []string{yamlFile, jsonFile} {
 		b, _ := os.ReadFile(f)
 		if bytes.Contains(b, []byte("vpn.example.com")) {
@@ -146,10 +67,10 @@ func TestResolveSOPS(t *testing.T) {
 		{"absolute path", Ref("sops:" + yamlFile + "#/v2ray/short_id/"), "0123456789abcdef"},
 		{"json", Ref("sops:v2ray.json#v2ray/server_address"), "vpn.example.com"},
 		{"json int", Ref("sops:v2ray.json#v2ray/server_port"), "443"},
-		{"mac only encrypted", Ref("sops:maconly.yaml#v2ray/user_id"), "6b1a2c1e-8f4e-4c1b-9d0a-5e6f7a8b9c0d"},
-		{"mac only encrypted clear value", Ref("sops:maconly.yaml#v2ray/server_address"), "vpn.example.com"},
+		{"mac only encrypted", Ref("sops:mac/maconly.yaml#v2ray/user_id"), "6b1a2c1e-8f4e-4c1b-9d0a-5e6f7a8b9c0d"},
+		{"mac only encrypted clear value", Ref("sops:mac/maconly.yaml#v2ray/server_address"), "vpn.example.com"},
 	}
-	r := &Resolver{BaseDir: dir, Getenv: envMap(map[string]string{"SOPS_AGE_KEY_FILE": key.file})}
+	r := &Resolver{BaseDir: dir, Getenv: envMap(map[string]string{"SOPS_AGE_KEY_FILE": key.File})}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := r.Resolve(context.Background(), tt.ref)
@@ -164,9 +85,9 @@ func TestResolveSOPS(t *testing.T) {
 
 	// Identities may also come from the Resolver's own key file (the
 	// config's secrets.age_key_file), or inline from $SOPS_AGE_KEY.
-	inline, _ := os.ReadFile(other.file)
+	inline, _ := os.ReadFile(other.File)
 	for name, r := range map[string]*Resolver{
-		"age_key_file": {BaseDir: dir, AgeKeyFile: other.file, Getenv: envMap(nil)},
+		"age_key_file": {BaseDir: dir, AgeKeyFile: other.File, Getenv: envMap(nil)},
 		"SOPS_AGE_KEY": {BaseDir: dir, Getenv: envMap(map[string]string{"SOPS_AGE_KEY": string(inline)})},
 	} {
 		got, err := r.Resolve(context.Background(), "sops:v2ray.yaml#v2ray/server_address")
@@ -178,9 +99,9 @@ func TestResolveSOPS(t *testing.T) {
 
 func TestResolveSOPSErrors(t *testing.T) {
 	dir := t.TempDir()
-	key := newAgeKey(t, dir, "keys.txt")
-	wrong := newAgeKey(t, dir, "wrong.txt")
-	enc := sopsEncrypt(t, dir, "v2ray", "yaml", v2rayYAML, nil, key.recipient)
+	key := testenv.NewAgeKey(t, dir, "keys.txt")
+	wrong := testenv.NewAgeKey(t, dir, "wrong.txt")
+	enc := testenv.SOPSEncrypt(t, dir, "v2ray", "yaml", v2rayYAML, nil, key.Recipient)
 	orig, err := os.ReadFile(enc)
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +124,7 @@ func TestResolveSOPSErrors(t *testing.T) {
 			port = i
 		}
 	}
-	swapped := write("swapped.yaml", func(string) string {
+	write("swapped.yaml", func(string) string {
 		ls := append([]string(nil), lines...)
 		a, _ := strings.CutPrefix(strings.TrimSpace(ls[addr]), "server_address:")
 		p, _ := strings.CutPrefix(strings.TrimSpace(ls[port]), "server_port:")
@@ -211,8 +132,8 @@ func TestResolveSOPSErrors(t *testing.T) {
 		ls[port] = "    server_port:" + a
 		return strings.Join(ls, "\n")
 	})
-	edited := write("edited.yaml", func(s string) string { return strings.Replace(s, "kept in clear", "edited in clear", 1) })
-	dropped := write("dropped.yaml", func(s string) string {
+	write("edited.yaml", func(s string) string { return strings.Replace(s, "kept in clear", "edited in clear", 1) })
+	write("dropped.yaml", func(s string) string {
 		ls := strings.Split(s, "\n")
 		for i, l := range ls {
 			if strings.Contains(l, "weight:") {
@@ -232,17 +153,17 @@ func TestResolveSOPSErrors(t *testing.T) {
 		want    []string
 		is      error
 	}{
-		{"wrong age key", wrong.file, "sops:v2ray.yaml#v2ray/user_id", []string{"v2ray.yaml", "none of the age identities in " + wrong.file, key.recipient}, nil},
+		{"wrong age key", wrong.File, "sops:v2ray.yaml#v2ray/user_id", []string{"v2ray.yaml", "none of the age identities in " + wrong.File, key.Recipient}, nil},
 		{"no key file", filepath.Join(dir, "missing.txt"), "sops:v2ray.yaml#v2ray/user_id", []string{"open age key file", "missing.txt"}, os.ErrNotExist},
 		{"not an age key file", enc, "sops:v2ray.yaml#v2ray/user_id", []string{"parse age key file"}, nil},
-		{"missing file", key.file, "sops:nope.yaml#v2ray/user_id", []string{"nope.yaml"}, ErrNotFound},
-		{"missing key", key.file, "sops:v2ray.yaml#v2ray/password", []string{"no key v2ray/password"}, ErrNotFound},
-		{"not a value", key.file, "sops:v2ray.yaml#v2ray", []string{"not a single value"}, nil},
-		{"swapped values", key.file, "sops:swapped.yaml#v2ray/user_id", []string{"swapped.yaml", "server_address"}, ErrSOPSMAC},
-		{"edited clear value", key.file, "sops:edited.yaml#v2ray/user_id", []string{"does not match the MAC"}, ErrSOPSMAC},
-		{"dropped value", key.file, "sops:dropped.yaml#v2ray/user_id", []string{"does not match the MAC"}, ErrSOPSMAC},
-		{"not encrypted", key.file, "sops:plain.yaml#v2ray/user_id", []string{"not a SOPS file"}, nil},
-		{"not yaml", key.file, "sops:garbage.yaml#v2ray/user_id", []string{"garbage.yaml", "parse"}, nil},
+		{"missing file", key.File, "sops:nope.yaml#v2ray/user_id", []string{"nope.yaml"}, ErrNotFound},
+		{"missing key", key.File, "sops:v2ray.yaml#v2ray/password", []string{"no key v2ray/password"}, ErrNotFound},
+		{"not a value", key.File, "sops:v2ray.yaml#v2ray", []string{"not a single value"}, nil},
+		{"swapped values", key.File, "sops:swapped.yaml#v2ray/user_id", []string{"swapped.yaml", "server_address"}, ErrSOPSMAC},
+		{"edited clear value", key.File, "sops:edited.yaml#v2ray/user_id", []string{"does not match the MAC"}, ErrSOPSMAC},
+		{"dropped value", key.File, "sops:dropped.yaml#v2ray/user_id", []string{"does not match the MAC"}, ErrSOPSMAC},
+		{"not encrypted", key.File, "sops:plain.yaml#v2ray/user_id", []string{"not a SOPS file"}, nil},
+		{"not yaml", key.File, "sops:garbage.yaml#v2ray/user_id", []string{"garbage.yaml", "parse"}, nil},
 	}
 	secretsInFile := []string{"vpn.example.com", "6b1a2c1e", "E59WjnvZ", "0123456789abcdef"}
 	for _, tt := range tests {

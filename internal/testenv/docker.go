@@ -131,6 +131,7 @@ func (d *Docker) Start() error {
 	if running {
 		return errors.New("dockerd already running")
 	}
+	d.dropStaleContainerdPid()
 	cmd := exec.Command(d.dockerd,
 		"--data-root", d.DataRoot,
 		"--exec-root", filepath.Join(d.Dir, "exec"),
@@ -184,6 +185,25 @@ func (d *Docker) Start() error {
 }
 
 var errExited = errors.New("dockerd exited")
+
+// dropStaleContainerdPid removes the pid file of a containerd that died
+// with a killed dockerd. Where nothing reaps orphans (a container's init)
+// it lingers as a zombie, and dockerd would wait for it forever.
+func (d *Docker) dropStaleContainerdPid() {
+	pidFile := filepath.Join(d.Dir, "exec", "containerd", "containerd.pid")
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return
+	}
+	stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/stat")
+	if err == nil {
+		// The state follows the parenthesised command name.
+		if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z' {
+			return // alive: dockerd reuses it
+		}
+	}
+	_ = os.Remove(pidFile)
+}
 
 // configFile writes an empty daemon.json so the host's /etc/docker one is
 // not read.

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"context"
 	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/base64"
@@ -68,6 +69,8 @@ type Xray struct {
 	ServerName string // SNI accepted by the server
 
 	counter func(name string) int64
+	inst    *core.Instance
+	target  *httptest.Server
 }
 
 // Addr is the server's host:port.
@@ -97,6 +100,23 @@ func (x *Xray) Traffic() (up, down int64) {
 // stops it when the test ends.
 func StartXray(t testing.TB, opts XrayOptions) *Xray {
 	t.Helper()
+	x, err := NewXray(opts)
+	if err != nil {
+		t.Fatalf("start xray server: %v", err)
+	}
+	t.Cleanup(func() { x.Close() })
+	return x
+}
+
+// Close stops the server and its REALITY target.
+func (x *Xray) Close() error {
+	x.target.Close()
+	return x.inst.Close()
+}
+
+// NewXray starts the server on a free loopback port with fresh keys, for
+// benchmarks and tools outside tests. Close stops it.
+func NewXray(opts XrayOptions) (_ *Xray, err error) {
 	target := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, `<html><a href="/index.html">home</a></html>`)
 	}))
@@ -105,11 +125,15 @@ func StartXray(t testing.TB, opts XrayOptions) *Xray {
 	// purpose (the test certificate is not for ServerName): keep quiet.
 	target.Config.ErrorLog = log.New(io.Discard, "", 0)
 	target.StartTLS()
-	t.Cleanup(target.Close)
+	defer func() {
+		if err != nil {
+			target.Close()
+		}
+	}()
 
 	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
-		t.Fatalf("generate x25519 key: %v", err)
+		return nil, fmt.Errorf("generate x25519 key: %w", err)
 	}
 	sid := make([]byte, 8)
 	uid := make([]byte, 16)
@@ -132,7 +156,7 @@ func StartXray(t testing.TB, opts XrayOptions) *Xray {
 	for name, dest := range opts.Hosts {
 		ap, err := netip.ParseAddrPort(dest)
 		if err != nil {
-			t.Fatalf("xray hosts: %s: %v", name, err)
+			return nil, fmt.Errorf("xray hosts: %s: %w", name, err)
 		}
 		tag := fmt.Sprintf("host%d", i)
 		i++
@@ -153,7 +177,12 @@ func StartXray(t testing.TB, opts XrayOptions) *Xray {
 
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port := uint16(FreePort(t))
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		port := uint16(l.Addr().(*net.TCPAddr).Port)
+		l.Close()
 		cfg := &core.Config{
 			App: []*serial.TypedMessage{
 				serial.ToTypedMessage(&dispatcher.Config{}),
@@ -200,7 +229,7 @@ func StartXray(t testing.TB, opts XrayOptions) *Xray {
 		}
 		inst, err := core.New(cfg)
 		if err != nil {
-			t.Fatalf("xray server config: %v", err)
+			return nil, fmt.Errorf("xray server config: %w", err)
 		}
 		if err := inst.Start(); err != nil {
 			inst.Close()
@@ -215,11 +244,11 @@ func StartXray(t testing.TB, opts XrayOptions) *Xray {
 			}
 			return 0
 		}
-		t.Cleanup(func() { inst.Close() })
+		x.inst, x.target = inst, target
 		// The REALITY listener first measures its target's handshake in
 		// the background; connections accepted before that finishes are
 		// held for 5s. Wait, so tests see the server's normal speed.
-		WaitFor(t, 15*time.Second, func() error {
+		err = Poll(context.Background(), 15*time.Second, func() error {
 			for alpn := range 3 {
 				key := target.Listener.Addr().String() + " " + x.ServerName + " " + strconv.Itoa(alpn)
 				if v, ok := goreality.GlobalPostHandshakeRecordsLens.Load(key); !ok {
@@ -230,10 +259,13 @@ func StartXray(t testing.TB, opts XrayOptions) *Xray {
 			}
 			return nil
 		})
-		return x
+		if err != nil {
+			inst.Close()
+			return nil, err
+		}
+		return x, nil
 	}
-	t.Fatalf("start xray server: %v", lastErr)
-	return nil
+	return nil, fmt.Errorf("start xray server: %w", lastErr)
 }
 
 // severityFilter drops xray log messages less severe than max.

@@ -16,6 +16,8 @@ import (
 
 // Config is the "audio" section of hostd's config file.
 type Config struct {
+	// Enable turns the service on. Default: false.
+	Enable bool `yaml:"enable"`
 	// Server is the pulse server address: "unix:/run/user/1000/pulse/native",
 	// a socket path, or "tcp:host:port". Default: empty, meaning
 	// $PULSE_SERVER from hostd's environment, else the pulse socket in the

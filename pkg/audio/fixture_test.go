@@ -54,7 +54,7 @@ type running struct {
 // startService builds the service for the stack pw with cfg (Server is
 // filled in) and runs it until the test ends; it waits for the first
 // Ready.
-func startService(t *testing.T, pw *testenv.PipeWire, cfg Config) *running {
+func startService(t *testing.T, pw *testenv.PipeWire, cfg Config, opts ...func(*Service)) *running {
 	t.Helper()
 	cfg.Server = pw.Server
 	r := &running{health: &recHealth{}, reg: prometheus.NewRegistry(), dir: t.TempDir()}
@@ -77,6 +77,9 @@ func startService(t *testing.T, pw *testenv.PipeWire, cfg Config) *running {
 	s, err := newService(env, cfg, getenv)
 	if err != nil {
 		t.Fatalf("new audio service: %v", err)
+	}
+	for _, o := range opts {
+		o(s)
 	}
 	r.Service = s
 	ctx, cancel := context.WithCancel(context.Background())
@@ -155,4 +158,50 @@ func waitPactl(t *testing.T, pw *testenv.PipeWire, timeout time.Duration, want s
 		}
 		return nil
 	})
+}
+
+// metricValue returns the value of the metric name with exactly the given
+// labels, or an error.
+func metricValue(r *running, name string, labels map[string]string) (float64, error) {
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != len(labels) {
+				continue
+			}
+			for _, l := range m.GetLabel() {
+				if labels[l.GetName()] != l.GetValue() {
+					continue metrics
+				}
+			}
+			switch {
+			case m.GetGauge() != nil:
+				return m.GetGauge().GetValue(), nil
+			case m.GetCounter() != nil:
+				return m.GetCounter().GetValue(), nil
+			}
+		}
+		return 0, fmt.Errorf("%s has no series %v", name, labels)
+	}
+	return 0, fmt.Errorf("no metric %s", name)
+}
+
+// wantMetric checks a metric's value to within 0.001.
+func wantMetric(t *testing.T, r *running, name string, labels map[string]string, want float64) {
+	t.Helper()
+	got, err := metricValue(r, name, labels)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	if got < want-0.001 || got > want+0.001 {
+		t.Errorf("%s%v = %g, want %g", name, labels, got, want)
+	}
 }

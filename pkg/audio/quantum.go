@@ -74,8 +74,9 @@ func writeDropIn(dir string, quantum, rate int) (bool, error) {
 	return true, nil
 }
 
-// metadataLine matches one pw-metadata line:
-// update: id:0 key:'clock.quantum' value:'1024' type:''
+// metadataLine matches one line of pw-metadata output, such as
+//
+//	update: id:0 key:'clock.quantum' value:'1024' type:''
 var metadataLine = regexp.MustCompile(`^update: id:0 key:'([^']*)' value:'([^']*)'`)
 
 // parseSettings reads the clock settings from `pw-metadata -n settings`

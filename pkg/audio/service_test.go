@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,11 +60,21 @@ func testStatus(t *testing.T, pw *testenv.PipeWire) {
 		t.Errorf("headset not marked Bluetooth: %+v", bt)
 	}
 	mon := st.Find(KindSource, "st_speaker.monitor")
-	if mon == nil || !mon.Monitor {
+	if mon == nil || !mon.Monitor || mon.Description != "Monitor of Status Speaker" {
 		t.Errorf("monitor source = %+v", mon)
 	}
 	if st.Quantum == nil || st.Quantum.Effective != 1024 || st.Quantum.Rate != 48000 {
 		t.Errorf("quantum = %+v, want PipeWire's default 1024 at 48000 Hz", st.Quantum)
+	}
+	wantMetric(t, s, "hostd_audio_connected", nil, 1)
+	wantMetric(t, s, "hostd_audio_volume_ratio", map[string]string{"kind": "sink", "device": "st_speaker"}, 0.35)
+	wantMetric(t, s, "hostd_audio_muted", map[string]string{"kind": "sink", "device": "st_speaker"}, 1)
+	wantMetric(t, s, "hostd_audio_muted", map[string]string{"kind": "sink", "device": "bluez_output.00_11_22_33_44_55.1"}, 0)
+	wantMetric(t, s, "hostd_audio_devices", map[string]string{"kind": "sink"}, float64(len(st.Sinks)))
+	wantMetric(t, s, "hostd_audio_devices", map[string]string{"kind": "card"}, 0)
+	wantMetric(t, s, "hostd_audio_quantum_samples", nil, 1024)
+	if _, err := metricValue(s, "hostd_audio_volume_ratio", map[string]string{"kind": "source", "device": "st_speaker.monitor"}); err == nil {
+		t.Error("monitor sources are exported")
 	}
 	sum := s.Status().Summary
 	for _, want := range []string{"PulseAudio", "sinks", "quantum 1024"} {
@@ -221,9 +232,12 @@ func testPreferred(t *testing.T, pw *testenv.PipeWire) {
 	pw.Pactl(t, "unload-module", bt)
 	waitPactl(t, pw, time.Second, "pref_usb_dac", "get-default-sink")
 
-	if st := s.Snapshot(); st.DefaultSink != "pref_usb_dac" {
-		t.Errorf("status says default sink %q", st.DefaultSink)
-	}
+	testenv.WaitFor(t, time.Second, func() error {
+		if st := s.Snapshot(); st.DefaultSink != "pref_usb_dac" {
+			return fmt.Errorf("status says default sink %q", st.DefaultSink)
+		}
+		return nil
+	})
 }
 
 func testLimit(t *testing.T, pw *testenv.PipeWire) {
@@ -241,6 +255,7 @@ func testLimit(t *testing.T, pw *testenv.PipeWire) {
 	// Anyone raising the volume above the limit is pulled back.
 	pw.Pactl(t, "set-sink-volume", "lim_a", "95%")
 	waitVolume(t, pw, KindSink, "lim_a", "80%")
+	wantMetric(t, s, "hostd_audio_policy_actions_total", map[string]string{"reason": "limit"}, 1)
 	pw.Pactl(t, "set-sink-volume", "lim_a", "70%", "120%")
 	testenv.WaitFor(t, 5*time.Second, func() error {
 		if got := pactlVolume(t, pw, KindSink, "lim_a"); strings.Join(got, " ") != "70% 80%" {
@@ -287,8 +302,18 @@ func testReconnect(t *testing.T, pw *testenv.PipeWire) {
 	cfg := DefaultConfig()
 	cfg.VolumeLimit = 60
 	cfg.PreferredSinks = []string{"rc_pref*"}
-	s := startService(t, pw, cfg)
-	s.after = func(time.Duration) <-chan time.Time { return time.After(20 * time.Millisecond) }
+	// Retry every 20ms instead of with the real backoff, which
+	// TestBackoff covers.
+	var waits []time.Duration
+	var waitsMu sync.Mutex
+	s := startService(t, pw, cfg, func(s *Service) {
+		s.after = func(d time.Duration) <-chan time.Time {
+			waitsMu.Lock()
+			waits = append(waits, d)
+			waitsMu.Unlock()
+			return time.After(20 * time.Millisecond)
+		}
+	})
 
 	pw.KillPulse(t)
 	testenv.WaitFor(t, 5*time.Second, func() error {
@@ -310,6 +335,8 @@ func testReconnect(t *testing.T, pw *testenv.PipeWire) {
 	if cur, err := s.Current(context.Background()); err != nil || cur.Connected {
 		t.Errorf("Current while away = %+v, %v", cur, err)
 	}
+	wantMetric(t, s, "hostd_audio_connected", nil, 0)
+	wantMetric(t, s, "hostd_audio_reconnects_total", nil, 0)
 
 	pw.StartPulse(t)
 	testenv.WaitFor(t, 10*time.Second, func() error {
@@ -318,9 +345,15 @@ func testReconnect(t *testing.T, pw *testenv.PipeWire) {
 		}
 		return nil
 	})
-	if st := s.Snapshot(); st.Reconnects < 1 || !st.Connected {
+	if st := s.Snapshot(); st.Reconnects != 1 || !st.Connected {
 		t.Errorf("after restart: connected=%v reconnects=%d", st.Connected, st.Reconnects)
 	}
+	wantMetric(t, s, "hostd_audio_reconnects_total", nil, 1)
+	waitsMu.Lock()
+	if len(waits) == 0 || waits[0] != backoff(0) {
+		t.Errorf("retry pauses %v, want the backoff to start at %v", waits, backoff(0))
+	}
+	waitsMu.Unlock()
 	// The policy runs on the new connection's events.
 	pw.LoadNullSink(t, "rc_pref_sink", testenv.NullSinkOptions{})
 	waitPactl(t, pw, time.Second, "rc_pref_sink", "get-default-sink")

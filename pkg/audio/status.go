@@ -215,6 +215,16 @@ func prop(p proto.PropList, key string) string {
 	return ""
 }
 
+// description is the device's description: the protocol carries it in the
+// field the library calls Device, with the device.description property as
+// a fallback.
+func description(field string, p proto.PropList) string {
+	if field != "" {
+		return field
+	}
+	return prop(p, "device.description")
+}
+
 // isBluetooth tells Bluetooth devices by the properties PipeWire's bluez
 // monitor sets, falling back to its node naming.
 func isBluetooth(name string, p proto.PropList) bool {
@@ -234,7 +244,7 @@ func sinkDevice(r *proto.GetSinkInfoReply) Device {
 	ch := channels(r.ChannelMap, r.ChannelVolumes)
 	return Device{
 		Kind: KindSink, Index: r.SinkIndex, Name: r.SinkName,
-		Description: prop(r.Properties, "device.description"),
+		Description: description(r.Device, r.Properties),
 		Volume:      roundPercent(maxVolume(r.ChannelVolumes)), Channels: ch, Mute: r.Mute,
 		State: deviceState(r.State), ActivePort: r.ActivePortName, Card: cardIndex(r.CardIndex),
 		Bluetooth: isBluetooth(r.SinkName, r.Properties),
@@ -245,7 +255,7 @@ func sourceDevice(r *proto.GetSourceInfoReply) Device {
 	ch := channels(r.ChannelMap, r.ChannelVolumes)
 	return Device{
 		Kind: KindSource, Index: r.SourceIndex, Name: r.SourceName,
-		Description: prop(r.Properties, "device.description"),
+		Description: description(r.Device, r.Properties),
 		Volume:      roundPercent(maxVolume(r.ChannelVolumes)), Channels: ch, Mute: r.Mute,
 		State: deviceState(r.State), ActivePort: r.ActivePortName, Card: cardIndex(r.CardIndex),
 		Bluetooth: isBluetooth(r.SourceName, r.Properties),

@@ -72,6 +72,9 @@ func ParseVolume(s string) (VolumeChange, error) {
 		return VolumeChange{}, fmt.Errorf("%w %q: above %d%%", ErrBadVolume, orig, MaxPercent)
 	}
 	c.Percent = sign * n
+	if n == 0 {
+		c.Percent = 0 // no negative zero: "-0%" is "+0%"
+	}
 	return c, nil
 }
 

@@ -198,6 +198,8 @@ func (a *AutoPrune) validate(v *confkit.Validator) {
 func checkLabel(s string, negatable bool) error {
 	if negatable {
 		s = strings.TrimPrefix(s, "!")
+	} else if strings.HasPrefix(s, "!") {
+		return fmt.Errorf("label %q cannot be negated here", s)
 	}
 	k, _, _ := strings.Cut(s, "=")
 	if strings.TrimSpace(k) == "" {
@@ -221,7 +223,7 @@ func ParseWatermark(s string) (Watermark, error) {
 	}
 	if p, ok := strings.CutSuffix(s, "%"); ok {
 		f, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
-		if err != nil || f <= 0 || f > 100 {
+		if err != nil || !(f > 0 && f <= 100) {
 			return Watermark{}, fmt.Errorf("invalid percentage %q: want a number in (0, 100]", s)
 		}
 		return Watermark{Percent: f}, nil

@@ -74,19 +74,28 @@ func (e *engine) connect(ctx context.Context) (engineInfo, error) {
 // ErrPermission marks an engine socket hostd may not open.
 var ErrPermission = errors.New("permission denied")
 
+// engineError is an error explain already described.
+type engineError struct{ error }
+
+func (e engineError) Unwrap() error { return e.error }
+
 // explain turns connection failures into errors that say what to do.
 func (e *engine) explain(err error) error {
-	if err == nil {
-		return nil
+	var done engineError
+	if err == nil || errors.As(err, &done) {
+		return err
 	}
 	if errors.Is(err, os.ErrPermission) || strings.Contains(err.Error(), "permission denied") {
-		return fmt.Errorf("connect to docker engine at %s: %w: add the user hostd runs as to the docker group (usermod -aG docker USER) or run hostd as root", e.host, ErrPermission)
+		return engineError{fmt.Errorf("connect to docker engine at %s: %w: add the user hostd runs as to the docker group (usermod -aG docker USER) or run hostd as root", e.host, ErrPermission)}
 	}
 	if client.IsErrConnectionFailed(err) {
-		return fmt.Errorf("connect to docker engine at %s: engine not reachable: %w", e.host, err)
+		return engineError{fmt.Errorf("connect to docker engine at %s: %w: %w", e.host, ErrUnreachable, err)}
 	}
-	return fmt.Errorf("docker engine at %s: %w", e.host, err)
+	return engineError{fmt.Errorf("docker engine at %s: %w", e.host, err)}
 }
+
+// ErrUnreachable marks an engine that does not answer.
+var ErrUnreachable = errors.New("engine not reachable")
 
 // snapshot lists every object the planner needs. Volume and build cache
 // sizes cost a disk walk on the engine's side, so they are only asked for
@@ -272,6 +281,23 @@ func (e *engine) imageID(ctx context.Context, ref string) (string, error) {
 	return r.ID, nil
 }
 
-func containerInspectOptions() client.ContainerInspectOptions { return client.ContainerInspectOptions{} }
+func containerInspectOptions() client.ContainerInspectOptions {
+	return client.ContainerInspectOptions{}
+}
 
 func pingOptions() client.PingOptions { return client.PingOptions{} }
+
+// refineImageTimes replaces the whole-second creation times of the image
+// list with the exact ones from inspecting each image, so images made in
+// the same second still order by age.
+func (e *engine) refineImageTimes(ctx context.Context, s *snapshot) {
+	for i := range s.images {
+		r, err := e.cli.ImageInspect(ctx, s.images[i].ID)
+		if err != nil {
+			continue
+		}
+		if t, err := time.Parse(time.RFC3339Nano, r.Created); err == nil {
+			s.images[i].Created = t
+		}
+	}
+}

@@ -400,6 +400,7 @@ func (s *Service) RelievePressure(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, s.engineFailed(err)
 	}
+	s.eng.refineImageTimes(ctx, &snap)
 	cands := pressureCandidates(snap, p, s.state.lastUse(), s.now())
 	err = s.execute(ctx, r, cands, func() bool {
 		d, err := s.measureDisk()
@@ -449,7 +450,7 @@ func (s *Service) execute(ctx context.Context, r *Report, objs []Object, done fu
 // returns the error to report.
 func (s *Service) engineFailed(err error) error {
 	err = s.eng.explain(err)
-	if errors.Is(err, ErrPermission) || strings.Contains(err.Error(), "not reachable") {
+	if errors.Is(err, ErrPermission) || errors.Is(err, ErrUnreachable) {
 		s.setDown(err)
 		return fmt.Errorf("%w: %w", ErrEngineDown, err)
 	}
@@ -528,15 +529,14 @@ func (d StatusDetails) Summary() string {
 		parts = append(parts, "engine unreachable")
 	}
 	if d.DiskSizeBytes > 0 {
-		parts = append(parts, fmt.Sprintf("disk %s/%s (%.0f%%)", units.BytesSize(float64(d.DiskUsedBytes)),
-			units.BytesSize(float64(d.DiskSizeBytes)), float64(d.DiskUsedBytes)*100/float64(d.DiskSizeBytes)))
+		parts = append(parts, fmt.Sprintf("disk %.0f%%", float64(d.DiskUsedBytes)*100/float64(d.DiskSizeBytes)))
 	}
 	if d.LastPrune != nil {
-		parts = append(parts, fmt.Sprintf("last prune %s reclaimed %s", d.LastPrune.Finished.UTC().Format(time.RFC3339),
+		parts = append(parts, fmt.Sprintf("last prune %s -%s", d.LastPrune.Finished.UTC().Format("Jan 2 15:04"),
 			units.BytesSize(float64(d.LastPrune.ReclaimedBytes))))
 	}
 	if !d.NextPrune.IsZero() {
-		parts = append(parts, "next "+d.NextPrune.UTC().Format(time.RFC3339))
+		parts = append(parts, "next "+d.NextPrune.UTC().Format("Jan 2 15:04"))
 	}
 	return strings.Join(parts, ", ")
 }

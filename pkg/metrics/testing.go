@@ -2,11 +2,19 @@ package metrics
 
 import (
 	"bytes"
+	"encoding/json"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/common/expfmt"
 )
 
@@ -62,4 +70,109 @@ func exposition(t testing.TB, cs ...prometheus.Collector) string {
 		}
 	}
 	return buf.String()
+}
+
+// fakeClock is a settable clock for scrapes.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// healthRecorder records what a service reports to its supervisor.
+type healthRecorder struct {
+	mu       sync.Mutex
+	ready    int
+	degraded []error
+	state    string
+}
+
+func (h *healthRecorder) Ready() {
+	h.mu.Lock()
+	h.ready++
+	h.state = "ready"
+	h.mu.Unlock()
+}
+
+func (h *healthRecorder) Degraded(err error) {
+	h.mu.Lock()
+	h.degraded = append(h.degraded, err)
+	h.state = "degraded"
+	h.mu.Unlock()
+}
+
+func (h *healthRecorder) State() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.state
+}
+
+// openTestStorage opens a TSDB in a temporary directory, closed at the end.
+func openTestStorage(t testing.TB) *Storage {
+	t.Helper()
+	s, err := OpenStorage(StorageOptions{Dir: t.TempDir(), Retention: 15 * 24 * time.Hour}, nil)
+	if err != nil {
+		t.Fatalf("open storage: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// apiGet calls the API handler and decodes Prometheus' envelope.
+func apiCall(t testing.TB, h http.Handler, method, target string, form url.Values) (int, apiResponse) {
+	t.Helper()
+	var req *http.Request
+	if method == http.MethodPost {
+		req = httptest.NewRequest(method, target, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	} else {
+		if form != nil {
+			target += "?" + form.Encode()
+		}
+		req = httptest.NewRequest(method, target, nil)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var r apiResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil {
+		t.Fatalf("%s %s: decode %q: %v", method, target, rec.Body.String(), err)
+	}
+	r.raw = rec.Body.Bytes()
+	return rec.Code, r
+}
+
+// apiResponse is Prometheus' envelope as clients decode it.
+type apiResponse struct {
+	Status    string          `json:"status"`
+	Data      json.RawMessage `json:"data"`
+	ErrorType string          `json:"errorType"`
+	Error     string          `json:"error"`
+	Warnings  []string        `json:"warnings"`
+	raw       []byte
+}
+
+// decodeWriteRequest undoes EncodeWriteRequest.
+func decodeWriteRequest(body []byte) (*prompb.WriteRequest, error) {
+	raw, err := snappy.Decode(nil, body)
+	if err != nil {
+		return nil, err
+	}
+	var req prompb.WriteRequest
+	if err := req.Unmarshal(raw); err != nil {
+		return nil, err
+	}
+	return &req, nil
 }

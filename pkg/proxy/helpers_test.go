@@ -40,7 +40,7 @@ type world struct {
 	resolver *secrets.Resolver
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	w := &world{dir: t.TempDir()}
 	w.dest = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
@@ -62,7 +62,7 @@ func newWorld(t *testing.T) *world {
 }
 
 // writeSecret stores a secret in a file and returns its reference.
-func (w *world) writeSecret(t *testing.T, name, value string) secrets.Ref {
+func (w *world) writeSecret(t testing.TB, name, value string) secrets.Ref {
 	t.Helper()
 	p := filepath.Join(w.dir, name)
 	if err := os.WriteFile(p, []byte(value+"\n"), 0o600); err != nil {
@@ -73,7 +73,7 @@ func (w *world) writeSecret(t *testing.T, name, value string) secrets.Ref {
 
 // config is a proxy config for the world's server on free ports, with
 // user_id, public_key and short_id as secret references.
-func (w *world) config(t *testing.T) Config {
+func (w *world) config(t testing.TB) Config {
 	t.Helper()
 	c := DefaultConfig()
 	c.Enable = true
@@ -152,7 +152,7 @@ type running struct {
 }
 
 // start runs the service until the test ends.
-func start(t *testing.T, w *world, cfg Config) *running {
+func start(t testing.TB, w *world, cfg Config) *running {
 	t.Helper()
 	r := &running{health: &health{}, logs: &syncBuffer{}, reg: prometheus.NewRegistry(), done: make(chan error, 1)}
 	env := service.Env{
@@ -186,7 +186,7 @@ func start(t *testing.T, w *world, cfg Config) *running {
 }
 
 // waitState waits until the proxy reaches one of the states.
-func (r *running) waitState(t *testing.T, states ...string) Details {
+func (r *running) waitState(t testing.TB, states ...string) Details {
 	t.Helper()
 	var d Details
 	testenv.WaitFor(t, 20*time.Second, func() error {
@@ -224,4 +224,9 @@ func errorsIsAny(err error, targets ...error) bool {
 		}
 	}
 	return false
+}
+
+// testEnv is an Env for constructing a service that is not run.
+func testEnv() service.Env {
+	return service.Env{Logger: slog.New(slog.DiscardHandler), Now: time.Now, Health: service.NopHealth{}}
 }

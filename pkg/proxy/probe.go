@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -120,8 +121,8 @@ func (p *prober) diagnose(ctx context.Context, probeErr error) error {
 	dest := xnet.TCPDestination(xnet.ParseAddress(srv.Address), xnet.Port(srv.Port))
 	tc, err := reality.UClient(conn, rc, dctx, dest)
 	switch {
-	case err != nil && strings.Contains(err.Error(), "processed invalid connection"):
-		return fmt.Errorf("server %s: %w: the server answered with its target's certificate (check public_key and short_id)", addr, ErrRealityAuth)
+	case isRealityRejection(err):
+		return fmt.Errorf("server %s: %w: the server passed the handshake on to its target (check public_key and short_id)", addr, ErrRealityAuth)
 	case isTimeout(err):
 		return fmt.Errorf("server %s: REALITY handshake: %w after %s", addr, ErrTimeout, p.timeout)
 	case err != nil:
@@ -132,6 +133,25 @@ func (p *prober) diagnose(ctx context.Context, probeErr error) error {
 		return fmt.Errorf("health check %s through %s: %w after %s", p.url, addr, ErrTimeout, p.timeout)
 	}
 	return fmt.Errorf("health check %s through %s failed after a good REALITY handshake (wrong user_id, or the URL is unreachable from the server): %v", p.url, addr, unwrapURLError(probeErr))
+}
+
+// isRealityRejection reports whether a REALITY handshake was answered by
+// the server's target instead of the server: the client then sees the
+// target's real certificate. If that certificate is valid for server_name,
+// xray reports "processed invalid connection"; if it is not (a private
+// target, a wrong server_name), certificate verification fails.
+func isRealityRejection(err error) bool {
+	if err == nil {
+		return false
+	}
+	var (
+		he x509.HostnameError
+		ua x509.UnknownAuthorityError
+		ci x509.CertificateInvalidError
+	)
+	return strings.Contains(err.Error(), "processed invalid connection") ||
+		errors.As(err, &he) || errors.As(err, &ua) || errors.As(err, &ci) ||
+		strings.Contains(err.Error(), "x509: ")
 }
 
 func isTimeout(err error) bool {

@@ -102,7 +102,7 @@ func Run(ctx context.Context, repo *repository.Repository, opts Options) (*Resul
 	res.Summary.BytesStored = after.BytesStored - a.before.BytesStored
 	res.Summary.End = opts.Now()
 	if err != nil {
-		return res, err
+		return &res.Result, err
 	}
 	snap := &repository.Snapshot{
 		Time: a.start, Tree: res.rootID, Paths: paths, Hostname: opts.Hostname,
@@ -111,7 +111,7 @@ func Run(ctx context.Context, repo *repository.Repository, opts Options) (*Resul
 	sum := res.Summary
 	snap.Summary = &sum
 	if _, err := repo.SaveSnapshot(ctx, snap); err != nil {
-		return res, err
+		return &res.Result, err
 	}
 	res.Snapshot = snap
 	if err := opts.Cache.Save(); err != nil {
@@ -143,8 +143,8 @@ type archiver struct {
 	warnings []string
 
 	filesDone, bytesDone, filesTotal, bytesTotal, errCount atomic.Int64
-	scanDone                                              atomic.Bool
-	current                                               atomic.Value
+	scanDone                                               atomic.Bool
+	current                                                atomic.Value
 }
 
 type fileJob struct {
@@ -174,12 +174,12 @@ type dirTask struct {
 }
 
 type pendingFile struct {
-	name string
-	res  chan error
+	idx int // position in dirTask.nodes
+	job *fileJob
 }
 
 type pendingDir struct {
-	name string
+	idx  int
 	task *dirTask
 }
 
@@ -361,9 +361,8 @@ func (a *archiver) walkRoots(ctx context.Context, paths []string) (*dirTask, err
 			if err != nil {
 				return nil, err
 			}
-			n := nodeFromStat(name, &st, a.names)
-			task.nodes = append(task.nodes, n)
-			task.subdirs = append(task.subdirs, pendingDir{name: name, task: sub})
+			task.nodes = append(task.nodes, nodeFromStat(name, &st, a.names))
+			task.subdirs = append(task.subdirs, pendingDir{idx: len(task.nodes) - 1, task: sub})
 		}
 		if err := a.queueTree(ctx, task); err != nil {
 			return nil, err
@@ -428,7 +427,7 @@ func (a *archiver) walkDir(ctx context.Context, dir string, st *unix.Stat_t, exc
 			}
 			if keep {
 				task.nodes = append(task.nodes, nodeFromStat(name, &cst, a.names))
-				task.subdirs = append(task.subdirs, pendingDir{name: name, task: sub})
+				task.subdirs = append(task.subdirs, pendingDir{idx: len(task.nodes) - 1, task: sub})
 			}
 			continue
 		}
@@ -470,7 +469,7 @@ func (a *archiver) addEntry(ctx context.Context, task *dirTask, p, name string, 
 				return err
 			}
 			task.nodes = append(task.nodes, n)
-			task.subdirs = append(task.subdirs, pendingDir{name: name, task: empty})
+			task.subdirs = append(task.subdirs, pendingDir{idx: len(task.nodes) - 1, task: empty})
 			return nil
 		}
 		sub, _, err := a.walkDir(ctx, p, st, false)
@@ -478,7 +477,7 @@ func (a *archiver) addEntry(ctx context.Context, task *dirTask, p, name string, 
 			return err
 		}
 		task.nodes = append(task.nodes, n)
-		task.subdirs = append(task.subdirs, pendingDir{name: name, task: sub})
+		task.subdirs = append(task.subdirs, pendingDir{idx: len(task.nodes) - 1, task: sub})
 	case repository.NodeSymlink:
 		target, err := readlink(p)
 		if err != nil {
@@ -501,12 +500,11 @@ func (a *archiver) addEntry(ctx context.Context, task *dirTask, p, name string, 
 			return nil
 		}
 		task.nodes = append(task.nodes, n)
+		// The job owns a copy of the node; the finisher copies it back
+		// (task.nodes may be reallocated meanwhile).
 		job := &fileJob{path: p, node: &repository.Node{}, res: make(chan error, 1)}
 		*job.node = n
-		task.files = append(task.files, pendingFile{name: name, res: job.res})
-		// The job owns a copy of the node; the finisher copies the
-		// content back (task.nodes may be reallocated meanwhile).
-		a.fileNodes.Store(job.res, job.node)
+		task.files = append(task.files, pendingFile{idx: len(task.nodes) - 1, job: job})
 		select {
 		case a.filesCh <- job:
 		case <-ctx.Done():

@@ -21,7 +21,6 @@ func nodeFromStat(name string, st *unix.Stat_t, names *idNames) repository.Node 
 		User:    names.user(st.Uid),
 		Group:   names.group(st.Gid),
 		MTimeNs: st.Mtim.Nano(),
-		ATimeNs: st.Atim.Nano(),
 		CTimeNs: st.Ctim.Nano(),
 		Inode:   st.Ino,
 		Device:  st.Dev,

@@ -15,12 +15,12 @@ type FileType string
 
 // Repository file types.
 const (
-	Config    FileType = "config"
-	Key       FileType = "keys"
-	Pack      FileType = "data"
-	Index     FileType = "index"
-	Snapshot  FileType = "snapshots"
-	Lock      FileType = "locks"
+	Config   FileType = "config"
+	Key      FileType = "keys"
+	Pack     FileType = "data"
+	Index    FileType = "index"
+	Snapshot FileType = "snapshots"
+	Lock     FileType = "locks"
 )
 
 // Types lists the directory file types (all but Config).

@@ -40,7 +40,7 @@ func (r Rule) Match(p string) bool { return r.match(strings.TrimLeft(p, "/")) }
 // defaultStyle applies when there is none.
 func Parse(s, defaultStyle string, a Action) (Rule, error) {
 	style, pat := defaultStyle, s
-	if len(s) > 3 && s[2] == ':' {
+	if len(s) >= 3 && s[2] == ':' {
 		switch s[:2] {
 		case "sh", "fm", "re", "pp", "pf":
 			style, pat = s[:2], s[3:]

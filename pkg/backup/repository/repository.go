@@ -63,14 +63,15 @@ type Repository struct {
 	dec *zstd.Decoder
 
 	idx        *Index
-	indexFiles map[ID]bool   // index files loaded
-	indexErrs  map[ID]error  // index files that could not be read
-	adopted    int           // packs indexed from their headers at open
+	indexFiles map[ID]bool  // index files loaded
+	indexErrs  map[ID]error // index files that could not be read
+	adopted    int          // packs indexed from their headers at open
 
 	mu        sync.Mutex
 	cur       *packBuilder
 	pending   map[BlobHandle]struct{}
 	unindexed map[ID][]PackBlob // saved packs not yet in an index file
+	saved     map[ID][]PackBlob // every pack saved since Open
 	saveErr   error
 	stats     WriteStats
 	indexMu   sync.Mutex // serializes index file writes
@@ -106,7 +107,7 @@ func newRepository(be backend.Backend, key *crypto.Key, cfg Config, o Options) (
 		be: be, key: key, cfg: cfg, chunker: ch, log: o.Logger, now: o.Now,
 		enc: enc, dec: dec, idx: NewIndex(),
 		indexFiles: map[ID]bool{}, indexErrs: map[ID]error{},
-		pending: map[BlobHandle]struct{}{}, unindexed: map[ID][]PackBlob{},
+		pending: map[BlobHandle]struct{}{}, unindexed: map[ID][]PackBlob{}, saved: map[ID][]PackBlob{},
 	}, nil
 }
 
@@ -449,6 +450,15 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	return nil
 }
 
+// ReloadIndex drops the in-memory index and reads the index files again
+// (after prune rewrote them).
+func (r *Repository) ReloadIndex(ctx context.Context) error {
+	r.idx = NewIndex()
+	r.indexFiles = map[ID]bool{}
+	r.indexErrs = map[ID]error{}
+	return r.LoadIndex(ctx)
+}
+
 // AdoptPacks indexes (in memory, and in the next index file written) every
 // pack that no index file names: the packs of an interrupted backup, or
 // those of a damaged index file. It returns how many packs it adopted.
@@ -513,15 +523,10 @@ func (r *Repository) DecodePack(id ID, data []byte) ([]PackBlob, []error, error)
 	if size < 4 {
 		return nil, nil, errors.New("pack too short")
 	}
-	off, hl, err := parsePackTrailer(data[max(0, size-4):], size)
+	blobs, err := r.decodePackTail(data, size)
 	if err != nil {
 		return nil, nil, err
 	}
-	blobs, err := r.decodePackTail(data[off:], size-off)
-	if err != nil {
-		return nil, nil, err
-	}
-	_ = hl
 	errs := make([]error, len(blobs))
 	for i, b := range blobs {
 		_, errs[i] = r.decodeBlob(b.BlobHandle, data[b.Offset:b.Offset+b.Length], b.Compressed, b.RawLength, nil)
@@ -600,8 +605,43 @@ func (r *Repository) HasBlob(h BlobHandle) bool {
 // concurrent use; compression and encryption run in the caller's
 // goroutine, and the caller that fills a pack writes it.
 func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte) (ID, bool, error) {
+	return r.saveBlob(ctx, t, data, false)
+}
+
+// RepackBlob stores data again even though the index has it (prune moves
+// used blobs out of packs it deletes).
+func (r *Repository) RepackBlob(ctx context.Context, t BlobType, data []byte) error {
+	_, _, err := r.saveBlob(ctx, t, data, true)
+	return err
+}
+
+// SavedPacks returns the packs written since Open.
+func (r *Repository) SavedPacks() map[ID][]PackBlob {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[ID][]PackBlob, len(r.saved))
+	for id, bs := range r.saved {
+		out[id] = bs
+	}
+	return out
+}
+
+// WriteIndex stores one index file listing packs and returns its ID.
+func (r *Repository) WriteIndex(ctx context.Context, packs map[ID][]PackBlob) (ID, error) {
+	b, err := EncodeIndex(packs)
+	if err != nil {
+		return ID{}, err
+	}
+	id, err := r.SaveFile(ctx, backend.Index, b)
+	if err != nil {
+		return id, fmt.Errorf("save index: %w", err)
+	}
+	return id, nil
+}
+
+func (r *Repository) saveBlob(ctx context.Context, t BlobType, data []byte, force bool) (ID, bool, error) {
 	h := BlobHandle{Type: t, ID: r.key.ID(data)}
-	if r.idx.Has(h) {
+	if !force && r.idx.Has(h) {
 		return h.ID, false, nil
 	}
 	r.mu.Lock()
@@ -660,6 +700,7 @@ func (r *Repository) savePack(ctx context.Context, p *packBuilder) error {
 		delete(r.pending, b.BlobHandle)
 	}
 	r.unindexed[id] = p.blobs
+	r.saved[id] = p.blobs
 	r.stats.Packs++
 	flush := len(r.unindexed) >= indexFlushPacks
 	r.mu.Unlock()

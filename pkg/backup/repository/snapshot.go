@@ -30,8 +30,8 @@ type SnapshotSummary struct {
 	Dirs           int       `json:"dirs"`
 	BytesRead      int64     `json:"bytes_read"`
 	BytesTotal     int64     `json:"bytes_total"`
-	BytesAdded     int64     `json:"bytes_added"`     // plaintext bytes of new blobs
-	BytesStored    int64     `json:"bytes_stored"`    // bytes of new blobs after compression and encryption
+	BytesAdded     int64     `json:"bytes_added"`  // plaintext bytes of new blobs
+	BytesStored    int64     `json:"bytes_stored"` // bytes of new blobs after compression and encryption
 	Errors         int       `json:"errors"`
 }
 

@@ -14,7 +14,7 @@ type Link struct {
 	Name      string   `json:"name"`
 	Index     int      `json:"index"`
 	Type      string   `json:"type"`
-	State     string   `json:"state"`   // operational state: up, down, dormant, lowerlayerdown, unknown...
+	State     string   `json:"state"`    // operational state: up, down, dormant, lowerlayerdown, unknown...
 	AdminUp   bool     `json:"admin_up"` // IFF_UP
 	Carrier   bool     `json:"carrier"`  // IFF_LOWER_UP
 	MTU       int      `json:"mtu"`
@@ -61,10 +61,10 @@ type State struct {
 	// successful probe.
 	Online bool `json:"online"`
 	// Reason says why the host is not online; empty when online.
-	Reason       string  `json:"reason,omitempty"`
-	DefaultRoute *Route  `json:"default_route,omitempty"` // the best usable one
-	Links        []Link  `json:"links"`
-	Probe        *Probe  `json:"probe,omitempty"`
+	Reason       string   `json:"reason,omitempty"`
+	DefaultRoute *Route   `json:"default_route,omitempty"` // the best usable one
+	Links        []Link   `json:"links"`
+	Probe        *Probe   `json:"probe,omitempty"`
 	Problems     []string `json:"problems,omitempty"` // declarative config that could not be applied
 	Events       []Event  `json:"events,omitempty"`   // the most recent changes, oldest first
 	Changes      int      `json:"changes"`            // events seen since start

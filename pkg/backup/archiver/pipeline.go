@@ -1,0 +1,243 @@
+package archiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hostd/hostd/pkg/backup/repository"
+)
+
+// fileWorker reads queued files and cuts them into chunks.
+func (a *archiver) fileWorker(ctx context.Context) error {
+	params := a.repo.Chunker().Params()
+	buf := make([]byte, params.Max+4<<20)
+	for job := range a.filesCh {
+		if ctx.Err() != nil {
+			job.res <- ctx.Err()
+			continue
+		}
+		a.current.Store(job.path)
+		known := a.opts.Cache.Known(job.path)
+		err := a.saveFile(ctx, job, buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				job.res <- ctx.Err()
+				continue
+			}
+			var fatal *fatalError
+			if errors.As(err, &fatal) {
+				job.res <- err
+				return fatal.err
+			}
+			a.warn(job.path, err)
+			job.res <- err
+			continue
+		}
+		a.mu.Lock()
+		if known {
+			a.summary.FilesChanged++
+		} else {
+			a.summary.FilesNew++
+		}
+		a.mu.Unlock()
+		a.filesDone.Add(1)
+		job.res <- nil
+	}
+	return nil
+}
+
+// fatalError marks repository failures (as opposed to unreadable source
+// files): they end the run.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
+func (a *archiver) saveFile(ctx context.Context, job *fileJob, buf []byte) error {
+	f, err := os.OpenFile(job.path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOATIME, 0)
+	if errors.Is(err, unix.EPERM) {
+		f, err = os.OpenFile(job.path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return errors.New("no longer a regular file")
+	}
+	// Metadata from the open file: what was read belongs to this inode.
+	n := job.node
+	fresh := nodeFromStat(string(n.Name), &st, a.names)
+	fresh.Xattrs = n.Xattrs
+	*n = fresh
+
+	var futures []chan blobResult
+	var read int64
+	cut := func(chunk []byte) error {
+		read += int64(len(chunk))
+		a.bytesDone.Add(int64(len(chunk)))
+		if len(futures) == 0 && int64(len(chunk)) == int64(n.Size) {
+			// Single-chunk file: save inline, no copy or hand-off.
+			id, _, err := a.repo.SaveBlob(ctx, repository.DataBlob, chunk)
+			if err != nil {
+				return &fatalError{err}
+			}
+			ch := make(chan blobResult, 1)
+			ch <- blobResult{id: id}
+			futures = append(futures, ch)
+			return nil
+		}
+		data := a.getBuf(len(chunk))
+		copy(data, chunk)
+		ch := make(chan blobResult, 1)
+		select {
+		case a.blobsCh <- &blobJob{data: data, res: ch}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		futures = append(futures, ch)
+		return nil
+	}
+	err = a.repo.Chunker().Split(io.LimitReader(f, 1<<62), buf, cut)
+	content := make([]repository.ID, 0, len(futures))
+	var ferr error
+	for _, ch := range futures {
+		r := <-ch
+		if r.err != nil && ferr == nil {
+			ferr = r.err
+		}
+		content = append(content, r.id)
+	}
+	if ferr != nil {
+		return &fatalError{ferr}
+	}
+	if err != nil {
+		var fe *fatalError
+		if errors.As(err, &fe) || ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("read: %w", err)
+	}
+	a.mu.Lock()
+	a.summary.BytesRead += read
+	a.summary.BytesTotal += read
+	a.mu.Unlock()
+	var after unix.Stat_t
+	changed := unix.Fstat(int(f.Fd()), &after) != nil || after.Mtim != st.Mtim || after.Size != st.Size || read != st.Size
+	n.Size = uint64(read)
+	n.Content = content
+	if changed {
+		// Saved as read, flagged, and kept out of the cache so the next
+		// run reads it again.
+		a.mu.Lock()
+		a.warnings = append(a.warnings, job.path+": file changed while being read")
+		a.mu.Unlock()
+		return nil
+	}
+	a.opts.Cache.Store(job.path, n, content)
+	return nil
+}
+
+func (a *archiver) getBuf(n int) []byte {
+	if b, ok := a.bufPool.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:n]
+	}
+	return make([]byte, n, max(n, a.repo.Chunker().Params().Avg*2))
+}
+
+func (a *archiver) putBuf(b []byte) {
+	a.bufPool.Put(&b)
+}
+
+// blobWorker hashes, compresses, encrypts and packs chunks.
+func (a *archiver) blobWorker(ctx context.Context) error {
+	for job := range a.blobsCh {
+		id, _, err := a.repo.SaveBlob(ctx, repository.DataBlob, job.data)
+		a.putBuf(job.data)
+		job.res <- blobResult{id: id, err: err}
+	}
+	return nil
+}
+
+// treeFinisher saves directory trees in post-order, once their files are
+// done; children always arrive before their parent.
+func (a *archiver) treeFinisher(ctx context.Context) error {
+	for t := range a.treeCh {
+		drop := map[int]bool{}
+		for _, pf := range t.files {
+			select {
+			case err := <-pf.job.res:
+				if err != nil {
+					drop[pf.idx] = true
+					continue
+				}
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			t.nodes[pf.idx] = *pf.job.node
+		}
+		for _, pd := range t.subdirs {
+			id := pd.task.id
+			t.nodes[pd.idx].Subtree = &id
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		tree := &repository.Tree{Nodes: make([]repository.Node, 0, len(t.nodes))}
+		for i, n := range t.nodes {
+			if !drop[i] {
+				tree.Nodes = append(tree.Nodes, n)
+			}
+		}
+		tree.Sort()
+		id, err := a.repo.SaveTree(ctx, tree)
+		if err != nil {
+			return fmt.Errorf("save tree %s: %w", t.path, err)
+		}
+		t.id = id
+	}
+	return nil
+}
+
+// scan counts files and bytes for progress totals.
+func (a *archiver) scan(ctx context.Context, paths []string) {
+	defer a.scanDone.Store(true)
+	var walk func(p string)
+	walk = func(p string) {
+		if ctx.Err() != nil {
+			return
+		}
+		var st unix.Stat_t
+		if unix.Lstat(p, &st) != nil {
+			return
+		}
+		if a.opts.Matcher.Match(p) > 1 && !a.opts.Matcher.HasIncludes() {
+			return
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFREG:
+			a.filesTotal.Add(1)
+			a.bytesTotal.Add(st.Size)
+		case unix.S_IFDIR:
+			names, _ := readDirNames(p)
+			sort.Strings(names)
+			for _, n := range names {
+				walk(filepath.Join(p, n))
+			}
+		}
+	}
+	for _, p := range paths {
+		walk(p)
+	}
+}

@@ -1,0 +1,110 @@
+package backend_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hostd/hostd/internal/testenv"
+	"github.com/hostd/hostd/pkg/backup/backend"
+)
+
+// exercise runs the behaviour every backend must have.
+func exercise(t *testing.T, be backend.Backend) {
+	t.Helper()
+	ctx := context.Background()
+	if err := be.Create(ctx); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	h := backend.Handle{Type: backend.Pack, Name: strings.Repeat("ab", 32)}
+	data := bytes.Repeat([]byte("0123456789"), 100000)
+	if err := be.Save(ctx, h, data); err != nil {
+		t.Fatalf("save: %v", err)
+	}
+	tests := []struct {
+		off    int64
+		length int
+	}{{0, 0}, {5, 10}, {int64(len(data)) - 3, 3}, {999_990, 0}}
+	for _, tc := range tests {
+		got, err := be.Load(ctx, h, tc.off, tc.length)
+		want := data[tc.off:]
+		if tc.length > 0 {
+			want = want[:tc.length]
+		}
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("load %d+%d: %v", tc.off, tc.length, err)
+		}
+	}
+	if size, err := be.Stat(ctx, h); err != nil || size != int64(len(data)) {
+		t.Fatalf("stat: %d %v", size, err)
+	}
+	var names []string
+	if err := be.List(ctx, backend.Pack, func(n string, size int64) error {
+		names = append(names, fmt.Sprintf("%s:%d", n, size))
+		return nil
+	}); err != nil || len(names) != 1 || names[0] != fmt.Sprintf("%s:%d", h.Name, len(data)) {
+		t.Fatalf("list: %v %v", names, err)
+	}
+	if _, err := be.Load(ctx, backend.Handle{Type: backend.Snapshot, Name: "00"}, 0, 0); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("load missing: %v, want ErrNotExist", err)
+	}
+	if err := be.Remove(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := be.Stat(ctx, h); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("stat removed: %v", err)
+	}
+	if err := be.Save(ctx, backend.Handle{Type: backend.Config}, []byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Create(ctx); err == nil {
+		t.Fatal("create over an existing repository succeeded")
+	}
+}
+
+func TestLocal(t *testing.T) {
+	exercise(t, backend.NewLocal(filepath.Join(t.TempDir(), "repo")))
+}
+
+func TestSFTP(t *testing.T) {
+	s := testenv.StartSSHD(t)
+	kh := s.WriteKnownHosts(t)
+	dir := filepath.Join(testenv.TempDir(t), "repo")
+	u, _ := url.Parse(fmt.Sprintf("sftp://%s@%s%s", s.User, s.Addr, dir))
+	opts := backend.SFTPOptions{KnownHosts: kh, IdentityFiles: []string{s.KeyFile}, NoAgent: true}
+	be, err := backend.OpenSFTP(context.Background(), u, opts)
+	if err != nil {
+		t.Fatalf("connect: %v\nsshd log:\n%s", err, s.Log())
+	}
+	defer be.Close()
+	exercise(t, be)
+	// The files really are on the server's disk, written atomically.
+	if _, err := os.Stat(filepath.Join(dir, "config")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSFTPRejectsUnknownHostKey(t *testing.T) {
+	s := testenv.StartSSHD(t)
+	other := filepath.Join(t.TempDir(), "known_hosts")
+	// A known_hosts entry for this address with a different key.
+	if err := os.WriteFile(other, []byte(fmt.Sprintf("[127.0.0.1]:%d ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGVtJeb6ljBbWzeMGOPhRU1Z7OWvZs2IJcIa6VQ6HIxJ\n", s.Port)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty_known_hosts")
+	_ = os.WriteFile(empty, nil, 0o600)
+	for _, kh := range []string{other, empty} {
+		u, _ := url.Parse(fmt.Sprintf("sftp://%s@%s/tmp/x", s.User, s.Addr))
+		_, err := backend.OpenSFTP(context.Background(), u, backend.SFTPOptions{KnownHosts: kh, IdentityFiles: []string{s.KeyFile}, NoAgent: true})
+		if err == nil {
+			t.Fatalf("connected with known_hosts %s", kh)
+		}
+	}
+}

@@ -1,0 +1,236 @@
+package checker
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/hostd/hostd/pkg/backup/backend"
+	"github.com/hostd/hostd/pkg/backup/repository"
+)
+
+// Options configure a check.
+type Options struct {
+	ReadData bool   // read and verify every pack
+	Subset   string // read only a subset: "10%" (random) or "n/m" (packs whose first byte % m == n-1)
+}
+
+// Problem is one error found, naming the repository file or object.
+type Problem struct {
+	Object  string `json:"object"` // e.g. "data/ab12...", "index/..", "snapshots/..", "tree ab12..."
+	Message string `json:"message"`
+}
+
+func (p Problem) String() string { return p.Object + ": " + p.Message }
+
+// Affected lists the files of one snapshot that need damaged data.
+type Affected struct {
+	Snapshot string   `json:"snapshot"`
+	Paths    []string `json:"paths"`
+}
+
+// Result is the outcome of a check.
+type Result struct {
+	Errors       []Problem  `json:"errors,omitempty"`
+	Warnings     []Problem  `json:"warnings,omitempty"`
+	Snapshots    int        `json:"snapshots"`
+	Packs        int        `json:"packs"`
+	PacksRead    int        `json:"packs_read"`
+	BlobsRead    int        `json:"blobs_read"`
+	DamagedPacks []string   `json:"damaged_packs,omitempty"`
+	Affected     []Affected `json:"affected,omitempty"`
+}
+
+// OK reports whether no errors were found.
+func (r *Result) OK() bool { return len(r.Errors) == 0 }
+
+func (r *Result) errorf(obj, format string, a ...any) {
+	r.Errors = append(r.Errors, Problem{Object: obj, Message: fmt.Sprintf(format, a...)})
+}
+
+// Run checks repo.
+func Run(ctx context.Context, repo *repository.Repository, opts Options) (*Result, error) {
+	res := &Result{}
+	for id, err := range repo.IndexErrors() {
+		res.errorf("index/"+id.String(), "unreadable: %v (its packs were indexed from their headers)", err)
+	}
+	packs, err := repo.List(ctx, backend.Pack)
+	if err != nil {
+		return nil, err
+	}
+	res.Packs = len(packs)
+	indexed := repo.Index().Packs()
+	for id, blobs := range indexed {
+		size, ok := packs[id]
+		if !ok {
+			res.errorf("data/"+id.String(), "indexed pack is missing")
+			continue
+		}
+		for _, b := range blobs {
+			if int64(b.Offset)+int64(b.Length) > size {
+				res.errorf("data/"+id.String(), "blob %s extends beyond pack size %d", b.ID.Short(), size)
+				break
+			}
+		}
+	}
+	for id := range packs {
+		if _, ok := indexed[id]; !ok {
+			res.Warnings = append(res.Warnings, Problem{Object: "data/" + id.String(), Message: "pack not in any index (interrupted backup: the next backup reuses it, prune removes it if unused)"})
+		}
+	}
+
+	snaps, bad, err := repo.Snapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for id, err := range bad {
+		res.errorf("snapshots/"+id.String(), "unreadable: %v", err)
+	}
+	res.Snapshots = len(snaps)
+	seenTrees := map[repository.ID]bool{}
+	var walk func(snap *repository.Snapshot, id repository.ID, p string)
+	walk = func(snap *repository.Snapshot, id repository.ID, p string) {
+		if seenTrees[id] {
+			return
+		}
+		seenTrees[id] = true
+		t, err := repo.LoadTree(ctx, id)
+		if err != nil {
+			res.errorf("tree "+id.String(), "snapshot %s, directory %s: %v", snap.ID().Short(), p, err)
+			return
+		}
+		for i := range t.Nodes {
+			n := &t.Nodes[i]
+			np := strings.TrimSuffix(p, "/") + "/" + string(n.Name)
+			for _, c := range n.Content {
+				if !repo.Index().Has(repository.BlobHandle{Type: repository.DataBlob, ID: c}) {
+					res.errorf("blob data/"+c.String(), "snapshot %s, file %q: blob not in index", snap.ID().Short(), np)
+				}
+			}
+			if n.Subtree != nil {
+				walk(snap, *n.Subtree, np)
+			}
+		}
+	}
+	for _, s := range snaps {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		walk(s, s.Tree, "/")
+	}
+
+	if !opts.ReadData && opts.Subset == "" {
+		return res, nil
+	}
+	sel, err := selectPacks(packs, opts.Subset)
+	if err != nil {
+		return nil, err
+	}
+	damagedBlobs := map[repository.BlobHandle]bool{}
+	for _, id := range sel {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		obj := "data/" + id.String()
+		data, err := repo.Backend().Load(ctx, backend.Handle{Type: backend.Pack, Name: id.String()}, 0, 0)
+		if err != nil {
+			res.errorf(obj, "read: %v", err)
+			continue
+		}
+		res.PacksRead++
+		blobs, errs, err := repo.DecodePack(id, data)
+		if err != nil {
+			res.errorf(obj, "damaged: %v", err)
+			res.DamagedPacks = append(res.DamagedPacks, id.String())
+			for _, b := range indexed[id] {
+				damagedBlobs[b.BlobHandle] = true
+			}
+			continue
+		}
+		damaged := false
+		for i, b := range blobs {
+			res.BlobsRead++
+			if errs[i] != nil {
+				res.errorf(obj, "blob %s at offset %d: %v", b.BlobHandle, b.Offset, errs[i])
+				damagedBlobs[b.BlobHandle] = true
+				damaged = true
+			}
+		}
+		if damaged {
+			res.DamagedPacks = append(res.DamagedPacks, id.String())
+		}
+	}
+	if len(damagedBlobs) > 0 {
+		res.Affected = affected(ctx, repo, snaps, damagedBlobs)
+	}
+	return res, nil
+}
+
+// affected finds, per snapshot, the files and directories that use a
+// damaged blob.
+func affected(ctx context.Context, repo *repository.Repository, snaps []*repository.Snapshot, damaged map[repository.BlobHandle]bool) []Affected {
+	var out []Affected
+	for _, s := range snaps {
+		a := Affected{Snapshot: s.ID().String()}
+		if damaged[repository.BlobHandle{Type: repository.TreeBlob, ID: s.Tree}] {
+			a.Paths = append(a.Paths, "/")
+		}
+		_ = repo.WalkTree(ctx, s.Tree, "/", func(p string, n *repository.Node) error {
+			if n.Subtree != nil && damaged[repository.BlobHandle{Type: repository.TreeBlob, ID: *n.Subtree}] {
+				a.Paths = append(a.Paths, p+"/")
+				return repository.ErrSkipDir
+			}
+			for _, c := range n.Content {
+				if damaged[repository.BlobHandle{Type: repository.DataBlob, ID: c}] {
+					a.Paths = append(a.Paths, p)
+					break
+				}
+			}
+			return nil
+		})
+		if len(a.Paths) > 0 {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// selectPacks picks the packs to read: all, a random percentage, or the
+// n-th of m groups.
+func selectPacks(packs map[repository.ID]int64, subset string) ([]repository.ID, error) {
+	all := make([]repository.ID, 0, len(packs))
+	for id := range packs {
+		all = append(all, id)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].String() < all[j].String() })
+	switch {
+	case subset == "":
+		return all, nil
+	case strings.HasSuffix(subset, "%"):
+		pct, err := strconv.ParseFloat(strings.TrimSuffix(subset, "%"), 64)
+		if err != nil || pct <= 0 || pct > 100 {
+			return nil, fmt.Errorf("read-data subset %q: want a percentage in (0, 100]", subset)
+		}
+		n := int(float64(len(all))*pct/100 + 0.999999)
+		rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+		return all[:min(n, len(all))], nil
+	case strings.Contains(subset, "/"):
+		a, b, _ := strings.Cut(subset, "/")
+		n, err1 := strconv.Atoi(a)
+		m, err2 := strconv.Atoi(b)
+		if err1 != nil || err2 != nil || m < 1 || n < 1 || n > m {
+			return nil, fmt.Errorf("read-data subset %q: want n/m with 1 <= n <= m", subset)
+		}
+		var out []repository.ID
+		for _, id := range all {
+			if int(id[0])%m == n-1 {
+				out = append(out, id)
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("read-data subset %q: want a percentage (10%%) or n/m", subset)
+}

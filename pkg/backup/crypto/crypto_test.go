@@ -1,0 +1,88 @@
+package crypto
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func TestSealOpen(t *testing.T) {
+	k, err := NewRandomKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := NewRandomKey()
+	msg := []byte("attack at dawn")
+	sealed := k.Seal(nil, msg)
+	if len(sealed) != len(msg)+Overhead {
+		t.Fatalf("sealed length %d", len(sealed))
+	}
+	got, err := k.Open(nil, sealed)
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("open: %v %q", err, got)
+	}
+	tests := []struct {
+		name   string
+		key    *Key
+		mutate func([]byte) []byte
+	}{
+		{"flipped bit", k, func(b []byte) []byte { b[30] ^= 1; return b }},
+		{"truncated", k, func(b []byte) []byte { return b[:len(b)-1] }},
+		{"too short", k, func(b []byte) []byte { return b[:10] }},
+		{"other key", other, func(b []byte) []byte { return b }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.mutate(append([]byte(nil), sealed...))
+			if _, err := tc.key.Open(nil, c); !errors.Is(err, ErrUnauthenticated) {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+	if k.ID(msg) == other.ID(msg) {
+		t.Fatal("keyed IDs equal across keys")
+	}
+}
+
+func TestWrap(t *testing.T) {
+	k, _ := NewRandomKey()
+	p := NewKDFParams(1, 64, 1)
+	w, err := DeriveWrappingKey([]byte("pw"), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := w.Wrap(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := w.Unwrap(sealed)
+	if err != nil || k2.Encrypt != k.Encrypt || k2.IDKey != k.IDKey || k2.Chunker != k.Chunker {
+		t.Fatalf("unwrap: %v", err)
+	}
+	bad, _ := DeriveWrappingKey([]byte("wrong"), p)
+	if _, err := bad.Unwrap(sealed); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if _, err := DeriveWrappingKey([]byte("pw"), KDFParams{Time: 1, MemoryKiB: 1 << 30, Threads: 1, Salt: p.Salt}); err == nil {
+		t.Fatal("absurd memory accepted")
+	}
+}
+
+func BenchmarkSeal1MiB(b *testing.B) {
+	k, _ := NewRandomKey()
+	data := make([]byte, 1<<20)
+	b.SetBytes(int64(len(data)))
+	buf := make([]byte, 0, len(data)+Overhead)
+	for b.Loop() {
+		buf = k.Seal(buf[:0], data)
+	}
+}
+
+func BenchmarkID1MiB(b *testing.B) {
+	k, _ := NewRandomKey()
+	data := make([]byte, 1<<20)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		_ = k.ID(data)
+	}
+}

@@ -1,0 +1,309 @@
+package backup_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostd/hostd/pkg/backup"
+	"github.com/hostd/hostd/pkg/backup/backuptest"
+	"github.com/hostd/hostd/pkg/backup/restorer"
+)
+
+// flipByte flips one byte in the middle of the first file under dir/sub.
+func flipFirst(t *testing.T, dir, sub string) string {
+	t.Helper()
+	var victim string
+	_ = filepath.Walk(filepath.Join(dir, sub), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() && victim == "" && !strings.HasPrefix(fi.Name(), ".") {
+			victim = p
+		}
+		return nil
+	})
+	if victim == "" {
+		t.Fatalf("no file under %s", sub)
+	}
+	b, err := os.ReadFile(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/3] ^= 0x40
+	if err := os.WriteFile(victim, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Base(victim)
+}
+
+func TestFlippedBytes(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		sub  string
+	}{
+		{"pack", "data"},
+		{"index", "index"},
+		{"snapshot", "snapshots"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, r := newRepo(t)
+			src := t.TempDir()
+			// Files big enough to land in separate 1 MiB packs.
+			for _, n := range []string{"a", "b", "c", "d"} {
+				backuptest.RandomFile(t, filepath.Join(src, n), 1500<<10)
+			}
+			if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{filepath.Join(src, "a")}}); err != nil {
+				t.Fatal(err)
+			}
+			r.Close()
+			name := flipFirst(t, dir, tc.sub)
+			r2 := open(t, dir)
+			res, err := r2.Check(ctx, backup.CheckOptions{ReadData: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.OK() {
+				t.Fatalf("check passed with a flipped byte in %s/%s", tc.sub, name)
+			}
+			named := false
+			for _, p := range res.Errors {
+				if strings.Contains(p.Object, name) {
+					named = true
+				}
+			}
+			if !named {
+				t.Fatalf("check errors do not name %s: %v", name, res.Errors)
+			}
+			if tc.name == "pack" && len(res.Affected) == 0 {
+				t.Fatalf("damaged pack reported without affected files: %+v", res)
+			}
+			// Restoring what is intact still works.
+			snaps, err := r2.Snapshots(ctx)
+			if err != nil || len(snaps) == 0 {
+				t.Fatalf("snapshots after damage: %v %v", snaps, err)
+			}
+			target := t.TempDir()
+			sum, err := r2.Restore(ctx, snaps[0].ID, backup.RestoreOptions{Target: target, Warn: func(string, error) {}})
+			if err != nil {
+				t.Fatalf("restore: %v", err)
+			}
+			wantErrs := int64(0)
+			if tc.name == "pack" {
+				wantErrs = 1 // the file whose chunk sits in the damaged pack
+			}
+			if sum.Errors > wantErrs || sum.Files < 1 {
+				t.Fatalf("restore summary %+v", sum)
+			}
+		})
+	}
+}
+
+func TestRestoreRefusesNonEmptyTarget(t *testing.T) {
+	ctx := context.Background()
+	_, r := newRepo(t)
+	src := t.TempDir()
+	backuptest.RandomFile(t, filepath.Join(src, "f"), 1000)
+	if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}}); err != nil {
+		t.Fatal(err)
+	}
+	target := t.TempDir()
+	keep := filepath.Join(target, "precious")
+	if err := os.WriteFile(keep, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.Restore(ctx, "latest", backup.RestoreOptions{Target: target})
+	if !errors.Is(err, restorer.ErrTargetNotEmpty) {
+		t.Fatalf("err = %v, want ErrTargetNotEmpty", err)
+	}
+	if b, _ := os.ReadFile(keep); string(b) != "keep me" {
+		t.Fatal("target changed")
+	}
+	if _, err := r.Restore(ctx, "latest", backup.RestoreOptions{Target: target, Overwrite: true}); err != nil {
+		t.Fatalf("restore with overwrite: %v", err)
+	}
+	got, _ := os.ReadFile(filepath.Join(target, src, "f"))
+	want, _ := os.ReadFile(filepath.Join(src, "f"))
+	if !bytes.Equal(got, want) {
+		t.Fatal("overwrite restore differs")
+	}
+}
+
+func TestUnreadableSourceIsPartial(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads every file; covered by TestVanishingFile")
+	}
+	ctx := context.Background()
+	_, r := newRepo(t)
+	src := t.TempDir()
+	backuptest.RandomFile(t, filepath.Join(src, "ok"), 100)
+	backuptest.RandomFile(t, filepath.Join(src, "secret"), 100)
+	if err := os.Chmod(filepath.Join(src, "secret"), 0); err != nil {
+		t.Fatal(err)
+	}
+	var warned []string
+	sum, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}, Warn: func(p string, err error) { warned = append(warned, p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Errors != 1 || len(warned) != 1 || !strings.HasSuffix(warned[0], "secret") || sum.SnapshotID == "" {
+		t.Fatalf("summary %+v warned %v", sum, warned)
+	}
+}
+
+func TestUnreadableDirectoryAsRoot(t *testing.T) {
+	// A directory removed between listing and reading: its parent's entry
+	// is warned about, the rest completes.
+	ctx := context.Background()
+	_, r := newRepo(t)
+	src := t.TempDir()
+	backuptest.RandomFile(t, filepath.Join(src, "ok"), 100)
+	if err := os.Symlink("/proc/self/fd/999999/nothing", filepath.Join(src, "dangling")); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src, filepath.Join(src, "missing-later")}})
+	if err == nil {
+		t.Fatalf("backup of a missing source path succeeded: %+v", sum)
+	}
+}
+
+func TestLocks(t *testing.T) {
+	ctx := context.Background()
+	dir, r := newRepo(t)
+	src := t.TempDir()
+	backuptest.RandomFile(t, filepath.Join(src, "f"), 100)
+	// An exclusive lock held by a live process (this one) blocks backup.
+	lock, err := r.Internal().Lock(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2 := open(t, dir)
+	if _, err := r2.Backup(ctx, backup.BackupOptions{Paths: []string{src}}); !errors.Is(err, backup.ErrLocked) {
+		t.Fatalf("backup under exclusive lock: %v", err)
+	}
+	if err := lock.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	// Shared locks coexist; prune (exclusive) is refused meanwhile.
+	shared, err := r.Internal().Lock(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.Backup(ctx, backup.BackupOptions{Paths: []string{src}}); err != nil {
+		t.Fatalf("backup beside a shared lock: %v", err)
+	}
+	if _, err := r2.Prune(ctx, backup.PruneOptions{}); !errors.Is(err, backup.ErrLocked) {
+		t.Fatalf("prune beside a shared lock: %v", err)
+	}
+	// break-lock without --all keeps a live lock; with it removes it.
+	if got, _ := r2.BreakLocks(ctx, false); len(got) != 0 {
+		t.Fatalf("broke a live lock: %v", got)
+	}
+	if got, _ := r2.BreakLocks(ctx, true); len(got) != 1 {
+		t.Fatalf("break-lock --all removed %d", len(got))
+	}
+	_ = shared.Unlock()
+	// A stale lock (too old) is broken automatically.
+	old, err := backup.Open(ctx, dir, backuptest.Password, backup.OpenOptions{Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if _, err := old.Internal().Lock(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.Prune(ctx, backup.PruneOptions{}); err != nil {
+		t.Fatalf("prune did not break a stale lock: %v", err)
+	}
+}
+
+func TestForgetPrune(t *testing.T) {
+	ctx := context.Background()
+	_, r := newRepo(t)
+	src := t.TempDir()
+	for i := range 4 {
+		backuptest.RandomFile(t, filepath.Join(src, "f"), 700<<10)
+		if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}, Tags: []string{string(rune('a' + i))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.Forget(ctx, backup.RetentionPolicy{}, false); err == nil {
+		t.Fatal("empty policy accepted")
+	}
+	dry, err := r.Forget(ctx, backup.RetentionPolicy{Last: 1}, true)
+	if err != nil || len(dry.Remove) != 3 {
+		t.Fatalf("dry run %+v %v", dry, err)
+	}
+	if s, _ := r.Snapshots(ctx); len(s) != 4 {
+		t.Fatal("dry run removed snapshots")
+	}
+	if _, err := r.Forget(ctx, backup.RetentionPolicy{Last: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := r.Stats(ctx)
+	res, err := r.Prune(ctx, backup.PruneOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := r.Stats(ctx)
+	if res.PacksDeleted+res.PacksRepacked == 0 || after.PackBytes >= before.PackBytes {
+		t.Fatalf("prune freed nothing: %+v, %d -> %d", res, before.PackBytes, after.PackBytes)
+	}
+	chk, err := r.Check(ctx, backup.CheckOptions{ReadData: true})
+	if err != nil || !chk.OK() {
+		t.Fatalf("check after prune: %+v %v", chk, err)
+	}
+	target := t.TempDir()
+	if _, err := r.Restore(ctx, "latest", backup.RestoreOptions{Target: target}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(filepath.Join(target, src, "f"))
+	want, _ := os.ReadFile(filepath.Join(src, "f"))
+	if !bytes.Equal(got, want) {
+		t.Fatal("restore after prune differs")
+	}
+}
+
+func TestCancelCheckpoints(t *testing.T) {
+	dir, r := newRepo(t)
+	src := t.TempDir()
+	for i := range 12 {
+		backuptest.RandomFile(t, filepath.Join(src, string(rune('a'+i))), 1<<20)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}, ProgressInterval: time.Millisecond,
+		Progress: func(p backup.Progress) {
+			if p.BytesAdded > 4<<20 {
+				cancel()
+			}
+		}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if s, _ := r.Snapshots(context.Background()); len(s) != 0 {
+		t.Fatal("cancelled backup wrote a snapshot")
+	}
+	r.Close()
+	r2 := open(t, dir)
+	st, _ := r2.Stats(context.Background())
+	if st.Packs == 0 || st.IndexFiles == 0 {
+		t.Fatalf("no checkpoint: %+v", st)
+	}
+	sum, err := r2.Backup(context.Background(), backup.BackupOptions{Paths: []string{src}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.BytesAdded >= 12<<20 {
+		t.Fatalf("second run re-added everything (%d bytes): checkpoint not reused", sum.BytesAdded)
+	}
+	if chk, err := r2.Check(context.Background(), backup.CheckOptions{ReadData: true}); err != nil || !chk.OK() {
+		t.Fatalf("check: %+v %v", chk, err)
+	}
+}

@@ -1,0 +1,116 @@
+package forget
+
+import (
+	"sort"
+	"strings"
+	"time"
+)
+
+// Policy says what to keep. Zero counts keep nothing for that bucket.
+type Policy struct {
+	Last    int           `json:"keep_last,omitempty"`
+	Hourly  int           `json:"keep_hourly,omitempty"`
+	Daily   int           `json:"keep_daily,omitempty"`
+	Weekly  int           `json:"keep_weekly,omitempty"`
+	Monthly int           `json:"keep_monthly,omitempty"`
+	Yearly  int           `json:"keep_yearly,omitempty"`
+	Within  time.Duration `json:"keep_within,omitempty"`
+}
+
+// Empty reports whether the policy keeps nothing (callers refuse it).
+func (p Policy) Empty() bool {
+	return p.Last == 0 && p.Hourly == 0 && p.Daily == 0 && p.Weekly == 0 && p.Monthly == 0 && p.Yearly == 0 && p.Within == 0
+}
+
+// Item is a snapshot as the rule sees it.
+type Item struct {
+	ID       string
+	Time     time.Time
+	Hostname string
+	Paths    []string
+}
+
+// Decision is the fate of one snapshot.
+type Decision struct {
+	Item
+	Keep    bool
+	Reasons []string // e.g. "daily", "last", "within 48h0m0s"
+}
+
+type bucket struct {
+	name  string
+	count int
+	value func(t time.Time, nr int) int
+	last  int
+}
+
+// Apply decides for every item; loc is the time zone of the calendar
+// buckets (nil: local). Results are newest first within each group,
+// groups sorted by key.
+func Apply(items []Item, p Policy, loc *time.Location) []Decision {
+	if loc == nil {
+		loc = time.Local
+	}
+	groups := map[string][]Item{}
+	for _, it := range items {
+		k := it.Hostname + "\x00" + strings.Join(sortedCopy(it.Paths), "\x00")
+		groups[k] = append(groups[k], it)
+	}
+	keys := make([]string, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []Decision
+	for _, k := range keys {
+		out = append(out, applyGroup(groups[k], p, loc)...)
+	}
+	return out
+}
+
+func applyGroup(items []Item, p Policy, loc *time.Location) []Decision {
+	sort.SliceStable(items, func(i, j int) bool { return items[i].Time.After(items[j].Time) })
+	buckets := []*bucket{
+		{"last", p.Last, func(_ time.Time, nr int) int { return nr }, -1},
+		{"hourly", p.Hourly, func(t time.Time, _ int) int { return t.Year()*1000000 + int(t.Month())*10000 + t.Day()*100 + t.Hour() }, -1},
+		{"daily", p.Daily, func(t time.Time, _ int) int { return t.Year()*10000 + int(t.Month())*100 + t.Day() }, -1},
+		{"weekly", p.Weekly, func(t time.Time, _ int) int { y, w := t.ISOWeek(); return y*100 + w }, -1},
+		{"monthly", p.Monthly, func(t time.Time, _ int) int { return t.Year()*100 + int(t.Month()) }, -1},
+		{"yearly", p.Yearly, func(t time.Time, _ int) int { return t.Year() }, -1},
+	}
+	out := make([]Decision, 0, len(items))
+	var newest time.Time
+	if len(items) > 0 {
+		newest = items[0].Time
+	}
+	for nr, it := range items {
+		d := Decision{Item: it}
+		t := it.Time.In(loc)
+		if p.Within > 0 && !it.Time.Before(newest.Add(-p.Within)) {
+			d.Keep = true
+			d.Reasons = append(d.Reasons, "within "+p.Within.String())
+		}
+		for _, b := range buckets {
+			if b.count == 0 {
+				continue
+			}
+			v := b.value(t, nr)
+			if v != b.last {
+				d.Keep = true
+				d.Reasons = append(d.Reasons, b.name)
+				b.last = v
+				if b.count > 0 {
+					b.count--
+				}
+			}
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func sortedCopy(s []string) []string {
+	c := append([]string(nil), s...)
+	sort.Strings(c)
+	return c
+}

@@ -1,0 +1,392 @@
+package jobs
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hostd/hostd/internal/confkit"
+	"github.com/hostd/hostd/internal/schedule"
+	"github.com/hostd/hostd/internal/secrets"
+	"github.com/hostd/hostd/pkg/backup/forget"
+	"github.com/hostd/hostd/pkg/backup/pattern"
+)
+
+// ShorthandJob is the name of the job the top-level repository, paths,
+// exclude and schedule keys describe (the seed's services.backup).
+const ShorthandJob = "default"
+
+// Config is the `backup` section: scheduled backups of local paths into
+// hostd repositories.
+//
+// The keys of one job may be given at the top level of the section (the
+// single-job shorthand, job name "default"), under jobs.<name>, or both.
+type Config struct {
+	// Enable turns scheduled backups on. Default: false.
+	Enable bool `yaml:"enable"`
+	// Job holds the single-job shorthand: repository, paths, exclude,
+	// schedule and every other job key, at the top level of the section.
+	// It is a job when repository or paths is set.
+	Job `yaml:",inline"`
+	// Jobs are named backup jobs; names are letters, digits, "-" and "_".
+	// Keys left out take the defaults documented on Job. Default: none.
+	Jobs map[string]Job `yaml:"jobs"`
+}
+
+// Job is one scheduled backup.
+type Job struct {
+	// Repository is where snapshots go: an absolute directory, or
+	// sftp://user@host[:port]/path. Required.
+	Repository string `yaml:"repository"`
+	// Paths are the absolute paths to back up; each must exist. Required.
+	Paths []string `yaml:"paths"`
+	// Exclude are patterns of paths to leave out, in borg's styles:
+	// sh: (the default, "**" crosses directories), fm:, re:, pp:.
+	// Default: none.
+	Exclude []string `yaml:"exclude"`
+	// ExcludeCaches leaves out directories holding a valid CACHEDIR.TAG.
+	// Default: false.
+	ExcludeCaches bool `yaml:"exclude_caches"`
+	// OneFileSystem stays on the file system of each path. Default: false.
+	OneFileSystem bool `yaml:"one_file_system"`
+	// Schedule is when the job runs: systemd calendar expressions
+	// (OnCalendar= syntax, several separated by ";"), such as "daily",
+	// "Mon..Fri 02:30" or "*-*-* 00/6:00 Europe/Berlin". Default: daily.
+	Schedule string `yaml:"schedule"`
+	// RandomizedDelay delays each run by a random time up to this long,
+	// fixed per host and job (systemd's RandomizedDelaySec= with
+	// FixedRandomDelay=true). Default: 0.
+	RandomizedDelay time.Duration `yaml:"randomized_delay"`
+	// Persistent runs a backup at start when hostd was down at a
+	// scheduled time (systemd's Persistent=true). Default: true.
+	Persistent *bool `yaml:"persistent"`
+	// Password is a secret reference to the repository passphrase:
+	// file:/path or an absolute path, cred:NAME (systemd credential),
+	// sops:FILE#key/path or env:NAME. Required.
+	Password secrets.Ref `yaml:"password"`
+	// Init creates the repository on the first run when it does not
+	// exist yet. Without it, a missing repository is an error.
+	// Default: false.
+	Init bool `yaml:"init"`
+	// Compression is the zstd level (1..22) of a repository this job
+	// creates, or -1 for none; an existing repository keeps its own.
+	// Default: 3.
+	Compression int `yaml:"compression"`
+	// Retention is which snapshots to keep; the rest are forgotten and
+	// their data pruned. Default: keep_daily 7, keep_weekly 4,
+	// keep_monthly 6, applied weekly.
+	Retention *Retention `yaml:"retention"`
+	// Check is when to verify the repository after a backup, reading back
+	// a part of the data (a calendar expression; empty turns it off).
+	// Default: off.
+	Check string `yaml:"check"`
+	// CheckReadData is the share of packs a check reads and decrypts:
+	// a percentage ("5%") or "n/m" (the n-th of m parts, rotating).
+	// Default: 5%.
+	CheckReadData string `yaml:"check_read_data"`
+	// Tags are added to every snapshot, besides "job=<name>".
+	// Default: none.
+	Tags []string `yaml:"tags"`
+}
+
+// Retention is a job's snapshot retention policy, with restic's rules:
+// a snapshot is kept if any rule keeps it.
+type Retention struct {
+	// KeepLast keeps the newest n snapshots. Default: 0.
+	KeepLast int `yaml:"keep_last"`
+	// KeepHourly keeps the newest snapshot of each of the last n hours
+	// that have one. Default: 0.
+	KeepHourly int `yaml:"keep_hourly"`
+	// KeepDaily keeps one snapshot per day for n days. Default: 7.
+	KeepDaily int `yaml:"keep_daily"`
+	// KeepWeekly keeps one per ISO week for n weeks. Default: 4.
+	KeepWeekly int `yaml:"keep_weekly"`
+	// KeepMonthly keeps one per month for n months. Default: 6.
+	KeepMonthly int `yaml:"keep_monthly"`
+	// KeepYearly keeps one per year for n years. Default: 0.
+	KeepYearly int `yaml:"keep_yearly"`
+	// KeepWithin keeps every snapshot younger than this, measured from
+	// the newest snapshot. Default: 0.
+	KeepWithin time.Duration `yaml:"keep_within"`
+	// Schedule is when retention (forget, then prune) runs; it runs after
+	// the first successful backup once this is due. Default: weekly.
+	Schedule string `yaml:"schedule"`
+}
+
+// Defaults of a job's optional keys.
+const (
+	DefaultSchedule          = "daily"
+	DefaultRetentionSchedule = "weekly"
+	DefaultCompression       = 3
+	DefaultCheckReadData     = "5%"
+)
+
+// DefaultRetention is the retention of a job without a retention key.
+func DefaultRetention() Retention {
+	return Retention{KeepDaily: 7, KeepWeekly: 4, KeepMonthly: 6, Schedule: DefaultRetentionSchedule}
+}
+
+// DefaultConfig returns the section's defaults: off, no jobs.
+func DefaultConfig() Config {
+	return Config{}
+}
+
+// IsEnabled reports whether the section is on.
+func (c *Config) IsEnabled() bool { return c.Enable }
+
+var jobNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+
+// hasShorthand reports whether the top-level keys describe a job.
+func (c *Config) hasShorthand() bool {
+	return c.Job.Repository != "" || len(c.Job.Paths) > 0
+}
+
+// namedJob is a job with its name and the config path it came from.
+type namedJob struct {
+	Name string
+	Path string // config path of the job, "" for the shorthand
+	Job
+}
+
+// jobs returns every configured job, sorted by name, with defaults
+// filled in.
+func (c *Config) jobs() []namedJob {
+	var out []namedJob
+	if c.hasShorthand() {
+		out = append(out, namedJob{Name: ShorthandJob, Job: c.Job.withDefaults()})
+	}
+	for name, j := range c.Jobs {
+		if name == ShorthandJob && c.hasShorthand() {
+			continue // reported by Validate
+		}
+		out = append(out, namedJob{Name: name, Path: confkit.JoinPath("jobs", name), Job: j.withDefaults()})
+	}
+	slices.SortFunc(out, func(a, b namedJob) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// withDefaults fills the keys left out.
+func (j Job) withDefaults() Job {
+	if strings.TrimSpace(j.Schedule) == "" {
+		j.Schedule = DefaultSchedule
+	}
+	if j.Persistent == nil {
+		t := true
+		j.Persistent = &t
+	}
+	if j.Compression == 0 {
+		j.Compression = DefaultCompression
+	}
+	if j.Retention == nil {
+		r := DefaultRetention()
+		j.Retention = &r
+	} else {
+		r := *j.Retention
+		if strings.TrimSpace(r.Schedule) == "" {
+			r.Schedule = DefaultRetentionSchedule
+		}
+		j.Retention = &r
+	}
+	if j.CheckReadData == "" {
+		j.CheckReadData = DefaultCheckReadData
+	}
+	return j
+}
+
+// policy is the engine's form of the retention rules.
+func (r *Retention) policy() forget.Policy {
+	return forget.Policy{Last: r.KeepLast, Hourly: r.KeepHourly, Daily: r.KeepDaily, Weekly: r.KeepWeekly,
+		Monthly: r.KeepMonthly, Yearly: r.KeepYearly, Within: r.KeepWithin}
+}
+
+// Validate reports every problem of the section: missing or unknown
+// jobs, paths that do not exist, schedules that do not parse, malformed
+// secret references and patterns.
+func (c *Config) Validate(v *confkit.Validator) {
+	if !c.hasShorthand() && len(c.Jobs) == 0 {
+		v.Errorf("", "no backup job: set repository and paths, or add jobs.<name>")
+		return
+	}
+	if c.hasShorthand() {
+		if _, dup := c.Jobs[ShorthandJob]; dup {
+			v.Errorf(confkit.JoinPath("jobs", ShorthandJob), "job %q is already defined by the top-level repository and paths", ShorthandJob)
+		}
+	} else {
+		c.Job.validateUnused(v)
+	}
+	for _, nj := range c.jobs() {
+		if nj.Path != "" && !jobNameRE.MatchString(nj.Name) {
+			v.Errorf(nj.Path, "job name %q must be letters, digits, '-' and '_' (at most 64)", nj.Name)
+		}
+		nj.Job.validate(v.At(nj.Path))
+	}
+	byRepo := map[string]namedJob{}
+	for _, nj := range c.jobs() {
+		// Forget applies a policy to the whole repository: jobs sharing
+		// one must agree on it.
+		key := repositoryKey(nj.Repository)
+		if other, ok := byRepo[key]; ok && nj.Repository != "" && *other.Retention != *nj.Retention {
+			v.Errorf(confkit.JoinPath(nj.Path, "retention"), "job %q shares repository %s with job %q but not its retention; jobs on one repository need the same retention", nj.Name, redactURL(nj.Repository), other.Name)
+		} else if !ok {
+			byRepo[key] = nj
+		}
+	}
+	seen := map[string]string{}
+	for _, nj := range c.jobs() {
+		// Two jobs backing up the same paths into one repository would
+		// forget each other's snapshots.
+		key := nj.Repository + "\x00" + strings.Join(sortedClean(nj.Paths), "\x00")
+		if other, ok := seen[key]; ok && nj.Repository != "" {
+			v.Errorf(confkit.JoinPath(nj.Path, "paths"), "job %q backs up the same paths into the same repository as job %q", nj.Name, other)
+		}
+		seen[key] = nj.Name
+	}
+}
+
+// validateUnused reports top-level job keys that take effect only with
+// the shorthand's repository and paths.
+func (j *Job) validateUnused(v *confkit.Validator) {
+	if j.Schedule != "" || len(j.Exclude) > 0 || !j.Password.IsZero() || j.Retention != nil || j.Check != "" {
+		v.Errorf("repository", "top-level job keys (schedule, exclude, password, ...) need repository and paths; or move them under jobs.<name>")
+	}
+}
+
+func sortedClean(paths []string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = filepath.Clean(p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// validate checks one job (defaults already filled in).
+func (j *Job) validate(v *confkit.Validator) {
+	validateRepository(v, j.Repository)
+	if len(j.Paths) == 0 {
+		v.Errorf("paths", "at least one path to back up is required")
+	}
+	for i, p := range j.Paths {
+		at := fmt.Sprintf("paths[%d]", i)
+		switch {
+		case p == "":
+			v.Errorf(at, "path must not be empty")
+		case !filepath.IsAbs(p):
+			v.Errorf(at, "path %q must be absolute", p)
+		default:
+			if _, err := os.Lstat(p); err != nil {
+				if os.IsNotExist(err) {
+					v.Errorf(at, "path %q does not exist", p)
+				} else {
+					v.Errorf(at, "path %q: %v", p, err)
+				}
+			}
+		}
+	}
+	for i, e := range j.Exclude {
+		if _, err := pattern.ParseExcludes([]string{e}); err != nil {
+			v.Errorf(fmt.Sprintf("exclude[%d]", i), "%v", err)
+		}
+	}
+	checkSchedule(v, "schedule", j.Schedule)
+	if j.RandomizedDelay < 0 {
+		v.Errorf("randomized_delay", "must not be negative")
+	}
+	if j.Password.IsZero() {
+		v.Errorf("password", "a secret reference to the repository passphrase is required (file:PATH, cred:NAME, sops:FILE#key or env:NAME)")
+	} else if _, err := secrets.ParseRef(string(j.Password)); err != nil {
+		v.Errorf("password", "%v", err)
+	}
+	if j.Compression != -1 && (j.Compression < 1 || j.Compression > 22) {
+		v.Errorf("compression", "zstd level must be 1..22, or -1 for none, not %d", j.Compression)
+	}
+	if r := j.Retention; r != nil {
+		rv := v.At("retention")
+		for name, n := range map[string]int{"keep_last": r.KeepLast, "keep_hourly": r.KeepHourly, "keep_daily": r.KeepDaily,
+			"keep_weekly": r.KeepWeekly, "keep_monthly": r.KeepMonthly, "keep_yearly": r.KeepYearly} {
+			if n < 0 {
+				rv.Errorf(name, "must not be negative")
+			}
+		}
+		if r.KeepWithin < 0 {
+			rv.Errorf("keep_within", "must not be negative")
+		}
+		if r.policy().Empty() {
+			rv.Errorf("", "keeps no snapshot: set at least one keep_* rule")
+		}
+		checkSchedule(rv, "schedule", r.Schedule)
+	}
+	if j.Check != "" {
+		checkSchedule(v, "check", j.Check)
+	}
+	if err := checkReadData(j.CheckReadData); err != nil {
+		v.Errorf("check_read_data", "%v", err)
+	}
+	for i, t := range j.Tags {
+		if t == "" || strings.ContainsAny(t, ",\n") {
+			v.Errorf(fmt.Sprintf("tags[%d]", i), "tag %q must be non-empty without commas or newlines", t)
+		}
+	}
+}
+
+func checkSchedule(v *confkit.Validator, path, expr string) {
+	s, err := schedule.Parse(expr)
+	if err != nil {
+		v.Errorf(path, "%v", err)
+		return
+	}
+	if s.Next(time.Now()).IsZero() {
+		v.Errorf(path, "schedule %q never elapses again", expr)
+	}
+}
+
+func validateRepository(v *confkit.Validator, repo string) {
+	switch {
+	case repo == "":
+		v.Errorf("repository", "repository is required: an absolute directory or sftp://user@host/path")
+	case strings.HasPrefix(repo, "sftp://"):
+		u, err := url.Parse(repo)
+		if err != nil || u.Host == "" || u.Path == "" {
+			v.Errorf("repository", "repository %q: want sftp://user@host[:port]/path", redactURL(repo))
+		} else if _, hasPassword := u.User.Password(); hasPassword {
+			v.Errorf("repository", "repository URL must not hold a password; hostd authenticates with SSH keys or the agent")
+		}
+	case strings.Contains(repo, "://"):
+		v.Errorf("repository", "repository %q: only local directories and sftp:// are supported", redactURL(repo))
+	case !filepath.IsAbs(repo):
+		v.Errorf("repository", "repository %q must be an absolute directory", repo)
+	}
+}
+
+// checkReadData validates the share of data a check reads: "N%" or "n/m".
+func checkReadData(s string) error {
+	var a, b int
+	var pct float64
+	switch {
+	case strings.HasSuffix(s, "%"):
+		if _, err := fmt.Sscanf(s, "%g%%", &pct); err != nil || pct <= 0 || pct > 100 {
+			return fmt.Errorf("%q: want a percentage in (0%%, 100%%] or n/m", s)
+		}
+	case strings.Contains(s, "/"):
+		if _, err := fmt.Sscanf(s, "%d/%d", &a, &b); err != nil || b < 1 || a < 1 || a > b {
+			return fmt.Errorf("%q: want n/m with 1 <= n <= m, or a percentage", s)
+		}
+	default:
+		return fmt.Errorf("%q: want a percentage such as 5%% or n/m", s)
+	}
+	return nil
+}
+
+// redactURL hides a password in a URL for messages.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}

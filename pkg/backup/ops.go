@@ -1,0 +1,320 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"time"
+
+	"github.com/hostd/hostd/pkg/backup/checker"
+	"github.com/hostd/hostd/pkg/backup/crypto"
+	"github.com/hostd/hostd/pkg/backup/forget"
+	"github.com/hostd/hostd/pkg/backup/repository"
+)
+
+// RetentionPolicy says which snapshots Forget keeps (restic's rule, see
+// package forget). Counts of -1 are unlimited.
+type RetentionPolicy = forget.Policy
+
+// ForgetResult lists the decisions of Forget.
+type ForgetResult struct {
+	Keep   []ForgetEntry `json:"keep"`
+	Remove []ForgetEntry `json:"remove"`
+	DryRun bool          `json:"dry_run,omitempty"`
+}
+
+// ForgetEntry is a snapshot and why it is kept.
+type ForgetEntry struct {
+	SnapshotInfo
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+// Forget removes the snapshots policy does not keep (only lists them with
+// dryRun). Data is freed by Prune. An empty policy is refused.
+func (r *Repository) Forget(ctx context.Context, policy RetentionPolicy, dryRun bool) (*ForgetResult, error) {
+	if policy.Empty() {
+		return nil, errors.New("forget: empty policy would remove every snapshot; give at least one keep option")
+	}
+	lock, err := r.repo.Lock(ctx, !dryRun)
+	if err != nil {
+		return nil, fmt.Errorf("forget: %w", err)
+	}
+	defer lock.Unlock()
+	snaps, _, err := r.repo.Snapshots(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("forget: %w", err)
+	}
+	byID := map[string]*repository.Snapshot{}
+	items := make([]forget.Item, 0, len(snaps))
+	for _, s := range snaps {
+		byID[s.ID().String()] = s
+		items = append(items, forget.Item{ID: s.ID().String(), Time: s.Time, Hostname: s.Hostname, Paths: s.Paths})
+	}
+	res := &ForgetResult{DryRun: dryRun}
+	for _, d := range forget.Apply(items, policy, time.Local) {
+		s := byID[d.ID]
+		e := ForgetEntry{SnapshotInfo: snapshotInfo(s), Reasons: d.Reasons}
+		if d.Keep {
+			res.Keep = append(res.Keep, e)
+			continue
+		}
+		res.Remove = append(res.Remove, e)
+		if !dryRun {
+			if err := r.repo.RemoveSnapshot(ctx, s.ID()); err != nil {
+				return res, fmt.Errorf("forget: %w", err)
+			}
+		}
+	}
+	return res, nil
+}
+
+// CheckOptions configure Check.
+type CheckOptions struct {
+	ReadData       bool
+	ReadDataSubset string // "10%" or "n/m"
+}
+
+// CheckResult is the outcome of Check.
+type CheckResult = checker.Result
+
+// Check verifies the repository structure and, with ReadData or a subset,
+// the data itself.
+func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult, error) {
+	lock, err := r.repo.Lock(ctx, false)
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	defer lock.Unlock()
+	res, err := checker.Run(ctx, r.repo, checker.Options{ReadData: opts.ReadData, Subset: opts.ReadDataSubset})
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	return res, nil
+}
+
+// Entry is one node listed by Ls.
+type Entry struct {
+	Path       string    `json:"path"`
+	Type       string    `json:"type"`
+	Mode       string    `json:"mode"`
+	UID        uint32    `json:"uid"`
+	GID        uint32    `json:"gid"`
+	User       string    `json:"user,omitempty"`
+	Group      string    `json:"group,omitempty"`
+	Size       uint64    `json:"size"`
+	MTime      time.Time `json:"mtime"`
+	LinkTarget string    `json:"link_target,omitempty"`
+}
+
+func entry(p string, n *repository.Node) Entry {
+	return Entry{Path: p, Type: n.Type, Mode: fmt.Sprintf("%04o", n.Mode), UID: n.UID, GID: n.GID, User: n.User,
+		Group: n.Group, Size: n.Size, MTime: time.Unix(0, n.MTimeNs), LinkTarget: string(n.LinkTarget)}
+}
+
+// Ls lists the nodes of snapshot below dir ("" or "/" for everything),
+// recursively.
+func (r *Repository) Ls(ctx context.Context, snapshot, dir string) ([]Entry, error) {
+	snap, err := r.repo.FindSnapshot(ctx, snapshot)
+	if err != nil {
+		return nil, fmt.Errorf("ls: %w", err)
+	}
+	dir = path.Clean("/" + dir)
+	var out []Entry
+	tree := snap.Tree
+	if dir != "/" {
+		n, err := r.repo.FindNode(ctx, snap.Tree, dir)
+		if err != nil {
+			return nil, fmt.Errorf("ls: %w", err)
+		}
+		out = append(out, entry(dir, n))
+		if n.Type != repository.NodeDir {
+			return out, nil
+		}
+		tree = *n.Subtree
+	}
+	err = r.repo.WalkTree(ctx, tree, dir, func(p string, n *repository.Node) error {
+		out = append(out, entry(p, n))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ls: %w", err)
+	}
+	return out, nil
+}
+
+// Change is one difference reported by Diff: "+" added, "-" removed, "M"
+// content or metadata changed, "T" type changed.
+type Change struct {
+	Op   string `json:"op"`
+	Path string `json:"path"`
+}
+
+// Diff compares snapshots a and b.
+func (r *Repository) Diff(ctx context.Context, a, b string) ([]Change, error) {
+	sa, err := r.repo.FindSnapshot(ctx, a)
+	if err != nil {
+		return nil, fmt.Errorf("diff: %w", err)
+	}
+	sb, err := r.repo.FindSnapshot(ctx, b)
+	if err != nil {
+		return nil, fmt.Errorf("diff: %w", err)
+	}
+	var out []Change
+	if err := r.diffTrees(ctx, &sa.Tree, &sb.Tree, "/", &out); err != nil {
+		return nil, fmt.Errorf("diff: %w", err)
+	}
+	return out, nil
+}
+
+func (r *Repository) diffTrees(ctx context.Context, a, b *repository.ID, dir string, out *[]Change) error {
+	if a != nil && b != nil && *a == *b {
+		return nil
+	}
+	load := func(id *repository.ID) (*repository.Tree, error) {
+		if id == nil {
+			return &repository.Tree{}, nil
+		}
+		return r.repo.LoadTree(ctx, *id)
+	}
+	ta, err := load(a)
+	if err != nil {
+		return err
+	}
+	tb, err := load(b)
+	if err != nil {
+		return err
+	}
+	i, j := 0, 0
+	for i < len(ta.Nodes) || j < len(tb.Nodes) {
+		var na, nb *repository.Node
+		switch {
+		case j >= len(tb.Nodes) || (i < len(ta.Nodes) && ta.Nodes[i].Name < tb.Nodes[j].Name):
+			na = &ta.Nodes[i]
+			i++
+		case i >= len(ta.Nodes) || tb.Nodes[j].Name < ta.Nodes[i].Name:
+			nb = &tb.Nodes[j]
+			j++
+		default:
+			na, nb = &ta.Nodes[i], &tb.Nodes[j]
+			i++
+			j++
+		}
+		var name string
+		if na != nil {
+			name = string(na.Name)
+		} else {
+			name = string(nb.Name)
+		}
+		p := path.Join(dir, name)
+		switch {
+		case nb == nil:
+			*out = append(*out, Change{"-", p})
+			if na.Subtree != nil {
+				if err := r.diffTrees(ctx, na.Subtree, nil, p, out); err != nil {
+					return err
+				}
+			}
+		case na == nil:
+			*out = append(*out, Change{"+", p})
+			if nb.Subtree != nil {
+				if err := r.diffTrees(ctx, nil, nb.Subtree, p, out); err != nil {
+					return err
+				}
+			}
+		case na.Type != nb.Type:
+			*out = append(*out, Change{"T", p})
+		case na.Type == repository.NodeDir:
+			if na.Mode != nb.Mode || na.UID != nb.UID || na.GID != nb.GID {
+				*out = append(*out, Change{"M", p})
+			}
+			if err := r.diffTrees(ctx, na.Subtree, nb.Subtree, p, out); err != nil {
+				return err
+			}
+		default:
+			if na.Size != nb.Size || na.Mode != nb.Mode || na.MTimeNs != nb.MTimeNs || na.UID != nb.UID || na.GID != nb.GID ||
+				na.LinkTarget != nb.LinkTarget || fmt.Sprint(na.Content) != fmt.Sprint(nb.Content) {
+				*out = append(*out, Change{"M", p})
+			}
+		}
+	}
+	return nil
+}
+
+// Dump writes the content of file p in snapshot to w.
+func (r *Repository) Dump(ctx context.Context, snapshot, p string, w io.Writer) error {
+	snap, err := r.repo.FindSnapshot(ctx, snapshot)
+	if err != nil {
+		return fmt.Errorf("dump: %w", err)
+	}
+	n, err := r.repo.FindNode(ctx, snap.Tree, p)
+	if err != nil {
+		return fmt.Errorf("dump: %w", err)
+	}
+	if n == nil || n.Type != repository.NodeFile {
+		return fmt.Errorf("dump %s: not a regular file", p)
+	}
+	var buf []byte
+	for _, id := range n.Content {
+		data, err := r.repo.LoadBlob(ctx, repository.BlobHandle{Type: repository.DataBlob, ID: id}, buf)
+		if err != nil {
+			return fmt.Errorf("dump %s: %w", p, err)
+		}
+		if _, err := w.Write(data); err != nil {
+			return fmt.Errorf("dump %s: %w", p, err)
+		}
+		buf = data
+	}
+	return nil
+}
+
+// AddKey adds a passphrase; kdf nil uses the default argon2id parameters.
+// It returns the new key's name.
+func (r *Repository) AddKey(ctx context.Context, password []byte, kdf *crypto.KDFParams) (string, error) {
+	p := crypto.DefaultKDFParams()
+	if kdf != nil {
+		p = *kdf
+	}
+	return r.repo.AddKey(ctx, password, p)
+}
+
+// ChangePassword replaces the key in use by one for newPassword.
+func (r *Repository) ChangePassword(ctx context.Context, newPassword []byte, kdf *crypto.KDFParams) (string, error) {
+	old := r.repo.KeyName()
+	name, err := r.AddKey(ctx, newPassword, kdf)
+	if err != nil {
+		return "", err
+	}
+	if err := r.repo.Backend().Remove(ctx, keyHandle(old)); err != nil {
+		return name, fmt.Errorf("remove old key: %w", err)
+	}
+	return name, nil
+}
+
+// Keys lists key file names; the one in use is marked by KeyInUse.
+func (r *Repository) Keys(ctx context.Context) ([]string, error) { return r.repo.Keys(ctx) }
+
+// KeyInUse is the name of the key that opened the repository.
+func (r *Repository) KeyInUse() string { return r.repo.KeyName() }
+
+// LockInfo describes a lock for break-lock.
+type LockInfo struct {
+	ID    string              `json:"id"`
+	Lock  repository.LockInfo `json:"lock"`
+	Error string              `json:"error,omitempty"`
+}
+
+// BreakLocks removes stale locks, or every lock with all.
+func (r *Repository) BreakLocks(ctx context.Context, all bool) ([]LockInfo, error) {
+	removed, err := r.repo.BreakLocks(ctx, all)
+	out := make([]LockInfo, 0, len(removed))
+	for _, e := range removed {
+		li := LockInfo{ID: e.ID.String(), Lock: e.Info}
+		if e.Err != nil {
+			li.Error = e.Err.Error()
+		}
+		out = append(out, li)
+	}
+	return out, err
+}

@@ -1,0 +1,168 @@
+package backup_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/hostd/hostd/pkg/backup"
+	"github.com/hostd/hostd/pkg/backup/backuptest"
+)
+
+func TestExcludes(t *testing.T) {
+	ctx := context.Background()
+	src := t.TempDir()
+	files := []string{"keep.txt", "a.o", "sub/b.o", "sub/keep.c", "cache/CACHEDIR.TAG", "cache/blob", "skipme/.nobackup", "skipme/x",
+		"node/.cache/important/k", "node/.cache/junk"}
+	for _, f := range files {
+		backuptest.RandomFile(t, filepath.Join(src, f), 10)
+	}
+	if err := os.WriteFile(filepath.Join(src, "cache/CACHEDIR.TAG"), []byte("Signature: 8a477f597d28d172789f06886806bc55\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	patterns := filepath.Join(t.TempDir(), "patterns.lst")
+	if err := os.WriteFile(patterns, []byte("+ "+src+"/node/.cache/important\n- "+src+"/node/.cache\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		opts backup.BackupOptions
+		want []string
+	}{
+		{"sh glob", backup.BackupOptions{Excludes: []string{"**/*.o"}}, []string{"a.o", "sub/b.o"}},
+		{"fm crosses dirs", backup.BackupOptions{Excludes: []string{"fm:*/sub"}}, []string{"sub/b.o", "sub/keep.c"}},
+		{"re", backup.BackupOptions{Excludes: []string{`re:\.c$`}}, []string{"sub/keep.c"}},
+		{"exclude caches", backup.BackupOptions{ExcludeCaches: true}, []string{"cache/CACHEDIR.TAG", "cache/blob"}},
+		{"exclude if present", backup.BackupOptions{ExcludeIfPresent: []string{".nobackup"}}, []string{"skipme/.nobackup", "skipme/x"}},
+		{"pattern file include wins", backup.BackupOptions{ExcludeFiles: []string{patterns}}, []string{"node/.cache/junk"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, r := newRepo(t)
+			tc.opts.Paths = []string{src}
+			if _, err := r.Backup(ctx, tc.opts); err != nil {
+				t.Fatal(err)
+			}
+			entries, err := r.Ls(ctx, "latest", src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			have := map[string]bool{}
+			for _, e := range entries {
+				if e.Type == "file" {
+					have[strings.TrimPrefix(e.Path, src+"/")] = true
+				}
+			}
+			excluded := map[string]bool{}
+			for _, w := range tc.want {
+				excluded[w] = true
+			}
+			for _, f := range files {
+				if have[f] == excluded[f] {
+					t.Errorf("%s: in snapshot = %v, excluded = %v", f, have[f], excluded[f])
+				}
+			}
+		})
+	}
+}
+
+func TestBadPatterns(t *testing.T) {
+	_, r := newRepo(t)
+	src := t.TempDir()
+	bad := filepath.Join(t.TempDir(), "p.lst")
+	_ = os.WriteFile(bad, []byte("+ ok\nP nope\n"), 0o644)
+	for _, opts := range []backup.BackupOptions{
+		{Paths: []string{src}, Excludes: []string{"re:("}},
+		{Paths: []string{src}, ExcludeFiles: []string{bad}},
+		{Paths: []string{src}, ExcludeFiles: []string{"/nonexistent/p.lst"}},
+		{Paths: []string{"/nonexistent/source"}},
+	} {
+		if _, err := r.Backup(context.Background(), opts); err == nil {
+			t.Errorf("%+v accepted", opts)
+		}
+	}
+	if snaps, _ := r.Snapshots(context.Background()); len(snaps) != 0 {
+		t.Fatal("a rejected backup wrote a snapshot")
+	}
+}
+
+func TestLsDiffDump(t *testing.T) {
+	ctx := context.Background()
+	_, r := newRepo(t)
+	src := t.TempDir()
+	backuptest.RandomFile(t, filepath.Join(src, "same"), 3000)
+	backuptest.RandomFile(t, filepath.Join(src, "changes"), 3000)
+	backuptest.RandomFile(t, filepath.Join(src, "goes"), 10)
+	a, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	backuptest.RandomFile(t, filepath.Join(src, "changes"), 3001)
+	backuptest.RandomFile(t, filepath.Join(src, "new/file"), 10)
+	_ = os.Remove(filepath.Join(src, "goes"))
+	b, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes, err := r.Diff(ctx, a.SnapshotID[:8], b.SnapshotID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range changes {
+		if strings.HasPrefix(c.Path, src) {
+			got = append(got, c.Op+" "+strings.TrimPrefix(c.Path, src))
+		}
+	}
+	sort.Strings(got)
+	if want := "+ /new,+ /new/file,- /goes,M /changes"; strings.Join(got, ",") != want {
+		t.Fatalf("diff %v, want %s", got, want)
+	}
+	var out bytes.Buffer
+	if err := r.Dump(ctx, "latest", filepath.Join(src, "changes"), &out); err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := os.ReadFile(filepath.Join(src, "changes")); !bytes.Equal(out.Bytes(), want) {
+		t.Fatal("dump differs")
+	}
+	if err := r.Dump(ctx, "latest", src, &out); err == nil {
+		t.Fatal("dump of a directory accepted")
+	}
+	if _, err := r.Ls(ctx, "nosuchsnapshot", "/"); err == nil {
+		t.Fatal("unknown snapshot accepted")
+	}
+}
+
+func TestKeys(t *testing.T) {
+	ctx := context.Background()
+	dir, r := newRepo(t)
+	if _, err := r.AddKey(ctx, []byte("second"), backuptest.FastKDF()); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := backup.Open(ctx, dir, []byte("second"), backup.OpenOptions{})
+	if err != nil {
+		t.Fatalf("open with added key: %v", err)
+	}
+	if _, err := r2.ChangePassword(ctx, []byte("third"), backuptest.FastKDF()); err != nil {
+		t.Fatal(err)
+	}
+	r2.Close()
+	if _, err := backup.Open(ctx, dir, []byte("second"), backup.OpenOptions{}); !errors.Is(err, backup.ErrWrongPassword) {
+		t.Fatalf("old password still opens: %v", err)
+	}
+	for _, pw := range []string{"third", string(backuptest.Password)} {
+		r3, err := backup.Open(ctx, dir, []byte(pw), backup.OpenOptions{})
+		if err != nil {
+			t.Fatalf("open with %q: %v", pw, err)
+		}
+		r3.Close()
+	}
+	if err := backup.Init(ctx, dir, []byte("x"), backup.InitOptions{KDF: backuptest.FastKDF()}); err == nil {
+		t.Fatal("init over an existing repository succeeded")
+	}
+}

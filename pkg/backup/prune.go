@@ -1,0 +1,238 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/hostd/hostd/pkg/backup/backend"
+	"github.com/hostd/hostd/pkg/backup/repository"
+)
+
+// PruneOptions configure Prune.
+type PruneOptions struct {
+	// MaxUnused is the share of unused bytes (percent of the repository)
+	// tolerated in partly used packs before they are repacked; default 5.
+	// Packs with no used blob are always deleted.
+	MaxUnused float64
+	DryRun    bool
+}
+
+// PruneResult says what Prune removed or would remove.
+type PruneResult struct {
+	PacksTotal    int   `json:"packs_total"`
+	PacksDeleted  int   `json:"packs_deleted"`
+	PacksRepacked int   `json:"packs_repacked"`
+	PacksWritten  int   `json:"packs_written"`
+	BytesBefore   int64 `json:"bytes_before"`
+	BytesUnused   int64 `json:"bytes_unused"`
+	BytesFreed    int64 `json:"bytes_freed"`
+	IndexFiles    int   `json:"index_files_replaced"`
+	DryRun        bool  `json:"dry_run,omitempty"`
+}
+
+type packUse struct {
+	id         repository.ID
+	size       int64
+	used       int64
+	usedBlobs  []repository.PackBlob
+	totalBlobs int
+}
+
+// Prune deletes data no snapshot references, repacking partly used packs
+// when their unused share exceeds MaxUnused. It holds an exclusive lock.
+// Write order keeps the repository consistent at every instant: new packs,
+// their index, a complete new index, removal of the old index files, and
+// only then removal of old packs.
+func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, error) {
+	if opts.MaxUnused == 0 {
+		opts.MaxUnused = 5
+	}
+	if opts.MaxUnused < 0 || opts.MaxUnused > 100 {
+		return nil, fmt.Errorf("prune: max unused %v%% out of range 0..100", opts.MaxUnused)
+	}
+	lock, err := r.repo.Lock(ctx, true)
+	if err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	defer lock.Unlock()
+	repo := r.repo
+	if _, err := repo.AdoptPacks(ctx); err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	used, err := r.usedBlobs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	sizes, err := repo.List(ctx, backend.Pack)
+	if err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	res := &PruneResult{DryRun: opts.DryRun}
+	indexed := repo.Index().Packs()
+	var partial []*packUse
+	remove := map[repository.ID]bool{}
+	keep := map[repository.ID][]repository.PackBlob{}
+	for id, size := range sizes {
+		res.PacksTotal++
+		res.BytesBefore += size
+		blobs, ok := indexed[id]
+		if !ok {
+			// Unreadable and unindexed: nothing can reference it.
+			remove[id] = true
+			res.BytesUnused += size
+			continue
+		}
+		u := &packUse{id: id, size: size, totalBlobs: len(blobs)}
+		for _, b := range blobs {
+			if used[b.BlobHandle] {
+				u.used += int64(b.Length)
+				u.usedBlobs = append(u.usedBlobs, b)
+			}
+		}
+		res.BytesUnused += size - u.used
+		switch {
+		case len(u.usedBlobs) == 0:
+			remove[id] = true
+		case u.used < size*9/10:
+			partial = append(partial, u)
+			keep[id] = blobs
+		default:
+			keep[id] = blobs
+		}
+	}
+	// Repack the emptiest packs until the unused share left is within
+	// MaxUnused.
+	unusedLeft := int64(0)
+	for _, u := range partial {
+		unusedLeft += u.size - u.used
+	}
+	limit := int64(float64(res.BytesBefore) * opts.MaxUnused / 100)
+	sort.Slice(partial, func(i, j int) bool {
+		return float64(partial[i].used)/float64(partial[i].size) < float64(partial[j].used)/float64(partial[j].size)
+	})
+	var repack []*packUse
+	for _, u := range partial {
+		if unusedLeft <= limit {
+			break
+		}
+		repack = append(repack, u)
+		unusedLeft -= u.size - u.used
+		delete(keep, u.id)
+	}
+	res.PacksRepacked = len(repack)
+	for id := range remove {
+		res.PacksDeleted++
+		res.BytesFreed += sizes[id]
+	}
+	for _, u := range repack {
+		res.BytesFreed += u.size - u.used
+	}
+	if opts.DryRun || (len(remove) == 0 && len(repack) == 0) {
+		return res, nil
+	}
+	before := repo.SavedPacks()
+	for _, u := range repack {
+		data, err := repo.Backend().Load(ctx, backend.Handle{Type: backend.Pack, Name: u.id.String()}, 0, 0)
+		if err != nil {
+			return nil, fmt.Errorf("prune: repack %s: %w", u.id.Short(), err)
+		}
+		for _, b := range u.usedBlobs {
+			loc, _ := repo.Index().Lookup(b.BlobHandle)
+			plain, err := repo.DecodeBlobAt(b.BlobHandle, data[b.Offset:b.Offset+b.Length], loc, nil)
+			if err != nil {
+				return nil, fmt.Errorf("prune: repack %s: %w (run check --read-data)", u.id.Short(), err)
+			}
+			if err := repo.RepackBlob(ctx, b.Type, plain); err != nil {
+				return nil, fmt.Errorf("prune: %w", err)
+			}
+		}
+	}
+	if err := repo.Flush(ctx); err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	for id, bs := range repo.SavedPacks() {
+		if _, old := before[id]; !old {
+			keep[id] = bs
+			res.PacksWritten++
+		}
+	}
+	oldIndex, err := repo.List(ctx, backend.Index)
+	if err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	newIndex, err := repo.WriteIndex(ctx, keep)
+	if err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	for id := range oldIndex {
+		if id == newIndex {
+			continue
+		}
+		if err := repo.Backend().Remove(ctx, backend.Handle{Type: backend.Index, Name: id.String()}); err != nil {
+			return nil, fmt.Errorf("prune: %w", err)
+		}
+		res.IndexFiles++
+	}
+	for id := range remove {
+		if err := repo.Backend().Remove(ctx, backend.Handle{Type: backend.Pack, Name: id.String()}); err != nil {
+			return nil, fmt.Errorf("prune: %w", err)
+		}
+	}
+	for _, u := range repack {
+		if err := repo.Backend().Remove(ctx, backend.Handle{Type: backend.Pack, Name: u.id.String()}); err != nil {
+			return nil, fmt.Errorf("prune: %w", err)
+		}
+	}
+	if err := repo.ReloadIndex(ctx); err != nil {
+		return nil, fmt.Errorf("prune: reload index: %w", err)
+	}
+	return res, nil
+}
+
+// usedBlobs walks every snapshot. Any unreadable snapshot or tree aborts:
+// pruning on an incomplete view would delete live data.
+func (r *Repository) usedBlobs(ctx context.Context) (map[repository.BlobHandle]bool, error) {
+	snaps, bad, err := r.repo.Snapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(bad) > 0 {
+		var errs []error
+		for id, e := range bad {
+			errs = append(errs, fmt.Errorf("snapshot %s: %w", id.Short(), e))
+		}
+		return nil, fmt.Errorf("refusing to prune with unreadable snapshots (run check): %w", errors.Join(errs...))
+	}
+	used := map[repository.BlobHandle]bool{}
+	var walk func(id repository.ID) error
+	walk = func(id repository.ID) error {
+		h := repository.BlobHandle{Type: repository.TreeBlob, ID: id}
+		if used[h] {
+			return nil
+		}
+		used[h] = true
+		t, err := r.repo.LoadTree(ctx, id)
+		if err != nil {
+			return fmt.Errorf("refusing to prune, tree unreadable (run check): %w", err)
+		}
+		for i := range t.Nodes {
+			for _, c := range t.Nodes[i].Content {
+				used[repository.BlobHandle{Type: repository.DataBlob, ID: c}] = true
+			}
+			if t.Nodes[i].Subtree != nil {
+				if err := walk(*t.Nodes[i].Subtree); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	for _, s := range snaps {
+		if err := walk(s.Tree); err != nil {
+			return nil, err
+		}
+	}
+	return used, nil
+}

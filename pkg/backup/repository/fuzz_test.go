@@ -1,0 +1,172 @@
+package repository
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/hostd/hostd/pkg/backup/crypto"
+)
+
+func testKey(t testing.TB) *crypto.Key {
+	t.Helper()
+	k, err := crypto.NewRandomKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func FuzzDecodePackHeader(f *testing.F) {
+	blobs := []PackBlob{
+		{BlobHandle: BlobHandle{Type: DataBlob, ID: ID{1}}, Length: 100, RawLength: 84},
+		{BlobHandle: BlobHandle{Type: TreeBlob, ID: ID{2}}, Length: 60, RawLength: 300, Compressed: true},
+	}
+	f.Add(encodePackHeader(blobs), int64(160))
+	f.Add([]byte(packMagic), int64(0))
+	f.Add([]byte("garbage"), int64(10))
+	f.Fuzz(func(t *testing.T, hdr []byte, end int64) {
+		got, err := DecodePackHeader(hdr, end)
+		if err != nil {
+			return
+		}
+		var sum int64
+		for _, b := range got {
+			if int64(b.Offset) != sum {
+				t.Fatalf("offset %d, want %d", b.Offset, sum)
+			}
+			sum += int64(b.Length)
+		}
+		if sum != end {
+			t.Fatalf("blobs cover %d of %d", sum, end)
+		}
+		if again := encodePackHeader(got); !bytes.Equal(again, hdr) {
+			t.Fatalf("re-encoding differs")
+		}
+	})
+}
+
+func FuzzPackTrailer(f *testing.F) {
+	k := testKey(f)
+	p := &packBuilder{}
+	p.add(BlobHandle{ID: ID{9}}, k.Seal(nil, []byte("hello")), 5, false)
+	data, _ := p.finish(k)
+	f.Add(data)
+	f.Add([]byte{1, 2, 3, 4, 5})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := &Repository{key: k}
+		_, _ = r.decodePackTail(data, int64(len(data)))
+	})
+}
+
+func FuzzDecodeIndex(f *testing.F) {
+	b, _ := EncodeIndex(map[ID][]PackBlob{{7}: {{BlobHandle: BlobHandle{ID: ID{1}}, Length: 40, RawLength: 20}}})
+	f.Add(b)
+	f.Add([]byte(`{"version":1,"packs":[{"id":"zz"}]}`))
+	f.Add([]byte(`{"version":2}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		packs, err := DecodeIndex(b)
+		if err != nil {
+			return
+		}
+		x := NewIndex()
+		for id, bs := range packs {
+			x.AddPack(id, bs)
+		}
+		again, err := EncodeIndex(x.Packs())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := DecodeIndex(again); err != nil {
+			t.Fatalf("re-encoded index does not decode: %v", err)
+		}
+	})
+}
+
+func FuzzDecodeTree(f *testing.F) {
+	id := ID{3}
+	tree := &Tree{Nodes: []Node{
+		{Name: "a\xff\nb", Type: NodeFile, Mode: 0o644, Content: []ID{{1}}},
+		{Name: "dir", Type: NodeDir, Subtree: &id},
+		{Name: "l", Type: NodeSymlink, LinkTarget: "\xfe/x", Xattrs: []Xattr{{Name: "user.x", Value: "\x00\x01"}}},
+	}}
+	b, _ := EncodeTree(tree)
+	f.Add(b)
+	f.Add([]byte(`{"nodes":[{"name":{"b64":"//8="},"type":"file"}]}`))
+	f.Add([]byte(`{"nodes":[{"name":"..","type":"dir"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tr, err := DecodeTree(b)
+		if err != nil {
+			return
+		}
+		again, err := EncodeTree(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr2, err := DecodeTree(again)
+		if err != nil {
+			t.Fatalf("re-encoded tree does not decode: %v", err)
+		}
+		for i := range tr.Nodes {
+			if tr.Nodes[i].Name != tr2.Nodes[i].Name || tr.Nodes[i].LinkTarget != tr2.Nodes[i].LinkTarget {
+				t.Fatalf("bytes did not survive: %q", tr.Nodes[i].Name)
+			}
+		}
+	})
+}
+
+func FuzzDecodeSnapshot(f *testing.F) {
+	b, _ := json.Marshal(Snapshot{Time: time.Unix(1e9, 0), Tree: ID{1}, Paths: []string{"/x"}})
+	f.Add(b)
+	f.Add([]byte(`{"time":"x"}`))
+	f.Fuzz(func(t *testing.T, b []byte) { _, _ = DecodeSnapshot(b) })
+}
+
+func FuzzDecodeConfig(f *testing.F) {
+	b, _ := json.Marshal(DefaultConfig())
+	f.Add(b)
+	f.Add([]byte(`{"version":1,"chunker":{"min":0}}`))
+	f.Fuzz(func(t *testing.T, b []byte) { _, _ = DecodeConfig(b) })
+}
+
+func FuzzDecodeKeyFile(f *testing.F) {
+	b, _ := json.Marshal(KeyFile{KDF: crypto.NewKDFParams(1, 64, 1), Data: make([]byte, 60)})
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		kf, err := DecodeKeyFile(b)
+		if err != nil {
+			return
+		}
+		if kf.KDF.MemoryKiB > 1<<16 {
+			return // valid but too slow to derive in a fuzz loop
+		}
+		w, err := crypto.DeriveWrappingKey([]byte("pw"), kf.KDF)
+		if err == nil {
+			_, _ = w.Unwrap(kf.Data)
+		}
+	})
+}
+
+func FuzzDecodeLock(f *testing.F) {
+	b, _ := json.Marshal(LockInfo{Time: time.Unix(1e9, 0), PID: 1, Hostname: "h"})
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) { _, _ = DecodeLock(b) })
+}
+
+func FuzzDecryptFile(f *testing.F) {
+	k := testKey(f)
+	r := &Repository{key: k}
+	r2, err := newRepository(nil, k, DefaultConfig(), Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	r.enc, r.dec = r2.enc, r2.dec
+	f.Add(r.encryptFile([]byte(`{"a":1}`)))
+	f.Add([]byte("short"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := r.DecryptFile(b); err == nil && len(b) < crypto.Overhead {
+			t.Fatal("input shorter than nonce and tag decrypted")
+		}
+	})
+}

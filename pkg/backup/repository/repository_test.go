@@ -1,0 +1,100 @@
+package repository
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"testing"
+
+	"github.com/hostd/hostd/pkg/backup/backend"
+	"github.com/hostd/hostd/pkg/backup/crypto"
+)
+
+func newTestRepo(t *testing.T) (*Repository, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.PackSize = 1 << 16
+	r, err := Create(context.Background(), backend.NewLocal(dir), []byte("pw"), cfg, crypto.NewKDFParams(1, 64, 1), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, dir
+}
+
+func TestBlobRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	r, dir := newTestRepo(t)
+	random := make([]byte, 200<<10)
+	_, _ = rand.Read(random)
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"empty", nil},
+		{"small", []byte("x")},
+		{"compressible", bytes.Repeat([]byte("abc"), 100000)},
+		{"incompressible", random},
+	}
+	ids := map[string]ID{}
+	for _, tc := range tests {
+		id, isNew, err := r.SaveBlob(ctx, DataBlob, tc.data)
+		if err != nil || !isNew {
+			t.Fatalf("%s: save %v new=%v", tc.name, err, isNew)
+		}
+		if _, again, _ := r.SaveBlob(ctx, DataBlob, tc.data); again {
+			t.Fatalf("%s: stored twice", tc.name)
+		}
+		ids[tc.name] = id
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := Open(ctx, backend.NewLocal(dir), []byte("pw"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range tests {
+		got, err := r2.LoadBlob(ctx, BlobHandle{Type: DataBlob, ID: ids[tc.name]}, nil)
+		if err != nil || !bytes.Equal(got, tc.data) {
+			t.Fatalf("%s: load %v equal=%v", tc.name, err, bytes.Equal(got, tc.data))
+		}
+	}
+	// Compression happened for the compressible blob only.
+	loc, _ := r2.Index().Lookup(BlobHandle{ID: ids["compressible"]})
+	rnd, _ := r2.Index().Lookup(BlobHandle{ID: ids["incompressible"]})
+	if !loc.Compressed || loc.Length > 10000 || rnd.Compressed {
+		t.Fatalf("compression flags: %+v %+v", loc, rnd)
+	}
+}
+
+func TestNothingReadableWithoutKey(t *testing.T) {
+	ctx := context.Background()
+	r, dir := newTestRepo(t)
+	secret := []byte("a very recognisable secret string in the backup")
+	if _, _, err := r.SaveBlob(ctx, DataBlob, bytes.Repeat(secret, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.SaveSnapshot(ctx, &Snapshot{Tree: ID{1}, Paths: []string{"/secret-path-name"}, Hostname: "secret-host"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, needle := range [][]byte{secret, []byte("secret-path-name"), []byte("secret-host")} {
+		if grepDir(t, dir, needle) {
+			t.Fatalf("%q found in plaintext in the repository", needle)
+		}
+	}
+}
+
+func grepDir(t *testing.T, dir string, needle []byte) bool {
+	t.Helper()
+	found := false
+	_ = walkFiles(dir, func(b []byte) {
+		if bytes.Contains(b, needle) {
+			found = true
+		}
+	})
+	return found
+}

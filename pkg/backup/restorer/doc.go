@@ -1,0 +1,9 @@
+// Package restorer owns bringing a snapshot back onto a file system:
+// regular files byte for byte (sparse ones as sparse), empty files,
+// directories, symlinks, hard links as hard links, FIFOs and device nodes
+// (as root), modes, owners (by name where the name exists, else by
+// number), timestamps and extended attributes. File contents are written
+// by parallel workers; directory metadata is applied last, deepest first.
+//
+// It does not read source file systems or change the repository.
+package restorer

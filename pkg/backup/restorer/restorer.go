@@ -1,0 +1,514 @@
+package restorer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/hostd/hostd/pkg/backup/repository"
+)
+
+// ErrTargetNotEmpty is returned when the target has entries and Overwrite
+// is not set.
+var ErrTargetNotEmpty = errors.New("restore target is not empty (use overwrite to restore into it)")
+
+// Options configure a restore.
+type Options struct {
+	Target    string   // directory to restore into (created if missing)
+	Include   []string // snapshot paths to restore (with what is below them); empty: everything
+	Overwrite bool     // allow a non-empty target, replacing existing files
+	Workers   int      // files written concurrently; default 2*GOMAXPROCS
+	// Progress, when set, is called about every ProgressInterval and at
+	// the end.
+	Progress         func(Progress)
+	ProgressInterval time.Duration
+	Warn             func(path string, err error)
+	Now              func() time.Time
+}
+
+// Progress is a live view of a restore.
+type Progress struct {
+	FilesDone, FilesTotal int64
+	BytesDone, BytesTotal int64
+	Errors                int64
+	Elapsed               time.Duration
+}
+
+// Summary is what a restore did.
+type Summary struct {
+	Files    int64         `json:"files"`
+	Dirs     int64         `json:"dirs"`
+	Links    int64         `json:"hardlinks"`
+	Special  int64         `json:"special"` // symlinks, FIFOs, devices
+	Bytes    int64         `json:"bytes"`
+	Errors   int64         `json:"errors"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+type fileJob struct {
+	path string
+	node *repository.Node
+}
+
+type linkJob struct {
+	path, target string
+	node         *repository.Node
+}
+
+type dirMeta struct {
+	path string
+	node *repository.Node
+}
+
+type restorer struct {
+	repo   *repository.Repository
+	opts   Options
+	root   bool
+	owners *owners
+	sum    Summary
+	bytes  atomic.Int64
+	files  atomic.Int64
+	errs   atomic.Int64
+	totalB int64
+	totalF int64
+}
+
+// Run restores snap into opts.Target.
+func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snapshot, opts Options) (*Summary, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 2 * runtime.GOMAXPROCS(0)
+	}
+	if opts.Warn == nil {
+		opts.Warn = func(string, error) {}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.ProgressInterval <= 0 {
+		opts.ProgressInterval = time.Second
+	}
+	if opts.Target == "" {
+		return nil, errors.New("restore: no target directory")
+	}
+	target, err := filepath.Abs(opts.Target)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTarget(target, opts.Overwrite); err != nil {
+		return nil, err
+	}
+	start := opts.Now()
+	r := &restorer{repo: repo, opts: opts, root: os.Geteuid() == 0, owners: newOwners()}
+	includes := make([]string, 0, len(opts.Include))
+	for _, p := range opts.Include {
+		includes = append(includes, filepath.Clean("/"+p))
+	}
+
+	// Pass 1: walk the snapshot, create directories and special files,
+	// collect file and hard link jobs.
+	var files []fileJob
+	var links []linkJob
+	var dirs []dirMeta
+	seenInode := map[[2]uint64]string{}
+	matched := len(includes) == 0
+	err = repo.WalkTree(ctx, snap.Tree, "/", func(p string, n *repository.Node) error {
+		sel := selected(p, includes)
+		if sel == skip {
+			return repository.ErrSkipDir
+		}
+		dst := filepath.Join(target, p)
+		if sel == ancestor {
+			// A directory on the way to an included path.
+			if n.Type != repository.NodeDir {
+				return nil
+			}
+			return r.mkdir(dst)
+		}
+		matched = true
+		switch n.Type {
+		case repository.NodeDir:
+			if err := r.mkdir(dst); err != nil {
+				return err
+			}
+			dirs = append(dirs, dirMeta{dst, n})
+			r.sum.Dirs++
+		case repository.NodeFile:
+			if n.Links > 1 {
+				k := [2]uint64{n.Device, n.Inode}
+				if first, ok := seenInode[k]; ok {
+					links = append(links, linkJob{path: dst, target: first, node: n})
+					return nil
+				}
+				seenInode[k] = dst
+			}
+			files = append(files, fileJob{dst, n})
+			r.totalF++
+			r.totalB += int64(n.Size)
+		default:
+			if err := r.special(dst, n); err != nil {
+				r.warn(dst, err)
+				return nil
+			}
+			r.sum.Special++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	if !matched {
+		return nil, fmt.Errorf("restore: include paths %v match nothing in snapshot %s", opts.Include, snap.ID().Short())
+	}
+
+	// Pass 2: file contents in parallel.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	if opts.Progress != nil {
+		go func() {
+			defer close(done)
+			t := time.NewTicker(opts.ProgressInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					r.report(start)
+				case <-stop:
+					return
+				}
+			}
+		}()
+	} else {
+		close(done)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	jobs := make(chan fileJob)
+	for range opts.Workers {
+		g.Go(func() error {
+			for j := range jobs {
+				if err := r.restoreFile(gctx, j.path, j.node); err != nil {
+					if gctx.Err() != nil {
+						return gctx.Err()
+					}
+					r.warn(j.path, err)
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(jobs)
+		for _, j := range files {
+			select {
+			case jobs <- j:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	err = g.Wait()
+	close(stop)
+	<-done
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+
+	// Pass 3: hard links, then directory metadata deepest first.
+	for _, l := range links {
+		if r.opts.Overwrite {
+			_ = os.Remove(l.path)
+		}
+		if err := os.Link(l.target, l.path); err != nil {
+			// The first name may have failed; fall back to a copy.
+			if ferr := r.restoreFile(ctx, l.path, l.node); ferr != nil {
+				r.warn(l.path, ferr)
+			}
+			continue
+		}
+		r.sum.Links++
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := r.applyMeta(dirs[i].path, dirs[i].node); err != nil {
+			r.warn(dirs[i].path, err)
+		}
+	}
+	r.sum.Files = r.files.Load()
+	r.sum.Bytes = r.bytes.Load()
+	r.sum.Errors = r.errs.Load()
+	r.sum.Duration = opts.Now().Sub(start)
+	r.report(start)
+	return &r.sum, nil
+}
+
+func (r *restorer) report(start time.Time) {
+	if r.opts.Progress == nil {
+		return
+	}
+	r.opts.Progress(Progress{
+		FilesDone: r.files.Load(), FilesTotal: r.totalF,
+		BytesDone: r.bytes.Load(), BytesTotal: r.totalB,
+		Errors: r.errs.Load(), Elapsed: r.opts.Now().Sub(start),
+	})
+}
+
+func (r *restorer) warn(p string, err error) {
+	r.errs.Add(1)
+	r.opts.Warn(p, err)
+}
+
+const (
+	skip = iota
+	ancestor
+	inside
+)
+
+func selected(p string, includes []string) int {
+	if len(includes) == 0 {
+		return inside
+	}
+	res := skip
+	for _, inc := range includes {
+		switch {
+		case inc == "/" || p == inc || strings.HasPrefix(p, inc+"/"):
+			return inside
+		case strings.HasPrefix(inc, p+"/"):
+			res = ancestor
+		}
+	}
+	return res
+}
+
+func checkTarget(target string, overwrite bool) error {
+	f, err := os.Open(target)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(target, 0o700); err != nil {
+			return fmt.Errorf("create restore target: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open restore target: %w", err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read restore target %s: %w", target, err)
+	}
+	if len(names) > 0 && !overwrite {
+		return fmt.Errorf("%s: %w", target, ErrTargetNotEmpty)
+	}
+	return nil
+}
+
+func (r *restorer) mkdir(p string) error {
+	err := os.Mkdir(p, 0o700)
+	if errors.Is(err, os.ErrExist) {
+		if fi, serr := os.Lstat(p); serr == nil && fi.IsDir() {
+			return nil
+		}
+		if r.opts.Overwrite {
+			if err := os.RemoveAll(p); err != nil {
+				return err
+			}
+			err = os.Mkdir(p, 0o700)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("create directory: %w", err)
+	}
+	return nil
+}
+
+func (r *restorer) clear(p string) {
+	if r.opts.Overwrite {
+		if fi, err := os.Lstat(p); err == nil && !fi.IsDir() {
+			_ = os.Remove(p)
+		}
+	}
+}
+
+func (r *restorer) special(p string, n *repository.Node) error {
+	r.clear(p)
+	var err error
+	switch n.Type {
+	case repository.NodeSymlink:
+		err = os.Symlink(string(n.LinkTarget), p)
+	case repository.NodeFIFO:
+		err = unix.Mkfifo(p, 0o600)
+	case repository.NodeCharDev, repository.NodeBlockDev:
+		if !r.root {
+			return fmt.Errorf("device node needs root, skipped")
+		}
+		mode := uint32(unix.S_IFCHR)
+		if n.Type == repository.NodeBlockDev {
+			mode = unix.S_IFBLK
+		}
+		err = unix.Mknod(p, mode|0o600, int(n.Rdev))
+	default:
+		return fmt.Errorf("%s cannot be restored, skipped", n.Type)
+	}
+	if err != nil {
+		return err
+	}
+	return r.applyMeta(p, n)
+}
+
+// restoreFile writes one regular file and its metadata.
+func (r *restorer) restoreFile(ctx context.Context, p string, n *repository.Node) error {
+	r.clear(p)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	var off int64
+	var buf []byte
+	for _, id := range n.Content {
+		data, err := r.repo.LoadBlob(ctx, repository.BlobHandle{Type: repository.DataBlob, ID: id}, buf)
+		if err != nil {
+			f.Close()
+			return err
+		}
+		if n.Sparse {
+			err = writeSparse(f, data, off)
+		} else {
+			_, err = f.WriteAt(data, off)
+		}
+		if err != nil {
+			f.Close()
+			return err
+		}
+		off += int64(len(data))
+		r.bytes.Add(int64(len(data)))
+		buf = data
+	}
+	if n.Sparse && off > 0 {
+		err = f.Truncate(off)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if uint64(off) != n.Size {
+		return fmt.Errorf("restored %d bytes, snapshot records %d", off, n.Size)
+	}
+	r.files.Add(1)
+	return r.applyMeta(p, n)
+}
+
+// writeSparse writes data at off, leaving holes for 4 KiB blocks of zeros.
+func writeSparse(f *os.File, data []byte, off int64) error {
+	const block = 4096
+	for len(data) > 0 {
+		n := min(block, len(data))
+		if !allZero(data[:n]) {
+			if _, err := f.WriteAt(data[:n], off); err != nil {
+				return err
+			}
+		}
+		data, off = data[n:], off+int64(n)
+	}
+	return nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// applyMeta sets owner, mode, extended attributes and times. Owner
+// changes need root and are skipped silently without it.
+func (r *restorer) applyMeta(p string, n *repository.Node) error {
+	var errs []error
+	uid, gid := r.owners.uid(n), r.owners.gid(n)
+	if err := unix.Lchown(p, uid, gid); err != nil && r.root {
+		errs = append(errs, fmt.Errorf("chown: %w", err))
+	}
+	if n.Type != repository.NodeSymlink {
+		if err := unix.Chmod(p, n.Mode&0o7777); err != nil {
+			errs = append(errs, fmt.Errorf("chmod: %w", err))
+		}
+	}
+	for _, x := range n.Xattrs {
+		if err := unix.Lsetxattr(p, string(x.Name), []byte(x.Value), 0); err != nil {
+			if !r.root && !strings.HasPrefix(string(x.Name), "user.") {
+				continue
+			}
+			errs = append(errs, fmt.Errorf("set xattr %q: %w", string(x.Name), err))
+		}
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(n.ATimeNs), unix.NsecToTimespec(n.MTimeNs)}
+	if n.ATimeNs == 0 {
+		ts[0] = ts[1]
+	}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		errs = append(errs, fmt.Errorf("set times: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// owners maps recorded user/group names to local IDs, falling back to the
+// recorded numbers.
+type owners struct {
+	mu     sync.Mutex
+	users  map[string]int
+	groups map[string]int
+}
+
+func newOwners() *owners { return &owners{users: map[string]int{}, groups: map[string]int{}} }
+
+func (o *owners) uid(n *repository.Node) int {
+	if n.User == "" {
+		return int(n.UID)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if id, ok := o.users[n.User]; ok {
+		return id
+	}
+	id := int(n.UID)
+	if u, err := user.Lookup(n.User); err == nil {
+		if v, err := strconv.Atoi(u.Uid); err == nil {
+			id = v
+		}
+	}
+	o.users[n.User] = id
+	return id
+}
+
+func (o *owners) gid(n *repository.Node) int {
+	if n.Group == "" {
+		return int(n.GID)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if id, ok := o.groups[n.Group]; ok {
+		return id
+	}
+	id := int(n.GID)
+	if g, err := user.LookupGroup(n.Group); err == nil {
+		if v, err := strconv.Atoi(g.Gid); err == nil {
+			id = v
+		}
+	}
+	o.groups[n.Group] = id
+	return id
+}

@@ -1,0 +1,42 @@
+package backup_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/hostd/hostd/internal/testenv"
+	"github.com/hostd/hostd/pkg/backup"
+	"github.com/hostd/hostd/pkg/backup/backend"
+	"github.com/hostd/hostd/pkg/backup/backuptest"
+)
+
+func TestSFTPRepository(t *testing.T) {
+	ctx := context.Background()
+	s := testenv.StartSSHD(t)
+	bopts := backend.Options{SFTP: backend.SFTPOptions{KnownHosts: s.WriteKnownHosts(t), IdentityFiles: []string{s.KeyFile}, NoAgent: true}}
+	url := fmt.Sprintf("sftp://%s@%s%s", s.User, s.Addr, filepath.Join(testenv.TempDir(t), "repo"))
+	if err := backup.Init(ctx, url, backuptest.Password, backup.InitOptions{KDF: backuptest.FastKDF(), Backend: bopts}); err != nil {
+		t.Fatalf("init: %v\n%s", err, s.Log())
+	}
+	r, err := backup.Open(ctx, url, backuptest.Password, backup.OpenOptions{Backend: bopts, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	src := backuptest.MakeTree(t, t.TempDir())
+	if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src.Root}}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := r.Check(ctx, backup.CheckOptions{ReadData: true}); err != nil || !res.OK() {
+		t.Fatalf("check: %+v %v", res, err)
+	}
+	target := t.TempDir()
+	if _, err := r.Restore(ctx, "latest", backup.RestoreOptions{Target: target}); err != nil {
+		t.Fatal(err)
+	}
+	if err := backuptest.Compare(t, src.Root, filepath.Join(target, src.Root)); err != nil {
+		t.Fatalf("restored over sftp differs:\n%v", err)
+	}
+}

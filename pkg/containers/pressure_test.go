@@ -1,0 +1,117 @@
+package containers
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hostd/hostd/internal/testenv"
+)
+
+func TestDiskPressureRemovesLeastRecentlyUsedImages(t *testing.T) {
+	d := docker.Get(t)
+	c := apiClient(t, d)
+	wipe(t, d)
+	t.Cleanup(func() { wipe(t, d) })
+
+	const payload = 12 << 20
+	spec := func(name string) testenv.ImageSpec {
+		return testenv.ImageSpec{Payload: payload, Labels: map[string]string{nameLabel: name}}
+	}
+	d.ImportImage(t, "base/keep:1", spec("keep")) // oldest, protected by a keep pattern
+	d.ImportImage(t, "p-run:1", spec("run"))      // oldest unprotected, but running
+	id := map[string]string{}
+	for _, n := range []string{"p1", "p2", "p3", "p4", "p5"} {
+		id[n] = d.ImportImage(t, n+":1", spec(n))
+	}
+	d.CLI(t, "run", "-d", "--name", "p-running", "--network", "none", "p-run:1")
+
+	// hostd learns from the event stream that p1, then p3 were used.
+	stateDir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.Enable = true
+	cfg.AutoPrune.HighWatermark, cfg.AutoPrune.LowWatermark = Watermark{}, Watermark{}
+	h := newRecordingHealth()
+	s, _ := newTestService(t, d.Host, cfg, stateDir, h)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	h.next(t, false, 30*time.Second)
+	for _, n := range []string{"p1", "p3"} {
+		d.CLI(t, "run", "--rm", "--network", "none", n+":1", "/bin/busybox", "true")
+	}
+	testenv.WaitFor(t, 20*time.Second, func() error {
+		lu := s.state.lastUse()
+		if !lu[id["p3"]].After(lu[id["p1"]]) || lu[id["p1"]].IsZero() {
+			return errString("uses of p1 and p3 not seen yet")
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+
+	// A new hostd (as after a restart) reads the last uses from its state
+	// dir and finds the disk above the high watermark.
+	du, err := statDisk(d.DataRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.AutoPrune.HighWatermark = Watermark{Bytes: int64(du.Used) - 1}
+	cfg.AutoPrune.LowWatermark = Watermark{Bytes: int64(du.Used) - 20<<20} // two images' worth
+	cfg.AutoPrune.MinAge = 0
+	cfg.AutoPrune.Keep = []string{"base/*"}
+	cfg.AutoPrune.CheckInterval = 50 * time.Millisecond
+	cfg.AutoPrune.Schedule = "yearly"
+	s2, reg := newTestService(t, d.Host, cfg, stateDir, nil)
+	if got := s2.state.lastUse(); !got[id["p3"]].After(got[id["p1"]]) {
+		t.Fatalf("last uses not persisted: %v", got)
+	}
+	run(t, s2)
+	var rep *Report
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		rep = s2.Details().LastPrune
+		if rep == nil || rep.Trigger != "disk_pressure" {
+			return errString("no disk-pressure prune yet")
+		}
+		return nil
+	})
+	var removed []string
+	for _, o := range rep.Objects {
+		removed = append(removed, o.Name)
+	}
+	if want := []string{"p2:1", "p4:1"}; !slices.Equal(removed, want) {
+		t.Errorf("disk pressure removed %v, want %v (least recently used first)", removed, want)
+	}
+	inv := inventory(t, c)
+	for _, n := range []string{"keep", "run", "p1", "p3", "p5"} {
+		if !inv["image/"+n] {
+			t.Errorf("image %s was removed", n)
+		}
+	}
+	after, _ := statDisk(d.DataRoot)
+	if cfg.AutoPrune.LowWatermark.Exceeded(after.Used, after.Size) {
+		t.Errorf("disk use %d still above low watermark %s", after.Used, cfg.AutoPrune.LowWatermark)
+	}
+	if rep.ReclaimedBytes < 2*payload {
+		t.Errorf("reclaimed %d bytes, want at least %d", rep.ReclaimedBytes, 2*payload)
+	}
+	for name, want := range map[string]float64{
+		`hostd_containers_removed_objects_total{kind="image"}`: 2,
+		`hostd_containers_engine_up`:                           1,
+		`hostd_containers_prunes_total{result="ok",trigger="disk_pressure"}`: 1,
+	} {
+		if got := metricValue(t, reg, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if got := metricValue(t, reg, "hostd_containers_disk_used_bytes"); got <= 0 {
+		t.Errorf("disk used metric %v", got)
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }

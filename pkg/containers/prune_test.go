@@ -1,0 +1,190 @@
+package containers
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/hostd/hostd/internal/testenv"
+)
+
+// buildWorld makes the twin setup: imported and loaded images (some
+// dangling, some labelled keep, some created long ago), running, created
+// and exited containers, used and unused networks and volumes.
+func buildWorld(t *testing.T, d *testenv.Docker) {
+	t.Helper()
+	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	labels := func(name string, kv ...string) map[string]string {
+		m := map[string]string{nameLabel: name}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	d.ImportImage(t, "w-run:1", testenv.ImageSpec{Labels: labels("run")})
+	d.ImportImage(t, "w-stopped:1", testenv.ImageSpec{Labels: labels("stopped")})
+	d.ImportImage(t, "w-unused:1", testenv.ImageSpec{Labels: labels("unused")})
+	d.ImportImage(t, "", testenv.ImageSpec{Labels: labels("dangling")})
+	d.ImportImage(t, "w-keep:1", testenv.ImageSpec{Labels: labels("keep", "hostd.keep", "1")})
+	d.ImportImage(t, "w-dev:1", testenv.ImageSpec{Labels: labels("dev", "env", "dev")})
+	d.LoadImage(t, "w-old:1", old, testenv.ImageSpec{Labels: labels("old")})
+	d.LoadImage(t, "", old, testenv.ImageSpec{Labels: labels("old-dangling")})
+	d.LoadImage(t, "w-old-keep:1", old, testenv.ImageSpec{Labels: labels("old-keep", "hostd.keep", "")})
+
+	d.CLI(t, "network", "create", "w-used")
+	d.CLI(t, "network", "create", "w-unused")
+	d.CLI(t, "network", "create", "--label", "hostd.keep", "w-keep")
+	d.CLI(t, "network", "create", "--label", "env=dev", "w-dev")
+
+	d.CLI(t, "volume", "create", "w-vol-used")
+	d.CLI(t, "volume", "create", "w-vol-stopped")
+	d.CLI(t, "volume", "create", "w-vol-named")
+	d.CLI(t, "volume", "create", "--label", "hostd.keep", "w-vol-keep")
+	d.CLI(t, "volume", "create", "--label", nameLabel+"=anon")
+	d.CLI(t, "volume", "create", "--label", nameLabel+"=anon-dev", "--label", "env=dev")
+
+	d.CLI(t, "run", "-d", "--name", "w-running", "--network", "w-used", "-v", "w-vol-used:/data", "w-run:1")
+	d.CLI(t, "create", "--name", "w-created", "--network", "none", "w-stopped:1")
+	d.CLI(t, "run", "--name", "w-exited", "--network", "none", "-v", "w-vol-stopped:/data", "w-stopped:1", "/bin/busybox", "true")
+	d.CLI(t, "create", "--name", "w-keep", "--label", "hostd.keep=1", "--network", "none", "w-stopped:1")
+	d.CLI(t, "create", "--name", "w-dev", "--label", "env=dev", "--network", "none", "w-dev:1")
+}
+
+func TestPruneMatchesDockerSystemPrune(t *testing.T) {
+	d := docker.Get(t)
+	c := apiClient(t, d)
+	wipe(t, d)
+	t.Cleanup(func() { wipe(t, d) })
+
+	stoppedDev := []string{"container/w-created", "container/w-exited", "container/w-dev"}
+	tests := []struct {
+		name string
+		edit func(*AutoPrune)
+		cli  []string
+		want []string // what goes
+	}{
+		{
+			name: "defaults",
+			edit: func(*AutoPrune) {},
+			cli:  []string{"--filter", "label!=hostd.keep"},
+			want: append(slices.Clone(stoppedDev), "network/w-unused", "network/w-dev", "image/dangling", "image/old-dangling"),
+		},
+		{
+			name: "all images and volumes",
+			edit: func(p *AutoPrune) {
+				p.Images.All = true
+				p.Volumes.Enable, p.Volumes.AllVolumes = true, true
+			},
+			cli: []string{"-a", "--volumes", "--filter", "label!=hostd.keep"},
+			want: append(slices.Clone(stoppedDev), "network/w-unused", "network/w-dev",
+				"volume/w-vol-stopped", "volume/w-vol-named", "volume/anon", "volume/anon-dev",
+				"image/unused", "image/dangling", "image/dev", "image/old", "image/old-dangling"),
+		},
+		{
+			name: "label filter",
+			edit: func(p *AutoPrune) {
+				p.KeepLabels = nil
+				p.Images.All = true
+				p.Volumes.Enable, p.Volumes.AllVolumes = true, true
+				for _, f := range []*Filter{&p.Containers, &p.Networks, &p.Images.Filter, &p.Volumes.Filter} {
+					f.Labels = []string{"env=dev"}
+				}
+				p.BuildCache.Enable = false
+			},
+			cli:  []string{"-a", "--volumes", "--filter", "label=env=dev"},
+			want: []string{"container/w-dev", "network/w-dev", "volume/anon-dev", "image/dev"},
+		},
+		{
+			name: "until spares recent objects",
+			edit: func(p *AutoPrune) {
+				p.Images.All = true
+				for _, f := range []*Filter{&p.Containers, &p.Networks, &p.Images.Filter, &p.BuildCache.Filter} {
+					f.Until = time.Hour
+				}
+			},
+			cli:  []string{"-a", "--filter", "until=1h", "--filter", "label!=hostd.keep"},
+			want: []string{"image/old", "image/old-dangling"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Enable = true
+			tt.edit(&cfg.AutoPrune)
+			s, _ := newTestService(t, d.Host, cfg, "", nil)
+
+			// Twin 1: hostd.
+			tb := time.Now()
+			buildWorld(t, d)
+			t.Logf("world built in %v", time.Since(tb))
+			before := inventory(t, c)
+			ctx := context.Background()
+			dry, err := s.Prune(ctx, "manual", true)
+			if err != nil {
+				t.Fatalf("dry run: %v", err)
+			}
+			if got := inventory(t, c); !maps.Equal(got, before) {
+				t.Fatalf("dry run changed the engine")
+			}
+			rep, err := s.Prune(ctx, "manual", false)
+			if err != nil {
+				t.Fatalf("prune: %v", err)
+			}
+			hostdGone := minus(before, inventory(t, c))
+			wipe(t, d)
+
+			// Twin 2: docker system prune with the same filters.
+			buildWorld(t, d)
+			before = inventory(t, c)
+			d.CLI(t, append([]string{"system", "prune", "-f"}, tt.cli...)...)
+			cliGone := minus(before, inventory(t, c))
+			wipe(t, d)
+
+			want := setOf(tt.want...)
+			if missing, extra := diff(want, hostdGone); len(missing)+len(extra) > 0 {
+				t.Errorf("hostd removed %v; missing %v, extra %v", sorted(hostdGone), missing, extra)
+			}
+			if missing, extra := diff(cliGone, hostdGone); len(missing)+len(extra) > 0 {
+				t.Errorf("docker system prune %v removed %v, hostd %v", tt.cli, sorted(cliGone), sorted(hostdGone))
+			}
+			if len(rep.Skipped) > 0 {
+				t.Errorf("skipped: %+v", rep.Skipped)
+			}
+			if got, want := objectKeys(rep.Objects), objectKeys(dry.Objects); !slices.Equal(got, want) {
+				t.Errorf("dry run listed %v, prune removed %v", want, got)
+			}
+			if len(rep.Objects) != len(hostdGone) {
+				t.Errorf("report lists %d objects, %d went", len(rep.Objects), len(hostdGone))
+			}
+			var total int64
+			for _, o := range rep.Objects {
+				total += o.Size
+				if o.Kind == KindImage && o.Size <= 0 {
+					t.Errorf("image %s reported with size %d", o.Name, o.Size)
+				}
+			}
+			if rep.ReclaimedBytes != total || dry.TotalBytes != total {
+				t.Errorf("reclaimed %d, dry-run total %d, sum of sizes %d", rep.ReclaimedBytes, dry.TotalBytes, total)
+			}
+		})
+	}
+}
+
+func objectKeys(objs []Object) []string {
+	var out []string
+	for _, o := range objs {
+		out = append(out, fmt.Sprintf("%s/%s", o.Kind, o.ID))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sorted(m map[string]bool) []string {
+	out := slices.Collect(maps.Keys(m))
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,244 @@
+package metrics
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/units"
+	"gopkg.in/yaml.v3"
+
+	"github.com/hostd/hostd/internal/confkit"
+	"github.com/hostd/hostd/internal/secrets"
+)
+
+// Config is the `metrics` section.
+type Config struct {
+	// Enable turns the metrics service on. Default: true.
+	Enable bool `yaml:"enable"`
+	// Interval is how often everything hostd publishes (node collectors
+	// and every service's metrics) is appended to the TSDB. Default: 15s.
+	Interval time.Duration `yaml:"interval"`
+	// Retention is how long samples are kept. Default: 15d.
+	Retention time.Duration `yaml:"retention"`
+	// MaxSize caps the TSDB on disk ("512MiB", "2GiB"); the oldest blocks
+	// go first. 0 means no size limit. Default: 0.
+	MaxSize ByteSize `yaml:"max_size"`
+	// Collectors are the node collectors to run. Default: all of cpu,
+	// diskstats, filefd, filesystem, hwmon, loadavg, meminfo, netclass,
+	// netdev, pressure, sockstat, stat, thermal_zone, time, uname, vmstat.
+	Collectors []string `yaml:"collectors"`
+	// ProcPath is where procfs is mounted. Default: /proc.
+	ProcPath string `yaml:"proc_path"`
+	// SysPath is where sysfs is mounted. Default: /sys.
+	SysPath string `yaml:"sys_path"`
+	// RootPath is the host's root as hostd sees it; mount points are
+	// reported relative to it. Default: /.
+	RootPath string `yaml:"root_path"`
+	// MountTimeout bounds one filesystem's statfs; a mount that does not
+	// answer (a stuck NFS server) is reported with
+	// node_filesystem_device_error 1. Default: 5s.
+	MountTimeout time.Duration `yaml:"mount_timeout"`
+	// Query holds the query API's limits.
+	Query QueryConfig `yaml:"query"`
+	// RemoteWrite lists Prometheus-compatible receivers (Prometheus,
+	// Mimir, VictoriaMetrics) every scrape is pushed to with the Remote
+	// Write 1.0 protocol. Default: none.
+	RemoteWrite []RemoteWriteConfig `yaml:"remote_write"`
+}
+
+// QueryConfig holds the query API's limits.
+type QueryConfig struct {
+	// MaxSamples is the most samples one query may load; a larger query
+	// is refused with an execution error. Default: 5000000.
+	MaxSamples int `yaml:"max_samples"`
+	// Timeout bounds one query's evaluation. Default: 30s.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxPoints is the most points per series of a range query.
+	// Default: 11000.
+	MaxPoints int `yaml:"max_points"`
+	// LookbackDelta is how far back an instant selector looks for a
+	// sample. Default: 5m.
+	LookbackDelta time.Duration `yaml:"lookback_delta"`
+}
+
+// RemoteWriteConfig is one remote_write receiver.
+type RemoteWriteConfig struct {
+	// URL is the receiver's write endpoint, e.g.
+	// https://prom.example.net/api/v1/write. Required.
+	URL string `yaml:"url"`
+	// Name labels this receiver in logs, status and metrics. Default: the
+	// URL's host.
+	Name string `yaml:"name"`
+	// BasicAuthUser and BasicAuthPassword authenticate with HTTP basic
+	// auth; the password is a secret reference. Default: none.
+	BasicAuthUser     string      `yaml:"basic_auth_user"`
+	BasicAuthPassword secrets.Ref `yaml:"basic_auth_password"`
+	// BearerToken is a secret reference to a bearer token. Default: none.
+	BearerToken secrets.Ref `yaml:"bearer_token"`
+	// Timeout bounds one push. Default: 30s.
+	Timeout time.Duration `yaml:"timeout"`
+	// QueueSize is the most samples held while the receiver is
+	// unreachable; beyond it the oldest are dropped (and counted).
+	// Default: 100000.
+	QueueSize int `yaml:"queue_size"`
+	// BatchSize is the most samples in one push. Default: 2000.
+	BatchSize int `yaml:"batch_size"`
+	// MinBackoff and MaxBackoff bound the wait between retries of a
+	// failed push (doubling per failure). Defaults: 100ms, 30s.
+	MinBackoff time.Duration `yaml:"min_backoff"`
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+}
+
+// DefaultConfig returns the defaults: enabled, 15s interval, 15d retention.
+func DefaultConfig() Config {
+	return Config{
+		Enable:       true,
+		Interval:     15 * time.Second,
+		Retention:    15 * 24 * time.Hour,
+		Collectors:   CollectorNames(),
+		ProcPath:     "/proc",
+		SysPath:      "/sys",
+		RootPath:     "/",
+		MountTimeout: 5 * time.Second,
+		Query: QueryConfig{
+			MaxSamples:    5_000_000,
+			Timeout:       30 * time.Second,
+			MaxPoints:     11000,
+			LookbackDelta: 5 * time.Minute,
+		},
+	}
+}
+
+// remoteWriteDefaults fills unset remote_write fields.
+func (r RemoteWriteConfig) withDefaults() RemoteWriteConfig {
+	if r.Name == "" {
+		if u, err := url.Parse(r.URL); err == nil {
+			r.Name = u.Host
+		}
+	}
+	if r.Timeout == 0 {
+		r.Timeout = 30 * time.Second
+	}
+	if r.QueueSize == 0 {
+		r.QueueSize = 100000
+	}
+	if r.BatchSize == 0 {
+		r.BatchSize = 2000
+	}
+	if r.MinBackoff == 0 {
+		r.MinBackoff = 100 * time.Millisecond
+	}
+	if r.MaxBackoff == 0 {
+		r.MaxBackoff = 30 * time.Second
+	}
+	return r
+}
+
+// Validate reports every problem of the section.
+func (c *Config) Validate(v *confkit.Validator) {
+	if c.Interval < time.Second {
+		v.Errorf("interval", "must be at least 1s, not %s", c.Interval)
+	}
+	if c.Retention < 2*time.Hour {
+		v.Errorf("retention", "must be at least 2h (one TSDB block), not %s", c.Retention)
+	}
+	if c.MaxSize < 0 {
+		v.Errorf("max_size", "must not be negative")
+	}
+	known := map[string]bool{}
+	for _, n := range CollectorNames() {
+		known[n] = true
+	}
+	seen := map[string]bool{}
+	for i, n := range c.Collectors {
+		p := fmt.Sprintf("collectors[%d]", i)
+		switch {
+		case !known[n]:
+			v.Errorf(p, "unknown collector %q (known: %s)", n, strings.Join(CollectorNames(), ", "))
+		case seen[n]:
+			v.Errorf(p, "collector %q listed twice", n)
+		}
+		seen[n] = true
+	}
+	for _, f := range []struct{ path, val string }{{"proc_path", c.ProcPath}, {"sys_path", c.SysPath}, {"root_path", c.RootPath}} {
+		if !strings.HasPrefix(f.val, "/") {
+			v.Errorf(f.path, "must be an absolute path, not %q", f.val)
+		}
+	}
+	if c.MountTimeout <= 0 {
+		v.Errorf("mount_timeout", "must be positive")
+	}
+	if c.Query.MaxSamples <= 0 {
+		v.Errorf("query.max_samples", "must be positive")
+	}
+	if c.Query.Timeout <= 0 {
+		v.Errorf("query.timeout", "must be positive")
+	}
+	if c.Query.MaxPoints <= 0 {
+		v.Errorf("query.max_points", "must be positive")
+	}
+	if c.Query.LookbackDelta <= 0 {
+		v.Errorf("query.lookback_delta", "must be positive")
+	}
+	names := map[string]bool{}
+	for i, r := range c.RemoteWrite {
+		p := fmt.Sprintf("remote_write[%d]", i)
+		u, err := url.Parse(r.URL)
+		if r.URL == "" {
+			v.Errorf(p+".url", "is required")
+		} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.Errorf(p+".url", "must be an http:// or https:// URL, not %q", r.URL)
+		} else if u.User != nil {
+			v.Errorf(p+".url", "must not contain credentials; use basic_auth_user and basic_auth_password")
+		}
+		r = r.withDefaults()
+		if names[r.Name] {
+			v.Errorf(p+".name", "receiver name %q used twice", r.Name)
+		}
+		names[r.Name] = true
+		if r.BasicAuthPassword != "" && r.BasicAuthUser == "" {
+			v.Errorf(p+".basic_auth_user", "is required with basic_auth_password")
+		}
+		if r.BasicAuthPassword != "" && r.BearerToken != "" {
+			v.Errorf(p+".bearer_token", "cannot be combined with basic auth")
+		}
+		if r.QueueSize < 0 || r.BatchSize < 0 {
+			v.Errorf(p, "queue_size and batch_size must not be negative")
+		}
+		if r.BatchSize > r.QueueSize {
+			v.Errorf(p+".batch_size", "must not exceed queue_size (%d)", r.QueueSize)
+		}
+		if r.MinBackoff > r.MaxBackoff {
+			v.Errorf(p+".min_backoff", "must not exceed max_backoff (%s)", r.MaxBackoff)
+		}
+	}
+}
+
+// ByteSize is a size in bytes written as an integer or with a unit
+// ("512MiB", "2GB"; units are powers of 1024 as in Prometheus'
+// --storage.tsdb.retention.size).
+type ByteSize int64
+
+// UnmarshalConfig implements confkit.Unmarshaler.
+func (b *ByteSize) UnmarshalConfig(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want a size such as 512MiB")
+	}
+	s := strings.TrimSpace(n.Value)
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		*b = ByteSize(i)
+		return nil
+	}
+	v, err := units.ParseBase2Bytes(strings.Replace(s, "iB", "B", 1))
+	if err != nil {
+		return fmt.Errorf("invalid size %q: want a number with a unit such as 512MiB or 2GB", s)
+	}
+	*b = ByteSize(v)
+	return nil
+}
+
+// String formats the size for config dumps.
+func (b ByteSize) String() string { return units.Base2Bytes(b).String() }

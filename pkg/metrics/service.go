@@ -1,0 +1,360 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/thejerf/suture/v4"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hostd/hostd/internal/confkit"
+	"github.com/hostd/hostd/internal/service"
+)
+
+// Service is the metrics service: node collectors, scrape loop, TSDB,
+// remote write, query API and dashboard.
+type Service struct {
+	env    service.Env
+	cfg    Config
+	logger *slog.Logger
+	now    func() time.Time
+	node   *NodeCollector
+	api    *API
+	public http.Handler
+
+	mu       sync.RWMutex
+	store    *Storage
+	scraper  *Scraper
+	writers  []*RemoteWriter
+	last     ScrapeResult
+	lastAt   time.Time
+	lastErr  error
+	repairs  int
+	degraded bool
+
+	scrapeDuration prometheus.Gauge
+	scrapeSamples  prometheus.Gauge
+	scrapeFailures prometheus.Counter
+	walRepairs     prometheus.Counter
+}
+
+var (
+	_ service.Service    = (*Service)(nil)
+	_ service.PublicHTTP = (*Service)(nil)
+)
+
+// New builds the metrics service and registers the node collectors and
+// the service's own metrics in env.Metrics. Nothing is opened until Serve.
+func New(env service.Env, cfg Config) (*Service, error) {
+	v := confkit.NewValidator("metrics")
+	cfg.Validate(v)
+	if errs := v.Errors(); len(errs) > 0 {
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = e.Path + ": " + e.Msg
+		}
+		return nil, fmt.Errorf("invalid metrics config: %s: %w", strings.Join(msgs, "; "), suture.ErrDoNotRestart)
+	}
+	if env.Logger == nil {
+		env.Logger = slog.New(slog.DiscardHandler)
+	}
+	if env.Now == nil {
+		env.Now = time.Now
+	}
+	if env.Health == nil {
+		env.Health = service.NopHealth{}
+	}
+	node, err := NewNodeCollector(HostOptions{
+		ProcPath:     cfg.ProcPath,
+		SysPath:      cfg.SysPath,
+		RootPath:     cfg.RootPath,
+		MountTimeout: cfg.MountTimeout,
+		Now:          env.Now,
+	}, cfg.Collectors, env.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("create node collectors: %w", err)
+	}
+	s := &Service{
+		env:    env,
+		cfg:    cfg,
+		logger: env.Logger,
+		now:    env.Now,
+		node:   node,
+		scrapeDuration: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hostd_metrics_scrape_duration_seconds", Help: "Time the last scrape into the TSDB took.",
+		}),
+		scrapeSamples: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hostd_metrics_scrape_samples", Help: "Samples appended by the last scrape.",
+		}),
+		scrapeFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hostd_metrics_scrape_failures_total", Help: "Scrapes that could not be stored.",
+		}),
+		walRepairs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hostd_metrics_wal_repairs_total", Help: "Corrupted write-ahead logs repaired when the TSDB opened.",
+		}),
+	}
+	headSeries := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hostd_metrics_tsdb_head_series", Help: "Series in the TSDB's in-memory head block.",
+	}, func() float64 {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		if s.store == nil {
+			return 0
+		}
+		return float64(s.store.DB.Head().NumSeries())
+	})
+	if env.Metrics != nil {
+		for _, c := range []prometheus.Collector{node, s.scrapeDuration, s.scrapeSamples, s.scrapeFailures, s.walRepairs, headSeries} {
+			if err := env.Metrics.Register(c); err != nil {
+				return nil, fmt.Errorf("register metrics: %w", err)
+			}
+		}
+	}
+	s.api = NewAPI(liveQueryable{s}, s.metadata, APIOptions{
+		MaxSamples:    cfg.Query.MaxSamples,
+		Timeout:       cfg.Query.Timeout,
+		MaxPoints:     cfg.Query.MaxPoints,
+		LookbackDelta: cfg.Query.LookbackDelta,
+		Now:           env.Now,
+	}, env.Logger)
+	mux := http.NewServeMux()
+	mux.Handle("/api/", s.api.Handler())
+	mux.Handle("/", dashboardHandler())
+	s.public = mux
+	return s, nil
+}
+
+// Name implements service.Service.
+func (s *Service) Name() string { return "metrics" }
+
+// PublicHTTP serves the query API under /api/v1/ and the dashboard at /.
+func (s *Service) PublicHTTP() http.Handler { return s.public }
+
+// Serve opens the TSDB, runs the scrape loop and the remote writers until
+// ctx ends, then closes the TSDB.
+func (s *Service) Serve(ctx context.Context) error {
+	dir := filepath.Join(s.env.StateDir, "tsdb")
+	store, err := OpenStorage(StorageOptions{Dir: dir, Retention: s.cfg.Retention, MaxBytes: int64(s.cfg.MaxSize)}, s.logger)
+	if err != nil {
+		return err
+	}
+	if store.WALRepairs > 0 {
+		s.logger.Warn("the TSDB write-ahead log was corrupted and has been repaired; samples after the damage were lost",
+			"dir", dir, "repairs", store.WALRepairs)
+		s.walRepairs.Add(float64(store.WALRepairs))
+	}
+	writers, err := s.remoteWriters(ctx)
+	if err != nil {
+		_ = store.Close()
+		return err
+	}
+	scraper := &Scraper{Gatherer: s.env.Gatherer, Storage: store.DB, Now: s.now}
+	if len(writers) > 0 {
+		scraper.OnSamples = func(smp []Sample) {
+			for _, w := range writers {
+				w.Enqueue(smp)
+			}
+		}
+	}
+	s.mu.Lock()
+	s.store, s.scraper, s.writers, s.repairs = store, scraper, writers, store.WALRepairs
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.store, s.scraper = nil, nil
+		s.mu.Unlock()
+		if err := store.Close(); err != nil {
+			s.logger.Warn("close tsdb", "err", err)
+		}
+	}()
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, w := range writers {
+		g.Go(func() error { return w.Run(gctx) })
+	}
+	g.Go(func() error {
+		s.scrapeOnce(gctx, scraper)
+		t := time.NewTicker(s.cfg.Interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				s.scrapeOnce(gctx, scraper)
+			}
+		}
+	})
+	err = g.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// scrapeOnce appends one scrape and turns failures to store it (a full
+// disk) into a degraded state, and success back into ready.
+func (s *Service) scrapeOnce(ctx context.Context, sc *Scraper) {
+	res, err := sc.Scrape(ctx)
+	s.mu.Lock()
+	s.last, s.lastAt, s.lastErr = res, s.now(), err
+	wasDegraded := s.degraded
+	s.degraded = err != nil
+	s.mu.Unlock()
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		s.scrapeFailures.Inc()
+		if !wasDegraded {
+			s.logger.Error("cannot store metrics; history is not being recorded", "err", err)
+		}
+		s.env.Health.Degraded(fmt.Errorf("store metrics: %w", err))
+		return
+	}
+	s.scrapeDuration.Set(res.Duration.Seconds())
+	s.scrapeSamples.Set(float64(res.Samples))
+	if wasDegraded {
+		s.logger.Info("storing metrics again")
+	}
+	s.env.Health.Ready()
+}
+
+func (s *Service) remoteWriters(ctx context.Context) ([]*RemoteWriter, error) {
+	var out []*RemoteWriter
+	for _, rc := range s.cfg.RemoteWrite {
+		rc = rc.withDefaults()
+		var auth func(*http.Request)
+		switch {
+		case rc.BasicAuthPassword != "":
+			pw, err := s.env.Secrets.Resolve(ctx, rc.BasicAuthPassword)
+			if err != nil {
+				return nil, fmt.Errorf("remote_write %s: resolve basic_auth_password %s: %w", rc.Name, rc.BasicAuthPassword, err)
+			}
+			user := rc.BasicAuthUser
+			auth = func(r *http.Request) { r.SetBasicAuth(user, string(pw)) }
+		case rc.BearerToken != "":
+			tok, err := s.env.Secrets.Resolve(ctx, rc.BearerToken)
+			if err != nil {
+				return nil, fmt.Errorf("remote_write %s: resolve bearer_token %s: %w", rc.Name, rc.BearerToken, err)
+			}
+			auth = func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok))) }
+		}
+		out = append(out, NewRemoteWriter(rc, auth, s.logger))
+	}
+	return out, nil
+}
+
+func (s *Service) metadata() map[string]Metadata {
+	s.mu.RLock()
+	sc := s.scraper
+	s.mu.RUnlock()
+	if sc == nil {
+		return nil
+	}
+	return sc.Metadata()
+}
+
+// Scrape runs one scrape now (for tests and the CLI); it fails when the
+// service is not serving.
+func (s *Service) Scrape(ctx context.Context) (ScrapeResult, error) {
+	s.mu.RLock()
+	sc := s.scraper
+	s.mu.RUnlock()
+	if sc == nil {
+		return ScrapeResult{}, errNotServing
+	}
+	s.scrapeOnce(ctx, sc)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.last, s.lastErr
+}
+
+var errNotServing = errors.New("metrics storage is not open")
+
+// liveQueryable queries whatever TSDB the service has open.
+type liveQueryable struct{ s *Service }
+
+func (l liveQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	l.s.mu.RLock()
+	defer l.s.mu.RUnlock()
+	if l.s.store == nil {
+		return nil, errNotServing
+	}
+	return l.s.store.DB.Querier(mint, maxt)
+}
+
+// StatusDetails is the metrics service's entry in `hostd status`.
+type StatusDetails struct {
+	Interval          string              `json:"interval"`
+	Retention         string              `json:"retention"`
+	HeadSeries        uint64              `json:"head_series"`
+	Blocks            int                 `json:"blocks"`
+	WALRepairs        int                 `json:"wal_repairs"`
+	LastScrape        time.Time           `json:"last_scrape,omitzero"`
+	LastSamples       int                 `json:"last_scrape_samples"`
+	LastStale         int                 `json:"last_scrape_stale"`
+	LastDurationMS    float64             `json:"last_scrape_duration_ms"`
+	LastError         string              `json:"last_error,omitempty"`
+	Collectors        []string            `json:"collectors"`
+	FailingCollectors map[string]string   `json:"failing_collectors,omitempty"`
+	RemoteWrite       []RemoteWriteStatus `json:"remote_write,omitempty"`
+}
+
+// Status implements service.Service.
+func (s *Service) Status() service.Status {
+	s.mu.RLock()
+	d := StatusDetails{
+		Interval:          fmtDuration(s.cfg.Interval),
+		Retention:         fmtDuration(s.cfg.Retention),
+		WALRepairs:        s.repairs,
+		LastScrape:        s.lastAt,
+		LastSamples:       s.last.Samples,
+		LastStale:         s.last.Stale,
+		LastDurationMS:    float64(s.last.Duration.Microseconds()) / 1000,
+		Collectors:        s.node.Names(),
+		FailingCollectors: s.node.Failing(),
+	}
+	if s.lastErr != nil {
+		d.LastError = s.lastErr.Error()
+	}
+	if s.store != nil {
+		d.HeadSeries = s.store.DB.Head().NumSeries()
+		d.Blocks = len(s.store.DB.Blocks())
+	}
+	for _, w := range s.writers {
+		d.RemoteWrite = append(d.RemoteWrite, w.Status())
+	}
+	s.mu.RUnlock()
+	sum := fmt.Sprintf("%d series, %d blocks, every %s, keep %s", d.HeadSeries, d.Blocks, d.Interval, d.Retention)
+	if !d.LastScrape.IsZero() {
+		sum += fmt.Sprintf(", last scrape %d samples", d.LastSamples)
+	}
+	if d.WALRepairs > 0 {
+		sum += fmt.Sprintf(", WAL repaired %dx", d.WALRepairs)
+	}
+	if n := len(d.FailingCollectors); n > 0 {
+		sum += fmt.Sprintf(", %d collectors failing", n)
+	}
+	for _, rw := range d.RemoteWrite {
+		sum += fmt.Sprintf(", remote_write %s: %d sent %d queued", rw.Name, rw.Sent, rw.Queued)
+	}
+	return service.Status{Summary: sum, Details: d}
+}
+
+// fmtDuration prints whole days as "15d" and everything else as Go does.
+func fmtDuration(d time.Duration) string {
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}

@@ -1,0 +1,350 @@
+package metrics
+
+import (
+	"bytes"
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/tsdb/wlog"
+
+	"github.com/hostd/hostd/internal/confkit"
+	"github.com/hostd/hostd/internal/service"
+	"github.com/hostd/hostd/internal/testenv"
+)
+
+// fixtureConfig runs the collectors that read only testdata.
+func fixtureConfig() Config {
+	c := DefaultConfig()
+	c.Interval = time.Hour // tests scrape by hand
+	c.ProcPath, _ = filepath.Abs("testdata/proc")
+	c.SysPath, _ = filepath.Abs("testdata/sys")
+	c.Collectors = []string{"cpu", "loadavg", "meminfo", "netdev", "diskstats", "stat"}
+	return c
+}
+
+type runningService struct {
+	*Service
+	reg    *prometheus.Registry
+	health *healthRecorder
+	logs   *syncBuffer
+	stop   func() error
+}
+
+type syncBuffer struct {
+	mu chanMutex
+	b  bytes.Buffer
+}
+
+// chanMutex is a mutex usable from slog handlers and tests alike.
+type chanMutex chan struct{}
+
+func (m chanMutex) Lock()   { m <- struct{}{} }
+func (m chanMutex) Unlock() { <-m }
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{mu: make(chanMutex, 1)} }
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// startService runs the metrics service in stateDir until the test ends or
+// stop is called, and waits for its first scrape.
+func startService(t *testing.T, stateDir string, cfg Config) *runningService {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	health := &healthRecorder{}
+	logs := newSyncBuffer()
+	s, err := New(service.Env{
+		Logger:   slog.New(slog.NewTextHandler(logs, nil)).With("service", "metrics"),
+		Now:      time.Now,
+		StateDir: stateDir,
+		Metrics:  reg,
+		Gatherer: reg,
+		Health:   health,
+	}, cfg)
+	if err != nil {
+		t.Fatalf("new metrics service: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			return errors.New("Serve did not return within 30s of cancel")
+		}
+	}
+	t.Cleanup(func() { _ = stop() })
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		select {
+		case err := <-done:
+			t.Fatalf("Serve returned early: %v\n%s", err, logs.String())
+		default:
+		}
+		if d := s.Status().Details.(StatusDetails); d.LastScrape.IsZero() {
+			return errors.New("no scrape yet")
+		}
+		return nil
+	})
+	return &runningService{Service: s, reg: reg, health: health, logs: logs, stop: stop}
+}
+
+func TestServiceServesQueriesAndStatus(t *testing.T) {
+	rs := startService(t, t.TempDir(), fixtureConfig())
+	srv := httptest.NewServer(rs.PublicHTTP())
+	defer srv.Close()
+
+	if _, err := rs.Scrape(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, r := promGet(t, srv.URL, "/api/v1/query", url.Values{"query": {"node_load1"}})
+	if r.Status != "success" || !strings.Contains(string(r.Data), `"0.5"]`) {
+		t.Fatalf("node_load1 = %s", r.raw)
+	}
+	// The service's own metrics are scraped too.
+	_, r = promGet(t, srv.URL, "/api/v1/query", url.Values{"query": {"hostd_metrics_tsdb_head_series > 100"}})
+	if !strings.Contains(string(r.Data), "hostd_metrics_tsdb_head_series") {
+		t.Fatalf("hostd_metrics_tsdb_head_series > 100: %s", r.raw)
+	}
+	_, r = promGet(t, srv.URL, "/api/v1/metadata", url.Values{"metric": {"node_cpu_seconds_total"}})
+	if !strings.Contains(string(r.Data), `"type":"counter","help":"Seconds the CPUs spent in each mode."`) {
+		t.Fatalf("metadata: %s", r.raw)
+	}
+	resp, err := http.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `<script src="app.js">`) {
+		t.Fatalf("dashboard: %d %.200s", resp.StatusCode, body)
+	}
+	if rs.health.State() != "ready" {
+		t.Fatalf("health %q, want ready", rs.health.State())
+	}
+	st := rs.Status()
+	d := st.Details.(StatusDetails)
+	if d.HeadSeries < 100 || d.LastSamples < 100 || d.Retention != "15d" || len(d.Collectors) != 6 {
+		t.Fatalf("status %+v", d)
+	}
+	if !strings.Contains(st.Summary, "series") || !strings.Contains(st.Summary, "keep 15d") {
+		t.Fatalf("summary %q", st.Summary)
+	}
+	if err := rs.stop(); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Serve returned %v", err)
+	}
+	_, r = promGet(t, srv.URL, "/api/v1/query", url.Values{"query": {"node_load1"}})
+	if r.Status != "error" {
+		t.Fatalf("query after stop: %s", r.raw)
+	}
+}
+
+// corruptWAL damages the WAL after its first two records, as a crash in
+// the middle of a write does.
+func corruptWAL(t *testing.T, dir string) {
+	t.Helper()
+	walDir := filepath.Join(dir, "wal")
+	segs, err := os.ReadDir(walDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seg string
+	for _, e := range segs {
+		if !e.IsDir() && strings.Trim(e.Name(), "0123456789") == "" {
+			seg = filepath.Join(walDir, e.Name())
+			break
+		}
+	}
+	if seg == "" {
+		t.Fatalf("no WAL segment in %s", walDir)
+	}
+	f, err := os.OpenFile(seg, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := wlog.NewReader(bufio.NewReader(f))
+	if !r.Next() || !r.Next() {
+		t.Fatalf("WAL %s has fewer than 2 records: %v", seg, r.Err())
+	}
+	if _, err := f.WriteAt([]byte{99}, r.Offset()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServiceRepairsCorruptedWAL(t *testing.T) {
+	state := t.TempDir()
+	rs := startService(t, state, fixtureConfig())
+	for i := 0; i < 3; i++ {
+		if _, err := rs.Scrape(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rs.stop(); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	corruptWAL(t, filepath.Join(state, "tsdb"))
+
+	rs = startService(t, state, fixtureConfig())
+	d := rs.Status().Details.(StatusDetails)
+	if d.WALRepairs != 1 {
+		t.Fatalf("wal repairs %d, want 1", d.WALRepairs)
+	}
+	if !strings.Contains(rs.Status().Summary, "WAL repaired 1x") {
+		t.Fatalf("summary %q does not report the repair", rs.Status().Summary)
+	}
+	if !strings.Contains(rs.logs.String(), "write-ahead log was corrupted and has been repaired") {
+		t.Fatalf("repair not logged:\n%s", rs.logs.String())
+	}
+	if v := testutil.ToFloat64(rs.walRepairs); v != 1 {
+		t.Fatalf("hostd_metrics_wal_repairs_total = %v", v)
+	}
+	if rs.health.State() != "ready" {
+		t.Fatalf("health after repair %q", rs.health.State())
+	}
+}
+
+// TestServiceDegradedWhenDiskFull keeps the TSDB on a 16 MiB tmpfs, fills
+// it, and checks the service reports itself degraded with the reason and
+// recovers when space is freed, without returning from Serve.
+func TestServiceDegradedWhenDiskFull(t *testing.T) {
+	testenv.RequireRoot(t)
+	state := testenv.TempDir(t)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", state).CombinedOutput(); err != nil {
+		testenv.Require(t, "tmpfs mount", fmt.Errorf("%v: %s", err, out))
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", state).Run() })
+	rs := startService(t, state, fixtureConfig())
+
+	filler := filepath.Join(state, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break // ENOSPC
+		}
+	}
+	f.Close()
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		_, err := rs.Scrape(context.Background())
+		if err == nil {
+			return errors.New("scrape still succeeds on a full disk")
+		}
+		return nil
+	})
+	if rs.health.State() != "degraded" {
+		t.Fatalf("health %q on a full disk", rs.health.State())
+	}
+	rs.health.mu.Lock()
+	reason := rs.health.degraded[len(rs.health.degraded)-1]
+	rs.health.mu.Unlock()
+	if !strings.Contains(reason.Error(), "no space left on device") {
+		t.Fatalf("degraded reason %q does not say the disk is full", reason)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		_, err := rs.Scrape(context.Background())
+		return err
+	})
+	if rs.health.State() != "ready" {
+		t.Fatalf("health %q after space was freed", rs.health.State())
+	}
+	if got := strings.Count(rs.logs.String(), "cannot store metrics"); got != 1 {
+		t.Fatalf("disk-full error logged %d times, want once:\n%s", got, rs.logs.String())
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   []string // "path: message part"
+	}{
+		{"defaults", func(*Config) {}, nil},
+		{"short interval", func(c *Config) { c.Interval = 100 * time.Millisecond }, []string{"metrics.interval: must be at least 1s"}},
+		{"unknown collector", func(c *Config) { c.Collectors = []string{"cpu", "gpu", "cpu"} }, []string{
+			`metrics.collectors[1]: unknown collector "gpu"`, `metrics.collectors[2]: collector "cpu" listed twice`}},
+		{"relative proc", func(c *Config) { c.ProcPath = "proc" }, []string{"metrics.proc_path: must be an absolute path"}},
+		{"query limits", func(c *Config) { c.Query.MaxSamples = 0; c.Query.Timeout = 0 }, []string{"metrics.query.max_samples", "metrics.query.timeout"}},
+		{"remote write", func(c *Config) {
+			c.RemoteWrite = []RemoteWriteConfig{
+				{URL: "ftp://x"},
+				{URL: "https://user:pw@example.net/api/v1/write"},
+				{URL: "https://a.example/w", BasicAuthPassword: "env:PW"},
+				{URL: "https://a.example/w2"},
+				{URL: ""},
+			}
+		}, []string{
+			`metrics.remote_write[0].url: must be an http:// or https:// URL`,
+			"metrics.remote_write[1].url: must not contain credentials",
+			"metrics.remote_write[2].basic_auth_user: is required",
+			`metrics.remote_write[3].name: receiver name "a.example" used twice`,
+			"metrics.remote_write[4].url: is required",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.mutate(&c)
+			v := confkit.NewValidator("metrics")
+			c.Validate(v)
+			var got []string
+			for _, e := range v.Errors() {
+				got = append(got, e.Path+": "+e.Msg)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d problems %q, want %d", len(got), got, len(tt.want))
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("problem %d = %q, want %q", i, got[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	c := DefaultConfig()
+	c.Interval = 0
+	_, err := New(service.Env{StateDir: t.TempDir()}, c)
+	if err == nil || !strings.Contains(err.Error(), "interval") {
+		t.Fatalf("New with interval 0: %v", err)
+	}
+}

@@ -1,0 +1,241 @@
+package netcfg
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+	"gopkg.in/yaml.v3"
+
+	"github.com/hostd/hostd/internal/confkit"
+	"github.com/hostd/hostd/pkg/netcfg/netwatch"
+	"github.com/hostd/hostd/pkg/netcfg/resolver"
+)
+
+// Config is the "netcfg" section of hostd's config file.
+type Config struct {
+	// Enable turns the service on. Default: true (watching the network
+	// needs nothing outside hostd).
+	Enable bool `yaml:"enable"`
+	// NetNS is the name of a network namespace (/run/netns/NAME) to watch
+	// and configure instead of hostd's own. Default: "" (hostd's own).
+	NetNS string `yaml:"netns"`
+	// ProbeURL is fetched to confirm that the default route reaches the
+	// network: online needs a 2xx or 3xx answer. Default: "" (a usable
+	// default route alone means online).
+	ProbeURL string `yaml:"probe_url"`
+	// ProbeInterval is the time between probes; a probe also runs when the
+	// default route changes. Default: 5m.
+	ProbeInterval time.Duration `yaml:"probe_interval"`
+	// ProbeTimeout bounds one probe. Default: 10s.
+	ProbeTimeout time.Duration `yaml:"probe_timeout"`
+	// Links are declared states of named links (static addresses, routes,
+	// MTU, up/down), applied at start and whenever something changes
+	// them. Default: none.
+	Links []netwatch.LinkSpec `yaml:"links"`
+	// DNS is the caching resolver.
+	DNS DNSConfig `yaml:"dns"`
+}
+
+// DNSConfig is the "netcfg.dns" section.
+type DNSConfig struct {
+	// Enable turns the resolver on. Default: false.
+	Enable bool `yaml:"enable"`
+	// Listen is the IP:port served over UDP and TCP. Default: ""
+	// meaning 127.0.0.53:53 when hostd runs as root and that port is
+	// free, else 127.0.0.1:5353.
+	Listen string `yaml:"listen"`
+	// Upstreams are the servers queries are forwarded to, in order of
+	// preference: "1.1.1.1", "tcp://9.9.9.9", "tls://1.1.1.1@cloudflare-dns.com",
+	// or a mapping {address, protocol, server_name, ca_file}. Required.
+	Upstreams []Upstream `yaml:"upstreams"`
+	// Domains routes names under a domain to their own upstreams (split
+	// DNS): {"corp.example": ["10.0.0.53"]}. Default: none.
+	Domains map[string][]Upstream `yaml:"domains"`
+	// HostsFile is answered from before anything else; "" turns it off.
+	// Default: /etc/hosts.
+	HostsFile string `yaml:"hosts_file"`
+	// CacheSize is the number of answers kept; 0 turns the cache off.
+	// Default: 10000.
+	CacheSize int `yaml:"cache_size"`
+	// MaxTTL caps how long an answer is kept, whatever its TTL. Default: 24h.
+	MaxTTL time.Duration `yaml:"max_ttl"`
+	// NegativeTTL is how long NXDOMAIN and empty answers are kept when they
+	// carry no SOA, and the cap for those that do. Default: 5m.
+	NegativeTTL time.Duration `yaml:"negative_ttl"`
+	// Timeout bounds one attempt at one upstream. Default: 2s.
+	Timeout time.Duration `yaml:"timeout"`
+	// ManageResolvConf points ResolvConf at the resolver while hostd runs
+	// (written atomically; the original is kept in the state dir and put
+	// back on stop, or at the next start after a crash). Needs Listen on
+	// port 53. Default: false.
+	ManageResolvConf bool `yaml:"manage_resolv_conf"`
+	// ResolvConf is the file ManageResolvConf writes. Default: /etc/resolv.conf.
+	ResolvConf string `yaml:"resolv_conf"`
+}
+
+// Upstream is a DNS upstream in the config: a string in short form or a
+// mapping (see resolver.ParseUpstream and resolver.Upstream).
+type Upstream resolver.Upstream
+
+// UnmarshalConfig implements confkit.Unmarshaler.
+func (u *Upstream) UnmarshalConfig(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		p, err := resolver.ParseUpstream(n.Value)
+		if err != nil {
+			return err
+		}
+		*u = Upstream(p)
+		return nil
+	case yaml.MappingNode:
+		var r resolver.Upstream
+		if err := confkit.DecodeNode(n, &r); err != nil {
+			return err
+		}
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("upstream %s: %w", r.Address, err)
+		}
+		*u = Upstream(r)
+		return nil
+	}
+	return errors.New("expected an upstream such as 1.1.1.1 or tls://1.1.1.1@cloudflare-dns.com, or a mapping with address")
+}
+
+// String is the upstream's short form.
+func (u Upstream) String() string { return resolver.Upstream(u).String() }
+
+// DefaultConfig returns the defaults stated on each field.
+func DefaultConfig() Config {
+	return Config{
+		Enable:        true,
+		ProbeInterval: netwatch.DefaultProbeInterval,
+		ProbeTimeout:  netwatch.DefaultProbeTimeout,
+		DNS: DNSConfig{
+			HostsFile:   "/etc/hosts",
+			CacheSize:   resolver.DefaultCacheSize,
+			MaxTTL:      resolver.DefaultMaxTTL,
+			NegativeTTL: resolver.DefaultNegativeTTL,
+			Timeout:     resolver.DefaultTimeout,
+			ResolvConf:  "/etc/resolv.conf",
+		},
+	}
+}
+
+// Validate reports every problem of the section.
+func (c *Config) Validate(v *confkit.Validator) {
+	if c.ProbeURL != "" {
+		u, err := url.Parse(c.ProbeURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.Errorf("probe_url", "probe url %q: want an http:// or https:// URL", c.ProbeURL)
+		}
+	}
+	if c.ProbeInterval < time.Second {
+		v.Errorf("probe_interval", "probe interval %s is shorter than 1s", c.ProbeInterval)
+	}
+	if c.ProbeTimeout <= 0 {
+		v.Errorf("probe_timeout", "probe timeout must be positive")
+	}
+	names := map[string]int{}
+	for i, l := range c.Links {
+		path := fmt.Sprintf("links[%d]", i)
+		for _, p := range l.Check() {
+			v.Errorf(path+"."+p.Field, "%s", p.Msg)
+		}
+		if j, dup := names[l.Name]; dup && l.Name != "" {
+			v.Errorf(path+".name", "link %s is already declared in links[%d]", l.Name, j)
+		}
+		names[l.Name] = i
+	}
+	if c.DNS.Enable {
+		c.DNS.validate(v.At("dns"))
+	}
+}
+
+func (d *DNSConfig) validate(v *confkit.Validator) {
+	if d.Listen != "" {
+		v.CheckListen("listen", d.Listen)
+		if host, _, err := net.SplitHostPort(d.Listen); err == nil && net.ParseIP(host) == nil {
+			v.Errorf("listen", "listen address %q: want an IP address and port", d.Listen)
+		}
+	}
+	if len(d.Upstreams) == 0 {
+		v.Errorf("upstreams", "at least one upstream is required when dns is enabled")
+	}
+	for i, u := range d.Upstreams {
+		r := resolver.Upstream(u)
+		if err := r.Validate(); err != nil {
+			v.Errorf(fmt.Sprintf("upstreams[%d]", i), "%v", err)
+		}
+	}
+	for dom, ups := range d.Domains {
+		path := "domains." + dom
+		if _, ok := dns.IsDomainName(dom); !ok || strings.Trim(dom, ".") == "" {
+			v.Errorf(path, "%q is not a domain name", dom)
+		}
+		if len(ups) == 0 {
+			v.Errorf(path, "domain %s has no upstreams", dom)
+		}
+		for i, u := range ups {
+			r := resolver.Upstream(u)
+			if err := r.Validate(); err != nil {
+				v.Errorf(fmt.Sprintf("%s[%d]", path, i), "%v", err)
+			}
+		}
+	}
+	if d.CacheSize < 0 {
+		v.Errorf("cache_size", "cache size %d is negative", d.CacheSize)
+	}
+	if d.MaxTTL <= 0 {
+		v.Errorf("max_ttl", "max ttl must be positive")
+	}
+	if d.NegativeTTL <= 0 {
+		v.Errorf("negative_ttl", "negative ttl must be positive")
+	}
+	if d.Timeout <= 0 {
+		v.Errorf("timeout", "timeout must be positive")
+	}
+	if d.ManageResolvConf {
+		if d.ResolvConf == "" {
+			v.Errorf("resolv_conf", "manage_resolv_conf needs a resolv_conf path")
+		}
+		if d.Listen != "" {
+			if _, port, err := net.SplitHostPort(d.Listen); err == nil {
+				if p, _ := strconv.Atoi(port); p != 53 {
+					v.Errorf("manage_resolv_conf", "resolv.conf can only name servers on port 53, but dns.listen is %s", d.Listen)
+				}
+			}
+		}
+	}
+}
+
+// options converts the section for the resolver.
+func (d *DNSConfig) options() resolver.Options {
+	o := resolver.Options{
+		HostsPath:   d.HostsFile,
+		CacheSize:   d.CacheSize,
+		MaxTTL:      d.MaxTTL,
+		NegativeTTL: d.NegativeTTL,
+		Timeout:     d.Timeout,
+	}
+	if d.CacheSize == 0 {
+		o.CacheSize = -1
+	}
+	for _, u := range d.Upstreams {
+		o.Upstreams = append(o.Upstreams, resolver.Upstream(u))
+	}
+	if len(d.Domains) > 0 {
+		o.Domains = map[string][]resolver.Upstream{}
+		for dom, ups := range d.Domains {
+			for _, u := range ups {
+				o.Domains[dom] = append(o.Domains[dom], resolver.Upstream(u))
+			}
+		}
+	}
+	return o
+}

@@ -1,0 +1,144 @@
+package netcfg_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hostd/hostd/internal/api"
+	"github.com/hostd/hostd/internal/service"
+	"github.com/hostd/hostd/internal/testenv"
+	"github.com/hostd/hostd/pkg/netcfg"
+)
+
+// health records what a service reports.
+type health struct {
+	mu      sync.Mutex
+	ready   bool
+	reason  string
+	reports []string
+}
+
+func (h *health) Ready() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ready, h.reason = true, ""
+	h.reports = append(h.reports, "ready")
+}
+
+func (h *health) Degraded(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ready, h.reason = false, err.Error()
+	h.reports = append(h.reports, "degraded: "+err.Error())
+}
+
+// is returns a condition: ready, or degraded with a reason containing want.
+func (h *health) is(ready bool, want string) func() error {
+	return func() error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.ready != ready || !strings.Contains(h.reason, want) {
+			return fmt.Errorf("ready=%v reason=%q, want ready=%v reason containing %q (reports %q)", h.ready, h.reason, ready, want, h.reports)
+		}
+		return nil
+	}
+}
+
+// running is a service under test.
+type running struct {
+	*netcfg.Service
+	health *health
+	reg    *prometheus.Registry
+	state  string
+	client *api.Client
+	stop   func() error // cancels Serve and returns its error
+}
+
+// startService builds the service from cfg and serves it (and its local
+// API on a unix socket) until the test ends or stop is called.
+func startService(t *testing.T, cfg netcfg.Config) *running {
+	t.Helper()
+	return startServiceIn(t, cfg, nil)
+}
+
+// startServiceIn is startService with prepare run on the state dir first.
+func startServiceIn(t *testing.T, cfg netcfg.Config, prepare func(stateDir string)) *running {
+	t.Helper()
+	h := &health{}
+	reg := prometheus.NewRegistry()
+	dir := testenv.TempDir(t)
+	if prepare != nil {
+		prepare(dir)
+	}
+	s, err := netcfg.New(service.Env{
+		Logger:   testLogger(t),
+		Now:      time.Now,
+		StateDir: dir,
+		Metrics:  reg,
+		Gatherer: reg,
+		Health:   h,
+	}, cfg)
+	if err != nil {
+		t.Fatalf("new netcfg: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	var once sync.Once
+	var serveErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			serveErr = <-done
+		})
+		return serveErr
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil && !errors.Is(err, context.Canceled) {
+			t.Logf("serve returned: %v", err)
+		}
+	})
+
+	sock := filepath.Join(dir, "api.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: s.LocalAPI(), ConnContext: api.ConnContext}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return &running{Service: s, health: h, reg: reg, state: dir, client: api.NewClient(sock), stop: stop}
+}
+
+// testLogger logs to the test's output.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})).With("service", "netcfg")
+}
+
+// gauge returns the unlabelled metric name from the service's registry.
+func gauge(t *testing.T, s *running, name string) prometheus.Collector {
+	t.Helper()
+	mfs, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			v := mf.GetMetric()[0].GetGauge().GetValue()
+			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "x", Help: "x"}, func() float64 { return v })
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return nil
+}
