@@ -1,11 +1,224 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hostd/hostd/internal/api"
+	"github.com/hostd/hostd/pkg/netcfg"
+)
 
 func newNetCmd(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "net", Short: "Show network state"}
+	cmd := &cobra.Command{
+		Use:   "net",
+		Short: "Show network state",
+		Long: `Show what hostd's netcfg service sees over netlink: links with their state,
+carrier, MTU and addresses, the default route, the online verdict and
+recent changes.`,
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "status",
+		Short: "Show links, the default route and whether the host is online",
+		Long: `Show links, the default route, the online verdict and recent changes.
+
+Exit status: 0 when online, 1 when offline, 3 when the daemon is not
+running.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			raw, err := g.client().Raw(cmd.Context(), "GET", "/v1/netcfg/status", nil)
+			if err != nil {
+				return netcfgErr(err)
+			}
+			var st netcfg.StatusDetails
+			if err := json.Unmarshal(raw, &st); err != nil {
+				return fmt.Errorf("decode network status: %w", err)
+			}
+			if g.json {
+				_, err = cmd.OutOrStdout().Write(raw)
+			} else {
+				err = printNetStatus(cmd, &st)
+			}
+			if err != nil {
+				return err
+			}
+			if !st.Online {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	})
+	return cmd
+}
+
+func printNetStatus(cmd *cobra.Command, st *netcfg.StatusDetails) error {
+	out := cmd.OutOrStdout()
+	if st.Online {
+		fmt.Fprintln(out, "online:  yes")
+	} else {
+		fmt.Fprintf(out, "online:  no (%s)\n", st.Reason)
+	}
+	if r := st.DefaultRoute; r != nil {
+		via := r.Link
+		if r.Gateway != "" {
+			via = r.Gateway + " dev " + r.Link
+		}
+		fmt.Fprintf(out, "default: %s via %s metric %d\n", r.Family, via, r.Metric)
+	} else {
+		fmt.Fprintln(out, "default: none")
+	}
+	if p := st.Probe; p != nil {
+		res := "ok"
+		if !p.OK {
+			res = "failed: " + p.Error
+		}
+		fmt.Fprintf(out, "probe:   %s %s (%s)\n", p.URL, res, p.Checked.Format("15:04:05"))
+	}
+	fmt.Fprintln(out)
+	tw := table(cmd)
+	fmt.Fprintln(tw, "LINK\tTYPE\tSTATE\tCARRIER\tMTU\tADDRESSES")
+	for _, l := range st.Links {
+		state := l.State
+		if !l.AdminUp {
+			state = "down (admin)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", l.Name, l.Type, state, netYesNo(l.Carrier), l.MTU, strings.Join(l.Addresses, " "))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, p := range st.Problems {
+		fmt.Fprintf(out, "problem: %s\n", p)
+	}
+	if n := len(st.Events); n > 0 {
+		fmt.Fprintf(out, "\nrecent changes (%d since start):\n", st.Changes)
+		for _, e := range st.Events[max(0, n-8):] {
+			fmt.Fprintf(out, "  %s  %-7s %-11s %s %s\n", e.Time.Format("15:04:05"), e.Kind, e.Action, e.Link, e.Detail)
+		}
+	}
+	if d := st.DNS; d != nil {
+		fmt.Fprintln(out)
+		listen := d.Listen
+		if listen == "" {
+			listen = "not serving"
+		}
+		fmt.Fprintf(out, "dns:     %s, %d/%d cached, resolv.conf managed: %s\n", listen, d.CacheEntries, d.CacheSize, netYesNo(d.ResolvConf))
+		tw := table(cmd)
+		fmt.Fprintln(tw, "UPSTREAM\tDOMAIN\tUP\tLAST RTT\tLAST ERROR")
+		for _, u := range d.Upstreams {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Upstream, u.Domain, netYesNo(u.Up), netOrDash(u.LastRTT), netOrDash(u.LastError))
+		}
+		return tw.Flush()
+	}
+	return nil
 }
 
 func newDNSCmd(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "dns", Short: "Query and flush hostd's DNS resolver"}
+	cmd := &cobra.Command{
+		Use:   "dns",
+		Short: "Query and flush hostd's DNS resolver",
+		Long: `Ask hostd's caching resolver (netcfg.dns) a question the way a client
+would, or empty its cache.`,
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "query NAME [TYPE]",
+		Short: "Resolve NAME (type A unless given) through hostd's resolver",
+		Long: `Resolve NAME through hostd's resolver and show the answer and where it came
+from (hosts, cache, upstream, local).
+
+Exit status: 0 for NOERROR, 1 for any other response code (NXDOMAIN,
+SERVFAIL...), 2 for a bad name or type, 3 when the daemon is not running.`,
+		Example: "  hostd dns query example.org\n  hostd dns query example.org AAAA",
+		Args:    cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := netcfg.QueryRequest{Name: args[0]}
+			if len(args) == 2 {
+				req.Type = args[1]
+			}
+			if _, err := netcfg.ParseQuery(req.Name, req.Type); err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			raw, err := g.client().Raw(cmd.Context(), "POST", "/v1/netcfg/dns/query", req)
+			if err != nil {
+				return netcfgErr(err)
+			}
+			var res netcfg.QueryResult
+			if err := json.Unmarshal(raw, &res); err != nil {
+				return fmt.Errorf("decode query result: %w", err)
+			}
+			if g.json {
+				_, err = cmd.OutOrStdout().Write(raw)
+			} else {
+				printQuery(cmd.OutOrStdout(), &res)
+			}
+			if err != nil {
+				return err
+			}
+			if res.Rcode != "NOERROR" {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}, &cobra.Command{
+		Use:   "flush",
+		Short: "Empty the resolver's cache",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			raw, err := g.client().Raw(cmd.Context(), "POST", "/v1/netcfg/dns/flush", struct{}{})
+			if err != nil {
+				return netcfgErr(err)
+			}
+			if g.json {
+				_, err = cmd.OutOrStdout().Write(raw)
+				return err
+			}
+			var res netcfg.FlushResult
+			if err := json.Unmarshal(raw, &res); err != nil {
+				return fmt.Errorf("decode flush result: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "flushed %d cached answers\n", res.Flushed)
+			return nil
+		},
+	})
+	return cmd
+}
+
+func printQuery(w io.Writer, r *netcfg.QueryResult) {
+	fmt.Fprintf(w, "%s %s: %s from %s in %s\n", r.Name, r.Type, r.Rcode, r.Source, r.Duration)
+	for _, a := range r.Answer {
+		fmt.Fprintln(w, a)
+	}
+	for _, a := range r.Authority {
+		fmt.Fprintln(w, "; authority:", a)
+	}
+}
+
+// netcfgErr maps client errors to exit codes and a clear message.
+func netcfgErr(err error) error {
+	if errors.Is(err, api.ErrNotRunning) {
+		return &exitError{code: 3, err: err}
+	}
+	var he *api.HTTPError
+	if errors.As(err, &he) && he.Code == 404 && strings.Contains(he.Msg, "404 page not found") {
+		return errors.New("the netcfg service is not enabled (netcfg.enable in the config)")
+	}
+	return err
+}
+
+func netYesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func netOrDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

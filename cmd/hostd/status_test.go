@@ -250,3 +250,24 @@ func TestConfigShowDefaultsLocal(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigShowRedactsSecrets: literal values of secret options and
+// secret-looking keys never appear in `config show`.
+func TestConfigShowRedactsSecrets(t *testing.T) {
+	dir := testenv.TempDir(t)
+	f := filepath.Join(dir, "c.yaml")
+	const uuid = "b831381d-6324-4d53-ad4f-8cda48b30811"
+	os.WriteFile(f, []byte("proxy:\n  server:\n    address: 203.0.113.7\n    user_id: "+uuid+"\n    short_id: 6ba85179e30d4fc2\n"), 0o600)
+	out, code := runCLI(t, "--config", f, "--socket", filepath.Join(dir, "none.sock"), "config", "show", "--local")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	for _, secret := range []string{uuid, "6ba85179e30d4fc2"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("config show leaks %s:\n%s", secret, out)
+		}
+	}
+	if !strings.Contains(out, "proxy:") {
+		t.Errorf("no proxy section:\n%s", out)
+	}
+}

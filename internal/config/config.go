@@ -281,18 +281,11 @@ func findListeners(v reflect.Value, path string) []listener {
 	return out
 }
 
-// SectionYAML returns the effective config of one section as YAML, secrets
-// kept, for detecting which sections changed on reload.
-func (c *Config) SectionYAML(name string) []byte {
-	b, _ := confkit.Marshal(c.Sections[name], false)
-	return b
-}
-
 // Changed returns the service sections whose effective config differs.
 func Changed(old, cur *Config) []string {
 	var out []string
 	for _, name := range cur.order {
-		if !bytes.Equal(old.SectionYAML(name), cur.SectionYAML(name)) {
+		if !reflect.DeepEqual(old.Sections[name], cur.Sections[name]) {
 			out = append(out, name)
 		}
 	}

@@ -44,7 +44,16 @@ func encode(v reflect.Value, key string, redact bool) *yaml.Node {
 	if v.Type() == durationType {
 		return scalar("!!str", formatDuration(time.Duration(v.Int())))
 	}
-	if s, ok := v.Interface().(fmt.Stringer); ok && v.Kind() != reflect.Struct && v.Kind() != reflect.Pointer {
+	if m, ok := v.Interface().(yaml.Marshaler); ok && (v.Kind() != reflect.Pointer || !v.IsNil()) {
+		// Config types that print themselves (and keep their secrets
+		// out of the output) are encoded as they say.
+		out, err := m.MarshalYAML()
+		if err != nil {
+			return scalar("!!str", "<"+err.Error()+">")
+		}
+		return encode(reflect.ValueOf(out), key, redact)
+	}
+	if s, ok := v.Interface().(fmt.Stringer); ok && (v.Kind() != reflect.Struct || isUnmarshaler(v.Type())) && v.Kind() != reflect.Pointer {
 		return scalar("!!str", s.String())
 	}
 	switch v.Kind() {
@@ -111,4 +120,8 @@ func formatDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+func isUnmarshaler(t reflect.Type) bool {
+	return reflect.PointerTo(t).Implements(unmarshalerType)
 }

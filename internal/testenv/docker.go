@@ -337,8 +337,12 @@ func (d *Docker) Log() string {
 // Run runs the docker CLI against this daemon and returns its trimmed
 // standard output.
 func (d *Docker) Run(stdin []byte, args ...string) (string, error) {
+	return d.run(stdin, nil, args...)
+}
+
+func (d *Docker) run(stdin []byte, env []string, args ...string) (string, error) {
 	cmd := exec.Command(d.cli, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "DOCKER_HOST=" + d.Host, "HOME=" + d.Dir, "DOCKER_CONFIG=" + filepath.Join(d.Dir, "cli")}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "DOCKER_HOST=" + d.Host, "HOME=" + d.Dir, "DOCKER_CONFIG=" + filepath.Join(d.Dir, "cli")}, env...)
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
@@ -439,6 +443,25 @@ func (d *Docker) LoadImage(t testing.TB, ref string, created time.Time, spec Ima
 	return "sha256:" + hex.EncodeToString(cfgID[:])
 }
 
+// Build builds an image with BuildKit from a context holding files (one of
+// them the Dockerfile), tagged ref, leaving build cache records behind.
+// Builds cannot reach a network: Dockerfiles use FROM a local image and
+// COPY, not RUN.
+func (d *Docker) Build(t testing.TB, ref string, files map[string][]byte) {
+	t.Helper()
+	var tf []tarFile
+	for _, name := range sortedKeys(files) {
+		tf = append(tf, tarFile{name: name, data: files[name], mode: 0o644})
+	}
+	archive, err := tarFiles(tf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.run(archive, []string{"DOCKER_BUILDKIT=1"}, "build", "-q", "-t", ref, "-"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 type tarFile struct {
 	name string
 	data []byte
@@ -493,7 +516,7 @@ func tarFiles(files []tarFile) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func sortedKeys(m map[string]string) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -15,7 +15,7 @@ import (
 
 // serveLocalAPI serves h on a unix socket the way the daemon does and
 // returns a client for it.
-func serveLocalAPI(t *testing.T, h http.Handler) *api.Client {
+func serveLocalAPI(t testing.TB, h http.Handler) *api.Client {
 	t.Helper()
 	sock := filepath.Join(testenv.TempDir(t), "hostd.sock")
 	l, err := net.Listen("unix", sock)

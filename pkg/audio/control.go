@@ -53,6 +53,7 @@ func (s *Service) Current(ctx context.Context) (*Status, error) {
 	}
 	last := s.Snapshot()
 	st.Address, st.Reconnects, st.Quantum = last.Address, last.Reconnects, last.Quantum
+	st.DropIn, st.DropInError = last.DropIn, last.DropInError
 	st.VolumeLimit = float64(s.cfg.VolumeLimit)
 	st.Updated = s.now()
 	return st, nil

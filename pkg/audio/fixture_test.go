@@ -54,12 +54,16 @@ type running struct {
 // startService builds the service for the stack pw with cfg (Server is
 // filled in) and runs it until the test ends; it waits for the first
 // Ready.
-func startService(t *testing.T, pw *testenv.PipeWire, cfg Config, opts ...func(*Service)) *running {
+func startService(t testing.TB, pw *testenv.PipeWire, cfg Config, opts ...func(*Service)) *running {
 	t.Helper()
 	cfg.Server = pw.Server
 	r := &running{health: &recHealth{}, reg: prometheus.NewRegistry(), dir: t.TempDir()}
+	logger := slog.New(slog.DiscardHandler)
+	if _, bench := t.(*testing.B); !bench {
+		logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	env := service.Env{
-		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("service", "audio"),
+		Logger:   logger.With("service", "audio"),
 		Now:      time.Now,
 		StateDir: r.dir,
 		Metrics:  r.reg,
@@ -106,7 +110,7 @@ func startService(t *testing.T, pw *testenv.PipeWire, cfg Config, opts ...func(*
 }
 
 // testWriter sends log lines to t.Log.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -129,12 +130,7 @@ func backoff(n int) time.Duration {
 // Serve implements service.Service: it connects, applies the policy, follows
 // server events, and reconnects with backoff whenever the server goes away.
 func (s *Service) Serve(ctx context.Context) error {
-	if changed, err := writeDropIn(s.cfg.ConfigDir, s.cfg.Quantum, s.cfg.Rate); err != nil {
-		s.log.Error("cannot write the PipeWire drop-in; quantum and rate stay as they are", "err", err)
-	} else if changed {
-		s.log.Info("wrote PipeWire drop-in; it takes effect when PipeWire restarts",
-			"dir", s.cfg.ConfigDir, "quantum", s.cfg.Quantum, "rate", s.cfg.Rate)
-	}
+	s.manageDropIn()
 	attempt := 0
 	for {
 		c, err := dial(ctx, s.ep.Address, s.ep.Cookie)
@@ -159,6 +155,31 @@ func (s *Service) Serve(ctx context.Context) error {
 			return nil
 		case <-s.after(wait):
 		}
+	}
+}
+
+// manageDropIn writes (or removes) the pipewire.conf.d drop-in. A failure
+// is logged and shown in the status; the control plane runs regardless.
+func (s *Service) manageDropIn() {
+	if s.cfg.ConfigDir == "" {
+		return
+	}
+	path := filepath.Join(s.cfg.ConfigDir, "pipewire.conf.d", dropInName)
+	changed, err := writeDropIn(s.cfg.ConfigDir, s.cfg.Quantum, s.cfg.Rate)
+	s.mu.Lock()
+	st := s.status.clone()
+	st.DropIn, st.DropInError = path, ""
+	if err != nil {
+		st.DropInError = err.Error()
+	}
+	s.status = st
+	s.mu.Unlock()
+	switch {
+	case err != nil:
+		s.log.Error("cannot write the PipeWire drop-in; quantum and rate stay as they are", "err", err)
+	case changed:
+		s.log.Info("updated the PipeWire drop-in; it takes effect when PipeWire restarts",
+			"path", path, "quantum", s.cfg.Quantum, "rate", s.cfg.Rate)
 	}
 }
 
@@ -215,6 +236,7 @@ func (s *Service) publish(st *Status) {
 		q := *s.status.Quantum
 		st.Quantum = &q
 	}
+	st.DropIn, st.DropInError = s.status.DropIn, s.status.DropInError
 	s.status = st
 	s.mu.Unlock()
 }

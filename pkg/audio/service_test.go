@@ -25,6 +25,7 @@ func TestPipeWire(t *testing.T) {
 	t.Run("volume limit and startup volume", func(t *testing.T) { testLimit(t, pw) })
 	t.Run("remember", func(t *testing.T) { testRemember(t, pw) })
 	t.Run("local api", func(t *testing.T) { testLocalAPI(t, pw) })
+	t.Run("drop-in", func(t *testing.T) { testDropIn(t, pw) })
 	// Last: it kills pipewire-pulse, which drops every sink loaded above.
 	t.Run("reconnect", func(t *testing.T) { testReconnect(t, pw) })
 }
@@ -359,4 +360,34 @@ func testReconnect(t *testing.T, pw *testenv.PipeWire) {
 	waitPactl(t, pw, time.Second, "rc_pref_sink", "get-default-sink")
 	pw.Pactl(t, "set-sink-volume", "rc_pref_sink", "100%")
 	waitVolume(t, pw, KindSink, "rc_pref_sink", "60%")
+}
+
+func testDropIn(t *testing.T, pw *testenv.PipeWire) {
+	cfg := DefaultConfig()
+	cfg.ConfigDir = t.TempDir()
+	cfg.Quantum = 256
+	cfg.Rate = 48000
+	s := startService(t, pw, cfg)
+	path := filepath.Join(cfg.ConfigDir, "pipewire.conf.d", dropInName)
+	data, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(data), "default.clock.quantum = 256") {
+		t.Fatalf("drop-in: %v\n%s", err, data)
+	}
+	if st := s.Snapshot(); st.DropIn != path || st.DropInError != "" {
+		t.Errorf("status drop-in %q %q", st.DropIn, st.DropInError)
+	}
+
+	// A config dir that cannot be written: the error shows, control works.
+	blocked := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocked, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConfigDir = blocked
+	s2 := startService(t, pw, cfg)
+	if sum := s2.Status().Summary; !strings.Contains(sum, "drop-in not written") || !strings.Contains(sum, blocked) {
+		t.Errorf("summary %q does not report the drop-in failure", sum)
+	}
+	if _, err := s2.Current(context.Background()); err != nil {
+		t.Error(err)
+	}
 }

@@ -38,6 +38,10 @@ type Status struct {
 	SampleRate uint32 `json:"sample_rate,omitempty"`
 	// Quantum is PipeWire's clock quantum, if it could be read.
 	Quantum *Quantum `json:"quantum,omitempty"`
+	// DropIn is the pipewire.conf.d file hostd manages (empty: none), and
+	// DropInError why writing it failed.
+	DropIn      string `json:"drop_in,omitempty"`
+	DropInError string `json:"drop_in_error,omitempty"`
 	// VolumeLimit is the configured limit in percent (0: none).
 	VolumeLimit float64  `json:"volume_limit,omitempty"`
 	Sinks       []Device `json:"sinks"`
@@ -129,6 +133,9 @@ func (s *Status) Summary() string {
 		if s.Quantum.Rate > 0 {
 			fmt.Fprintf(&b, "@%dHz", s.Quantum.Rate)
 		}
+	}
+	if s.DropInError != "" {
+		fmt.Fprintf(&b, "; drop-in not written: %s", s.DropInError)
 	}
 	return b.String()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -227,7 +228,11 @@ func (e *engine) remove(ctx context.Context, o Object, p AutoPrune) error {
 		}
 	case KindBuildCache:
 		f := make(client.Filters).Add("id", o.ID)
-		_, err = e.cli.BuildCachePrune(ctx, client.BuildCachePruneOptions{All: p.BuildCache.All, Filters: f})
+		var r client.BuildCachePruneResult
+		r, err = e.cli.BuildCachePrune(ctx, client.BuildCachePruneOptions{All: p.BuildCache.All, Filters: f})
+		if err == nil && !slices.Contains(r.Report.CachesDeleted, o.ID) {
+			err = errNotPruned
+		}
 	default:
 		err = fmt.Errorf("unknown kind %q", o.Kind)
 	}
@@ -252,11 +257,15 @@ func shortID(id string) string {
 	return id
 }
 
+// errNotPruned is a build cache record the engine did not remove (it came
+// into use, or another record still needs it).
+var errNotPruned = errors.New("engine kept it: in use or still referenced")
+
 // skippable reports whether a removal failed because of the object
 // itself (in use, removed concurrently, protected by the engine) rather
 // than the engine, so the prune goes on.
 func skippable(err error) bool {
-	return cerrdefs.IsConflict(err) || cerrdefs.IsNotFound(err) || cerrdefs.IsPermissionDenied(err) ||
+	return errors.Is(err, errNotPruned) || cerrdefs.IsConflict(err) || cerrdefs.IsNotFound(err) || cerrdefs.IsPermissionDenied(err) ||
 		cerrdefs.IsFailedPrecondition(err) || cerrdefs.IsInvalidArgument(err)
 }
 

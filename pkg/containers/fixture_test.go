@@ -2,6 +2,7 @@ package containers
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -147,6 +148,13 @@ func inventory(t *testing.T, c *client.Client) map[string]bool {
 		if !predefinedNetwork(x.Name) {
 			out["network/"+x.Name] = true
 		}
+	}
+	du, err := c.DiskUsage(ctx, client.DiskUsageOptions{BuildCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range du.BuildCache.Items {
+		out[fmt.Sprintf("build_cache/%s:%s:%d", b.Type, b.Description, b.Size)] = true
 	}
 	vs, err := c.VolumeList(ctx, client.VolumeListOptions{})
 	if err != nil {

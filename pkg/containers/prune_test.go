@@ -35,6 +35,11 @@ func buildWorld(t *testing.T, d *testenv.Docker) {
 	d.LoadImage(t, "", old, testenv.ImageSpec{Labels: labels("old-dangling")})
 	d.LoadImage(t, "w-old-keep:1", old, testenv.ImageSpec{Labels: labels("old-keep", "hostd.keep", "")})
 
+	d.Build(t, "w-built:1", map[string][]byte{
+		"Dockerfile": []byte("FROM w-unused:1\nLABEL " + nameLabel + "=built\nCOPY data /data\n"),
+		"data":       make([]byte, 64<<10),
+	})
+
 	d.CLI(t, "network", "create", "w-used")
 	d.CLI(t, "network", "create", "w-unused")
 	d.CLI(t, "network", "create", "--label", "hostd.keep", "w-keep")
@@ -61,6 +66,12 @@ func TestPruneMatchesDockerSystemPrune(t *testing.T) {
 	t.Cleanup(func() { wipe(t, d) })
 
 	stoppedDev := []string{"container/w-created", "container/w-exited", "container/w-dev"}
+	// The build's unshared records: its Dockerfile and context.
+	contextCache := []string{
+		"build_cache/source.local:local source for context:65536",
+		"build_cache/source.local:local source for dockerfile:28",
+		"build_cache/source.local:local source for context:0",
+	}
 	tests := []struct {
 		name string
 		edit func(*AutoPrune)
@@ -71,37 +82,38 @@ func TestPruneMatchesDockerSystemPrune(t *testing.T) {
 			name: "defaults",
 			edit: func(*AutoPrune) {},
 			cli:  []string{"--filter", "label!=hostd.keep"},
-			want: append(slices.Clone(stoppedDev), "network/w-unused", "network/w-dev", "image/dangling", "image/old-dangling"),
+			want: append(append(slices.Clone(stoppedDev), "network/w-unused", "network/w-dev", "image/dangling", "image/old-dangling"), contextCache...),
 		},
 		{
 			name: "all images and volumes",
 			edit: func(p *AutoPrune) {
-				p.Images.All = true
+				p.Images.All, p.BuildCache.All = true, true
 				p.Volumes.Enable, p.Volumes.AllVolumes = true, true
 			},
 			cli: []string{"-a", "--volumes", "--filter", "label!=hostd.keep"},
 			want: append(slices.Clone(stoppedDev), "network/w-unused", "network/w-dev",
 				"volume/w-vol-stopped", "volume/w-vol-named", "volume/anon", "volume/anon-dev",
 				"image/unused", "image/dangling", "image/dev", "image/old", "image/old-dangling"),
+
 		},
 		{
 			name: "label filter",
 			edit: func(p *AutoPrune) {
 				p.KeepLabels = nil
-				p.Images.All = true
+				p.Images.All, p.BuildCache.All = true, true
 				p.Volumes.Enable, p.Volumes.AllVolumes = true, true
 				for _, f := range []*Filter{&p.Containers, &p.Networks, &p.Images.Filter, &p.Volumes.Filter} {
 					f.Labels = []string{"env=dev"}
 				}
-				p.BuildCache.Enable = false
 			},
+			// Docker applies no label filter to build cache.
 			cli:  []string{"-a", "--volumes", "--filter", "label=env=dev"},
-			want: []string{"container/w-dev", "network/w-dev", "volume/anon-dev", "image/dev"},
+			want: append([]string{"container/w-dev", "network/w-dev", "volume/anon-dev", "image/dev"}, contextCache...),
 		},
 		{
 			name: "until spares recent objects",
 			edit: func(p *AutoPrune) {
-				p.Images.All = true
+				p.Images.All, p.BuildCache.All = true, true
 				for _, f := range []*Filter{&p.Containers, &p.Networks, &p.Images.Filter, &p.BuildCache.Filter} {
 					f.Until = time.Hour
 				}

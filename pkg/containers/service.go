@@ -254,7 +254,12 @@ func (s *Service) observe(ctx context.Context, m events.Message, t time.Time) {
 	var ref string
 	switch m.Type {
 	case events.ContainerEventType:
-		ref = m.Actor.Attributes["image"]
+		// Start and end of use; exec and health-check events would only
+		// add noise (and an image lookup each).
+		switch m.Action {
+		case events.ActionCreate, events.ActionStart, events.ActionRestart, events.ActionDie:
+			ref = m.Actor.Attributes["image"]
+		}
 	case events.ImageEventType:
 		switch m.Action {
 		case events.ActionPull, events.ActionImport, events.ActionLoad, events.ActionTag:

@@ -50,6 +50,7 @@ type Service struct {
 var (
 	_ service.Service    = (*Service)(nil)
 	_ service.PublicHTTP = (*Service)(nil)
+	_ service.LocalAPI   = (*Service)(nil)
 )
 
 // New builds the metrics service and registers the node collectors and
@@ -356,5 +357,12 @@ func fmtDuration(d time.Duration) string {
 	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
 		return fmt.Sprintf("%dd", d/(24*time.Hour))
 	}
-	return d.String()
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

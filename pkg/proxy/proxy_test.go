@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/hostd/hostd/internal/secrets"
 	"github.com/hostd/hostd/internal/testenv"
 )
 
@@ -303,4 +306,63 @@ func metric(mfs []*dto.MetricFamily, name string, labels map[string]string) floa
 		}
 	}
 	return -1
+}
+
+// TestProxySOPSSecrets reads the server from a SOPS file made by the real
+// sops tool, as the seed's secrets/v2ray.yaml, and checks that no secret
+// reaches logs, status, metrics or errors.
+func TestProxySOPSSecrets(t *testing.T) {
+	w := newWorld(t)
+	secretsDir := filepath.Join(w.dir, "secrets")
+	if err := os.Mkdir(secretsDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key := testenv.NewAgeKey(t, w.dir, "keys.txt")
+	wrong := testenv.NewAgeKey(t, w.dir, "wrong.txt")
+	testenv.SOPSEncrypt(t, secretsDir, "v2ray", "yaml", fmt.Sprintf(
+		"v2ray:\n  server_address: %s\n  server_port: %d\n  user_id: %s\n  public_key: %s\n  short_id: %s\n",
+		w.xray.Host, w.xray.Port, w.xray.UserID, w.xray.PublicKey, w.xray.ShortID), nil, key.Recipient)
+	cfg := w.config(t)
+	ref := func(k string) Value { return Value{Ref: secrets.Ref("sops:secrets/v2ray.yaml#v2ray/" + k)} }
+	cfg.Server = ServerConfig{Address: ref("server_address"), Port: ref("server_port"),
+		UserID: ref("user_id"), PublicKey: ref("public_key"), ShortID: ref("short_id")}
+
+	t.Run("right key", func(t *testing.T) {
+		w.resolver = &secrets.Resolver{BaseDir: w.dir, Getenv: func(k string) string {
+			return map[string]string{"SOPS_AGE_KEY_FILE": key.File}[k]
+		}}
+		r := start(t, w, cfg)
+		r.waitState(t, StateUp)
+		got, err := curl(t, "--socks5-hostname", cfg.SOCKS.Listen, "http://"+destHost+"/sops")
+		if err != nil || got != "hello from dest /sops" {
+			t.Fatalf("curl = %q, %v", got, err)
+		}
+		assertNoSecrets(t, w, r)
+	})
+	t.Run("wrong key", func(t *testing.T) {
+		w.resolver = &secrets.Resolver{BaseDir: w.dir, AgeKeyFile: wrong.File, Getenv: func(string) string { return "" }}
+		r := start(t, w, cfg)
+		var err error
+		select {
+		case err = <-r.done:
+			r.done <- err
+		case <-time.After(20 * time.Second):
+			t.Fatal("Serve did not fail")
+		}
+		for _, want := range []string{"server.address", "secrets/v2ray.yaml", "none of the age identities in " + wrong.File, key.Recipient} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("Serve error = %v, want it to mention %q", err, want)
+			}
+		}
+		d := r.svc.Details()
+		if d.State != StateFailed || d.LastError == "" {
+			t.Errorf("status = %s %q, want failed with the reason", d.State, d.LastError)
+		}
+		for _, v := range w.secretValues() {
+			if strings.Contains(err.Error(), v) {
+				t.Errorf("error reveals a secret")
+			}
+		}
+		assertNoSecrets(t, w, r)
+	})
 }

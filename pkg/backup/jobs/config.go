@@ -240,7 +240,7 @@ func (c *Config) Validate(v *confkit.Validator) {
 	for _, nj := range c.jobs() {
 		// Two jobs backing up the same paths into one repository would
 		// forget each other's snapshots.
-		key := nj.Repository + "\x00" + strings.Join(sortedClean(nj.Paths), "\x00")
+		key := repositoryKey(nj.Repository) + "\x00" + strings.Join(sortedClean(nj.Paths), "\x00")
 		if other, ok := seen[key]; ok && nj.Repository != "" {
 			v.Errorf(confkit.JoinPath(nj.Path, "paths"), "job %q backs up the same paths into the same repository as job %q", nj.Name, other)
 		}

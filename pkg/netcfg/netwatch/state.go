@@ -1,6 +1,7 @@
 package netwatch
 
 import (
+	"fmt"
 	"net"
 	"slices"
 	"time"
@@ -33,6 +34,16 @@ type Route struct {
 	Gateway string `json:"gateway,omitempty"`
 	Link    string `json:"link"`
 	Metric  int    `json:"metric"`
+}
+
+// String is the route in ip-route style: "default via 192.0.2.1 dev eth0
+// metric 100".
+func (r Route) String() string {
+	s := "default"
+	if r.Gateway != "" {
+		s += " via " + r.Gateway
+	}
+	return fmt.Sprintf("%s dev %s metric %d", s, r.Link, r.Metric)
 }
 
 // Probe is the result of the last connectivity probe.

@@ -372,7 +372,14 @@ func (w *Watcher) publish(update func(*State)) {
 	after := *s
 	w.mu.Unlock()
 	if changed {
-		w.log.Info("network state", "online", after.Online, "reason", after.Reason, "default_route", after.DefaultRoute)
+		attrs := []any{"online", after.Online}
+		if after.Reason != "" {
+			attrs = append(attrs, "reason", after.Reason)
+		}
+		if r := after.DefaultRoute; r != nil {
+			attrs = append(attrs, "default_route", r.String())
+		}
+		w.log.Info("network state", attrs...)
 		if w.o.OnChange != nil {
 			w.o.OnChange(after)
 		}

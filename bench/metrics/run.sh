@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# bench/metrics/run.sh: hostd's metrics service against node_exporter +
+# Prometheus (Debian packages) on this machine, in one run.
+#
+# Both stacks collect this host every INTERVAL (default 1s) for DURATION
+# seconds (default 300): hostd appends into its embedded TSDB; Prometheus
+# scrapes node_exporter and stores it. Then the same PromQL queries go to
+# both, answers are compared and latencies ratioed, and the TSDB append
+# throughput is measured with go test -bench.
+#
+# Usage: bench/metrics/run.sh [DURATION_SECONDS] [INTERVAL]
+# Needs: go, prometheus, prometheus-node-exporter (scripts/install-test-deps.sh).
+set -euo pipefail
+DURATION=${1:-300}
+INTERVAL=${2:-1s}
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+WORK=$(mktemp -d /tmp/hostd-metrics-bench.XXXXXX)
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for bin in prometheus prometheus-node-exporter go curl; do
+	command -v "$bin" >/dev/null || { echo "missing $bin (run scripts/install-test-deps.sh)" >&2; exit 1; }
+done
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || shuf -i 20000-60000 -n 1; }
+wait_http() {
+	for _ in $(seq 1 300); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
+	echo "timed out waiting for $1" >&2; exit 1
+}
+# cpu_seconds PID: user+system CPU time of a process so far.
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$1/stat"; }
+# peak_rss_mib PID: the process's peak resident set (VmHWM).
+peak_rss_mib() { awk '/^VmHWM:/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+
+echo "building metricsbench (hostd's metrics service)..."
+go build -o "$WORK/metricsbench" ./bench/metrics/metricsbench
+
+HOSTD_PORT=$(free_port); NE_PORT=$(free_port); PROM_PORT=$(free_port)
+mkdir -p "$WORK/hostd" "$WORK/prom"
+cat >"$WORK/prometheus.yml" <<CFG
+global:
+  scrape_interval: $INTERVAL
+  scrape_timeout: $INTERVAL
+scrape_configs:
+  - job_name: node
+    static_configs:
+      - targets: ['127.0.0.1:$NE_PORT']
+CFG
+
+"$WORK/metricsbench" serve -listen "127.0.0.1:$HOSTD_PORT" -state "$WORK/hostd" -interval "$INTERVAL" 2>"$WORK/hostd.log" &
+HOSTD_PID=$!; PIDS+=("$HOSTD_PID")
+prometheus-node-exporter --web.listen-address="127.0.0.1:$NE_PORT" >"$WORK/ne.log" 2>&1 &
+NE_PID=$!; PIDS+=("$NE_PID")
+prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/prom" \
+	--web.listen-address="127.0.0.1:$PROM_PORT" --storage.tsdb.retention.time=15d >"$WORK/prom.log" 2>&1 &
+PROM_PID=$!; PIDS+=("$PROM_PID")
+
+wait_http "http://127.0.0.1:$HOSTD_PORT/api/v1/status/buildinfo"
+wait_http "http://127.0.0.1:$NE_PORT/metrics"
+wait_http "http://127.0.0.1:$PROM_PORT/-/ready"
+
+H0=$(cpu_seconds $HOSTD_PID); N0=$(cpu_seconds $NE_PID); P0=$(cpu_seconds $PROM_PID)
+echo "collecting every $INTERVAL for ${DURATION}s..."
+sleep "$DURATION"
+H1=$(cpu_seconds $HOSTD_PID); N1=$(cpu_seconds $NE_PID); P1=$(cpu_seconds $PROM_PID)
+HR=$(peak_rss_mib $HOSTD_PID); NR=$(peak_rss_mib $NE_PID); PR=$(peak_rss_mib $PROM_PID)
+
+echo
+echo "== collection and storage, ${DURATION}s at $INTERVAL =="
+awk -v h0="$H0" -v h1="$H1" -v n0="$N0" -v n1="$N1" -v p0="$P0" -v p1="$P1" \
+	-v hr="$HR" -v nr="$NR" -v pr="$PR" 'BEGIN {
+	hc = h1 - h0; nc = n1 - n0; pc = p1 - p0
+	printf "%-34s %12s %14s\n", "process", "cpu_seconds", "peak_rss_mib"
+	printf "%-34s %12.2f %14.1f\n", "hostd (collect+store+serve)", hc, hr
+	printf "%-34s %12.2f %14.1f\n", "node_exporter", nc, nr
+	printf "%-34s %12.2f %14.1f\n", "prometheus", pc, pr
+	printf "%-34s %12.2f %14.1f\n", "node_exporter + prometheus", nc + pc, nr + pr
+	printf "\nratio hostd cpu / node_exporter cpu:                %.2fx (target <= 0.5x)\n", hc / nc
+	printf "ratio hostd cpu / (node_exporter + prometheus) cpu: %.2fx\n", hc / (nc + pc)
+	printf "ratio hostd rss / (node_exporter + prometheus) rss: %.2fx (target <= 0.5x)\n", hr / (nr + pr)
+}'
+
+echo
+echo "== same PromQL to both (p50 latency, ratio hostd/prometheus) =="
+"$WORK/metricsbench" compare -hostd "http://127.0.0.1:$HOSTD_PORT" -prometheus "http://127.0.0.1:$PROM_PORT" -n 50
+
+echo
+echo "== TSDB append throughput (go test -bench) =="
+go test -run '^$' -bench BenchmarkTSDBAppend -benchtime 200x ./pkg/metrics/ | grep -E 'Benchmark|ok'

@@ -1,0 +1,96 @@
+package backup_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hostd/hostd/internal/testenv"
+	"github.com/hostd/hostd/pkg/backup"
+	"github.com/hostd/hostd/pkg/backup/backuptest"
+)
+
+// TestCrashChild is the subprocess TestKill9 kills: it backs up
+// $CRASH_SRC into $CRASH_REPO forever.
+func TestCrashChild(t *testing.T) {
+	repo, src := os.Getenv("CRASH_REPO"), os.Getenv("CRASH_SRC")
+	if repo == "" {
+		t.Skip("run by TestKill9")
+	}
+	r, err := backup.Open(context.Background(), repo, backuptest.Password, backup.OpenOptions{NoCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := r.Backup(context.Background(), backup.BackupOptions{Paths: []string{src}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func countPacks(dir string) int {
+	n := 0
+	_ = filepath.Walk(filepath.Join(dir, "data"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// TestKill9 kills a backup process with SIGKILL at random points (after a
+// random number of packs reached the disk) and checks each time that the
+// repository passes check --read-data and that the next backup reuses
+// the packs already written.
+func TestKill9(t *testing.T) {
+	dir, r := newRepo(t)
+	src := t.TempDir()
+	for i := range 24 {
+		backuptest.RandomFile(t, filepath.Join(src, fmt.Sprintf("f%02d", i)), 512<<10)
+	}
+	r.Close()
+	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	for round := range 3 {
+		before := countPacks(dir)
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "CRASH_REPO="+dir, "CRASH_SRC="+src)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		target := before + 1 + rnd.IntN(8)
+		testenv.WaitFor(t, 60*time.Second, func() error {
+			if n := countPacks(dir); n < target {
+				return fmt.Errorf("%d packs, waiting for %d", n, target)
+			}
+			return nil
+		})
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		t.Logf("round %d: killed after %d packs", round, countPacks(dir))
+
+		r := open(t, dir)
+		ctx := context.Background()
+		res, err := r.Check(ctx, backup.CheckOptions{ReadData: true})
+		if err != nil || !res.OK() {
+			t.Fatalf("round %d: check after kill -9: %+v %v", round, res, err)
+		}
+		packs := countPacks(dir)
+		sum, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}})
+		if err != nil {
+			t.Fatalf("round %d: backup after kill -9 (stale lock must be broken): %v", round, err)
+		}
+		// Everything the killed run packed is reused: each of its packs
+		// holds at least one 512 KiB chunk that is not added again.
+		if limit := int64(24-(packs-1)) * 512 << 10; sum.BytesAdded > max(limit, 64<<10) {
+			t.Fatalf("round %d: added %d bytes, but %d packs existed (limit %d): packs not reused", round, sum.BytesAdded, packs, limit)
+		}
+		r.Close()
+	}
+}
