@@ -38,8 +38,9 @@ cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$1/
 # peak_rss_mib PID: the process's peak resident set (VmHWM).
 peak_rss_mib() { awk '/^VmHWM:/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
-echo "building metricsbench (hostd's metrics service)..."
-go build -o "$WORK/metricsbench" ./bench/metrics/metricsbench
+echo "building hostd and metricsbench..."
+go build -o "$WORK/bin/hostd" ./cmd/hostd
+go build -o "$WORK/bin/metricsbench" ./bench/metrics/metricsbench
 
 HOSTD_PORT=$(free_port); NE_PORT=$(free_port); PROM_PORT=$(free_port)
 mkdir -p "$WORK/hostd" "$WORK/prom"
@@ -53,7 +54,20 @@ scrape_configs:
       - targets: ['127.0.0.1:$NE_PORT']
 CFG
 
-"$WORK/metricsbench" serve -listen "127.0.0.1:$HOSTD_PORT" -state "$WORK/hostd" -interval "$INTERVAL" 2>"$WORK/hostd.log" &
+# hostd with only the metrics service: everything else it replaces is off.
+cat >"$WORK/hostd.yaml" <<CFG
+hostd:
+  log_level: warn
+  state_dir: $WORK/hostd
+  socket: $WORK/hostd.sock
+  http:
+    listen: 127.0.0.1:$HOSTD_PORT
+netcfg:
+  enable: false
+metrics:
+  interval: $INTERVAL
+CFG
+"$WORK/bin/hostd" run --config "$WORK/hostd.yaml" 2>"$WORK/hostd.log" &
 HOSTD_PID=$!; PIDS+=("$HOSTD_PID")
 prometheus-node-exporter --web.listen-address="127.0.0.1:$NE_PORT" >"$WORK/ne.log" 2>&1 &
 NE_PID=$!; PIDS+=("$NE_PID")
@@ -77,7 +91,7 @@ awk -v h0="$H0" -v h1="$H1" -v n0="$N0" -v n1="$N1" -v p0="$P0" -v p1="$P1" \
 	-v hr="$HR" -v nr="$NR" -v pr="$PR" 'BEGIN {
 	hc = h1 - h0; nc = n1 - n0; pc = p1 - p0
 	printf "%-34s %12s %14s\n", "process", "cpu_seconds", "peak_rss_mib"
-	printf "%-34s %12.2f %14.1f\n", "hostd (collect+store+serve)", hc, hr
+	printf "%-34s %12.2f %14.1f\n", "hostd run (metrics service)", hc, hr
 	printf "%-34s %12.2f %14.1f\n", "node_exporter", nc, nr
 	printf "%-34s %12.2f %14.1f\n", "prometheus", pc, pr
 	printf "%-34s %12.2f %14.1f\n", "node_exporter + prometheus", nc + pc, nr + pr
@@ -88,7 +102,7 @@ awk -v h0="$H0" -v h1="$H1" -v n0="$N0" -v n1="$N1" -v p0="$P0" -v p1="$P1" \
 
 echo
 echo "== same PromQL to both (p50 latency, ratio hostd/prometheus) =="
-"$WORK/metricsbench" compare -hostd "http://127.0.0.1:$HOSTD_PORT" -prometheus "http://127.0.0.1:$PROM_PORT" -n 50
+"$WORK/bin/metricsbench" compare -hostd "http://127.0.0.1:$HOSTD_PORT" -prometheus "http://127.0.0.1:$PROM_PORT" -n 50
 
 echo
 echo "== TSDB append throughput (go test -bench) =="

@@ -6,12 +6,14 @@
 #     and HTTP inbounds,
 #   - mean time of N small requests (default 200, one curl each),
 #   - peak RSS (VmHWM) of the two proxy clients.
-# Everything stays on 127.0.0.1. Usage: bench/proxy/run.sh [SIZE_BYTES] [N]
+# Everything stays on 127.0.0.1.
+# Usage: bench/proxy/run.sh [SIZE_BYTES] [N] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 SIZE=${1:-1073741824}
 N=${2:-200}
+ROUNDS=${3:-3}
 T=$(mktemp -d /tmp/hostd-proxybench.XXXXXX)
 PIDS=()
 cleanup() {
@@ -104,12 +106,30 @@ for a in "--socks5-hostname 127.0.0.1:$H_SOCKS" "-x http://127.0.0.1:$H_HTTP" "-
 done
 
 declare -A TP LAT
-echo "measuring: $SIZE-byte download and $N small requests per path" >&2
-TP[direct]=$(download "$DIRECT_BIG");                                   LAT[direct]=$(small "$DIRECT_SMALL")
-TP[hostd_socks]=$(download --socks5-hostname "127.0.0.1:$H_SOCKS" "$BIG"); LAT[hostd_socks]=$(small --socks5-hostname "127.0.0.1:$H_SOCKS" "$SMALL")
-TP[xray_socks]=$(download --socks5-hostname "127.0.0.1:$X_SOCKS" "$BIG");  LAT[xray_socks]=$(small --socks5-hostname "127.0.0.1:$X_SOCKS" "$SMALL")
-TP[hostd_http]=$(download -x "http://127.0.0.1:$H_HTTP" "$BIG");           LAT[hostd_http]=$(small -x "http://127.0.0.1:$H_HTTP" "$SMALL")
-TP[xray_http]=$(download -x "http://127.0.0.1:$X_HTTP" "$BIG");            LAT[xray_http]=$(small -x "http://127.0.0.1:$X_HTTP" "$SMALL")
+PATHS=(direct hostd_socks xray_socks hostd_http xray_http)
+args_for() {
+	case $1 in
+	direct) ARGS=() BIGURL=$DIRECT_BIG SMALLURL=$DIRECT_SMALL ;;
+	hostd_socks) ARGS=(--socks5-hostname "127.0.0.1:$H_SOCKS") BIGURL=$BIG SMALLURL=$SMALL ;;
+	xray_socks) ARGS=(--socks5-hostname "127.0.0.1:$X_SOCKS") BIGURL=$BIG SMALLURL=$SMALL ;;
+	hostd_http) ARGS=(-x "http://127.0.0.1:$H_HTTP") BIGURL=$BIG SMALLURL=$SMALL ;;
+	xray_http) ARGS=(-x "http://127.0.0.1:$X_HTTP") BIGURL=$BIG SMALLURL=$SMALL ;;
+	esac
+}
+# The machine is shared: each path is measured ROUNDS times, the order of
+# paths rotating between rounds, and the best round counts.
+echo "measuring: $SIZE-byte download and $N small requests per path, best of $ROUNDS rounds" >&2
+for r in $(seq "$ROUNDS"); do
+	for i in "${!PATHS[@]}"; do
+		p=${PATHS[$(((i + r) % ${#PATHS[@]}))]}
+		args_for "$p"
+		tp=$(download "${ARGS[@]}" "$BIGURL")
+		lat=$(small "${ARGS[@]}" "$SMALLURL")
+		TP[$p]=$(python3 -c "print(max($tp, ${TP[$p]:-0}))")
+		LAT[$p]=$(python3 -c "print(min($lat, ${LAT[$p]:-1e9}))")
+		echo "round $r $p: $(python3 -c "print(f'{$tp/1048576:.1f} MiB/s, {$lat*1000:.2f} ms/request')")" >&2
+	done
+done
 
 rss() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 HOSTD_RSS=$(rss "$HOSTD_PID")

@@ -283,7 +283,7 @@ func printAudioStatus(cmd *cobra.Command, st *audio.Status, monitors bool) {
 	if st.Quantum != nil {
 		fmt.Fprintf(tw, "Quantum:\t%d samples at %d Hz (min %d, max %d)\n", st.Quantum.Effective, st.Quantum.Rate, st.Quantum.Min, st.Quantum.Max)
 	} else {
-		fmt.Fprintf(tw, "Quantum:\tunknown (pw-metadata unavailable)\n")
+		fmt.Fprintf(tw, "Quantum:\tunknown\n")
 	}
 	if st.VolumeLimit > 0 {
 		fmt.Fprintf(tw, "Volume limit:\t%g%%\n", st.VolumeLimit)

@@ -97,6 +97,6 @@ func BenchmarkPlan(b *testing.B) {
 	st := lookupFixture()
 	p := policy{PreferredSinks: []string{"bluez_output.*", "alsa_output.usb-*"}, Limit: 90}
 	for b.Loop() {
-		p.plan(st, nil, true, nil)
+		p.plan(st, nil, nil, true, nil)
 	}
 }

@@ -42,8 +42,8 @@ type Config struct {
 	// channel above it, set by anyone, is pulled back to it. Default: 0,
 	// no limit (hostd itself never sets more than 200%).
 	VolumeLimit Percent `yaml:"volume_limit"`
-	// StartupVolume is set on every sink the first time hostd sees it
-	// (when Remember knows nothing about it). Default: unset.
+	// StartupVolume is set on a sink the first time hostd meets it after
+	// starting, unless Remember knows its last volume. Default: unset.
 	StartupVolume *Percent `yaml:"startup_volume"`
 	// Remember keeps each device's last volume and mute in the state dir
 	// and restores them when the device comes back. Default: true.

@@ -41,7 +41,6 @@ type conn struct {
 const (
 	evDeviceSet uint32 = 1 << iota // a sink, source or card came or went
 	evChange                       // something changed
-	evServer                       // server settings (defaults) changed
 )
 
 // dialAddress parses a pulse server address ("unix:/path", "/path",
@@ -153,9 +152,6 @@ func (c *conn) callback(msg any) {
 			if fac == proto.EventSink || fac == proto.EventSource || fac == proto.EventCard {
 				bits |= evDeviceSet
 			}
-		}
-		if fac == proto.EventServer {
-			bits |= evServer
 		}
 		c.pending.Or(bits)
 		select {

@@ -51,6 +51,9 @@ func (s *Service) Current(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return s.Snapshot(), nil
 	}
+	if s.quantumStale() {
+		s.refreshQuantum(ctx)
+	}
 	last := s.Snapshot()
 	st.Address, st.Reconnects, st.Quantum = last.Address, last.Reconnects, last.Quantum
 	st.DropIn, st.DropInError = last.DropIn, last.DropInError

@@ -71,10 +71,11 @@ func (a action) String() string {
 type recall func(kind Kind, name string) (Remembered, bool)
 
 // plan returns the actions for snapshot st. fresh holds memoryKeys of
-// devices that appeared since the last plan (all of them at connect);
-// devicesChanged is true at connect and when a device came or went, the
-// moments the preferred defaults are re-chosen.
-func (p *policy) plan(st *Status, fresh map[string]bool, devicesChanged bool, mem recall) []action {
+// devices that appeared since the last plan (all of them at connect), and
+// known those hostd has met before in this run (they get no startup
+// volume again); devicesChanged is true at connect and when a device came
+// or went, the moments the preferred defaults are re-chosen.
+func (p *policy) plan(st *Status, fresh, known map[string]bool, devicesChanged bool, mem recall) []action {
 	var acts []action
 	for _, kind := range []Kind{KindSink, KindSource} {
 		for _, d := range st.devices(kind) {
@@ -84,14 +85,15 @@ func (p *policy) plan(st *Status, fresh map[string]bool, devicesChanged bool, me
 			cur := d.rawVolumes()
 			want := cur
 			reason := ""
-			if fresh[memoryKey(kind, d.Name)] {
+			key := memoryKey(kind, d.Name)
+			if fresh[key] {
 				if r, ok := p.remembered(mem, kind, d.Name); ok {
 					want = fitChannels(r.Volumes, len(cur))
 					reason = "restore"
 					if r.Mute != d.Mute {
 						acts = append(acts, action{Type: actMute, Kind: kind, Index: d.Index, Name: d.Name, Mute: r.Mute, Reason: "restore"})
 					}
-				} else if p.Startup != nil && kind == KindSink {
+				} else if p.Startup != nil && kind == KindSink && !known[key] {
 					want = VolumeChange{Percent: *p.Startup}.Apply(cur, 0)
 					reason = "startup"
 				}

@@ -51,22 +51,23 @@ func TestPolicyPlan(t *testing.T) {
 		fresh          map[string]bool
 		devicesChanged bool
 		want           []string
+		known          map[string]bool
 	}{
-		{"nothing configured", policy{}, all, true, nil},
+		{"nothing configured", policy{}, all, true, nil, nil},
 		{"limit pulls back loud sinks only", policy{Limit: 100}, nil, false,
-			[]string{"sink alsa_output.usb-DAC.analog-stereo volume := 100% (limit)"}},
+			[]string{"sink alsa_output.usb-DAC.analog-stereo volume := 100% (limit)"}, nil},
 		{"preferred sink picks the first pattern present",
 			policy{PreferredSinks: []string{"bluez_output.*", "alsa_output.usb-*", "alsa_output.pci-*"}}, nil, true,
-			[]string{"default sink := bluez_output.00_11.1 (preferred)"}},
+			[]string{"default sink := bluez_output.00_11.1 (preferred)"}, nil},
 		{"preferred sink only when devices change",
-			policy{PreferredSinks: []string{"bluez_output.*"}}, nil, false, nil},
+			policy{PreferredSinks: []string{"bluez_output.*"}}, nil, false, nil, nil},
 		{"default already matching the best pattern stays",
-			policy{PreferredSinks: []string{"alsa_output.*", "bluez_output.*"}}, nil, true, nil},
-		{"no pattern matches: default stays", policy{PreferredSinks: []string{"hdmi*"}}, nil, true, nil},
+			policy{PreferredSinks: []string{"alsa_output.*", "bluez_output.*"}}, nil, true, nil, nil},
+		{"no pattern matches: default stays", policy{PreferredSinks: []string{"hdmi*"}}, nil, true, nil, nil},
 		{"monitors need a .monitor pattern", policy{PreferredSources: []string{"*usb*"}}, nil, true,
-			[]string{"default source := alsa_input.usb-mic (preferred)"}},
+			[]string{"default source := alsa_input.usb-mic (preferred)"}, nil},
 		{"a .monitor pattern picks a monitor", policy{PreferredSources: []string{"*.monitor"}}, nil, true,
-			[]string{"default source := alsa_output.usb-DAC.analog-stereo.monitor (preferred)"}},
+			[]string{"default source := alsa_output.usb-DAC.analog-stereo.monitor (preferred)"}, nil},
 		{"restore remembered on fresh devices, fit channels, clamp",
 			policy{Remember: true, Limit: 50},
 			map[string]bool{"sink:bluez_output.00_11.1": true, "sink:alsa_output.usb-DAC.analog-stereo": true}, false,
@@ -74,23 +75,27 @@ func TestPolicyPlan(t *testing.T) {
 				"sink alsa_output.usb-DAC.analog-stereo volume := 50% (restore)",
 				"sink bluez_output.00_11.1 mute := true (restore)",
 				"sink bluez_output.00_11.1 volume := 25% (restore)",
-			}},
+			}, nil},
 		{"remember off: startup volume instead", policy{Startup: f(30)},
 			map[string]bool{"sink:bluez_output.00_11.1": true, "source:alsa_input.usb-mic": true}, false,
-			[]string{"sink bluez_output.00_11.1 volume := 30% (startup)"}},
+			[]string{"sink bluez_output.00_11.1 volume := 30% (startup)"}, nil},
 		{"startup only for devices nothing is remembered of", policy{Remember: true, Startup: f(30)}, all, false,
 			[]string{
 				"sink alsa_output.pci-0000_00_1f.3.analog-stereo volume := 30% (startup)",
 				"sink alsa_output.usb-DAC.analog-stereo volume := 60% (restore)",
 				"sink bluez_output.00_11.1 mute := true (restore)",
 				"sink bluez_output.00_11.1 volume := 25% (restore)",
-			}},
-		{"known devices are not restored", policy{Remember: true}, nil, false, nil},
+			}, nil},
+		{"known devices are not restored", policy{Remember: true}, nil, false, nil, nil},
+		{"startup only for devices new to this run", policy{Startup: f(30)},
+			map[string]bool{"sink:bluez_output.00_11.1": true, "sink:alsa_output.usb-DAC.analog-stereo": true}, false,
+			[]string{"sink bluez_output.00_11.1 volume := 30% (startup)"},
+			map[string]bool{"sink:alsa_output.usb-DAC.analog-stereo": true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			for _, a := range tt.policy.plan(base(), tt.fresh, tt.devicesChanged, recallFrom(memory)) {
+			for _, a := range tt.policy.plan(base(), tt.fresh, tt.known, tt.devicesChanged, recallFrom(memory)) {
 				got = append(got, a.String())
 			}
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {

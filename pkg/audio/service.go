@@ -36,10 +36,13 @@ type Service struct {
 	status      *Status
 	reconnects  int
 	connections int
+	quantumAt   time.Time // when the quantum was last read
 
-	// seen is the set of devices (memoryKeys) present at the last sync; it
-	// is only touched by the Serve goroutine.
-	seen map[string]bool
+	// seen is the set of devices (memoryKeys) present at the last sync,
+	// known every device met since Serve started; only the Serve goroutine
+	// touches them.
+	seen  map[string]bool
+	known map[string]bool
 }
 
 var (
@@ -136,7 +139,7 @@ func (s *Service) Serve(ctx context.Context) error {
 		c, err := dial(ctx, s.ep.Address, s.ep.Cookie)
 		if err == nil {
 			attempt = 0
-			s.connected(c)
+			s.connected()
 			err = s.session(ctx, c)
 			c.close(errors.New("session ended"))
 			s.setConn(nil)
@@ -148,8 +151,13 @@ func (s *Service) Serve(ctx context.Context) error {
 		s.setDisconnected(err)
 		s.env.Health.Degraded(fmt.Errorf("audio server %s: %w", s.ep.Address, err))
 		wait := backoff(attempt)
+		// One warning per outage; the retries that follow log at debug.
+		level := slog.LevelDebug
+		if attempt == 0 {
+			level = slog.LevelWarn
+		}
+		s.log.Log(ctx, level, "audio server unavailable; retrying", "address", s.ep.Address, "err", err, "retry_in", wait)
 		attempt++
-		s.log.Debug("audio server unavailable", "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -183,8 +191,7 @@ func (s *Service) manageDropIn() {
 	}
 }
 
-func (s *Service) connected(c *conn) {
-	s.setConn(c)
+func (s *Service) connected() {
 	s.mu.Lock()
 	s.connections++
 	if s.connections > 1 {
@@ -248,10 +255,12 @@ func (s *Service) session(ctx context.Context, c *conn) error {
 		return err
 	}
 	s.seen = nil
+	s.refreshQuantum(ctx)
 	if err := s.sync(ctx, c, true); err != nil {
 		return err
 	}
-	s.refreshQuantum(ctx)
+	// Controls see the connection once the policy has run on it.
+	s.setConn(c)
 	s.env.Health.Ready()
 	for {
 		select {
@@ -264,12 +273,14 @@ func (s *Service) session(ctx context.Context, c *conn) error {
 			if err := s.sync(ctx, c, ev&evDeviceSet != 0); err != nil {
 				return err
 			}
-			if ev&evServer != 0 {
-				s.refreshQuantum(ctx)
-			}
 		}
 	}
 }
+
+// quantumMaxAge is how long a quantum read stays fresh for status requests.
+// The pulse protocol reports no quantum changes, so it is read again when a
+// status is asked for after this long.
+const quantumMaxAge = 30 * time.Second
 
 func (s *Service) refreshQuantum(ctx context.Context) {
 	dir := runtimeDirOf(s.ep.Address)
@@ -278,14 +289,22 @@ func (s *Service) refreshQuantum(ctx context.Context) {
 	}
 	q, err := readQuantum(ctx, dir)
 	if err != nil {
-		s.log.Debug("effective quantum unknown", "err", err)
+		s.log.Info("effective quantum unknown", "err", err)
 		return
 	}
 	s.mu.Lock()
 	st := s.status.clone()
 	st.Quantum = q
 	s.status = st
+	s.quantumAt = s.now()
 	s.mu.Unlock()
+}
+
+// quantumStale reports whether the quantum should be read again.
+func (s *Service) quantumStale() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.now().Sub(s.quantumAt) > quantumMaxAge
 }
 
 // sync reads the server's state, applies the policy and records device
@@ -312,7 +331,10 @@ func (s *Service) sync(ctx context.Context, c *conn, devicesChanged bool) error 
 	if s.mem != nil {
 		recall = s.mem.get
 	}
-	acts := s.policy.plan(st, fresh, devicesChanged || first, recall)
+	if s.known == nil {
+		s.known = map[string]bool{}
+	}
+	acts := s.policy.plan(st, fresh, s.known, devicesChanged || first, recall)
 	touched := map[string]bool{}
 	for _, a := range acts {
 		touched[memoryKey(a.Kind, a.Name)] = true
@@ -333,6 +355,9 @@ func (s *Service) sync(ctx context.Context, c *conn, devicesChanged bool) error 
 		s.log.Info("audio policy", "action", a.String())
 	}
 	s.seen = present
+	for k := range present {
+		s.known[k] = true
+	}
 	if len(acts) > 0 {
 		// Publish what the server says after the changes.
 		if st2, err := c.snapshot(ctx); err == nil {

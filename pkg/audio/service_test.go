@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostd/hostd/internal/service"
 	"github.com/hostd/hostd/internal/testenv"
 )
 
@@ -389,5 +390,54 @@ func testDropIn(t *testing.T, pw *testenv.PipeWire) {
 	}
 	if _, err := s2.Current(context.Background()); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestServeWithoutServer: hostd starts before PipeWire. It stays up,
+// degraded with the reason, retries with growing pauses, and controls
+// fail cleanly.
+func TestServeWithoutServer(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "pulse", "native")
+	health := &recHealth{}
+	cfg := DefaultConfig()
+	cfg.Server = "unix:" + sock
+	s, err := newService(service.Env{StateDir: t.TempDir(), Health: health}, cfg, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	waits := make(chan time.Duration, 100)
+	s.after = func(d time.Duration) <-chan time.Time {
+		select {
+		case waits <- d:
+		default:
+		}
+		ch := make(chan time.Time, 1)
+		ch <- time.Time{}
+		return ch
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	var got []time.Duration
+	for len(got) < 8 {
+		got = append(got, <-waits)
+	}
+	for i, d := range got {
+		if d != backoff(i) {
+			t.Errorf("pause %d = %v, want %v", i, d, backoff(i))
+		}
+	}
+	if ok, reason := health.state(); ok || reason == nil || !strings.Contains(reason.Error(), sock) {
+		t.Errorf("health = %v, %v; want degraded naming %s", ok, reason, sock)
+	}
+	if sum := s.Status().Summary; !strings.HasPrefix(sum, "disconnected: connect to unix:"+sock) {
+		t.Errorf("summary %q", sum)
+	}
+	if _, err := s.SetMute(ctx, KindSink, "", "on"); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("SetMute: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve = %v, want nil after cancel", err)
 	}
 }

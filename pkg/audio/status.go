@@ -281,7 +281,8 @@ func card(r *proto.GetCardInfoReply) Card {
 	for _, p := range r.Profiles {
 		c.Profiles = append(c.Profiles, Profile{
 			Name: p.Name, Description: p.Description, Sinks: p.NumSinks, Sources: p.NumSources,
-			Available: p.Available != 1, // pa_available: 0 unknown, 1 no, 2 yes
+			// Since protocol 29 the server sends 1 for available, 0 for not.
+			Available: p.Available != 0,
 		})
 	}
 	return c

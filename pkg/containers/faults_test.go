@@ -119,8 +119,8 @@ func TestObjectInUseIsSkipped(t *testing.T) {
 	d.CLI(t, "rm", "u-gone")
 	d.CLI(t, "run", "-d", "--name", "u-user", "--network", "u-net", "u-img:1")
 	r := &Report{}
-	if err := s.execute(ctx, r, plan, nil); err != nil {
-		t.Fatalf("execute: %v", err)
+	if err := s.removeAll(ctx, r, plan); err != nil {
+		t.Fatalf("removeAll: %v", err)
 	}
 	if len(r.Objects) != 0 || len(r.Skipped) != 3 {
 		t.Fatalf("removed %v, skipped %v; want all 3 skipped", r.Objects, r.Skipped)

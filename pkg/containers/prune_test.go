@@ -66,12 +66,16 @@ func TestPruneMatchesDockerSystemPrune(t *testing.T) {
 	t.Cleanup(func() { wipe(t, d) })
 
 	stoppedDev := []string{"container/w-created", "container/w-exited", "container/w-dev"}
-	// The build's unshared records: its Dockerfile and context.
+	// The build's records: without "all" only the unshared ones (its
+	// context and the layer copied from it) go.
 	contextCache := []string{
-		"build_cache/source.local:local source for context:65536",
-		"build_cache/source.local:local source for dockerfile:28",
-		"build_cache/source.local:local source for context:0",
+		"build_cache/regular:http url http://build-context:68096",
+		"build_cache/regular:fileop target:65596",
 	}
+	allCache := append([]string{
+		"build_cache/regular:from local :0",
+		"build_cache/regular:fileop target:65536",
+	}, contextCache...)
 	tests := []struct {
 		name string
 		edit func(*AutoPrune)
@@ -91,9 +95,9 @@ func TestPruneMatchesDockerSystemPrune(t *testing.T) {
 				p.Volumes.Enable, p.Volumes.AllVolumes = true, true
 			},
 			cli: []string{"-a", "--volumes", "--filter", "label!=hostd.keep"},
-			want: append(slices.Clone(stoppedDev), "network/w-unused", "network/w-dev",
+			want: slices.Concat(stoppedDev, allCache, []string{"network/w-unused", "network/w-dev",
 				"volume/w-vol-stopped", "volume/w-vol-named", "volume/anon", "volume/anon-dev",
-				"image/unused", "image/dangling", "image/dev", "image/old", "image/old-dangling"),
+				"image/unused", "image/dangling", "image/dev", "image/old", "image/old-dangling", "image/built"}),
 
 		},
 		{
@@ -108,7 +112,7 @@ func TestPruneMatchesDockerSystemPrune(t *testing.T) {
 			},
 			// Docker applies no label filter to build cache.
 			cli:  []string{"-a", "--volumes", "--filter", "label=env=dev"},
-			want: append([]string{"container/w-dev", "network/w-dev", "volume/anon-dev", "image/dev"}, contextCache...),
+			want: append([]string{"container/w-dev", "network/w-dev", "volume/anon-dev", "image/dev"}, allCache...),
 		},
 		{
 			name: "until spares recent objects",

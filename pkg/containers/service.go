@@ -46,6 +46,8 @@ type Service struct {
 	retry time.Duration
 	// saveEvery is how often last-use updates from events are written.
 	saveEvery time.Duration
+	// workers bounds parallel removals of one kind.
+	workers int
 
 	pruneMu sync.Mutex // one prune at a time
 
@@ -80,6 +82,7 @@ func New(env service.Env, cfg Config) (*Service, error) {
 		minBackoff: time.Second, maxBackoff: time.Minute,
 		retry:     time.Minute,
 		saveEvery: 10 * time.Second,
+		workers:   4,
 	}
 	if cfg.AutoPrune.Enable {
 		sched, err := parseSchedule(cfg.AutoPrune.Schedule)
@@ -95,6 +98,11 @@ func New(env service.Env, cfg Config) (*Service, error) {
 	s.state = st
 	if s.m, err = newMetrics(env.Metrics); err != nil {
 		return nil, err
+	}
+	if r := st.lastReport(); r != nil {
+		s.lastReport = r
+		s.m.lastPrune.Set(float64(r.Finished.UnixNano()) / 1e9)
+		s.m.lastReclaimed.Set(float64(r.ReclaimedBytes))
 	}
 	if s.eng, err = newEngine(resolveHost(cfg.Host, os.Getenv)); err != nil {
 		return nil, err
@@ -376,9 +384,64 @@ func (s *Service) Prune(ctx context.Context, trigger string, dryRun bool) (*Repo
 		r.Finished = s.now()
 		return r, nil
 	}
-	err = s.execute(ctx, r, planned, nil)
+	err = s.removeAll(ctx, r, planned)
 	s.finish(r, err)
 	return r, err
+}
+
+// removeAll removes a planned prune kind by kind, in plan order. Objects
+// of one kind are independent and go in parallel (removal is mostly the
+// engine waiting on the disk); build cache records depend on each other
+// and go one by one.
+func (s *Service) removeAll(ctx context.Context, r *Report, objs []Object) error {
+	for len(objs) > 0 {
+		n := 1
+		for n < len(objs) && objs[n].Kind == objs[0].Kind {
+			n++
+		}
+		batch := objs[:n]
+		objs = objs[n:]
+		if batch[0].Kind == KindBuildCache || s.workers <= 1 {
+			if err := s.execute(ctx, r, batch, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		errs := make([]error, len(batch))
+		var g errgroup.Group
+		g.SetLimit(s.workers)
+		for i, o := range batch {
+			g.Go(func() error {
+				errs[i] = s.eng.remove(ctx, o, s.cfg.AutoPrune)
+				return nil
+			})
+		}
+		_ = g.Wait()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var hard []int
+		for i, o := range batch {
+			switch {
+			case errs[i] == nil:
+				s.removed(r, o)
+			case skippable(errs[i]):
+				s.skip(r, o, errs[i])
+			default:
+				hard = append(hard, i)
+			}
+		}
+		if len(hard) > 0 {
+			// Not a verdict on the objects: is the engine still there?
+			if _, err := s.eng.cli.Ping(ctx, pingOptions()); err != nil {
+				return s.engineFailed(errs[hard[0]])
+			}
+			for _, i := range hard {
+				s.skip(r, batch[i], errs[i])
+			}
+		}
+	}
+	return nil
 }
 
 // RelievePressure removes unused images, least recently used first, while
@@ -421,34 +484,60 @@ func (s *Service) RelievePressure(ctx context.Context) (*Report, error) {
 
 // execute removes objects in order, skipping those the engine refuses
 // (in use, already gone), until done reports enough or the engine fails.
+// Build cache records the engine keeps because another record still
+// needs them are tried again after the rest, while that makes progress.
 func (s *Service) execute(ctx context.Context, r *Report, objs []Object, done func() bool) error {
 	p := s.cfg.AutoPrune
-	for _, o := range objs {
-		if done != nil && done() {
-			break
-		}
-		err := s.eng.remove(ctx, o, p)
-		if err == nil {
-			s.log.Info("removed", "kind", o.Kind, "id", shortID(o.ID), "name", o.Name, "size", o.Size, "reason", o.Reason)
-			r.Objects = append(r.Objects, o)
-			r.TotalBytes += o.Size
-			s.m.removed.WithLabelValues(string(o.Kind)).Inc()
-			continue
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if !skippable(err) {
-			// Not a verdict on the object: is the engine still there?
-			if _, perr := s.eng.cli.Ping(ctx, pingOptions()); perr != nil {
-				return s.engineFailed(err)
+	for len(objs) > 0 {
+		var again []Object
+		progress := false
+		for _, o := range objs {
+			if done != nil && done() {
+				return nil
 			}
+			err := s.eng.remove(ctx, o, p)
+			if err == nil {
+				s.removed(r, o)
+				progress = true
+				continue
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, errNotPruned) {
+				again = append(again, o)
+				continue
+			}
+			if !skippable(err) {
+				// Not a verdict on the object: is the engine still there?
+				if _, perr := s.eng.cli.Ping(ctx, pingOptions()); perr != nil {
+					return s.engineFailed(err)
+				}
+			}
+			s.skip(r, o, err)
 		}
-		s.log.Warn("skipped", "kind", o.Kind, "id", shortID(o.ID), "name", o.Name, "err", err)
-		r.Skipped = append(r.Skipped, Skipped{Object: o, Error: err.Error()})
-		s.m.skipped.WithLabelValues(string(o.Kind)).Inc()
+		if !progress {
+			for _, o := range again {
+				s.skip(r, o, fmt.Errorf("remove %s %s: %w", o.Kind, o.display(), errNotPruned))
+			}
+			return nil
+		}
+		objs = again
 	}
 	return nil
+}
+
+func (s *Service) removed(r *Report, o Object) {
+	s.log.Info("removed", "kind", o.Kind, "id", shortID(o.ID), "name", o.Name, "size", o.Size, "reason", o.Reason)
+	r.Objects = append(r.Objects, o)
+	r.TotalBytes += o.Size
+	s.m.removed.WithLabelValues(string(o.Kind)).Inc()
+}
+
+func (s *Service) skip(r *Report, o Object, err error) {
+	s.log.Warn("skipped", "kind", o.Kind, "id", shortID(o.ID), "name", o.Name, "err", err)
+	r.Skipped = append(r.Skipped, Skipped{Object: o, Error: err.Error()})
+	s.m.skipped.WithLabelValues(string(o.Kind)).Inc()
 }
 
 // engineFailed marks the engine down when err is a connection problem and
@@ -481,7 +570,11 @@ func (s *Service) finish(r *Report, err error) {
 	s.lastReport = r
 	s.reclaimed += r.ReclaimedBytes
 	s.mu.Unlock()
-	s.log.Info("prune finished", "trigger", r.Trigger, "removed", len(r.Objects), "skipped", len(r.Skipped),
+	s.state.setLastReport(r)
+	if err := s.state.save(); err != nil {
+		s.log.Warn("save state", "err", err)
+	}
+	s.log.Info("prune finished", "trigger", r.Trigger, "took", r.Finished.Sub(r.Started).Round(time.Millisecond), "removed", len(r.Objects), "skipped", len(r.Skipped),
 		"reclaimed", units.BytesSize(float64(r.ReclaimedBytes)), "err", err)
 	if _, err := s.measureDisk(); err != nil {
 		s.log.Debug("measure docker disk use", "err", err)

@@ -22,6 +22,8 @@ type persisted struct {
 	LastScheduled time.Time `json:"last_scheduled,omitzero"`
 	// LastUse maps image IDs to when a container last used them.
 	LastUse map[string]time.Time `json:"last_use"`
+	// LastReport is the last prune that ran (not a dry run).
+	LastReport *Report `json:"last_report,omitempty"`
 }
 
 // state is the pruner's persisted memory: when the scheduled prune last
@@ -94,6 +96,19 @@ func (s *state) lastScheduled() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.p.LastScheduled
+}
+
+func (s *state) lastReport() *Report {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.p.LastReport
+}
+
+func (s *state) setLastReport(r *Report) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.p.LastReport = r
+	s.dirty = true
 }
 
 func (s *state) setLastScheduled(t time.Time) {

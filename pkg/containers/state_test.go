@@ -19,6 +19,7 @@ func TestStateRoundTrip(t *testing.T) {
 	s.used("sha256:b", t0.Add(time.Minute))
 	s.used("", t0)
 	s.setLastScheduled(t0)
+	s.setLastReport(&Report{Trigger: "schedule", Finished: t0, ReclaimedBytes: 42, Objects: []Object{{Kind: KindImage, ID: "sha256:c", Size: 42}}})
 	if err := s.save(); err != nil {
 		t.Fatal(err)
 	}
@@ -29,6 +30,9 @@ func TestStateRoundTrip(t *testing.T) {
 	lu := s2.lastUse()
 	if len(lu) != 2 || !lu["sha256:a"].Equal(t0) || !lu["sha256:b"].Equal(t0.Add(time.Minute)) {
 		t.Errorf("last use after reload: %v", lu)
+	}
+	if r := s2.lastReport(); r == nil || r.ReclaimedBytes != 42 || len(r.Objects) != 1 || r.Objects[0].ID != "sha256:c" {
+		t.Errorf("last report after reload: %+v", r)
 	}
 	if !s2.lastScheduled().Equal(t0) {
 		t.Errorf("last scheduled after reload: %v", s2.lastScheduled())
@@ -81,4 +85,32 @@ func TestStateSaveUnwritableDir(t *testing.T) {
 	if !s.dirty {
 		t.Errorf("a failed save must keep the state dirty for the next try")
 	}
+}
+
+func FuzzLoadState(f *testing.F) {
+	for _, s := range []string{
+		`{"version":1,"last_use":{"sha256:a":"2026-01-01T00:00:00Z"}}`,
+		`{"version":1,"last_scheduled":"2026-01-01T00:00:00Z","last_use":{},"last_report":{"trigger":"schedule","objects":[]}}`,
+		`{"version":2}`, `{}`, `null`, `[]`, `{"version":1,"last_use":null}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, stateFile), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := loadState(dir)
+		if err != nil {
+			return
+		}
+		// A state that loads can be used and saved.
+		s.used("sha256:x", t0)
+		if err := s.save(); err != nil {
+			t.Fatalf("save after loading %q: %v", data, err)
+		}
+		if _, err := loadState(dir); err != nil {
+			t.Fatalf("reload after loading %q: %v", data, err)
+		}
+	})
 }

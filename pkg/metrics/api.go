@@ -105,13 +105,13 @@ func NewAPI(q storage.Queryable, metadata func() map[string]Metadata, opts APIOp
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for path, h := range map[string]func(*http.Request) (any, annotations.Annotations, *apiError){
-		"/api/v1/query":              a.query,
-		"/api/v1/query_range":        a.queryRange,
-		"/api/v1/labels":             a.labelNames,
-		"/api/v1/series":             a.series,
-		"/api/v1/metadata":           a.metadataHandler,
-		"/api/v1/status/buildinfo":   a.buildInfo,
-		"/api/v1/query_exemplars":    a.exemplars,
+		"/api/v1/query":               a.query,
+		"/api/v1/query_range":         a.queryRange,
+		"/api/v1/labels":              a.labelNames,
+		"/api/v1/series":              a.series,
+		"/api/v1/metadata":            a.metadataHandler,
+		"/api/v1/status/buildinfo":    a.buildInfo,
+		"/api/v1/query_exemplars":     a.exemplars,
 		"/api/v1/label/{name}/values": a.labelValues,
 	} {
 		mux.HandleFunc("GET "+path, a.wrap(h))

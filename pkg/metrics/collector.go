@@ -71,14 +71,14 @@ type HostOptions struct {
 
 // host is the view of the machine shared by all collectors.
 type host struct {
-	opts    HostOptions
-	proc    procfs.FS
-	sys     sysfs.FS
-	block   blockdevice.FS
-	statfs  statfsFunc
-	uname   unameFunc
-	pageSz  int
-	logger  *slog.Logger
+	opts   HostOptions
+	proc   procfs.FS
+	sys    sysfs.FS
+	block  blockdevice.FS
+	statfs statfsFunc
+	uname  unameFunc
+	pageSz int
+	logger *slog.Logger
 }
 
 func (h *host) procPath(parts ...string) string {

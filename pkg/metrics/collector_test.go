@@ -8,12 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/procfs/sysfs"
 	"golang.org/x/sys/unix"
 
 	"github.com/hostd/hostd/internal/testenv"
@@ -374,6 +376,35 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 				if !strings.HasPrefix(line, "node_memory_") || !strings.HasSuffix(line, "should be written in 'snake_case' not 'camelCase'") {
 					t.Errorf("promtool: %s", line)
 				}
+			}
+		})
+	}
+}
+
+// TestReadNetClassMatchesProcfs checks hostd's syscall-level reader of
+// /sys/class/net against procfs' on the fixtures and on this host.
+func TestReadNetClassMatchesProcfs(t *testing.T) {
+	for _, root := range []string{"testdata/sys", "/sys"} {
+		t.Run(root, func(t *testing.T) {
+			fs, err := sysfs.NewFS(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := fs.NetClass()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := readNetClass(filepath.Join(root, "class", "net"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Fields hostd does not export are not read.
+			for n, i := range want {
+				i.PhysPortID, i.PhysPortName, i.PhysSwitchID = "", "", ""
+				want[n] = i
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("readNetClass differs from procfs:\n got %+v\nwant %+v", got, want)
 			}
 		})
 	}

@@ -17,7 +17,10 @@ func init() { registerCollector("meminfo", newMeminfoCollector) }
 // node_memory_<Field>[_bytes]. It parses the file itself rather than through
 // procfs.Meminfo because node_exporter exports whatever fields the running
 // kernel has, and dashboards rely on those exact names.
-type meminfoCollector struct{ h *host }
+type meminfoCollector struct {
+	h     *host
+	descs descCache
+}
 
 func newMeminfoCollector(h *host) (collector, error) { return &meminfoCollector{h: h}, nil }
 
@@ -37,13 +40,17 @@ func (c *meminfoCollector) Update(ch chan<- prometheus.Metric) error {
 		if strings.HasSuffix(fv.name, "_total") {
 			typ = prometheus.CounterValue
 		}
-		ch <- prometheus.MustNewConstMetric(
-			prometheus.NewDesc(prometheus.BuildFQName(namespace, "memory", fv.name),
-				fmt.Sprintf("Memory information field %s.", fv.name), nil, nil),
-			typ, fv.value)
+		d := c.descs.get(fv.name, func() *prometheus.Desc {
+			return prometheus.NewDesc(prometheus.BuildFQName(namespace, "memory", fv.name),
+				fmt.Sprintf("Memory information field %s.", fv.name), nil, nil)
+		})
+		ch <- prometheus.MustNewConstMetric(d, typ, fv.value)
 	}
 	return nil
 }
+
+// meminfoKeyReplacer turns "Active(anon)" into "Active_anon".
+var meminfoKeyReplacer = strings.NewReplacer("(", "_", ")", "")
 
 type memField struct {
 	name  string
@@ -70,7 +77,7 @@ func parseMeminfo(r io.Reader) ([]memField, error) {
 			return nil, fmt.Errorf("line %d: value of %s: %w", line, parts[0], err)
 		}
 		key := strings.TrimSuffix(parts[0], ":")
-		key = strings.NewReplacer("(", "_", ")", "").Replace(key)
+		key = meminfoKeyReplacer.Replace(key)
 		if len(parts) == 3 {
 			if parts[2] != "kB" {
 				return nil, fmt.Errorf("line %d: unknown unit %q", line, parts[2])

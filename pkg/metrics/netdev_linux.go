@@ -2,10 +2,14 @@ package metrics
 
 import (
 	"fmt"
+	"os"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 )
 
 func init() { registerCollector("netdev", newNetdevCollector) }
@@ -52,10 +56,27 @@ func (c *netdevCollector) Update(ch chan<- prometheus.Metric) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", c.h.procPath("net", "dev"), err)
 	}
+	for name := range nd {
+		if c.loopback(name) {
+			delete(nd, name)
+		}
+	}
 	for _, m := range netdevMetrics(nd) {
 		ch <- m
 	}
 	return nil
+}
+
+// loopback reports whether the interface has IFF_LOOPBACK set: like
+// node_exporter (which reads netlink and skips loopback), the counters of
+// lo are not exported.
+func (c *netdevCollector) loopback(name string) bool {
+	b, err := os.ReadFile(c.h.sysPath("class", "net", name, "flags"))
+	if err != nil {
+		return name == "lo"
+	}
+	flags, err := strconv.ParseInt(strings.TrimSpace(string(b)), 0, 64)
+	return err == nil && flags&unix.IFF_LOOPBACK != 0
 }
 
 func netdevMetrics(nd procfs.NetDev) []prometheus.Metric {

@@ -52,6 +52,9 @@ type Scraper struct {
 	OnSamples func([]Sample)
 
 	prev map[uint64]labels.Labels
+	// refs remembers the storage reference of each series so appends skip
+	// the label lookup, as Prometheus' scrape cache does.
+	refs map[uint64]storage.SeriesRef
 
 	mu   sync.RWMutex
 	meta map[string]Metadata
@@ -92,10 +95,21 @@ func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
 	sort.Slice(stale, func(i, j int) bool { return labels.Compare(stale[i].Labels, stale[j].Labels) < 0 })
 
 	res := ScrapeResult{}
+	if s.refs == nil {
+		s.refs = map[uint64]storage.SeriesRef{}
+	}
+	newRefs := make(map[uint64]storage.SeriesRef, len(cur))
 	app := s.Storage.Appender(ctx)
 	for _, batch := range [][]Sample{samples, stale} {
 		for _, smp := range batch {
-			if _, err := app.Append(0, smp.Labels, smp.T, smp.V); err != nil {
+			h := smp.Labels.Hash()
+			ref, err := app.Append(s.refs[h], smp.Labels, smp.T, smp.V)
+			if err == nil {
+				if _, live := cur[h]; live {
+					newRefs[h] = ref
+				}
+			}
+			if err != nil {
 				if errors.Is(err, storage.ErrOutOfOrderSample) || errors.Is(err, storage.ErrDuplicateSampleForTimestamp) ||
 					errors.Is(err, storage.ErrOutOfBounds) || errors.Is(err, storage.ErrTooOldSample) {
 					res.Rejected++
@@ -112,6 +126,7 @@ func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
 	res.Samples = len(samples) - res.Rejected
 	res.Stale = len(stale)
 	s.prev = cur
+	s.refs = newRefs
 	s.mu.Lock()
 	s.meta = meta
 	s.mu.Unlock()

@@ -153,3 +153,30 @@ func BenchmarkTSDBAppend(b *testing.B) {
 	}
 	b.ReportMetric(float64(series*b.N)/b.Elapsed().Seconds(), "samples/s")
 }
+
+// BenchmarkScrapeHost measures one full scrape of this host: every node
+// collector, the gather and the TSDB append — the work hostd does per
+// interval.
+func BenchmarkScrapeHost(b *testing.B) {
+	store, err := OpenStorage(StorageOptions{Dir: b.TempDir(), Retention: 15 * 24 * time.Hour}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	nc, err := NewNodeCollector(HostOptions{}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(nc)
+	clock := newFakeClock(time.Now())
+	sc := &Scraper{Gatherer: reg, Storage: store.DB, Now: clock.Now}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		clock.Add(time.Second)
+		if _, err := sc.Scrape(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

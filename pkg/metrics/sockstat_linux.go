@@ -15,7 +15,10 @@ var sockstatUsedDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "soc
 	"Number of IPv4 sockets in use.", nil, nil)
 
 // sockstatCollector exports /proc/net/sockstat and /proc/net/sockstat6.
-type sockstatCollector struct{ h *host }
+type sockstatCollector struct {
+	h     *host
+	descs descCache
+}
 
 func newSockstatCollector(h *host) (collector, error) { return &sockstatCollector{h: h}, nil }
 
@@ -28,11 +31,11 @@ func (c *sockstatCollector) Update(ch chan<- prometheus.Metric) error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) { // IPv6 may be disabled
 		return fmt.Errorf("read %s: %w", c.h.procPath("net", "sockstat6"), err)
 	}
-	for _, m := range sockstatMetrics(s4, c.h.pageSz) {
+	for _, m := range sockstatMetrics(s4, c.h.pageSz, &c.descs) {
 		ch <- m
 	}
 	if s6 != nil {
-		for _, m := range sockstatMetrics(s6, c.h.pageSz) {
+		for _, m := range sockstatMetrics(s6, c.h.pageSz, &c.descs) {
 			ch <- m
 		}
 	}
@@ -41,7 +44,7 @@ func (c *sockstatCollector) Update(ch chan<- prometheus.Metric) error {
 
 // sockstatMetrics converts one sockstat file; procfs already names the IPv6
 // protocols "TCP6", "UDP6", ... as node_exporter does.
-func sockstatMetrics(s *procfs.NetSockstat, pageSize int) []prometheus.Metric {
+func sockstatMetrics(s *procfs.NetSockstat, pageSize int, descs *descCache) []prometheus.Metric {
 	var out []prometheus.Metric
 	if s.Used != nil {
 		out = append(out, prometheus.MustNewConstMetric(sockstatUsedDesc, prometheus.GaugeValue, float64(*s.Used)))
@@ -49,8 +52,10 @@ func sockstatMetrics(s *procfs.NetSockstat, pageSize int) []prometheus.Metric {
 	for _, p := range s.Protocols {
 		proto := p.Protocol
 		add := func(state string, v float64) {
-			d := prometheus.NewDesc(prometheus.BuildFQName(namespace, "sockstat", proto+"_"+state),
-				fmt.Sprintf("Number of %s sockets in state %s.", proto, state), nil, nil)
+			d := descs.get(proto+"_"+state, func() *prometheus.Desc {
+				return prometheus.NewDesc(prometheus.BuildFQName(namespace, "sockstat", proto+"_"+state),
+					fmt.Sprintf("Number of %s sockets in state %s.", proto, state), nil, nil)
+			})
 			out = append(out, prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v))
 		}
 		add("inuse", float64(p.InUse))

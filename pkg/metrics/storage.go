@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 )
 
 // StorageOptions configure the embedded TSDB.
@@ -58,6 +59,10 @@ func OpenStorage(o StorageOptions, logger *slog.Logger) (*Storage, error) {
 	opts.MaxBytes = o.MaxBytes
 	opts.MinBlockDuration = minB.Milliseconds()
 	opts.MaxBlockDuration = maxB.Milliseconds()
+	// One host has a few thousand series, not millions: small lock
+	// stripes and chunk write buffers keep the head's memory down.
+	opts.StripeSize = 1024
+	opts.HeadChunksWriteBufferSize = chunks.MinWriteBufferSize
 	// The TSDB's own metrics (prometheus_tsdb_*) stay private: hostd
 	// publishes the few that matter under its own names.
 	reg := prometheus.NewRegistry()

@@ -14,8 +14,8 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/prometheus/prompb"
 )
 
 // fixtureNow is the clock of collectors reading testdata.

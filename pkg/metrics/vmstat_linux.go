@@ -19,7 +19,10 @@ var vmstatFields = regexp.MustCompile(`^(oom_kill|pgpg|pswp|pg.*fault).*`)
 
 // vmstatCollector exports the selected counters of /proc/vmstat (procfs
 // has no parser for this file).
-type vmstatCollector struct{ h *host }
+type vmstatCollector struct {
+	h     *host
+	descs descCache
+}
 
 func newVmstatCollector(h *host) (collector, error) { return &vmstatCollector{h: h}, nil }
 
@@ -35,10 +38,11 @@ func (c *vmstatCollector) Update(ch chan<- prometheus.Metric) error {
 		return fmt.Errorf("parse %s: %w", path, err)
 	}
 	for _, fv := range fields {
-		ch <- prometheus.MustNewConstMetric(
-			prometheus.NewDesc(prometheus.BuildFQName(namespace, "vmstat", fv.name),
-				fmt.Sprintf("/proc/vmstat information field %s.", fv.name), nil, nil),
-			prometheus.UntypedValue, fv.value)
+		d := c.descs.get(fv.name, func() *prometheus.Desc {
+			return prometheus.NewDesc(prometheus.BuildFQName(namespace, "vmstat", fv.name),
+				fmt.Sprintf("/proc/vmstat information field %s.", fv.name), nil, nil)
+		})
+		ch <- prometheus.MustNewConstMetric(d, prometheus.UntypedValue, fv.value)
 	}
 	return nil
 }

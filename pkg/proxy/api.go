@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
 	"github.com/hostd/hostd/internal/api"
@@ -21,10 +20,6 @@ func (s *Service) LocalAPI() http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*s.cfg.HealthTimeout)
 		defer cancel()
 		res, err := s.Probe(ctx)
-		if errors.Is(err, context.DeadlineExceeded) {
-			api.WriteError(w, http.StatusServiceUnavailable, errors.New("proxy is not running"))
-			return
-		}
 		if err != nil {
 			api.WriteError(w, http.StatusServiceUnavailable, err)
 			return

@@ -175,8 +175,17 @@ func startError(err error, set settings) error {
 	return fmt.Errorf("start xray: %w", err)
 }
 
+// ErrNotRunning is returned by Probe when the proxy is not running.
+var ErrNotRunning = errors.New("proxy is not running")
+
 // Probe runs a health probe now, through the running instance.
 func (s *Service) Probe(ctx context.Context) (ProbeResult, error) {
+	s.mu.Lock()
+	running := s.inst != nil
+	s.mu.Unlock()
+	if !running {
+		return ProbeResult{}, ErrNotRunning
+	}
 	reply := make(chan ProbeResult, 1)
 	select {
 	case s.probes <- probeRequest{ctx: ctx, reply: reply}:
@@ -285,8 +294,9 @@ func (s *Service) Details() Details {
 }
 
 // logHandler forwards xray's log messages to the service's logger: errors
-// and warnings as warnings, the rest at debug level. Access log lines
-// (every destination a client visits) are dropped.
+// as warnings, warnings (which include xray's start banner) as info, info
+// at debug level; xray's debug messages are dropped, and so are access log
+// lines (every destination a client visits).
 type logHandler struct{ log *slog.Logger }
 
 func (h logHandler) Handle(msg xlog.Message) {
@@ -295,8 +305,10 @@ func (h logHandler) Handle(msg xlog.Message) {
 		return
 	}
 	switch m.Severity {
-	case xlog.Severity_Error, xlog.Severity_Warning:
+	case xlog.Severity_Error:
 		h.log.Warn("xray: " + fmt.Sprint(m.Content))
+	case xlog.Severity_Warning:
+		h.log.Info("xray: " + fmt.Sprint(m.Content))
 	case xlog.Severity_Info:
 		h.log.Debug("xray: " + fmt.Sprint(m.Content))
 	}

@@ -84,6 +84,29 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob, buf []byte) error
 
 	var futures []chan blobResult
 	var read int64
+	if minSize := a.repo.Chunker().Params().Min; n.Size <= uint64(minSize) {
+		// A file that fits one chunk is read whole into a small buffer
+		// (the large chunking buffer stays untouched).
+		small := a.getBuf(int(n.Size) + 1)
+		defer a.putBuf(small)
+		m, err := io.ReadFull(f, small)
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("read: %w", err)
+		}
+		if m <= minSize {
+			buf = small[:m]
+			id, _, err := a.repo.SaveBlob(ctx, repository.DataBlob, buf)
+			if err != nil {
+				return &fatalError{err}
+			}
+			a.bytesDone.Add(int64(m))
+			return a.fileSaved(job, f, &st, int64(m), []repository.ID{id})
+		}
+		// Grew past one chunk while opening: chunk it from the start.
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+	}
 	cut := func(chunk []byte) error {
 		read += int64(len(chunk))
 		a.bytesDone.Add(int64(len(chunk)))
@@ -129,6 +152,13 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob, buf []byte) error
 		}
 		return fmt.Errorf("read: %w", err)
 	}
+	return a.fileSaved(job, f, &st, read, content)
+}
+
+// fileSaved records a file's content and flags a file that changed while
+// being read.
+func (a *archiver) fileSaved(job *fileJob, f *os.File, st *unix.Stat_t, read int64, content []repository.ID) error {
+	n := job.node
 	a.mu.Lock()
 	a.summary.BytesRead += read
 	a.summary.BytesTotal += read

@@ -188,9 +188,10 @@ type KDFParams struct {
 }
 
 // DefaultKDFParams returns the argon2id parameters used by init and key
-// add: 3 passes over 64 MiB with 2 lanes, and a fresh random salt.
+// add: one pass over 64 MiB with 2 lanes (above OWASP's minimum of
+// 46 MiB, one pass), and a fresh random salt.
 func DefaultKDFParams() KDFParams {
-	return NewKDFParams(3, 64*1024, 2)
+	return NewKDFParams(1, 64*1024, 2)
 }
 
 // NewKDFParams returns argon2id parameters with a fresh random salt.

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostd/hostd/internal/confkit"
 	"github.com/hostd/hostd/internal/config"
+	"github.com/hostd/hostd/internal/confkit"
 )
 
 // loadConfig runs the daemon's config loader on a file holding yaml,

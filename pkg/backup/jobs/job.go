@@ -2,8 +2,10 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -74,6 +76,15 @@ func newJob(s *Service, nj namedJob, host string) (*job, error) {
 // first seen.
 func (j *job) loadState() error {
 	st, err := j.s.store.load(j.name)
+	if errors.Is(err, errCorruptState) {
+		// Only a damaged disk or a hand edit gets here (the file is
+		// replaced atomically): keep it for inspection and start afresh
+		// rather than failing the service over and over.
+		aside := j.s.store.path(j.name) + ".corrupt"
+		_ = os.Rename(j.s.store.path(j.name), aside)
+		j.log.Error("job state unreadable; starting with an empty state", "err", err, "kept_as", aside)
+		st, err = state{}, nil
+	}
 	if err != nil {
 		return fmt.Errorf("job %s: %w", j.name, err)
 	}
@@ -99,20 +110,26 @@ func (j *job) nextRun(now time.Time) (next time.Time, missed bool) {
 }
 
 // loop waits for the schedule or a request and runs the job, until ctx
-// is done.
+// is done. The next run time is computed once per run, so a randomized
+// delay added to a catch-up run stays put while the loop sleeps in
+// steps of at most maxWait.
 func (j *job) loop(ctx context.Context) {
 	j.mu.Lock()
 	j.alive = true
 	j.mu.Unlock()
 	defer j.stop()
+	next, missed := j.plan()
 	for ctx.Err() == nil {
 		now := j.s.clock.Now()
-		next, missed := j.nextRun(now)
-		j.mu.Lock()
-		j.next = next
-		j.mu.Unlock()
 		j.s.refreshHealth()
-
+		if !next.IsZero() && !now.Before(next) {
+			if missed {
+				j.log.Info("running a scheduled backup that was missed while hostd was down or the job was busy")
+			}
+			j.execute(ctx, j.begin(true))
+			next, missed = j.plan()
+			continue
+		}
 		wait := maxWait
 		if !next.IsZero() {
 			wait = min(wait, next.Sub(now))
@@ -120,27 +137,27 @@ func (j *job) loop(ctx context.Context) {
 		if stale := j.staleAt(); stale.After(now) {
 			wait = min(wait, stale.Sub(now))
 		}
-		if wait > 0 {
-			ch, stop := j.s.clock.After(wait)
-			select {
-			case <-ctx.Done():
-				stop()
-				return
-			case <-j.trigger:
-				stop()
-				j.execute(ctx, j.begin(false))
-				continue
-			case <-ch:
-			}
-			if next.IsZero() || j.s.clock.Now().Before(next) {
-				continue
-			}
+		ch, stop := j.s.clock.After(wait)
+		select {
+		case <-ctx.Done():
+			stop()
+			return
+		case <-j.trigger:
+			stop()
+			j.execute(ctx, j.begin(false))
+			next, missed = j.plan()
+		case <-ch:
 		}
-		if missed {
-			j.log.Info("running a scheduled backup that was missed while hostd was down or the job was busy")
-		}
-		j.execute(ctx, j.begin(true))
 	}
+}
+
+// plan computes and publishes the next run.
+func (j *job) plan() (next time.Time, missed bool) {
+	next, missed = j.nextRun(j.s.clock.Now())
+	j.mu.Lock()
+	j.next = next
+	j.mu.Unlock()
+	return next, missed
 }
 
 // stop ends the loop: a request that was never started is answered.

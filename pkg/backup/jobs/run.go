@@ -196,6 +196,8 @@ func (j *job) perform(ctx context.Context, r *run) RunResult {
 		OneFileSystem: j.cfg.OneFileSystem,
 		Tags:          tags,
 		Progress:      r.setProgress,
+		// Followers of `hostd backup run` see a live view.
+		ProgressInterval: 250 * time.Millisecond,
 		Warn: func(path string, err error) {
 			j.log.Warn("cannot back up", "path", path, "err", err)
 		},

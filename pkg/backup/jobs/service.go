@@ -25,11 +25,11 @@ const maxWait = time.Minute
 
 // Service runs the configured backup jobs on their schedules.
 type Service struct {
-	env   service.Env
-	log   *slog.Logger
-	clock clock
-	store stateStore
-	jobs  []*job // sorted by name
+	env    service.Env
+	log    *slog.Logger
+	clock  clock
+	store  stateStore
+	jobs   []*job // sorted by name
 	byName map[string]*job
 	// initOpts are used when a job creates its repository; tests make the
 	// key derivation cheap.
@@ -110,6 +110,11 @@ func (s *Service) Serve(ctx context.Context) error {
 			return err
 		}
 	}
+	// A restarted Serve reports its health afresh: the supervisor waits
+	// for it.
+	s.healthMu.Lock()
+	s.reported = false
+	s.healthMu.Unlock()
 	s.refreshHealth()
 	var wg sync.WaitGroup
 	for _, j := range s.jobs {

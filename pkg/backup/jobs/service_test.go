@@ -329,8 +329,15 @@ func TestInterruptedRunIsResumed(t *testing.T) {
 		}
 		return nil
 	})
+	stopAt := time.Now()
 	if err := h.stop(); err != nil {
 		t.Fatalf("Serve: %v", err)
+	}
+	// The daemon's default stop_timeout is 10s.
+	if took := time.Since(stopAt); took > 10*time.Second {
+		t.Errorf("stopping mid-run took %v, more than the 10s stop timeout", took)
+	} else {
+		t.Logf("stopped mid-run in %v", took.Round(time.Millisecond))
 	}
 	st := h.jobState("home")
 	if st.LastResult != ResultInterrupted {
@@ -422,4 +429,43 @@ func metricValue(m *dto.Metric) float64 {
 		return m.GetCounter().GetValue()
 	}
 	return 0
+}
+
+// TestRandomizedDelayedCatchUp checks a catch-up run with a randomized
+// delay longer than the loop's longest sleep: the planned time stays put
+// while the clock moves minute by minute, and the run starts then.
+func TestRandomizedDelayedCatchUp(t *testing.T) {
+	pw := "delay-pw"
+	repo := initRepo(t, pw)
+	job := testJob(repo, sourceTree(t, 2, 1024), writeSecret(t, pw))
+	job.Schedule = "daily UTC"
+	job.RandomizedDelay = 30 * time.Minute
+	stateDir := t.TempDir()
+	dayBefore := t0.Truncate(24 * time.Hour).Add(-24 * time.Hour)
+	if err := (stateStore{dir: filepath.Join(stateDir, "jobs")}).save("home", state{FirstSeen: dayBefore, LastTrigger: dayBefore,
+		LastStart: dayBefore, LastSuccess: dayBefore, LastResult: ResultSuccess}); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, Config{Enable: true, Jobs: map[string]Job{"home": job}}, stateDir)
+	h.serve()
+	h.idle()
+	planned := h.svc.byName["home"].status().NextRun
+	if planned == nil || planned.Before(t0) || !planned.Before(t0.Add(30*time.Minute)) {
+		t.Fatalf("catch-up planned at %v, want within 30m after %v", planned, t0)
+	}
+	for now := t0.Add(time.Minute); now.Before(*planned); now = now.Add(time.Minute) {
+		h.clock.Set(now)
+		h.idle()
+		if got := h.svc.byName["home"].status().NextRun; !got.Equal(*planned) {
+			t.Fatalf("at %v the next run moved from %v to %v", now, planned, got)
+		}
+		if n := h.totalRuns("home"); n != 0 {
+			t.Fatalf("ran at %v, before the planned %v", now, planned)
+		}
+	}
+	h.clock.Set(*planned)
+	h.waitRuns("home", 1)
+	if st := h.jobState("home"); st.LastResult != ResultSuccess || !st.LastStart.Equal(*planned) {
+		t.Errorf("run %q at %v, want success at %v", st.LastResult, st.LastStart, planned)
+	}
 }

@@ -59,6 +59,9 @@ type state struct {
 	RepositorySize int64 `json:"repository_size,omitempty"`
 }
 
+// errCorruptState is wrapped by load for a state file that does not decode.
+var errCorruptState = errors.New("corrupt job state")
+
 // stateStore reads and writes job states in one directory.
 type stateStore struct {
 	dir string
@@ -77,7 +80,7 @@ func (s stateStore) load(job string) (state, error) {
 		return st, fmt.Errorf("read job state: %w", err)
 	}
 	if err := json.Unmarshal(data, &st); err != nil {
-		return state{}, fmt.Errorf("decode job state %s: %w", s.path(job), err)
+		return state{}, fmt.Errorf("%w %s: %v", errCorruptState, s.path(job), err)
 	}
 	return st, nil
 }

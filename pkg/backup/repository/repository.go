@@ -74,6 +74,8 @@ type Repository struct {
 	saved     map[ID][]PackBlob // every pack saved since Open
 	saveErr   error
 	stats     WriteStats
+	bufs      sync.Pool // *[]byte scratch for compressing and sealing
+	packBufs  sync.Pool // *[]byte pack buffers
 	indexMu   sync.Mutex // serializes index file writes
 }
 
@@ -534,15 +536,39 @@ func (r *Repository) DecodePack(id ID, data []byte) ([]PackBlob, []error, error)
 	return blobs, errs, nil
 }
 
-// encodeBlob compresses (unless incompressible) and seals data.
-func (r *Repository) encodeBlob(data []byte) ([]byte, bool) {
+// encodeBlob compresses (unless incompressible) and seals data into a
+// buffer from the pool; the caller returns it with putBuf.
+func (r *Repository) encodeBlob(data []byte) (*[]byte, bool) {
+	out := r.getBuf(len(data) + crypto.Overhead)
 	if r.cfg.Compression > 0 && len(data) > 64 {
-		c := r.enc.EncodeAll(data, make([]byte, 0, len(data)))
+		tmp := r.getBuf(len(data))
+		c := r.enc.EncodeAll(data, (*tmp)[:0])
 		if len(c) < len(data)-len(data)/32 {
-			return r.key.Seal(make([]byte, 0, len(c)+crypto.Overhead), c), true
+			*out = r.key.Seal((*out)[:0], c)
+			*tmp = c
+			r.putBuf(tmp)
+			return out, true
 		}
+		*tmp = c
+		r.putBuf(tmp)
 	}
-	return r.key.Seal(make([]byte, 0, len(data)+crypto.Overhead), data), false
+	*out = r.key.Seal((*out)[:0], data)
+	return out, false
+}
+
+func (r *Repository) getBuf(n int) *[]byte {
+	if b, ok := r.bufs.Get().(*[]byte); ok && cap(*b) >= n {
+		return b
+	}
+	b := make([]byte, 0, max(n, 64<<10))
+	return &b
+}
+
+func (r *Repository) putBuf(b *[]byte) {
+	if cap(*b) <= 16<<20 {
+		*b = (*b)[:0]
+		r.bufs.Put(b)
+	}
 }
 
 func (r *Repository) decodeBlob(h BlobHandle, sealed []byte, compressed bool, rawLen uint32, buf []byte) ([]byte, error) {
@@ -657,16 +683,18 @@ func (r *Repository) saveBlob(ctx context.Context, t BlobType, data []byte, forc
 	r.pending[h] = struct{}{}
 	r.mu.Unlock()
 
-	sealed, compressed := r.encodeBlob(data)
+	sealedBuf, compressed := r.encodeBlob(data)
+	sealed := *sealedBuf
 
 	r.mu.Lock()
 	if r.cur == nil {
-		r.cur = &packBuilder{buf: make([]byte, 0, r.cfg.PackSize+r.cfg.PackSize/4)}
+		r.cur = r.newPackBuilder()
 	}
 	r.cur.add(h, sealed, len(data), compressed)
 	r.stats.Blobs++
 	r.stats.BytesRaw += int64(len(data))
 	r.stats.BytesStored += int64(len(sealed))
+	r.putBuf(sealedBuf)
 	var full *packBuilder
 	if len(r.cur.buf) >= r.cfg.PackSize {
 		full, r.cur = r.cur, nil
@@ -680,12 +708,20 @@ func (r *Repository) saveBlob(ctx context.Context, t BlobType, data []byte, forc
 	return h.ID, true, nil
 }
 
+func (r *Repository) newPackBuilder() *packBuilder {
+	if b, ok := r.packBufs.Get().(*[]byte); ok {
+		return &packBuilder{buf: (*b)[:0]}
+	}
+	return &packBuilder{buf: make([]byte, 0, r.cfg.PackSize+r.cfg.PackSize/4)}
+}
+
 // savePack writes a finished pack. It runs to completion even when ctx is
 // cancelled, so a cancelled backup still keeps what it had packed.
 func (r *Repository) savePack(ctx context.Context, p *packBuilder) error {
 	ctx = context.WithoutCancel(ctx)
 	data, id := p.finish(r.key)
 	err := r.be.Save(ctx, backend.Handle{Type: backend.Pack, Name: id.String()}, data)
+	r.packBufs.Put(&p.buf)
 	r.mu.Lock()
 	if err != nil {
 		err = fmt.Errorf("save pack %s: %w", id.Short(), err)

@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/hostd/hostd/pkg/backup/repository"
@@ -193,33 +192,7 @@ func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snap
 	} else {
 		close(done)
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	jobs := make(chan fileJob)
-	for range opts.Workers {
-		g.Go(func() error {
-			for j := range jobs {
-				if err := r.restoreFile(gctx, j.path, j.node); err != nil {
-					if gctx.Err() != nil {
-						return gctx.Err()
-					}
-					r.warn(j.path, err)
-				}
-			}
-			return nil
-		})
-	}
-	g.Go(func() error {
-		defer close(jobs)
-		for _, j := range files {
-			select {
-			case jobs <- j:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-		}
-		return nil
-	})
-	err = g.Wait()
+	err = r.restoreContents(ctx, files)
 	close(stop)
 	<-done
 	if err != nil {

@@ -78,14 +78,26 @@ function draw(el, series, start, end, unit) {
     svg.appendChild(t);
   }
   series.forEach((s, i) => {
-    let d = "", prev = null;
+    const color = COLORS[i % COLORS.length];
+    // Break the line over gaps (hostd not running); a point with no
+    // neighbour (a fresh start) is drawn as a dot.
+    const segs = [];
+    let prev = null;
     for (const [t, v] of s.values) {
       if (!isFinite(v)) { prev = null; continue; }
-      // Break the line over gaps (hostd not running).
-      d += (prev === null || t - prev > s.step * 3 ? "M" : "L") + x(t).toFixed(1) + "," + y(v).toFixed(1);
+      if (prev === null || t - prev > s.step * 3) segs.push([]);
+      segs[segs.length - 1].push([x(t), y(v)]);
       prev = t;
     }
-    svg.appendChild(svgEl("path", { d, stroke: COLORS[i % COLORS.length] }));
+    let d = "";
+    for (const seg of segs) {
+      if (seg.length === 1) {
+        svg.appendChild(svgEl("circle", { cx: seg[0][0].toFixed(1), cy: seg[0][1].toFixed(1), r: 2.5, fill: color }));
+        continue;
+      }
+      seg.forEach(([px, py], j) => { d += (j ? "L" : "M") + px.toFixed(1) + "," + py.toFixed(1); });
+    }
+    if (d) svg.appendChild(svgEl("path", { d, stroke: color }));
   });
   el.appendChild(svg);
   const leg = document.createElement("div");

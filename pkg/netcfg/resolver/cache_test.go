@@ -137,3 +137,55 @@ func ExampleCache() {
 	fmt.Println(c.Get(q).Answer[0].(*dns.A).A)
 	// Output: 192.0.2.1
 }
+
+func TestCacheAppendWire(t *testing.T) {
+	clock := newFakeClock()
+	c := resolver.NewCache(resolver.CacheOptions{Size: 10, MaxTTL: time.Hour, NegativeTTL: time.Minute, Now: clock.Now})
+	stored := question("www.hostd.test", dns.TypeCNAME)
+	c.Put(stored, answer(t, stored, dns.RcodeSuccess, "www.hostd.test. 300 IN CNAME web.hostd.test."))
+	clock.Advance(100 * time.Second)
+
+	tests := []struct {
+		name string
+		q    func() *dns.Msg
+		opt  bool
+		do   bool
+		rd   bool
+	}{
+		{"plain, mixed case", func() *dns.Msg { q := question("WwW.HoStD.tEsT", dns.TypeCNAME); return q }, false, false, true},
+		{"no recursion desired", func() *dns.Msg { q := question("www.hostd.test", dns.TypeCNAME); q.RecursionDesired = false; return q }, false, false, false},
+		{"edns", func() *dns.Msg { q := question("www.hostd.test", dns.TypeCNAME); q.SetEdns0(4096, false); return q }, true, false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			q := tc.q()
+			q.Id = 777
+			b, ok := c.AppendWire([]byte{0xAA}, q)
+			if !ok {
+				t.Fatal("not cached")
+			}
+			if b[0] != 0xAA {
+				t.Fatal("prefix overwritten")
+			}
+			m := new(dns.Msg)
+			if err := m.Unpack(b[1:]); err != nil {
+				t.Fatalf("unpack: %v", err)
+			}
+			if m.Id != 777 || !m.Response || !m.RecursionAvailable || m.RecursionDesired != tc.rd {
+				t.Errorf("header = %+v", m.MsgHdr)
+			}
+			if m.Question[0].Name != q.Question[0].Name {
+				t.Errorf("question name %q, want the client's %q", m.Question[0].Name, q.Question[0].Name)
+			}
+			if got := m.Answer[0].Header().Ttl; got != 200 {
+				t.Errorf("ttl = %d, want 300 aged by 100s", got)
+			}
+			if (m.IsEdns0() != nil) != tc.opt {
+				t.Errorf("OPT present = %v, want %v", m.IsEdns0() != nil, tc.opt)
+			}
+		})
+	}
+	if _, ok := c.AppendWire(nil, question("other.hostd.test", dns.TypeA)); ok {
+		t.Errorf("hit for a name never stored")
+	}
+}

@@ -24,6 +24,7 @@ const hostsRecheck = 5 * time.Second
 
 // HostsTable is the parsed content of a hosts(5) file.
 type HostsTable struct {
+	byWire map[string]bool         // lower-case names in wire form, for the wire path
 	byName map[string][]netip.Addr // lower-case FQDN -> addresses, in file order
 	byAddr map[netip.Addr][]string // address -> FQDNs, in file order
 }
@@ -32,7 +33,7 @@ type HostsTable struct {
 // bad name) are skipped and reported together in the error; the table
 // holds every line that could be used.
 func ParseHosts(r io.Reader) (*HostsTable, error) {
-	t := &HostsTable{byName: map[string][]netip.Addr{}, byAddr: map[netip.Addr][]string{}}
+	t := &HostsTable{byWire: map[string]bool{}, byName: map[string][]netip.Addr{}, byAddr: map[netip.Addr][]string{}}
 	var errs []error
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
@@ -60,6 +61,10 @@ func ParseHosts(r io.Reader) (*HostsTable, error) {
 				continue
 			}
 			fq := dns.Fqdn(strings.ToLower(name))
+			var wb [256]byte
+			if n, err := dns.PackDomainName(fq, wb[:], 0, nil, false); err == nil {
+				t.byWire[string(wb[:n])] = true
+			}
 			t.byName[fq] = append(t.byName[fq], addr)
 			t.byAddr[addr] = append(t.byAddr[addr], fq)
 		}
@@ -77,6 +82,19 @@ func (t *HostsTable) Len() int {
 	}
 	return len(t.byName)
 }
+
+// Has reports whether the table knows name (any letter case, with or
+// without the final dot).
+func (t *HostsTable) Has(name string) bool {
+	if t == nil {
+		return false
+	}
+	_, ok := t.byName[dns.Fqdn(strings.ToLower(name))]
+	return ok
+}
+
+// hasWire is Has for a lower-case name in wire form.
+func (t *HostsTable) hasWire(lower []byte) bool { return t.byWire[string(lower)] }
 
 // Answer answers q from the table, or returns nil when the table does not
 // know the name. A known name asked for a type the table has no address

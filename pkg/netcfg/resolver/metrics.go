@@ -1,6 +1,9 @@
 package resolver
 
 import (
+	"fmt"
+
+	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -12,6 +15,10 @@ type metrics struct {
 	cacheMisses prometheus.Counter       //
 	upstreamDur *prometheus.HistogramVec // by upstream
 	upstreamErr *prometheus.CounterVec   // by upstream
+
+	// Resolved once, for the wire path.
+	udp, tcp   prometheus.Counter
+	cacheRcode func(rcode int) prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, cache *Cache) (*metrics, error) {
@@ -42,6 +49,17 @@ func newMetrics(reg prometheus.Registerer, cache *Cache) (*metrics, error) {
 			Help: "Queries an upstream DNS server did not answer usefully (timeout, refused, SERVFAIL).",
 		}, []string{"upstream"}),
 	}
+	m.udp = m.queries.WithLabelValues("udp")
+	m.tcp = m.queries.WithLabelValues("tcp")
+	byRcode := make([]prometheus.Counter, 16)
+	for rc := range byRcode {
+		name, ok := dns.RcodeToString[rc]
+		if !ok {
+			name = fmt.Sprint(rc)
+		}
+		byRcode[rc] = m.responses.WithLabelValues(SourceCache, name)
+	}
+	m.cacheRcode = func(rc int) prometheus.Counter { return byRcode[rc&0x0f] }
 	if reg == nil {
 		return m, nil
 	}

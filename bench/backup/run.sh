@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Benchmarks hostd's backup engine against restic and borg (Debian
+# packages) side by side, in one run, on the same inputs:
+#   goroot  a copy of $(go env GOROOT) (~15k files)
+#   gen     a generated set of large files (default 1 GiB, 30% duplicated)
+# For each: first backup, unchanged re-run, re-run after changing 5% of
+# the files, full restore, repository size, and the peak RSS over all
+# runs. Prints a markdown table with the ratios hostd/restic and
+# hostd/borg.
+#
+# Environment: BENCH_DIR (work dir, default a new dir under /var/tmp,
+# removed at the end unless BENCH_KEEP=1), BENCH_SIZE (bytes of the
+# generated set), BENCH_SETS (default "goroot gen").
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+for tool in restic borg /usr/bin/time go; do
+	command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (scripts/install-test-deps.sh installs it)" >&2; exit 1; }
+done
+
+WORK=${BENCH_DIR:-$(mktemp -d /var/tmp/hostd-bench.XXXXXX)}
+SIZE=${BENCH_SIZE:-1073741824}
+SETS=${BENCH_SETS:-goroot gen}
+mkdir -p "$WORK"
+if [[ ${BENCH_KEEP:-0} != 1 ]]; then
+	trap 'rm -rf "$WORK"' EXIT
+fi
+
+export HOSTD_BACKUP_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench
+export BORG_BASE_DIR=$WORK/borg-base BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+HOSTD=$WORK/hostd
+go build -o "$HOSTD" ./cmd/hostd
+go build -o "$WORK/gendata" ./bench/backup/gendata
+
+declare -A R # R[set,tool,metric]
+TOOLS=(hostd restic borg)
+
+# measure SET TOOL METRIC CMD...: runs CMD, records wall seconds and peak RSS.
+measure() {
+	local set=$1 tool=$2 metric=$3
+	shift 3
+	if ! /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err"; then
+		echo "run.sh: $tool $metric on $set failed:" >&2
+		cat "$WORK/err" >&2
+		exit 1
+	fi
+	local wall rss
+	read -r wall rss <"$WORK/time"
+	R[$set,$tool,$metric]=$wall
+	local prev=${R[$set,$tool,rss]:-0}
+	((rss > prev)) && R[$set,$tool,rss]=$rss
+	printf '  %-7s %-10s %8ss  %7d MiB\n' "$tool" "$metric" "$wall" $((rss / 1024)) >&2
+}
+
+backup() { # SET TOOL METRIC N
+	local set=$1 tool=$2 metric=$3 n=$4 repo=$WORK/repo-$1-$2 src=$WORK/data/$1
+	case $tool in
+	hostd) measure "$set" hostd "$metric" "$HOSTD" backup create -r "$repo" --cache-dir "$WORK/cache-hostd" "$src" ;;
+	restic) measure "$set" restic "$metric" restic -r "$repo" --cache-dir "$WORK/cache-restic" backup -q "$src" ;;
+	borg) measure "$set" borg "$metric" borg create --compression zstd,3 "$repo::s$n" "$src" ;;
+	esac
+}
+
+restore() { # SET TOOL
+	local set=$1 tool=$2 repo=$WORK/repo-$1-$2 target=$WORK/restore-$1-$2
+	rm -rf "$target"
+	mkdir -p "$target"
+	case $tool in
+	hostd) measure "$set" hostd restore "$HOSTD" backup restore -r "$repo" --cache-dir "$WORK/cache-hostd" latest --target "$target" ;;
+	restic) measure "$set" restic restore restic -r "$repo" --cache-dir "$WORK/cache-restic" restore latest --target "$target" -q ;;
+	borg) measure "$set" borg restore sh -c 'cd "$1" && borg extract "$2::s3"' sh "$target" "$repo" ;;
+	esac
+}
+
+for set in $SETS; do
+	echo "== $set" >&2
+	rm -rf "$WORK/data/$set"
+	mkdir -p "$WORK/data"
+	case $set in
+	goroot) cp -a "$(go env GOROOT)" "$WORK/data/goroot" ;;
+	gen) "$WORK/gendata" -out "$WORK/data/gen" -size "$SIZE" -dup 0.3 ;;
+	*) echo "run.sh: unknown set $set" >&2; exit 2 ;;
+	esac
+	R[$set,files]=$(find "$WORK/data/$set" -type f | wc -l)
+	R[$set,bytes]=$(du -sb "$WORK/data/$set" | cut -f1)
+	tar -cf /dev/null "$WORK/data/$set" # same warm page cache for every tool
+	"$HOSTD" backup init -r "$WORK/repo-$set-hostd" >/dev/null
+	restic init -r "$WORK/repo-$set-restic" >/dev/null 2>&1
+	borg init -e repokey-blake2 "$WORK/repo-$set-borg" >/dev/null 2>&1
+	for t in "${TOOLS[@]}"; do backup "$set" "$t" first 1; done
+	for t in "${TOOLS[@]}"; do backup "$set" "$t" unchanged 2; done
+	"$WORK/gendata" -out "$WORK/data/$set" -change 0.05 -seed 7 >&2
+	for t in "${TOOLS[@]}"; do backup "$set" "$t" changed5 3; done
+	for t in "${TOOLS[@]}"; do restore "$set" "$t"; done
+	# hostd restored exactly what is on disk now.
+	if ! diff -r --no-dereference -q "$WORK/data/$set" "$WORK/restore-$set-hostd$WORK/data/$set" >/dev/null; then
+		echo "run.sh: hostd restore of $set differs from the source" >&2
+		exit 1
+	fi
+	for t in "${TOOLS[@]}"; do
+		R[$set,$t,size]=$(du -sb "$WORK/repo-$set-$t" | cut -f1)
+		rm -rf "$WORK/restore-$set-$t"
+	done
+	rm -rf "$WORK/data/$set" "$WORK"/repo-"$set"-*
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+mib() { awk -v a="$1" 'BEGIN { printf "%.1f MiB", a / 1048576 }'; }
+
+echo
+echo "hostd $(git describe --always --dirty 2>/dev/null || echo dev), $(restic version | cut -d' ' -f1-2), $(borg --version); $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| set | figure | hostd | restic | borg | hostd/restic | hostd/borg |"
+echo "|---|---|---|---|---|---|---|"
+for set in $SETS; do
+	label="$set ($(mib "${R[$set,bytes]}"), ${R[$set,files]} files)"
+	for m in first unchanged changed5 restore; do
+		h=${R[$set,hostd,$m]} r=${R[$set,restic,$m]} b=${R[$set,borg,$m]}
+		echo "| $label | $m (s) | $h | $r | $b | $(ratio "$h" "$r") | $(ratio "$h" "$b") |"
+		label=""
+	done
+	h=${R[$set,hostd,size]} r=${R[$set,restic,size]} b=${R[$set,borg,size]}
+	echo "| | repository size | $(mib "$h") | $(mib "$r") | $(mib "$b") | $(ratio "$h" "$r") | $(ratio "$h" "$b") |"
+	h=${R[$set,hostd,rss]} r=${R[$set,restic,rss]} b=${R[$set,borg,rss]}
+	echo "| | peak RSS | $((h / 1024)) MiB | $((r / 1024)) MiB | $((b / 1024)) MiB | $(ratio "$h" "$r") | $(ratio "$h" "$b") |"
+done
