@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -129,6 +130,13 @@ func (f *backupFlags) open(cmd *cobra.Command) (*backup.Repository, error) {
 		return nil, err
 	}
 	r, err := backup.Open(cmd.Context(), url, pw, backup.OpenOptions{Backend: f.backendOptions(), CacheDir: f.cacheDir, NoCache: f.noCache, Logger: cliLogger(cmd)})
+	// The passphrase derivation (argon2id, 64 MiB) is done: give its
+	// memory back before the real work, and keep the heap tight for the
+	// rest of this short-lived process unless GOGC says otherwise.
+	debug.FreeOSMemory()
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	if errors.Is(err, backup.ErrNotRepository) {
 		return nil, fmt.Errorf("%w\nhint: create one with: hostd backup init --repo %s", err, url)
 	}

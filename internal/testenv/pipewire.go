@@ -245,6 +245,17 @@ func (p *PipeWire) run(ctx context.Context, name string, args ...string) (string
 	return stdout.String(), nil
 }
 
+// Tool runs a PipeWire or pulse client tool (pw-metadata, pw-cli, pactl)
+// against the stack and fails the test if it fails.
+func (p *PipeWire) Tool(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := p.run(context.Background(), name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(out)
+}
+
 // PactlErr runs pactl against the stack and returns its output.
 func (p *PipeWire) PactlErr(args ...string) (string, error) {
 	out, err := p.run(context.Background(), "pactl", args...)

@@ -209,3 +209,21 @@ func wantMetric(t *testing.T, r *running, name string, labels map[string]string,
 		t.Errorf("%s%v = %g, want %g", name, labels, got, want)
 	}
 }
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}

@@ -37,7 +37,8 @@ func testStatus(t *testing.T, pw *testenv.PipeWire) {
 		Description: "Test Headset", Properties: map[string]string{"device.bus": "bluetooth"}})
 	pw.Pactl(t, "set-sink-volume", "st_speaker", "35%")
 	pw.Pactl(t, "set-sink-mute", "st_speaker", "1")
-	s := startService(t, pw, DefaultConfig())
+	clock := &fakeClock{t: time.Now()}
+	s := startService(t, pw, DefaultConfig(), func(s *Service) { s.now = clock.Now })
 
 	st, err := s.Current(context.Background())
 	if err != nil {
@@ -78,8 +79,18 @@ func testStatus(t *testing.T, pw *testenv.PipeWire) {
 	if _, err := metricValue(s, "hostd_audio_volume_ratio", map[string]string{"kind": "source", "device": "st_speaker.monitor"}); err == nil {
 		t.Error("monitor sources are exported")
 	}
+	// A quantum forced at run time shows once the reading is stale.
+	pw.Tool(t, "pw-metadata", "-n", "settings", "0", "clock.force-quantum", "64")
+	t.Cleanup(func() { pw.Tool(t, "pw-metadata", "-n", "settings", "0", "clock.force-quantum", "0") })
+	if cur, _ := s.Current(context.Background()); cur.Quantum == nil || cur.Quantum.Effective != 1024 {
+		t.Errorf("fresh reading replaced early: %+v", cur.Quantum)
+	}
+	clock.Add(quantumMaxAge + time.Second)
+	if cur, _ := s.Current(context.Background()); cur.Quantum == nil || cur.Quantum.Effective != 64 {
+		t.Errorf("quantum after force-quantum 64 = %+v", cur.Quantum)
+	}
 	sum := s.Status().Summary
-	for _, want := range []string{"PulseAudio", "sinks", "quantum 1024"} {
+	for _, want := range []string{"PulseAudio", "sinks", "quantum 64"} {
 		if !strings.Contains(sum, want) {
 			t.Errorf("summary %q lacks %q", sum, want)
 		}

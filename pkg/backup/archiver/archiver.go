@@ -35,7 +35,7 @@ type Options struct {
 	Hostname         string
 	Tags             []string
 	Cache            *FileCache       // nil: read every file
-	FileWorkers      int              // files read concurrently; default 2*GOMAXPROCS
+	FileWorkers      int              // files read concurrently; default GOMAXPROCS
 	BlobWorkers      int              // chunks hashed/compressed/encrypted concurrently; default GOMAXPROCS
 	Now              func() time.Time // default time.Now
 	// Progress, when set, is called about every ProgressInterval and once
@@ -74,7 +74,7 @@ func Run(ctx context.Context, repo *repository.Repository, opts Options) (*Resul
 		opts.Now = time.Now
 	}
 	if opts.FileWorkers <= 0 {
-		opts.FileWorkers = 2 * runtime.GOMAXPROCS(0)
+		opts.FileWorkers = runtime.GOMAXPROCS(0)
 	}
 	if opts.BlobWorkers <= 0 {
 		opts.BlobWorkers = runtime.GOMAXPROCS(0)
@@ -187,7 +187,7 @@ func (a *archiver) run(ctx context.Context, paths []string) (*runResult, error) 
 	res := &runResult{}
 	a.summary.Start = a.start
 	a.filesCh = make(chan *fileJob, 256)
-	a.blobsCh = make(chan *blobJob, a.opts.BlobWorkers*2)
+	a.blobsCh = make(chan *blobJob, a.opts.BlobWorkers)
 	a.treeCh = make(chan *dirTask, 1024)
 
 	g, gctx := errgroup.WithContext(ctx)

@@ -74,8 +74,8 @@ type Repository struct {
 	saved     map[ID][]PackBlob // every pack saved since Open
 	saveErr   error
 	stats     WriteStats
-	bufs      sync.Pool // *[]byte scratch for compressing and sealing
-	packBufs  sync.Pool // *[]byte pack buffers
+	bufs      sync.Pool  // *[]byte scratch for compressing and sealing
+	packBufs  sync.Pool  // *[]byte pack buffers
 	indexMu   sync.Mutex // serializes index file writes
 }
 
@@ -712,7 +712,7 @@ func (r *Repository) newPackBuilder() *packBuilder {
 	if b, ok := r.packBufs.Get().(*[]byte); ok {
 		return &packBuilder{buf: (*b)[:0]}
 	}
-	return &packBuilder{buf: make([]byte, 0, r.cfg.PackSize+r.cfg.PackSize/4)}
+	return &packBuilder{buf: make([]byte, 0, r.cfg.PackSize+r.cfg.Chunker.Max+64<<10)}
 }
 
 // savePack writes a finished pack. It runs to completion even when ctx is

@@ -246,4 +246,3 @@ func (r *restorer) finish(pf *plannedFile) {
 		r.warn(pf.path, err)
 	}
 }
-

@@ -1,7 +1,9 @@
 package resolver_test
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,5 +189,67 @@ func TestCacheAppendWire(t *testing.T) {
 	}
 	if _, ok := c.AppendWire(nil, question("other.hostd.test", dns.TypeA)); ok {
 		t.Errorf("hit for a name never stored")
+	}
+}
+
+func TestServeWireMatchesResolve(t *testing.T) {
+	up := startFixedUpstream(t)
+	hosts := t.TempDir() + "/hosts"
+	writeFile(t, hosts, "192.0.2.7 nas\n")
+	r, err := resolver.New(resolver.Options{Upstreams: []resolver.Upstream{{Address: up}}, HostsPath: hosts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	warm := question("www.hostd.test", dns.TypeA)
+	r.Resolve(context.Background(), warm)
+
+	pack := func(m *dns.Msg) []byte {
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	tests := []struct {
+		name string
+		q    func() *dns.Msg
+		udp  bool
+		hit  bool
+	}{
+		{"cached", func() *dns.Msg { return question("www.hostd.test", dns.TypeA) }, true, true},
+		{"cached, other case, edns", func() *dns.Msg { q := question("WWW.hostd.TEST", dns.TypeA); q.SetEdns0(1232, false); return q }, true, true},
+		{"not cached", func() *dns.Msg { return question("other.hostd.test", dns.TypeA) }, true, false},
+		{"hosts name", func() *dns.Msg { return question("nas", dns.TypeA) }, true, false},
+		{"edns version 1", func() *dns.Msg {
+			q := question("www.hostd.test", dns.TypeA)
+			q.SetEdns0(1232, false)
+			q.IsEdns0().SetVersion(1)
+			return q
+		}, true, false},
+		{"a response", func() *dns.Msg { q := question("www.hostd.test", dns.TypeA); q.Response = true; return q }, true, false},
+		{"notify", func() *dns.Msg { q := new(dns.Msg); q.SetNotify("hostd.test."); return q }, true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			q := tc.q()
+			resp, ok := r.ServeWire(nil, pack(q), tc.udp)
+			if ok != tc.hit {
+				t.Fatalf("answered from the wire path = %v, want %v", ok, tc.hit)
+			}
+			if !ok {
+				return
+			}
+			m := new(dns.Msg)
+			if err := m.Unpack(resp); err != nil {
+				t.Fatal(err)
+			}
+			// Names compare without letter case: the wire path writes the
+			// client's spelling where the answer's owner name points.
+			want, _ := r.Resolve(context.Background(), q)
+			if m.Id != want.Id || m.Rcode != want.Rcode || m.Question[0] != want.Question[0] || len(m.Answer) != len(want.Answer) ||
+				!strings.EqualFold(m.Answer[0].String(), want.Answer[0].String()) || (m.IsEdns0() == nil) != (want.IsEdns0() == nil) || m.RecursionAvailable != want.RecursionAvailable {
+				t.Errorf("wire answer\n%v\ndiffers from Resolve's\n%v", m, want)
+			}
+		})
 	}
 }

@@ -78,6 +78,19 @@ func FuzzHandler(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, packet []byte, tcp bool) {
+		// The wire path first, as the UDP loop does with every packet.
+		if resp, ok := r.ServeWire(nil, packet, !tcp); ok {
+			m := new(dns.Msg)
+			if err := m.Unpack(resp); err != nil {
+				t.Fatalf("wire answer does not unpack: %v", err)
+			}
+			if len(packet) < 2 || m.Id != uint16(packet[0])<<8|uint16(packet[1]) || !m.Response {
+				t.Errorf("wire answer id %d, QR %v for packet % x", m.Id, m.Response, packet[:min(2, len(packet))])
+			}
+			if !tcp && len(resp) > 4096 {
+				t.Errorf("wire answer of %d bytes over udp", len(resp))
+			}
+		}
 		q := new(dns.Msg)
 		if err := q.Unpack(packet); err != nil {
 			return

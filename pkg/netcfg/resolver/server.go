@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"net/netip"
 	"runtime"
 	"strings"
 	"syscall"
@@ -88,17 +89,38 @@ func (s *Server) Close() error {
 	return errors.Join(errs...)
 }
 
+// WireHandler answers some queries straight from their wire form; see
+// Resolver.ServeWire.
+type WireHandler interface {
+	ServeWire(dst, packet []byte, udp bool) ([]byte, bool)
+}
+
 // Serve answers queries with h until ctx is done, then shuts down and
 // waits for the queries in flight. It closes the sockets.
+//
+// When h is a WireHandler and the address is not a wildcard, UDP is read
+// by hostd's own loop: cache hits are answered inline from the wire form,
+// everything else is unpacked and handed to h in its own goroutine. A
+// wildcard address needs each reply sent from the address the query came
+// to (IP_PKTINFO), which miekg/dns's server does, so it serves UDP there.
 func (s *Server) Serve(ctx context.Context, h dns.Handler) error {
 	servers := []*dns.Server{
 		{Listener: s.tcp, Handler: h, ReadTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }},
 	}
+	wh, fast := h.(WireHandler)
+	if ap, err := netip.ParseAddrPort(s.addr); err != nil || ap.Addr().IsUnspecified() {
+		fast = false
+	}
+	var loops []*net.UDPConn
 	for _, pc := range s.udp {
+		if uc, ok := pc.(*net.UDPConn); ok && fast {
+			loops = append(loops, uc)
+			continue
+		}
 		servers = append(servers, &dns.Server{PacketConn: pc, Handler: h, UDPSize: serverUDPSize})
 	}
-	errc := make(chan error, len(servers))
-	var wg, started sync.WaitGroup
+	errc := make(chan error, len(servers)+len(loops))
+	var wg, started, inflight sync.WaitGroup
 	for _, srv := range servers {
 		wg.Add(1)
 		started.Add(1)
@@ -111,14 +133,26 @@ func (s *Server) Serve(ctx context.Context, h dns.Handler) error {
 			errc <- err
 		}()
 	}
+	for _, uc := range loops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := serveUDP(uc, h, wh, &inflight); err != nil {
+				errc <- err
+			}
+		}()
+	}
 	// Shutdown of a server that has not started yet is a no-op, so wait
-	// until both started or failed.
+	// until all started or failed.
 	started.Wait()
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 		err = fmt.Errorf("serve dns on %s: %w", s.addr, err)
+	}
+	for _, uc := range loops {
+		uc.Close() // ends its loop
 	}
 	for _, srv := range servers {
 		shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -127,6 +161,80 @@ func (s *Server) Serve(ctx context.Context, h dns.Handler) error {
 		cancel()
 	}
 	wg.Wait()
+	inflight.Wait()
 	s.Close()
 	return err
 }
+
+// serveUDP reads queries from uc until it is closed.
+func serveUDP(uc *net.UDPConn, h dns.Handler, wh WireHandler, inflight *sync.WaitGroup) error {
+	buf := make([]byte, dns.MaxMsgSize)
+	out := make([]byte, 0, 4096)
+	for {
+		n, from, err := uc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("read udp: %w", err)
+		}
+		pkt := buf[:n]
+		if resp, ok := wh.ServeWire(out[:0], pkt, true); ok {
+			// A failed send is the client's loss, as with any UDP answer.
+			_, _ = uc.WriteToUDPAddrPort(resp, from)
+			out = resp[:0]
+			continue
+		}
+		q := new(dns.Msg)
+		if err := q.Unpack(pkt); err != nil {
+			if resp := formErr(pkt); resp != nil {
+				_, _ = uc.WriteToUDPAddrPort(resp, from)
+			}
+			continue
+		}
+		inflight.Add(1)
+		go func() {
+			defer inflight.Done()
+			h.ServeDNS(&udpWriter{conn: uc, to: from}, q)
+		}()
+	}
+}
+
+// formErr is the FORMERR answer to a packet that does not unpack, or nil
+// when it is not even a query header.
+func formErr(p []byte) []byte {
+	if len(p) < 12 || p[2]&0x80 != 0 {
+		return nil
+	}
+	resp := make([]byte, 12)
+	copy(resp, p[:2])
+	resp[2] = 0x80 | p[2]&0x78 // QR, opcode
+	resp[3] = dns.RcodeFormatError
+	return resp
+}
+
+// udpWriter is the dns.ResponseWriter of one query read by serveUDP.
+type udpWriter struct {
+	conn *net.UDPConn
+	to   netip.AddrPort
+}
+
+func (w *udpWriter) LocalAddr() net.Addr  { return w.conn.LocalAddr() }
+func (w *udpWriter) RemoteAddr() net.Addr { return net.UDPAddrFromAddrPort(w.to) }
+func (w *udpWriter) WriteMsg(m *dns.Msg) error {
+	b, err := m.Pack()
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+func (w *udpWriter) Write(b []byte) (int, error) { return w.conn.WriteToUDPAddrPort(b, w.to) }
+func (w *udpWriter) Close() error                { return nil }
+func (w *udpWriter) TsigStatus() error           { return nil }
+func (w *udpWriter) TsigTimersOnly(bool)         {}
+func (w *udpWriter) Hijack()                     {}
