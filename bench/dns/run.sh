@@ -6,14 +6,18 @@
 #   - each cache is warmed with one pass over the names, then dnsperf
 #     measures saturated throughput (QPS) for SECS seconds, and latency
 #     percentiles at a fixed offered load (RATE queries/s) that every
-#     server can carry.
-# Everything stays on 127.0.0.0/8. Usage: bench/dns/run.sh [SECS] [N] [RATE]
+#     server can carry; the servers take turns for ROUNDS rounds and the
+#     median round is reported (CPU% is the server's own, median round).
+# Everything stays on 127.0.0.0/8.
+# Usage: [ROUNDS=3] [CLIENTS=4] [OUTSTANDING=200] [UNBOUND_THREADS=2] \
+#        bench/dns/run.sh [SECS] [N] [RATE]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-SECS=${1:-10}
+SECS=${1:-5}
 N=${2:-1000}
 RATE=${3:-10000}
+ROUNDS=${ROUNDS:-3}
 CLIENTS=${CLIENTS:-4}
 OUTSTANDING=${OUTSTANDING:-200}
 for tool in dnsperf dnsmasq unbound dig python3; do
@@ -26,7 +30,7 @@ PIDS=()
 cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	rm -rf "$T"
+	[[ -n "${KEEP:-}" ]] && echo "kept $T" >&2 || rm -rf "$T"
 }
 trap cleanup EXIT
 
@@ -118,37 +122,46 @@ wait_dns $UNBOUND "$UNBOUND_PORT"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# run NAME ADDR PORT PID
-declare -A QPS P50 P90 P99 CPU
-run() {
-	local name=$1 addr=$2 port=$3 pid=$4
-	# Warm the cache: one pass over every name.
-	dnsperf -s "$addr" -p "$port" -d "$T/queries.txt" -n 1 -q 50 >/dev/null
-	# Throughput at saturation.
-	local t0 t1
-	t0=$(cpu_ticks "$pid")
-	dnsperf -s "$addr" -p "$port" -d "$T/queries.txt" -l "$SECS" -c "$CLIENTS" -q "$OUTSTANDING" >"$T/$name.qps" 2>&1
-	t1=$(cpu_ticks "$pid")
-	QPS[$name]=$(awk '/Queries per second/ {printf "%.0f", $4}' "$T/$name.qps")
-	CPU[$name]=$(python3 -c "print(f'{($t1-$t0)/$(getconf CLK_TCK)/$SECS*100:.0f}')")
-	grep -q 'Queries lost:.*0 (0.00%)' "$T/$name.qps" || grep 'Queries lost' "$T/$name.qps" | sed "s/^/  $name: /" >&2
-	# Latency at a fixed offered load, every answer logged.
-	dnsperf -s "$addr" -p "$port" -d "$T/queries.txt" -l "$SECS" -Q "$RATE" -v >"$T/$name.lat" 2>&1
-	read -r P50[$name] P90[$name] P99[$name] < <(awk '$1 == ">" && $2 == "NOERROR" {print $NF}' "$T/$name.lat" | sort -g |
-		awk '{v[NR]=$1} END {printf "%.0f %.0f %.0f\n", v[int(NR*0.50)]*1e6, v[int(NR*0.90)]*1e6, v[int(NR*0.99)]*1e6}')
-}
+declare -A ADDR=([hostd]=$HOSTD [dnsmasq]=$DNSMASQ [unbound]=$UNBOUND)
+declare -A PORT=([hostd]=$HOSTD_PORT [dnsmasq]=$DNSMASQ_PORT [unbound]=$UNBOUND_PORT)
+declare -A PID=([hostd]=$HOSTD_PID [dnsmasq]=$DNSMASQ_PID [unbound]=$UNBOUND_PID)
+SERVERS=(hostd dnsmasq unbound)
 
-echo "dnsperf: $N cached names, $SECS s per run, $CLIENTS clients, $OUTSTANDING outstanding; latency at $RATE q/s; $(nproc) cores" >&2
-for s in hostd dnsmasq unbound; do
-	case $s in
-	hostd) run hostd $HOSTD "$HOSTD_PORT" $HOSTD_PID ;;
-	dnsmasq) run dnsmasq $DNSMASQ "$DNSMASQ_PORT" $DNSMASQ_PID ;;
-	unbound) run unbound $UNBOUND "$UNBOUND_PORT" $UNBOUND_PID ;;
-	esac
+# Warm every cache: one pass over every name.
+for s in "${SERVERS[@]}"; do
+	dnsperf -s "${ADDR[$s]}" -p "${PORT[$s]}" -d "$T/queries.txt" -n 1 -q 50 >/dev/null
+done
+
+# The machine is shared, so the servers take turns, ROUNDS times, and the
+# median round counts: background load hits all three alike.
+echo "dnsperf: $N cached names, $ROUNDS rounds of $SECS s per server, $CLIENTS clients, $OUTSTANDING outstanding;" \
+	"latency at $RATE q/s; $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)" >&2
+for r in $(seq "$ROUNDS"); do
+	for s in "${SERVERS[@]}"; do
+		t0=$(cpu_ticks "${PID[$s]}")
+		dnsperf -s "${ADDR[$s]}" -p "${PORT[$s]}" -d "$T/queries.txt" -l "$SECS" -c "$CLIENTS" -q "$OUTSTANDING" >"$T/$s.qps.$r" 2>&1
+		t1=$(cpu_ticks "${PID[$s]}")
+		awk '/Queries per second/ {printf "%.0f\n", $4}' "$T/$s.qps.$r" >>"$T/$s.qps"
+		python3 -c "print(f'{($t1-$t0)/$(getconf CLK_TCK)/$SECS*100:.0f}')" >>"$T/$s.cpu"
+		grep -q 'Queries lost:.*0 (0.00%)' "$T/$s.qps.$r" || grep 'Queries lost' "$T/$s.qps.$r" | sed "s/^/  round $r $s: /" >&2
+		# Latency at a fixed offered load, every answer logged.
+		dnsperf -s "${ADDR[$s]}" -p "${PORT[$s]}" -d "$T/queries.txt" -l "$SECS" -Q "$RATE" -v 2>&1 |
+			awk '$1 == ">" && $2 == "NOERROR" {print $NF}' >>"$T/$s.lat"
+	done
+done
+
+median() { sort -n "$1" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+declare -A QPS CPU P50 P90 P99
+for s in "${SERVERS[@]}"; do
+	QPS[$s]=$(median "$T/$s.qps")
+	CPU[$s]=$(median "$T/$s.cpu")
+	read -r P50[$s] P90[$s] P99[$s] < <(sort -g "$T/$s.lat" |
+		awk '{v[NR]=$1} END {printf "%.0f %.0f %.0f\n", v[int(NR*0.50)]*1e6, v[int(NR*0.90)]*1e6, v[int(NR*0.99)]*1e6}')
+	echo "$s qps per round: $(paste -sd' ' "$T/$s.qps")" >&2
 done
 
 printf "\n%-8s %10s %8s %10s %10s %10s %12s %12s\n" server qps cpu% p50_us p90_us p99_us "qps/hostd" "qps/unbound"
-for s in hostd dnsmasq unbound; do
+for s in "${SERVERS[@]}"; do
 	printf "%-8s %10s %8s %10s %10s %10s %12s %12s\n" "$s" "${QPS[$s]}" "${CPU[$s]}" "${P50[$s]}" "${P90[$s]}" "${P99[$s]}" \
 		"$(python3 -c "print(f'{${QPS[$s]}/${QPS[hostd]}:.2f}')")" \
 		"$(python3 -c "print(f'{${QPS[$s]}/${QPS[unbound]}:.2f}')")"

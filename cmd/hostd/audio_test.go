@@ -164,3 +164,13 @@ func TestAudioCLIServerGone(t *testing.T) {
 		return nil
 	})
 }
+
+func TestAudioCLIWithoutDaemon(t *testing.T) {
+	socket := filepath.Join(testenv.TempDir(t), "none.sock")
+	for _, args := range [][]string{{"audio", "status"}, {"audio", "volume", "-5%"}, {"audio", "mute", "toggle"}} {
+		out, code := runCLI(t, append([]string{"--socket", socket}, args...)...)
+		if code != 3 || !strings.Contains(out, "hostd is not running") {
+			t.Errorf("%v: exit %d, %q; want 3 and not running", args, code, out)
+		}
+	}
+}

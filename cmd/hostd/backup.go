@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -130,12 +131,18 @@ func (f *backupFlags) open(cmd *cobra.Command) (*backup.Repository, error) {
 		return nil, err
 	}
 	r, err := backup.Open(cmd.Context(), url, pw, backup.OpenOptions{Backend: f.backendOptions(), CacheDir: f.cacheDir, NoCache: f.noCache, Logger: cliLogger(cmd)})
-	// The passphrase derivation (argon2id, 64 MiB) is done: give its
-	// memory back before the real work, and keep the heap tight for the
-	// rest of this short-lived process unless GOGC says otherwise.
+	// The passphrase derivation (argon2id) is done: give its memory back
+	// before the real work, and keep the heap of this short-lived process
+	// tight (unless GOGC/GOMEMLIMIT say otherwise): a soft limit of three
+	// times what the loaded index needs, at least 96 MiB.
 	debug.FreeOSMemory()
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		debug.SetMemoryLimit(max(96<<20, 3*int64(ms.HeapAlloc)))
 	}
 	if errors.Is(err, backup.ErrNotRepository) {
 		return nil, fmt.Errorf("%w\nhint: create one with: hostd backup init --repo %s", err, url)
@@ -303,7 +310,8 @@ read: the snapshot exists without them.`,
 				return err
 			}
 			if f.g.json {
-				if err := printJSON(cmd, map[string]any{"summary": sum}); err != nil {
+				// One JSON object per line: progress lines, then this.
+				if err := printJSONLine(cmd.OutOrStdout(), map[string]any{"summary": sum}); err != nil {
 					return err
 				}
 			} else {
@@ -479,7 +487,7 @@ func (f *backupFlags) restoreCmd() *cobra.Command {
 				return err
 			}
 			if f.g.json {
-				if err := printJSON(cmd, map[string]any{"summary": sum}); err != nil {
+				if err := printJSONLine(cmd.OutOrStdout(), map[string]any{"summary": sum}); err != nil {
 					return err
 				}
 			} else {

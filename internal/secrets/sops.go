@@ -191,7 +191,8 @@ func decryptSOPS(data []byte, ids []age.Identity, idSource string) (*sopsDoc, er
 	if meta.MACOnlyEncrypted {
 		h.Write(macOnlyEncryptedInit[:])
 	}
-	if err := decryptNode(root, nil, key, meta.MACOnlyEncrypted, h); err != nil {
+	w := &walker{key: key, macOnlyEncrypted: meta.MACOnlyEncrypted, mac: h, budget: maxSOPSNodes}
+	if err := w.node(root, nil, 0); err != nil {
 		return nil, err
 	}
 
@@ -242,32 +243,55 @@ func dataKey(meta sopsMetadata, ids []age.Identity, idSource string) ([]byte, er
 	return nil, fmt.Errorf("decrypt data key with the age identities in %s: %w", idSource, lastErr)
 }
 
-// decryptNode walks n in document order like sops: it decrypts every
-// ENC[...] scalar in place (additional data: the mapping keys on the path,
-// each followed by ':') and feeds the values into the MAC.
-func decryptNode(n *yaml.Node, path []string, key []byte, macOnlyEncrypted bool, mac io.Writer) error {
+// Limits of a document walk: YAML aliases can make a small file expand
+// exponentially (or loop), which a decoder of files from elsewhere must not
+// follow without bound.
+const (
+	maxSOPSNodes = 1 << 20
+	maxSOPSDepth = 256
+)
+
+// walker decrypts a document in place and computes its MAC.
+type walker struct {
+	key              []byte
+	macOnlyEncrypted bool
+	mac              io.Writer
+	budget           int
+}
+
+// node walks n in document order like sops: it decrypts every ENC[...]
+// scalar in place (additional data: the mapping keys on the path, each
+// followed by ':') and feeds the values into the MAC.
+func (w *walker) node(n *yaml.Node, path []string, depth int) error {
+	w.budget--
+	if w.budget < 0 || depth > maxSOPSDepth {
+		return errors.New("document too large or too deeply nested (YAML aliases?)")
+	}
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := decryptNode(n.Content[i+1], append(path[:len(path):len(path)], n.Content[i].Value), key, macOnlyEncrypted, mac); err != nil {
+			if err := w.node(n.Content[i+1], append(path[:len(path):len(path)], n.Content[i].Value), depth+1); err != nil {
 				return err
 			}
 		}
 	case yaml.SequenceNode:
 		for _, c := range n.Content {
-			if err := decryptNode(c, path, key, macOnlyEncrypted, mac); err != nil {
+			if err := w.node(c, path, depth+1); err != nil {
 				return err
 			}
 		}
 	case yaml.AliasNode:
-		return decryptNode(n.Alias, path, key, macOnlyEncrypted, mac)
+		if n.Alias == nil {
+			return errors.New("YAML alias without anchor")
+		}
+		return w.node(n.Alias, path, depth+1)
 	case yaml.ScalarNode:
 		var plain any
 		encrypted := n.Tag == "!!str" && strings.HasPrefix(n.Value, "ENC[AES256_GCM,")
 		if encrypted {
 			var err error
 			aad := strings.Join(path, ":") + ":"
-			plain, err = decryptValue(n.Value, key, aad)
+			plain, err = decryptValue(n.Value, w.key, aad)
 			if err != nil {
 				return fmt.Errorf("decrypt value of %s (line %d): %w", strings.Join(path, "/"), n.Line, err)
 			}
@@ -283,12 +307,12 @@ func decryptNode(n *yaml.Node, path []string, key []byte, macOnlyEncrypted bool,
 		} else if err := n.Decode(&plain); err != nil {
 			return fmt.Errorf("value of %s (line %d): %w", strings.Join(path, "/"), n.Line, err)
 		}
-		if !macOnlyEncrypted || encrypted {
+		if !w.macOnlyEncrypted || encrypted {
 			b, err := macBytes(plain)
 			if err != nil {
 				return fmt.Errorf("value of %s (line %d): %w", strings.Join(path, "/"), n.Line, err)
 			}
-			mac.Write(b)
+			w.mac.Write(b)
 		}
 	}
 	return nil

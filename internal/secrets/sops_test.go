@@ -234,3 +234,17 @@ func FuzzDecryptSOPS(f *testing.F) {
 func envMap(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
+
+func BenchmarkDecryptSOPS(b *testing.B) {
+	keys, _ := os.ReadFile("testdata/sops-keys.txt")
+	ids, err := age.ParseIdentities(bytes.NewReader(keys))
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, _ := os.ReadFile("testdata/sops-v2ray.yaml")
+	for i := 0; i < b.N; i++ {
+		if _, err := decryptSOPS(data, ids, "testdata"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

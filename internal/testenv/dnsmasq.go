@@ -101,10 +101,12 @@ func StartDnsmasq(t testing.TB, o DnsmasqOptions) *Dnsmasq {
 				d.mu.Unlock()
 			}
 		}()
-		exited := make(chan error, 1)
+		exited := make(chan struct{}) // closed once dnsmasq exited
+		var exitErr error
 		go func() {
 			<-done
-			exited <- cmd.Wait()
+			exitErr = cmd.Wait()
+			close(exited)
 		}()
 		stop := func() {
 			cancel()
@@ -112,7 +114,7 @@ func StartDnsmasq(t testing.TB, o DnsmasqOptions) *Dnsmasq {
 		}
 		if err := waitDNS(d.Addr, exited, 10*time.Second); err != nil {
 			stop()
-			lastErr = fmt.Errorf("%w; log:\n%s", err, d.Log())
+			lastErr = fmt.Errorf("%w (exit: %v); log:\n%s", err, exitErr, d.Log())
 			continue
 		}
 		t.Cleanup(stop)
@@ -168,33 +170,41 @@ func freeUDPTCPPort(t testing.TB, ip string) int {
 
 // waitDNS waits until a DNS server answers on addr (any answer counts) or
 // the process exits.
-func waitDNS(addr string, exited <-chan error, timeout time.Duration) error {
+func waitDNS(addr string, exited <-chan struct{}, timeout time.Duration) error {
 	// A minimal query for "." NS, hand-packed to keep this file free of
 	// DNS libraries.
 	query := []byte{0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1}
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
 		select {
-		case err := <-exited:
-			return fmt.Errorf("dnsmasq exited: %v", err)
-		default:
+		case <-exited:
+			cancel()
+		case <-ctx.Done():
 		}
+	}()
+	err := Poll(ctx, timeout, func() error {
 		c, err := net.Dial("udp", addr)
-		if err == nil {
-			c.SetDeadline(time.Now().Add(200 * time.Millisecond))
-			_, err = c.Write(query)
-			if err == nil {
-				buf := make([]byte, 512)
-				var n int
-				n, err = c.Read(buf)
-				if err == nil && n >= 2 && buf[0] == 0x12 && buf[1] == 0x34 {
-					c.Close()
-					return nil
-				}
-			}
-			c.Close()
+		if err != nil {
+			return err
 		}
-		time.Sleep(20 * time.Millisecond)
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := c.Write(query); err != nil {
+			return err
+		}
+		buf := make([]byte, 512)
+		n, err := c.Read(buf)
+		if err != nil {
+			return err
+		}
+		if n < 2 || buf[0] != 0x12 || buf[1] != 0x34 {
+			return fmt.Errorf("odd answer from %s", addr)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("dnsmasq on %s did not answer within %s: %w", addr, timeout, err)
 	}
-	return fmt.Errorf("dnsmasq on %s did not answer within %s", addr, timeout)
+	return nil
 }

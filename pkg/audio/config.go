@@ -71,6 +71,11 @@ func DefaultConfig() Config {
 // Percent is a volume percentage in config: "80%" or 80.
 type Percent float64
 
+// String formats the percentage as the config takes it ("80%").
+func (p Percent) String() string {
+	return strconv.FormatFloat(float64(p), 'f', -1, 64) + "%"
+}
+
 // UnmarshalConfig implements confkit.Unmarshaler.
 func (p *Percent) UnmarshalConfig(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {

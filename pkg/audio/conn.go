@@ -215,8 +215,8 @@ func (c *conn) snapshot(ctx context.Context) (*Status, error) {
 		Connected:     true,
 		Server:        info.PackageName,
 		ServerVersion: info.PackageVersion,
-		DefaultSink:   info.DefaultSinkName,
-		DefaultSource: info.DefaultSourceName,
+		DefaultSink:   resolvedName(info.DefaultSinkName),
+		DefaultSource: resolvedName(info.DefaultSourceName),
 		SampleRate:    info.DefaultSampleSpec.Rate,
 		Sinks:         make([]Device, 0, len(sinks)),
 		Sources:       make([]Device, 0, len(sources)),
@@ -236,6 +236,15 @@ func (c *conn) snapshot(ctx context.Context) (*Status, error) {
 		st.Cards = append(st.Cards, card(cd))
 	}
 	return st, nil
+}
+
+// resolvedName maps the server's placeholders for "no default yet"
+// (PipeWire answers "@DEFAULT_SINK@" and "@DEFAULT_SOURCE@") to "".
+func resolvedName(name string) string {
+	if strings.HasPrefix(name, "@DEFAULT_") && strings.HasSuffix(name, "@") {
+		return ""
+	}
+	return name
 }
 
 // subscribe asks for events about devices, cards and server settings.

@@ -84,3 +84,13 @@ func TestDialFailures(t *testing.T) {
 		t.Errorf("dial with canceled ctx: %v", err)
 	}
 }
+
+func TestResolvedName(t *testing.T) {
+	for in, want := range map[string]string{
+		"@DEFAULT_SINK@": "", "@DEFAULT_SOURCE@": "", "alsa_output.usb": "alsa_output.usb", "": "", "@DEFAULT_SINK@.monitor": "@DEFAULT_SINK@.monitor",
+	} {
+		if got := resolvedName(in); got != want {
+			t.Errorf("resolvedName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -97,3 +97,17 @@ func TestRuntimeDirOf(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseSettings(f *testing.F) {
+	if data, err := os.ReadFile("testdata/pw-metadata-settings.txt"); err == nil {
+		f.Add(data)
+	}
+	f.Add([]byte("update: id:0 key:'clock.quantum' value:'-5' type:''\n"))
+	f.Add([]byte("update: id:0 key:'clock.force-quantum' value:'99999999999999999999'\n"))
+	f.Fuzz(func(t *testing.T, out []byte) {
+		q, ok := parseSettings(out)
+		if !ok && q != (Quantum{}) {
+			t.Fatalf("not ok but %+v", q)
+		}
+	})
+}

@@ -21,7 +21,8 @@ type Service struct {
 	env    service.Env
 	log    *slog.Logger
 	now    func() time.Time
-	after  func(time.Duration) <-chan time.Time
+	after  func(time.Duration) <-chan time.Time // reconnect backoff
+	tick   func(time.Duration) <-chan time.Time // resync while unsettled
 	ep     endpoint
 	policy policy
 	mem    *memory // nil unless cfg.Remember
@@ -76,6 +77,7 @@ func newService(env service.Env, cfg Config, getenv func(string) string) (*Servi
 		log:    env.Logger,
 		now:    env.Now,
 		after:  time.After,
+		tick:   time.After,
 		ep:     ep,
 		policy: newPolicy(&cfg),
 		status: &Status{Address: ep.Address, VolumeLimit: float64(cfg.VolumeLimit)},
@@ -256,21 +258,36 @@ func (s *Service) session(ctx context.Context, c *conn) error {
 	}
 	s.seen = nil
 	s.refreshQuantum(ctx)
-	if err := s.sync(ctx, c, true); err != nil {
+	settled, err := s.sync(ctx, c, true)
+	if err != nil {
 		return err
 	}
 	// Controls see the connection once the policy has run on it.
 	s.setConn(c)
 	s.env.Health.Ready()
+	var resync <-chan time.Time
+	unsettled := 0 // resyncs in a row; their pauses grow like backoff's
 	for {
+		switch {
+		case settled:
+			unsettled = 0
+		case resync == nil:
+			resync = s.tick(backoff(unsettled))
+			unsettled++
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-c.closed:
 			return c.err
+		case <-resync:
+			resync = nil
+			if settled, err = s.sync(ctx, c, false); err != nil {
+				return err
+			}
 		case <-c.changed:
 			ev := c.takeEvents()
-			if err := s.sync(ctx, c, ev&evDeviceSet != 0); err != nil {
+			if settled, err = s.sync(ctx, c, ev&evDeviceSet != 0); err != nil {
 				return err
 			}
 		}
@@ -310,10 +327,15 @@ func (s *Service) quantumStale() bool {
 // sync reads the server's state, applies the policy and records device
 // settings. Errors returned end the session (the connection is unusable);
 // a failed policy action is logged and the next event retries it.
-func (s *Service) sync(ctx context.Context, c *conn, devicesChanged bool) error {
+//
+// settled is false while the server has devices but no default resolved:
+// WirePlumber picks one a moment after a default goes away, and the server
+// does not always send an event for that, so session reads again after a
+// pause.
+func (s *Service) sync(ctx context.Context, c *conn, devicesChanged bool) (settled bool, err error) {
 	st, err := c.snapshot(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	first := s.seen == nil
 	fresh := map[string]bool{}
@@ -341,7 +363,7 @@ func (s *Service) sync(ctx context.Context, c *conn, devicesChanged bool) error 
 		if err := s.apply(ctx, c, a); err != nil {
 			select {
 			case <-c.closed:
-				return c.err
+				return false, c.err
 			default:
 			}
 			if errors.Is(err, proto.ErrNoSuchEntity) {
@@ -368,7 +390,8 @@ func (s *Service) sync(ctx context.Context, c *conn, devicesChanged bool) error 
 	if s.mem != nil {
 		s.remember(st, fresh, touched)
 	}
-	return nil
+	settled = (st.DefaultSink != "" || len(st.Sinks) == 0) && (st.DefaultSource != "" || len(st.Sources) == 0)
+	return settled, nil
 }
 
 // remember records the settings of devices that were already known and that

@@ -127,7 +127,13 @@ func (s *Status) Summary() string {
 			b.WriteString(" muted")
 		}
 	}
-	fmt.Fprintf(&b, "; %d sinks, %d sources, %d cards", len(s.Sinks), len(s.Sources), len(s.Cards))
+	sources := 0
+	for _, d := range s.Sources {
+		if !d.Monitor {
+			sources++
+		}
+	}
+	fmt.Fprintf(&b, "; %d sinks, %d sources, %d cards", len(s.Sinks), sources, len(s.Cards))
 	if s.Quantum != nil {
 		fmt.Fprintf(&b, "; quantum %d", s.Quantum.Effective)
 		if s.Quantum.Rate > 0 {

@@ -32,7 +32,7 @@ type InitOptions struct {
 	PackSize int
 	// Chunker overrides the chunk sizes (default 512 KiB / 1 MiB / 8 MiB).
 	Chunker *chunker.Params
-	// KDF overrides the argon2id parameters (default 1 pass, 64 MiB, 2 lanes).
+	// KDF overrides the argon2id parameters (default 2 passes, 32 MiB, 2 lanes).
 	KDF *crypto.KDFParams
 	// Backend configures the SFTP connection.
 	Backend backend.Options

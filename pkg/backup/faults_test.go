@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,29 +140,37 @@ func TestRestoreRefusesNonEmptyTarget(t *testing.T) {
 
 func TestUnreadableSourceIsPartial(t *testing.T) {
 	if os.Geteuid() == 0 {
-		t.Skip("root reads every file; covered by TestVanishingFile")
+		// Root reads every file: run this test again as nobody.
+		runAsNobody(t, "^TestUnreadableSourceIsPartial$")
+		return
 	}
 	ctx := context.Background()
 	_, r := newRepo(t)
 	src := t.TempDir()
 	backuptest.RandomFile(t, filepath.Join(src, "ok"), 100)
 	backuptest.RandomFile(t, filepath.Join(src, "secret"), 100)
+	backuptest.RandomFile(t, filepath.Join(src, "closed/inside"), 100)
 	if err := os.Chmod(filepath.Join(src, "secret"), 0); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Chmod(filepath.Join(src, "closed"), 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Chmod(filepath.Join(src, "closed"), 0o755) })
 	var warned []string
 	sum, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}, Warn: func(p string, err error) { warned = append(warned, p) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Errors != 1 || len(warned) != 1 || !strings.HasSuffix(warned[0], "secret") || sum.SnapshotID == "" {
+	if sum.Errors != 2 || len(warned) != 2 || sum.SnapshotID == "" || sum.FilesNew != 1 {
 		t.Fatalf("summary %+v warned %v", sum, warned)
+	}
+	if got := filepath.Base(warned[0]) + " " + filepath.Base(warned[1]); got != "closed secret" {
+		t.Fatalf("warnings %v do not name the unreadable directory and file", warned)
 	}
 }
 
-func TestUnreadableDirectoryAsRoot(t *testing.T) {
-	// A directory removed between listing and reading: its parent's entry
-	// is warned about, the rest completes.
+func TestMissingSourcePath(t *testing.T) {
 	ctx := context.Background()
 	_, r := newRepo(t)
 	src := t.TempDir()
@@ -305,5 +315,40 @@ func TestCancelCheckpoints(t *testing.T) {
 	}
 	if chk, err := r2.Check(context.Background(), backup.CheckOptions{ReadData: true}); err != nil || !chk.OK() {
 		t.Fatalf("check: %+v %v", chk, err)
+	}
+}
+
+// runAsNobody runs the tests matching pattern in a child process as uid
+// and gid 65534 and fails if they fail there.
+func runAsNobody(t *testing.T, pattern string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := os.MkdirTemp("", "hostd-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(tmp) })
+	if err := os.Chmod(tmp, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	// The test binary must be reachable by nobody.
+	bin := filepath.Join(tmp, "test.bin")
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run="+pattern, "-test.count=1", "-test.v")
+	cmd.Dir = tmp
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "HOME="+tmp, "XDG_CACHE_HOME="+tmp)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS") {
+		t.Fatalf("as nobody: %v\n%s", err, out)
 	}
 }

@@ -96,7 +96,6 @@ func TestEngineKilledAndRestarted(t *testing.T) {
 	}
 }
 
-
 func TestObjectInUseIsSkipped(t *testing.T) {
 	d := docker.Get(t)
 	wipe(t, d)
@@ -137,8 +136,9 @@ func TestObjectInUseIsSkipped(t *testing.T) {
 	}
 }
 
-func TestNoSocketIsDegraded(t *testing.T) {
-	sock := filepath.Join(testenv.TempDir(t), "missing.sock")
+func TestNoSocketIsDegradedUntilTheEngineAppears(t *testing.T) {
+	d := docker.Get(t)
+	sock := filepath.Join(testenv.TempDir(t), "docker.sock")
 	h := newRecordingHealth()
 	s, _ := newTestService(t, "unix://"+sock, DefaultConfig(), "", h)
 	run(t, s)
@@ -149,8 +149,14 @@ func TestNoSocketIsDegraded(t *testing.T) {
 	if _, err := s.Prune(context.Background(), "manual", true); !errors.Is(err, ErrEngineDown) {
 		t.Errorf("prune without engine: %v, want ErrEngineDown", err)
 	}
-	// Backoff keeps retrying: more degraded reports follow, no crash.
-	h.next(t, true, 10*time.Second)
+	// The socket appears: hostd, retrying with backoff, connects.
+	if err := os.Symlink(d.Socket, sock); err != nil {
+		t.Fatal(err)
+	}
+	h.next(t, false, 10*time.Second)
+	if det := s.Details(); !det.Reachable || det.Error != "" || det.APIVersion == "" {
+		t.Errorf("details after the engine appeared: %+v", det)
+	}
 }
 
 // TestPermissionDenied runs the connection as an unprivileged user in a

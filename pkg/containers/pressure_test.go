@@ -19,15 +19,8 @@ func TestDiskPressureRemovesLeastRecentlyUsedImages(t *testing.T) {
 	spec := func(name string) testenv.ImageSpec {
 		return testenv.ImageSpec{Payload: payload, Labels: map[string]string{nameLabel: name}}
 	}
-	d.ImportImage(t, "base/keep:1", spec("keep")) // oldest, protected by a keep pattern
-	d.ImportImage(t, "p-run:1", spec("run"))      // oldest unprotected, but running
-	id := map[string]string{}
-	for _, n := range []string{"p1", "p2", "p3", "p4", "p5"} {
-		id[n] = d.ImportImage(t, n+":1", spec(n))
-	}
-	d.CLI(t, "run", "-d", "--name", "p-running", "--network", "none", "p-run:1")
-
-	// hostd learns from the event stream that p1, then p3 were used.
+	// hostd follows the engine while the images are made (each import is
+	// a use), then sees p1, then p3 used.
 	stateDir := t.TempDir()
 	cfg := DefaultConfig()
 	cfg.Enable = true
@@ -38,6 +31,20 @@ func TestDiskPressureRemovesLeastRecentlyUsedImages(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()
 	h.next(t, false, 30*time.Second)
+
+	d.ImportImage(t, "base/keep:1", spec("keep")) // oldest, protected by a keep pattern
+	d.ImportImage(t, "p-run:1", spec("run"))      // oldest unprotected, but running
+	id := map[string]string{}
+	for _, n := range []string{"p1", "p2", "p3", "p4", "p5"} {
+		id[n] = d.ImportImage(t, n+":1", spec(n))
+	}
+	d.CLI(t, "run", "-d", "--name", "p-running", "--network", "none", "p-run:1")
+	testenv.WaitFor(t, 20*time.Second, func() error {
+		if s.state.tracked() < 7 {
+			return errString("imports not all seen")
+		}
+		return nil
+	})
 	for _, n := range []string{"p1", "p3"} {
 		d.CLI(t, "run", "--rm", "--network", "none", n+":1", "/bin/busybox", "true")
 	}
@@ -85,6 +92,16 @@ func TestDiskPressureRemovesLeastRecentlyUsedImages(t *testing.T) {
 	if want := []string{"p2:1", "p4:1"}; !slices.Equal(removed, want) {
 		t.Errorf("disk pressure removed %v, want %v (least recently used first)", removed, want)
 	}
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		lu := s2.state.lastUse()
+		if _, ok := lu[id["p2"]]; ok {
+			return errString("delete event of p2 not seen")
+		}
+		if _, ok := lu[id["p3"]]; !ok {
+			return errString("p3 forgotten")
+		}
+		return nil
+	})
 	inv := inventory(t, c)
 	for _, n := range []string{"keep", "run", "p1", "p3", "p5"} {
 		if !inv["image/"+n] {
@@ -99,8 +116,8 @@ func TestDiskPressureRemovesLeastRecentlyUsedImages(t *testing.T) {
 		t.Errorf("reclaimed %d bytes, want at least %d", rep.ReclaimedBytes, 2*payload)
 	}
 	for name, want := range map[string]float64{
-		`hostd_containers_removed_objects_total{kind="image"}`: 2,
-		`hostd_containers_engine_up`:                           1,
+		`hostd_containers_removed_objects_total{kind="image"}`:               2,
+		`hostd_containers_engine_up`:                                         1,
 		`hostd_containers_prunes_total{result="ok",trigger="disk_pressure"}`: 1,
 	} {
 		if got := metricValue(t, reg, name); got != want {
@@ -115,3 +132,42 @@ func TestDiskPressureRemovesLeastRecentlyUsedImages(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// TestDiskPressureLeavesProtectedImages: above the high watermark with
+// only protected images, nothing is removed and no prune is recorded.
+func TestDiskPressureLeavesProtectedImages(t *testing.T) {
+	d := docker.Get(t)
+	c := apiClient(t, d)
+	wipe(t, d)
+	t.Cleanup(func() { wipe(t, d) })
+	d.ImportImage(t, "q-running:1", testenv.ImageSpec{})
+	d.ImportImage(t, "q-stopped:1", testenv.ImageSpec{})
+	d.ImportImage(t, "q-fresh:1", testenv.ImageSpec{})
+	d.ImportImage(t, "base/q-kept:1", testenv.ImageSpec{})
+	d.ImportImage(t, "q-labelled:1", testenv.ImageSpec{Labels: map[string]string{"hostd.keep": "true"}})
+	d.CLI(t, "run", "-d", "--name", "q-running", "--network", "none", "q-running:1")
+	d.CLI(t, "create", "--name", "q-stopped", "--network", "none", "q-stopped:1")
+	before := inventory(t, c)
+
+	cfg := DefaultConfig()
+	cfg.RootDir = d.DataRoot
+	cfg.AutoPrune.HighWatermark, cfg.AutoPrune.LowWatermark = Watermark{Bytes: 2}, Watermark{Bytes: 1}
+	cfg.AutoPrune.Keep = []string{"base/*"}
+	cfg.AutoPrune.MinAge = time.Hour // q-fresh was just made
+	s, reg := newTestService(t, d.Host, cfg, "", nil)
+	for range 2 {
+		rep, err := s.RelievePressure(context.Background())
+		if err != nil || rep != nil {
+			t.Fatalf("RelievePressure = %+v, %v; want nothing to do", rep, err)
+		}
+	}
+	if got := inventory(t, c); len(got) != len(before) {
+		t.Errorf("objects before %v, after %v", sorted(before), sorted(got))
+	}
+	if s.Details().LastPrune != nil {
+		t.Errorf("an empty disk-pressure run was recorded as a prune")
+	}
+	if got := metricValue(t, reg, "hostd_containers_disk_used_bytes"); got <= 2 {
+		t.Errorf("disk used metric %v", got)
+	}
+}

@@ -98,7 +98,6 @@ func TestPruneMatchesDockerSystemPrune(t *testing.T) {
 			want: slices.Concat(stoppedDev, allCache, []string{"network/w-unused", "network/w-dev",
 				"volume/w-vol-stopped", "volume/w-vol-named", "volume/anon", "volume/anon-dev",
 				"image/unused", "image/dangling", "image/dev", "image/old", "image/old-dangling", "image/built"}),
-
 		},
 		{
 			name: "label filter",
@@ -203,4 +202,34 @@ func sorted(m map[string]bool) []string {
 	out := slices.Collect(maps.Keys(m))
 	sort.Strings(out)
 	return out
+}
+
+// TestPruneAnonymousVolumesOnly: with volumes on but not all_volumes,
+// only unused anonymous volumes go (Docker 23+'s default; on API 1.41 they
+// are told apart by their generated names).
+func TestPruneAnonymousVolumesOnly(t *testing.T) {
+	d := docker.Get(t)
+	c := apiClient(t, d)
+	wipe(t, d)
+	t.Cleanup(func() { wipe(t, d) })
+	buildWorld(t, d)
+	before := inventory(t, c)
+
+	cfg := DefaultConfig()
+	cfg.AutoPrune.Containers.Enable, cfg.AutoPrune.Networks.Enable = false, false
+	cfg.AutoPrune.Images.Enable, cfg.AutoPrune.BuildCache.Enable = false, false
+	cfg.AutoPrune.Volumes.Enable = true
+	s, _ := newTestService(t, d.Host, cfg, "", nil)
+	rep, err := s.Prune(context.Background(), "manual", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := minus(before, inventory(t, c))
+	want := setOf("volume/anon", "volume/anon-dev")
+	if missing, extra := diff(want, gone); len(missing)+len(extra) > 0 {
+		t.Errorf("removed %v, want %v", sorted(gone), sorted(want))
+	}
+	if len(rep.Objects) != 2 || rep.Objects[0].Kind != KindVolume {
+		t.Errorf("report: %+v", rep.Objects)
+	}
 }

@@ -50,6 +50,7 @@ type Service struct {
 	workers int
 
 	pruneMu sync.Mutex // one prune at a time
+	stuck   bool       // disk above high watermark with nothing to remove; under pruneMu
 
 	mu         sync.Mutex
 	up         bool
@@ -142,10 +143,11 @@ func (s *Service) followEngine(ctx context.Context) {
 	for ctx.Err() == nil {
 		info, err := s.eng.connect(ctx)
 		if err == nil {
-			s.setUp(info)
 			if err = s.seed(ctx); err == nil {
 				started := s.now()
-				since, err = s.followEvents(ctx, since)
+				// Ready once the event stream is subscribed: from then on
+				// no use of an image goes unseen.
+				since, err = s.followEvents(ctx, since, func() { s.setUp(info) })
 				if s.now().Sub(started) > s.maxBackoff {
 					wait = s.minBackoff
 				}
@@ -183,13 +185,16 @@ func (s *Service) setDown(err error) {
 	}
 	s.mu.Lock()
 	wasUp := s.up
+	same := s.connErr != nil && s.connErr.Error() == err.Error()
 	s.up, s.connErr = false, err
 	s.mu.Unlock()
 	s.m.engineUp.Set(0)
-	if wasUp {
+	switch {
+	case wasUp:
 		s.log.Warn("docker engine lost", "err", err)
-	} else {
-		s.log.Debug("docker engine unreachable", "err", err)
+	case same:
+		s.log.Debug("docker engine still unreachable", "err", err)
+		return // reported already
 	}
 	s.health.Degraded(err)
 }
@@ -228,10 +233,16 @@ func (s *Service) seed(ctx context.Context) error {
 
 // followEvents records image use from the event stream until it fails,
 // and returns the time of the last event seen (to resume from).
-func (s *Service) followEvents(ctx context.Context, since time.Time) (time.Time, error) {
+func (s *Service) followEvents(ctx context.Context, since time.Time, subscribed func()) (time.Time, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	msgs, errs := s.eng.events(ctx, since)
+	select {
+	case err := <-errs:
+		return since, fmt.Errorf("docker event stream: %w", s.eng.explain(err))
+	default:
+		subscribed()
+	}
 	lastSave := s.now()
 	for {
 		select {
@@ -272,6 +283,9 @@ func (s *Service) observe(ctx context.Context, m events.Message, t time.Time) {
 		switch m.Action {
 		case events.ActionPull, events.ActionImport, events.ActionLoad, events.ActionTag:
 			ref = m.Actor.ID
+		case events.ActionDelete:
+			gone := m.Actor.ID
+			s.state.forget(func(id string) bool { return id != gone })
 		}
 	}
 	if ref == "" {
@@ -317,10 +331,18 @@ func (s *Service) runSchedule(ctx context.Context) {
 func (s *Service) watchDisk(ctx context.Context) {
 	t := time.NewTicker(s.cfg.AutoPrune.CheckInterval)
 	defer t.Stop()
+	var lastErr string
 	for {
 		if s.reachable() {
-			if _, err := s.RelievePressure(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("disk pressure prune", "err", err)
+			_, err := s.RelievePressure(ctx)
+			switch {
+			case ctx.Err() != nil:
+			case err != nil && err.Error() != lastErr:
+				// Logged when it changes, not every check.
+				s.log.Warn("disk pressure check", "err", err)
+				lastErr = err.Error()
+			case err == nil:
+				lastErr = ""
 			}
 		}
 		select {
@@ -454,22 +476,33 @@ func (s *Service) RelievePressure(ctx context.Context) (*Report, error) {
 	}
 	d, err := s.measureDisk()
 	if err != nil {
-		return nil, err
-	}
-	if !p.HighWatermark.Exceeded(d.Used, d.Size) {
-		return nil, nil
+		return nil, fmt.Errorf("measure disk of docker root (set containers.root_dir, or high_watermark \"\" for a remote engine): %w", err)
 	}
 	s.pruneMu.Lock()
 	defer s.pruneMu.Unlock()
-	s.log.Info("disk above high watermark", "dir", s.rootDir(), "used", units.BytesSize(float64(d.Used)),
-		"size", units.BytesSize(float64(d.Size)), "high_watermark", p.HighWatermark.String())
-	r := &Report{Trigger: "disk_pressure", Started: s.now(), Objects: []Object{}}
+	if !p.HighWatermark.Exceeded(d.Used, d.Size) {
+		s.stuck = false
+		return nil, nil
+	}
 	snap, err := s.eng.snapshot(ctx, false, false)
 	if err != nil {
 		return nil, s.engineFailed(err)
 	}
 	s.eng.refineImageTimes(ctx, &snap)
 	cands := pressureCandidates(snap, p, s.state.lastUse(), s.now())
+	if len(cands) == 0 {
+		// Said once until the disk goes below the high watermark again.
+		if !s.stuck {
+			s.log.Warn("disk above high watermark, but no image may be removed", "dir", s.rootDir(),
+				"used", units.BytesSize(float64(d.Used)), "high_watermark", p.HighWatermark.String())
+		}
+		s.stuck = true
+		return nil, nil
+	}
+	s.stuck = false
+	s.log.Info("disk above high watermark", "dir", s.rootDir(), "used", units.BytesSize(float64(d.Used)),
+		"size", units.BytesSize(float64(d.Size)), "high_watermark", p.HighWatermark.String())
+	r := &Report{Trigger: "disk_pressure", Started: s.now(), Objects: []Object{}}
 	err = s.execute(ctx, r, cands, func() bool {
 		d, err := s.measureDisk()
 		return err == nil && !p.LowWatermark.Exceeded(d.Used, d.Size)
@@ -598,7 +631,7 @@ func (s *Service) Details() StatusDetails {
 		LastPrune:           s.lastReport,
 		NextPrune:           s.nextPrune,
 		ReclaimedBytesTotal: s.reclaimed,
-		TrackedImages:       len(s.state.lastUse()),
+		TrackedImages:       s.state.tracked(),
 	}
 	if d.RootDir == "" {
 		d.RootDir = s.info.RootDir
@@ -630,8 +663,8 @@ func (d StatusDetails) Summary() string {
 		parts = append(parts, fmt.Sprintf("disk %.0f%%", float64(d.DiskUsedBytes)*100/float64(d.DiskSizeBytes)))
 	}
 	if d.LastPrune != nil {
-		parts = append(parts, fmt.Sprintf("last prune %s -%s", d.LastPrune.Finished.UTC().Format("Jan 2 15:04"),
-			units.BytesSize(float64(d.LastPrune.ReclaimedBytes))))
+		parts = append(parts, fmt.Sprintf("last prune %s freed %s", d.LastPrune.Finished.UTC().Format("Jan 2 15:04"),
+			units.HumanSize(float64(d.LastPrune.ReclaimedBytes))))
 	}
 	if !d.NextPrune.IsZero() {
 		parts = append(parts, "next "+d.NextPrune.UTC().Format("Jan 2 15:04"))

@@ -92,6 +92,12 @@ func (s *state) lastUse() map[string]time.Time {
 	return maps.Clone(s.p.LastUse)
 }
 
+func (s *state) tracked() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.p.LastUse)
+}
+
 func (s *state) lastScheduled() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -52,7 +52,7 @@ func TestGrafanaDashboardQueries(t *testing.T) {
 				t.Errorf("panel %q: %s: %d %s", p.Title, q, code, r.raw)
 				continue
 			}
-			if strings.HasPrefix(tg.Expr, "hostd_") || strings.Contains(tg.Expr, "rate(") || strings.Contains(tg.Expr, "increase(") {
+			if strings.Contains(tg.Expr, "hostd_service") || strings.Contains(tg.Expr, "rate(") || strings.Contains(tg.Expr, "increase(") {
 				continue // needs the daemon's own metrics or more history
 			}
 			if strings.Contains(string(r.Data), `"result":[]`) {

@@ -51,7 +51,8 @@ type Scraper struct {
 	// included) after they were committed; the remote writer hooks in here.
 	OnSamples func([]Sample)
 
-	prev map[uint64]labels.Labels
+	scrapeMu sync.Mutex // one scrape at a time
+	prev     map[uint64]labels.Labels
 	// refs remembers the storage reference of each series so appends skip
 	// the label lookup, as Prometheus' scrape cache does.
 	refs map[uint64]storage.SeriesRef
@@ -70,6 +71,8 @@ func (s *Scraper) Metadata() map[string]Metadata {
 // Scrape gathers once and appends. A gather error that still returned
 // families (one collector failed) appends what was gathered.
 func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
+	s.scrapeMu.Lock()
+	defer s.scrapeMu.Unlock()
 	now := time.Now
 	if s.Now != nil {
 		now = s.Now

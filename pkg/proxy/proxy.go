@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,13 +30,12 @@ type Service struct {
 	cfg Config
 	log *slog.Logger
 	now func() time.Time
-	// dialTimeout bounds the diagnosis dials after a failed probe.
+	// probes carries on-demand probe requests (POST /v1/proxy/test) to Serve.
 	probes chan probeRequest
 
-	mu     sync.Mutex
-	inst   *core.Instance // nil when not running
-	st     Details
-	closed bool
+	mu   sync.Mutex
+	inst *core.Instance // nil when not running
+	st   Details
 }
 
 var (
@@ -89,33 +89,47 @@ func New(env service.Env, cfg Config) (*Service, error) {
 func (s *Service) Name() string { return Name }
 
 // Serve resolves the server secrets, starts xray's SOCKS5 and HTTP inbounds
-// and probes the server every health_interval until ctx is done.
+// and probes the server every health_interval until ctx is done. At each
+// probe the secrets are read again: when they changed, the xray instance
+// is replaced (only the proxy restarts, nothing else in hostd).
 func (s *Service) Serve(ctx context.Context) error {
 	set, err := resolve(ctx, s.env.Secrets, s.cfg)
 	if err != nil {
 		s.setError(err)
 		return fmt.Errorf("read proxy secrets: %w", err)
 	}
+	// xray's log sink is process-wide; hostd runs one proxy, whose logger
+	// receives xray's own messages.
+	xlog.RegisterHandler(logHandler{log: s.log})
+	for {
+		next, err := s.run(ctx, set)
+		if err != nil || next == nil {
+			return err
+		}
+		s.log.Info("proxy secrets changed: restarting xray", "server", next.Server.hostPort())
+		set = *next
+	}
+}
+
+// run runs one xray instance built from set until ctx is done (nil, nil)
+// or the secrets change (the new settings, nil).
+func (s *Service) run(ctx context.Context, set settings) (*settings, error) {
 	xc, err := xrayConfig(set)
 	if err != nil {
 		s.setError(err)
-		return fmt.Errorf("build xray config: %w", err)
+		return nil, fmt.Errorf("build xray config: %w", err)
 	}
-	// xray's log sink is process-wide; hostd runs one proxy, whose logger
-	// receives xray's own warnings and errors.
-	xlog.RegisterHandler(logHandler{log: s.log})
-
 	inst, err := core.New(xc)
 	if err != nil {
 		err = fmt.Errorf("create xray instance: %w", err)
 		s.setError(err)
-		return errors.Join(err, suture.ErrDoNotRestart)
+		return nil, errors.Join(err, suture.ErrDoNotRestart)
 	}
 	if err := inst.Start(); err != nil {
 		inst.Close()
 		err = startError(err, set)
 		s.setError(err)
-		return err
+		return nil, err
 	}
 	defer func() {
 		if err := inst.Close(); err != nil {
@@ -146,8 +160,16 @@ func (s *Service) Serve(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			s.log.Info("proxy stopped")
-			return nil
+			return nil, nil
 		case <-t.C:
+			cur, err := resolve(ctx, s.env.Secrets, s.cfg)
+			if err != nil {
+				// Keep running on the secrets already read; say why they
+				// could not be read again.
+				s.log.Warn("read proxy secrets again", "err", err)
+			} else if !reflect.DeepEqual(cur, set) {
+				return &cur, nil
+			}
 			s.record(p.probe(ctx))
 		case req := <-s.probes:
 			r := p.probe(req.ctx)
@@ -240,7 +262,8 @@ func (s *Service) setError(err error) {
 	s.mu.Unlock()
 }
 
-// counters reads xray's traffic counters: "inbound>>>socks>>>traffic>>>uplink".
+// collectTrafficLocked copies xray's traffic counters ("inbound>>>socks>>>traffic>>>uplink")
+// into the status; s.mu is held.
 func (s *Service) collectTrafficLocked() {
 	if s.inst == nil {
 		return

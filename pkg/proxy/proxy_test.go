@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -113,32 +115,70 @@ func TestProxyThroughServer(t *testing.T) {
 	assertNoSecrets(t, w, r)
 }
 
-// TestProxyUDPAssociate checks that the SOCKS5 inbound grants UDP ASSOCIATE.
+// TestProxyUDPAssociate sends a UDP datagram through the SOCKS5 inbound
+// (UDP ASSOCIATE) to a loopback echo server, which goes direct.
 func TestProxyUDPAssociate(t *testing.T) {
 	w := newWorld(t)
 	cfg := w.config(t)
 	r := start(t, w, cfg)
 	r.waitState(t, StateUp)
+
+	echo, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := echo.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			echo.WriteTo(append([]byte("echo "), buf[:n]...), from)
+		}
+	}()
+
 	c, err := net.DialTimeout("tcp", cfg.SOCKS.Listen, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	// greeting: version 5, one method, no auth; then UDP ASSOCIATE 0.0.0.0:0.
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// Greeting (version 5, one method: no auth), then UDP ASSOCIATE 0.0.0.0:0.
 	if _, err := c.Write([]byte{5, 1, 0}); err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 64)
-	if _, err := c.Read(buf[:2]); err != nil || buf[1] != 0 {
+	buf := make([]byte, 2048)
+	if _, err := io.ReadFull(c, buf[:2]); err != nil || buf[1] != 0 {
 		t.Fatalf("greeting reply %v, %v", buf[:2], err)
 	}
 	if _, err := c.Write([]byte{5, 3, 0, 1, 0, 0, 0, 0, 0, 0}); err != nil {
 		t.Fatal(err)
 	}
-	n, err := c.Read(buf)
-	if err != nil || n < 10 || buf[1] != 0 {
-		t.Fatalf("UDP ASSOCIATE reply %v, %v: want success", buf[:n], err)
+	if _, err := io.ReadFull(c, buf[:10]); err != nil || buf[1] != 0 || buf[3] != 1 {
+		t.Fatalf("UDP ASSOCIATE reply %v, %v: want success with an IPv4 relay", buf[:10], err)
+	}
+	relay := &net.UDPAddr{IP: net.IP(bytes.Clone(buf[4:8])), Port: int(buf[8])<<8 | int(buf[9])}
+
+	u, err := net.DialUDP("udp", nil, relay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	dest := echo.LocalAddr().(*net.UDPAddr)
+	pkt := append([]byte{0, 0, 0, 1}, dest.IP.To4()...)
+	pkt = append(pkt, byte(dest.Port>>8), byte(dest.Port), 'p', 'i', 'n', 'g')
+	u.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := u.Write(pkt); err != nil {
+		t.Fatal(err)
+	}
+	n, err := u.Read(buf)
+	if err != nil {
+		t.Fatalf("no UDP reply through the proxy: %v", err)
+	}
+	if n < 10 || string(buf[10:n]) != "echo ping" {
+		t.Fatalf("UDP reply %q, want header + %q", buf[:n], "echo ping")
 	}
 }
 
@@ -406,4 +446,33 @@ func TestLocalAPI(t *testing.T) {
 	if _, err := stopped.Probe(context.Background()); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("Probe of a stopped proxy = %v, want ErrNotRunning", err)
 	}
+}
+
+// TestProxySecretChange rewrites a secret while the proxy runs: the proxy
+// replaces its xray instance with the new value by itself.
+func TestProxySecretChange(t *testing.T) {
+	w := newWorld(t)
+	cfg := w.config(t)
+	cfg.Server.ShortID = Value{Ref: w.writeSecret(t, "rotating_sid", "0123456789abcdef")} // not the server's
+	cfg.HealthInterval = time.Second
+	r := start(t, w, cfg)
+	d := r.waitState(t, StateDown)
+	if !strings.Contains(d.LastError, "REALITY authentication failed") {
+		t.Fatalf("last error = %q", d.LastError)
+	}
+	w.writeSecret(t, "rotating_sid", w.xray.ShortID)
+	r.waitState(t, StateUp)
+	if got, err := curl(t, "--socks5-hostname", cfg.SOCKS.Listen, "http://"+destHost+"/rotated"); err != nil || got != "hello from dest /rotated" {
+		t.Errorf("curl after the change = %q, %v", got, err)
+	}
+	if !strings.Contains(r.logs.String(), "proxy secrets changed: restarting xray") {
+		t.Errorf("no restart logged")
+	}
+	select {
+	case err := <-r.done:
+		t.Errorf("Serve returned %v: the change must not surface to the supervisor", err)
+		r.done <- err
+	default:
+	}
+	assertNoSecrets(t, w, r)
 }

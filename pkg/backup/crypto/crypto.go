@@ -188,10 +188,10 @@ type KDFParams struct {
 }
 
 // DefaultKDFParams returns the argon2id parameters used by init and key
-// add: one pass over 64 MiB with 2 lanes (above OWASP's minimum of
-// 46 MiB, one pass), and a fresh random salt.
+// add: two passes over 32 MiB with 2 lanes (above OWASP's
+// recommendation of 19 MiB with two passes), and a fresh random salt.
 func DefaultKDFParams() KDFParams {
-	return NewKDFParams(1, 64*1024, 2)
+	return NewKDFParams(2, 32*1024, 2)
 }
 
 // NewKDFParams returns argon2id parameters with a fresh random salt.

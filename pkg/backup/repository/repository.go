@@ -572,19 +572,31 @@ func (r *Repository) putBuf(b *[]byte) {
 }
 
 func (r *Repository) decodeBlob(h BlobHandle, sealed []byte, compressed bool, rawLen uint32, buf []byte) ([]byte, error) {
-	p, err := r.key.Open(buf[:0], sealed)
-	if err != nil {
-		return nil, fmt.Errorf("blob %s: %w", h, err)
-	}
+	var p []byte
+	var err error
 	if compressed {
 		if rawLen > 1<<28 {
 			return nil, fmt.Errorf("blob %s: raw length %d too large", h, rawLen)
 		}
-		out, err := r.dec.DecodeAll(p, make([]byte, 0, rawLen))
+		scratch := r.getBuf(len(sealed))
+		defer r.putBuf(scratch)
+		c, err := r.key.Open((*scratch)[:0], sealed)
+		if err != nil {
+			return nil, fmt.Errorf("blob %s: %w", h, err)
+		}
+		*scratch = c
+		if cap(buf) < int(rawLen) {
+			buf = make([]byte, 0, rawLen)
+		}
+		p, err = r.dec.DecodeAll(c, buf[:0])
 		if err != nil {
 			return nil, fmt.Errorf("blob %s: decompress: %w", h, err)
 		}
-		p = out
+	} else {
+		p, err = r.key.Open(buf[:0], sealed)
+		if err != nil {
+			return nil, fmt.Errorf("blob %s: %w", h, err)
+		}
 	}
 	if uint32(len(p)) != rawLen {
 		return nil, fmt.Errorf("blob %s: length %d, index says %d", h, len(p), rawLen)

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/hostd/hostd/pkg/backup/backend"
 	"github.com/hostd/hostd/pkg/backup/repository"
@@ -24,7 +25,8 @@ type plannedFile struct {
 	node    *repository.Node
 	pending atomic.Int64 // blob writes still to do
 	mu      sync.Mutex
-	f       *os.File
+	fd      int // open while blobs are being written; -1 when closed
+	created bool
 	failed  error
 }
 
@@ -56,7 +58,7 @@ func (r *restorer) restoreContents(ctx context.Context, files []fileJob) error {
 	uses := map[repository.BlobHandle]*blobUse{}
 	var planned []*plannedFile
 	for _, j := range files {
-		pf := &plannedFile{path: j.path, node: j.node}
+		pf := &plannedFile{path: j.path, node: j.node, fd: -1}
 		planned = append(planned, pf)
 		var off int64
 		for _, id := range j.node.Content {
@@ -76,27 +78,22 @@ func (r *restorer) restoreContents(ctx context.Context, files []fileJob) error {
 			pf.pending.Add(1)
 		}
 	}
-	// Create every file first (empty files are done right away).
+	// Failed plans are reported; empty files are created right away. The
+	// others are created when their first blob arrives, so each file is
+	// opened once and only while it is being written.
 	for _, pf := range planned {
-		if pf.failed != nil {
+		r.clear(pf.path) // only with Overwrite
+		switch {
+		case pf.failed != nil:
 			r.warn(pf.path, pf.failed)
 			pf.pending.Store(-1 << 40)
-			continue
+		case pf.pending.Load() == 0:
+			pf.pending.Store(1)
+			pf.mu.Lock()
+			pf.failed = pf.open()
+			pf.mu.Unlock()
+			r.done(pf)
 		}
-		r.clear(pf.path)
-		f, err := os.OpenFile(pf.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			r.warn(pf.path, err)
-			pf.failed = err
-			pf.pending.Store(-1 << 40)
-			continue
-		}
-		if pf.pending.Load() == 0 {
-			_ = f.Close()
-			r.finish(pf)
-			continue
-		}
-		_ = f.Close()
 	}
 	// Group blobs into spans per pack, in pack order.
 	byPack := map[repository.ID][]*blobUse{}
@@ -191,18 +188,34 @@ func (r *restorer) blobFailed(u *blobUse, err error) {
 	}
 }
 
+// open creates the file (exclusively: the target was checked empty or
+// cleared) with raw syscalls, bypassing the runtime poller.
+func (pf *plannedFile) open() error {
+	if pf.fd >= 0 {
+		return nil
+	}
+	flags := unix.O_WRONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW
+	if !pf.created {
+		flags |= unix.O_CREAT | unix.O_EXCL
+	}
+	fd, err := unix.Open(pf.path, flags, 0o600)
+	if err != nil {
+		return &os.PathError{Op: "create", Path: pf.path, Err: err}
+	}
+	pf.fd, pf.created = fd, true
+	return nil
+}
+
 func (r *restorer) write(t target, data []byte) {
 	pf := t.file
 	pf.mu.Lock()
 	if pf.failed == nil {
-		if pf.f == nil {
-			pf.f, pf.failed = os.OpenFile(pf.path, os.O_WRONLY, 0)
-		}
+		pf.failed = pf.open()
 		if pf.failed == nil {
 			if pf.node.Sparse {
-				pf.failed = writeSparse(pf.f, data, t.offset)
+				pf.failed = writeSparseFd(pf.fd, data, t.offset)
 			} else {
-				_, pf.failed = pf.f.WriteAt(data, t.offset)
+				pf.failed = pwriteAll(pf.fd, data, t.offset)
 			}
 		}
 	}
@@ -211,38 +224,67 @@ func (r *restorer) write(t target, data []byte) {
 	r.done(pf)
 }
 
-// done counts one blob of pf as handled and finishes pf after the last.
+func pwriteAll(fd int, data []byte, off int64) error {
+	for len(data) > 0 {
+		n, err := unix.Pwrite(fd, data, off)
+		if err != nil {
+			return err
+		}
+		data, off = data[n:], off+int64(n)
+	}
+	return nil
+}
+
+// writeSparseFd writes data at off, leaving holes for 4 KiB blocks of
+// zeros.
+func writeSparseFd(fd int, data []byte, off int64) error {
+	const block = 4096
+	for len(data) > 0 {
+		n := min(block, len(data))
+		if !allZero(data[:n]) {
+			if err := pwriteAll(fd, data[:n], off); err != nil {
+				return err
+			}
+		}
+		data, off = data[n:], off+int64(n)
+	}
+	return nil
+}
+
+// done counts one blob of pf as handled; after the last it sets the size
+// of a sparse file, checks the size, applies owner and mode through the
+// open descriptor, closes it and sets the times.
 func (r *restorer) done(pf *plannedFile) {
 	if pf.pending.Add(-1) != 0 {
 		return
 	}
 	pf.mu.Lock()
+	defer pf.mu.Unlock()
 	err := pf.failed
-	if pf.f != nil {
+	if pf.fd >= 0 {
 		if err == nil && pf.node.Sparse {
-			err = pf.f.Truncate(int64(pf.node.Size))
+			err = unix.Ftruncate(pf.fd, int64(pf.node.Size))
 		}
-		if cerr := pf.f.Close(); err == nil {
+		if err == nil {
+			var st unix.Stat_t
+			if err = unix.Fstat(pf.fd, &st); err == nil && uint64(st.Size) != pf.node.Size {
+				err = fmt.Errorf("restored %d bytes, snapshot records %d", st.Size, pf.node.Size)
+			}
+		}
+		if err == nil {
+			err = r.applyFdMeta(pf.fd, pf.node)
+		}
+		if cerr := unix.Close(pf.fd); err == nil {
 			err = cerr
 		}
-		pf.f = nil
+		pf.fd = -1
 	}
-	pf.failed = err
-	pf.mu.Unlock()
+	if err == nil {
+		err = r.applyTimes(pf.path, pf.node)
+	}
 	if err != nil {
 		r.warn(pf.path, err)
 		return
 	}
-	r.finish(pf)
-}
-
-func (r *restorer) finish(pf *plannedFile) {
-	if fi, err := os.Lstat(pf.path); err == nil && uint64(fi.Size()) != pf.node.Size {
-		r.warn(pf.path, fmt.Errorf("restored %d bytes, snapshot records %d", fi.Size(), pf.node.Size))
-		return
-	}
 	r.files.Add(1)
-	if err := r.applyMeta(pf.path, pf.node); err != nil {
-		r.warn(pf.path, err)
-	}
 }

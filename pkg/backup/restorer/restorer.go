@@ -29,7 +29,7 @@ type Options struct {
 	Target    string   // directory to restore into (created if missing)
 	Include   []string // snapshot paths to restore (with what is below them); empty: everything
 	Overwrite bool     // allow a non-empty target, replacing existing files
-	Workers   int      // files written concurrently; default 2*GOMAXPROCS
+	Workers   int      // pack spans restored concurrently; default GOMAXPROCS
 	// Progress, when set, is called about every ProgressInterval and at
 	// the end.
 	Progress         func(Progress)
@@ -88,7 +88,7 @@ type restorer struct {
 // Run restores snap into opts.Target.
 func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snapshot, opts Options) (*Summary, error) {
 	if opts.Workers <= 0 {
-		opts.Workers = 2 * runtime.GOMAXPROCS(0)
+		opts.Workers = runtime.GOMAXPROCS(0)
 	}
 	if opts.Warn == nil {
 		opts.Warn = func(string, error) {}
@@ -428,14 +428,42 @@ func (r *restorer) applyMeta(p string, n *repository.Node) error {
 			errs = append(errs, fmt.Errorf("set xattr %q: %w", string(x.Name), err))
 		}
 	}
+	if err := r.applyTimes(p, n); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// applyFdMeta sets owner, mode (after the owner: chown clears set-id
+// bits) and extended attributes of an open regular file.
+func (r *restorer) applyFdMeta(fd int, n *repository.Node) error {
+	var errs []error
+	if err := unix.Fchown(fd, r.owners.uid(n), r.owners.gid(n)); err != nil && r.root {
+		errs = append(errs, fmt.Errorf("chown: %w", err))
+	}
+	if err := unix.Fchmod(fd, n.Mode&0o7777); err != nil {
+		errs = append(errs, fmt.Errorf("chmod: %w", err))
+	}
+	for _, x := range n.Xattrs {
+		if err := unix.Fsetxattr(fd, string(x.Name), []byte(x.Value), 0); err != nil {
+			if !r.root && !strings.HasPrefix(string(x.Name), "user.") {
+				continue
+			}
+			errs = append(errs, fmt.Errorf("set xattr %q: %w", string(x.Name), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *restorer) applyTimes(p string, n *repository.Node) error {
 	ts := []unix.Timespec{unix.NsecToTimespec(n.ATimeNs), unix.NsecToTimespec(n.MTimeNs)}
 	if n.ATimeNs == 0 {
 		ts[0] = ts[1]
 	}
 	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		errs = append(errs, fmt.Errorf("set times: %w", err))
+		return fmt.Errorf("set times: %w", err)
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // owners maps recorded user/group names to local IDs, falling back to the

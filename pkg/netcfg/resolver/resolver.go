@@ -207,7 +207,7 @@ func (r *Resolver) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 	if proto == "udp" {
 		size := dns.MinMsgSize
 		if opt := q.IsEdns0(); opt != nil {
-			size = max(int(opt.UDPSize()), dns.MinMsgSize)
+			size = udpLimit(int(opt.UDPSize()))
 		}
 		resp.Truncate(size)
 	}
@@ -230,7 +230,7 @@ func (r *Resolver) serveCached(w dns.ResponseWriter, q *dns.Msg, proto string) b
 			return false
 		}
 		if proto == "udp" {
-			size = max(int(opt.UDPSize()), dns.MinMsgSize)
+			size = udpLimit(int(opt.UDPSize()))
 		}
 	} else if proto == "udp" {
 		size = dns.MinMsgSize

@@ -228,7 +228,7 @@ func TestResolverTruncationAndEDNS(t *testing.T) {
 	for i := range 12 {
 		txt = append(txt, "big.hostd.test,"+strings.Repeat(string(rune('a'+i)), 200))
 	}
-	up := testenv.StartDnsmasq(t, testenv.DnsmasqOptions{TXT: txt})
+	up := testenv.StartDnsmasq(t, testenv.DnsmasqOptions{TXT: append(txt, "small.hostd.test,hello")})
 	s := serve(t, resolver.Options{Upstreams: []resolver.Upstream{mustUpstream(t, up.Addr)}})
 
 	tests := []struct {
@@ -240,12 +240,17 @@ func TestResolverTruncationAndEDNS(t *testing.T) {
 	}{
 		{"udp without edns is cut to 512 bytes", []string{"+noedns", "+notcp", "+ignore"}, true, -1, false},
 		{"tcp gets everything", []string{"+tcp"}, false, 12, true},
-		{"udp with a large edns buffer gets everything", []string{"+bufsize=4096", "+notcp"}, false, 12, true},
+		{"udp with a large edns buffer is cut to 1232 bytes", []string{"+bufsize=4096", "+notcp", "+ignore"}, true, -1, true},
+		{"udp with edns gets a small answer whole", []string{"+bufsize=4096", "+notcp", "small.hostd.test"}, false, 1, true},
 		{"dig retries truncated udp over tcp", []string{"+noedns"}, false, 12, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out := digRaw(t, s.Addr, append(tc.args, "big.hostd.test", "TXT")...)
+			args := tc.args
+			if !strings.HasSuffix(args[len(args)-1], ".test") {
+				args = append(args, "big.hostd.test")
+			}
+			out := digRaw(t, s.Addr, append(args, "TXT")...)
 			if got := strings.Contains(flagsLine(out), " tc"); got != tc.truncated {
 				t.Errorf("truncated = %v, want %v\n%s", got, tc.truncated, out)
 			}

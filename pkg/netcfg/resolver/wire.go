@@ -81,7 +81,7 @@ func parseWireQuery(p []byte, lowerBuf []byte) (wireQuery, bool) {
 		}
 		q.edns = true
 		q.do = p[off+7]&0x80 != 0
-		q.udpSize = max(int(be.Uint16(p[off+3:])), dns.MinMsgSize)
+		q.udpSize = udpLimit(int(be.Uint16(p[off+3:])))
 		off += 11 + int(be.Uint16(p[off+9:]))
 	}
 	if off != len(p) {
@@ -122,4 +122,12 @@ func (r *Resolver) ServeWire(dst, packet []byte, udp bool) ([]byte, bool) {
 	r.metrics.cacheHits.Inc()
 	r.metrics.cacheRcode(int(dst[start+3] & 0x0f)).Inc()
 	return dst, true
+}
+
+// udpLimit is the largest UDP answer sent to a client that advertised an
+// EDNS0 buffer of size bytes: at least 512, and at most our own 1232 (the
+// DNS flag day 2020 size, which avoids IP fragmentation); larger answers
+// are truncated and the client retries over TCP.
+func udpLimit(size int) int {
+	return min(max(size, dns.MinMsgSize), serverUDPSize)
 }
