@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -84,7 +85,7 @@ func NewDocker(o DockerOptions) (*Docker, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(busyboxPath); err != nil {
+	if err := checkStatic(busyboxPath); err != nil {
 		return nil, fmt.Errorf("busybox-static: %w", err)
 	}
 	dir, err := os.MkdirTemp("", "hostd-docker-")
@@ -112,6 +113,22 @@ func NewDocker(o DockerOptions) (*Docker, error) {
 
 // busyboxPath is the static busybox test images are made of.
 const busyboxPath = "/bin/busybox"
+
+// checkStatic makes sure path is a statically linked executable: test
+// images hold nothing else, no libc.
+func checkStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%s is dynamically linked (install busybox-static)", path)
+		}
+	}
+	return nil
+}
 
 // dockerCLI prefers the CLI of the docker.io package, the same release as
 // its dockerd.

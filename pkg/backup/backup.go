@@ -354,7 +354,7 @@ type RepoStats struct {
 func (r *Repository) Stats(ctx context.Context) (RepoStats, error) {
 	st := RepoStats{Location: r.repo.Backend().Location(), ID: r.repo.Config().ID.String(),
 		Blobs: r.repo.Index().Len(), Compression: r.repo.Config().Compression}
-	for _, t := range append([]backend.FileType{}, backend.Types...) {
+	for _, t := range backend.Types() {
 		files, err := r.repo.List(ctx, t)
 		if err != nil {
 			return st, err

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/hostd/hostd/internal/testenv"
 	"github.com/hostd/hostd/pkg/backup"
 	"github.com/hostd/hostd/pkg/backup/backuptest"
 )
@@ -164,5 +167,70 @@ func TestKeys(t *testing.T) {
 	}
 	if err := backup.Init(ctx, dir, []byte("x"), backup.InitOptions{KDF: backuptest.FastKDF()}); err == nil {
 		t.Fatal("init over an existing repository succeeded")
+	}
+}
+
+// TestChangedWhileRead backs up a file whose size changes between stat
+// and read (a /proc file: size 0, content on read): it is saved as read
+// and flagged.
+func TestChangedWhileRead(t *testing.T) {
+	ctx := context.Background()
+	_, r := newRepo(t)
+	p := "/proc/1/stat"
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("no %s: %v", p, err)
+	}
+	sum, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{p}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Warnings) != 1 || !strings.Contains(sum.Warnings[0], "changed while being read") {
+		t.Fatalf("warnings %v", sum.Warnings)
+	}
+	var out bytes.Buffer
+	if err := r.Dump(ctx, "latest", p, &out); err != nil || out.Len() == 0 {
+		t.Fatalf("dump: %v, %d bytes", err, out.Len())
+	}
+	entries, _ := r.Ls(ctx, "latest", p)
+	if len(entries) != 1 || entries[0].Size != uint64(out.Len()) {
+		t.Fatalf("recorded size %v does not match the %d bytes read", entries, out.Len())
+	}
+}
+
+func TestOneFileSystem(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx := context.Background()
+	_, r := newRepo(t)
+	src := t.TempDir()
+	backuptest.RandomFile(t, filepath.Join(src, "here"), 10)
+	mnt := filepath.Join(src, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+		testenv.Require(t, "tmpfs mount", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
+	backuptest.RandomFile(t, filepath.Join(mnt, "elsewhere"), 10)
+	for _, one := range []bool{false, true} {
+		if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}, OneFileSystem: one}); err != nil {
+			t.Fatal(err)
+		}
+		entries, err := r.Ls(ctx, "latest", src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, strings.TrimPrefix(e.Path, src))
+		}
+		got := strings.Join(names, " ")
+		want := " /here /mnt /mnt/elsewhere"
+		if one {
+			want = " /here /mnt"
+		}
+		if got != want {
+			t.Fatalf("one-file-system=%v: %q, want %q", one, got, want)
+		}
 	}
 }

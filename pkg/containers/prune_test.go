@@ -233,3 +233,67 @@ func TestPruneAnonymousVolumesOnly(t *testing.T) {
 		t.Errorf("report: %+v", rep.Objects)
 	}
 }
+
+// TestUntilCutoffMatchesDockerSystemPrune: objects made before a cutoff go,
+// those made after stay, for hostd's until (a duration before its clock)
+// as for Docker's until (a timestamp), on twin setups.
+func TestUntilCutoffMatchesDockerSystemPrune(t *testing.T) {
+	d := docker.Get(t)
+	c := apiClient(t, d)
+	wipe(t, d)
+	t.Cleanup(func() { wipe(t, d) })
+
+	batch := func(p string) {
+		d.ImportImage(t, "", testenv.ImageSpec{Labels: map[string]string{nameLabel: p + "-dangling"}})
+		d.ImportImage(t, p+"-img:1", testenv.ImageSpec{Labels: map[string]string{nameLabel: p + "-img"}})
+		d.CLI(t, "create", "--name", p+"-stopped", "--network", "none", p+"-img:1")
+		d.CLI(t, "network", "create", p+"-net")
+	}
+	// twin makes batch a, waits for the next whole second (the engine's
+	// listings count creation in seconds), makes batch b, and returns the
+	// second between them.
+	twin := func() (before map[string]bool, cutoff time.Time) {
+		batch("a")
+		cutoff = time.Unix(time.Now().Unix()+1, 0)
+		testenv.WaitFor(t, 3*time.Second, func() error {
+			if time.Now().Before(cutoff) {
+				return errString("clock before the cutoff")
+			}
+			return nil
+		})
+		batch("b")
+		return inventory(t, c), cutoff
+	}
+
+	cfg := DefaultConfig()
+	cfg.AutoPrune.Images.All = true
+	cfg.AutoPrune.BuildCache.Enable = false
+	for _, f := range []*Filter{&cfg.AutoPrune.Containers, &cfg.AutoPrune.Networks, &cfg.AutoPrune.Images.Filter} {
+		f.Until = time.Hour
+	}
+	s, _ := newTestService(t, d.Host, cfg, "", nil)
+	before, cutoff := twin()
+	s.now = func() time.Time { return cutoff.Add(time.Hour) }
+	if _, err := s.Prune(context.Background(), "manual", false); err != nil {
+		t.Fatal(err)
+	}
+	hostdGone := minus(before, inventory(t, c))
+	wipe(t, d)
+
+	before, cutoff = twin()
+	// `docker system prune` takes only durations for build cache, so the
+	// kinds are pruned one by one, in its order.
+	until := fmt.Sprintf("until=%d", cutoff.Unix())
+	d.CLI(t, "container", "prune", "-f", "--filter", until)
+	d.CLI(t, "network", "prune", "-f", "--filter", until)
+	d.CLI(t, "image", "prune", "-f", "-a", "--filter", until)
+	cliGone := minus(before, inventory(t, c))
+
+	want := setOf("image/a-dangling", "image/a-img", "container/a-stopped", "network/a-net")
+	if missing, extra := diff(want, hostdGone); len(missing)+len(extra) > 0 {
+		t.Errorf("hostd removed %v, want %v", sorted(hostdGone), sorted(want))
+	}
+	if missing, extra := diff(cliGone, hostdGone); len(missing)+len(extra) > 0 {
+		t.Errorf("docker system prune removed %v, hostd %v", sorted(cliGone), sorted(hostdGone))
+	}
+}

@@ -218,7 +218,7 @@ func invalidParam(err error, name string) *apiError {
 // queryData is the data of a query answer.
 type queryData struct {
 	ResultType parser.ValueType `json:"resultType"`
-	Result     parser.Value     `json:"result"`
+	Result     json.RawMessage  `json:"result"`
 }
 
 func (a *API) queryContext(r *http.Request) (context.Context, context.CancelFunc, *apiError) {
@@ -263,6 +263,7 @@ func (a *API) queryOpts() promql.QueryOpts {
 	return promql.NewPrometheusQueryOpts(false, a.opts.LookbackDelta, nil)
 }
 
+// exec runs qry, which the caller closes after exec returns.
 func (a *API) exec(ctx context.Context, qry promql.Query) (any, annotations.Annotations, *apiError) {
 	res := qry.Exec(ctx)
 	if res.Err != nil {
@@ -279,7 +280,13 @@ func (a *API) exec(ctx context.Context, qry promql.Query) (any, annotations.Anno
 			res.Value = promql.Vector{}
 		}
 	}
-	return queryData{ResultType: res.Value.Type(), Result: res.Value}, res.Warnings, nil
+	// The engine recycles the result's point slices when the query is
+	// closed, so the result is encoded now, while the query is open.
+	b, err := json.Marshal(res.Value)
+	if err != nil {
+		return nil, res.Warnings, &apiError{errInternal, fmt.Errorf("encode result: %w", err)}
+	}
+	return queryData{ResultType: res.Value.Type(), Result: b}, res.Warnings, nil
 }
 
 func execError(err error) *apiError {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -225,9 +226,13 @@ func (w *RemoteWriter) send(ctx context.Context, batch []Sample) error {
 	}
 	resp, err := w.client.Do(req)
 	if err != nil {
-		// *url.Error includes the URL but never credentials (they are
-		// headers), so it is safe to log.
-		return fmt.Errorf("push %d samples: %w", len(batch), err)
+		// Credentials travel in headers, never in the error; the URL's
+		// query string (which may hold a token) is cut from it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("push %d samples to %s: %w", len(batch), redactURL(w.cfg.URL), err)
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))

@@ -259,3 +259,57 @@ func TestEncodeWriteRequestGroupsSeries(t *testing.T) {
 		t.Fatalf("request = %+v", req)
 	}
 }
+
+// TestRemoteWriteSecretsStayOut configures basic auth from a secret
+// reference and a URL with a token in its query: the receiver gets the
+// credentials, while status, errors and logs never show them.
+func TestRemoteWriteSecretsStayOut(t *testing.T) {
+	const password, token = "pw-7f3a9c", "tok-91be2d"
+	var gotUser, gotPass atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, _ := r.BasicAuth()
+		gotUser.Store(u)
+		gotPass.Store(p)
+		if _, err := decodeWriteRequestBody(r); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	cfg := fixtureConfig()
+	cfg.RemoteWrite = []RemoteWriteConfig{{URL: srv.URL + "/api/v1/write?token=" + token, BasicAuthUser: "host-a",
+		BasicAuthPassword: "env:HOSTD_TEST_RW_PASSWORD", MinBackoff: 5 * time.Millisecond, MaxBackoff: 10 * time.Millisecond}}
+	t.Setenv("HOSTD_TEST_RW_PASSWORD", password)
+	rs := startServiceWithSecrets(t, cfg)
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		if d := rs.Status().Details.(StatusDetails); len(d.RemoteWrite) != 1 || d.RemoteWrite[0].Sent == 0 {
+			return fmt.Errorf("nothing sent yet: %+v", d.RemoteWrite)
+		}
+		return nil
+	})
+	if gotUser.Load() != "host-a" || gotPass.Load() != password {
+		t.Fatalf("receiver got basic auth %v/%v", gotUser.Load(), gotPass.Load())
+	}
+	srv.Close() // now every push fails
+	if _, err := rs.Scrape(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		if d := rs.Status().Details.(StatusDetails); d.RemoteWrite[0].LastError == "" {
+			return fmt.Errorf("no push failure yet")
+		}
+		return nil
+	})
+	st, _ := json.Marshal(rs.Status())
+	for _, secret := range []string{password, token} {
+		if strings.Contains(string(st), secret) {
+			t.Errorf("status shows a secret: %s", st)
+		}
+		if strings.Contains(rs.logs.String(), secret) {
+			t.Errorf("logs show a secret:\n%s", rs.logs.String())
+		}
+	}
+	if !strings.Contains(string(st), "connection refused") {
+		t.Errorf("status does not say why pushes fail: %s", st)
+	}
+}

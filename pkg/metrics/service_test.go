@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/wlog"
 
 	"github.com/hostd/hostd/internal/confkit"
+	"github.com/hostd/hostd/internal/secrets"
 	"github.com/hostd/hostd/internal/service"
 	"github.com/hostd/hostd/internal/testenv"
 )
@@ -74,6 +75,18 @@ func (b *syncBuffer) String() string {
 // stop is called, and waits for its first scrape.
 func startService(t *testing.T, stateDir string, cfg Config) *runningService {
 	t.Helper()
+	return startServiceEnv(t, stateDir, cfg, nil)
+}
+
+// startServiceWithSecrets is startService with a secrets resolver reading
+// the environment.
+func startServiceWithSecrets(t *testing.T, cfg Config) *runningService {
+	t.Helper()
+	return startServiceEnv(t, t.TempDir(), cfg, secrets.NewResolver(t.TempDir(), ""))
+}
+
+func startServiceEnv(t *testing.T, stateDir string, cfg Config, res *secrets.Resolver) *runningService {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	health := &healthRecorder{}
 	logs := newSyncBuffer()
@@ -84,6 +97,7 @@ func startService(t *testing.T, stateDir string, cfg Config) *runningService {
 		Metrics:  reg,
 		Gatherer: reg,
 		Health:   health,
+		Secrets:  res,
 	}, cfg)
 	if err != nil {
 		t.Fatalf("new metrics service: %v", err)

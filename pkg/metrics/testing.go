@@ -3,6 +3,8 @@ package metrics
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -175,4 +177,16 @@ func decodeWriteRequest(body []byte) (*prompb.WriteRequest, error) {
 		return nil, err
 	}
 	return &req, nil
+}
+
+// decodeWriteRequestBody reads a remote write request as a receiver does.
+func decodeWriteRequestBody(r *http.Request) (*prompb.WriteRequest, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	if r.Header.Get("Content-Encoding") != "snappy" || r.Header.Get("X-Prometheus-Remote-Write-Version") != "0.1.0" {
+		return nil, fmt.Errorf("headers %v are not Remote Write 1.0", r.Header)
+	}
+	return decodeWriteRequest(body)
 }

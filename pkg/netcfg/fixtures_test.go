@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hostd/hostd/internal/api"
@@ -63,7 +64,11 @@ type running struct {
 	state  string
 	client *api.Client
 	stop   func() error // cancels Serve and returns its error
+	cfg    netcfg.Config
 }
+
+// cfgUpstream is the address of the i-th default upstream.
+func (r *running) cfgUpstream(i int) string { return r.cfg.DNS.Upstreams[i].Address }
 
 // startService builds the service from cfg and serves it (and its local
 // API on a unix socket) until the test ends or stop is called.
@@ -118,7 +123,7 @@ func startServiceIn(t *testing.T, cfg netcfg.Config, prepare func(stateDir strin
 	srv := &http.Server{Handler: s.LocalAPI(), ConnContext: api.ConnContext}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
-	return &running{Service: s, health: h, reg: reg, state: dir, client: api.NewClient(sock), stop: stop}
+	return &running{Service: s, health: h, reg: reg, state: dir, client: api.NewClient(sock), stop: stop, cfg: cfg}
 }
 
 // testLogger logs to the test's output.
@@ -141,4 +146,27 @@ func gauge(t *testing.T, s *running, name string) prometheus.Collector {
 	}
 	t.Fatalf("no metric %s", name)
 	return nil
+}
+
+// startDNSAt serves DNS over UDP on addr (in process) until the test
+// ends: A queries get 192.0.2.1, everything else an empty answer.
+func startDNSAt(t *testing.T, addr string) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		t.Fatalf("listen on %s: %v", addr, err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		if len(q.Question) == 1 && q.Question[0].Qtype == dns.TypeA {
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 1)})
+		}
+		w.WriteMsg(m)
+	})}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ActivateAndServe()
+	<-started
+	t.Cleanup(func() { srv.Shutdown() })
 }

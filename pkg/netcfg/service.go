@@ -35,6 +35,9 @@ type Service struct {
 	dns     *resolver.Resolver // nil when dns is off
 	euid    func() int
 
+	recheck chan struct{} // asks for an upstream recheck now
+
+	healthMu sync.Mutex // orders health reports
 	mu       sync.Mutex
 	listen   string // the address the resolver serves, once bound
 	dnsErr   error  // no upstream answered the last query that needed one
@@ -58,7 +61,7 @@ func New(env service.Env, cfg Config) (*Service, error) {
 	if env.Health == nil {
 		env.Health = service.NopHealth{}
 	}
-	s := &Service{cfg: cfg, env: env, log: env.Logger, euid: os.Geteuid}
+	s := &Service{cfg: cfg, env: env, log: env.Logger, euid: os.Geteuid, recheck: make(chan struct{}, 1)}
 	wo := netwatch.Options{
 		Links:         cfg.Links,
 		ProbeURL:      cfg.ProbeURL,
@@ -67,7 +70,12 @@ func New(env service.Env, cfg Config) (*Service, error) {
 		Now:           env.Now,
 		Logger:        env.Logger,
 		Metrics:       env.Metrics,
-		OnChange:      func(netwatch.State) { s.updateHealth() },
+		OnChange: func(st netwatch.State) {
+			s.updateHealth()
+			if st.Online {
+				s.askRecheck() // the upstreams may be reachable again
+			}
+		},
 	}
 	if cfg.NetNS != "" {
 		// Opened per run (see Serve) so a namespace that is re-created is
@@ -119,6 +127,7 @@ func (s *Service) Serve(ctx context.Context) error {
 		s.mu.Unlock()
 		s.log.Info("dns resolver listening", "addr", srv.Addr(), "upstreams", len(s.cfg.DNS.Upstreams))
 		g.Go(func() error { return srv.Serve(ctx, s.dns) })
+		g.Go(func() error { s.recheckLoop(ctx); return nil })
 		if s.cfg.DNS.ManageResolvConf {
 			rc := newResolvConf(s.cfg.DNS.ResolvConf, s.env.StateDir)
 			if err := s.manageResolvConf(rc, srv.Addr()); err != nil {
@@ -166,6 +175,42 @@ func (s *Service) Serve(ctx context.Context) error {
 	return err
 }
 
+// recheckInterval is how often upstreams are asked while none answers.
+const recheckInterval = 30 * time.Second
+
+// recheckLoop asks the upstreams again while the last query found none
+// that answered: every recheckInterval, and when the host comes online.
+// Without it, an idle resolver would stay degraded after the network
+// came back.
+func (s *Service) recheckLoop(ctx context.Context) {
+	t := time.NewTicker(recheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.recheck:
+		}
+		s.mu.Lock()
+		failing := s.dnsErr != nil
+		s.mu.Unlock()
+		if !failing {
+			continue
+		}
+		if err := s.dns.Recheck(ctx); err == nil {
+			s.log.Info("dns upstreams answer again")
+		}
+	}
+}
+
+func (s *Service) askRecheck() {
+	select {
+	case s.recheck <- struct{}{}:
+	default:
+	}
+}
+
 // listenDNS binds the configured address, or picks one.
 func (s *Service) listenDNS(ctx context.Context) (*resolver.Server, error) {
 	if s.cfg.DNS.Listen != "" {
@@ -199,6 +244,8 @@ func (s *Service) manageResolvConf(rc *resolvConf, addr string) error {
 // updateHealth reports readiness from the watcher's verdict and the
 // resolver's upstreams, sending only changes.
 func (s *Service) updateHealth() {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
 	st := s.watcher.State()
 	s.mu.Lock()
 	var reason error

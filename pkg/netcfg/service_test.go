@@ -178,6 +178,14 @@ func TestServiceAllUpstreamsDown(t *testing.T) {
 	if d := s.Details().DNS; d.LastError == "" || d.Upstreams[0].Up || d.Upstreams[1].Up {
 		t.Errorf("dns status = %+v, want both upstreams down and the error", d)
 	}
+
+	// The first upstream comes back while no client asks anything; the
+	// network coming back online makes the service ask again.
+	startDNSAt(t, s.cfgUpstream(0))
+	ns.IP(t, "route", "del", "default")
+	testenv.WaitFor(t, 10*time.Second, s.health.is(false, "offline: no default route"))
+	ns.IP(t, "route", "add", "default", "via", "192.0.2.1")
+	testenv.WaitFor(t, 10*time.Second, s.health.is(true, ""))
 }
 
 func TestServicePortInUse(t *testing.T) {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -232,5 +233,38 @@ func TestXrayConfigRouting(t *testing.T) {
 	bad.SocksListen = "nope"
 	if _, err := xrayConfig(bad); err == nil {
 		t.Error("bad listen accepted")
+	}
+}
+
+// TestDocExamples decodes and validates every proxy example in
+// docs/proxy.md, so the documentation cannot drift from the code.
+func TestDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/proxy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(doc), "```yaml\n")[1:]
+	if len(blocks) < 3 {
+		t.Fatalf("found %d yaml examples, want at least 3", len(blocks))
+	}
+	for i, b := range blocks {
+		b, _, _ = strings.Cut(b, "```")
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			var s struct {
+				Secrets struct {
+					AgeKeyFile string `yaml:"age_key_file"`
+				} `yaml:"secrets"`
+				Proxy Config `yaml:"proxy"`
+			}
+			s.Proxy = DefaultConfig()
+			if _, errs := confkit.Decode("docs/proxy.md", []byte(b), &s); len(errs) > 0 {
+				t.Fatalf("example %d:\n%s\n%v", i, b, errs)
+			}
+			v := confkit.NewValidator("proxy")
+			s.Proxy.Validate(v)
+			if errs := v.Errors(); len(errs) > 0 {
+				t.Errorf("example %d does not validate: %v", i, errs)
+			}
+		})
 	}
 }

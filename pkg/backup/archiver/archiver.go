@@ -1,7 +1,6 @@
 package archiver
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,7 +22,7 @@ import (
 )
 
 // cacheDirTagSignature starts a valid CACHEDIR.TAG (bford.info/cachedir).
-var cacheDirTagSignature = []byte("Signature: 8a477f597d28d172789f06886806bc55")
+const cacheDirTagSignature = "Signature: 8a477f597d28d172789f06886806bc55"
 
 // Options configure one backup run.
 type Options struct {
@@ -209,8 +208,9 @@ func (a *archiver) run(ctx context.Context, paths []string) (*runResult, error) 
 	})
 	stopProgress := make(chan struct{})
 	progressDone := make(chan struct{})
+	scanDone := make(chan struct{})
 	if a.opts.Progress != nil {
-		go a.scan(gctx, paths)
+		go func() { defer close(scanDone); a.scan(gctx, paths) }()
 		go func() {
 			defer close(progressDone)
 			t := time.NewTicker(a.opts.ProgressInterval)
@@ -226,6 +226,7 @@ func (a *archiver) run(ctx context.Context, paths []string) (*runResult, error) 
 		}()
 	} else {
 		close(progressDone)
+		close(scanDone)
 	}
 	g.Go(func() error {
 		var err error
@@ -235,9 +236,10 @@ func (a *archiver) run(ctx context.Context, paths []string) (*runResult, error) 
 		close(a.treeCh)
 		return err
 	})
-	err := g.Wait()
+	err := g.Wait() // cancels gctx, which ends the scan
 	close(stopProgress)
 	<-progressDone
+	<-scanDone
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()
 	}
@@ -533,7 +535,7 @@ func (a *archiver) skipDir(dir string) (bool, error) {
 			buf := make([]byte, len(cacheDirTagSignature))
 			_, rerr := io.ReadFull(f, buf)
 			f.Close()
-			if rerr == nil && bytes.Equal(buf, cacheDirTagSignature) {
+			if rerr == nil && string(buf) == cacheDirTagSignature {
 				return true, nil
 			}
 		}

@@ -23,8 +23,8 @@ const (
 	Lock     FileType = "locks"
 )
 
-// Types lists the directory file types (all but Config).
-var Types = []FileType{Key, Pack, Index, Snapshot, Lock}
+// Types returns the directory file types (all but Config).
+func Types() []FileType { return []FileType{Key, Pack, Index, Snapshot, Lock} }
 
 // Handle names one repository file.
 type Handle struct {

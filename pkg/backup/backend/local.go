@@ -35,7 +35,7 @@ func (l *Local) Create(ctx context.Context) error {
 	if err := os.MkdirAll(l.root, 0o700); err != nil {
 		return fmt.Errorf("create repository %s: %w", l.root, err)
 	}
-	for _, t := range Types {
+	for _, t := range Types() {
 		if err := os.MkdirAll(filepath.Join(l.root, string(t)), 0o700); err != nil {
 			return fmt.Errorf("create repository %s: %w", l.root, err)
 		}

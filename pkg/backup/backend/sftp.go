@@ -140,7 +140,7 @@ func (s *SFTP) Create(ctx context.Context) error {
 	if _, err := s.client.Stat(s.path(Handle{Type: Config})); err == nil {
 		return fmt.Errorf("create repository %s: %w", s.loc, fs.ErrExist)
 	}
-	for _, t := range Types {
+	for _, t := range Types() {
 		if err := s.client.MkdirAll(path.Join(s.root, string(t))); err != nil {
 			return fmt.Errorf("create repository %s: %w", s.loc, err)
 		}

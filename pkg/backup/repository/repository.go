@@ -97,7 +97,8 @@ func newRepository(be backend.Backend, key *crypto.Key, cfg Config, o Options) (
 		level = 1
 	}
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
-		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithZeroFrames(true), zstd.WithLowerEncoderMem(true))
+		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithZeroFrames(true),
+		zstd.WithEncoderCRC(false)) // blobs are authenticated and hashed already
 	if err != nil {
 		return nil, fmt.Errorf("init zstd: %w", err)
 	}

@@ -113,7 +113,13 @@ func (t *Tree) Find(name string) *Node {
 	return nil
 }
 
-var validNodeTypes = map[string]bool{NodeFile: true, NodeDir: true, NodeSymlink: true, NodeFIFO: true, NodeCharDev: true, NodeBlockDev: true, NodeSocket: true}
+func validNodeType(t string) bool {
+	switch t {
+	case NodeFile, NodeDir, NodeSymlink, NodeFIFO, NodeCharDev, NodeBlockDev, NodeSocket:
+		return true
+	}
+	return false
+}
 
 // DecodeTree parses and validates a tree blob.
 func DecodeTree(b []byte) (*Tree, error) {
@@ -124,7 +130,7 @@ func DecodeTree(b []byte) (*Tree, error) {
 	for i := range t.Nodes {
 		n := &t.Nodes[i]
 		switch {
-		case !validNodeTypes[n.Type]:
+		case !validNodeType(n.Type):
 			return nil, fmt.Errorf("decode tree: node %d: unknown type %q", i, n.Type)
 		case n.Name == "" || n.Name == "." || n.Name == ".." || bytes.ContainsAny([]byte(n.Name), "/\x00"):
 			return nil, fmt.Errorf("decode tree: node %d: invalid name %q", i, string(n.Name))

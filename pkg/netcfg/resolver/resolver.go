@@ -398,6 +398,16 @@ func (r *Resolver) forward(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 	return nil, err
 }
 
+// Recheck asks the default upstreams for the root's NS records, outside
+// the cache, so the upstream health verdict (OnUpstreamHealth) can recover
+// while no client asks anything. It returns the failure, if any.
+func (r *Resolver) Recheck(ctx context.Context) error {
+	q := new(dns.Msg)
+	q.SetQuestion(".", dns.TypeNS)
+	_, err := r.forward(ctx, q)
+	return err
+}
+
 // order returns ups with those that failed recently moved to the end.
 func (r *Resolver) order(ups []*upstreamState) []*upstreamState {
 	now := r.now()
