@@ -69,18 +69,23 @@ func add(t *testing.T, tr *Tree, s *scripted) {
 
 func waitState(t *testing.T, tr *Tree, name string, want State) UnitStatus {
 	t.Helper()
+	return waitUnit(t, tr, name, func(s UnitStatus) bool { return s.State == want })
+}
+
+func waitUnit(t *testing.T, tr *Tree, name string, ok func(UnitStatus) bool) UnitStatus {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		ch := tr.Changes()
 		for _, s := range tr.Status() {
-			if s.Name == name && s.State == want {
+			if s.Name == name && ok(s) {
 				return s
 			}
 		}
 		select {
 		case <-ch:
 		case <-time.After(time.Until(deadline)):
-			t.Fatalf("%s never reached %s: %+v", name, want, tr.Status())
+			t.Fatalf("%s never reached the expected state: %+v", name, tr.Status())
 		}
 	}
 }
@@ -138,8 +143,8 @@ func TestDegradedAndDependencies(t *testing.T) {
 	if d.LastError != "half broken" {
 		t.Errorf("dep = %+v", d)
 	}
-	u := waitState(t, tr, "user", Starting)
-	if len(u.WaitingFor) != 1 || u.WaitingFor[0] != "dep" || user.runs.Load() != 0 {
+	u := waitUnit(t, tr, "user", func(s UnitStatus) bool { return len(s.WaitingFor) > 0 })
+	if u.State != Starting || len(u.WaitingFor) != 1 || u.WaitingFor[0] != "dep" || user.runs.Load() != 0 {
 		t.Errorf("user = %+v (runs %d), want waiting for dep only", u, user.runs.Load())
 	}
 	dep.h.Ready()
