@@ -7,7 +7,7 @@
 #   - mean time of N small requests (default 200, one curl each),
 #   - peak RSS (VmHWM) of the two proxy clients.
 # Everything stays on 127.0.0.1.
-# Usage: bench/proxy/run.sh [SIZE_BYTES] [N] [ROUNDS]
+# Usage: [XRAY_STATS=1] bench/proxy/run.sh [SIZE_BYTES] [N] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -52,9 +52,16 @@ H_SOCKS=$(port) H_HTTP=$(port) X_SOCKS=$(port) X_HTTP=$(port)
 HOSTD_PID=$!
 PIDS+=($HOSTD_PID)
 
+# XRAY_STATS=1 turns on the traffic counters in the standalone client too,
+# as hostd always has them (for its metrics).
+STATS_JSON=""
+if [[ "${XRAY_STATS:-0}" == 1 ]]; then
+	STATS_JSON='"stats": {}, "policy": {"system": {"statsInboundUplink": true, "statsInboundDownlink": true, "statsOutboundUplink": true, "statsOutboundDownlink": true}},'
+fi
 cat >"$T/xray.json" <<JSON
 {
   "log": {"loglevel": "warning"},
+  $STATS_JSON
   "inbounds": [
     {"tag": "socks", "listen": "127.0.0.1", "port": $X_SOCKS, "protocol": "socks", "settings": {"udp": true}},
     {"tag": "http", "listen": "127.0.0.1", "port": $X_HTTP, "protocol": "http"}

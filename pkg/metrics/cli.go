@@ -22,7 +22,7 @@ func (s *Service) LocalAPI() http.Handler {
 		mux.HandleFunc("GET /v1/metrics/"+ep, func(w http.ResponseWriter, r *http.Request) {
 			r2 := r.Clone(r.Context())
 			r2.URL.Path = "/api/v1/" + ep
-			s.api.Handler().ServeHTTP(w, r2)
+			s.apiHandler.ServeHTTP(w, r2)
 		})
 	}
 	return mux

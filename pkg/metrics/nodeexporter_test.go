@@ -1,12 +1,18 @@
 package metrics
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -105,4 +111,26 @@ func TestMatchesNodeExporter(t *testing.T) {
 	if compared < 60 {
 		t.Errorf("only %d families in common with node_exporter", compared)
 	}
+}
+
+// TestPrometheusScrapesCollectors points a real Prometheus at the node
+// collectors served the way the daemon serves /metrics: it scrapes them
+// like a node_exporter target, with no scrape errors.
+func TestPrometheusScrapesCollectors(t *testing.T) {
+	nc, err := NewNodeCollector(HostOptions{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(nc)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	defer srv.Close()
+	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{ScrapeTargets: []string{strings.TrimPrefix(srv.URL, "http://")}})
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		_, r := promGet(t, prom.URL, "/api/v1/query", url.Values{"query": {`up{job="node"} == 1 and on() count(node_cpu_seconds_total) > 0 and on() scrape_samples_scraped{job="node"} > 300`}})
+		if !strings.Contains(string(r.Data), `"up"`) {
+			return fmt.Errorf("not scraped yet: %s", r.raw)
+		}
+		return nil
+	})
 }

@@ -53,6 +53,7 @@ type Scraper struct {
 
 	scrapeMu sync.Mutex // one scrape at a time
 	prev     map[uint64]labels.Labels
+	spare    map[uint64]labels.Labels
 	// refs remembers the storage reference of each series so appends skip
 	// the label lookup, as Prometheus' scrape cache does.
 	refs map[uint64]storage.SeriesRef
@@ -85,9 +86,17 @@ func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
 	}
 	samples, meta := familiesToSamples(mfs, ts)
 
-	cur := make(map[uint64]labels.Labels, len(samples))
-	for _, smp := range samples {
-		cur[smp.Labels.Hash()] = smp.Labels
+	// The series of this scrape, keyed by label hash; the map of the
+	// scrape before last is reused to spare the allocation.
+	cur := s.spare
+	if cur == nil {
+		cur = make(map[uint64]labels.Labels, len(samples))
+	}
+	clear(cur)
+	hashes := make([]uint64, len(samples))
+	for i, smp := range samples {
+		hashes[i] = smp.Labels.Hash()
+		cur[hashes[i]] = smp.Labels
 	}
 	var stale []Sample
 	for h, ls := range s.prev {
@@ -103,9 +112,14 @@ func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
 	}
 	newRefs := make(map[uint64]storage.SeriesRef, len(cur))
 	app := s.Storage.Appender(ctx)
-	for _, batch := range [][]Sample{samples, stale} {
-		for _, smp := range batch {
-			h := smp.Labels.Hash()
+	for bi, batch := range [][]Sample{samples, stale} {
+		for i, smp := range batch {
+			var h uint64
+			if bi == 0 {
+				h = hashes[i]
+			} else {
+				h = smp.Labels.Hash()
+			}
 			ref, err := app.Append(s.refs[h], smp.Labels, smp.T, smp.V)
 			if err == nil {
 				if _, live := cur[h]; live {
@@ -128,7 +142,7 @@ func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
 	}
 	res.Samples = len(samples) - res.Rejected
 	res.Stale = len(stale)
-	s.prev = cur
+	s.prev, s.spare = cur, s.prev
 	s.refs = newRefs
 	s.mu.Lock()
 	s.meta = meta
@@ -146,18 +160,23 @@ func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
 func familiesToSamples(mfs []*dto.MetricFamily, ts int64) ([]Sample, map[string]Metadata) {
 	var out []Sample
 	meta := make(map[string]Metadata, len(mfs))
+	b := labels.NewScratchBuilder(16)
 	for _, mf := range mfs {
 		name := mf.GetName()
 		meta[name] = Metadata{Type: metricTypeName(mf.GetType()), Help: mf.GetHelp(), Unit: mf.GetUnit()}
 		for _, m := range mf.GetMetric() {
 			t := ts
-			base := make([]string, 0, 2*len(m.GetLabel())+2)
-			for _, l := range m.GetLabel() {
-				base = append(base, l.GetName(), l.GetValue())
-			}
 			add := func(n string, v float64, extra ...string) {
-				kv := append(append([]string{labels.MetricName, n}, base...), extra...)
-				out = append(out, Sample{Labels: labels.FromStrings(kv...), T: t, V: v})
+				b.Reset()
+				b.Add(labels.MetricName, n)
+				for _, l := range m.GetLabel() {
+					b.Add(l.GetName(), l.GetValue())
+				}
+				for i := 0; i+1 < len(extra); i += 2 {
+					b.Add(extra[i], extra[i+1])
+				}
+				b.Sort()
+				out = append(out, Sample{Labels: b.Labels(), T: t, V: v})
 			}
 			switch mf.GetType() {
 			case dto.MetricType_COUNTER:

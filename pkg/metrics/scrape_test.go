@@ -180,3 +180,52 @@ func BenchmarkScrapeHost(b *testing.B) {
 		}
 	}
 }
+
+// TestCompactionAndRetention appends 12 hours of scrapes into a TSDB with
+// 1h head blocks and 6h retention: blocks get cut and compacted, and
+// blocks older than the retention are deleted.
+func TestCompactionAndRetention(t *testing.T) {
+	store, err := OpenStorage(StorageOptions{Dir: t.TempDir(), Retention: 6 * time.Hour, MinBlock: time.Hour}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if store.MaxBlock != time.Hour { // retention/10 = 36m, raised to the 1h head block
+		t.Fatalf("max block %s, want 1h", store.MaxBlock)
+	}
+	reg := prometheus.NewRegistry()
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "test_gauge", Help: "h"})
+	reg.MustRegister(g)
+	start := time.UnixMilli(1_700_000_000_000).Truncate(time.Hour)
+	clock := newFakeClock(start)
+	sc := &Scraper{Gatherer: reg, Storage: store.DB, Now: clock.Now}
+	for i := 0; i < 12*6; i++ {
+		g.Set(float64(i))
+		if _, err := sc.Scrape(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		clock.Add(10 * time.Minute)
+	}
+	if err := store.DB.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	blocks := store.DB.Blocks()
+	if len(blocks) == 0 {
+		t.Fatal("no blocks were cut from the head")
+	}
+	newest := clock.Now().UnixMilli()
+	for _, b := range blocks {
+		m := b.Meta()
+		if span := time.Duration(m.MaxTime-m.MinTime) * time.Millisecond; span > time.Hour {
+			t.Errorf("block %s spans %s, more than the max block", m.ULID, span)
+		}
+		if m.MaxTime < newest-(6*time.Hour).Milliseconds()-time.Hour.Milliseconds() {
+			t.Errorf("block %s ends at %d, older than the retention", m.ULID, m.MaxTime)
+		}
+	}
+	got := rawSamples(t, store, labels.MustNewMatcher(labels.MatchEqual, "__name__", "test_gauge"))
+	first := got[`{__name__="test_gauge"}`][0]
+	if age := time.Duration(newest-int64(first[0])) * time.Millisecond; age > 8*time.Hour {
+		t.Errorf("oldest sample is %s old with a 6h retention", age)
+	}
+}

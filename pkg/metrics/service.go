@@ -23,13 +23,14 @@ import (
 // Service is the metrics service: node collectors, scrape loop, TSDB,
 // remote write, query API and dashboard.
 type Service struct {
-	env    service.Env
-	cfg    Config
-	logger *slog.Logger
-	now    func() time.Time
-	node   *NodeCollector
-	api    *API
-	public http.Handler
+	env        service.Env
+	cfg        Config
+	logger     *slog.Logger
+	now        func() time.Time
+	node       *NodeCollector
+	api        *API
+	apiHandler http.Handler
+	public     http.Handler
 
 	mu       sync.RWMutex
 	store    *Storage
@@ -127,8 +128,9 @@ func New(env service.Env, cfg Config) (*Service, error) {
 		LookbackDelta: cfg.Query.LookbackDelta,
 		Now:           env.Now,
 	}, env.Logger)
+	s.apiHandler = s.api.Handler()
 	mux := http.NewServeMux()
-	mux.Handle("/api/", s.api.Handler())
+	mux.Handle("/api/", s.apiHandler)
 	mux.Handle("/", dashboardHandler())
 	s.public = mux
 	return s, nil

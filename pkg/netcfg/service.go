@@ -162,6 +162,9 @@ func (s *Service) Serve(ctx context.Context) error {
 		return s.watcher.RunIn(ctx, ns)
 	})
 	err := g.Wait()
+	if s.dns != nil {
+		s.dns.Close()
+	}
 	s.mu.Lock()
 	s.listen = ""
 	s.reported = ""

@@ -22,6 +22,7 @@ import (
 	"github.com/hostd/hostd/internal/secrets"
 	"github.com/hostd/hostd/internal/service"
 	"github.com/hostd/hostd/internal/testenv"
+	"github.com/hostd/hostd/internal/testenv/xraytest"
 )
 
 // destHost is the name the test xray server maps to the destination
@@ -35,7 +36,7 @@ const destHost = "dest.hostd.test"
 type world struct {
 	dest     *httptest.Server
 	hits     atomic.Int64
-	xray     *testenv.Xray
+	xray     *xraytest.Xray
 	dir      string
 	resolver *secrets.Resolver
 }
@@ -56,7 +57,7 @@ func newWorld(t testing.TB) *world {
 		fmt.Fprintf(rw, "hello from dest %s", r.URL.Path)
 	}))
 	t.Cleanup(w.dest.Close)
-	w.xray = testenv.StartXray(t, testenv.XrayOptions{Hosts: map[string]string{destHost: w.dest.Listener.Addr().String()}})
+	w.xray = xraytest.StartXray(t, xraytest.XrayOptions{Hosts: map[string]string{destHost: w.dest.Listener.Addr().String()}})
 	w.resolver = secrets.NewResolver(w.dir, "")
 	return w
 }

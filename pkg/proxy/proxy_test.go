@@ -200,10 +200,17 @@ func TestProxyDegraded(t *testing.T) {
 		}, "REALITY authentication failed"},
 		{"connection refused", func(c *Config) { c.Server.Port = Value{Literal: closed} }, "connection refused"},
 	}
-	for _, tt := range tests {
+	// Each failing probe waits out xray's dial retries (about 4s): run the
+	// cases side by side. Configs are made first, as they write files.
+	cfgs := make([]Config, len(tests))
+	for i, tt := range tests {
+		cfgs[i] = w.config(t)
+		tt.mutate(&cfgs[i])
+	}
+	for i, tt := range tests {
+		cfg := cfgs[i]
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := w.config(t)
-			tt.mutate(&cfg)
+			t.Parallel()
 			r := start(t, w, cfg)
 			d := r.waitState(t, StateDown)
 			if !strings.Contains(d.LastError, tt.want) {

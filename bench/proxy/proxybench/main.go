@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/hostd/hostd/internal/service"
-	"github.com/hostd/hostd/internal/testenv"
+	"github.com/hostd/hostd/internal/testenv/xraytest"
 	"github.com/hostd/hostd/pkg/proxy"
 )
 
@@ -92,7 +92,7 @@ func server(ctx context.Context) error {
 	go srv.Serve(l)
 	defer srv.Close()
 
-	x, err := testenv.NewXray(testenv.XrayOptions{Hosts: map[string]string{destHost: l.Addr().String()}})
+	x, err := xraytest.NewXray(xraytest.XrayOptions{Hosts: map[string]string{destHost: l.Addr().String()}})
 	if err != nil {
 		return err
 	}

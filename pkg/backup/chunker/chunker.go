@@ -112,41 +112,79 @@ func (c *Chunker) Cut(b []byte, eof bool) int {
 	return n
 }
 
+// cutPartial is Cut on a buffer that may end before the stream does: it
+// returns 0 when no boundary lies within b and b is shorter than Max (the
+// caller must read more).
+func (c *Chunker) cutPartial(b []byte) int {
+	if len(b) >= c.p.Max {
+		return c.Cut(b, false)
+	}
+	if len(b) <= c.p.Min {
+		return 0
+	}
+	normal := min(c.p.Avg, len(b))
+	var h uint64
+	gear := &c.gear
+	i := c.p.Min
+	for ; i < normal; i++ {
+		h = (h << 1) + gear[b[i]]
+		if h&c.maskS == 0 {
+			return i + 1
+		}
+	}
+	for ; i < len(b); i++ {
+		h = (h << 1) + gear[b[i]]
+		if h&c.maskL == 0 {
+			return i + 1
+		}
+	}
+	return 0
+}
+
 // Split reads r to the end and calls fn with each chunk in order. buf is
-// the read buffer (at least 2*Max is efficient; nil allocates one); the
-// chunk passed to fn is only valid during the call.
+// the read buffer (Max plus a few MiB is efficient; nil allocates one);
+// the chunk passed to fn is only valid during the call. Data is moved
+// within buf only when a chunk straddles its end.
 func (c *Chunker) Split(r io.Reader, buf []byte, fn func(chunk []byte) error) error {
 	if len(buf) < c.p.Max {
-		buf = make([]byte, 2*c.p.Max)
+		buf = make([]byte, c.p.Max+4<<20)
 	}
 	start, end := 0, 0
 	eof := false
 	for {
-		if !eof && end-start < c.p.Max {
-			if start > 0 {
-				end = copy(buf, buf[start:end])
-				start = 0
+		var n int
+		if eof {
+			if start == end {
+				return nil
 			}
-			for end < len(buf) && !eof {
-				n, err := r.Read(buf[end:])
-				end += n
-				if errors.Is(err, io.EOF) {
-					eof = true
-				} else if err != nil {
-					return err
-				}
-				if n == 0 && err == nil && end-start >= c.p.Max {
-					break
-				}
+			n = c.Cut(buf[start:end], true)
+		} else {
+			n = c.cutPartial(buf[start:end])
+		}
+		if n > 0 {
+			if err := fn(buf[start : start+n]); err != nil {
+				return err
+			}
+			start += n
+			continue
+		}
+		// No boundary in what is buffered: move the rest to the front
+		// and read more.
+		if start > 0 {
+			end = copy(buf, buf[start:end])
+			start = 0
+		}
+		for end < len(buf) && !eof {
+			m, err := r.Read(buf[end:])
+			end += m
+			if errors.Is(err, io.EOF) {
+				eof = true
+			} else if err != nil {
+				return err
+			}
+			if m == 0 && err == nil {
+				break
 			}
 		}
-		if start == end {
-			return nil
-		}
-		n := c.Cut(buf[start:end], eof)
-		if err := fn(buf[start : start+n]); err != nil {
-			return err
-		}
-		start += n
 	}
 }

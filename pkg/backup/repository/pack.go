@@ -1,7 +1,6 @@
 package repository
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -45,7 +44,7 @@ func (p *packBuilder) finish(k *crypto.Key) ([]byte, ID) {
 	start := len(p.buf)
 	p.buf = k.Seal(p.buf, hdr)
 	p.buf = binary.LittleEndian.AppendUint32(p.buf, uint32(len(p.buf)-start))
-	return p.buf, sha256.Sum256(p.buf)
+	return p.buf, fileID(p.buf)
 }
 
 func encodePackHeader(blobs []PackBlob) []byte {

@@ -2,7 +2,6 @@ package repository
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/zeebo/blake3"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hostd/hostd/pkg/backup/backend"
@@ -33,6 +33,10 @@ var (
 // indexFlushPacks is how many new packs trigger writing an index file, so
 // a killed backup leaves most of its packs indexed.
 const indexFlushPacks = 16
+
+// uploadSlots is how many full packs may be written concurrently in the
+// background.
+const uploadSlots = 2
 
 // Options tune opening or creating a repository.
 type Options struct {
@@ -74,9 +78,11 @@ type Repository struct {
 	saved     map[ID][]PackBlob // every pack saved since Open
 	saveErr   error
 	stats     WriteStats
-	bufs      sync.Pool  // *[]byte scratch for compressing and sealing
-	packBufs  sync.Pool  // *[]byte pack buffers
-	indexMu   sync.Mutex // serializes index file writes
+	uploads   chan struct{}  // slots for packs being written in the background
+	uploadWG  sync.WaitGroup // packs being written
+	bufs      sync.Pool      // *[]byte scratch for compressing and sealing
+	packBufs  sync.Pool      // *[]byte pack buffers
+	indexMu   sync.Mutex     // serializes index file writes
 }
 
 // WriteStats counts what was written since Open.
@@ -111,6 +117,7 @@ func newRepository(be backend.Backend, key *crypto.Key, cfg Config, o Options) (
 		enc: enc, dec: dec, idx: NewIndex(),
 		indexFiles: map[ID]bool{}, indexErrs: map[ID]error{},
 		pending: map[BlobHandle]struct{}{}, unindexed: map[ID][]PackBlob{}, saved: map[ID][]PackBlob{},
+		uploads: make(chan struct{}, uploadSlots),
 	}, nil
 }
 
@@ -299,14 +306,16 @@ func (r *Repository) Stats() WriteStats {
 	return r.stats
 }
 
-// Close releases the compressor.
+// Close waits for background pack writes and releases the compressor.
 func (r *Repository) Close() error {
+	r.uploadWG.Wait()
 	r.enc.Close()
 	r.dec.Close()
 	return r.be.Close()
 }
 
-func fileID(b []byte) ID { return sha256.Sum256(b) }
+// fileID names a repository file: unkeyed BLAKE3-256 of its stored bytes.
+func fileID(b []byte) ID { return blake3.Sum256(b) }
 
 func currentUser() string {
 	if u, err := user.Current(); err == nil {
@@ -413,10 +422,13 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
+	var todo []ID
 	for id := range ids {
-		if r.indexFiles[id] {
-			continue
+		if !r.indexFiles[id] {
+			todo = append(todo, id)
 		}
+	}
+	for _, id := range todo {
 		g.Go(func() error {
 			b, err := r.LoadFile(gctx, backend.Index, id)
 			var packs map[ID][]PackBlob
@@ -714,9 +726,21 @@ func (r *Repository) saveBlob(ctx context.Context, t BlobType, data []byte, forc
 	}
 	r.mu.Unlock()
 	if full != nil {
-		if err := r.savePack(ctx, full); err != nil {
-			return h.ID, true, err
+		// Write the pack in the background (fsync is slow) while this
+		// worker goes on compressing; at most uploadSlots packs are in
+		// flight, which bounds memory.
+		select {
+		case r.uploads <- struct{}{}:
+		case <-ctx.Done():
+			// Cancelled: still write it, synchronously (checkpoint).
+			return h.ID, true, r.savePack(ctx, full)
 		}
+		r.uploadWG.Add(1)
+		go func() {
+			defer r.uploadWG.Done()
+			defer func() { <-r.uploads }()
+			_ = r.savePack(ctx, full) // the error is kept in r.saveErr
+		}()
 	}
 	return h.ID, true, nil
 }
@@ -792,6 +816,7 @@ func (r *Repository) writeIndex(ctx context.Context) error {
 // Flush writes the pack being filled and an index file for every pack not
 // yet indexed. It completes even if ctx is cancelled (checkpoint).
 func (r *Repository) Flush(ctx context.Context) error {
+	r.uploadWG.Wait()
 	r.mu.Lock()
 	p := r.cur
 	r.cur = nil

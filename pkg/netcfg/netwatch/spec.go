@@ -128,6 +128,10 @@ type reconciler struct {
 // not do.
 func (rc reconciler) apply(s LinkSpec) (done []string, problems []error) {
 	link, err := rc.h.LinkByName(s.Name)
+	var notFound netlink.LinkNotFoundError
+	if errors.As(err, &notFound) {
+		return nil, []error{fmt.Errorf("link %s: not found (configured when it appears)", s.Name)}
+	}
 	if err != nil {
 		return nil, []error{fmt.Errorf("link %s: %w", s.Name, err)}
 	}

@@ -268,38 +268,50 @@ func (w *Watcher) RunIn(ctx context.Context, nsh *netns.NsHandle) error {
 	for _, l := range w.State().Links {
 		w.seen[l.Index] = l
 	}
+	// handle takes one update; it reports false when a subscription closed.
+	handle := func(kind string, ok bool, apply func()) error {
+		if !ok {
+			return fmt.Errorf("netlink %s subscription closed", kind)
+		}
+		apply()
+		return nil
+	}
 	for {
-		dirty := false
+		var err error
 		select {
 		case <-ctx.Done():
 			return nil
 		case err := <-subErr:
 			return fmt.Errorf("netlink subscription: %w", err)
-		case u, ok := <-links:
-			if !ok {
-				return errors.New("netlink link subscription closed")
-			}
-			w.linkEvent(u)
-			dirty = true
-		case u, ok := <-addrs:
-			if !ok {
-				return errors.New("netlink address subscription closed")
-			}
-			w.addrEvent(u)
-			dirty = true
-		case u, ok := <-routes:
-			if !ok {
-				return errors.New("netlink route subscription closed")
-			}
-			w.routeEvent(u)
-			dirty = true
 		case p := <-probes:
 			w.publish(func(s *State) { s.Probe = &p })
+			continue
+		case u, ok := <-links:
+			err = handle("link", ok, func() { w.linkEvent(u) })
+		case u, ok := <-addrs:
+			err = handle("address", ok, func() { w.addrEvent(u) })
+		case u, ok := <-routes:
+			err = handle("route", ok, func() { w.routeEvent(u) })
 		}
-		if dirty {
-			if err := resync(); err != nil {
-				return err
+		// Take whatever else is already queued (a container runtime
+		// creating links sends bursts) before listing everything once.
+		for drained := false; err == nil && !drained; {
+			select {
+			case u, ok := <-links:
+				err = handle("link", ok, func() { w.linkEvent(u) })
+			case u, ok := <-addrs:
+				err = handle("address", ok, func() { w.addrEvent(u) })
+			case u, ok := <-routes:
+				err = handle("route", ok, func() { w.routeEvent(u) })
+			default:
+				drained = true
 			}
+		}
+		if err != nil {
+			return err
+		}
+		if err := resync(); err != nil {
+			return err
 		}
 	}
 }
@@ -311,13 +323,17 @@ func (w *Watcher) dump(h *netlink.Handle) (State, error) {
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		return st, fmt.Errorf("list links: %w", err)
 	}
+	all, err := h.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return st, fmt.Errorf("list addresses: %w", err)
+	}
+	addrsOf := map[int][]netlink.Addr{}
+	for _, a := range all {
+		addrsOf[a.LinkIndex] = append(addrsOf[a.LinkIndex], a)
+	}
 	byIndex := map[int]*Link{}
 	for _, l := range ls {
-		addrs, err := h.AddrList(l, netlink.FAMILY_ALL)
-		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-			continue // the link went away meanwhile
-		}
-		st.Links = append(st.Links, linkOf(l, addrs))
+		st.Links = append(st.Links, linkOf(l, addrsOf[l.Attrs().Index]))
 	}
 	sort.Slice(st.Links, func(i, j int) bool { return st.Links[i].Index < st.Links[j].Index })
 	for i := range st.Links {

@@ -217,12 +217,24 @@ func TestWatcherReconcilesDeclaredLinks(t *testing.T) {
 	}
 }
 
-func TestWatcherProblemsWithMissingLink(t *testing.T) {
+func TestWatcherConfiguresLinkThatAppearsLater(t *testing.T) {
 	ns := testenv.NewNetNS(t)
-	w, _, _ := start(t, ns, netwatch.Options{Links: []netwatch.LinkSpec{{Name: "nosuch0", State: "up"}}})
+	spec := netwatch.LinkSpec{Name: "late0", State: "up", MTU: 1300, Addresses: []string{"198.51.100.1/24"}}
+	w, ev, _ := start(t, ns, netwatch.Options{Links: []netwatch.LinkSpec{spec}})
 	testenv.WaitFor(t, 10*time.Second, func() error {
-		if p := w.State().Problems; len(p) != 1 || !strings.Contains(p[0], "link nosuch0") {
-			return fmt.Errorf("problems = %q, want one about nosuch0", p)
+		if p := w.State().Problems; len(p) != 1 || !strings.Contains(p[0], "link late0: not found") {
+			return fmt.Errorf("problems = %q, want one about late0", p)
+		}
+		return nil
+	})
+	// The link appears: it is configured as declared.
+	ns.IP(t, "link", "add", "late0", "type", "veth", "peer", "name", "late1")
+	testenv.WaitFor(t, 10*time.Second, func() error { return ev.has("link", "added", "late0", "veth") })
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		s := w.State()
+		i := slices.IndexFunc(s.Links, func(l netwatch.Link) bool { return l.Name == "late0" })
+		if i < 0 || !s.Links[i].AdminUp || s.Links[i].MTU != 1300 || !slices.Contains(s.Links[i].Addresses, "198.51.100.1/24") || len(s.Problems) != 0 {
+			return fmt.Errorf("state = %+v, want late0 up, mtu 1300, 198.51.100.1/24, no problems", s)
 		}
 		return nil
 	})

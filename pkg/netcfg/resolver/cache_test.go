@@ -196,12 +196,17 @@ func TestServeWireMatchesResolve(t *testing.T) {
 	up := startFixedUpstream(t)
 	hosts := t.TempDir() + "/hosts"
 	writeFile(t, hosts, "192.0.2.7 nas\n")
-	r, err := resolver.New(resolver.Options{Upstreams: []resolver.Upstream{{Address: up}}, HostsPath: hosts})
+	// A fixed clock: both paths must age TTLs alike.
+	clock := newFakeClock()
+	r, err := resolver.New(resolver.Options{Upstreams: []resolver.Upstream{{Address: up}}, HostsPath: hosts, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	warm := question("www.hostd.test", dns.TypeA)
-	r.Resolve(context.Background(), warm)
+	if resp, src := r.Resolve(context.Background(), warm); resp.Rcode != dns.RcodeSuccess || src != resolver.SourceUpstream {
+		t.Fatalf("warm-up: %s from %s", dns.RcodeToString[resp.Rcode], src)
+	}
+	clock.Advance(5 * time.Second)
 
 	pack := func(m *dns.Msg) []byte {
 		b, err := m.Pack()

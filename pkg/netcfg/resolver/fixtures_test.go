@@ -123,6 +123,21 @@ type tlsUpstream struct {
 	CAFile  string
 	Name    string // the certificate's DNS name
 	Queries atomic.Int64
+	Conns   atomic.Int64 // connections accepted
+}
+
+// countingListener counts accepted connections.
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
 }
 
 // startTLSUpstream starts a DoT server with a certificate for name issued
@@ -168,7 +183,7 @@ func startTLSUpstream(t *testing.T, name, answer string) *tlsUpstream {
 		t.Fatalf("listen tls: %v", err)
 	}
 	u := &tlsUpstream{Addr: l.Addr().String(), CAFile: caFile, Name: name}
-	srv := &dns.Server{Listener: l, Net: "tcp-tls", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+	srv := &dns.Server{Listener: countingListener{l, &u.Conns}, Net: "tcp-tls", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
 		u.Queries.Add(1)
 		m := new(dns.Msg)
 		m.SetReply(q)

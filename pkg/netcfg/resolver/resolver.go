@@ -138,7 +138,7 @@ func New(o Options) (*Resolver, error) {
 	build := func(domain string, ups []Upstream) error {
 		rt := route{domain: domain}
 		for i, u := range ups {
-			ex, err := newExchanger(u, o.Timeout)
+			ex, err := newExchanger(u, o.Timeout, o.Now)
 			if err != nil {
 				if domain == "." {
 					return fmt.Errorf("upstreams[%d]: %w", i, err)
@@ -186,6 +186,15 @@ func orDefault(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// Close drops the idle upstream connections. The resolver stays usable.
+func (r *Resolver) Close() {
+	for _, rt := range r.routes {
+		for _, u := range rt.ups {
+			u.ex.close()
+		}
+	}
 }
 
 // Flush empties the cache and returns how many answers it held.
@@ -311,7 +320,7 @@ func (r *Resolver) resolve(ctx context.Context, q *dns.Msg) (*dns.Msg, string) {
 	r.metrics.cacheMisses.Inc()
 
 	k, _ := keyOf(q)
-	v, err, shared := r.flight.Do(fmt.Sprint(k), func() (any, error) {
+	v, err, shared := r.flight.Do(k, func() (any, error) {
 		return r.forward(ctx, q)
 	})
 	if err != nil {

@@ -112,8 +112,13 @@ func TestResolverDNSOverTLS(t *testing.T) {
 	dot := startTLSUpstream(t, "dns.hostd.test", "192.0.2.53")
 	good := resolver.Upstream{Protocol: "tls", Address: dot.Addr, ServerName: dot.Name, CAFile: dot.CAFile}
 	s := serve(t, resolver.Options{Upstreams: []resolver.Upstream{good}})
-	if got := dig(t, s.Addr, "secure.hostd.test", "A"); !slices.Equal(got, []string{"192.0.2.53"}) {
-		t.Fatalf("over DoT got %q, want 192.0.2.53", got)
+	for _, name := range []string{"secure.hostd.test", "a.hostd.test", "b.hostd.test"} {
+		if got := dig(t, s.Addr, name, "A"); !slices.Equal(got, []string{"192.0.2.53"}) {
+			t.Fatalf("%s over DoT got %q, want 192.0.2.53", name, got)
+		}
+	}
+	if q, c := dot.Queries.Load(), dot.Conns.Load(); q != 3 || c != 1 {
+		t.Errorf("DoT server saw %d queries on %d connections, want 3 on 1 (reused)", q, c)
 	}
 
 	tests := []struct {
@@ -331,6 +336,38 @@ func TestListenPortInUse(t *testing.T) {
 	for _, want := range []string{"listen for dns on udp " + addr, "address already in use"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
+
+// A TCP upstream that closes each connection after one answer: the
+// resolver's idle connection is dead at the next query and is replaced.
+func TestResolverReplacesClosedUpstreamConnection(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{Listener: l, MaxTCPQueries: 1, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 9)})
+		w.WriteMsg(m)
+	})}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ActivateAndServe()
+	<-started
+	t.Cleanup(func() { srv.Shutdown() })
+
+	r, err := resolver.New(resolver.Options{Upstreams: []resolver.Upstream{mustUpstream(t, "tcp://"+l.Addr().String())}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, name := range []string{"a.hostd.test", "b.hostd.test", "c.hostd.test"} {
+		resp, src := r.Query(context.Background(), name, dns.TypeA)
+		if resp.Rcode != dns.RcodeSuccess || src != resolver.SourceUpstream || len(resp.Answer) != 1 {
+			t.Errorf("%s: %s from %s, want an upstream answer", name, dns.RcodeToString[resp.Rcode], src)
 		}
 	}
 }

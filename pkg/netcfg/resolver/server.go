@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 	"net"
 	"sync"
@@ -166,12 +168,38 @@ func (s *Server) Serve(ctx context.Context, h dns.Handler) error {
 	return err
 }
 
-// serveUDP reads queries from uc until it is closed.
+// udpBatch is how many packets one system call reads or writes
+// (recvmmsg/sendmmsg).
+const udpBatch = 32
+
+// batchConn reads and writes packets in batches.
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// serveUDP reads queries from uc until it is closed: up to udpBatch
+// packets per read; cache hits are answered inline and their answers
+// sent together, everything else is unpacked and handed to h in its own
+// goroutine.
 func serveUDP(uc *net.UDPConn, h dns.Handler, wh WireHandler, inflight *sync.WaitGroup) error {
-	buf := make([]byte, dns.MaxMsgSize)
-	out := make([]byte, 0, 4096)
+	var bc batchConn = ipv4.NewPacketConn(uc)
+	if la, ok := uc.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() == nil {
+		bc = ipv6.NewPacketConn(uc)
+	}
+	// Queries are small; a larger one is cut short (MSG_TRUNC) and dropped.
+	const maxQuery = 4096
+	in := make([]ipv4.Message, udpBatch)
+	for i := range in {
+		in[i].Buffers = [][]byte{make([]byte, maxQuery)}
+	}
+	bufs := make([][]byte, udpBatch)
+	for i := range bufs {
+		bufs[i] = make([]byte, 0, 1500)
+	}
+	out := make([]ipv4.Message, 0, udpBatch)
 	for {
-		n, from, err := uc.ReadFromUDPAddrPort(buf)
+		n, err := bc.ReadBatch(in, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
@@ -182,25 +210,43 @@ func serveUDP(uc *net.UDPConn, h dns.Handler, wh WireHandler, inflight *sync.Wai
 			}
 			return fmt.Errorf("read udp: %w", err)
 		}
-		pkt := buf[:n]
-		if resp, ok := wh.ServeWire(out[:0], pkt, true); ok {
-			// A failed send is the client's loss, as with any UDP answer.
-			_, _ = uc.WriteToUDPAddrPort(resp, from)
-			out = resp[:0]
-			continue
-		}
-		q := new(dns.Msg)
-		if err := q.Unpack(pkt); err != nil {
-			if resp := formErr(pkt); resp != nil {
-				_, _ = uc.WriteToUDPAddrPort(resp, from)
+		out = out[:0]
+		for i := range in[:n] {
+			m := &in[i]
+			if m.Flags&unix.MSG_TRUNC != 0 || m.Addr == nil {
+				continue
 			}
-			continue
+			pkt := m.Buffers[0][:m.N]
+			if resp, ok := wh.ServeWire(bufs[len(out)][:0], pkt, true); ok {
+				bufs[len(out)] = resp[:0]
+				out = append(out, ipv4.Message{Buffers: [][]byte{resp}, Addr: m.Addr})
+				continue
+			}
+			q := new(dns.Msg)
+			if err := q.Unpack(pkt); err != nil { // copies what it keeps
+				if resp := formErr(pkt); resp != nil {
+					out = append(out, ipv4.Message{Buffers: [][]byte{resp}, Addr: m.Addr})
+				}
+				continue
+			}
+			to, ok := m.Addr.(*net.UDPAddr)
+			if !ok {
+				continue
+			}
+			inflight.Add(1)
+			go func() {
+				defer inflight.Done()
+				h.ServeDNS(&udpWriter{conn: uc, to: to.AddrPort()}, q)
+			}()
 		}
-		inflight.Add(1)
-		go func() {
-			defer inflight.Done()
-			h.ServeDNS(&udpWriter{conn: uc, to: from}, q)
-		}()
+		// A failed send is the client's loss, as with any UDP answer.
+		for len(out) > 0 {
+			sent, err := bc.WriteBatch(out, 0)
+			if err != nil || sent == 0 {
+				break
+			}
+			out = out[sent:]
+		}
 	}
 }
 

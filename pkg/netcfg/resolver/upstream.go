@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -132,19 +133,37 @@ func (u Upstream) String() string {
 	return s
 }
 
+// Connection reuse for TCP and DNS-over-TLS upstreams (RFC 7766, 7858):
+// up to maxIdleConns idle connections per upstream, each dropped after
+// idleConnTimeout unused (servers close idle connections themselves after
+// some seconds; a reused connection that fails is replaced once).
+const (
+	maxIdleConns    = 4
+	idleConnTimeout = 10 * time.Second
+)
+
 // exchanger sends queries to one upstream.
 type exchanger struct {
 	up      Upstream
 	client  *dns.Client // over Protocol
 	tcp     *dns.Client // fallback for truncated UDP answers
 	timeout time.Duration
+	now     func() time.Time
+
+	mu   sync.Mutex
+	idle []idleConn // TCP and TLS only, most recently used last
 }
 
-func newExchanger(up Upstream, timeout time.Duration) (*exchanger, error) {
+type idleConn struct {
+	conn  *dns.Conn
+	since time.Time
+}
+
+func newExchanger(up Upstream, timeout time.Duration, now func() time.Time) (*exchanger, error) {
 	if err := up.Validate(); err != nil {
 		return nil, err
 	}
-	e := &exchanger{up: up, timeout: timeout}
+	e := &exchanger{up: up, timeout: timeout, now: now}
 	switch up.Protocol {
 	case ProtoUDP:
 		e.client = &dns.Client{Net: "udp", UDPSize: upstreamUDPSize, Timeout: timeout}
@@ -174,7 +193,13 @@ func newExchanger(up Upstream, timeout time.Duration) (*exchanger, error) {
 func (e *exchanger) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
-	resp, _, err := e.client.ExchangeContext(ctx, q, e.up.Address)
+	var resp *dns.Msg
+	var err error
+	if e.up.Protocol == ProtoUDP {
+		resp, _, err = e.client.ExchangeContext(ctx, q, e.up.Address)
+	} else {
+		resp, err = e.exchangeStream(ctx, q)
+	}
 	if err == nil && resp.Truncated && e.tcp != nil {
 		resp, _, err = e.tcp.ExchangeContext(ctx, q, e.up.Address)
 	}
@@ -185,4 +210,66 @@ func (e *exchanger) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) 
 		return nil, fmt.Errorf("query %s: answer id %d does not match query id %d", e.up, resp.Id, q.Id)
 	}
 	return resp, nil
+}
+
+// exchangeStream sends q over a reused or new TCP or TLS connection.
+func (e *exchanger) exchangeStream(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+	if conn := e.takeIdle(); conn != nil {
+		resp, _, err := e.client.ExchangeWithConnContext(ctx, q, conn)
+		if err == nil {
+			e.putIdle(conn)
+			return resp, nil
+		}
+		conn.Close() // closed by the server meanwhile, most likely: dial anew
+		if ctx.Err() != nil {
+			return nil, err
+		}
+	}
+	conn, err := e.client.DialContext(ctx, e.up.Address)
+	if err != nil {
+		return nil, err
+	}
+	resp, _, err := e.client.ExchangeWithConnContext(ctx, q, conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	e.putIdle(conn)
+	return resp, nil
+}
+
+// takeIdle returns the most recently used idle connection, closing those
+// idle for too long.
+func (e *exchanger) takeIdle() *dns.Conn {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for len(e.idle) > 0 {
+		ic := e.idle[len(e.idle)-1]
+		e.idle = e.idle[:len(e.idle)-1]
+		if e.now().Sub(ic.since) < idleConnTimeout {
+			return ic.conn
+		}
+		ic.conn.Close()
+	}
+	return nil
+}
+
+func (e *exchanger) putIdle(conn *dns.Conn) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.idle) >= maxIdleConns {
+		e.idle[0].conn.Close()
+		e.idle = e.idle[1:]
+	}
+	e.idle = append(e.idle, idleConn{conn: conn, since: e.now()})
+}
+
+// close drops the idle connections.
+func (e *exchanger) close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, ic := range e.idle {
+		ic.conn.Close()
+	}
+	e.idle = nil
 }

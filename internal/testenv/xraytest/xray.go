@@ -1,4 +1,7 @@
-package testenv
+// Package xraytest starts an in-process xray VLESS+REALITY server on loopback
+// for the proxy's tests and benchmark. It lives apart from testenv so
+// that only the tests that need xray-core link it.
+package xraytest
 
 import (
 	"context"
@@ -7,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"github.com/hostd/hostd/internal/testenv"
 	"io"
 	"log"
 	"net"
@@ -248,7 +252,7 @@ func NewXray(opts XrayOptions) (_ *Xray, err error) {
 		// The REALITY listener first measures its target's handshake in
 		// the background; connections accepted before that finishes are
 		// held for 5s. Wait, so tests see the server's normal speed.
-		err = Poll(context.Background(), 15*time.Second, func() error {
+		err = testenv.Poll(context.Background(), 15*time.Second, func() error {
 			for alpn := range 3 {
 				key := target.Listener.Addr().String() + " " + x.ServerName + " " + strconv.Itoa(alpn)
 				if v, ok := goreality.GlobalPostHandshakeRecordsLens.Load(key); !ok {

@@ -1,0 +1,130 @@
+package metrics_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostd/hostd/internal/api"
+	"github.com/hostd/hostd/internal/daemon"
+	"github.com/hostd/hostd/internal/testenv"
+	"github.com/hostd/hostd/pkg/metrics"
+)
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestDaemonWithMetrics runs the real daemon with the metrics service and
+// checks what a user sees: /metrics passes promtool, the supervisor's own
+// metrics are stored and queryable, the dashboard is served, and the CLI's
+// socket route answers.
+func TestDaemonWithMetrics(t *testing.T) {
+	dir := testenv.TempDir(t)
+	sock := filepath.Join(dir, "hostd.sock")
+	addr := testenv.FreeAddr(t)
+	cfgPath := filepath.Join(dir, "hostd.yaml")
+	cfg := fmt.Sprintf("hostd:\n  state_dir: %s\n  socket: %s\n  http:\n    listen: %s\n  log_format: text\nmetrics:\n  interval: 1s\n",
+		filepath.Join(dir, "state"), sock, addr)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- daemon.Run(ctx, daemon.Options{
+			ConfigFile:    cfgPath,
+			Registrations: []daemon.Registration{daemon.Register("metrics", metrics.DefaultConfig, metrics.New)},
+			Version:       "test",
+			Stderr:        logf,
+			Signals:       make(chan os.Signal),
+		})
+	}()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("daemon did not stop")
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("daemon log:\n%s", b)
+		}
+	}()
+	base := "http://" + addr
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		select {
+		case err := <-done:
+			t.Fatalf("daemon exited: %v", err)
+		default:
+		}
+		// Ready, and at least two scrapes stored.
+		code, body := httpGet(t, base+`/api/v1/query?query=count_over_time(hostd_service_state{service="metrics",state="ready"}[1m])>=2`)
+		if code != 200 || !strings.Contains(body, `"value"`) {
+			return fmt.Errorf("not yet: %d %s", code, body)
+		}
+		return nil
+	})
+
+	code, body := httpGet(t, base+"/metrics")
+	if code != 200 || !strings.Contains(body, "node_cpu_seconds_total") || !strings.Contains(body, "hostd_metrics_tsdb_head_series") {
+		t.Fatalf("/metrics: %d %.300s", code, body)
+	}
+	findings, err := testenv.PromtoolCheckMetrics(t, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range findings {
+		if !strings.HasPrefix(f, "node_memory_") || !strings.Contains(f, "camelCase") {
+			t.Errorf("promtool check metrics: %s", f)
+		}
+	}
+
+	code, body = httpGet(t, base+`/api/v1/query?query=hostd_service_state{service="metrics",state="ready"}`)
+	if code != 200 || !strings.Contains(body, `"1"]`) {
+		t.Fatalf("supervisor state not stored: %d %s", code, body)
+	}
+	code, body = httpGet(t, base+"/")
+	if code != 200 || !strings.Contains(body, "<title>hostd</title>") {
+		t.Fatalf("dashboard: %d %.200s", code, body)
+	}
+	code, body = httpGet(t, base+"/api/v1/query?query=1%2B1")
+	if code != 200 || !strings.HasPrefix(body, `{"status":"success","data":{"resultType":"scalar","result":[`) || !strings.HasSuffix(body, `,"2"]}}`) {
+		t.Fatalf("grafana health check: %d %s", code, body)
+	}
+
+	raw, err := api.NewClient(sock).Raw(context.Background(), "GET", "/v1/metrics/query?query=node_load1", nil)
+	if err != nil {
+		t.Fatalf("socket query: %v", err)
+	}
+	var table bytes.Buffer
+	if err := metrics.WriteQueryTable(&table, raw); err != nil || !strings.Contains(table.String(), "node_load1") {
+		t.Fatalf("socket query table: %v\n%s", err, table.String())
+	}
+	_, err = api.NewClient(sock).Raw(context.Background(), "GET", "/v1/metrics/query?query=sum(", nil)
+	var he *api.HTTPError
+	if !errors.As(err, &he) || he.Code != 400 || !strings.Contains(he.Msg, "parse error") {
+		t.Fatalf("bad query over the socket: %v", err)
+	}
+}
