@@ -3,7 +3,7 @@
 # private dockerd (Debian's docker.io, own data root and network
 # namespace), and prints both times and their ratio.
 #
-#   bench/containers/prune.sh [CONTAINERS] [IMAGES] [NETWORKS]
+#   bench/containers/run.sh [CONTAINERS] [IMAGES] [NETWORKS]
 #
 # HOSTD_BIN=path uses a built hostd instead of building one.
 # Needs root, dockerd, /usr/bin/docker, busybox-static, unshare, curl, go.
