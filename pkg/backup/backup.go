@@ -63,7 +63,6 @@ func Init(ctx context.Context, repoURL string, password []byte, opts InitOptions
 	if err != nil {
 		return err
 	}
-	defer be.Close()
 	cfg := repository.DefaultConfig()
 	switch {
 	case opts.Compression < 0:
@@ -83,10 +82,10 @@ func Init(ctx context.Context, repoURL string, password []byte, opts InitOptions
 	}
 	r, err := repository.Create(ctx, be, password, cfg, kdf, repository.Options{})
 	if err != nil {
+		be.Close()
 		return err
 	}
-	_ = r
-	return nil
+	return r.Close()
 }
 
 // Open unlocks the repository at repoURL. Errors wrap ErrNotRepository or

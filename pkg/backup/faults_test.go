@@ -14,6 +14,7 @@ import (
 
 	"github.com/hostd/hostd/pkg/backup"
 	"github.com/hostd/hostd/pkg/backup/backuptest"
+	"github.com/hostd/hostd/pkg/backup/repository"
 	"github.com/hostd/hostd/pkg/backup/restorer"
 )
 
@@ -65,8 +66,29 @@ func TestFlippedBytes(t *testing.T) {
 			if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{filepath.Join(src, "a")}}); err != nil {
 				t.Fatal(err)
 			}
+			// For packs, damage one holding only file data (damaged trees
+			// make whole directories unrestorable, tested by check only).
+			var dataPack string
+			for id, blobs := range r.Internal().Index().Packs() {
+				onlyData := len(blobs) > 0
+				for _, b := range blobs {
+					if b.Type != repository.DataBlob {
+						onlyData = false
+					}
+				}
+				if onlyData {
+					dataPack = filepath.Join("data", id.String()[:2], id.String())
+				}
+			}
 			r.Close()
-			name := flipFirst(t, dir, tc.sub)
+			sub := tc.sub
+			if tc.name == "pack" {
+				if dataPack == "" {
+					t.Fatal("no pack with only data blobs")
+				}
+				sub = dataPack
+			}
+			name := flipFirst(t, dir, sub)
 			r2 := open(t, dir)
 			res, err := r2.Check(ctx, backup.CheckOptions{ReadData: true})
 			if err != nil {
@@ -350,5 +372,15 @@ func runAsNobody(t *testing.T, pattern string) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS") {
 		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
+}
+
+func TestFlippedConfig(t *testing.T) {
+	dir, r := newRepo(t)
+	r.Close()
+	flipFirst(t, dir, "config")
+	_, err := backup.Open(context.Background(), dir, backuptest.Password, backup.OpenOptions{})
+	if err == nil || !strings.Contains(err.Error(), "config") || errors.Is(err, backup.ErrWrongPassword) {
+		t.Fatalf("open with a damaged config: %v", err)
 	}
 }

@@ -162,7 +162,7 @@ type NodeCollector struct {
 var _ prometheus.Collector = (*NodeCollector)(nil)
 
 // NewNodeCollector builds the named collectors (all of CollectorNames when
-// names is empty) reading the host described by opts.
+// names is nil, none when it is empty) reading the host described by opts.
 func NewNodeCollector(opts HostOptions, names []string, logger *slog.Logger) (*NodeCollector, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -175,7 +175,7 @@ func NewNodeCollector(opts HostOptions, names []string, logger *slog.Logger) (*N
 }
 
 func newNodeCollector(h *host, names []string, logger *slog.Logger) (*NodeCollector, error) {
-	if len(names) == 0 {
+	if names == nil {
 		names = CollectorNames()
 	}
 	n := &NodeCollector{

@@ -21,13 +21,21 @@ import (
 
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
+	code, body, err := httpTry(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code, body
+}
+
+func httpTry(url string) (int, string, error) {
 	resp, err := http.Get(url)
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		return 0, "", fmt.Errorf("GET %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, string(b), nil
 }
 
 // TestDaemonWithMetrics runs the real daemon with the metrics service and
@@ -80,7 +88,10 @@ func TestDaemonWithMetrics(t *testing.T) {
 		default:
 		}
 		// Ready, and at least two scrapes stored.
-		code, body := httpGet(t, base+`/api/v1/query?query=count_over_time(hostd_service_state{service="metrics",state="ready"}[1m])>=2`)
+		code, body, err := httpTry(base + `/api/v1/query?query=count_over_time(hostd_service_state{service="metrics",state="ready"}[1m])>=2`)
+		if err != nil {
+			return err
+		}
 		if code != 200 || !strings.Contains(body, `"value"`) {
 			return fmt.Errorf("not yet: %d %s", code, body)
 		}

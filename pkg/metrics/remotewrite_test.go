@@ -290,6 +290,12 @@ func TestRemoteWriteSecretsStayOut(t *testing.T) {
 	if gotUser.Load() != "host-a" || gotPass.Load() != password {
 		t.Fatalf("receiver got basic auth %v/%v", gotUser.Load(), gotPass.Load())
 	}
+	host := strings.TrimPrefix(srv.URL, "http://")
+	out := gatherText(t, rs.reg)
+	if !strings.Contains(out, `hostd_metrics_remote_write_samples_sent_total{remote="`+host+`"} `) ||
+		!strings.Contains(out, `hostd_metrics_remote_write_queue_samples{remote="`+host+`"}`) {
+		t.Fatalf("remote write metrics missing:\n%s", out)
+	}
 	srv.Close() // now every push fails
 	if _, err := rs.Scrape(context.Background()); err != nil {
 		t.Fatal(err)

@@ -115,7 +115,7 @@ func New(env service.Env, cfg Config) (*Service, error) {
 		return float64(s.store.DB.Head().NumSeries())
 	})
 	if env.Metrics != nil {
-		for _, c := range []prometheus.Collector{node, s.scrapeDuration, s.scrapeSamples, s.scrapeFailures, s.walRepairs, headSeries} {
+		for _, c := range []prometheus.Collector{node, s.scrapeDuration, s.scrapeSamples, s.scrapeFailures, s.walRepairs, headSeries, remoteWriteCollector{s}} {
 			if err := env.Metrics.Register(c); err != nil {
 				return nil, fmt.Errorf("register metrics: %w", err)
 			}
@@ -367,4 +367,38 @@ func fmtDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+var (
+	rwSentDesc = prometheus.NewDesc("hostd_metrics_remote_write_samples_sent_total",
+		"Samples a remote_write receiver accepted.", []string{"remote"}, nil)
+	rwDroppedDesc = prometheus.NewDesc("hostd_metrics_remote_write_samples_dropped_total",
+		"Samples dropped for a remote_write receiver: queue full or rejected.", []string{"remote"}, nil)
+	rwFailedDesc = prometheus.NewDesc("hostd_metrics_remote_write_failed_pushes_total",
+		"Pushes to a remote_write receiver that failed and were retried.", []string{"remote"}, nil)
+	rwQueuedDesc = prometheus.NewDesc("hostd_metrics_remote_write_queue_samples",
+		"Samples waiting for a remote_write receiver.", []string{"remote"}, nil)
+)
+
+// remoteWriteCollector exports the remote writers' counters.
+type remoteWriteCollector struct{ s *Service }
+
+func (c remoteWriteCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- rwSentDesc
+	ch <- rwDroppedDesc
+	ch <- rwFailedDesc
+	ch <- rwQueuedDesc
+}
+
+func (c remoteWriteCollector) Collect(ch chan<- prometheus.Metric) {
+	c.s.mu.RLock()
+	writers := c.s.writers
+	c.s.mu.RUnlock()
+	for _, w := range writers {
+		st := w.Status()
+		ch <- prometheus.MustNewConstMetric(rwSentDesc, prometheus.CounterValue, float64(st.Sent), st.Name)
+		ch <- prometheus.MustNewConstMetric(rwDroppedDesc, prometheus.CounterValue, float64(st.Dropped), st.Name)
+		ch <- prometheus.MustNewConstMetric(rwFailedDesc, prometheus.CounterValue, float64(st.Failed), st.Name)
+		ch <- prometheus.MustNewConstMetric(rwQueuedDesc, prometheus.GaugeValue, float64(st.Queued), st.Name)
+	}
 }

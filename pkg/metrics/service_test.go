@@ -362,3 +362,50 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Fatalf("New with interval 0: %v", err)
 	}
 }
+
+// TestServiceWithoutNodeCollectors stores only hostd's own metrics when
+// the collector list is empty.
+func TestServiceWithoutNodeCollectors(t *testing.T) {
+	cfg := fixtureConfig()
+	cfg.Collectors = []string{}
+	rs := startService(t, t.TempDir(), cfg)
+	out := gatherText(t, rs.reg)
+	if strings.Contains(out, "node_") || !strings.Contains(out, "hostd_metrics_tsdb_head_series") {
+		t.Fatalf("registry with collectors: []:\n%s", out)
+	}
+}
+
+func TestDecodeConfig(t *testing.T) {
+	tests := []struct {
+		yaml    string
+		want    ByteSize
+		wantErr string
+	}{
+		{"max_size: 512MiB\n", 512 << 20, ""},
+		{"max_size: 2GB\n", 2 << 30, ""},
+		{"max_size: 0B\n", 0, ""},
+		{"max_size: 1048576\n", 1 << 20, ""},
+		{"max_size: lots\n", 0, `metrics.yaml:1:11: max_size: invalid size "lots"`},
+		{"max_size: [1]\n", 0, "want a size"},
+		{"interval: 15x\n", 0, "metrics.yaml:1:11: interval"},
+		{"colectors: [cpu]\n", 0, "colectors"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.yaml, func(t *testing.T) {
+			c := DefaultConfig()
+			_, errs := confkit.Decode("metrics.yaml", []byte(tt.yaml), &c)
+			if tt.wantErr == "" {
+				if len(errs) > 0 {
+					t.Fatalf("decode: %v", errs)
+				}
+				if c.MaxSize != tt.want {
+					t.Fatalf("max_size = %d, want %d", c.MaxSize, tt.want)
+				}
+				return
+			}
+			if len(errs) == 0 || !strings.Contains(errs.Error(), tt.wantErr) {
+				t.Fatalf("errors %v, want one containing %q", errs, tt.wantErr)
+			}
+		})
+	}
+}

@@ -60,7 +60,13 @@ func exposition(t testing.TB, cs ...prometheus.Collector) string {
 			t.Fatalf("register collector: %v", err)
 		}
 	}
-	mfs, err := reg.Gather()
+	return gatherText(t, reg)
+}
+
+// gatherText gathers g into the Prometheus text format.
+func gatherText(t testing.TB, g prometheus.Gatherer) string {
+	t.Helper()
+	mfs, err := g.Gather()
 	if err != nil {
 		t.Fatalf("gather: %v", err)
 	}

@@ -169,6 +169,9 @@ func (d *DNSConfig) validate(v *confkit.Validator) {
 	}
 	for i, u := range d.Upstreams {
 		r := resolver.Upstream(u)
+		if r.Address == "" {
+			continue // did not decode; reported by the decoder
+		}
 		if err := r.Validate(); err != nil {
 			v.Errorf(fmt.Sprintf("upstreams[%d]", i), "%v", err)
 		}
@@ -183,6 +186,9 @@ func (d *DNSConfig) validate(v *confkit.Validator) {
 		}
 		for i, u := range ups {
 			r := resolver.Upstream(u)
+			if r.Address == "" {
+				continue // did not decode; reported by the decoder
+			}
 			if err := r.Validate(); err != nil {
 				v.Errorf(fmt.Sprintf("%s[%d]", path, i), "%v", err)
 			}

@@ -110,6 +110,9 @@ func TestConfigErrors(t *testing.T) {
 					t.Errorf("error does not contain %q:\n%v", w, err)
 				}
 			}
+			if strings.Contains(err.Error(), "address is empty") {
+				t.Errorf("a decode error reported twice:\n%v", err)
+			}
 		})
 	}
 }

@@ -172,13 +172,16 @@ func Open(ctx context.Context, be backend.Backend, password []byte, o Options) (
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
 	}
-	key, keyName, err := findKey(ctx, be, password)
+	// The key must also open the config: a key file left by an init that
+	// crashed before writing its config wraps another master key.
+	var plain []byte
+	key, keyName, err := findKey(ctx, be, password, func(k *crypto.Key) bool {
+		var derr error
+		plain, derr = decryptFile(k, nil, raw)
+		return derr == nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
-	}
-	plain, err := decryptFile(key, nil, raw)
-	if err != nil {
-		return nil, fmt.Errorf("open repository %s: read config: %w", be.Location(), err)
 	}
 	cfg, err := DecodeConfig(plain)
 	if err != nil {
@@ -195,7 +198,7 @@ func Open(ctx context.Context, be backend.Backend, password []byte, o Options) (
 	return r, nil
 }
 
-func findKey(ctx context.Context, be backend.Backend, password []byte) (*crypto.Key, string, error) {
+func findKey(ctx context.Context, be backend.Backend, password []byte, opensConfig func(*crypto.Key) bool) (*crypto.Key, string, error) {
 	var names []string
 	if err := be.List(ctx, backend.Key, func(name string, _ int64) error {
 		names = append(names, name)
@@ -206,6 +209,7 @@ func findKey(ctx context.Context, be backend.Backend, password []byte) (*crypto.
 	if len(names) == 0 {
 		return nil, "", fmt.Errorf("no key files: %w", ErrNotRepository)
 	}
+	unwrapped := false
 	for _, n := range names {
 		b, err := be.Load(ctx, backend.Handle{Type: backend.Key, Name: n}, 0, 0)
 		if err != nil {
@@ -220,8 +224,14 @@ func findKey(ctx context.Context, be backend.Backend, password []byte) (*crypto.
 			continue
 		}
 		if k, err := w.Unwrap(kf.Data); err == nil {
-			return k, n, nil
+			if opensConfig(k) {
+				return k, n, nil
+			}
+			unwrapped = true
 		}
+	}
+	if unwrapped {
+		return nil, "", errors.New("the passphrase opens a key, but the config file does not decrypt with it (damaged config?)")
 	}
 	return nil, "", ErrWrongPassword
 }

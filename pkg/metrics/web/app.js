@@ -34,7 +34,8 @@ function fmt(v, unit) {
     const u = ["", "K", "M", "G", "T", "P"];
     let i = 0;
     while (Math.abs(v) >= 1024 && i < u.length - 1) { v /= 1024; i++; }
-    return (v >= 100 || i === 0 ? v.toFixed(0) : v.toFixed(1)) + " " + u[i] + unit;
+    const digits = v === 0 || Math.abs(v) >= 100 || (i === 0 && Math.abs(v) >= 10) ? 0 : 1;
+    return v.toFixed(digits) + " " + u[i] + unit;
   }
   if (unit === "%") return v.toFixed(v < 10 ? 1 : 0) + "%";
   return Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2);

@@ -48,6 +48,12 @@ type served struct {
 // when the test ends.
 func serve(t *testing.T, o resolver.Options) *served {
 	t.Helper()
+	return serveOn(t, "127.0.0.1:0", o)
+}
+
+// serveOn is serve on a given address.
+func serveOn(t *testing.T, addr string, o resolver.Options) *served {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	o.Metrics = reg
 	r, err := resolver.New(o)
@@ -55,7 +61,7 @@ func serve(t *testing.T, o resolver.Options) *served {
 		t.Fatalf("new resolver: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := resolver.Listen(ctx, "127.0.0.1:0")
+	srv, err := resolver.Listen(ctx, addr)
 	if err != nil {
 		cancel()
 		t.Fatalf("listen: %v", err)
@@ -258,13 +264,20 @@ func startFixedUpstream(t testing.TB) string {
 		}
 		w.WriteMsg(m)
 	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
+	var pc net.PacketConn
+	var l net.Listener
+	for attempt := 0; l == nil; attempt++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		// The port UDP got may be taken for TCP: pick again.
+		if l, err = net.Listen("tcp", pc.LocalAddr().String()); err != nil {
+			pc.Close()
+			if attempt == 10 {
+				t.Fatal(err)
+			}
+		}
 	}
 	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}} {
 		started := make(chan struct{})

@@ -371,3 +371,107 @@ func TestResolverReplacesClosedUpstreamConnection(t *testing.T) {
 		}
 	}
 }
+
+func TestResolverServesIPv6(t *testing.T) {
+	up := testenv.StartDnsmasq(t, testenv.DnsmasqOptions{Addresses: map[string]string{"www.hostd.test": "2001:db8::80"}})
+	s := serveOn(t, "[::1]:0", resolver.Options{Upstreams: []resolver.Upstream{mustUpstream(t, up.Addr)}})
+	for range 2 { // upstream, then the cache's wire path
+		for _, proto := range []string{"+notcp", "+tcp"} {
+			if got := dig(t, s.Addr, proto, "www.hostd.test", "AAAA"); !slices.Equal(got, []string{"2001:db8::80"}) {
+				t.Errorf("dig %s over ipv6 = %q", proto, got)
+			}
+		}
+	}
+	if hits := s.counter(t, "hostd_netcfg_dns_cache_hits_total"); hits != 3 {
+		t.Errorf("cache hits = %v, want 3", hits)
+	}
+}
+
+// Garbage on the UDP socket gets FORMERR or nothing, and the server keeps
+// answering.
+func TestServerSurvivesGarbage(t *testing.T) {
+	up := testenv.StartDnsmasq(t, testenv.DnsmasqOptions{Addresses: map[string]string{"www.hostd.test": "192.0.2.1"}})
+	s := serve(t, resolver.Options{Upstreams: []resolver.Upstream{mustUpstream(t, up.Addr)}})
+	c, err := net.Dial("udp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tests := []struct {
+		name    string
+		packet  []byte
+		formerr bool
+	}{
+		{"short", []byte{1, 2, 3}, false},
+		{"header claiming a missing question", []byte{0xab, 0xcd, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0}, true},
+		{"a response", []byte{0xab, 0xcd, 0x81, 0x80, 0, 0, 0, 0, 0, 0, 0, 0}, false},
+		{"label past the end", []byte{0xab, 0xcd, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0, 60, 'a'}, true},
+		{"oversized", make([]byte, 9000), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := c.Write(tc.packet); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.formerr {
+				return
+			}
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 512)
+			n, err := c.Read(buf)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			if n != 12 || buf[0] != 0xab || buf[1] != 0xcd || buf[2]&0x80 == 0 || buf[3]&0x0f != dns.RcodeFormatError {
+				t.Errorf("answer % x, want a FORMERR header for id abcd", buf[:n])
+			}
+		})
+	}
+	if got := dig(t, s.Addr, "www.hostd.test", "A"); !slices.Equal(got, []string{"192.0.2.1"}) {
+		t.Errorf("after garbage: dig = %q", got)
+	}
+}
+
+// An upstream that swallows queries costs one timeout, then the next one
+// answers; with only silent upstreams the query fails at the deadline.
+func TestResolverUpstreamTimeout(t *testing.T) {
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0") // reads nothing, answers nothing
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	up := testenv.StartDnsmasq(t, testenv.DnsmasqOptions{Addresses: map[string]string{"www.hostd.test": "192.0.2.1"}})
+
+	tests := []struct {
+		name      string
+		upstreams []string
+		rcode     int
+	}{
+		{"failover after a timeout", []string{silent.LocalAddr().String(), up.Addr}, dns.RcodeSuccess},
+		{"only silent upstreams", []string{silent.LocalAddr().String()}, dns.RcodeServerFailure},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var ups []resolver.Upstream
+			for _, u := range tc.upstreams {
+				ups = append(ups, mustUpstream(t, u))
+			}
+			r, err := resolver.New(resolver.Options{Upstreams: ups, Timeout: 200 * time.Millisecond, Deadline: time.Second, CacheSize: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			resp, _ := r.Query(context.Background(), "www.hostd.test", dns.TypeA)
+			if resp.Rcode != tc.rcode {
+				t.Errorf("rcode = %s, want %s", dns.RcodeToString[resp.Rcode], dns.RcodeToString[tc.rcode])
+			}
+			// Bounded by the deadline, not by any default timeout.
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("took %s with a 1s deadline", took)
+			}
+			if st := r.Stats(); st.Upstreams[0].Up || !strings.Contains(st.Upstreams[0].LastError, "timeout") {
+				t.Errorf("silent upstream status = %+v, want down with a timeout", st.Upstreams[0])
+			}
+		})
+	}
+}

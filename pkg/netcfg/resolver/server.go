@@ -217,6 +217,9 @@ func serveUDP(uc *net.UDPConn, h dns.Handler, wh WireHandler, inflight *sync.Wai
 				continue
 			}
 			pkt := m.Buffers[0][:m.N]
+			if len(pkt) < 12 || pkt[2]&0x80 != 0 {
+				continue // not a query: never answer responses (no loops)
+			}
 			if resp, ok := wh.ServeWire(bufs[len(out)][:0], pkt, true); ok {
 				bufs[len(out)] = resp[:0]
 				out = append(out, ipv4.Message{Buffers: [][]byte{resp}, Addr: m.Addr})
