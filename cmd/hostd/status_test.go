@@ -51,6 +51,13 @@ func runCLI(t *testing.T, args ...string) (string, int) {
 // startDaemon runs a daemon in-process with two test services.
 func startDaemon(t *testing.T, services string) (socket string) {
 	t.Helper()
+	return startDaemonWith(t, []daemon.Registration{daemontest.Registration("alpha"), daemontest.Registration("beta")}, services)
+}
+
+// startDaemonWith runs a daemon in-process with the given services and
+// config sections, and waits until its socket answers.
+func startDaemonWith(t *testing.T, regs []daemon.Registration, services string) (socket string) {
+	t.Helper()
 	dir := testenv.TempDir(t)
 	socket = filepath.Join(dir, "hostd.sock")
 	cfg := filepath.Join(dir, "hostd.yaml")
@@ -65,7 +72,7 @@ func startDaemon(t *testing.T, services string) (socket string) {
 	go func() {
 		done <- daemon.Run(ctx, daemon.Options{
 			ConfigFile:    cfg,
-			Registrations: []daemon.Registration{daemontest.Registration("alpha"), daemontest.Registration("beta")},
+			Registrations: regs,
 			Version:       "test",
 			Stderr:        logf,
 			Signals:       make(chan os.Signal),
@@ -75,6 +82,10 @@ func startDaemon(t *testing.T, services string) (socket string) {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("daemon: %v", err)
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "log"))
+			t.Logf("daemon log:\n%s", b)
 		}
 	})
 	testenv.WaitFor(t, 10*time.Second, func() error {

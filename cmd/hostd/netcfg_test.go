@@ -1,0 +1,63 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostd/hostd/internal/daemon"
+	"github.com/hostd/hostd/internal/testenv"
+	"github.com/hostd/hostd/pkg/netcfg"
+)
+
+// TestNetAndDNSCLI drives `hostd net status` and `hostd dns query|flush`
+// against a daemon whose resolver forwards to a real dnsmasq.
+func TestNetAndDNSCLI(t *testing.T) {
+	up := testenv.StartDnsmasq(t, testenv.DnsmasqOptions{
+		Addresses: map[string]string{"web.hostd.test": "192.0.2.80"},
+		Local:     []string{"hostd.test"},
+	})
+	dnsAddr := testenv.FreeAddr(t)
+	socket := startDaemonWith(t, []daemon.Registration{daemon.Register("netcfg", netcfg.DefaultConfig, netcfg.New)},
+		fmt.Sprintf("netcfg:\n  dns:\n    enable: true\n    listen: %s\n    hosts_file: \"\"\n    upstreams: [%q]\n", dnsAddr, up.Addr))
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		if out, code := runCLI(t, "--socket", socket, "dns", "query", "web.hostd.test"); code != 0 {
+			return fmt.Errorf("exit %d: %s", code, out)
+		}
+		return nil
+	})
+
+	steps := []struct {
+		args []string
+		code int
+		out  []string
+	}{
+		{[]string{"net", "status"}, -1, []string{"lo"}},
+		{[]string{"dns", "query", "web.hostd.test"}, 0, []string{"web.hostd.test", "192.0.2.80", "NOERROR", "from cache"}},
+		{[]string{"dns", "query", "nope.hostd.test"}, 1, []string{"NXDOMAIN"}},
+		{[]string{"dns", "query", "web.hostd.test", "BOGUS"}, 2, nil},
+		{[]string{"dns", "flush"}, 0, []string{"flushed"}},
+		{[]string{"dns", "query", "web.hostd.test"}, 0, []string{"from upstream"}},
+	}
+	for _, st := range steps {
+		out, code := runCLI(t, append([]string{"--socket", socket}, st.args...)...)
+		if st.code >= 0 && code != st.code {
+			t.Errorf("hostd %s: exit %d, want %d\n%s", strings.Join(st.args, " "), code, st.code, out)
+		}
+		for _, w := range st.out {
+			if !strings.Contains(out, w) {
+				t.Errorf("hostd %s: output lacks %q:\n%s", strings.Join(st.args, " "), w, out)
+			}
+		}
+	}
+	out, code := runCLI(t, "--socket", socket, "--json", "dns", "query", "web.hostd.test")
+	var res netcfg.QueryResult
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.Rcode != "NOERROR" {
+		t.Errorf("--json: exit %d, %q", code, out)
+	}
+	if n := up.Queries("web.hostd.test"); n != 2 {
+		t.Errorf("dnsmasq saw %d queries for web.hostd.test, want 2 (one before and one after the flush)", n)
+	}
+}
