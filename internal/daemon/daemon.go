@@ -88,6 +88,11 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Stderr == nil {
 		opts.Stderr = os.Stderr
 	}
+	if opts.ConfigFile != "" {
+		if abs, err := filepath.Abs(opts.ConfigFile); err == nil {
+			opts.ConfigFile = abs
+		}
+	}
 	cfg, err := LoadConfig(opts.ConfigFile, opts.Registrations, opts.Getenv)
 	if err != nil {
 		return &ConfigError{Err: err}

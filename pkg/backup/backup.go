@@ -28,7 +28,7 @@ var (
 type InitOptions struct {
 	// Compression is the zstd level (default 3); -1 stores uncompressed.
 	Compression int
-	// PackSize is the target pack size in bytes (default 8 MiB).
+	// PackSize is the target pack size in bytes (default 4 MiB).
 	PackSize int
 	// Chunker overrides the chunk sizes (default 512 KiB / 1 MiB / 8 MiB).
 	Chunker *chunker.Params

@@ -17,7 +17,7 @@ import (
 // fileWorker reads queued files and cuts them into chunks.
 func (a *archiver) fileWorker(ctx context.Context) error {
 	params := a.repo.Chunker().Params()
-	buf := make([]byte, params.Max+4<<20)
+	buf := make([]byte, params.Max+1<<20)
 	for job := range a.filesCh {
 		if ctx.Err() != nil {
 			job.res <- ctx.Err()

@@ -19,9 +19,9 @@ type Config struct {
 	PackSize    int            `json:"pack_size"`   // target pack size in bytes
 }
 
-// DefaultConfig: zstd level 3, 1 MiB average chunks, 8 MiB packs.
+// DefaultConfig: zstd level 3, 1 MiB average chunks, 4 MiB packs.
 func DefaultConfig() Config {
-	return Config{Version: 1, ID: crypto.RandomID(), Chunker: chunker.DefaultParams(), Compression: 3, PackSize: 8 << 20}
+	return Config{Version: 1, ID: crypto.RandomID(), Chunker: chunker.DefaultParams(), Compression: 3, PackSize: 4 << 20}
 }
 
 // Validate checks parameters read from an untrusted file.

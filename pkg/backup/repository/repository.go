@@ -104,7 +104,8 @@ func newRepository(be backend.Backend, key *crypto.Key, cfg Config, o Options) (
 	}
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
 		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithZeroFrames(true),
-		zstd.WithEncoderCRC(false)) // blobs are authenticated and hashed already
+		zstd.WithEncoderCRC(false), // blobs are authenticated and hashed already
+		zstd.WithWindowSize(2<<20)) // zstd -3's window; bounds encoder memory
 	if err != nil {
 		return nil, fmt.Errorf("init zstd: %w", err)
 	}
@@ -722,6 +723,12 @@ func (r *Repository) saveBlob(ctx context.Context, t BlobType, data []byte, forc
 	sealed := *sealedBuf
 
 	r.mu.Lock()
+	var full *packBuilder
+	// A blob that would overflow the pack closes it first, so packs stay
+	// within PackSize (plus the header) unless a single blob is larger.
+	if r.cur != nil && len(r.cur.buf)+len(sealed) > r.cfg.PackSize && len(r.cur.blobs) > 0 {
+		full, r.cur = r.cur, nil
+	}
 	if r.cur == nil {
 		r.cur = r.newPackBuilder()
 	}
@@ -730,8 +737,7 @@ func (r *Repository) saveBlob(ctx context.Context, t BlobType, data []byte, forc
 	r.stats.BytesRaw += int64(len(data))
 	r.stats.BytesStored += int64(len(sealed))
 	r.putBuf(sealedBuf)
-	var full *packBuilder
-	if len(r.cur.buf) >= r.cfg.PackSize {
+	if full == nil && len(r.cur.buf) >= r.cfg.PackSize {
 		full, r.cur = r.cur, nil
 	}
 	r.mu.Unlock()
@@ -759,7 +765,7 @@ func (r *Repository) newPackBuilder() *packBuilder {
 	if b, ok := r.packBufs.Get().(*[]byte); ok {
 		return &packBuilder{buf: (*b)[:0]}
 	}
-	return &packBuilder{buf: make([]byte, 0, r.cfg.PackSize+r.cfg.Chunker.Max+64<<10)}
+	return &packBuilder{buf: make([]byte, 0, r.cfg.PackSize+64<<10)}
 }
 
 // savePack writes a finished pack. It runs to completion even when ctx is
