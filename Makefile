@@ -7,12 +7,15 @@ CONFIG    ?= configs/hostd.example.yaml
 BIN       ?= $(CURDIR)/bin/hostd
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
-# Packages whose tests run with the race detector. The rest drive heavy
-# external components or embed large engines, where -race multiplies the
-# run time without covering hostd's own concurrency any better.
-RACE_PKGS ?= ./internal/... ./cmd/... ./pkg/audio/... ./pkg/containers/... ./pkg/netcfg/...
-NORACE_PKGS ?= ./pkg/backup/... ./pkg/metrics/... ./pkg/proxy/... ./configs/...
-TEST_FLAGS ?= -count=1 -timeout 20m
+# Packages whose tests run with the race detector. The backup engine's
+# tests move gigabytes through the pipeline, where -race multiplies the run
+# time; its concurrency is covered by the jobs service's race run.
+RACE_PKGS ?= ./internal/... ./cmd/... ./configs/... ./pkg/audio/... ./pkg/containers/... ./pkg/netcfg/... ./pkg/metrics/... ./pkg/proxy/... ./pkg/backup/jobs/...
+NORACE_PKGS ?= $(shell $(GO) list ./pkg/backup/... | grep -v /jobs)
+# xray-core's vision code does pointer arithmetic that -race's checkptr
+# rejects; the race detector itself stays on.
+RACE_FLAGS ?= -race -gcflags=all=-d=checkptr=0
+TEST_FLAGS ?= -count=1 -timeout 25m
 
 .PHONY: all build run test test-deps test-race test-norace bench vet fmt clean
 
@@ -31,10 +34,11 @@ test-deps:
 	./scripts/install-test-deps.sh
 
 test: test-deps vet
-	$(MAKE) -j2 --output-sync=target test-race test-norace
+	$(MAKE) test-norace
+	$(MAKE) test-race
 
 test-race:
-	$(GO) test -race $(TEST_FLAGS) $(RACE_PKGS)
+	$(GO) test $(RACE_FLAGS) $(TEST_FLAGS) $(RACE_PKGS)
 
 test-norace:
 	$(GO) test $(TEST_FLAGS) $(NORACE_PKGS)
