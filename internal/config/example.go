@@ -42,7 +42,7 @@ func (g *ExampleGenerator) Generate(sections []Section, getenv func(string) stri
 	core.StateDir, core.Socket = "", ""
 	all := []struct {
 		name, doc string
-		v        any
+		v         any
 	}{
 		{"hostd", "hostd itself: logging, state, the local API socket and the HTTP listener.", &core},
 		{"secrets", "How secret references (sops:FILE#key, file:PATH, cred:NAME, env:NAME) are resolved.", &Secrets{}},
@@ -50,7 +50,7 @@ func (g *ExampleGenerator) Generate(sections []Section, getenv func(string) stri
 	for _, s := range sections {
 		all = append(all, struct {
 			name, doc string
-			v        any
+			v         any
 		}{s.Name, "", s.Default()})
 	}
 	for _, s := range all {

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hostd/hostd/internal/api"
+	"github.com/hostd/hostd/internal/config"
 	"github.com/hostd/hostd/internal/service"
 )
 
@@ -58,7 +59,14 @@ func (d *Daemon) serviceRoute(w http.ResponseWriter, r *http.Request) {
 	}
 	svc := d.tree.Service(name)
 	if svc == nil {
-		api.WriteError(w, http.StatusServiceUnavailable, fmt.Errorf("service %s is not enabled or not running", name))
+		d.mu.Lock()
+		enabled := config.Enabled(d.cfg.Sections[name])
+		d.mu.Unlock()
+		if !enabled {
+			api.WriteError(w, http.StatusServiceUnavailable, fmt.Errorf("service %s is not enabled (set %s.enable: true in the config)", name, name))
+			return
+		}
+		api.WriteError(w, http.StatusServiceUnavailable, fmt.Errorf("service %s is not running: %s", name, d.tree.NotReady()[name]))
 		return
 	}
 	h, ok := svc.(service.LocalAPI)
