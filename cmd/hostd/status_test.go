@@ -282,3 +282,50 @@ func TestConfigShowRedactsSecrets(t *testing.T) {
 		t.Errorf("no proxy section:\n%s", out)
 	}
 }
+
+// TestConfigCheckResolvesSecrets: a secret reference that cannot be
+// resolved is reported at its place in the file by `config check`, while
+// --no-secrets skips the lookup.
+func TestConfigCheckResolvesSecrets(t *testing.T) {
+	dir := testenv.TempDir(t)
+	pw := filepath.Join(dir, "pw")
+	os.WriteFile(pw, []byte("s3cret\n"), 0o600)
+	os.MkdirAll(filepath.Join(dir, "src"), 0o755)
+	f := filepath.Join(dir, "c.yaml")
+	os.WriteFile(f, []byte(fmt.Sprintf(`backup:
+  jobs:
+    good:
+      repository: %[1]s/repo1
+      paths: [%[1]s/src]
+      password: file:%[2]s
+    bad:
+      repository: %[1]s/repo2
+      paths: [%[1]s/src]
+      password: file:%[1]s/missing
+`, dir, pw)), 0o600)
+	// Disabled sections are not checked.
+	out, code := runCLI(t, "config", "check", f)
+	if code != 0 {
+		t.Fatalf("disabled backup: exit %d\n%s", code, out)
+	}
+	os.WriteFile(f, append([]byte("backup:\n  enable: true\n"), mustRead(t, f)[len("backup:\n"):]...), 0o600)
+	out, code = runCLI(t, "config", "check", f)
+	if code != 1 || !strings.Contains(out, f+":11:17: backup.jobs.bad.password: secret cannot be resolved") || strings.Contains(out, "jobs.good") {
+		t.Errorf("exit %d, want 1 naming only jobs.bad.password:\n%s", code, out)
+	}
+	if strings.Contains(out, "s3cret") {
+		t.Errorf("output leaks a secret:\n%s", out)
+	}
+	if out, code := runCLI(t, "config", "check", "--no-secrets", f); code != 0 {
+		t.Errorf("--no-secrets: exit %d\n%s", code, out)
+	}
+}
+
+func mustRead(t *testing.T, f string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
