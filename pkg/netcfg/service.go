@@ -15,15 +15,17 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hostd/hostd/internal/config"
 	"github.com/hostd/hostd/internal/service"
 	"github.com/hostd/hostd/pkg/netcfg/netwatch"
 	"github.com/hostd/hostd/pkg/netcfg/resolver"
 )
 
-// Listen addresses tried when dns.listen is empty.
+// Listen addresses tried when dns.listen is empty, from hostd's central
+// table of defaults.
 const (
-	StubListen     = "127.0.0.53:53" // as root, when free
-	FallbackListen = "127.0.0.1:5353"
+	StubListen     = config.DefaultDNSListenRoot // as root, when free
+	FallbackListen = config.DefaultDNSListen
 )
 
 // Service is the netcfg service.

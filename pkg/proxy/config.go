@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/hostd/hostd/internal/config"
 	"github.com/hostd/hostd/internal/confkit"
 	"github.com/hostd/hostd/internal/secrets"
 )
@@ -164,8 +165,8 @@ func looksLikeRef(s string) bool {
 
 // Default values.
 const (
-	DefaultSOCKSListen    = "127.0.0.1:1080"
-	DefaultHTTPListen     = "127.0.0.1:8118"
+	DefaultSOCKSListen    = config.DefaultProxySOCKSListen
+	DefaultHTTPListen     = config.DefaultProxyHTTPListen
 	DefaultFingerprint    = "chrome"
 	DefaultFlow           = "xtls-rprx-vision"
 	DefaultHealthURL      = "https://www.gstatic.com/generate_204"
