@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,36 +19,8 @@ import (
 // to the PipeWire stack pw, and waits until the service is ready.
 func startAudioDaemon(t *testing.T, pw *testenv.PipeWire, section string) (socket string) {
 	t.Helper()
-	dir := testenv.TempDir(t)
-	socket = filepath.Join(dir, "hostd.sock")
-	cfg := filepath.Join(dir, "hostd.yaml")
-	text := fmt.Sprintf("hostd:\n  state_dir: %s\n  socket: %s\n  http:\n    listen: %s\naudio:\n  enable: true\n  server: %s\n%s",
-		filepath.Join(dir, "state"), socket, testenv.FreeAddr(t), pw.Server, section)
-	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	logf, _ := os.Create(filepath.Join(dir, "log"))
-	go func() {
-		done <- daemon.Run(ctx, daemon.Options{
-			ConfigFile:    cfg,
-			Registrations: []daemon.Registration{daemon.Register("audio", audio.DefaultConfig, audio.New)},
-			Version:       "test",
-			Stderr:        logf,
-			Signals:       make(chan os.Signal),
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(dir, "log"))
-			t.Logf("daemon log:\n%s", log)
-		}
-	})
+	socket = startDaemonWith(t, []daemon.Registration{daemon.Register("audio", audio.DefaultConfig, audio.New)},
+		fmt.Sprintf("audio:\n  enable: true\n  server: %s\n%s", pw.Server, section))
 	testenv.WaitFor(t, 10*time.Second, func() error {
 		var st audio.Status
 		if err := api.NewClient(socket).Get(context.Background(), "/v1/audio/status", &st); err != nil {

@@ -58,17 +58,36 @@ func startDaemon(t *testing.T, services string) (socket string) {
 // config sections, and waits until its socket answers.
 func startDaemonWith(t *testing.T, regs []daemon.Registration, services string) (socket string) {
 	t.Helper()
+	return runTestDaemon(t, regs, func(td testDaemon) string {
+		return fmt.Sprintf("hostd:\n  state_dir: %s\n  socket: %s\n  http:\n    listen: %s\n  restart_backoff: 50ms\n%s",
+			filepath.Join(td.Dir, "state"), td.Socket, td.HTTP, services)
+	}).Socket
+}
+
+// testDaemon is a daemon run in-process by a test.
+type testDaemon struct {
+	Dir    string // its private directory (config, state, log)
+	Socket string // local API socket
+	HTTP   string // HTTP listener address
+}
+
+// runTestDaemon writes the config that config returns, runs the daemon
+// in-process until the test ends (its log is printed if the test failed),
+// and waits until its socket answers.
+func runTestDaemon(t *testing.T, regs []daemon.Registration, config func(td testDaemon) string) testDaemon {
+	t.Helper()
 	dir := testenv.TempDir(t)
-	socket = filepath.Join(dir, "hostd.sock")
+	td := testDaemon{Dir: dir, Socket: filepath.Join(dir, "hostd.sock"), HTTP: testenv.FreeAddr(t)}
 	cfg := filepath.Join(dir, "hostd.yaml")
-	text := fmt.Sprintf("hostd:\n  state_dir: %s\n  socket: %s\n  http:\n    listen: %s\n  restart_backoff: 50ms\n%s",
-		filepath.Join(dir, "state"), socket, testenv.FreeAddr(t), services)
-	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(config(td)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	logf, _ := os.Create(filepath.Join(dir, "log"))
+	logf, err := os.Create(filepath.Join(dir, "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	go func() {
 		done <- daemon.Run(ctx, daemon.Options{
 			ConfigFile:    cfg,
@@ -83,15 +102,16 @@ func startDaemonWith(t *testing.T, regs []daemon.Registration, services string) 
 		if err := <-done; err != nil {
 			t.Errorf("daemon: %v", err)
 		}
+		logf.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(filepath.Join(dir, "log"))
 			t.Logf("daemon log:\n%s", b)
 		}
 	})
 	testenv.WaitFor(t, 10*time.Second, func() error {
-		return api.NewClient(socket).Get(context.Background(), "/v1/status", &api.Status{})
+		return api.NewClient(td.Socket).Get(context.Background(), "/v1/status", &api.Status{})
 	})
-	return socket
+	return td
 }
 
 func TestStatusAgainstRunningDaemon(t *testing.T) {
