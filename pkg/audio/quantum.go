@@ -1,6 +1,8 @@
 package audio
 
 import (
+	"github.com/hostd/hostd/internal/atomicfile"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -68,7 +70,7 @@ func writeDropIn(dir string, quantum, rate int) (bool, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return false, fmt.Errorf("create %s: %w", filepath.Dir(path), err)
 	}
-	if err := writeFileAtomic(path, []byte(want), 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(want), 0o644); err != nil {
 		return false, err
 	}
 	return true, nil

@@ -1,6 +1,8 @@
 package netcfg
 
 import (
+	"github.com/hostd/hostd/internal/atomicfile"
+
 	"bufio"
 	"bytes"
 	"encoding/json"
@@ -50,7 +52,7 @@ func (r *resolvConf) apply(nameserver string) error {
 		if err != nil {
 			return fmt.Errorf("encode original %s: %w", r.path, err)
 		}
-		if err := writeAtomic(r.saved, b, 0o600); err != nil {
+		if err := atomicfile.WriteFile(r.saved, b, 0o600); err != nil {
 			return fmt.Errorf("save original %s: %w", r.path, err)
 		}
 	}
@@ -64,7 +66,7 @@ func (r *resolvConf) apply(nameserver string) error {
 	}
 	// A symlink (to systemd-resolved's stub file, say) is replaced by a
 	// file: rename over the link, never write through it.
-	if err := writeAtomic(r.path, buf.Bytes(), 0o644); err != nil {
+	if err := atomicfile.WriteFile(r.path, buf.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", r.path, err)
 	}
 	return nil
@@ -92,9 +94,9 @@ func (r *resolvConf) restore() error {
 			os.Remove(tmp)
 			return fmt.Errorf("restore symlink %s: %w", r.path, err)
 		}
-		syncDir(filepath.Dir(r.path))
+		_ = atomicfile.SyncDir(filepath.Dir(r.path))
 	default:
-		if err := writeAtomic(r.path, orig.Content, orig.Mode.Perm()); err != nil {
+		if err := atomicfile.WriteFile(r.path, orig.Content, orig.Mode.Perm()); err != nil {
 			return fmt.Errorf("restore %s: %w", r.path, err)
 		}
 	}
@@ -157,43 +159,4 @@ func searchLine(content []byte) string {
 		}
 	}
 	return line
-}
-
-// writeAtomic writes data to path through a temp file in the same
-// directory, fsynced and renamed over path, then fsyncs the directory.
-func writeAtomic(path string, data []byte, perm fs.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename there is nothing to remove
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	syncDir(dir)
-	return nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
