@@ -68,7 +68,7 @@ func (g *ExampleGenerator) Generate(sections []Section, getenv func(string) stri
 			b.WriteString("# " + l + "\n")
 		}
 		b.WriteString(s.name + ":\n")
-		if err := g.emitStruct(&b, v, 1); err != nil {
+		if err := g.emitStruct(&b, v, 1, false); err != nil {
 			return nil, fmt.Errorf("section %s: %w", s.name, err)
 		}
 	}
@@ -193,7 +193,10 @@ func elemStruct(t reflect.Type) (reflect.Type, bool) {
 	return t, t.Kind() == reflect.Struct && !isLeaf(t)
 }
 
-func (g *ExampleGenerator) emitStruct(b *bytes.Buffer, v reflect.Value, depth int) error {
+// emitStruct writes the keys of a struct value. In an element example
+// (sample), zero values are left blank: the element's defaults are applied
+// by its service and stated in the comments.
+func (g *ExampleGenerator) emitStruct(b *bytes.Buffer, v reflect.Value, depth int, sample bool) error {
 	t := v.Type()
 	docs, err := g.fieldDocs(t)
 	if err != nil {
@@ -211,7 +214,7 @@ func (g *ExampleGenerator) emitStruct(b *bytes.Buffer, v reflect.Value, depth in
 		}
 		fv := v.Field(i)
 		if strings.Contains(opts, "inline") {
-			if err := g.emitStruct(b, fv, depth); err != nil {
+			if err := g.emitStruct(b, fv, depth, sample); err != nil {
 				return err
 			}
 			continue
@@ -234,7 +237,7 @@ func (g *ExampleGenerator) emitStruct(b *bytes.Buffer, v reflect.Value, depth in
 		switch {
 		case ft.Kind() == reflect.Struct && !isLeaf(ft):
 			b.WriteString(ind + name + ":\n")
-			if err := g.emitStruct(b, fv, depth+1); err != nil {
+			if err := g.emitStruct(b, fv, depth+1, sample); err != nil {
 				return err
 			}
 		case (ft.Kind() == reflect.Map || ft.Kind() == reflect.Slice) && fv.Len() == 0:
@@ -247,11 +250,11 @@ func (g *ExampleGenerator) emitStruct(b *bytes.Buffer, v reflect.Value, depth in
 				var sub bytes.Buffer
 				if ft.Kind() == reflect.Map {
 					sub.WriteString(ind + "  NAME:\n")
-					if err := g.emitStruct(&sub, reflect.New(et).Elem(), depth+2); err != nil {
+					if err := g.emitStruct(&sub, reflect.New(et).Elem(), depth+2, true); err != nil {
 						return err
 					}
 				} else {
-					if err := g.emitStruct(&sub, reflect.New(et).Elem(), depth+2); err != nil {
+					if err := g.emitStruct(&sub, reflect.New(et).Elem(), depth+2, true); err != nil {
 						return err
 					}
 					s := sub.String()
@@ -264,6 +267,8 @@ func (g *ExampleGenerator) emitStruct(b *bytes.Buffer, v reflect.Value, depth in
 					b.WriteString(ind + "#" + strings.TrimPrefix(l, ind) + "\n")
 				}
 			}
+		case sample && fv.IsZero():
+			b.WriteString(ind + name + ":\n")
 		default:
 			out, err := yaml.Marshal(confkit.Encode(fv.Interface(), false))
 			if err != nil {
