@@ -273,6 +273,7 @@ func (d *Daemon) apply(name string, cfg *config.Config) {
 			Gatherer: d.gatherer,
 			Secrets:  secrets.NewResolver(base, cfg.Secrets.AgeKeyFile),
 			Health:   h,
+			Peers:    d.tree,
 		}
 		return reg.Build(env, sectionCfg)
 	})

@@ -60,6 +60,35 @@ type Env struct {
 	Secrets *secrets.Resolver
 	// Health reports readiness to the supervisor.
 	Health Health
+	// Peers follows the readiness of other services; nil outside the
+	// daemon.
+	Peers Peers
+}
+
+// Peers lets a service follow the services it needs after it has started:
+// a backup to a remote repository waits while the network is offline.
+type Peers interface {
+	// ServiceReady reports whether the named service is ready; a service
+	// that is not part of the config counts as ready.
+	ServiceReady(name string) bool
+	// Changes returns a channel closed at the next state change of any
+	// service.
+	Changes() <-chan struct{}
+}
+
+// WaitReady blocks until the named peer is ready or ctx ends.
+func WaitReady(ctx context.Context, p Peers, name string) error {
+	for {
+		ch := p.Changes()
+		if p.ServiceReady(name) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
 }
 
 // Dependent is implemented by services that need others to be ready before

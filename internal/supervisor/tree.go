@@ -261,6 +261,12 @@ func (t *Tree) changed() {
 	t.mu.Unlock()
 }
 
+// ServiceReady implements service.Peers: the named service is ready, or
+// is not part of this configuration.
+func (t *Tree) ServiceReady(name string) bool { return t.satisfied(name) }
+
+var _ service.Peers = (*Tree)(nil)
+
 // satisfied reports whether a dependency on name is met: the service is
 // ready, or is not part of this configuration at all.
 func (t *Tree) satisfied(name string) bool {

@@ -9,12 +9,16 @@ import (
 var _ service.Dependent = (*Service)(nil)
 
 // Needs implements service.Dependent: jobs that back up to a remote
-// repository wait until the network is online.
+// repository wait until the network is online before the service starts;
+// later runs wait again while it is offline (see job.execute).
 func (s *Service) Needs() []string {
 	for _, j := range s.jobs {
-		if strings.Contains(j.cfg.Repository, "://") {
+		if isRemote(j.cfg.Repository) {
 			return []string{"netcfg"}
 		}
 	}
 	return nil
 }
+
+// isRemote reports whether a repository is reached over the network.
+func isRemote(repo string) bool { return strings.Contains(repo, "://") }

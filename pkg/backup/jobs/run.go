@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hostd/hostd/internal/service"
 	"sync"
 	"time"
 
@@ -106,6 +107,14 @@ func (j *job) execute(ctx context.Context, r *run) {
 		}
 	}
 	defer j.repoLock.release()
+	if peers := j.s.env.Peers; peers != nil && isRemote(j.cfg.Repository) && !peers.ServiceReady("netcfg") {
+		j.log.Info("waiting for the network before backing up to a remote repository")
+		r.emit(RunEvent{Type: EventWaiting}, func() { r.state = stateWaiting })
+		if err := service.WaitReady(ctx, peers, "netcfg"); err != nil {
+			j.endRun(r, RunResult{Result: ResultInterrupted, Error: "hostd stopped while waiting for the network"}, start, false)
+			return
+		}
+	}
 	start = j.s.clock.Now()
 	j.mu.Lock()
 	j.st.LastStart = start
