@@ -1,0 +1,75 @@
+package logging
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestJournalFormatHasNoTime(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("JOURNAL_STREAM", fmt.Sprintf("%d:%d", st.Dev, st.Ino))
+	if !IsJournal(f) {
+		t.Fatal("IsJournal = false for the stream named in $JOURNAL_STREAM")
+	}
+	lvl := new(slog.LevelVar)
+	New(f, "auto", lvl).With("service", "backup").Info("backup finished", "files", 3)
+	b, _ := os.ReadFile(f.Name())
+	got := strings.TrimSpace(string(b))
+	if got != `level=INFO msg="backup finished" service=backup files=3` {
+		t.Errorf("journal line = %q", got)
+	}
+}
+
+func TestLevels(t *testing.T) {
+	cases := []struct {
+		level string
+		debug bool
+		err   bool
+	}{
+		{"debug", true, false},
+		{"info", false, false},
+		{"warn", false, false},
+		{"error", false, false},
+		{"loud", false, true},
+	}
+	for _, tc := range cases {
+		l, err := ParseLevel(tc.level)
+		if (err != nil) != tc.err {
+			t.Errorf("ParseLevel(%q) error = %v", tc.level, err)
+			continue
+		}
+		if err == nil && (l <= slog.LevelDebug) != tc.debug {
+			t.Errorf("ParseLevel(%q) = %v", tc.level, l)
+		}
+	}
+}
+
+func TestHumanHandler(t *testing.T) {
+	var b bytes.Buffer
+	lvl := new(slog.LevelVar)
+	log := slog.New(NewHuman(&b, lvl)).With("service", "proxy")
+	log.Debug("hidden")
+	log.WithGroup("probe").Warn("server unreachable", "reason", "connection refused", "latency", "")
+	got := b.String()
+	if strings.Contains(got, "hidden") {
+		t.Errorf("debug line printed at info level: %q", got)
+	}
+	want := `WARN  [proxy] server unreachable probe.reason="connection refused" probe.latency=""`
+	if !strings.Contains(got, want) {
+		t.Errorf("human line = %q, want it to contain %q", got, want)
+	}
+}
