@@ -134,8 +134,11 @@ type archiver struct {
 
 	filesCh chan *fileJob
 	blobsCh chan *blobJob
-	treeCh  chan *dirTask
-	bufPool sync.Pool
+	// blobSlots bounds the chunk copies queued for or held by blob
+	// workers; with none free a file worker saves the chunk itself.
+	blobSlots chan struct{}
+	treeCh    chan *dirTask
+	bufPool   sync.Pool
 
 	mu       sync.Mutex
 	summary  repository.SnapshotSummary
@@ -187,6 +190,7 @@ func (a *archiver) run(ctx context.Context, paths []string) (*runResult, error) 
 	a.summary.Start = a.start
 	a.filesCh = make(chan *fileJob, 256)
 	a.blobsCh = make(chan *blobJob, a.opts.BlobWorkers)
+	a.blobSlots = make(chan struct{}, a.opts.BlobWorkers)
 	a.treeCh = make(chan *dirTask, 1024)
 
 	g, gctx := errgroup.WithContext(ctx)

@@ -73,6 +73,30 @@ type Backend interface {
 	Close() error
 }
 
+// BufferLoader is implemented by backends that can read into a buffer
+// the caller reuses (restore reads thousands of pack spans).
+type BufferLoader interface {
+	// LoadInto reads len(buf) bytes of h at offset into buf.
+	LoadInto(ctx context.Context, h Handle, offset int64, buf []byte) error
+}
+
+// LoadInto reads length bytes of h at offset, into buf when it is large
+// enough and be is a BufferLoader, else into a new slice.
+func LoadInto(ctx context.Context, be Backend, h Handle, offset int64, length int, buf []byte) ([]byte, error) {
+	bl, ok := be.(BufferLoader)
+	if !ok || length <= 0 {
+		return be.Load(ctx, h, offset, length)
+	}
+	if cap(buf) < length {
+		buf = make([]byte, length)
+	}
+	buf = buf[:length]
+	if err := bl.LoadInto(ctx, h, offset, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
 // Open returns the backend for a repository URL: a plain path or file://
 // URL for a local directory, or sftp://user@host[:port]/path.
 func Open(ctx context.Context, repoURL string, opts Options) (Backend, error) {

@@ -18,6 +18,7 @@ type Local struct {
 }
 
 var _ Backend = (*Local)(nil)
+var _ BufferLoader = (*Local)(nil)
 
 // NewLocal returns a backend for the directory root.
 func NewLocal(root string) *Local { return &Local{root: filepath.Clean(root)} }
@@ -109,11 +110,23 @@ func (l *Local) Load(ctx context.Context, h Handle, offset int64, length int) ([
 		}
 	}
 	buf := make([]byte, length)
-	n, err := f.ReadAt(buf, offset)
-	if err != nil && !(errors.Is(err, io.EOF) && n == length) {
-		return nil, fmt.Errorf("load %s at %d+%d: %w", h, offset, length, err)
+	if err := readFull(f, h, offset, buf); err != nil {
+		return nil, err
 	}
 	return buf, nil
+}
+
+// LoadInto reads len(buf) bytes of h at offset into buf.
+func (l *Local) LoadInto(ctx context.Context, h Handle, offset int64, buf []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f, err := os.Open(l.path(h))
+	if err != nil {
+		return fmt.Errorf("load %s: %w", h, err)
+	}
+	defer f.Close()
+	return readFull(f, h, offset, buf)
 }
 
 // Stat returns the size of h.
@@ -174,6 +187,16 @@ func syncDir(dir string) error {
 	defer d.Close()
 	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
 		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// readFull reads len(buf) bytes at offset; io.EOF after a full read is
+// not an error.
+func readFull(f io.ReaderAt, h Handle, offset int64, buf []byte) error {
+	n, err := f.ReadAt(buf, offset)
+	if err != nil && !(errors.Is(err, io.EOF) && n == len(buf)) {
+		return fmt.Errorf("load %s at %d+%d: %w", h, offset, len(buf), err)
 	}
 	return nil
 }

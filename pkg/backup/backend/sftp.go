@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"net/url"
@@ -46,6 +45,7 @@ type SFTP struct {
 }
 
 var _ Backend = (*SFTP)(nil)
+var _ BufferLoader = (*SFTP)(nil)
 
 // OpenSFTP connects to u (sftp://user@host[:port]/path).
 func OpenSFTP(ctx context.Context, u *url.URL, opts SFTPOptions) (*SFTP, error) {
@@ -214,11 +214,23 @@ func (s *SFTP) Load(ctx context.Context, h Handle, offset int64, length int) ([]
 		}
 	}
 	buf := make([]byte, length)
-	n, err := f.ReadAt(buf, offset)
-	if err != nil && !(errors.Is(err, io.EOF) && n == length) {
-		return nil, fmt.Errorf("load %s at %d+%d: %w", h, offset, length, err)
+	if err := readFull(f, h, offset, buf); err != nil {
+		return nil, err
 	}
 	return buf, nil
+}
+
+// LoadInto reads len(buf) bytes of h at offset into buf.
+func (s *SFTP) LoadInto(ctx context.Context, h Handle, offset int64, buf []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f, err := s.client.Open(s.path(h))
+	if err != nil {
+		return fmt.Errorf("load %s: %w", h, mapErr(err))
+	}
+	defer f.Close()
+	return readFull(f, h, offset, buf)
 }
 
 // Stat returns the size of h.

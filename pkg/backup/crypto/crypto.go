@@ -1,6 +1,8 @@
 package crypto
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -14,10 +16,27 @@ import (
 
 // Sizes of the primitives.
 const (
-	KeySize   = 32
-	NonceSize = chacha20poly1305.NonceSizeX
-	Overhead  = NonceSize + chacha20poly1305.Overhead // bytes added by Seal
-	IDSize    = 32
+	KeySize = 32
+	IDSize  = 32
+	// Overhead is the most any cipher adds in Seal (XChaCha20-Poly1305:
+	// 24-byte nonce and 16-byte tag); Key.Overhead is the exact figure.
+	Overhead = chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
+	// MinOverhead is the least any cipher adds (AES-256-GCM: 12-byte
+	// nonce and 16-byte tag).
+	MinOverhead = 12 + 16
+)
+
+// Cipher names the AEAD of a master key.
+type Cipher string
+
+// Ciphers. A key without a cipher (written before AES-256-GCM was the
+// default) is XChaCha20-Poly1305.
+const (
+	XChaCha20Poly1305 Cipher = "xchacha20-poly1305"
+	AES256GCM         Cipher = "aes-256-gcm"
+	// DefaultCipher is used for new repositories: AES-256-GCM runs in
+	// hardware (AES-NI, PCLMULQDQ) on the machines hostd targets.
+	DefaultCipher = AES256GCM
 )
 
 // ErrUnauthenticated is returned when a ciphertext fails authentication:
@@ -73,7 +92,8 @@ func RandomID() ID {
 // Key is a repository master key. It is created once by init, stored only
 // wrapped by passphrase-derived keys, and never changes for a repository.
 type Key struct {
-	Encrypt [KeySize]byte // XChaCha20-Poly1305 key for every blob and file
+	Cipher  Cipher        // AEAD of every blob and file
+	Encrypt [KeySize]byte // key of Cipher
 	IDKey   [KeySize]byte // key of the keyed BLAKE3 hash naming blobs
 	Chunker [KeySize]byte // seed of the chunker's gear table
 
@@ -81,14 +101,16 @@ type Key struct {
 	hasher *blake3.Hasher
 }
 
-type aeadCipher interface {
-	Seal(dst, nonce, plaintext, additionalData []byte) []byte
-	Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
+type aeadCipher = cipher.AEAD
+
+// NewRandomKey generates a fresh master key for DefaultCipher.
+func NewRandomKey() (*Key, error) {
+	return NewRandomKeyFor(DefaultCipher)
 }
 
-// NewRandomKey generates a fresh master key.
-func NewRandomKey() (*Key, error) {
-	k := &Key{}
+// NewRandomKeyFor generates a fresh master key for cipher c.
+func NewRandomKeyFor(c Cipher) (*Key, error) {
+	k := &Key{Cipher: c}
 	for _, b := range [][]byte{k.Encrypt[:], k.IDKey[:], k.Chunker[:]} {
 		if _, err := rand.Read(b); err != nil {
 			return nil, fmt.Errorf("generate master key: %w", err)
@@ -101,7 +123,19 @@ func NewRandomKey() (*Key, error) {
 }
 
 func (k *Key) init() error {
-	a, err := chacha20poly1305.NewX(k.Encrypt[:])
+	var a aeadCipher
+	var err error
+	switch k.Cipher {
+	case XChaCha20Poly1305:
+		a, err = chacha20poly1305.NewX(k.Encrypt[:])
+	case AES256GCM:
+		var b cipher.Block
+		if b, err = aes.NewCipher(k.Encrypt[:]); err == nil {
+			a, err = cipher.NewGCM(b)
+		}
+	default:
+		err = fmt.Errorf("unknown cipher %q", k.Cipher)
+	}
 	if err != nil {
 		return fmt.Errorf("init cipher: %w", err)
 	}
@@ -114,6 +148,7 @@ func (k *Key) init() error {
 }
 
 type keyJSON struct {
+	Cipher  Cipher `json:"cipher,omitempty"`
 	Encrypt []byte `json:"encrypt"`
 	IDKey   []byte `json:"id_key"`
 	Chunker []byte `json:"chunker"`
@@ -121,7 +156,7 @@ type keyJSON struct {
 
 // MarshalJSON encodes the key material; only ever stored encrypted.
 func (k *Key) MarshalJSON() ([]byte, error) {
-	return json.Marshal(keyJSON{k.Encrypt[:], k.IDKey[:], k.Chunker[:]})
+	return json.Marshal(keyJSON{k.Cipher, k.Encrypt[:], k.IDKey[:], k.Chunker[:]})
 }
 
 // UnmarshalJSON decodes key material written by MarshalJSON.
@@ -132,6 +167,10 @@ func (k *Key) UnmarshalJSON(b []byte) error {
 	}
 	if len(j.Encrypt) != KeySize || len(j.IDKey) != KeySize || len(j.Chunker) != KeySize {
 		return errors.New("decode master key: wrong key length")
+	}
+	k.Cipher = j.Cipher
+	if k.Cipher == "" {
+		k.Cipher = XChaCha20Poly1305
 	}
 	copy(k.Encrypt[:], j.Encrypt)
 	copy(k.IDKey[:], j.IDKey)
@@ -150,6 +189,9 @@ func (k *Key) Open(dst, sealed []byte) ([]byte, error) {
 	return openWith(k.aead, dst, sealed)
 }
 
+// Overhead returns how many bytes Seal adds: nonce and tag.
+func (k *Key) Overhead() int { return k.aead.NonceSize() + k.aead.Overhead() }
+
 // ID returns the keyed BLAKE3 hash of data. Safe for concurrent use.
 func (k *Key) ID(data []byte) ID {
 	h := k.hasher.Clone()
@@ -159,20 +201,25 @@ func (k *Key) ID(data []byte) ID {
 	return id
 }
 
+// sealWith uses a random nonce: 192 bits with XChaCha20-Poly1305, 96
+// bits with AES-256-GCM (safe for 2^32 messages per key, far more blobs
+// than any repository holds).
 func sealWith(a aeadCipher, dst, plaintext []byte) []byte {
-	var nonce [NonceSize]byte
-	if _, err := rand.Read(nonce[:]); err != nil {
+	var buf [chacha20poly1305.NonceSizeX]byte
+	nonce := buf[:a.NonceSize()]
+	if _, err := rand.Read(nonce); err != nil {
 		panic(fmt.Sprintf("crypto/rand: %v", err))
 	}
-	dst = append(dst, nonce[:]...)
-	return a.Seal(dst, nonce[:], plaintext, nil)
+	dst = append(dst, nonce...)
+	return a.Seal(dst, nonce, plaintext, nil)
 }
 
 func openWith(a aeadCipher, dst, sealed []byte) ([]byte, error) {
-	if len(sealed) < Overhead {
+	n := a.NonceSize()
+	if len(sealed) < n+a.Overhead() {
 		return nil, ErrUnauthenticated
 	}
-	out, err := a.Open(dst, sealed[:NonceSize], sealed[NonceSize:], nil)
+	out, err := a.Open(dst, sealed[:n], sealed[n:], nil)
 	if err != nil {
 		return nil, ErrUnauthenticated
 	}

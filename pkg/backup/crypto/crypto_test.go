@@ -2,20 +2,33 @@ package crypto
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"testing"
 )
 
 func TestSealOpen(t *testing.T) {
-	k, err := NewRandomKey()
+	for _, c := range []struct {
+		cipher   Cipher
+		overhead int
+	}{{AES256GCM, MinOverhead}, {XChaCha20Poly1305, Overhead}} {
+		t.Run(string(c.cipher), func(t *testing.T) {
+			testSealOpen(t, c.cipher, c.overhead)
+		})
+	}
+}
+
+func testSealOpen(t *testing.T, c Cipher, overhead int) {
+	t.Helper()
+	k, err := NewRandomKeyFor(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _ := NewRandomKey()
+	other, _ := NewRandomKeyFor(c)
 	msg := []byte("attack at dawn")
 	sealed := k.Seal(nil, msg)
-	if len(sealed) != len(msg)+Overhead {
-		t.Fatalf("sealed length %d", len(sealed))
+	if len(sealed) != len(msg)+overhead || k.Overhead() != overhead {
+		t.Fatalf("sealed length %d, overhead %d", len(sealed), k.Overhead())
 	}
 	got, err := k.Open(nil, sealed)
 	if err != nil || !bytes.Equal(got, msg) {
@@ -26,7 +39,8 @@ func TestSealOpen(t *testing.T) {
 		key    *Key
 		mutate func([]byte) []byte
 	}{
-		{"flipped bit", k, func(b []byte) []byte { b[30] ^= 1; return b }},
+		{"flipped bit", k, func(b []byte) []byte { b[len(b)-20] ^= 1; return b }},
+		{"flipped nonce", k, func(b []byte) []byte { b[0] ^= 1; return b }},
 		{"truncated", k, func(b []byte) []byte { return b[:len(b)-1] }},
 		{"too short", k, func(b []byte) []byte { return b[:10] }},
 		{"other key", other, func(b []byte) []byte { return b }},
@@ -56,8 +70,17 @@ func TestWrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	k2, err := w.Unwrap(sealed)
-	if err != nil || k2.Encrypt != k.Encrypt || k2.IDKey != k.IDKey || k2.Chunker != k.Chunker {
+	if err != nil || k2.Cipher != k.Cipher || k2.Encrypt != k.Encrypt || k2.IDKey != k.IDKey || k2.Chunker != k.Chunker {
 		t.Fatalf("unwrap: %v", err)
+	}
+	// A master key written before keys named their cipher is
+	// XChaCha20-Poly1305.
+	old, err := w.Unwrap(sealWith(w.aead, nil, []byte(`{"encrypt":"`+b64(k.Encrypt[:])+`","id_key":"`+b64(k.IDKey[:])+`","chunker":"`+b64(k.Chunker[:])+`"}`)))
+	if err != nil || old.Cipher != XChaCha20Poly1305 || old.Overhead() != Overhead {
+		t.Fatalf("key without cipher: %v %+v", err, old)
+	}
+	if _, err := w.Unwrap(sealWith(w.aead, nil, []byte(`{"cipher":"rot13","encrypt":"`+b64(k.Encrypt[:])+`","id_key":"`+b64(k.IDKey[:])+`","chunker":"`+b64(k.Chunker[:])+`"}`))); err == nil {
+		t.Fatal("unknown cipher accepted")
 	}
 	bad, _ := DeriveWrappingKey([]byte("wrong"), p)
 	if _, err := bad.Unwrap(sealed); !errors.Is(err, ErrUnauthenticated) {
@@ -68,13 +91,19 @@ func TestWrap(t *testing.T) {
 	}
 }
 
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
 func BenchmarkSeal1MiB(b *testing.B) {
-	k, _ := NewRandomKey()
-	data := make([]byte, 1<<20)
-	b.SetBytes(int64(len(data)))
-	buf := make([]byte, 0, len(data)+Overhead)
-	for b.Loop() {
-		buf = k.Seal(buf[:0], data)
+	for _, c := range []Cipher{AES256GCM, XChaCha20Poly1305} {
+		b.Run(string(c), func(b *testing.B) {
+			k, _ := NewRandomKeyFor(c)
+			data := make([]byte, 1<<20)
+			b.SetBytes(int64(len(data)))
+			buf := make([]byte, 0, len(data)+Overhead)
+			for b.Loop() {
+				buf = k.Seal(buf[:0], data)
+			}
+		})
 	}
 }
 

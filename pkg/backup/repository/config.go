@@ -19,14 +19,31 @@ type Config struct {
 	PackSize    int            `json:"pack_size"`   // target pack size in bytes
 }
 
-// DefaultConfig: zstd level 3, 1 MiB average chunks, 4 MiB packs.
+// Repository format versions: the cipher of every blob and encrypted
+// file is the only difference.
+const (
+	VersionXChaCha = 1 // XChaCha20-Poly1305
+	VersionAESGCM  = 2 // AES-256-GCM
+	CurrentVersion = VersionAESGCM
+)
+
+// Cipher returns the cipher a repository of this version encrypts with.
+func (c Config) Cipher() crypto.Cipher {
+	if c.Version == VersionXChaCha {
+		return crypto.XChaCha20Poly1305
+	}
+	return crypto.AES256GCM
+}
+
+// DefaultConfig: current format, zstd level 3, 1 MiB average chunks,
+// 4 MiB packs.
 func DefaultConfig() Config {
-	return Config{Version: 1, ID: crypto.RandomID(), Chunker: chunker.DefaultParams(), Compression: 3, PackSize: 4 << 20}
+	return Config{Version: CurrentVersion, ID: crypto.RandomID(), Chunker: chunker.DefaultParams(), Compression: 3, PackSize: 4 << 20}
 }
 
 // Validate checks parameters read from an untrusted file.
 func (c Config) Validate() error {
-	if c.Version != 1 {
+	if c.Version != VersionXChaCha && c.Version != VersionAESGCM {
 		return fmt.Errorf("unsupported repository version %d", c.Version)
 	}
 	if err := c.Chunker.Validate(); err != nil {

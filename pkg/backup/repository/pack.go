@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/hostd/hostd/pkg/backup/crypto"
 )
@@ -16,6 +17,11 @@ const (
 	packEntrySize  = 1 + 1 + 4 + 4 + crypto.IDSize
 	maxHeaderSize  = 16 << 20
 	flagCompressed = 1
+	// packSlack is the room a pack buffer has past the pack size for the
+	// sealed header; maxPackBlobs keeps the header within it, so a pack
+	// of many small blobs is never copied to a larger buffer.
+	packSlack    = 64 << 10
+	maxPackBlobs = (packSlack - len(packMagic) - crypto.Overhead - 4) / packEntrySize
 )
 
 // PackBlob describes one blob in a pack.
@@ -29,13 +35,25 @@ type PackBlob struct {
 
 // packBuilder accumulates sealed blobs of one pack in memory.
 type packBuilder struct {
-	buf   []byte
-	blobs []PackBlob
+	buf     []byte
+	blobs   []PackBlob
+	writers sync.WaitGroup // blobs reserved but not yet sealed into buf
 }
 
-func (p *packBuilder) add(h BlobHandle, sealed []byte, rawLen int, compressed bool) {
-	p.blobs = append(p.blobs, PackBlob{BlobHandle: h, Offset: uint32(len(p.buf)), Length: uint32(len(sealed)), RawLength: uint32(rawLen), Compressed: compressed})
-	p.buf = append(p.buf, sealed...)
+// reserve appends room for a sealed blob of sealedLen bytes and returns
+// it; the caller (holding the repository lock) seals into it after
+// releasing the lock and then calls writers.Done. The buffer never
+// grows past its capacity here (newPackBuilder sizes it), so the
+// returned slice stays valid.
+func (p *packBuilder) reserve(h BlobHandle, sealedLen, rawLen int, compressed bool) []byte {
+	off := len(p.buf)
+	if off+sealedLen > cap(p.buf) {
+		panic("pack buffer too small") // newPackBuilder and the close rule prevent this
+	}
+	p.blobs = append(p.blobs, PackBlob{BlobHandle: h, Offset: uint32(off), Length: uint32(sealedLen), RawLength: uint32(rawLen), Compressed: compressed})
+	p.buf = p.buf[:off+sealedLen]
+	p.writers.Add(1)
+	return p.buf[off : off+sealedLen : off+sealedLen]
 }
 
 // finish appends the encrypted header and returns the pack bytes and ID.
@@ -87,7 +105,7 @@ func DecodePackHeader(hdr []byte, dataEnd int64) ([]PackBlob, error) {
 		if e.Type > TreeBlob || hdr[1]&^flagCompressed != 0 {
 			return nil, fmt.Errorf("pack header: entry %d: bad type %d or flags %#x", len(blobs), hdr[0], hdr[1])
 		}
-		if e.Length < crypto.Overhead {
+		if e.Length < crypto.MinOverhead {
 			return nil, fmt.Errorf("pack header: entry %d: length %d too short", len(blobs), e.Length)
 		}
 		off += int64(e.Length)
@@ -110,7 +128,7 @@ func parsePackTrailer(tail []byte, packSize int64) (int64, int, error) {
 		return 0, 0, errors.New("pack too short")
 	}
 	hl := int64(binary.LittleEndian.Uint32(tail[len(tail)-4:]))
-	if hl < crypto.Overhead+int64(len(packMagic)) || hl > maxHeaderSize || hl > packSize-4 {
+	if hl < crypto.MinOverhead+int64(len(packMagic)) || hl > maxHeaderSize || hl > packSize-4 {
 		return 0, 0, fmt.Errorf("pack header length %d invalid for pack of %d bytes", hl, packSize)
 	}
 	return packSize - 4 - hl, int(hl), nil

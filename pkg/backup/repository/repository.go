@@ -104,8 +104,12 @@ func newRepository(be backend.Backend, key *crypto.Key, cfg Config, o Options) (
 	}
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
 		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithZeroFrames(true),
-		zstd.WithEncoderCRC(false), // blobs are authenticated and hashed already
-		zstd.WithWindowSize(2<<20)) // zstd -3's window; bounds encoder memory
+		zstd.WithEncoderCRC(false),     // blobs are authenticated and hashed already
+		zstd.WithWindowSize(2<<20),     // zstd -3's window; bounds encoder memory
+		zstd.WithLowerEncoderMem(true), // same output, half the history buffer
+		// Entropy-code every literal block: 0.2% smaller on source trees
+		// at no measurable cost.
+		zstd.WithAllLitEntropyCompression(true))
 	if err != nil {
 		return nil, fmt.Errorf("init zstd: %w", err)
 	}
@@ -135,7 +139,7 @@ func Create(ctx context.Context, be backend.Backend, password []byte, cfg Config
 	if _, err := be.Stat(ctx, backend.Handle{Type: backend.Config}); err == nil {
 		return nil, fmt.Errorf("init repository %s: already initialised", be.Location())
 	}
-	key, err := crypto.NewRandomKey()
+	key, err := crypto.NewRandomKeyFor(cfg.Cipher())
 	if err != nil {
 		return nil, err
 	}
@@ -187,6 +191,9 @@ func Open(ctx context.Context, be backend.Backend, password []byte, o Options) (
 	cfg, err := DecodeConfig(plain)
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
+	}
+	if key.Cipher != cfg.Cipher() {
+		return nil, fmt.Errorf("open repository %s: key cipher %s does not match repository version %d", be.Location(), key.Cipher, cfg.Version)
 	}
 	r, err := newRepository(be, key, cfg, o)
 	if err != nil {
@@ -341,7 +348,7 @@ func (r *Repository) encryptFile(plain []byte) []byte {
 	buf := make([]byte, 1, len(plain)/2+64)
 	buf[0] = 1
 	buf = r.enc.EncodeAll(plain, buf)
-	return r.key.Seal(make([]byte, 0, len(buf)+crypto.Overhead), buf)
+	return r.key.Seal(make([]byte, 0, len(buf)+r.key.Overhead()), buf)
 }
 
 func decryptFile(k *crypto.Key, dec *zstd.Decoder, sealed []byte) ([]byte, error) {
@@ -560,24 +567,20 @@ func (r *Repository) DecodePack(id ID, data []byte) ([]PackBlob, []error, error)
 	return blobs, errs, nil
 }
 
-// encodeBlob compresses (unless incompressible) and seals data into a
-// buffer from the pool; the caller returns it with putBuf.
-func (r *Repository) encodeBlob(data []byte) (*[]byte, bool) {
-	out := r.getBuf(len(data) + crypto.Overhead)
+// compressBlob returns the payload to seal for data: its zstd frame in
+// a pooled buffer (tmp, returned with putBuf) when that saves at least
+// 1/32, else data itself (tmp nil).
+func (r *Repository) compressBlob(data []byte) (payload []byte, tmp *[]byte, compressed bool) {
 	if r.cfg.Compression > 0 && len(data) > 64 {
-		tmp := r.getBuf(len(data))
+		tmp = r.getBuf(len(data))
 		c := r.enc.EncodeAll(data, (*tmp)[:0])
-		if len(c) < len(data)-len(data)/32 {
-			*out = r.key.Seal((*out)[:0], c)
-			*tmp = c
-			r.putBuf(tmp)
-			return out, true
-		}
 		*tmp = c
+		if len(c) < len(data)-len(data)/32 {
+			return c, tmp, true
+		}
 		r.putBuf(tmp)
 	}
-	*out = r.key.Seal((*out)[:0], data)
-	return out, false
+	return data, nil, false
 }
 
 func (r *Repository) getBuf(n int) *[]byte {
@@ -719,28 +722,35 @@ func (r *Repository) saveBlob(ctx context.Context, t BlobType, data []byte, forc
 	r.pending[h] = struct{}{}
 	r.mu.Unlock()
 
-	sealedBuf, compressed := r.encodeBlob(data)
-	sealed := *sealedBuf
+	payload, tmp, compressed := r.compressBlob(data)
+	sealedLen := len(payload) + r.key.Overhead()
 
 	r.mu.Lock()
 	var full *packBuilder
 	// A blob that would overflow the pack closes it first, so packs stay
 	// within PackSize (plus the header) unless a single blob is larger.
-	if r.cur != nil && len(r.cur.buf)+len(sealed) > r.cfg.PackSize && len(r.cur.blobs) > 0 {
+	if r.cur != nil && len(r.cur.blobs) > 0 && (len(r.cur.buf)+sealedLen > r.cfg.PackSize || len(r.cur.blobs) >= maxPackBlobs) {
 		full, r.cur = r.cur, nil
 	}
 	if r.cur == nil {
-		r.cur = r.newPackBuilder()
+		r.cur = r.newPackBuilder(sealedLen)
 	}
-	r.cur.add(h, sealed, len(data), compressed)
+	// Reserve the blob's place in the pack and seal into it outside the
+	// lock: no intermediate buffer, and workers encrypt in parallel.
+	cur := r.cur
+	dst := cur.reserve(h, sealedLen, len(data), compressed)
 	r.stats.Blobs++
 	r.stats.BytesRaw += int64(len(data))
-	r.stats.BytesStored += int64(len(sealed))
-	r.putBuf(sealedBuf)
-	if full == nil && len(r.cur.buf) >= r.cfg.PackSize {
-		full, r.cur = r.cur, nil
+	r.stats.BytesStored += int64(sealedLen)
+	if full == nil && len(cur.buf) >= r.cfg.PackSize {
+		full, r.cur = cur, nil
 	}
 	r.mu.Unlock()
+	r.key.Seal(dst[:0], payload)
+	cur.writers.Done()
+	if tmp != nil {
+		r.putBuf(tmp)
+	}
 	if full != nil {
 		// Write the pack in the background (fsync is slow) while this
 		// worker goes on compressing; at most uploadSlots packs are in
@@ -761,20 +771,28 @@ func (r *Repository) saveBlob(ctx context.Context, t BlobType, data []byte, forc
 	return h.ID, true, nil
 }
 
-func (r *Repository) newPackBuilder() *packBuilder {
-	if b, ok := r.packBufs.Get().(*[]byte); ok {
+// newPackBuilder returns an empty pack whose buffer holds at least
+// first bytes of blobs plus the header, so reserve never reallocates.
+func (r *Repository) newPackBuilder(first int) *packBuilder {
+	if first > r.cfg.PackSize {
+		return &packBuilder{buf: make([]byte, 0, first+packSlack)}
+	}
+	if b, ok := r.packBufs.Get().(*[]byte); ok && cap(*b) >= r.cfg.PackSize+packSlack {
 		return &packBuilder{buf: (*b)[:0]}
 	}
-	return &packBuilder{buf: make([]byte, 0, r.cfg.PackSize+64<<10)}
+	return &packBuilder{buf: make([]byte, 0, r.cfg.PackSize+packSlack)}
 }
 
 // savePack writes a finished pack. It runs to completion even when ctx is
 // cancelled, so a cancelled backup still keeps what it had packed.
 func (r *Repository) savePack(ctx context.Context, p *packBuilder) error {
 	ctx = context.WithoutCancel(ctx)
+	p.writers.Wait() // blobs still being sealed into it
 	data, id := p.finish(r.key)
 	err := r.be.Save(ctx, backend.Handle{Type: backend.Pack, Name: id.String()}, data)
-	r.packBufs.Put(&p.buf)
+	if cap(p.buf) == r.cfg.PackSize+packSlack {
+		r.packBufs.Put(&p.buf)
+	}
 	r.mu.Lock()
 	if err != nil {
 		err = fmt.Errorf("save pack %s: %w", id.Short(), err)

@@ -98,3 +98,60 @@ func grepDir(t *testing.T, dir string, needle []byte) bool {
 	})
 	return found
 }
+
+// Repositories of format version 1 (XChaCha20-Poly1305) stay readable and
+// writable; new ones are version 2 (AES-256-GCM).
+func TestVersionCipher(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		version  int
+		cipher   crypto.Cipher
+		overhead int
+	}{
+		{VersionXChaCha, crypto.XChaCha20Poly1305, crypto.Overhead},
+		{VersionAESGCM, crypto.AES256GCM, crypto.MinOverhead},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.cipher), func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := DefaultConfig()
+			cfg.Version = tc.version
+			r, err := Create(ctx, backend.NewLocal(dir), []byte("pw"), cfg, crypto.NewKDFParams(1, 64, 1), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := bytes.Repeat([]byte("hostd "), 1000)
+			id, _, err := r.SaveBlob(ctx, DataBlob, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r2, err := Open(ctx, backend.NewLocal(dir), []byte("pw"), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r2.Config().Version != tc.version || r2.Key().Cipher != tc.cipher {
+				t.Fatalf("reopened as version %d, cipher %s", r2.Config().Version, r2.Key().Cipher)
+			}
+			loc, _ := r2.Index().Lookup(BlobHandle{Type: DataBlob, ID: id})
+			got, err := r2.LoadBlob(ctx, BlobHandle{Type: DataBlob, ID: id}, nil)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("load: %v", err)
+			}
+			sealed, err := r2.Backend().Load(ctx, backend.Handle{Type: backend.Pack, Name: loc.Pack.String()}, int64(loc.Offset), int(loc.Length))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if plain, err := r2.Key().Open(nil, sealed); err != nil || len(sealed)-len(plain) != tc.overhead {
+				t.Fatalf("stored blob: %v, overhead %d, want %d", err, len(sealed)-len(plain), tc.overhead)
+			}
+		})
+	}
+	cfg := DefaultConfig()
+	cfg.Version = 3
+	if _, err := Create(ctx, backend.NewLocal(t.TempDir()), []byte("pw"), cfg, crypto.NewKDFParams(1, 64, 1), Options{}); err == nil {
+		t.Fatal("version 3 accepted")
+	}
+}

@@ -128,8 +128,9 @@ func (r *restorer) restoreContents(ctx context.Context, files []fileJob) error {
 	work := make(chan span)
 	for range r.opts.Workers {
 		g.Go(func() error {
+			var w spanBuffers
 			for s := range work {
-				if err := r.restoreSpan(gctx, s); err != nil {
+				if err := r.restoreSpan(gctx, s, &w); err != nil {
 					return err
 				}
 			}
@@ -150,8 +151,14 @@ func (r *restorer) restoreContents(ctx context.Context, files []fileJob) error {
 	return g.Wait()
 }
 
-func (r *restorer) restoreSpan(ctx context.Context, s span) error {
-	data, err := r.repo.Backend().Load(ctx, backend.Handle{Type: backend.Pack, Name: s.pack.String()}, int64(s.start), int(s.end-s.start))
+// spanBuffers are one worker's buffers, reused from span to span.
+type spanBuffers struct {
+	read  []byte // sealed bytes of the span
+	plain []byte // the blob being written
+}
+
+func (r *restorer) restoreSpan(ctx context.Context, s span, w *spanBuffers) error {
+	data, err := backend.LoadInto(ctx, r.repo.Backend(), backend.Handle{Type: backend.Pack, Name: s.pack.String()}, int64(s.start), int(s.end-s.start), w.read)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -161,10 +168,12 @@ func (r *restorer) restoreSpan(ctx context.Context, s span) error {
 		}
 		return nil
 	}
-	var buf []byte
+	if cap(data) > cap(w.read) {
+		w.read = data[:0]
+	}
 	for _, u := range s.blobs {
 		raw := data[u.loc.Offset-s.start : u.loc.Offset-s.start+u.loc.Length]
-		plain, err := r.repo.DecodeBlobAt(u.h, raw, u.loc, buf)
+		plain, err := r.repo.DecodeBlobAt(u.h, raw, u.loc, w.plain)
 		if err != nil {
 			r.blobFailed(u, err)
 			continue
@@ -172,7 +181,9 @@ func (r *restorer) restoreSpan(ctx context.Context, s span) error {
 		for _, t := range u.targets {
 			r.write(t, plain)
 		}
-		buf = plain
+		if cap(plain) > cap(w.plain) {
+			w.plain = plain[:0]
+		}
 	}
 	return nil
 }
