@@ -121,6 +121,19 @@ func promptPassword(cmd *cobra.Command, prompt string, confirm bool) ([]byte, er
 }
 
 // open opens the repository, adding the init hint to "not a repository".
+// withRepo makes a RunE that opens the repository, runs fn with it and
+// closes it again.
+func (f *backupFlags) withRepo(fn func(cmd *cobra.Command, args []string, r *backup.Repository) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		r, err := f.open(cmd)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		return fn(cmd, args, r)
+	}
+}
+
 func (f *backupFlags) open(cmd *cobra.Command) (*backup.Repository, error) {
 	url, err := f.repoURL()
 	if err != nil {
@@ -204,12 +217,7 @@ func (f *backupFlags) keyCmd() *cobra.Command {
 		Use:   "add",
 		Short: "Add a passphrase (the existing ones keep working)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
+		RunE: f.withRepo(func(cmd *cobra.Command, _ []string, r *backup.Repository) error {
 			pw, err := newPassword(cmd)
 			if err != nil {
 				return err
@@ -219,18 +227,13 @@ func (f *backupFlags) keyCmd() *cobra.Command {
 				return err
 			}
 			return f.printKey(cmd, "added key", name)
-		},
+		}),
 	}
 	passwd := &cobra.Command{
 		Use:   "passwd",
 		Short: "Replace the passphrase in use",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
+		RunE: f.withRepo(func(cmd *cobra.Command, _ []string, r *backup.Repository) error {
 			pw, err := newPassword(cmd)
 			if err != nil {
 				return err
@@ -240,18 +243,13 @@ func (f *backupFlags) keyCmd() *cobra.Command {
 				return err
 			}
 			return f.printKey(cmd, "replaced passphrase, new key", name)
-		},
+		}),
 	}
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List key files",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
+		RunE: f.withRepo(func(cmd *cobra.Command, _ []string, r *backup.Repository) error {
 			keys, err := r.Keys(cmd.Context())
 			if err != nil {
 				return err
@@ -267,7 +265,7 @@ func (f *backupFlags) keyCmd() *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", mark, k)
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.PersistentFlags().StringVar(&newFile, "new-password-file", "", "read the new passphrase from this file ($HOSTD_BACKUP_NEW_PASSWORD)")
 	cmd.AddCommand(add, passwd, list)
@@ -293,12 +291,7 @@ fm:, re:, pp:, pf:. --patterns-from reads borg pattern files (+ include, - exclu
 ! exclude without descending, P style). Exit status 3 means some files could not be
 read: the snapshot exists without them.`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
+		RunE: f.withRepo(func(cmd *cobra.Command, args []string, r *backup.Repository) error {
 			o.Paths = args
 			prog := newProgress(cmd, f.g.json, "backup")
 			o.Progress = prog.update
@@ -330,7 +323,7 @@ read: the snapshot exists without them.`,
 				return &exitError{code: 3, err: fmt.Errorf("partial backup: %d paths could not be read (named above)", sum.Errors)}
 			}
 			return nil
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.StringArrayVarP(&o.Excludes, "exclude", "e", nil, "exclude paths matching PATTERN (borg style, default sh:)")
@@ -348,12 +341,7 @@ func (f *backupFlags) snapshotsCmd() *cobra.Command {
 		Use:   "snapshots",
 		Short: "List snapshots",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
+		RunE: f.withRepo(func(cmd *cobra.Command, _ []string, r *backup.Repository) error {
 			snaps, err := r.Snapshots(cmd.Context())
 			if err != nil {
 				return err
@@ -371,7 +359,7 @@ func (f *backupFlags) snapshotsCmd() *cobra.Command {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ShortID, s.Time.Local().Format("2006-01-02 15:04:05"), s.Hostname, strings.Join(s.Tags, ","), strings.Join(s.Paths, " "), size)
 			}
 			return w.Flush()
-		},
+		}),
 	}
 }
 
@@ -381,12 +369,7 @@ func (f *backupFlags) lsCmd() *cobra.Command {
 		Use:   "ls SNAPSHOT [PATH]",
 		Short: "List files of a snapshot (\"latest\" or an ID prefix)",
 		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
+		RunE: f.withRepo(func(cmd *cobra.Command, args []string, r *backup.Repository) error {
 			dir := "/"
 			if len(args) == 2 {
 				dir = args[1]
@@ -415,7 +398,7 @@ func (f *backupFlags) lsCmd() *cobra.Command {
 				}
 			}
 			return w.Flush()
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&long, "long", "l", false, "show type, mode, owner, size and mtime")
 	return cmd
@@ -444,12 +427,7 @@ func (f *backupFlags) diffCmd() *cobra.Command {
 		Use:   "diff SNAPSHOT-A SNAPSHOT-B",
 		Short: "Show what changed between two snapshots (+ added, - removed, M modified, T type changed)",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
+		RunE: f.withRepo(func(cmd *cobra.Command, args []string, r *backup.Repository) error {
 			changes, err := r.Diff(cmd.Context(), args[0], args[1])
 			if err != nil {
 				return err
@@ -461,7 +439,7 @@ func (f *backupFlags) diffCmd() *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", c.Op, quoteName(c.Path))
 			}
 			return nil
-		},
+		}),
 	}
 }
 
@@ -513,14 +491,9 @@ func (f *backupFlags) dumpCmd() *cobra.Command {
 		Use:   "dump SNAPSHOT FILE",
 		Short: "Write one file of a snapshot to stdout",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
+		RunE: f.withRepo(func(cmd *cobra.Command, args []string, r *backup.Repository) error {
 			return r.Dump(cmd.Context(), args[0], args[1], cmd.OutOrStdout())
-		},
+		}),
 	}
 }
 
@@ -530,12 +503,7 @@ func (f *backupFlags) checkCmd() *cobra.Command {
 		Use:   "check",
 		Short: "Verify repository structure, and with --read-data every blob",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
+		RunE: f.withRepo(func(cmd *cobra.Command, _ []string, r *backup.Repository) error {
 			res, err := r.Check(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -567,7 +535,7 @@ func (f *backupFlags) checkCmd() *cobra.Command {
 				return &exitError{code: 1, err: fmt.Errorf("check found %d errors", len(res.Errors))}
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&o.ReadData, "read-data", false, "read, decrypt and verify every pack")
 	cmd.Flags().StringVar(&o.ReadDataSubset, "read-data-subset", "", "verify only a subset of packs: PERCENT% (random) or n/m")
@@ -581,12 +549,7 @@ func (f *backupFlags) forgetCmd() *cobra.Command {
 		Use:   "forget",
 		Short: "Remove snapshots not kept by the policy (restic's rule; run prune to free space)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
+		RunE: f.withRepo(func(cmd *cobra.Command, _ []string, r *backup.Repository) error {
 			res, err := r.Forget(cmd.Context(), p, dry)
 			if err != nil {
 				return err
@@ -621,7 +584,7 @@ func (f *backupFlags) forgetCmd() *cobra.Command {
 				printPrune(cmd, pr)
 			}
 			return nil
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.IntVar(&p.Last, "keep-last", 0, "keep the N newest snapshots (-1: all)")
@@ -651,12 +614,7 @@ func (f *backupFlags) pruneCmd() *cobra.Command {
 		Use:   "prune",
 		Short: "Delete data no snapshot uses, repacking partly used packs",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
+		RunE: f.withRepo(func(cmd *cobra.Command, _ []string, r *backup.Repository) error {
 			res, err := r.Prune(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -666,7 +624,7 @@ func (f *backupFlags) pruneCmd() *cobra.Command {
 			}
 			printPrune(cmd, res)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().Float64Var(&o.MaxUnused, "max-unused", 5, "tolerated unused space in partly used packs, percent of the repository")
 	cmd.Flags().BoolVarP(&o.DryRun, "dry-run", "n", false, "only show what would be deleted")
@@ -679,12 +637,7 @@ func (f *backupFlags) breakLockCmd() *cobra.Command {
 		Use:   "break-lock",
 		Short: "Remove stale locks (of dead processes or not refreshed for 30 minutes), or all with --all",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
+		RunE: f.withRepo(func(cmd *cobra.Command, _ []string, r *backup.Repository) error {
 			removed, err := r.BreakLocks(cmd.Context(), all)
 			if err != nil {
 				return err
@@ -699,7 +652,7 @@ func (f *backupFlags) breakLockCmd() *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), "no locks removed")
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "remove live locks too (only when no other process uses the repository)")
 	return cmd
@@ -710,12 +663,7 @@ func (f *backupFlags) statsCmd() *cobra.Command {
 		Use:   "stats",
 		Short: "Show repository size and counts",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := f.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
+		RunE: f.withRepo(func(cmd *cobra.Command, _ []string, r *backup.Repository) error {
 			st, err := r.Stats(cmd.Context())
 			if err != nil {
 				return err
@@ -727,7 +675,7 @@ func (f *backupFlags) statsCmd() *cobra.Command {
 			fmt.Fprintf(w, "location\t%s\nsnapshots\t%d\npacks\t%d (%s)\nblobs\t%d\nindex files\t%d\nsize on disk\t%s\ncompression\tzstd %d\n",
 				st.Location, st.Snapshots, st.Packs, humanBytes(st.PackBytes), st.Blobs, st.IndexFiles, humanBytes(st.SizeOnDisk), st.Compression)
 			return w.Flush()
-		},
+		}),
 	}
 }
 
