@@ -227,57 +227,16 @@ func overlaps(a, b string) bool {
 	return ha == hb || wild(ha) || wild(hb)
 }
 
-// findListeners walks a config value for enabled string fields whose key is
-// "listen" or ends in "_listen".
+// findListeners finds the non-empty string fields of an enabled config
+// value whose key is "listen" or ends in "_listen".
 func findListeners(v reflect.Value, path string) []listener {
-	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
-		if v.IsNil() {
-			return nil
-		}
-		v = v.Elem()
-	}
 	var out []listener
-	switch v.Kind() {
-	case reflect.Struct:
-		if !Enabled(v.Addr().Interface()) {
-			return nil
+	walk(v, path, path, func(path, key string, v reflect.Value) bool {
+		if v.Kind() == reflect.String && (key == "listen" || strings.HasSuffix(key, "_listen")) && v.String() != "" {
+			out = append(out, listener{path, v.String()})
 		}
-		t := v.Type()
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if !f.IsExported() {
-				continue
-			}
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if name == "-" {
-				continue
-			}
-			if name == "" {
-				name = strings.ToLower(f.Name)
-			}
-			fv := v.Field(i)
-			if fv.Kind() == reflect.String && (name == "listen" || strings.HasSuffix(name, "_listen")) {
-				if fv.String() != "" {
-					out = append(out, listener{confkit.JoinPath(path, name), fv.String()})
-				}
-				continue
-			}
-			out = append(out, findListeners(fv, confkit.JoinPath(path, name))...)
-		}
-	case reflect.Map:
-		keys := v.MapKeys()
-		sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
-		for _, k := range keys {
-			mv := v.MapIndex(k)
-			cp := reflect.New(mv.Type()).Elem()
-			cp.Set(mv)
-			out = append(out, findListeners(cp, confkit.JoinPath(path, k.String()))...)
-		}
-	case reflect.Slice:
-		for i := range v.Len() {
-			out = append(out, findListeners(v.Index(i), fmt.Sprintf("%s[%d]", path, i))...)
-		}
-	}
+		return true
+	})
 	return out
 }
 

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
-	"strings"
 
 	"github.com/hostd/hostd/internal/confkit"
 	"github.com/hostd/hostd/internal/secrets"
@@ -57,59 +56,17 @@ func (c *Config) CheckSecrets(ctx context.Context, getenv func(string) string) c
 	return errs
 }
 
-// findRefs walks a config value for secrets.Ref fields. A config type that
-// decodes itself (a value-or-reference) keeps its parent's path.
+// findRefs finds the secrets.Ref values of an enabled config value.
 func findRefs(v reflect.Value, path string) []SecretRef {
-	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
-		if v.IsNil() {
-			return nil
-		}
-		v = v.Elem()
-	}
-	if v.Type() == refType {
-		if v.String() == "" {
-			return nil
-		}
-		return []SecretRef{{Path: path, Ref: secrets.Ref(v.String())}}
-	}
 	var out []SecretRef
-	switch v.Kind() {
-	case reflect.Struct:
-		if v.CanAddr() && !Enabled(v.Addr().Interface()) {
-			return nil
-		}
-		selfDecoding := reflect.PointerTo(v.Type()).Implements(reflect.TypeFor[confkit.Unmarshaler]())
-		t := v.Type()
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if !f.IsExported() {
-				continue
+	walk(v, path, path, func(path, _ string, v reflect.Value) bool {
+		if v.Type() == refType {
+			if v.String() != "" {
+				out = append(out, SecretRef{Path: path, Ref: secrets.Ref(v.String())})
 			}
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if name == "-" {
-				continue
-			}
-			if name == "" {
-				name = strings.ToLower(f.Name)
-			}
-			sub := confkit.JoinPath(path, name)
-			if selfDecoding {
-				sub = path
-			}
-			out = append(out, findRefs(v.Field(i), sub)...)
+			return false
 		}
-	case reflect.Map:
-		keys := v.MapKeys()
-		sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
-		for _, k := range keys {
-			cp := reflect.New(v.Type().Elem()).Elem()
-			cp.Set(v.MapIndex(k))
-			out = append(out, findRefs(cp, confkit.JoinPath(path, k.String()))...)
-		}
-	case reflect.Slice:
-		for i := range v.Len() {
-			out = append(out, findRefs(v.Index(i), fmt.Sprintf("%s[%d]", path, i))...)
-		}
-	}
+		return true
+	})
 	return out
 }
