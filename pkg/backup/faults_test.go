@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -382,5 +383,48 @@ func TestFlippedConfig(t *testing.T) {
 	_, err := backup.Open(context.Background(), dir, backuptest.Password, backup.OpenOptions{})
 	if err == nil || !strings.Contains(err.Error(), "config") || errors.Is(err, backup.ErrWrongPassword) {
 		t.Fatalf("open with a damaged config: %v", err)
+	}
+}
+
+// Small files share segments; prune repacks the live ones out of
+// segments that also hold forgotten files, and what is left restores.
+func TestPruneSharedSegments(t *testing.T) {
+	ctx := context.Background()
+	_, r := newRepo(t)
+	src := t.TempDir()
+	for i := range 300 {
+		backuptest.RandomFile(t, filepath.Join(src, fmt.Sprintf("f%03d", i)), 3000+i)
+	}
+	if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300; i += 2 {
+		backuptest.RandomFile(t, filepath.Join(src, fmt.Sprintf("f%03d", i)), 2000+i)
+	}
+	if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Forget(ctx, backup.RetentionPolicy{Last: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := r.Stats(ctx)
+	res, err := r.Prune(ctx, backup.PruneOptions{MaxUnused: 0.001})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := r.Stats(ctx)
+	if res.PacksRepacked == 0 || after.PackBytes >= before.PackBytes {
+		t.Fatalf("prune repacked nothing: %+v, %d -> %d bytes", res, before.PackBytes, after.PackBytes)
+	}
+	chk, err := r.Check(ctx, backup.CheckOptions{ReadData: true})
+	if err != nil || !chk.OK() {
+		t.Fatalf("check after prune: %+v %v", chk, err)
+	}
+	target := t.TempDir()
+	if _, err := r.Restore(ctx, "latest", backup.RestoreOptions{Target: target}); err != nil {
+		t.Fatal(err)
+	}
+	if err := backuptest.Compare(t, src, filepath.Join(target, src)); err != nil {
+		t.Fatal(err)
 	}
 }

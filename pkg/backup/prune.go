@@ -87,7 +87,14 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 		u := &packUse{id: id, size: size, totalBlobs: len(blobs)}
 		for _, b := range blobs {
 			if used[b.BlobHandle] {
-				u.used += int64(b.Length)
+				// A blob's share of its segment: all of it for a blob
+				// that is its segment, in proportion to its plaintext
+				// for one of several.
+				if b.SegmentRaw > 0 && b.SegmentRaw != b.RawLength {
+					u.used += int64(b.Length) * int64(b.RawLength) / int64(b.SegmentRaw)
+				} else {
+					u.used += int64(b.Length)
+				}
 				u.usedBlobs = append(u.usedBlobs, b)
 			}
 		}
@@ -138,9 +145,9 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 		if err != nil {
 			return nil, fmt.Errorf("prune: repack %s: %w", u.id.Short(), err)
 		}
+		dec := repo.NewSegmentDecoder()
 		for _, b := range u.usedBlobs {
-			loc, _ := repo.Index().Lookup(b.BlobHandle)
-			plain, err := repo.DecodeBlobAt(b.BlobHandle, data[b.Offset:b.Offset+b.Length], loc, nil)
+			plain, err := dec.Decode(b.BlobHandle, data[b.Offset:b.Offset+b.Length], b.Location(u.id), nil)
 			if err != nil {
 				return nil, fmt.Errorf("prune: repack %s: %w (run check --read-data)", u.id.Short(), err)
 			}

@@ -139,6 +139,7 @@ type archiver struct {
 	blobSlots chan struct{}
 	treeCh    chan *dirTask
 	bufPool   sync.Pool
+	readBufs  sync.Pool // *[]byte file read buffers
 
 	mu       sync.Mutex
 	summary  repository.SnapshotSummary

@@ -16,8 +16,6 @@ import (
 
 // fileWorker reads queued files and cuts them into chunks.
 func (a *archiver) fileWorker(ctx context.Context) error {
-	params := a.repo.Chunker().Params()
-	buf := make([]byte, params.Max+1<<20)
 	var small []byte // whole-file reads of files up to one chunk
 	for job := range a.filesCh {
 		if ctx.Err() != nil {
@@ -26,7 +24,7 @@ func (a *archiver) fileWorker(ctx context.Context) error {
 		}
 		a.current.Store(job.path)
 		known := a.opts.Cache.Known(job.path)
-		err := a.saveFile(ctx, job, buf, &small)
+		err := a.saveFile(ctx, job, &small)
 		if err != nil {
 			if ctx.Err() != nil {
 				job.res <- ctx.Err()
@@ -61,7 +59,7 @@ type fatalError struct{ err error }
 func (e *fatalError) Error() string { return e.err.Error() }
 func (e *fatalError) Unwrap() error { return e.err }
 
-func (a *archiver) saveFile(ctx context.Context, job *fileJob, buf []byte, smallBuf *[]byte) error {
+func (a *archiver) saveFile(ctx context.Context, job *fileJob, smallBuf *[]byte) error {
 	// A raw descriptor, not an *os.File: regular files gain nothing from
 	// the runtime poller, and skipping it saves several syscalls per file.
 	const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC
@@ -101,8 +99,7 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob, buf []byte, small
 			return fmt.Errorf("read: %w", err)
 		}
 		if m <= minSize {
-			buf = small[:m]
-			id, _, err := a.repo.SaveBlob(ctx, repository.DataBlob, buf)
+			id, _, err := a.repo.SaveBlob(ctx, repository.DataBlob, small[:m])
 			if err != nil {
 				return &fatalError{err}
 			}
@@ -148,7 +145,14 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob, buf []byte, small
 		futures = append(futures, ch)
 		return nil
 	}
-	err = a.repo.Chunker().Split(io.LimitReader(f, 1<<62), buf, cut)
+	// The read buffer fits the file, up to readBufMax: chunks are rarely
+	// more than twice the average, and Split moves to a buffer of the
+	// largest chunk size only for a chunk that does not fit. It goes back
+	// to a shared pool, so workers hold large buffers only while they
+	// read large files.
+	buf := a.getReadBuf(int(min(n.Size+1, uint64(max(readBufMax, 2*a.repo.Chunker().Params().Avg)))))
+	err = a.repo.Chunker().Split(io.LimitReader(f, 1<<62), *buf, cut)
+	a.readBufs.Put(buf)
 	content := make([]repository.ID, 0, len(futures))
 	var ferr error
 	for _, ch := range futures {
@@ -170,6 +174,9 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob, buf []byte, small
 	}
 	return a.fileSaved(job, fd, &st, read, content)
 }
+
+// readBufMax is the read buffer of large files: three average chunks.
+const readBufMax = 3 << 20
 
 // fdReader reads a raw file descriptor.
 type fdReader int
@@ -214,6 +221,19 @@ func (a *archiver) fileSaved(job *fileJob, fd int, st *unix.Stat_t, read int64, 
 	}
 	a.opts.Cache.Store(job.path, n, content)
 	return nil
+}
+
+// getReadBuf returns a pooled read buffer of n bytes.
+func (a *archiver) getReadBuf(n int) *[]byte {
+	if b, ok := a.readBufs.Get().(*[]byte); ok {
+		if cap(*b) >= n {
+			*b = (*b)[:n]
+			return b
+		}
+		a.readBufs.Put(b)
+	}
+	b := make([]byte, n, max(n, 2<<20))
+	return &b
 }
 
 func (a *archiver) getBuf(n int) []byte {

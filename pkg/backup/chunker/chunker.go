@@ -142,11 +142,13 @@ func (c *Chunker) cutPartial(b []byte) int {
 }
 
 // Split reads r to the end and calls fn with each chunk in order. buf is
-// the read buffer (Max plus a few MiB is efficient; nil allocates one);
-// the chunk passed to fn is only valid during the call. Data is moved
-// within buf only when a chunk straddles its end.
+// the read buffer: Max plus a few MiB is efficient for large inputs, the
+// input's size plus one byte is enough for smaller ones (a buffer that
+// fills up without a cut is replaced by one of Max plus 4 MiB); nil
+// allocates one. The chunk passed to fn is only valid during the call.
+// Data is moved within buf only when a chunk straddles its end.
 func (c *Chunker) Split(r io.Reader, buf []byte, fn func(chunk []byte) error) error {
-	if len(buf) < c.p.Max {
+	if len(buf) == 0 {
 		buf = make([]byte, c.p.Max+4<<20)
 	}
 	start, end := 0, 0
@@ -173,6 +175,12 @@ func (c *Chunker) Split(r io.Reader, buf []byte, fn func(chunk []byte) error) er
 		if start > 0 {
 			end = copy(buf, buf[start:end])
 			start = 0
+		}
+		if end == len(buf) && len(buf) < c.p.Max {
+			// Full, and too small to hold the largest chunk.
+			bigger := make([]byte, c.p.Max+4<<20)
+			end = copy(bigger, buf[:end])
+			buf = bigger
 		}
 		for end < len(buf) && !eof {
 			m, err := r.Read(buf[end:])

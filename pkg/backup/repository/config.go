@@ -19,13 +19,19 @@ type Config struct {
 	PackSize    int            `json:"pack_size"`   // target pack size in bytes
 }
 
-// Repository format versions: the cipher of every blob and encrypted
-// file is the only difference.
+// Repository format versions. Version 2 changed the cipher of every blob
+// and encrypted file; version 3 keeps version 2's cipher and packs small
+// blobs together into shared segments (pack header format 2).
 const (
 	VersionXChaCha = 1 // XChaCha20-Poly1305
 	VersionAESGCM  = 2 // AES-256-GCM
-	CurrentVersion = VersionAESGCM
+	VersionGrouped = 3 // AES-256-GCM, small blobs grouped into segments
+	CurrentVersion = VersionGrouped
 )
+
+// Grouped reports whether packs of this version may hold segments of
+// several blobs (and so use pack header format 2).
+func (c Config) Grouped() bool { return c.Version >= VersionGrouped }
 
 // Cipher returns the cipher a repository of this version encrypts with.
 func (c Config) Cipher() crypto.Cipher {
@@ -43,7 +49,7 @@ func DefaultConfig() Config {
 
 // Validate checks parameters read from an untrusted file.
 func (c Config) Validate() error {
-	if c.Version != VersionXChaCha && c.Version != VersionAESGCM {
+	if c.Version < VersionXChaCha || c.Version > VersionGrouped {
 		return fmt.Errorf("unsupported repository version %d", c.Version)
 	}
 	if err := c.Chunker.Validate(); err != nil {

@@ -19,29 +19,49 @@ func testKey(t testing.TB) *crypto.Key {
 }
 
 func FuzzDecodePackHeader(f *testing.F) {
-	blobs := []PackBlob{
-		{BlobHandle: BlobHandle{Type: DataBlob, ID: ID{1}}, Length: 100, RawLength: 84},
-		{BlobHandle: BlobHandle{Type: TreeBlob, ID: ID{2}}, Length: 60, RawLength: 300, Compressed: true},
+	v1 := []PackBlob{
+		{BlobHandle: BlobHandle{Type: DataBlob, ID: ID{1}}, Length: 100, RawLength: 84, SegmentRaw: 84},
+		{BlobHandle: BlobHandle{Type: TreeBlob, ID: ID{2}}, Offset: 100, Length: 60, RawLength: 300, Compressed: true, SegmentRaw: 300},
 	}
-	f.Add(encodePackHeader(blobs), int64(160))
-	f.Add([]byte(packMagic), int64(0))
+	v2 := []PackBlob{
+		{BlobHandle: BlobHandle{Type: DataBlob, ID: ID{1}}, Length: 100, RawLength: 84, Compressed: true, SegmentRaw: 94},
+		{BlobHandle: BlobHandle{Type: DataBlob, ID: ID{3}}, Length: 100, RawLength: 10, Compressed: true, Inner: 84, SegmentRaw: 94},
+		{BlobHandle: BlobHandle{Type: TreeBlob, ID: ID{2}}, Offset: 100, Length: 60, RawLength: 300, SegmentRaw: 300},
+	}
+	f.Add(encodePackHeaderV1(v1), int64(160))
+	f.Add(encodePackHeaderV2(v2), int64(160))
+	f.Add([]byte(packMagicV1), int64(0))
+	f.Add([]byte(packMagicV2), int64(0))
 	f.Add([]byte("garbage"), int64(10))
 	f.Fuzz(func(t *testing.T, hdr []byte, end int64) {
 		got, err := DecodePackHeader(hdr, end)
 		if err != nil {
 			return
 		}
+		// Segments tile the data; the blobs of a segment tile its
+		// plaintext.
 		var sum int64
-		for _, b := range got {
-			if int64(b.Offset) != sum {
-				t.Fatalf("offset %d, want %d", b.Offset, sum)
+		for i, b := range got {
+			if i > 0 && got[i-1].Offset == b.Offset {
+				p := got[i-1]
+				if b.Inner != p.Inner+p.RawLength || b.Length != p.Length || b.SegmentRaw != p.SegmentRaw {
+					t.Fatalf("blob %d does not follow blob %d in its segment", i, i-1)
+				}
+				continue
+			}
+			if int64(b.Offset) != sum || b.Inner != 0 {
+				t.Fatalf("segment at %d (inner %d), want %d", b.Offset, b.Inner, sum)
 			}
 			sum += int64(b.Length)
 		}
 		if sum != end {
-			t.Fatalf("blobs cover %d of %d", sum, end)
+			t.Fatalf("segments cover %d of %d", sum, end)
 		}
-		if again := encodePackHeader(got); !bytes.Equal(again, hdr) {
+		encode := encodePackHeaderV1
+		if string(hdr[:len(packMagicV2)]) == packMagicV2 {
+			encode = encodePackHeaderV2
+		}
+		if again := encode(got); !bytes.Equal(again, hdr) {
 			t.Fatalf("re-encoding differs")
 		}
 	})
@@ -50,9 +70,9 @@ func FuzzDecodePackHeader(f *testing.F) {
 func FuzzPackTrailer(f *testing.F) {
 	k := testKey(f)
 	p := &packBuilder{buf: make([]byte, 0, 1024)}
-	k.Seal(p.reserve(BlobHandle{ID: ID{9}}, 5+k.Overhead(), 5, false)[:0], []byte("hello"))
+	k.Seal(p.reserve([]segBlob{{h: BlobHandle{ID: ID{9}}, rawLen: 5}}, 5+k.Overhead(), 5, false)[:0], []byte("hello"))
 	p.writers.Done()
-	data, _ := p.finish(k)
+	data, _ := p.finish(k, true)
 	f.Add(data)
 	f.Add([]byte{1, 2, 3, 4, 5})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -62,8 +82,14 @@ func FuzzPackTrailer(f *testing.F) {
 }
 
 func FuzzDecodeIndex(f *testing.F) {
-	b, _ := EncodeIndex(map[ID][]PackBlob{{7}: {{BlobHandle: BlobHandle{ID: ID{1}}, Length: 40, RawLength: 20}}})
+	b, _ := EncodeIndex(map[ID][]PackBlob{{7}: {{BlobHandle: BlobHandle{ID: ID{1}}, Length: 40, RawLength: 20, SegmentRaw: 20}}})
 	f.Add(b)
+	b, _ = EncodeIndex(map[ID][]PackBlob{{7}: {
+		{BlobHandle: BlobHandle{ID: ID{1}}, Length: 40, RawLength: 20, SegmentRaw: 30},
+		{BlobHandle: BlobHandle{ID: ID{2}}, Length: 40, RawLength: 10, Inner: 20, SegmentRaw: 30},
+	}})
+	f.Add(b)
+	f.Add([]byte(`{"version":1,"packs":[{"id":"0700000000000000000000000000000000000000000000000000000000000000","blobs":[{"id":"0100000000000000000000000000000000000000000000000000000000000000","offset":0,"length":40,"raw_length":20,"inner":15,"segment_raw":30}]}]}`))
 	f.Add([]byte(`{"version":1,"packs":[{"id":"zz"}]}`))
 	f.Add([]byte(`{"version":2}`))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -15,6 +15,8 @@ type Location struct {
 	Length     uint32
 	RawLength  uint32
 	Compressed bool
+	Inner      uint32 // position of the blob in its segment's plaintext
+	SegmentRaw uint32 // length of the segment's plaintext
 }
 
 type indexEntry struct {
@@ -23,6 +25,8 @@ type indexEntry struct {
 	length     uint32
 	rawLength  uint32
 	compressed bool
+	inner      uint32
+	segRaw     uint32
 }
 
 // Index maps blobs to the packs holding them. Safe for concurrent use.
@@ -53,7 +57,7 @@ func (x *Index) AddPack(pack ID, blobs []PackBlob) {
 		if _, ok := x.blobs[b.BlobHandle]; ok {
 			continue
 		}
-		x.blobs[b.BlobHandle] = indexEntry{pack: p, offset: b.Offset, length: b.Length, rawLength: b.RawLength, compressed: b.Compressed}
+		x.blobs[b.BlobHandle] = indexEntry{pack: p, offset: b.Offset, length: b.Length, rawLength: b.RawLength, compressed: b.Compressed, inner: b.Inner, segRaw: b.SegmentRaw}
 	}
 }
 
@@ -73,7 +77,7 @@ func (x *Index) Lookup(h BlobHandle) (Location, bool) {
 	if !ok {
 		return Location{}, false
 	}
-	return Location{Pack: x.packs[e.pack], Offset: e.offset, Length: e.length, RawLength: e.rawLength, Compressed: e.compressed}, true
+	return Location{Pack: x.packs[e.pack], Offset: e.offset, Length: e.length, RawLength: e.rawLength, Compressed: e.compressed, Inner: e.inner, SegmentRaw: e.segRaw}, true
 }
 
 // HasPack reports whether any indexed blob lives in pack.
@@ -101,10 +105,15 @@ func (x *Index) Packs() map[ID][]PackBlob {
 	}
 	for h, e := range x.blobs {
 		p := x.packs[e.pack]
-		out[p] = append(out[p], PackBlob{BlobHandle: h, Offset: e.offset, Length: e.length, RawLength: e.rawLength, Compressed: e.compressed})
+		out[p] = append(out[p], PackBlob{BlobHandle: h, Offset: e.offset, Length: e.length, RawLength: e.rawLength, Compressed: e.compressed, Inner: e.inner, SegmentRaw: e.segRaw})
 	}
 	for _, bs := range out {
-		sort.Slice(bs, func(i, j int) bool { return bs[i].Offset < bs[j].Offset })
+		sort.Slice(bs, func(i, j int) bool {
+			if bs[i].Offset != bs[j].Offset {
+				return bs[i].Offset < bs[j].Offset
+			}
+			return bs[i].Inner < bs[j].Inner
+		})
 	}
 	return out
 }
@@ -128,6 +137,11 @@ type indexFileBlob struct {
 	Length     uint32   `json:"length"`
 	RawLength  uint32   `json:"raw_length"`
 	Compressed bool     `json:"compressed,omitempty"`
+	// A blob sharing its segment with others: its place in the segment's
+	// plaintext and that plaintext's length. Omitted for a blob that is
+	// its segment (inner 0, segment_raw = raw_length).
+	Inner      uint32 `json:"inner,omitempty"`
+	SegmentRaw uint32 `json:"segment_raw,omitempty"`
 }
 
 // EncodeIndex returns the JSON of an index file listing packs.
@@ -141,7 +155,11 @@ func EncodeIndex(packs map[ID][]PackBlob) ([]byte, error) {
 	for _, id := range ids {
 		p := indexFilePack{ID: id}
 		for _, b := range packs[id] {
-			p.Blobs = append(p.Blobs, indexFileBlob{ID: b.ID, Type: b.Type, Offset: b.Offset, Length: b.Length, RawLength: b.RawLength, Compressed: b.Compressed})
+			e := indexFileBlob{ID: b.ID, Type: b.Type, Offset: b.Offset, Length: b.Length, RawLength: b.RawLength, Compressed: b.Compressed}
+			if b.Inner != 0 || b.SegmentRaw != b.RawLength {
+				e.Inner, e.SegmentRaw = b.Inner, b.SegmentRaw
+			}
+			p.Blobs = append(p.Blobs, e)
 		}
 		f.Packs = append(f.Packs, p)
 	}
@@ -167,7 +185,16 @@ func DecodeIndex(b []byte) (map[ID][]PackBlob, error) {
 			if b.Length == 0 || uint64(b.Offset)+uint64(b.Length) > 1<<32-1 {
 				return nil, fmt.Errorf("decode index: pack %s blob %d: bad extent %d+%d", p.ID.Short(), i, b.Offset, b.Length)
 			}
-			bs = append(bs, PackBlob{BlobHandle: BlobHandle{Type: b.Type, ID: b.ID}, Offset: b.Offset, Length: b.Length, RawLength: b.RawLength, Compressed: b.Compressed})
+			if b.SegmentRaw == 0 {
+				if b.Inner != 0 {
+					return nil, fmt.Errorf("decode index: pack %s blob %d: inner offset without segment length", p.ID.Short(), i)
+				}
+				b.SegmentRaw = b.RawLength
+			}
+			if b.SegmentRaw > maxSegmentRaw || uint64(b.Inner)+uint64(b.RawLength) > uint64(b.SegmentRaw) {
+				return nil, fmt.Errorf("decode index: pack %s blob %d: bad place %d+%d in segment of %d", p.ID.Short(), i, b.Inner, b.RawLength, b.SegmentRaw)
+			}
+			bs = append(bs, PackBlob{BlobHandle: BlobHandle{Type: b.Type, ID: b.ID}, Offset: b.Offset, Length: b.Length, RawLength: b.RawLength, Compressed: b.Compressed, Inner: b.Inner, SegmentRaw: b.SegmentRaw})
 		}
 		out[p.ID] = append(out[p.ID], bs...)
 	}

@@ -38,6 +38,22 @@ const indexFlushPacks = 16
 // background.
 const uploadSlots = 2
 
+// Grouping (version 3): blobs smaller than groupBlobMax are collected, per
+// blob type, into one segment until its plaintext reaches the type's
+// target; zstd then compresses small files with each other's context.
+const (
+	groupBlobMax    = 256 << 10
+	groupTargetData = 1 << 20
+	groupTargetTree = 256 << 10 // trees are read one by one: smaller segments
+	maxGroupBlobs   = 1024      // within maxPackBlobs
+)
+
+// openGroup is a segment being filled with small blobs.
+type openGroup struct {
+	buf   []byte
+	blobs []segBlob
+}
+
 // Options tune opening or creating a repository.
 type Options struct {
 	Logger *slog.Logger     // default: discard
@@ -73,6 +89,7 @@ type Repository struct {
 
 	mu        sync.Mutex
 	cur       *packBuilder
+	groups    [TreeBlob + 1]*openGroup // by blob type
 	pending   map[BlobHandle]struct{}
 	unindexed map[ID][]PackBlob // saved packs not yet in an index file
 	saved     map[ID][]PackBlob // every pack saved since Open
@@ -82,7 +99,10 @@ type Repository struct {
 	uploadWG  sync.WaitGroup // packs being written
 	bufs      sync.Pool      // *[]byte scratch for compressing and sealing
 	packBufs  sync.Pool      // *[]byte pack buffers
+	groupBufs sync.Pool      // *[]byte buffers of open groups
 	indexMu   sync.Mutex     // serializes index file writes
+
+	segs segmentCache // plaintext of recently read shared segments
 }
 
 // WriteStats counts what was written since Open.
@@ -123,6 +143,7 @@ func newRepository(be backend.Backend, key *crypto.Key, cfg Config, o Options) (
 		indexFiles: map[ID]bool{}, indexErrs: map[ID]error{},
 		pending: map[BlobHandle]struct{}{}, unindexed: map[ID][]PackBlob{}, saved: map[ID][]PackBlob{},
 		uploads: make(chan struct{}, uploadSlots),
+		segs:    segmentCache{max: segmentCacheBytes},
 	}, nil
 }
 
@@ -561,8 +582,9 @@ func (r *Repository) DecodePack(id ID, data []byte) ([]PackBlob, []error, error)
 		return nil, nil, err
 	}
 	errs := make([]error, len(blobs))
+	d := r.NewSegmentDecoder()
 	for i, b := range blobs {
-		_, errs[i] = r.decodeBlob(b.BlobHandle, data[b.Offset:b.Offset+b.Length], b.Compressed, b.RawLength, nil)
+		_, errs[i] = d.Decode(b.BlobHandle, data[b.Offset:b.Offset+b.Length], b.Location(id), nil)
 	}
 	return blobs, errs, nil
 }
@@ -598,60 +620,155 @@ func (r *Repository) putBuf(b *[]byte) {
 	}
 }
 
-func (r *Repository) decodeBlob(h BlobHandle, sealed []byte, compressed bool, rawLen uint32, buf []byte) ([]byte, error) {
+// openSegment decrypts and, if compressed, decompresses a sealed segment
+// whose plaintext is segRaw bytes; buf is reused when large enough.
+func (r *Repository) openSegment(sealed []byte, compressed bool, segRaw uint32, buf []byte) ([]byte, error) {
+	if segRaw > maxSegmentRaw {
+		return nil, fmt.Errorf("raw length %d too large", segRaw)
+	}
 	var p []byte
 	var err error
 	if compressed {
-		if rawLen > 1<<28 {
-			return nil, fmt.Errorf("blob %s: raw length %d too large", h, rawLen)
-		}
 		scratch := r.getBuf(len(sealed))
 		defer r.putBuf(scratch)
 		c, err := r.key.Open((*scratch)[:0], sealed)
 		if err != nil {
-			return nil, fmt.Errorf("blob %s: %w", h, err)
+			return nil, err
 		}
 		*scratch = c
-		if cap(buf) < int(rawLen) {
-			buf = make([]byte, 0, rawLen)
+		if cap(buf) < int(segRaw) {
+			buf = make([]byte, 0, segRaw)
 		}
 		p, err = r.dec.DecodeAll(c, buf[:0])
 		if err != nil {
-			return nil, fmt.Errorf("blob %s: decompress: %w", h, err)
+			return nil, fmt.Errorf("decompress: %w", err)
 		}
 	} else {
 		p, err = r.key.Open(buf[:0], sealed)
 		if err != nil {
-			return nil, fmt.Errorf("blob %s: %w", h, err)
+			return nil, err
 		}
 	}
-	if uint32(len(p)) != rawLen {
-		return nil, fmt.Errorf("blob %s: length %d, index says %d", h, len(p), rawLen)
+	if uint32(len(p)) != segRaw {
+		return nil, fmt.Errorf("length %d, index says %d", len(p), segRaw)
 	}
+	return p, nil
+}
+
+// blobInSegment returns blob h at loc from its segment's plaintext and
+// checks it against its ID.
+func (r *Repository) blobInSegment(h BlobHandle, seg []byte, loc Location) ([]byte, error) {
+	end := uint64(loc.Inner) + uint64(loc.RawLength)
+	if end > uint64(len(seg)) {
+		return nil, fmt.Errorf("blob %s: place %d+%d beyond segment of %d bytes", h, loc.Inner, loc.RawLength, len(seg))
+	}
+	p := seg[loc.Inner:end:end]
 	if r.key.ID(p) != h.ID {
 		return nil, fmt.Errorf("blob %s: content does not match its ID", h)
 	}
 	return p, nil
 }
 
+// shared reports whether the blob at loc shares its segment with others.
+func (loc Location) shared() bool { return loc.Inner != 0 || loc.SegmentRaw != loc.RawLength }
+
+// decodeBlob returns blob h from sealed, the bytes of its segment at loc,
+// in buf when large enough.
+func (r *Repository) decodeBlob(h BlobHandle, sealed []byte, loc Location, buf []byte) ([]byte, error) {
+	if !loc.shared() {
+		p, err := r.openSegment(sealed, loc.Compressed, loc.RawLength, buf)
+		if err != nil {
+			return nil, fmt.Errorf("blob %s: %w", h, err)
+		}
+		return r.blobInSegment(h, p, loc)
+	}
+	tmp := r.getBuf(int(loc.SegmentRaw))
+	defer r.putBuf(tmp)
+	seg, err := r.openSegment(sealed, loc.Compressed, loc.SegmentRaw, *tmp)
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: segment at %d: %w", h, loc.Offset, err)
+	}
+	*tmp = seg[:0]
+	p, err := r.blobInSegment(h, seg, loc)
+	if err != nil {
+		return nil, err
+	}
+	return append(buf[:0], p...), nil
+}
+
 // LoadBlob reads, decrypts and verifies a blob. buf is reused when large
-// enough.
+// enough. The plaintext of shared segments is cached, so reading the
+// blobs of one segment one after another decodes it once.
 func (r *Repository) LoadBlob(ctx context.Context, h BlobHandle, buf []byte) ([]byte, error) {
 	loc, ok := r.idx.Lookup(h)
 	if !ok {
 		return nil, fmt.Errorf("load blob %s: %w", h, errNoIndex)
 	}
+	if loc.shared() {
+		if seg, ok := r.segs.get(loc.Pack, loc.Offset); ok {
+			p, err := r.blobInSegment(h, seg, loc)
+			if err != nil {
+				return nil, err
+			}
+			return append(buf[:0], p...), nil
+		}
+	}
 	sealed, err := r.be.Load(ctx, backend.Handle{Type: backend.Pack, Name: loc.Pack.String()}, int64(loc.Offset), int(loc.Length))
 	if err != nil {
 		return nil, fmt.Errorf("load blob %s: %w", h, err)
 	}
-	return r.decodeBlob(h, sealed, loc.Compressed, loc.RawLength, buf)
+	if !loc.shared() {
+		return r.decodeBlob(h, sealed, loc, buf)
+	}
+	seg, err := r.openSegment(sealed, loc.Compressed, loc.SegmentRaw, nil)
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: segment at %d: %w", h, loc.Offset, err)
+	}
+	p, err := r.blobInSegment(h, seg, loc)
+	if err != nil {
+		return nil, err
+	}
+	r.segs.put(loc.Pack, loc.Offset, seg)
+	return append(buf[:0], p...), nil
 }
 
-// DecodeBlobAt decodes a blob from already loaded bytes at loc (used by
-// the restorer, which reads packs in ranges).
+// DecodeBlobAt decodes a blob from already loaded bytes of its segment
+// at loc.
 func (r *Repository) DecodeBlobAt(h BlobHandle, sealed []byte, loc Location, buf []byte) ([]byte, error) {
-	return r.decodeBlob(h, sealed, loc.Compressed, loc.RawLength, buf)
+	return r.decodeBlob(h, sealed, loc, buf)
+}
+
+// SegmentDecoder decodes blobs from loaded segments and keeps the last
+// shared segment's plaintext, so the blobs of one segment, decoded one
+// after another, cost one decryption and decompression. Not safe for
+// concurrent use: one per worker.
+type SegmentDecoder struct {
+	r     *Repository
+	pack  ID
+	off   uint32
+	valid bool
+	plain []byte
+}
+
+// NewSegmentDecoder returns a decoder for blobs of r.
+func (r *Repository) NewSegmentDecoder() *SegmentDecoder { return &SegmentDecoder{r: r} }
+
+// Decode returns blob h at loc from sealed, its segment's bytes. A blob of
+// a shared segment is returned as a slice of the decoder's buffer, valid
+// until the next call; others land in buf when it is large enough.
+func (d *SegmentDecoder) Decode(h BlobHandle, sealed []byte, loc Location, buf []byte) ([]byte, error) {
+	if !loc.shared() {
+		return d.r.decodeBlob(h, sealed, loc, buf)
+	}
+	if !d.valid || d.pack != loc.Pack || d.off != loc.Offset {
+		d.valid = false
+		seg, err := d.r.openSegment(sealed, loc.Compressed, loc.SegmentRaw, d.plain)
+		if err != nil {
+			return nil, fmt.Errorf("blob %s: segment at %d: %w", h, loc.Offset, err)
+		}
+		d.plain, d.pack, d.off, d.valid = seg, loc.Pack, loc.Offset, true
+	}
+	return d.r.blobInSegment(h, d.plain, loc)
 }
 
 // HasBlob reports whether h is stored or being stored.
@@ -720,33 +837,76 @@ func (r *Repository) saveBlob(ctx context.Context, t BlobType, data []byte, forc
 		return h.ID, false, nil
 	}
 	r.pending[h] = struct{}{}
+	if !r.cfg.Grouped() || len(data) >= groupBlobMax {
+		r.mu.Unlock()
+		return h.ID, true, r.storeSegment(ctx, []segBlob{{h: h, rawLen: len(data)}}, data)
+	}
+	// A small blob joins its type's open segment; the caller that fills
+	// the segment compresses and stores it.
+	g := r.groups[t]
+	if g == nil {
+		g = &openGroup{buf: r.getGroupBuf()}
+		r.groups[t] = g
+	}
+	g.buf = append(g.buf, data...)
+	g.blobs = append(g.blobs, segBlob{h: h, rawLen: len(data)})
+	target := groupTargetData
+	if t == TreeBlob {
+		target = groupTargetTree
+	}
+	if len(g.buf) < target && len(g.blobs) < maxGroupBlobs {
+		r.mu.Unlock()
+		return h.ID, true, nil
+	}
+	r.groups[t] = nil
 	r.mu.Unlock()
+	return h.ID, true, r.storeGroup(ctx, g)
+}
 
-	payload, tmp, compressed := r.compressBlob(data)
-	sealedLen := len(payload) + r.key.Overhead()
+func (r *Repository) getGroupBuf() []byte {
+	if b, ok := r.groupBufs.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, groupTargetData+groupBlobMax)
+}
+
+// storeGroup stores a filled (or flushed) group as one segment.
+func (r *Repository) storeGroup(ctx context.Context, g *openGroup) error {
+	err := r.storeSegment(ctx, g.blobs, g.buf)
+	if cap(g.buf) == groupTargetData+groupBlobMax {
+		r.groupBufs.Put(&g.buf)
+	}
+	return err
+}
+
+// storeSegment compresses and seals payload, the plaintext of blobs, into
+// the pack being filled, and writes the pack when it is full.
+func (r *Repository) storeSegment(ctx context.Context, blobs []segBlob, payload []byte) error {
+	comp, tmp, compressed := r.compressBlob(payload)
+	sealedLen := len(comp) + r.key.Overhead()
 
 	r.mu.Lock()
 	var full *packBuilder
-	// A blob that would overflow the pack closes it first, so packs stay
-	// within PackSize (plus the header) unless a single blob is larger.
-	if r.cur != nil && len(r.cur.blobs) > 0 && (len(r.cur.buf)+sealedLen > r.cfg.PackSize || len(r.cur.blobs) >= maxPackBlobs) {
+	// A segment that would overflow the pack closes it first, so packs
+	// stay within PackSize (plus the header) unless one segment is larger.
+	if r.cur != nil && len(r.cur.blobs) > 0 && (len(r.cur.buf)+sealedLen > r.cfg.PackSize || len(r.cur.blobs)+len(blobs) > maxPackBlobs) {
 		full, r.cur = r.cur, nil
 	}
 	if r.cur == nil {
 		r.cur = r.newPackBuilder(sealedLen)
 	}
-	// Reserve the blob's place in the pack and seal into it outside the
-	// lock: no intermediate buffer, and workers encrypt in parallel.
+	// Reserve the segment's place in the pack and seal into it outside
+	// the lock: no intermediate buffer, and workers encrypt in parallel.
 	cur := r.cur
-	dst := cur.reserve(h, sealedLen, len(data), compressed)
-	r.stats.Blobs++
-	r.stats.BytesRaw += int64(len(data))
+	dst := cur.reserve(blobs, sealedLen, len(payload), compressed)
+	r.stats.Blobs += len(blobs)
+	r.stats.BytesRaw += int64(len(payload))
 	r.stats.BytesStored += int64(sealedLen)
 	if full == nil && len(cur.buf) >= r.cfg.PackSize {
 		full, r.cur = cur, nil
 	}
 	r.mu.Unlock()
-	r.key.Seal(dst[:0], payload)
+	r.key.Seal(dst[:0], comp)
 	cur.writers.Done()
 	if tmp != nil {
 		r.putBuf(tmp)
@@ -759,7 +919,7 @@ func (r *Repository) saveBlob(ctx context.Context, t BlobType, data []byte, forc
 		case r.uploads <- struct{}{}:
 		case <-ctx.Done():
 			// Cancelled: still write it, synchronously (checkpoint).
-			return h.ID, true, r.savePack(ctx, full)
+			return r.savePack(ctx, full)
 		}
 		r.uploadWG.Add(1)
 		go func() {
@@ -768,7 +928,7 @@ func (r *Repository) saveBlob(ctx context.Context, t BlobType, data []byte, forc
 			_ = r.savePack(ctx, full) // the error is kept in r.saveErr
 		}()
 	}
-	return h.ID, true, nil
+	return nil
 }
 
 // newPackBuilder returns an empty pack whose buffer holds at least
@@ -788,7 +948,7 @@ func (r *Repository) newPackBuilder(first int) *packBuilder {
 func (r *Repository) savePack(ctx context.Context, p *packBuilder) error {
 	ctx = context.WithoutCancel(ctx)
 	p.writers.Wait() // blobs still being sealed into it
-	data, id := p.finish(r.key)
+	data, id := p.finish(r.key, r.cfg.Grouped())
 	err := r.be.Save(ctx, backend.Handle{Type: backend.Pack, Name: id.String()}, data)
 	if cap(p.buf) == r.cfg.PackSize+packSlack {
 		r.packBufs.Put(&p.buf)
@@ -850,11 +1010,26 @@ func (r *Repository) writeIndex(ctx context.Context) error {
 // Flush writes the pack being filled and an index file for every pack not
 // yet indexed. It completes even if ctx is cancelled (checkpoint).
 func (r *Repository) Flush(ctx context.Context) error {
+	r.mu.Lock()
+	groups := r.groups
+	r.groups = [TreeBlob + 1]*openGroup{}
+	r.mu.Unlock()
+	var gerr error
+	for _, g := range groups {
+		if g != nil && len(g.blobs) > 0 {
+			if err := r.storeGroup(ctx, g); gerr == nil {
+				gerr = err
+			}
+		}
+	}
 	r.uploadWG.Wait()
 	r.mu.Lock()
 	p := r.cur
 	r.cur = nil
 	err := r.saveErr
+	if err == nil {
+		err = gerr
+	}
 	r.mu.Unlock()
 	if p != nil && len(p.blobs) > 0 {
 		if serr := r.savePack(ctx, p); err == nil {

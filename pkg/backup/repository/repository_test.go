@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"testing"
 
 	"github.com/hostd/hostd/pkg/backup/backend"
@@ -99,20 +100,24 @@ func grepDir(t *testing.T, dir string, needle []byte) bool {
 	return found
 }
 
-// Repositories of format version 1 (XChaCha20-Poly1305) stay readable and
-// writable; new ones are version 2 (AES-256-GCM).
-func TestVersionCipher(t *testing.T) {
+// Repositories of format versions 1 (XChaCha20-Poly1305) and 2
+// (AES-256-GCM) stay readable and writable, and keep one blob per segment
+// so older binaries can still read them; new ones are version 3, which
+// groups small blobs into shared segments.
+func TestVersions(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		version  int
 		cipher   crypto.Cipher
 		overhead int
+		grouped  bool
 	}{
-		{VersionXChaCha, crypto.XChaCha20Poly1305, crypto.Overhead},
-		{VersionAESGCM, crypto.AES256GCM, crypto.MinOverhead},
+		{VersionXChaCha, crypto.XChaCha20Poly1305, crypto.Overhead, false},
+		{VersionAESGCM, crypto.AES256GCM, crypto.MinOverhead, false},
+		{VersionGrouped, crypto.AES256GCM, crypto.MinOverhead, true},
 	}
 	for _, tc := range tests {
-		t.Run(string(tc.cipher), func(t *testing.T) {
+		t.Run(fmt.Sprint("version", tc.version), func(t *testing.T) {
 			dir := t.TempDir()
 			cfg := DefaultConfig()
 			cfg.Version = tc.version
@@ -120,10 +125,14 @@ func TestVersionCipher(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			data := bytes.Repeat([]byte("hostd "), 1000)
-			id, _, err := r.SaveBlob(ctx, DataBlob, data)
-			if err != nil {
-				t.Fatal(err)
+			blobs := [][]byte{bytes.Repeat([]byte("hostd "), 1000), []byte("a small file\n"), {}}
+			var ids []ID
+			for _, data := range blobs {
+				id, _, err := r.SaveBlob(ctx, DataBlob, data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, id)
 			}
 			if err := r.Flush(ctx); err != nil {
 				t.Fatal(err)
@@ -135,23 +144,72 @@ func TestVersionCipher(t *testing.T) {
 			if r2.Config().Version != tc.version || r2.Key().Cipher != tc.cipher {
 				t.Fatalf("reopened as version %d, cipher %s", r2.Config().Version, r2.Key().Cipher)
 			}
-			loc, _ := r2.Index().Lookup(BlobHandle{Type: DataBlob, ID: id})
-			got, err := r2.LoadBlob(ctx, BlobHandle{Type: DataBlob, ID: id}, nil)
-			if err != nil || !bytes.Equal(got, data) {
-				t.Fatalf("load: %v", err)
+			var locs []Location
+			for i, id := range ids {
+				h := BlobHandle{Type: DataBlob, ID: id}
+				loc, _ := r2.Index().Lookup(h)
+				locs = append(locs, loc)
+				got, err := r2.LoadBlob(ctx, h, nil)
+				if err != nil || !bytes.Equal(got, blobs[i]) {
+					t.Fatalf("load blob %d: %v", i, err)
+				}
 			}
+			if shared := locs[0].Offset == locs[1].Offset; shared != tc.grouped {
+				t.Fatalf("small blobs share a segment: %v, want %v", shared, tc.grouped)
+			}
+			loc := locs[0]
 			sealed, err := r2.Backend().Load(ctx, backend.Handle{Type: backend.Pack, Name: loc.Pack.String()}, int64(loc.Offset), int(loc.Length))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if plain, err := r2.Key().Open(nil, sealed); err != nil || len(sealed)-len(plain) != tc.overhead {
-				t.Fatalf("stored blob: %v, overhead %d, want %d", err, len(sealed)-len(plain), tc.overhead)
+				t.Fatalf("stored segment: %v, overhead %d, want %d", err, len(sealed)-len(plain), tc.overhead)
+			}
+			// The pack header agrees with the index, in either format.
+			size, err := r2.Backend().Stat(ctx, backend.Handle{Type: backend.Pack, Name: loc.Pack.String()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			hdr, err := r2.LoadPackHeader(ctx, loc.Pack, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range hdr {
+				if l, _ := r2.Index().Lookup(b.BlobHandle); l != b.Location(loc.Pack) {
+					t.Fatalf("header %+v, index %+v", b.Location(loc.Pack), l)
+				}
 			}
 		})
 	}
 	cfg := DefaultConfig()
-	cfg.Version = 3
+	cfg.Version = 4
 	if _, err := Create(ctx, backend.NewLocal(t.TempDir()), []byte("pw"), cfg, crypto.NewKDFParams(1, 64, 1), Options{}); err == nil {
-		t.Fatal("version 3 accepted")
+		t.Fatal("version 4 accepted")
+	}
+}
+
+// The index refuses blobs placed outside their segment.
+func TestDecodeIndexSegments(t *testing.T) {
+	const pack = `"0700000000000000000000000000000000000000000000000000000000000000"`
+	const blob = `"0100000000000000000000000000000000000000000000000000000000000000"`
+	tests := []struct {
+		name  string
+		entry string
+		ok    bool
+	}{
+		{"own segment", `"offset":0,"length":40,"raw_length":20`, true},
+		{"shared", `"offset":0,"length":40,"raw_length":10,"inner":20,"segment_raw":30`, true},
+		{"past the end", `"offset":0,"length":40,"raw_length":20,"inner":15,"segment_raw":30`, false},
+		{"inner without segment", `"offset":0,"length":40,"raw_length":20,"inner":15`, false},
+		{"segment too large", `"offset":0,"length":40,"raw_length":20,"segment_raw":4294967295`, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			js := `{"version":1,"packs":[{"id":` + pack + `,"blobs":[{"id":` + blob + `,` + tc.entry + `}]}]}`
+			_, err := DecodeIndex([]byte(js))
+			if (err == nil) != tc.ok {
+				t.Fatalf("DecodeIndex: %v, want ok=%v", err, tc.ok)
+			}
+		})
 	}
 }

@@ -128,7 +128,7 @@ func (r *restorer) restoreContents(ctx context.Context, files []fileJob) error {
 	work := make(chan span)
 	for range r.opts.Workers {
 		g.Go(func() error {
-			var w spanBuffers
+			w := spanBuffers{dec: r.repo.NewSegmentDecoder()}
 			for s := range work {
 				if err := r.restoreSpan(gctx, s, &w); err != nil {
 					return err
@@ -155,6 +155,7 @@ func (r *restorer) restoreContents(ctx context.Context, files []fileJob) error {
 type spanBuffers struct {
 	read  []byte // sealed bytes of the span
 	plain []byte // the blob being written
+	dec   *repository.SegmentDecoder
 }
 
 func (r *restorer) restoreSpan(ctx context.Context, s span, w *spanBuffers) error {
@@ -173,7 +174,7 @@ func (r *restorer) restoreSpan(ctx context.Context, s span, w *spanBuffers) erro
 	}
 	for _, u := range s.blobs {
 		raw := data[u.loc.Offset-s.start : u.loc.Offset-s.start+u.loc.Length]
-		plain, err := r.repo.DecodeBlobAt(u.h, raw, u.loc, w.plain)
+		plain, err := w.dec.Decode(u.h, raw, u.loc, w.plain)
 		if err != nil {
 			r.blobFailed(u, err)
 			continue
@@ -181,8 +182,8 @@ func (r *restorer) restoreSpan(ctx context.Context, s span, w *spanBuffers) erro
 		for _, t := range u.targets {
 			r.write(t, plain)
 		}
-		if cap(plain) > cap(w.plain) {
-			w.plain = plain[:0]
+		if cap(plain) > cap(w.plain) && u.loc.Inner == 0 && u.loc.SegmentRaw == u.loc.RawLength {
+			w.plain = plain[:0] // not the decoder's segment buffer
 		}
 	}
 	return nil
