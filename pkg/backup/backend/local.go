@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"io/fs"
 	"os"
@@ -72,6 +73,12 @@ func (l *Local) Save(ctx context.Context, h Handle, data []byte) error {
 	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()
+	}
+	if err == nil && h.Type == Pack {
+		// The pack is on disk: drop it from the page cache, so a backup
+		// does not push the host's working set out of memory (and the
+		// next pack reuses the pages just freed).
+		_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

@@ -106,7 +106,13 @@ func (r *restorer) restoreContents(ctx context.Context, files []fileJob) error {
 		cur := span{pack: p}
 		for _, u := range us {
 			end := u.loc.Offset + u.loc.Length
-			if len(cur.blobs) > 0 && (end-cur.start > maxSpan || u.loc.Offset-cur.end > 1<<20) {
+			// Blobs of one segment share its extent, so a blob may start
+			// before the span's end: no gap then.
+			gap := uint32(0)
+			if u.loc.Offset > cur.end {
+				gap = u.loc.Offset - cur.end
+			}
+			if len(cur.blobs) > 0 && (end-cur.start > maxSpan || gap > 1<<20) {
 				spans = append(spans, cur)
 				cur = span{pack: p}
 			}
