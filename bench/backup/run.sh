@@ -73,7 +73,6 @@ restore() { # SET TOOL
 	local set=$1 tool=$2 repo=$WORK/repo-$1-$2 target=$WORK/restore-$1-$2
 	rm -rf "$target"
 	mkdir -p "$target"
-	sync # the kernel's work of deleting the last restore is not the next tool's
 	case $tool in
 	hostd) measure "$set" hostd restore "$HOSTD" backup restore -r "$repo" --cache-dir "$WORK/cache-hostd" latest --target "$target" ;;
 	restic) measure "$set" restic restore restic -r "$repo" --cache-dir "$WORK/cache-restic" restore latest --target "$target" -q ;;
@@ -100,7 +99,6 @@ for set in $SETS; do
 		restic) restic init -r "$WORK/repo-$1-restic" >/dev/null 2>&1 ;;
 		borg) rm -rf "$BORG_BASE_DIR"; borg init -e repokey-blake2 "$WORK/repo-$1-borg" >/dev/null 2>&1 ;;
 		esac
-		sync
 	}
 	n=0
 	for rep in $(seq "$REPS"); do
