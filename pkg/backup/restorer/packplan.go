@@ -216,7 +216,9 @@ func (pf *plannedFile) open() error {
 	if !pf.created {
 		flags |= unix.O_CREAT | unix.O_EXCL
 	}
-	fd, err := unix.Open(pf.path, flags, 0o600)
+	// Created with its final permissions where the umask allows (the
+	// owner keeps write access until done), so most files need no chmod.
+	fd, err := unix.Open(pf.path, flags, (pf.node.Mode&0o777)|0o200)
 	if err != nil {
 		return &os.PathError{Op: "create", Path: pf.path, Err: err}
 	}
@@ -283,22 +285,22 @@ func (r *restorer) done(pf *plannedFile) {
 		if err == nil && pf.node.Sparse {
 			err = unix.Ftruncate(pf.fd, int64(pf.node.Size))
 		}
+		var st unix.Stat_t
 		if err == nil {
-			var st unix.Stat_t
 			if err = unix.Fstat(pf.fd, &st); err == nil && uint64(st.Size) != pf.node.Size {
 				err = fmt.Errorf("restored %d bytes, snapshot records %d", st.Size, pf.node.Size)
 			}
 		}
 		if err == nil {
-			err = r.applyFdMeta(pf.fd, pf.node)
+			err = r.applyFdMeta(pf.fd, pf.node, &st)
+		}
+		if err == nil {
+			err = applyFdTimes(pf.fd, pf.node)
 		}
 		if cerr := unix.Close(pf.fd); err == nil {
 			err = cerr
 		}
 		pf.fd = -1
-	}
-	if err == nil {
-		err = r.applyTimes(pf.path, pf.node)
 	}
 	if err != nil {
 		r.warn(pf.path, err)

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -435,14 +436,22 @@ func (r *restorer) applyMeta(p string, n *repository.Node) error {
 }
 
 // applyFdMeta sets owner, mode (after the owner: chown clears set-id
-// bits) and extended attributes of an open regular file.
-func (r *restorer) applyFdMeta(fd int, n *repository.Node) error {
+// bits) and extended attributes of an open regular file whose current
+// state is st; owner and mode are only changed where they differ.
+func (r *restorer) applyFdMeta(fd int, n *repository.Node, st *unix.Stat_t) error {
 	var errs []error
-	if err := unix.Fchown(fd, r.owners.uid(n), r.owners.gid(n)); err != nil && r.root {
-		errs = append(errs, fmt.Errorf("chown: %w", err))
+	uid, gid := r.owners.uid(n), r.owners.gid(n)
+	chowned := false
+	if int(st.Uid) != uid || int(st.Gid) != gid {
+		chowned = true
+		if err := unix.Fchown(fd, uid, gid); err != nil && r.root {
+			errs = append(errs, fmt.Errorf("chown: %w", err))
+		}
 	}
-	if err := unix.Fchmod(fd, n.Mode&0o7777); err != nil {
-		errs = append(errs, fmt.Errorf("chmod: %w", err))
+	if chowned || st.Mode&0o7777 != n.Mode&0o7777 {
+		if err := unix.Fchmod(fd, n.Mode&0o7777); err != nil {
+			errs = append(errs, fmt.Errorf("chmod: %w", err))
+		}
 	}
 	for _, x := range n.Xattrs {
 		if err := unix.Fsetxattr(fd, string(x.Name), []byte(x.Value), 0); err != nil {
@@ -453,6 +462,19 @@ func (r *restorer) applyFdMeta(fd int, n *repository.Node) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// applyFdTimes sets the times of an open file (utimensat with a NULL
+// path acts on the descriptor).
+func applyFdTimes(fd int, n *repository.Node) error {
+	ts := [2]unix.Timespec{unix.NsecToTimespec(n.ATimeNs), unix.NsecToTimespec(n.MTimeNs)}
+	if n.ATimeNs == 0 {
+		ts[0] = ts[1]
+	}
+	if _, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0); e != 0 {
+		return fmt.Errorf("set times: %w", e)
+	}
+	return nil
 }
 
 func (r *restorer) applyTimes(p string, n *repository.Node) error {
