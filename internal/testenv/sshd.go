@@ -157,3 +157,40 @@ func (s *SSHD) WriteKnownHosts(t testing.TB) string {
 	}
 	return p
 }
+
+// StartSSHAgent starts a real ssh-agent on a socket of its own, loads the
+// given private keys into it with ssh-add, and returns the socket path
+// (for SSH_AUTH_SOCK). The agent is stopped at cleanup.
+func StartSSHAgent(t testing.TB, keys ...string) string {
+	t.Helper()
+	agentBin := LookPath(t, "ssh-agent")
+	addBin := LookPath(t, "ssh-add")
+	sock := filepath.Join(TempDir(t), "agent.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, agentBin, "-D", "-a", sock)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start ssh-agent: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { cancel(); <-exited })
+	WaitFor(t, 10*time.Second, func() error {
+		select {
+		case <-exited:
+			return fmt.Errorf("ssh-agent exited: %s", out.String())
+		default:
+		}
+		return DialWait(ctx, "unix", sock, 50*time.Millisecond)
+	})
+	for _, k := range keys {
+		add := exec.Command(addBin, k)
+		add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+		if b, err := add.CombinedOutput(); err != nil {
+			t.Fatalf("ssh-add %s: %v: %s", k, err, b)
+		}
+	}
+	return sock
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/hostd/hostd/internal/testenv"
@@ -38,5 +39,49 @@ func TestSFTPRepository(t *testing.T) {
 	}
 	if err := backuptest.Compare(t, src.Root, filepath.Join(target, src.Root)); err != nil {
 		t.Fatalf("restored over sftp differs:\n%v", err)
+	}
+}
+
+// The SFTP backend authenticates with the keys of a running ssh-agent
+// (no identity file), and says so clearly when the agent has none that
+// the server accepts.
+func TestSFTPAgentAuth(t *testing.T) {
+	ctx := context.Background()
+	s := testenv.StartSSHD(t)
+	knownHosts := s.WriteKnownHosts(t)
+	tests := []struct {
+		name string
+		keys []string
+		ok   bool
+	}{
+		{"key in agent", []string{s.KeyFile}, true},
+		{"empty agent", nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("SSH_AUTH_SOCK", testenv.StartSSHAgent(t, tc.keys...))
+			bopts := backend.Options{SFTP: backend.SFTPOptions{KnownHosts: knownHosts, IdentityFiles: []string{}}}
+			url := fmt.Sprintf("sftp://%s@%s%s", s.User, s.Addr, filepath.Join(testenv.TempDir(t), "repo"))
+			err := backup.Init(ctx, url, backuptest.Password, backup.InitOptions{KDF: backuptest.FastKDF(), Backend: bopts})
+			if (err == nil) != tc.ok {
+				t.Fatalf("init over sftp with %d agent keys: %v, want ok=%v\n%s", len(tc.keys), err, tc.ok, s.Log())
+			}
+			if !tc.ok {
+				t.Logf("refused: %v", err)
+				if !strings.Contains(err.Error(), "unable to authenticate") {
+					t.Fatalf("error does not say authentication failed: %v", err)
+				}
+				return
+			}
+			r, err := backup.Open(ctx, url, backuptest.Password, backup.OpenOptions{Backend: bopts, NoCache: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			src := backuptest.MakeTree(t, t.TempDir())
+			if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src.Root}}); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -65,12 +66,14 @@ func OpenSFTP(ctx context.Context, u *url.URL, opts SFTPOptions) (*SFTP, error) 
 		return nil, fmt.Errorf("connect %s: read known_hosts: %w", loc, err)
 	}
 	var signers []ssh.Signer
+	agentKeys := 0
 	if !opts.NoAgent {
 		if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
 			if c, err := net.Dial("unix", sock); err == nil {
 				defer c.Close()
 				if s, err := agent.NewClient(c).Signers(); err == nil {
 					signers = append(signers, s...)
+					agentKeys = len(s)
 				}
 			}
 		}
@@ -118,6 +121,9 @@ func OpenSFTP(ctx context.Context, u *url.URL, opts SFTPOptions) (*SFTP, error) 
 	sc, chans, reqs, err := ssh.NewClientConn(nc, host, cfg)
 	if err != nil {
 		nc.Close()
+		if strings.Contains(err.Error(), "unable to authenticate") {
+			return nil, fmt.Errorf("connect %s: %w (as %s: %d keys from ssh-agent, %d from identity files)", loc, err, user, agentKeys, len(signers)-agentKeys)
+		}
 		return nil, fmt.Errorf("connect %s: %w", loc, err)
 	}
 	_ = nc.SetDeadline(time.Time{})
