@@ -114,8 +114,11 @@ func (c *Chunker) Cut(b []byte, eof bool) int {
 
 // cutPartial is Cut on a buffer that may end before the stream does: it
 // returns 0 when no boundary lies within b and b is shorter than Max (the
-// caller must read more).
-func (c *Chunker) cutPartial(b []byte) int {
+// caller must read more). from is how much of b an earlier call already
+// scanned without finding a boundary: the scan resumes there. The gear
+// hash at a position depends on the 64 bytes before it only, so it is
+// rebuilt from those.
+func (c *Chunker) cutPartial(b []byte, from int) int {
 	if len(b) >= c.p.Max {
 		return c.Cut(b, false)
 	}
@@ -126,6 +129,11 @@ func (c *Chunker) cutPartial(b []byte) int {
 	var h uint64
 	gear := &c.gear
 	i := c.p.Min
+	if from-64 > i {
+		for i = from - 64; i < from; i++ {
+			h = (h << 1) + gear[b[i]]
+		}
+	}
 	for ; i < normal; i++ {
 		h = (h << 1) + gear[b[i]]
 		if h&c.maskS == 0 {
@@ -152,6 +160,7 @@ func (c *Chunker) Split(r io.Reader, buf []byte, fn func(chunk []byte) error) er
 		buf = make([]byte, c.p.Max+4<<20)
 	}
 	start, end := 0, 0
+	scanned := 0 // bytes after start already scanned without a boundary
 	eof := false
 	for {
 		var n int
@@ -161,15 +170,17 @@ func (c *Chunker) Split(r io.Reader, buf []byte, fn func(chunk []byte) error) er
 			}
 			n = c.Cut(buf[start:end], true)
 		} else {
-			n = c.cutPartial(buf[start:end])
+			n = c.cutPartial(buf[start:end], scanned)
 		}
 		if n > 0 {
 			if err := fn(buf[start : start+n]); err != nil {
 				return err
 			}
 			start += n
+			scanned = 0
 			continue
 		}
+		scanned = end - start
 		// No boundary in what is buffered: move the rest to the front
 		// and read more.
 		if start > 0 {

@@ -2,6 +2,7 @@ package chunker
 
 import (
 	"bytes"
+	"io"
 	"math/rand/v2"
 	"testing"
 )
@@ -107,5 +108,97 @@ func BenchmarkCut(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		_ = c.Split(bytes.NewReader(data), nil, func([]byte) error { return nil })
+	}
+}
+
+// shortReader returns reads of random lengths, as pipes and network
+// filesystems do.
+type shortReader struct {
+	data []byte
+	r    *rand.Rand
+}
+
+func (s *shortReader) Read(p []byte) (int, error) {
+	if len(s.data) == 0 {
+		return 0, io.EOF
+	}
+	n := min(len(p), len(s.data), 1+s.r.IntN(200<<10))
+	copy(p, s.data[:n])
+	s.data = s.data[n:]
+	return n, nil
+}
+
+// Split finds the same boundaries as Cut applied to the whole stream,
+// whatever its buffer and however the reader delivers the data.
+func TestSplitMatchesCut(t *testing.T) {
+	p := Params{Min: 16 << 10, Avg: 64 << 10, Max: 256 << 10}
+	c, err := New([32]byte{3}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Random data, and text with long runs without a boundary (forced
+	// cuts at Max).
+	data := append(randBytes(3<<20, 7), bytes.Repeat([]byte("hostd backup "), 80<<10)...)
+	var want []int
+	for rest := data; len(rest) > 0; {
+		n := c.Cut(rest, len(rest) < p.Max)
+		want = append(want, n)
+		rest = rest[n:]
+	}
+	tests := []struct {
+		name string
+		buf  int
+	}{
+		{"default buffer", 0},
+		{"one byte, grown", 1},
+		{"just over min", p.Min + 1},
+		{"average", p.Avg},
+		{"two averages", 2 * p.Avg},
+		{"max plus slack", p.Max + 1<<20},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []int
+			r := &shortReader{data: data, r: rand.New(rand.NewPCG(uint64(tc.buf), 1))}
+			if err := c.Split(r, make([]byte, tc.buf), func(ch []byte) error {
+				got = append(got, len(ch))
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d chunks, want %d", len(got), len(want))
+			}
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("chunk %d: %d bytes, want %d", i, got[i], want[i])
+				}
+			}
+		})
+	}
+}
+
+// A scan resumed just before a boundary finds the same boundary as a scan
+// from the start: the gear hash is rebuilt from the 64 bytes before the
+// resume point.
+func TestCutPartialResume(t *testing.T) {
+	p := Params{Min: 16 << 10, Avg: 64 << 10, Max: 256 << 10}
+	c, err := New([32]byte{4}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for seed := uint64(1); checked < 20; seed++ {
+		b := randBytes(p.Max-1, seed)
+		n := c.cutPartial(b, 0)
+		if n < p.Min+200 {
+			continue
+		}
+		checked++
+		for k := 1; k <= 100; k++ {
+			if got := c.cutPartial(b, n-k); got != n {
+				t.Fatalf("seed %d: resumed %d bytes before the boundary at %d: got %d", seed, k, n, got)
+			}
+		}
 	}
 }
