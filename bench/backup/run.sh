@@ -32,7 +32,8 @@ fi
 export HOSTD_BACKUP_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench
 export BORG_BASE_DIR=$WORK/borg-base BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 HOSTD=$WORK/hostd
-go build -o "$HOSTD" ./cmd/hostd
+# Built as the Makefile builds it: static, without cgo.
+CGO_ENABLED=0 go build -trimpath -o "$HOSTD" ./cmd/hostd
 go build -o "$WORK/gendata" ./bench/backup/gendata
 
 declare -A R # R[set,tool,metric]
