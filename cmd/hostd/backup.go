@@ -147,8 +147,8 @@ func (f *backupFlags) open(cmd *cobra.Command) (*backup.Repository, error) {
 	// The passphrase derivation (argon2id) is done: give its memory back
 	// before the real work, and keep the heap of this short-lived process
 	// tight (unless GOGC/GOMEMLIMIT say otherwise): a soft limit of three
-	// times what the loaded index needs, at least 72 MiB (the pipeline's
-	// buffers, pack buffers and zstd encoders live in about 50 MiB; a
+	// times what the loaded index needs, at least 64 MiB (the pipeline's
+	// buffers, pack buffers and zstd encoders live in about 40 MiB; a
 	// tighter limit costs more in GC than it saves).
 	debug.FreeOSMemory()
 	if os.Getenv("GOGC") == "" {
@@ -157,7 +157,7 @@ func (f *backupFlags) open(cmd *cobra.Command) (*backup.Repository, error) {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		debug.SetMemoryLimit(max(72<<20, 3*int64(ms.HeapAlloc)))
+		debug.SetMemoryLimit(max(64<<20, 3*int64(ms.HeapAlloc)))
 	}
 	if errors.Is(err, backup.ErrNotRepository) {
 		return nil, fmt.Errorf("%w\nhint: create one with: hostd backup init --repo %s", err, url)

@@ -35,8 +35,9 @@ var (
 const indexFlushPacks = 16
 
 // uploadSlots is how many full packs may be written concurrently in the
-// background.
-const uploadSlots = 2
+// background. One is enough: writing and syncing a pack takes less time
+// than filling the next, and each slot holds a pack in memory.
+const uploadSlots = 1
 
 // Grouping (version 3): blobs smaller than groupBlobMax are collected, per
 // blob type, into one segment until its plaintext reaches the type's
