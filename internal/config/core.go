@@ -41,7 +41,16 @@ type Core struct {
 	RestartBackoff time.Duration `yaml:"restart_backoff"`
 	// RestartBackoffMax caps the restart wait. Default: 1m.
 	RestartBackoffMax time.Duration `yaml:"restart_backoff_max"`
+	// GCPercent is the Go garbage collector's target for the whole
+	// daemon, as the GOGC environment variable sets it: the heap may grow
+	// by this percentage of the live heap before the next collection.
+	// Lower keeps hostd's memory smaller and spends more CPU collecting.
+	// At least 10. A GOGC set in hostd's environment wins. Default: 100.
+	GCPercent int `yaml:"gc_percent"`
 }
+
+// DefaultGCPercent is hostd.gc_percent's default.
+const DefaultGCPercent = 100
 
 // HTTP is the health and metrics listener.
 type HTTP struct {
@@ -69,6 +78,7 @@ func DefaultCore(getenv func(string) string) Core {
 		StopTimeout:       10 * time.Second,
 		RestartBackoff:    time.Second,
 		RestartBackoffMax: time.Minute,
+		GCPercent:         DefaultGCPercent,
 	}
 }
 
@@ -132,6 +142,9 @@ func (c *Core) Validate(v *confkit.Validator) {
 		if d <= 0 {
 			v.Errorf(path, "must be positive")
 		}
+	}
+	if c.GCPercent < 10 {
+		v.Errorf("gc_percent", "must be at least 10, not %d", c.GCPercent)
 	}
 	if c.RestartBackoffMax < c.RestartBackoff {
 		v.Errorf("restart_backoff_max", "must not be less than restart_backoff (%s)", c.RestartBackoff)

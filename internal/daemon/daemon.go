@@ -104,6 +104,7 @@ func Run(ctx context.Context, opts Options) error {
 	lvl, _ := logging.ParseLevel(cfg.Core.LogLevel)
 	d.level.Set(lvl)
 	d.log = logging.New(opts.Stderr, cfg.Core.LogFormat, d.level)
+	applyMemorySettings(cfg.Core, opts.Getenv, d.log)
 	return d.run(ctx, cfg)
 }
 
@@ -301,6 +302,7 @@ func (d *Daemon) reload() api.ConfigReload {
 	if lvl, err := logging.ParseLevel(cur.Core.LogLevel); err == nil {
 		d.level.Set(lvl)
 	}
+	applyMemorySettings(cur.Core, d.opts.Getenv, d.log)
 	changed := config.Changed(old, cur)
 	d.mu.Lock()
 	d.cfg, d.loadedAt = cur, time.Now()

@@ -442,6 +442,7 @@ func TestBadConfigExitsTwoWithoutStarting(t *testing.T) {
 		{"unknown key", baseConfig(dir, socket, httpAddr) + "alpha:\n  moed: ok\n", []string{":13:3: alpha.moed: unknown key \"moed\" (did you mean \"mode\"?)"}},
 		{"wrong type", baseConfig(dir, socket, httpAddr) + "alpha:\n  delay: [1]\n", []string{":13:10: alpha.delay: expected a duration"}},
 		{"port clash", baseConfig(dir, socket, httpAddr) + "alpha:\n  listen: " + httpAddr + "\n", []string{"alpha.listen: port", "also used by hostd.http.listen"}},
+		{"gc_percent too low", baseConfig(dir, socket, httpAddr) + "  gc_percent: 5\n", []string{"hostd.gc_percent: must be at least 10, not 5"}},
 		{"not yaml", "hostd: [\n", []string{"not valid YAML"}},
 		{"empty", "", []string{":1:1: config file is empty"}},
 		{"missing", "", []string{"config file does not exist"}},
@@ -514,5 +515,64 @@ func TestSocketAndHTTPExposure(t *testing.T) {
 	}
 	if !bytes.Contains(cfgShow, []byte("token: <redacted>")) {
 		t.Errorf("config show does not redact:\n%s", cfgShow)
+	}
+}
+
+// goGCPercent reads the garbage collector target the daemon reports on
+// /metrics (go_gc_gogc_percent, from the Go runtime itself).
+func (p *proc) goGCPercent(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get("http://" + p.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(l, "go_gc_gogc_percent "); ok {
+			return v
+		}
+	}
+	t.Fatalf("/metrics has no go_gc_gogc_percent:\n%s", body)
+	return ""
+}
+
+// TestGCPercent checks that hostd.gc_percent sets the daemon's garbage
+// collector target, at start and on reload, and that a GOGC in the
+// environment wins over it.
+func TestGCPercent(t *testing.T) {
+	cases := []struct {
+		name, setting, env string
+		want, reloaded     string
+	}{
+		{"default", "", "GOGC=", "100", "30"},
+		{"configured", "  gc_percent: 40\n", "GOGC=", "40", "30"},
+		{"GOGC wins", "  gc_percent: 40\n", "GOGC=75", "75", "75"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startDaemon(t, tc.setting+"alpha: {}\n", tc.env)
+			if got := p.goGCPercent(t); got != tc.want {
+				t.Errorf("go_gc_gogc_percent = %s, want %s", got, tc.want)
+			}
+			b, err := os.ReadFile(p.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := strings.Replace(string(b), tc.setting+"alpha: {}\n", "  gc_percent: 30\nalpha: {}\n", 1)
+			if err := os.WriteFile(p.cfg, []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var res api.ConfigReload
+			if err := api.NewClient(p.socket).Post(context.Background(), "/v1/config/reload", nil, &res); err != nil {
+				t.Fatalf("reload: %v", err)
+			}
+			if len(res.Errors) > 0 {
+				t.Fatalf("reload rejected: %v", res.Errors)
+			}
+			if got := p.goGCPercent(t); got != tc.reloaded {
+				t.Errorf("after reload go_gc_gogc_percent = %s, want %s", got, tc.reloaded)
+			}
+		})
 	}
 }

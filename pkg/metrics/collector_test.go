@@ -9,12 +9,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/procfs"
 	"github.com/prometheus/procfs/sysfs"
 	"golang.org/x/sys/unix"
 
@@ -145,6 +148,8 @@ func TestParseBadInput(t *testing.T) {
 		{"vmstat bad value", "pgfault x\n", "line 1: value of pgfault", func(s string) error { _, err := parseVmstat(strings.NewReader(s)); return err }},
 		{"file-nr short", "12 0\n", "want 3 fields", func(s string) error { _, _, err := parseFileNr(s); return err }},
 		{"file-nr bad max", "12 0 x\n", "maximum", func(s string) error { _, _, err := parseFileNr(s); return err }},
+		{"stat bad cpu time", "cpu0 1 2 x 4\n", "cpu0:", func(s string) error { return parseProcStat([]byte(s), &procStat{}) }},
+		{"stat bad ctxt", "ctxt -1\n", "ctxt:", func(s string) error { return parseProcStat([]byte(s), &procStat{}) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -289,6 +294,17 @@ func TestFilesystem(t *testing.T) {
 			t.Errorf("pseudo/overlay mount %s reported", bad)
 		}
 	}
+
+	// The parsed mount table is kept between scrapes; a change to the
+	// file shows at the next one.
+	writeMountinfo(t, proc, "20 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw")
+	out = exposition(t, n)
+	if strings.Contains(out, labels) {
+		t.Errorf("unmounted %s still reported:\n%s", data, out)
+	}
+	if !strings.Contains(out, `node_filesystem_readonly{device="/dev/vda",fstype="ext4",mountpoint="/"} 0`+"\n") {
+		t.Errorf("/ missing after the mount table changed:\n%s", out)
+	}
 }
 
 // TestFilesystemStuckMount has one mount whose statfs never answers (a
@@ -383,6 +399,66 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 
 // TestReadNetClassMatchesProcfs checks hostd's syscall-level reader of
 // /sys/class/net against procfs' on the fixtures and on this host.
+// TestParseProcStatMatchesProcfs compares hostd's /proc/stat parser with
+// procfs' on the fixture, on a kernel without the guest columns, and
+// (structure only, the counters move between reads) on this host.
+func TestParseProcStatMatchesProcfs(t *testing.T) {
+	oldKernel := t.TempDir()
+	if err := os.WriteFile(filepath.Join(oldKernel, "stat"), []byte("cpu  1 2 3 4\ncpu0 1 2 3 4\nintr 7\nctxt 8\nbtime 9\nprocesses 10\nprocs_running 1\nprocs_blocked 2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, root := range []string{"testdata/proc", oldKernel, "/proc"} {
+		t.Run(root, func(t *testing.T) {
+			fs, err := procfs.NewFS(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := fs.Stat()
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := statReader{path: filepath.Join(root, "stat")}
+			for range 2 { // the second read reuses the first one's buffers
+				var got procStat
+				if err := r.read(func(st *procStat) { got = *st; got.cpus = slices.Clone(st.cpus) }); err != nil {
+					t.Fatal(err)
+				}
+				if len(got.cpus) != len(want.CPU) {
+					t.Fatalf("%d CPUs, procfs has %d", len(got.cpus), len(want.CPU))
+				}
+				for _, c := range got.cpus {
+					id, err := strconv.ParseInt(c.id, 10, 64)
+					if err != nil {
+						t.Fatalf("cpu id %q: %v", c.id, err)
+					}
+					w, ok := want.CPU[id]
+					if !ok {
+						t.Fatalf("cpu%s not in procfs' parse", c.id)
+					}
+					if root == "/proc" {
+						continue
+					}
+					have := procfs.CPUStat{User: c.user, Nice: c.nice, System: c.system, Idle: c.idle, Iowait: c.iowait,
+						IRQ: c.irq, SoftIRQ: c.softirq, Steal: c.steal, Guest: c.guest, GuestNice: c.guestNice}
+					if have != w {
+						t.Errorf("cpu%s = %+v, procfs %+v", c.id, have, w)
+					}
+				}
+				if got.btime != want.BootTime {
+					t.Errorf("btime %d, procfs %d", got.btime, want.BootTime)
+				}
+				if root == "/proc" {
+					continue
+				}
+				if got.intr != want.IRQTotal || got.ctxt != want.ContextSwitches || got.processes != want.ProcessCreated ||
+					got.running != want.ProcessesRunning || got.blocked != want.ProcessesBlocked {
+					t.Errorf("counters %+v differ from procfs %+v", got, want)
+				}
+			}
+		})
+	}
+}
+
 func TestReadNetClassMatchesProcfs(t *testing.T) {
 	for _, root := range []string{"testdata/sys", "/sys"} {
 		t.Run(root, func(t *testing.T) {

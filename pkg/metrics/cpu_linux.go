@@ -1,12 +1,7 @@
 package metrics
 
 import (
-	"fmt"
-	"sort"
-	"strconv"
-
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/procfs"
 )
 
 func init() { registerCollector("cpu", newCPUCollector) }
@@ -25,44 +20,36 @@ var (
 )
 
 // cpuCollector exports per-CPU time from /proc/stat.
-type cpuCollector struct{ h *host }
+type cpuCollector struct{ stat statReader }
 
-func newCPUCollector(h *host) (collector, error) { return &cpuCollector{h: h}, nil }
+func newCPUCollector(h *host) (collector, error) {
+	return &cpuCollector{stat: statReader{path: h.procPath("stat")}}, nil
+}
 
 func (c *cpuCollector) Update(ch chan<- prometheus.Metric) error {
-	stat, err := c.h.proc.Stat()
-	if err != nil {
-		return fmt.Errorf("read %s: %w", c.h.procPath("stat"), err)
-	}
-	for _, m := range cpuMetrics(stat.CPU) {
-		ch <- m
-	}
-	return nil
+	return c.stat.read(func(st *procStat) {
+		for _, m := range cpuMetrics(st.cpus) {
+			ch <- m
+		}
+	})
 }
 
 // cpuMetrics turns parsed /proc/stat CPU lines into node_cpu_* metrics.
-func cpuMetrics(cpus map[int64]procfs.CPUStat) []prometheus.Metric {
-	ids := make([]int64, 0, len(cpus))
-	for id := range cpus {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	out := make([]prometheus.Metric, 0, len(ids)*10)
-	for _, id := range ids {
-		s := cpus[id]
-		cpu := strconv.FormatInt(id, 10)
-		for _, m := range []struct {
+func cpuMetrics(cpus []cpuTimes) []prometheus.Metric {
+	out := make([]prometheus.Metric, 0, len(cpus)*10)
+	for _, s := range cpus {
+		for _, m := range [...]struct {
 			mode string
 			v    float64
 		}{
-			{"user", s.User}, {"nice", s.Nice}, {"system", s.System}, {"idle", s.Idle},
-			{"iowait", s.Iowait}, {"irq", s.IRQ}, {"softirq", s.SoftIRQ}, {"steal", s.Steal},
+			{"user", s.user}, {"nice", s.nice}, {"system", s.system}, {"idle", s.idle},
+			{"iowait", s.iowait}, {"irq", s.irq}, {"softirq", s.softirq}, {"steal", s.steal},
 		} {
-			out = append(out, prometheus.MustNewConstMetric(cpuSecondsDesc, prometheus.CounterValue, m.v, cpu, m.mode))
+			out = append(out, prometheus.MustNewConstMetric(cpuSecondsDesc, prometheus.CounterValue, m.v, s.id, m.mode))
 		}
 		out = append(out,
-			prometheus.MustNewConstMetric(cpuGuestSecondsDesc, prometheus.CounterValue, s.Guest, cpu, "user"),
-			prometheus.MustNewConstMetric(cpuGuestSecondsDesc, prometheus.CounterValue, s.GuestNice, cpu, "nice"),
+			prometheus.MustNewConstMetric(cpuGuestSecondsDesc, prometheus.CounterValue, s.guest, s.id, "user"),
+			prometheus.MustNewConstMetric(cpuGuestSecondsDesc, prometheus.CounterValue, s.guestNice, s.id, "nice"),
 		)
 	}
 	return out

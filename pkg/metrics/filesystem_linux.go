@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -49,6 +50,10 @@ type filesystemCollector struct {
 
 	mu    sync.Mutex
 	stuck map[string]bool // mount points with a statfs still running
+	// The mount table: raw is the last read's buffer, parsed the contents
+	// selected was computed from.
+	raw, parsed []byte
+	selected    []mount
 }
 
 func newFilesystemCollector(h *host) (collector, error) {
@@ -81,18 +86,35 @@ func (c *filesystemCollector) Update(ch chan<- prometheus.Metric) error {
 }
 
 // mounts reads PID 1's mount table (the host's, even when hostd runs in its
-// own mount namespace), falling back to our own.
+// own mount namespace), falling back to our own. The table rarely changes:
+// it is parsed again only when the file's contents differ from the last
+// scrape's.
 func (c *filesystemCollector) mounts() ([]mount, error) {
-	infos, err := c.h.proc.GetProcMounts(1)
-	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, os.ErrPermission) {
-			return nil, fmt.Errorf("read %s: %w", c.h.procPath("1", "mountinfo"), err)
-		}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pid1 := c.h.procPath("1", "mountinfo")
+	raw, err := readFileReuse(pid1, c.raw)
+	self := err != nil && (errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission))
+	if self {
+		raw, err = readFileReuse(c.h.procPath("self", "mountinfo"), raw)
+	}
+	c.raw = raw
+	if err == nil && c.parsed != nil && bytes.Equal(raw, c.parsed) {
+		return c.selected, nil
+	}
+	// Parsed by procfs from a read of its own; should the table change in
+	// between, the next scrape sees raw differ from parsed and parses again.
+	var infos []*procfs.MountInfo
+	if self {
 		if infos, err = c.h.proc.GetMounts(); err != nil {
 			return nil, fmt.Errorf("read %s: %w", c.h.procPath("self", "mountinfo"), err)
 		}
+	} else if infos, err = c.h.proc.GetProcMounts(1); err != nil {
+		return nil, fmt.Errorf("read %s: %w", pid1, err)
 	}
-	return selectMounts(infos, c.h.opts.RootPath), nil
+	c.selected = selectMounts(infos, c.h.opts.RootPath)
+	c.parsed = append(c.parsed[:0], raw...)
+	return c.selected, nil
 }
 
 // selectMounts drops pseudo and overlay filesystems and maps mount points

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"fmt"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,12 +69,20 @@ func (c *netdevCollector) Update(ch chan<- prometheus.Metric) error {
 // loopback reports whether the interface has IFF_LOOPBACK set: like
 // node_exporter (which reads netlink and skips loopback), the counters of
 // lo are not exported.
+// The flags file is read into a small buffer with plain open/read:
+// os.ReadFile would allocate a page-sized buffer per interface and scrape.
 func (c *netdevCollector) loopback(name string) bool {
-	b, err := os.ReadFile(c.h.sysPath("class", "net", name, "flags"))
+	fd, err := unix.Open(c.h.sysPath("class", "net", name, "flags"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return name == "lo"
 	}
-	flags, err := strconv.ParseInt(strings.TrimSpace(string(b)), 0, 64)
+	var buf [32]byte
+	n, err := unix.Read(fd, buf[:])
+	_ = unix.Close(fd)
+	if err != nil || n <= 0 {
+		return name == "lo"
+	}
+	flags, err := strconv.ParseInt(strings.TrimSpace(string(buf[:n])), 0, 64)
 	return err == nil && flags&unix.IFF_LOOPBACK != 0
 }
 

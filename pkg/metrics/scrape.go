@@ -43,23 +43,38 @@ type ScrapeResult struct {
 // as one scrape, the way Prometheus scrapes a target: every sample gets the
 // scrape's timestamp, and a series present in the previous scrape but not
 // in this one gets a stale marker so queries stop returning it at once.
+//
+// One host's scrape is the same few hundred series every interval, so the
+// scraper keeps what it learned about each series (its labels and storage
+// reference, as Prometheus' scrape cache does) and reuses its buffers:
+// a scrape that finds the same series as the last one allocates no labels.
 type Scraper struct {
 	Gatherer prometheus.Gatherer
 	Storage  storage.Appendable
 	Now      func() time.Time
 	// OnSamples, if set, receives every scrape's samples (stale markers
 	// included) after they were committed; the remote writer hooks in here.
+	// The slice is reused by the next scrape: copy what you keep.
 	OnSamples func([]Sample)
 
-	scrapeMu sync.Mutex // one scrape at a time
-	prev     map[uint64]labels.Labels
-	spare    map[uint64]labels.Labels
-	// refs remembers the storage reference of each series so appends skip
-	// the label lookup, as Prometheus' scrape cache does.
-	refs map[uint64]storage.SeriesRef
+	scrapeMu sync.Mutex // one scrape at a time; guards the fields below
+	// prev holds the series of the last scrape by label hash; spare is the
+	// map of the scrape before, cleared and reused for the next one.
+	prev, spare map[uint64]scrapedSeries
+	samples     []Sample // this scrape's samples, reused
+	hashes      []uint64 // label hash of each sample, reused
+	builder     labels.ScratchBuilder
+	scratch     labels.Labels // the builder's output before it is known to be new
 
 	mu   sync.RWMutex
 	meta map[string]Metadata
+}
+
+// scrapedSeries is what the scraper remembers of one series between
+// scrapes.
+type scrapedSeries struct {
+	labels labels.Labels
+	ref    storage.SeriesRef // 0 until the storage returned one
 }
 
 // Metadata returns the metric families seen in the last scrape.
@@ -84,57 +99,51 @@ func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
 	if gatherErr != nil && len(mfs) == 0 {
 		return ScrapeResult{}, fmt.Errorf("gather metrics: %w", gatherErr)
 	}
-	samples, meta := familiesToSamples(mfs, ts)
 
 	// The series of this scrape, keyed by label hash; the map of the
 	// scrape before last is reused to spare the allocation.
 	cur := s.spare
 	if cur == nil {
-		cur = make(map[uint64]labels.Labels, len(samples))
+		cur = make(map[uint64]scrapedSeries, len(s.prev))
 	}
 	clear(cur)
-	hashes := make([]uint64, len(samples))
-	for i, smp := range samples {
-		hashes[i] = smp.Labels.Hash()
-		cur[hashes[i]] = smp.Labels
-	}
+	s.flatten(mfs, ts, cur)
+	samples := s.samples
 	var stale []Sample
-	for h, ls := range s.prev {
+	var staleRefs []storage.SeriesRef
+	for h, sr := range s.prev {
 		if _, ok := cur[h]; !ok {
-			stale = append(stale, Sample{Labels: ls, T: ts, V: math.Float64frombits(value.StaleNaN)})
+			stale = append(stale, Sample{Labels: sr.labels, T: ts, V: math.Float64frombits(value.StaleNaN)})
 		}
 	}
 	sort.Slice(stale, func(i, j int) bool { return labels.Compare(stale[i].Labels, stale[j].Labels) < 0 })
+	for _, smp := range stale {
+		staleRefs = append(staleRefs, s.prev[smp.Labels.Hash()].ref)
+	}
 
 	res := ScrapeResult{}
-	if s.refs == nil {
-		s.refs = map[uint64]storage.SeriesRef{}
-	}
-	newRefs := make(map[uint64]storage.SeriesRef, len(cur))
 	app := s.Storage.Appender(ctx)
-	for bi, batch := range [][]Sample{samples, stale} {
-		for i, smp := range batch {
-			var h uint64
-			if bi == 0 {
-				h = hashes[i]
-			} else {
-				h = smp.Labels.Hash()
+	for i, smp := range samples {
+		h := s.hashes[i]
+		ref, err := app.Append(cur[h].ref, smp.Labels, smp.T, smp.V)
+		if err != nil {
+			if rejected(err) {
+				res.Rejected++
+				continue
 			}
-			ref, err := app.Append(s.refs[h], smp.Labels, smp.T, smp.V)
-			if err == nil {
-				if _, live := cur[h]; live {
-					newRefs[h] = ref
-				}
+			_ = app.Rollback()
+			return res, fmt.Errorf("append %s: %w", smp.Labels, err)
+		}
+		cur[h] = scrapedSeries{labels: smp.Labels, ref: ref}
+	}
+	for i, smp := range stale {
+		if _, err := app.Append(staleRefs[i], smp.Labels, smp.T, smp.V); err != nil {
+			if rejected(err) {
+				res.Rejected++
+				continue
 			}
-			if err != nil {
-				if errors.Is(err, storage.ErrOutOfOrderSample) || errors.Is(err, storage.ErrDuplicateSampleForTimestamp) ||
-					errors.Is(err, storage.ErrOutOfBounds) || errors.Is(err, storage.ErrTooOldSample) {
-					res.Rejected++
-					continue
-				}
-				_ = app.Rollback()
-				return res, fmt.Errorf("append %s: %w", smp.Labels, err)
-			}
+			_ = app.Rollback()
+			return res, fmt.Errorf("append %s: %w", smp.Labels, err)
 		}
 	}
 	if err := app.Commit(); err != nil {
@@ -143,10 +152,11 @@ func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
 	res.Samples = len(samples) - res.Rejected
 	res.Stale = len(stale)
 	s.prev, s.spare = cur, s.prev
-	s.refs = newRefs
-	s.mu.Lock()
-	s.meta = meta
-	s.mu.Unlock()
+	if meta, changed := familiesMetadata(mfs, s.Metadata()); changed {
+		s.mu.Lock()
+		s.meta = meta
+		s.mu.Unlock()
+	}
 	if s.OnSamples != nil {
 		s.OnSamples(append(samples, stale...))
 	}
@@ -154,42 +164,35 @@ func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
 	return res, nil
 }
 
-// familiesToSamples flattens gathered families into samples the way the
-// text exposition format spells them: summaries and classic histograms
-// become their _sum, _count, quantile and _bucket series.
-func familiesToSamples(mfs []*dto.MetricFamily, ts int64) ([]Sample, map[string]Metadata) {
-	var out []Sample
-	meta := make(map[string]Metadata, len(mfs))
-	b := labels.NewScratchBuilder(16)
+// rejected tells the append errors that refuse one sample (out of order,
+// duplicate, too old) from those that fail the scrape.
+func rejected(err error) bool {
+	return errors.Is(err, storage.ErrOutOfOrderSample) || errors.Is(err, storage.ErrDuplicateSampleForTimestamp) ||
+		errors.Is(err, storage.ErrOutOfBounds) || errors.Is(err, storage.ErrTooOldSample)
+}
+
+// flatten turns gathered families into s.samples (and their label hashes
+// into s.hashes) the way the text exposition format spells them: summaries
+// and classic histograms become their _sum, _count, quantile and _bucket
+// series. A series the last scrape had keeps its labels and storage
+// reference; each series is entered into cur.
+func (s *Scraper) flatten(mfs []*dto.MetricFamily, ts int64, cur map[uint64]scrapedSeries) {
+	s.samples, s.hashes = s.samples[:0], s.hashes[:0]
 	for _, mf := range mfs {
 		name := mf.GetName()
-		meta[name] = Metadata{Type: metricTypeName(mf.GetType()), Help: mf.GetHelp(), Unit: mf.GetUnit()}
 		for _, m := range mf.GetMetric() {
-			t := ts
-			add := func(n string, v float64, extra ...string) {
-				b.Reset()
-				b.Add(labels.MetricName, n)
-				for _, l := range m.GetLabel() {
-					b.Add(l.GetName(), l.GetValue())
-				}
-				for i := 0; i+1 < len(extra); i += 2 {
-					b.Add(extra[i], extra[i+1])
-				}
-				b.Sort()
-				out = append(out, Sample{Labels: b.Labels(), T: t, V: v})
-			}
 			switch mf.GetType() {
 			case dto.MetricType_COUNTER:
-				add(name, m.GetCounter().GetValue())
+				s.add(cur, ts, name, m, m.GetCounter().GetValue(), "", "")
 			case dto.MetricType_GAUGE:
-				add(name, m.GetGauge().GetValue())
+				s.add(cur, ts, name, m, m.GetGauge().GetValue(), "", "")
 			case dto.MetricType_SUMMARY:
 				sm := m.GetSummary()
 				for _, q := range sm.GetQuantile() {
-					add(name, q.GetValue(), "quantile", formatFloat(q.GetQuantile()))
+					s.add(cur, ts, name, m, q.GetValue(), "quantile", formatFloat(q.GetQuantile()))
 				}
-				add(name+"_sum", sm.GetSampleSum())
-				add(name+"_count", float64(sm.GetSampleCount()))
+				s.add(cur, ts, name+"_sum", m, sm.GetSampleSum(), "", "")
+				s.add(cur, ts, name+"_count", m, float64(sm.GetSampleCount()), "", "")
 			case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
 				h := m.GetHistogram()
 				inf := false
@@ -197,19 +200,64 @@ func familiesToSamples(mfs []*dto.MetricFamily, ts int64) ([]Sample, map[string]
 					if math.IsInf(b.GetUpperBound(), 1) {
 						inf = true
 					}
-					add(name+"_bucket", float64(b.GetCumulativeCount()), "le", formatFloat(b.GetUpperBound()))
+					s.add(cur, ts, name+"_bucket", m, float64(b.GetCumulativeCount()), "le", formatFloat(b.GetUpperBound()))
 				}
 				if !inf {
-					add(name+"_bucket", float64(h.GetSampleCount()), "le", "+Inf")
+					s.add(cur, ts, name+"_bucket", m, float64(h.GetSampleCount()), "le", "+Inf")
 				}
-				add(name+"_sum", h.GetSampleSum())
-				add(name+"_count", float64(h.GetSampleCount()))
+				s.add(cur, ts, name+"_sum", m, h.GetSampleSum(), "", "")
+				s.add(cur, ts, name+"_count", m, float64(h.GetSampleCount()), "", "")
 			default:
-				add(name, m.GetUntyped().GetValue())
+				s.add(cur, ts, name, m, m.GetUntyped().GetValue(), "", "")
 			}
 		}
 	}
-	return out, meta
+}
+
+// add appends one sample of series name with m's labels plus, if ln is
+// set, the label ln=lv.
+func (s *Scraper) add(cur map[uint64]scrapedSeries, ts int64, name string, m *dto.Metric, v float64, ln, lv string) {
+	b := &s.builder
+	b.Reset()
+	b.Add(labels.MetricName, name)
+	for _, l := range m.GetLabel() {
+		b.Add(l.GetName(), l.GetValue())
+	}
+	if ln != "" {
+		b.Add(ln, lv)
+	}
+	b.Sort()
+	b.Overwrite(&s.scratch)
+	h := s.scratch.Hash()
+	sr, known := s.prev[h]
+	if !known || !labels.Equal(sr.labels, s.scratch) {
+		sr = scrapedSeries{labels: s.scratch.Copy()}
+	}
+	cur[h] = sr
+	s.samples = append(s.samples, Sample{Labels: sr.labels, T: ts, V: v})
+	s.hashes = append(s.hashes, h)
+}
+
+// familiesMetadata returns the metadata of the gathered families, and
+// whether it differs from last: an unchanged set keeps the map the API
+// already holds instead of building a new one every scrape.
+func familiesMetadata(mfs []*dto.MetricFamily, last map[string]Metadata) (map[string]Metadata, bool) {
+	same := len(mfs) == len(last)
+	for _, mf := range mfs {
+		if !same {
+			break
+		}
+		md, ok := last[mf.GetName()]
+		same = ok && md == Metadata{Type: metricTypeName(mf.GetType()), Help: mf.GetHelp(), Unit: mf.GetUnit()}
+	}
+	if same {
+		return last, false
+	}
+	meta := make(map[string]Metadata, len(mfs))
+	for _, mf := range mfs {
+		meta[mf.GetName()] = Metadata{Type: metricTypeName(mf.GetType()), Help: mf.GetHelp(), Unit: mf.GetUnit()}
+	}
+	return meta, true
 }
 
 func formatFloat(f float64) string {

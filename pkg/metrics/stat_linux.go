@@ -1,10 +1,7 @@
 package metrics
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/procfs"
 )
 
 func init() { registerCollector("stat", newStatCollector) }
@@ -26,28 +23,27 @@ var (
 
 // statCollector exports the kernel-wide counters of /proc/stat, including
 // the boot time that uptime is derived from.
-type statCollector struct{ h *host }
+type statCollector struct{ stat statReader }
 
-func newStatCollector(h *host) (collector, error) { return &statCollector{h: h}, nil }
-
-func (c *statCollector) Update(ch chan<- prometheus.Metric) error {
-	s, err := c.h.proc.Stat()
-	if err != nil {
-		return fmt.Errorf("read %s: %w", c.h.procPath("stat"), err)
-	}
-	for _, m := range statMetrics(s) {
-		ch <- m
-	}
-	return nil
+func newStatCollector(h *host) (collector, error) {
+	return &statCollector{stat: statReader{path: h.procPath("stat")}}, nil
 }
 
-func statMetrics(s procfs.Stat) []prometheus.Metric {
+func (c *statCollector) Update(ch chan<- prometheus.Metric) error {
+	return c.stat.read(func(st *procStat) {
+		for _, m := range statMetrics(st) {
+			ch <- m
+		}
+	})
+}
+
+func statMetrics(s *procStat) []prometheus.Metric {
 	return []prometheus.Metric{
-		prometheus.MustNewConstMetric(intrDesc, prometheus.CounterValue, float64(s.IRQTotal)),
-		prometheus.MustNewConstMetric(contextSwitchesDesc, prometheus.CounterValue, float64(s.ContextSwitches)),
-		prometheus.MustNewConstMetric(forksDesc, prometheus.CounterValue, float64(s.ProcessCreated)),
-		prometheus.MustNewConstMetric(bootTimeDesc, prometheus.GaugeValue, float64(s.BootTime)),
-		prometheus.MustNewConstMetric(procsRunningDesc, prometheus.GaugeValue, float64(s.ProcessesRunning)),
-		prometheus.MustNewConstMetric(procsBlockedDesc, prometheus.GaugeValue, float64(s.ProcessesBlocked)),
+		prometheus.MustNewConstMetric(intrDesc, prometheus.CounterValue, float64(s.intr)),
+		prometheus.MustNewConstMetric(contextSwitchesDesc, prometheus.CounterValue, float64(s.ctxt)),
+		prometheus.MustNewConstMetric(forksDesc, prometheus.CounterValue, float64(s.processes)),
+		prometheus.MustNewConstMetric(bootTimeDesc, prometheus.GaugeValue, float64(s.btime)),
+		prometheus.MustNewConstMetric(procsRunningDesc, prometheus.GaugeValue, float64(s.running)),
+		prometheus.MustNewConstMetric(procsBlockedDesc, prometheus.GaugeValue, float64(s.blocked)),
 	}
 }
