@@ -28,7 +28,8 @@ type Config struct {
 	MaxSize ByteSize `yaml:"max_size"`
 	// Collectors are the node collectors to run. Default: all of cpu,
 	// diskstats, filefd, filesystem, hwmon, loadavg, meminfo, netclass,
-	// netdev, pressure, sockstat, stat, thermal_zone, time, uname, vmstat.
+	// netdev, netstat, pressure, sockstat, stat, thermal_zone, time,
+	// uname, vmstat.
 	Collectors []string `yaml:"collectors"`
 	// ProcPath is where procfs is mounted. Default: /proc.
 	ProcPath string `yaml:"proc_path"`

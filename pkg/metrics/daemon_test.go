@@ -107,7 +107,7 @@ func TestDaemonWithMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range findings {
-		if !strings.HasPrefix(f, "node_memory_") || !strings.Contains(f, "camelCase") {
+		if !metrics.KernelNameFinding(f) {
 			t.Errorf("promtool check metrics: %s", f)
 		}
 	}

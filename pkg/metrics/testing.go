@@ -196,3 +196,11 @@ func decodeWriteRequestBody(r *http.Request) (*prompb.WriteRequest, error) {
 	}
 	return decodeWriteRequest(body)
 }
+
+// kernelNameFinding reports whether a promtool lint finding is only about
+// the kernel's CamelCase field names that node_exporter keeps in
+// node_memory_* and node_netstat_* (dashboards depend on them).
+func kernelNameFinding(line string) bool {
+	return (strings.HasPrefix(line, "node_memory_") || strings.HasPrefix(line, "node_netstat_")) &&
+		strings.HasSuffix(line, "should be written in 'snake_case' not 'camelCase'")
+}

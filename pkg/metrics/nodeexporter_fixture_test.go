@@ -33,16 +33,14 @@ func samples(mf *dto.MetricFamily) []string {
 	return out
 }
 
-// The real node_exporter, pointed at the same sysfs fixture (two chips:
-// temperatures, voltages, fans, currents, power, energy, humidity, PWM,
-// alarms, faults, beeps, labels), exports exactly the hwmon families,
-// help texts, types, labels and values hostd does.
-func TestHwmonMatchesNodeExporter(t *testing.T) {
-	sys, err := filepath.Abs("testdata/sys")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ne := testenv.StartNodeExporter(t, "--path.sysfs="+sys, "--collector.disable-defaults", "--collector.hwmon")
+// sameAsNodeExporter runs the real node_exporter with only collector
+// enabled and args (fixture paths), and requires every family starting
+// with prefix to be the same in hostd's collector over the fixtures:
+// names, help texts, types, labels and values. At least min families
+// must be compared.
+func sameAsNodeExporter(t *testing.T, collector, prefix string, min int, args ...string) {
+	t.Helper()
+	ne := testenv.StartNodeExporter(t, append([]string{"--collector.disable-defaults", "--collector." + collector}, args...)...)
 	resp, err := http.Get(ne.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -53,17 +51,17 @@ func TestHwmonMatchesNodeExporter(t *testing.T) {
 		t.Fatal(err)
 	}
 	theirs := parseExposition(t, string(body))
-	ours := parseExposition(t, exposition(t, newFixtureCollector(t, nil, "hwmon")))
+	ours := parseExposition(t, exposition(t, newFixtureCollector(t, nil, collector)))
 	names := map[string]bool{}
 	for _, set := range []map[string]*dto.MetricFamily{theirs, ours} {
 		for n := range set {
-			if strings.HasPrefix(n, "node_hwmon_") {
+			if strings.HasPrefix(n, prefix) {
 				names[n] = true
 			}
 		}
 	}
-	if len(names) < 30 {
-		t.Fatalf("only %d hwmon families on the fixture", len(names))
+	if len(names) < min {
+		t.Fatalf("only %d %s* families on the fixture, want at least %d", len(names), prefix, min)
 	}
 	for n := range names {
 		a, b := ours[n], theirs[n]
@@ -82,4 +80,26 @@ func TestHwmonMatchesNodeExporter(t *testing.T) {
 			t.Errorf("%s:\nhostd:\n%s\nnode_exporter:\n%s", n, sa, sb)
 		}
 	}
+}
+
+func fixturePath(t *testing.T, rel string) string {
+	t.Helper()
+	p, err := filepath.Abs(rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// The real node_exporter, pointed at the same sysfs fixture (two chips:
+// temperatures, voltages, fans, currents, power, energy, humidity, PWM,
+// alarms, faults, beeps, labels), exports exactly hostd's hwmon families.
+func TestHwmonMatchesNodeExporter(t *testing.T) {
+	sameAsNodeExporter(t, "hwmon", "node_hwmon_", 30, "--path.sysfs="+fixturePath(t, "testdata/sys"))
+}
+
+// The same for the protocol counters of /proc/net/{netstat,snmp,snmp6}
+// (copied from a real host).
+func TestNetstatMatchesNodeExporter(t *testing.T) {
+	sameAsNodeExporter(t, "netstat", "node_netstat_", 30, "--path.procfs="+fixturePath(t, "testdata/proc"))
 }
