@@ -43,6 +43,23 @@ func registerCollector(name string, f collectorFactory) {
 	factories[name] = f
 }
 
+// offByDefault are collectors that run only when listed in the config:
+// netstat reads three /proc/net files per scrape, which is most of a
+// scrape's cost again at a 1 s interval.
+var offByDefault = map[string]bool{"netstat": true}
+
+// DefaultCollectorNames lists the collectors that run when the config
+// names none: every one but those off by default, sorted.
+func DefaultCollectorNames() []string {
+	var names []string
+	for _, n := range CollectorNames() {
+		if !offByDefault[n] {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
 // CollectorNames lists every node collector hostd knows, sorted.
 func CollectorNames() []string {
 	names := make([]string, 0, len(factories))
