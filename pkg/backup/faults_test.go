@@ -280,15 +280,24 @@ func TestForgetPrune(t *testing.T) {
 	if _, err := r.Forget(ctx, backup.RetentionPolicy{Last: 1}, false); err != nil {
 		t.Fatal(err)
 	}
+	res, freed := pruneAndVerify(t, r, src, backup.PruneOptions{})
+	if res.PacksDeleted+res.PacksRepacked == 0 || freed <= 0 {
+		t.Fatalf("prune freed nothing: %+v, %d bytes", res, freed)
+	}
+}
+
+// pruneAndVerify prunes with opts, then requires check --read-data to pass
+// and the latest snapshot to restore as src is now. It returns the prune
+// result and how many pack bytes it freed.
+func pruneAndVerify(t *testing.T, r *backup.Repository, src string, opts backup.PruneOptions) (*backup.PruneResult, int64) {
+	t.Helper()
+	ctx := context.Background()
 	before, _ := r.Stats(ctx)
-	res, err := r.Prune(ctx, backup.PruneOptions{})
+	res, err := r.Prune(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	after, _ := r.Stats(ctx)
-	if res.PacksDeleted+res.PacksRepacked == 0 || after.PackBytes >= before.PackBytes {
-		t.Fatalf("prune freed nothing: %+v, %d -> %d", res, before.PackBytes, after.PackBytes)
-	}
 	chk, err := r.Check(ctx, backup.CheckOptions{ReadData: true})
 	if err != nil || !chk.OK() {
 		t.Fatalf("check after prune: %+v %v", chk, err)
@@ -297,11 +306,10 @@ func TestForgetPrune(t *testing.T) {
 	if _, err := r.Restore(ctx, "latest", backup.RestoreOptions{Target: target}); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := os.ReadFile(filepath.Join(target, src, "f"))
-	want, _ := os.ReadFile(filepath.Join(src, "f"))
-	if !bytes.Equal(got, want) {
-		t.Fatal("restore after prune differs")
+	if err := backuptest.Compare(t, src, filepath.Join(target, src)); err != nil {
+		t.Fatalf("restore after prune: %v", err)
 	}
+	return res, before.PackBytes - after.PackBytes
 }
 
 func TestCancelCheckpoints(t *testing.T) {
@@ -407,24 +415,8 @@ func TestPruneSharedSegments(t *testing.T) {
 	if _, err := r.Forget(ctx, backup.RetentionPolicy{Last: 1}, false); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := r.Stats(ctx)
-	res, err := r.Prune(ctx, backup.PruneOptions{MaxUnused: 0.001})
-	if err != nil {
-		t.Fatal(err)
-	}
-	after, _ := r.Stats(ctx)
-	if res.PacksRepacked == 0 || after.PackBytes >= before.PackBytes {
-		t.Fatalf("prune repacked nothing: %+v, %d -> %d bytes", res, before.PackBytes, after.PackBytes)
-	}
-	chk, err := r.Check(ctx, backup.CheckOptions{ReadData: true})
-	if err != nil || !chk.OK() {
-		t.Fatalf("check after prune: %+v %v", chk, err)
-	}
-	target := t.TempDir()
-	if _, err := r.Restore(ctx, "latest", backup.RestoreOptions{Target: target}); err != nil {
-		t.Fatal(err)
-	}
-	if err := backuptest.Compare(t, src, filepath.Join(target, src)); err != nil {
-		t.Fatal(err)
+	res, freed := pruneAndVerify(t, r, src, backup.PruneOptions{MaxUnused: 0.001})
+	if res.PacksRepacked == 0 || freed <= 0 {
+		t.Fatalf("prune repacked nothing: %+v, %d bytes freed", res, freed)
 	}
 }

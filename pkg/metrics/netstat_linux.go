@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"regexp"
 	"strconv"
@@ -50,27 +49,11 @@ func netstatDesc(key string) *prometheus.Desc {
 		"Statistic "+strings.Replace(key, "_", "", 1)+".", nil, nil)
 }
 
+// read reads /proc/net/<name> into the collector's buffer.
 func (c *netstatCollector) read(name string) ([]byte, error) {
-	path := c.h.procPath("net", name)
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	c.buf = c.buf[:0]
-	for {
-		if len(c.buf) == cap(c.buf) {
-			c.buf = append(c.buf, 0)[:len(c.buf)]
-		}
-		n, err := f.Read(c.buf[len(c.buf):cap(c.buf)])
-		c.buf = c.buf[:len(c.buf)+n]
-		if errors.Is(err, io.EOF) {
-			return c.buf, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", path, err)
-		}
-	}
+	b, err := readFileReuse(c.h.procPath("net", name), c.buf)
+	c.buf = b
+	return b, err
 }
 
 func (c *netstatCollector) Update(ch chan<- prometheus.Metric) error {
@@ -79,7 +62,7 @@ func (c *netstatCollector) Update(ch chan<- prometheus.Metric) error {
 	for _, name := range []string{"netstat", "snmp"} {
 		b, err := c.read(name)
 		if err != nil {
-			return fmt.Errorf("read %s: %w", c.h.procPath("net", name), err)
+			return err // names the file
 		}
 		if err := c.emitPairs(b, ch); err != nil {
 			return fmt.Errorf("parse %s: %w", c.h.procPath("net", name), err)
@@ -91,7 +74,7 @@ func (c *netstatCollector) Update(ch chan<- prometheus.Metric) error {
 	case errors.Is(err, os.ErrNotExist): // no IPv6
 		return nil
 	default:
-		return fmt.Errorf("read %s: %w", c.h.procPath("net", "snmp6"), err)
+		return err
 	}
 }
 

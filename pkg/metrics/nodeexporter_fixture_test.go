@@ -2,8 +2,6 @@ package metrics
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -40,17 +38,7 @@ func samples(mf *dto.MetricFamily) []string {
 // must be compared.
 func sameAsNodeExporter(t *testing.T, collector, prefix string, min int, args ...string) {
 	t.Helper()
-	ne := testenv.StartNodeExporter(t, append([]string{"--collector.disable-defaults", "--collector." + collector}, args...)...)
-	resp, err := http.Get(ne.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	theirs := parseExposition(t, string(body))
+	theirs := nodeExporterFamilies(t, testenv.StartNodeExporter(t, append([]string{"--collector.disable-defaults", "--collector." + collector}, args...)...))
 	ours := parseExposition(t, exposition(t, newFixtureCollector(t, nil, collector)))
 	names := map[string]bool{}
 	for _, set := range []map[string]*dto.MetricFamily{theirs, ours} {

@@ -30,6 +30,21 @@ func parseExposition(t *testing.T, text string) map[string]*dto.MetricFamily {
 	return mfs
 }
 
+// nodeExporterFamilies scrapes a running node_exporter.
+func nodeExporterFamilies(t *testing.T, ne *testenv.NodeExporter) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(ne.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parseExposition(t, string(body))
+}
+
 func labelNames(mf *dto.MetricFamily) string {
 	set := map[string]bool{}
 	for _, m := range mf.GetMetric() {
@@ -50,17 +65,7 @@ func labelNames(mf *dto.MetricFamily) string {
 // the same help text, type and label names, so dashboards built for
 // node_exporter work on hostd unchanged.
 func TestMatchesNodeExporter(t *testing.T) {
-	ne := testenv.StartNodeExporter(t)
-	resp, err := http.Get(ne.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	theirs := parseExposition(t, string(body))
+	theirs := nodeExporterFamilies(t, testenv.StartNodeExporter(t))
 	c, err := NewNodeCollector(HostOptions{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)

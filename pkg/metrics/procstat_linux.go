@@ -124,29 +124,17 @@ func parseProcStat(b []byte, st *procStat) error {
 				*p = float64(v) / userHZ
 			}
 			cpus = append(cpus, t)
-		case string(key) == "intr":
-			if err := parseStatUint(key, rest, &st.intr); err != nil {
-				return err
-			}
-		case string(key) == "ctxt":
-			if err := parseStatUint(key, rest, &st.ctxt); err != nil {
-				return err
-			}
-		case string(key) == "btime":
-			if err := parseStatUint(key, rest, &st.btime); err != nil {
-				return err
-			}
-		case string(key) == "processes":
-			if err := parseStatUint(key, rest, &st.processes); err != nil {
-				return err
-			}
-		case string(key) == "procs_running":
-			if err := parseStatUint(key, rest, &st.running); err != nil {
-				return err
-			}
-		case string(key) == "procs_blocked":
-			if err := parseStatUint(key, rest, &st.blocked); err != nil {
-				return err
+		default:
+			for _, c := range [...]struct {
+				name string
+				dst  *uint64
+			}{{"intr", &st.intr}, {"ctxt", &st.ctxt}, {"btime", &st.btime}, {"processes", &st.processes}, {"procs_running", &st.running}, {"procs_blocked", &st.blocked}} {
+				if string(key) == c.name {
+					if err := parseStatUint(key, rest, c.dst); err != nil {
+						return err
+					}
+					break
+				}
 			}
 		}
 	}

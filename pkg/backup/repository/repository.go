@@ -673,28 +673,14 @@ func (r *Repository) blobInSegment(h BlobHandle, seg []byte, loc Location) ([]by
 // shared reports whether the blob at loc shares its segment with others.
 func (loc Location) shared() bool { return loc.Inner != 0 || loc.SegmentRaw != loc.RawLength }
 
-// decodeBlob returns blob h from sealed, the bytes of its segment at loc,
-// in buf when large enough.
+// decodeBlob returns blob h from sealed, the bytes of a segment holding
+// only it (see SegmentDecoder for shared ones), in buf when large enough.
 func (r *Repository) decodeBlob(h BlobHandle, sealed []byte, loc Location, buf []byte) ([]byte, error) {
-	if !loc.shared() {
-		p, err := r.openSegment(sealed, loc.Compressed, loc.RawLength, buf)
-		if err != nil {
-			return nil, fmt.Errorf("blob %s: %w", h, err)
-		}
-		return r.blobInSegment(h, p, loc)
-	}
-	tmp := r.getBuf(int(loc.SegmentRaw))
-	defer r.putBuf(tmp)
-	seg, err := r.openSegment(sealed, loc.Compressed, loc.SegmentRaw, *tmp)
+	p, err := r.openSegment(sealed, loc.Compressed, loc.RawLength, buf)
 	if err != nil {
-		return nil, fmt.Errorf("blob %s: segment at %d: %w", h, loc.Offset, err)
+		return nil, fmt.Errorf("blob %s: %w", h, err)
 	}
-	*tmp = seg[:0]
-	p, err := r.blobInSegment(h, seg, loc)
-	if err != nil {
-		return nil, err
-	}
-	return append(buf[:0], p...), nil
+	return r.blobInSegment(h, p, loc)
 }
 
 // LoadBlob reads, decrypts and verifies a blob. buf is reused when large
@@ -731,12 +717,6 @@ func (r *Repository) LoadBlob(ctx context.Context, h BlobHandle, buf []byte) ([]
 	}
 	r.segs.put(loc.Pack, loc.Offset, seg)
 	return append(buf[:0], p...), nil
-}
-
-// DecodeBlobAt decodes a blob from already loaded bytes of its segment
-// at loc.
-func (r *Repository) DecodeBlobAt(h BlobHandle, sealed []byte, loc Location, buf []byte) ([]byte, error) {
-	return r.decodeBlob(h, sealed, loc, buf)
 }
 
 // SegmentDecoder decodes blobs from loaded segments and keeps the last
