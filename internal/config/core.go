@@ -47,10 +47,20 @@ type Core struct {
 	// Lower keeps hostd's memory smaller and spends more CPU collecting.
 	// At least 10. A GOGC set in hostd's environment wins. Default: 100.
 	GCPercent int `yaml:"gc_percent"`
+	// CodeTrimInterval is how often hostd releases the pages of its own
+	// executable it has mapped but no longer runs (start-up code, a
+	// backup that finished) from its resident set. The pages stay in the
+	// kernel's page cache, and code still in use maps them back on its next
+	// run. hostd also releases them once all services have started. 0
+	// turns releasing off. Default: 10m.
+	CodeTrimInterval time.Duration `yaml:"code_trim_interval"`
 }
 
 // DefaultGCPercent is hostd.gc_percent's default.
 const DefaultGCPercent = 100
+
+// DefaultCodeTrimInterval is hostd.code_trim_interval's default.
+const DefaultCodeTrimInterval = 10 * time.Minute
 
 // HTTP is the health and metrics listener.
 type HTTP struct {
@@ -79,6 +89,7 @@ func DefaultCore(getenv func(string) string) Core {
 		RestartBackoff:    time.Second,
 		RestartBackoffMax: time.Minute,
 		GCPercent:         DefaultGCPercent,
+		CodeTrimInterval:  DefaultCodeTrimInterval,
 	}
 }
 

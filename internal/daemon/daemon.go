@@ -113,6 +113,7 @@ func (d *Daemon) run(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("create state directory %s: %w", cfg.Core.StateDir, err)
 	}
 	d.cfg, d.loadedAt = cfg, time.Now()
+	d.trimCode("start")
 	d.root = prometheus.NewRegistry()
 	d.root.MustRegister(
 		collectors.NewGoCollector(),
@@ -183,6 +184,8 @@ func (d *Daemon) run(ctx context.Context, cfg *config.Config) error {
 	notifyCtx, stopNotify := context.WithCancel(context.Background())
 	notifyDone := make(chan struct{})
 	go func() { defer close(notifyDone); d.notifyLoop(notifyCtx) }()
+	trimDone := make(chan struct{})
+	go func() { defer close(trimDone); d.codeTrimLoop(notifyCtx) }()
 
 	var reason string
 loop:
@@ -209,6 +212,7 @@ loop:
 	d.log.Info("hostd stopping", "reason", reason)
 	stopNotify()
 	<-notifyDone
+	<-trimDone
 	d.mu.Lock()
 	deadline := d.cfg.Core.ShutdownTimeout
 	d.mu.Unlock()

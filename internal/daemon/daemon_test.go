@@ -443,6 +443,7 @@ func TestBadConfigExitsTwoWithoutStarting(t *testing.T) {
 		{"wrong type", baseConfig(dir, socket, httpAddr) + "alpha:\n  delay: [1]\n", []string{":13:10: alpha.delay: expected a duration"}},
 		{"port clash", baseConfig(dir, socket, httpAddr) + "alpha:\n  listen: " + httpAddr + "\n", []string{"alpha.listen: port", "also used by hostd.http.listen"}},
 		{"gc_percent too low", baseConfig(dir, socket, httpAddr) + "  gc_percent: 5\n", []string{"hostd.gc_percent: must be at least 10, not 5"}},
+		{"code_trim_interval negative", baseConfig(dir, socket, httpAddr) + "  code_trim_interval: -1s\n", []string{`:12:23: hostd.code_trim_interval: invalid duration "-1s"`}},
 		{"not yaml", "hostd: [\n", []string{"not valid YAML"}},
 		{"empty", "", []string{":1:1: config file is empty"}},
 		{"missing", "", []string{"config file does not exist"}},
@@ -572,6 +573,39 @@ func TestGCPercent(t *testing.T) {
 			}
 			if got := p.goGCPercent(t); got != tc.reloaded {
 				t.Errorf("after reload go_gc_gogc_percent = %s, want %s", got, tc.reloaded)
+			}
+		})
+	}
+}
+
+// TestCodeTrim checks that the daemon releases its executable's unused
+// pages once started and once ready by default, and never when
+// hostd.code_trim_interval is 0.
+func TestCodeTrim(t *testing.T) {
+	cases := []struct {
+		name, setting string
+		want          []string
+	}{
+		{"default", "", []string{`msg="released executable pages" when=start`, `msg="released executable pages" when=ready`}},
+		{"off", "  code_trim_interval: 0s\n", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startDaemon(t, tc.setting+"alpha: {}\n")
+			testenv.WaitFor(t, 10*time.Second, func() error {
+				if !strings.Contains(p.logs(), "hostd ready") {
+					return fmt.Errorf("not ready yet")
+				}
+				return nil
+			})
+			logs := p.logs()
+			for _, w := range tc.want {
+				if !strings.Contains(logs, w) {
+					t.Errorf("log lacks %q", w)
+				}
+			}
+			if tc.want == nil && strings.Contains(logs, "released executable pages") {
+				t.Errorf("pages released with code_trim_interval 0:\n%s", logs)
 			}
 		})
 	}

@@ -42,6 +42,7 @@ func (d *Daemon) notifyLoop(ctx context.Context) {
 			notify(d.log, "READY=1\nSTATUS="+summary)
 			readySent, lastStatus = true, summary
 			d.log.Info("hostd ready", "status", summary)
+			d.trimCode("ready")
 		} else if readySent && summary != lastStatus {
 			notify(d.log, "STATUS="+summary)
 			lastStatus = summary

@@ -1,0 +1,83 @@
+package daemon
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+func TestExecutableRanges(t *testing.T) {
+	const exe = "/usr/bin/hostd"
+	maps := `00400000-01400000 r-xp 00000000 fd:00 123 /usr/bin/hostd
+01400000-02400000 r--p 01000000 fd:00 123 /usr/bin/hostd
+02400000-02500000 rw-p 02000000 fd:00 123 /usr/bin/hostd
+02500000-02600000 rw-p 00000000 00:00 0
+7f0000000000-7f0000100000 r-xp 00000000 fd:00 456 /usr/lib/libc.so.6
+7f0000200000-7f0000300000 r--p 00000000 fd:00 123 /usr/bin/hostd (deleted)
+7f0000300000-7f0000400000 r--s 00000000 fd:00 123 /usr/bin/hostd
+7f0000400000-7f0000500000 r--p 00000000 fd:00 789 /usr/bin/hostd-old
+7f0000500000-7f0000600000 ---p 00000000 fd:00 123 /usr/bin/hostd
+zzzz-7f0000700000 r--p 00000000 fd:00 123 /usr/bin/hostd
+7f0000800000-7f0000700000 r--p 00000000 fd:00 123 /usr/bin/hostd
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0 [stack]
+`
+	for _, tc := range []struct {
+		name, exe string
+		want      []codeRange
+	}{
+		{"own read-only mappings only", exe, []codeRange{
+			{0x00400000, 0x01400000}, {0x01400000, 0x02400000}, {0x7f0000200000, 0x7f0000300000},
+		}},
+		{"path with a space", "/opt/host d/hostd", nil},
+		{"other executable", "/usr/lib/libc.so.6", []codeRange{{0x7f0000000000, 0x7f0000100000}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := executableRanges([]byte(maps), tc.exe); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("executableRanges(%s) = %#x, want %#x", tc.exe, got, tc.want)
+			}
+		})
+	}
+	spaced := "00400000-01400000 r-xp 00000000 fd:00 123 /opt/host d/hostd\n"
+	if got := executableRanges([]byte(spaced), "/opt/host d/hostd"); len(got) != 1 {
+		t.Errorf("path with a space: got %#x, want one range", got)
+	}
+}
+
+// TestReleaseCodePages releases this test binary's own code and read-only
+// data, then keeps running: the resident file-backed set must shrink and
+// code, stack unwinding and the garbage collector must still work.
+func TestReleaseCodePages(t *testing.T) {
+	// Touch a good part of the binary first.
+	for i := 0; i < 3; i++ {
+		runtime.GC()
+		_ = fmt.Sprintf("%v %#v %q", t, reflect.TypeOf(t), strings.Repeat("x", i))
+	}
+	before := residentFileKiB()
+	if before <= 0 {
+		t.Fatalf("RssFile before release = %d KiB", before)
+	}
+	n, err := releaseCodePages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := residentFileKiB()
+	exe, _ := os.Readlink("/proc/self/exe")
+	t.Logf("released %d MiB of %s mappings: RssFile %d -> %d KiB", n>>20, exe, before, after)
+	if n == 0 {
+		t.Fatal("no executable mapping released")
+	}
+	if after >= before {
+		t.Errorf("RssFile did not shrink: %d -> %d KiB", before, after)
+	}
+	runtime.GC()
+	buf := make([]byte, 1<<16)
+	if stack := string(buf[:runtime.Stack(buf, true)]); !strings.Contains(stack, "TestReleaseCodePages") {
+		t.Errorf("stack after release does not name this test:\n%s", stack)
+	}
+	if got := fmt.Sprintf("%x", []byte("hostd")); got != "686f737464" {
+		t.Errorf("formatting after release = %s", got)
+	}
+}
