@@ -274,6 +274,9 @@ func DeriveWrappingKey(password []byte, p KDFParams) (*WrappingKey, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	// argon2 allocates its memory rounded down to a multiple of
+	// 4*threads 1 KiB blocks.
+	prepareKDFMemory(int(p.MemoryKiB/(4*uint32(p.Threads))*(4*uint32(p.Threads))) << 10)
 	k := argon2.IDKey(password, p.Salt, p.Time, p.MemoryKiB, p.Threads, KeySize)
 	a, err := chacha20poly1305.NewX(k)
 	if err != nil {
