@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/hostd/hostd/internal/codepages"
 	"github.com/hostd/hostd/pkg/backup"
 	"github.com/hostd/hostd/pkg/backup/backend"
 )
@@ -151,6 +152,9 @@ func (f *backupFlags) open(cmd *cobra.Command) (*backup.Repository, error) {
 	// buffers, pack buffers and zstd encoders live in about 40 MiB; a
 	// tighter limit costs more in GC than it saves).
 	debug.FreeOSMemory()
+	// Start-up code (flag parsing, config, key derivation) is done too:
+	// release the executable's pages; the engine maps back what it runs.
+	_, _ = codepages.Release()
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}

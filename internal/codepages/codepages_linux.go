@@ -1,25 +1,15 @@
-package daemon
+package codepages
 
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
-
-// A Go executable is mapped whole, and the kernel maps page-cache pages
-// around every page a process touches (fault-around, 64 KiB by default).
-// Start-up alone, with hundreds of package initialisers spread over the
-// binary, leaves most of it resident, although the running daemon uses
-// about half of it. Releasing the read-only mappings of the executable
-// drops those pages from hostd's resident set; they stay in the page
-// cache, and the code that still runs maps them back on its next fault.
 
 // codeRange is one read-only mapping of the executable, [start, end).
 type codeRange struct{ start, end uintptr }
@@ -56,10 +46,10 @@ func executableRanges(maps []byte, exe string) []codeRange {
 	return out
 }
 
-// releaseCodePages releases the read-only mappings of hostd's own
+// Release releases the read-only mappings of hostd's own
 // executable from the process' page tables and returns how many bytes of
 // address space it covered.
-func releaseCodePages() (int64, error) {
+func Release() (int64, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return 0, fmt.Errorf("find own executable: %w", err)
@@ -78,9 +68,9 @@ func releaseCodePages() (int64, error) {
 	return n, nil
 }
 
-// residentFileKiB returns the process' file-backed resident set in KiB
+// ResidentFileKiB returns the process' file-backed resident set in KiB
 // (RssFile in /proc/self/status), or -1 when it cannot be read.
-func residentFileKiB() int64 {
+func ResidentFileKiB() int64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return -1
@@ -94,43 +84,4 @@ func residentFileKiB() int64 {
 		}
 	}
 	return -1
-}
-
-// trimCode releases the executable's pages when hostd.code_trim_interval
-// is not 0, and logs what it did.
-func (d *Daemon) trimCode(when string) {
-	if d.codeTrimInterval() == 0 {
-		return
-	}
-	before := residentFileKiB()
-	if _, err := releaseCodePages(); err != nil {
-		d.log.Warn("could not release executable pages", "when", when, "err", err.Error())
-		return
-	}
-	d.log.Debug("released executable pages", "when", when, "rss_file_kib_before", before, "rss_file_kib_after", residentFileKiB())
-}
-
-func (d *Daemon) codeTrimInterval() time.Duration {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cfg.Core.CodeTrimInterval
-}
-
-// codeTrimLoop releases the executable's pages every
-// hostd.code_trim_interval, following reloads, until ctx is done.
-func (d *Daemon) codeTrimLoop(ctx context.Context) {
-	for {
-		wait := d.codeTrimInterval()
-		if wait == 0 {
-			wait = time.Minute // off; look at the setting again later
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-			d.trimCode("interval")
-		}
-	}
 }

@@ -1,4 +1,4 @@
-package daemon
+package codepages
 
 import (
 	"fmt"
@@ -55,15 +55,15 @@ func TestReleaseCodePages(t *testing.T) {
 		runtime.GC()
 		_ = fmt.Sprintf("%v %#v %q", t, reflect.TypeOf(t), strings.Repeat("x", i))
 	}
-	before := residentFileKiB()
+	before := ResidentFileKiB()
 	if before <= 0 {
 		t.Fatalf("RssFile before release = %d KiB", before)
 	}
-	n, err := releaseCodePages()
+	n, err := Release()
 	if err != nil {
 		t.Fatal(err)
 	}
-	after := residentFileKiB()
+	after := ResidentFileKiB()
 	exe, _ := os.Readlink("/proc/self/exe")
 	t.Logf("released %d MiB of %s mappings: RssFile %d -> %d KiB", n>>20, exe, before, after)
 	if n == 0 {
