@@ -94,22 +94,56 @@ func (c *Chunker) Cut(b []byte, eof bool) int {
 		n = c.p.Max
 	}
 	normal := min(c.p.Avg, n)
-	var h uint64
-	i := c.p.Min
-	gear := &c.gear
-	for ; i < normal; i++ {
-		h = (h << 1) + gear[b[i]]
-		if h&c.maskS == 0 {
-			return i + 1
-		}
+	m, h := c.scan(b[c.p.Min:normal], 0, c.maskS)
+	if m > 0 {
+		return c.p.Min + m
 	}
-	for ; i < n; i++ {
-		h = (h << 1) + gear[b[i]]
-		if h&c.maskL == 0 {
-			return i + 1
-		}
+	if m, _ = c.scan(b[normal:n], h, c.maskL); m > 0 {
+		return normal + m
 	}
 	return n
+}
+
+// scan runs the gear hash over b, starting from h, and returns the length
+// of b up to and including the first byte after which h&mask is 0, or 0
+// when there is none, and the hash after the last byte hashed.
+//
+// h(i+1) = 2h(i) + gear[b(i+1)] is one long dependency chain; four steps
+// at once, h(i+4) = 16h(i) + (8g1 + 4g2 + 2g3 + g4), shorten it to one
+// shift and add per four bytes, and the hashes in between (each tested
+// against the mask) come off the chain. The boundaries are exactly the
+// byte-by-byte ones.
+func (c *Chunker) scan(b []byte, h, mask uint64) (int, uint64) {
+	gear := &c.gear
+	i := 0
+	for ; i+4 <= len(b); i += 4 {
+		q := b[i : i+4 : i+4]
+		g1, g2, g3, g4 := gear[q[0]], gear[q[1]], gear[q[2]], gear[q[3]]
+		t2 := g1<<1 + g2
+		t3 := t2<<1 + g3
+		h1 := h<<1 + g1
+		h2 := h<<2 + t2
+		h3 := h<<3 + t3
+		h = h<<4 + (t3<<1 + g4)
+		if (h1&mask == 0) || (h2&mask == 0) || (h3&mask == 0) || (h&mask == 0) {
+			switch {
+			case h1&mask == 0:
+				return i + 1, h1
+			case h2&mask == 0:
+				return i + 2, h2
+			case h3&mask == 0:
+				return i + 3, h3
+			}
+			return i + 4, h
+		}
+	}
+	for ; i < len(b); i++ {
+		h = h<<1 + gear[b[i]]
+		if h&mask == 0 {
+			return i + 1, h
+		}
+	}
+	return 0, h
 }
 
 // cutPartial is Cut on a buffer that may end before the stream does: it
@@ -127,24 +161,23 @@ func (c *Chunker) cutPartial(b []byte, from int) int {
 	}
 	normal := min(c.p.Avg, len(b))
 	var h uint64
-	gear := &c.gear
 	i := c.p.Min
 	if from-64 > i {
-		for i = from - 64; i < from; i++ {
-			h = (h << 1) + gear[b[i]]
+		// Rebuild the hash from the 64 bytes before from.
+		for _, x := range b[from-64 : from] {
+			h = h<<1 + c.gear[x]
 		}
+		i = from
 	}
-	for ; i < normal; i++ {
-		h = (h << 1) + gear[b[i]]
-		if h&c.maskS == 0 {
-			return i + 1
+	if i < normal {
+		m, hn := c.scan(b[i:normal], h, c.maskS)
+		if m > 0 {
+			return i + m
 		}
+		h, i = hn, normal
 	}
-	for ; i < len(b); i++ {
-		h = (h << 1) + gear[b[i]]
-		if h&c.maskL == 0 {
-			return i + 1
-		}
+	if m, _ := c.scan(b[i:], h, c.maskL); m > 0 {
+		return i + m
 	}
 	return 0
 }

@@ -202,3 +202,49 @@ func TestCutPartialResume(t *testing.T) {
 		}
 	}
 }
+
+// scanBytewise is the gear hash one byte at a time, the definition scan
+// must match.
+func scanBytewise(c *Chunker, b []byte, h, mask uint64) (int, uint64) {
+	for i, x := range b {
+		h = h<<1 + c.gear[x]
+		if h&mask == 0 {
+			return i + 1, h
+		}
+	}
+	return 0, h
+}
+
+// TestScanMatchesBytewise checks the four-bytes-at-a-time scan against
+// the byte-by-byte definition: every boundary offset modulo four, every
+// tail length, easy and hard masks, carried-in hashes.
+func TestScanMatchesBytewise(t *testing.T) {
+	c, err := New([32]byte{7}, DefaultParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randBytes(1<<20, 11)
+	masks := []uint64{c.maskS, c.maskL, topMask(4), topMask(1), ^uint64(0)}
+	var found [4]int
+	r := rand.New(rand.NewPCG(5, 5))
+	for range 20000 {
+		off := r.IntN(len(data) - 4096)
+		n := r.IntN(4096)
+		b := data[off : off+n]
+		h := r.Uint64()
+		mask := masks[r.IntN(len(masks))]
+		wantN, wantH := scanBytewise(c, b, h, mask)
+		gotN, gotH := c.scan(b, h, mask)
+		if gotN != wantN || gotH != wantH {
+			t.Fatalf("scan(len %d, h %#x, mask %#x) = %d, %#x; byte by byte %d, %#x", n, h, mask, gotN, gotH, wantN, wantH)
+		}
+		if gotN > 0 {
+			found[(gotN-1)%4]++
+		}
+	}
+	for i, n := range found {
+		if n == 0 {
+			t.Errorf("no boundary found at offset %d modulo 4: the test does not cover that branch", i)
+		}
+	}
+}
