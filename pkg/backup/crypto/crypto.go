@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/zeebo/blake3"
 	"golang.org/x/crypto/argon2"
@@ -97,8 +98,9 @@ type Key struct {
 	IDKey   [KeySize]byte // key of the keyed BLAKE3 hash naming blobs
 	Chunker [KeySize]byte // seed of the chunker's gear table
 
-	aead   aeadCipher
-	hasher *blake3.Hasher
+	aead    aeadCipher
+	hasher  *blake3.Hasher
+	hashers *sync.Pool // *blake3.Hasher keyed like hasher, for reuse
 }
 
 type aeadCipher = cipher.AEAD
@@ -144,6 +146,7 @@ func (k *Key) init() error {
 		return fmt.Errorf("init keyed hash: %w", err)
 	}
 	k.aead, k.hasher = a, h
+	k.hashers = &sync.Pool{New: func() any { return h.Clone() }}
 	return nil
 }
 
@@ -193,11 +196,15 @@ func (k *Key) Open(dst, sealed []byte) ([]byte, error) {
 func (k *Key) Overhead() int { return k.aead.NonceSize() + k.aead.Overhead() }
 
 // ID returns the keyed BLAKE3 hash of data. Safe for concurrent use.
+// Hashers are reused: each holds a 10 KiB buffer, and a backup hashes
+// every file and tree.
 func (k *Key) ID(data []byte) ID {
-	h := k.hasher.Clone()
+	h := k.hashers.Get().(*blake3.Hasher)
+	h.Reset()
 	_, _ = h.Write(data)
 	var id ID
 	h.Sum(id[:0])
+	k.hashers.Put(h)
 	return id
 }
 

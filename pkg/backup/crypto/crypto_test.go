@@ -3,7 +3,9 @@ package crypto
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
+	"sync"
 	"testing"
 )
 
@@ -113,5 +115,48 @@ func BenchmarkID1MiB(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		_ = k.ID(data)
+	}
+}
+
+// TestIDKeyedAndReusable checks that ID is BLAKE3 keyed with IDKey (the
+// reference vector of the BLAKE3 test suite for an empty input and key
+// "whats the Elvish word for friend"), gives the same answer when its
+// hashers are reused concurrently, and allocates nothing once warm.
+func TestIDKeyedAndReusable(t *testing.T) {
+	k := &Key{Cipher: XChaCha20Poly1305}
+	copy(k.IDKey[:], "whats the Elvish word for friend")
+	if err := k.init(); err != nil {
+		t.Fatal(err)
+	}
+	const empty = "92b2b75604ed3c761f9d6f62392c8a9227ad0ea3f09573e783f1498a4ed60d26"
+	if id := k.ID(nil); hex.EncodeToString(id[:]) != empty {
+		got := hex.EncodeToString(id[:])
+		t.Fatalf("keyed BLAKE3 of empty input = %s, want %s", got, empty)
+	}
+	data := make([]byte, 100<<10)
+	for i := range data {
+		data[i] = byte(i * 31)
+	}
+	want := make([]ID, 64)
+	for i := range want {
+		want[i] = k.ID(data[:i*1500])
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range 200 {
+				i := r % len(want)
+				if got := k.ID(data[:i*1500]); got != want[i] {
+					t.Errorf("ID of %d bytes changed under concurrent reuse", i*1500)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := testing.AllocsPerRun(100, func() { k.ID(data[:5000]) }); n > 0 {
+		t.Errorf("ID allocates %.1f times per call", n)
 	}
 }
