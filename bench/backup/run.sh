@@ -60,9 +60,16 @@ measure() {
 	return 0
 }
 
+# warm DIR: reads every file under DIR into the page cache. Every backup
+# starts from a warm source: borg drops each file it reads from the page
+# cache (posix_fadvise DONTNEED), which would leave the next tool to read
+# the whole source from disk.
+warm() { tar -cf - "$1" 2>/dev/null | cat >/dev/null; }
+
 backup() { # SET TOOL METRIC N
 	local set=$1 tool=$2 metric=$3 n=$4 repo=$WORK/repo-$1-$2 src=$WORK/data/$1
 	local cache=$WORK/cache-$tool
+	warm "$src"
 	case $tool in
 	hostd) measure "$set" hostd "$metric" "$HOSTD" backup create -r "$repo" --cache-dir "$cache" "$src" ;;
 	restic) measure "$set" restic "$metric" restic -r "$repo" --cache-dir "$cache" backup -q "$src" ;;
@@ -92,7 +99,6 @@ for set in $SETS; do
 	esac
 	R[$set,files]=$(find "$WORK/data/$set" -type f | wc -l)
 	R[$set,bytes]=$(du -sb "$WORK/data/$set" | cut -f1)
-	tar -cf /dev/null "$WORK/data/$set" # same warm page cache for every tool
 	initrepo() { # SET TOOL: a fresh, empty repository and cache
 		rm -rf "$WORK/repo-$1-$2" "$WORK/cache-$2"
 		case $2 in

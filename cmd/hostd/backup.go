@@ -151,7 +151,7 @@ func (f *backupFlags) open(cmd *cobra.Command) (*backup.Repository, error) {
 	// times what the loaded index needs, at least 72 MiB. The pipeline's
 	// buffers, pack buffers and zstd encoders keep 40-55 MiB live during a
 	// first backup; at 64 MiB the collector and the scavenger ran nearly
-	// back to back and the backup took 13% more CPU (Go toolchain tree on
+	// back to back and the backup took 11% more CPU (Go toolchain tree on
 	// two cores: 2.46 against 2.21 CPU seconds, peak RSS 72 against 80
 	// MiB), and above 72 MiB little more is gained.
 	debug.FreeOSMemory()
