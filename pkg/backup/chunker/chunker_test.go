@@ -74,7 +74,8 @@ func TestSplit(t *testing.T) {
 }
 
 func TestSplitEdges(t *testing.T) {
-	c, _ := New([32]byte{}, DefaultParams())
+	p := DefaultParams()
+	c, _ := New([32]byte{}, p)
 	tests := []struct {
 		name string
 		size int
@@ -82,8 +83,8 @@ func TestSplitEdges(t *testing.T) {
 	}{
 		{"empty", 0, 0},
 		{"tiny", 1, 1},
-		{"below min", 100 << 10, 1},
-		{"zeros hit max", 20 << 20, 3},
+		{"below min", p.Min - 1, 1},
+		{"zeros hit max", 2*p.Max + p.Max/2, 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
