@@ -50,6 +50,7 @@ test-race:
 
 test-norace:
 	$(GO) test $(TEST_FLAGS) $(NORACE_PKGS)
+	$(GO) test -buildmode=pie -run TestReleaseCodePages ./internal/codepages
 
 vet:
 	$(GO) vet ./...

@@ -15,33 +15,54 @@ import (
 type codeRange struct{ start, end uintptr }
 
 // executableRanges returns the private read-only mappings of exe listed in
-// a /proc/PID/maps text. Writable mappings are never returned: their
-// written pages exist nowhere else.
-func executableRanges(maps []byte, exe string) []codeRange {
+// a /proc/PID/smaps text whose every resident page is still the file's.
+// A mapping with private (anonymous) pages is never returned: in a
+// position-independent or dynamically linked build the loader writes
+// relocations into .data.rel.ro and then makes it read-only, and
+// releasing those pages would bring back the unrelocated file contents.
+// Writable mappings are never returned either.
+func executableRanges(smaps []byte, exe string) []codeRange {
 	var out []codeRange
-	sc := bufio.NewScanner(bytes.NewReader(maps))
+	var cur codeRange
+	candidate := false
+	sc := bufio.NewScanner(bytes.NewReader(smaps))
 	for sc.Scan() {
-		// address perms offset dev inode path
-		f := strings.Fields(sc.Text())
-		if len(f) < 6 {
+		line := sc.Text()
+		f := strings.Fields(line)
+		if len(f) == 0 {
 			continue
 		}
-		if path := strings.TrimSuffix(strings.Join(f[5:], " "), " (deleted)"); path != exe {
+		if !strings.HasSuffix(f[0], ":") {
+			// A mapping's header: address perms offset dev inode [path].
+			candidate = false
+			if len(f) < 6 {
+				continue
+			}
+			if path := strings.TrimSuffix(strings.Join(f[5:], " "), " (deleted)"); path != exe {
+				continue
+			}
+			if perms := f[1]; len(perms) != 4 || perms[0] != 'r' || perms[1] != '-' || perms[3] != 'p' {
+				continue
+			}
+			lo, hi, ok := strings.Cut(f[0], "-")
+			if !ok {
+				continue
+			}
+			start, err1 := strconv.ParseUint(lo, 16, 64)
+			end, err2 := strconv.ParseUint(hi, 16, 64)
+			if err1 != nil || err2 != nil || end <= start {
+				continue
+			}
+			cur, candidate = codeRange{uintptr(start), uintptr(end)}, true
 			continue
 		}
-		if perms := f[1]; len(perms) != 4 || perms[0] != 'r' || perms[1] != '-' || perms[3] != 'p' {
-			continue
+		// A field of the current mapping; Anonymous comes once per mapping.
+		if candidate && f[0] == "Anonymous:" {
+			if len(f) >= 2 && f[1] == "0" {
+				out = append(out, cur)
+			}
+			candidate = false
 		}
-		lo, hi, ok := strings.Cut(f[0], "-")
-		if !ok {
-			continue
-		}
-		start, err1 := strconv.ParseUint(lo, 16, 64)
-		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if err1 != nil || err2 != nil || end <= start {
-			continue
-		}
-		out = append(out, codeRange{uintptr(start), uintptr(end)})
 	}
 	return out
 }
@@ -54,7 +75,7 @@ func Release() (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("find own executable: %w", err)
 	}
-	maps, err := os.ReadFile("/proc/self/maps")
+	maps, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
 		return 0, fmt.Errorf("read own memory map: %w", err)
 	}
