@@ -9,5 +9,7 @@
 // mappings of the executable (madvise MADV_DONTNEED) drops those pages
 // from the process' resident set; they stay in the page cache, and the
 // code that still runs maps them back on its next fault. Writable
-// mappings are never released: their written pages exist nowhere else.
+// mappings, and read-only ones holding private pages (the relocated
+// read-only data of a position-independent build), are never released:
+// those pages exist nowhere else.
 package codepages
