@@ -301,7 +301,10 @@ read: the snapshot exists without them.`,
 		RunE: f.withRepo(func(cmd *cobra.Command, args []string, r *backup.Repository) error {
 			o.Paths = args
 			prog := newProgress(cmd, f.g.json, "backup")
-			o.Progress = prog.update
+			if prog.shown() {
+				// Progress totals cost a second walk of the paths.
+				o.Progress = prog.update
+			}
 			o.Warn = func(p string, err error) { prog.warn(p, err) }
 			sum, err := r.Backup(cmd.Context(), o)
 			prog.finish()
@@ -466,7 +469,9 @@ func (f *backupFlags) restoreCmd() *cobra.Command {
 			}
 			defer r.Close()
 			prog := newProgress(cmd, f.g.json, "restore")
-			o.Progress = prog.update
+			if prog.shown() {
+				o.Progress = prog.update
+			}
 			o.Warn = func(p string, err error) { prog.warn(p, err) }
 			sum, err := r.Restore(cmd.Context(), args[0], o)
 			prog.finish()
@@ -712,6 +717,10 @@ func newProgress(cmd *cobra.Command, jsonOut bool, kind string) *progress {
 	}
 	return p
 }
+
+// shown reports whether progress is printed at all: a bar on a terminal,
+// or lines with --json.
+func (p *progress) shown() bool { return p.json || p.bar != nil }
 
 func (p *progress) update(pr backup.Progress) {
 	p.mu.Lock()

@@ -93,8 +93,13 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob, smallBuf *[]byte)
 		if cap(*smallBuf) < int(n.Size)+1 {
 			*smallBuf = make([]byte, max(int(n.Size)+1, 64<<10))
 		}
+		// Reading stops once the size fstat gave is in: one read(2) for
+		// the usual file instead of a second one that returns EOF. A file
+		// that grew fills the extra byte, and one that changed after the
+		// read is caught by fileSaved's second fstat. A size of 0 still
+		// reads: /proc and /sys files say 0 and have content.
 		small := (*smallBuf)[:n.Size+1]
-		m, err := io.ReadFull(f, small)
+		m, err := io.ReadAtLeast(f, small, max(int(n.Size), 1))
 		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("read: %w", err)
 		}
