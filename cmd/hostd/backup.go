@@ -475,6 +475,9 @@ func (f *backupFlags) restoreCmd() *cobra.Command {
 			o.Warn = func(p string, err error) { prog.warn(p, err) }
 			sum, err := r.Restore(cmd.Context(), args[0], o)
 			prog.finish()
+			if errors.Is(err, backup.ErrTargetNotEmpty) {
+				return fmt.Errorf("%w\nhint: pass --overwrite to restore into it", err)
+			}
 			if err != nil {
 				return err
 			}

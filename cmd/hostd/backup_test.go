@@ -107,6 +107,9 @@ func TestBackupCLI(t *testing.T) {
 			}
 		})
 	}
+	if _, stderr, _ := runBackupCLI(t, "restore", "latest", "--target", src, "--password-file", pwFile); !strings.Contains(stderr, "restore target is not empty") || !strings.Contains(stderr, "--overwrite") {
+		t.Errorf("restore into a non-empty target: stderr %q does not name the flag that allows it", stderr)
+	}
 
 	target := filepath.Join(dir, "target")
 	if _, stderr, code := runBackupCLI(t, "restore", "latest", "--target", target, "--password-file", pwFile); code != 0 {

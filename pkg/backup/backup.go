@@ -15,6 +15,7 @@ import (
 	"github.com/hostd/hostd/pkg/backup/crypto"
 	"github.com/hostd/hostd/pkg/backup/pattern"
 	"github.com/hostd/hostd/pkg/backup/repository"
+	"github.com/hostd/hostd/pkg/backup/restorer"
 )
 
 // Errors callers test with errors.Is.
@@ -22,6 +23,9 @@ var (
 	ErrNotRepository = repository.ErrNotRepository
 	ErrWrongPassword = repository.ErrWrongPassword
 	ErrLocked        = repository.ErrLocked
+	// ErrTargetNotEmpty: a restore into a directory with entries, without
+	// RestoreOptions.Overwrite.
+	ErrTargetNotEmpty = restorer.ErrTargetNotEmpty
 )
 
 // InitOptions configure a new repository.

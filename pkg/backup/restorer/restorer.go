@@ -23,7 +23,7 @@ import (
 
 // ErrTargetNotEmpty is returned when the target has entries and Overwrite
 // is not set.
-var ErrTargetNotEmpty = errors.New("restore target is not empty (use overwrite to restore into it)")
+var ErrTargetNotEmpty = errors.New("restore target is not empty")
 
 // Options configure a restore.
 type Options struct {
