@@ -6,7 +6,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,8 +43,9 @@ type DnsmasqOptions struct {
 type Dnsmasq struct {
 	Addr string // ip:port, UDP and TCP
 
-	mu  sync.Mutex
-	log bytes.Buffer
+	mu      sync.Mutex
+	log     bytes.Buffer // stderr
+	logFile string       // every query, written before dnsmasq answers it
 }
 
 // StartDnsmasq starts dnsmasq on a free port and stops it when the test
@@ -60,12 +63,18 @@ func StartDnsmasq(t testing.TB, o DnsmasqOptions) *Dnsmasq {
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		port := freeUDPTCPPort(t, o.ListenIP)
-		d := &Dnsmasq{Addr: net.JoinHostPort(o.ListenIP, strconv.Itoa(port))}
+		d := &Dnsmasq{
+			Addr: net.JoinHostPort(o.ListenIP, strconv.Itoa(port)),
+			// A file, not stderr: dnsmasq writes its log synchronously,
+			// so a query is in the file by the time its answer arrives,
+			// and counts never lag behind the queries a test has made.
+			logFile: filepath.Join(TempDir(t), "dnsmasq.log"),
+		}
 		args := []string{
 			"--keep-in-foreground", "--no-daemon", "--conf-file=/dev/null",
 			"--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces",
 			"--listen-address=" + o.ListenIP, "--port=" + strconv.Itoa(port),
-			"--pid-file=", "--user=root", "--log-queries", "--log-facility=-",
+			"--pid-file=", "--user=root", "--log-queries", "--log-facility=" + d.logFile,
 			"--cache-size=0", "--local-ttl=" + strconv.Itoa(o.TTL),
 		}
 		for name, ip := range o.Addresses {
@@ -114,7 +123,7 @@ func StartDnsmasq(t testing.TB, o DnsmasqOptions) *Dnsmasq {
 		}
 		if err := waitDNS(d.Addr, exited, 10*time.Second); err != nil {
 			stop()
-			lastErr = fmt.Errorf("%w (exit: %v); log:\n%s", err, exitErr, d.Log())
+			lastErr = fmt.Errorf("%w (exit: %v); log:\n%s", err, exitErr, d.stderr())
 			continue
 		}
 		t.Cleanup(stop)
@@ -126,6 +135,13 @@ func StartDnsmasq(t testing.TB, o DnsmasqOptions) *Dnsmasq {
 
 // Log is everything dnsmasq logged so far.
 func (d *Dnsmasq) Log() string {
+	b, _ := os.ReadFile(d.logFile)
+	return string(b)
+}
+
+// stderr is what dnsmasq printed on stderr: start-up errors, and (as it
+// runs in the foreground) a copy of the log, which may lag behind it.
+func (d *Dnsmasq) stderr() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.log.String()
