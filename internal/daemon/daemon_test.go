@@ -580,7 +580,8 @@ func TestGCPercent(t *testing.T) {
 
 // TestCodeTrim checks that the daemon releases its executable's unused
 // pages once started and once ready by default, and never when
-// hostd.code_trim_interval is 0.
+// hostd.code_trim_interval is 0. Both releases are logged before "hostd
+// ready".
 func TestCodeTrim(t *testing.T) {
 	cases := []struct {
 		name, setting string

@@ -41,8 +41,10 @@ func (d *Daemon) notifyLoop(ctx context.Context) {
 		if !readySent && d.tree.Started() {
 			notify(d.log, "READY=1\nSTATUS="+summary)
 			readySent, lastStatus = true, summary
-			d.log.Info("hostd ready", "status", summary)
+			// Start-up code is done: release it (before the log line, so
+			// that line also says the release is over).
 			d.trimCode("ready")
+			d.log.Info("hostd ready", "status", summary)
 		} else if readySent && summary != lastStatus {
 			notify(d.log, "STATUS="+summary)
 			lastStatus = summary
