@@ -135,10 +135,15 @@ func TestWatcherEventsAndOnline(t *testing.T) {
 	if n := testutil.ToFloat64(mustCollector(t, reg, "hostd_netcfg_link_changes_total", "link", ns.Link)); n < 6 {
 		t.Errorf("link changes metric for %s = %v, want at least 6", ns.Link, n)
 	}
-	i := slices.IndexFunc(w.State().Links, func(l netwatch.Link) bool { return l.Name == ns.Link })
-	if i < 0 || w.State().Links[i].AdminUp {
-		t.Errorf("state of %s = %+v, want admin down", ns.Link, w.State().Links)
-	}
+	// A "link down" event may already have come with the carrier loss
+	// above: wait for the state rather than for the event.
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		links := w.State().Links
+		if i := slices.IndexFunc(links, func(l netwatch.Link) bool { return l.Name == ns.Link }); i < 0 || links[i].AdminUp {
+			return fmt.Errorf("state of %s = %+v, want admin down", ns.Link, links)
+		}
+		return nil
+	})
 }
 
 // mustCollector returns the counter with the given label values (in
