@@ -590,13 +590,20 @@ func TestCodeTrim(t *testing.T) {
 	}{
 		{"default", "", []string{`msg="released executable pages" when=start`, `msg="released executable pages" when=ready`}},
 		{"off", "  code_trim_interval: 0s\n", nil},
+		{"every 50ms", "  code_trim_interval: 50ms\n", []string{`msg="released executable pages" when=ready`, `msg="released executable pages" when=interval`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := startDaemon(t, tc.setting+"alpha: {}\n")
 			testenv.WaitFor(t, 10*time.Second, func() error {
-				if !strings.Contains(p.logs(), "hostd ready") {
+				logs := p.logs()
+				if !strings.Contains(logs, "hostd ready") {
 					return fmt.Errorf("not ready yet")
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(logs, w) {
+						return fmt.Errorf("log lacks %q yet", w)
+					}
 				}
 				return nil
 			})
