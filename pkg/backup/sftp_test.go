@@ -17,19 +17,11 @@ func TestSFTPRepository(t *testing.T) {
 	ctx := context.Background()
 	s := testenv.StartSSHD(t)
 	bopts := backend.Options{SFTP: backend.SFTPOptions{KnownHosts: s.WriteKnownHosts(t), IdentityFiles: []string{s.KeyFile}, NoAgent: true}}
-	url := fmt.Sprintf("sftp://%s@%s%s", s.User, s.Addr, filepath.Join(testenv.TempDir(t), "repo"))
-	if err := backup.Init(ctx, url, backuptest.Password, backup.InitOptions{KDF: backuptest.FastKDF(), Backend: bopts}); err != nil {
+	url, err := initSFTP(ctx, t, s, bopts)
+	if err != nil {
 		t.Fatalf("init: %v\n%s", err, s.Log())
 	}
-	r, err := backup.Open(ctx, url, backuptest.Password, backup.OpenOptions{Backend: bopts, CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	src := backuptest.MakeTree(t, t.TempDir())
-	if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src.Root}}); err != nil {
-		t.Fatal(err)
-	}
+	r, src := openAndBackup(ctx, t, url, backup.OpenOptions{Backend: bopts, CacheDir: t.TempDir()})
 	if res, err := r.Check(ctx, backup.CheckOptions{ReadData: true}); err != nil || !res.OK() {
 		t.Fatalf("check: %+v %v", res, err)
 	}
@@ -61,8 +53,7 @@ func TestSFTPAgentAuth(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("SSH_AUTH_SOCK", testenv.StartSSHAgent(t, tc.keys...))
 			bopts := backend.Options{SFTP: backend.SFTPOptions{KnownHosts: knownHosts, IdentityFiles: []string{}}}
-			url := fmt.Sprintf("sftp://%s@%s%s", s.User, s.Addr, filepath.Join(testenv.TempDir(t), "repo"))
-			err := backup.Init(ctx, url, backuptest.Password, backup.InitOptions{KDF: backuptest.FastKDF(), Backend: bopts})
+			url, err := initSFTP(ctx, t, s, bopts)
 			if (err == nil) != tc.ok {
 				t.Fatalf("init over sftp with %d agent keys: %v, want ok=%v\n%s", len(tc.keys), err, tc.ok, s.Log())
 			}
@@ -73,15 +64,31 @@ func TestSFTPAgentAuth(t *testing.T) {
 				}
 				return
 			}
-			r, err := backup.Open(ctx, url, backuptest.Password, backup.OpenOptions{Backend: bopts, NoCache: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			src := backuptest.MakeTree(t, t.TempDir())
-			if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src.Root}}); err != nil {
-				t.Fatal(err)
-			}
+			openAndBackup(ctx, t, url, backup.OpenOptions{Backend: bopts, NoCache: true})
 		})
 	}
+}
+
+// initSFTP creates a repository in a fresh directory on s and returns its
+// URL and what Init returned.
+func initSFTP(ctx context.Context, t *testing.T, s *testenv.SSHD, bopts backend.Options) (string, error) {
+	t.Helper()
+	url := fmt.Sprintf("sftp://%s@%s%s", s.User, s.Addr, filepath.Join(testenv.TempDir(t), "repo"))
+	return url, backup.Init(ctx, url, backuptest.Password, backup.InitOptions{KDF: backuptest.FastKDF(), Backend: bopts})
+}
+
+// openAndBackup opens url and backs up a fresh test tree into it; the
+// repository is closed when the test ends.
+func openAndBackup(ctx context.Context, t *testing.T, url string, o backup.OpenOptions) (*backup.Repository, backuptest.Tree) {
+	t.Helper()
+	r, err := backup.Open(ctx, url, backuptest.Password, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	src := backuptest.MakeTree(t, t.TempDir())
+	if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src.Root}}); err != nil {
+		t.Fatal(err)
+	}
+	return r, src
 }
