@@ -44,7 +44,7 @@ type Dnsmasq struct {
 	Addr string // ip:port, UDP and TCP
 
 	mu      sync.Mutex
-	log     bytes.Buffer // stderr
+	log     bytes.Buffer // stderr: start-up errors
 	logFile string       // every query, written before dnsmasq answers it
 }
 
@@ -71,7 +71,7 @@ func StartDnsmasq(t testing.TB, o DnsmasqOptions) *Dnsmasq {
 			logFile: filepath.Join(TempDir(t), "dnsmasq.log"),
 		}
 		args := []string{
-			"--keep-in-foreground", "--no-daemon", "--conf-file=/dev/null",
+			"--keep-in-foreground", "--conf-file=/dev/null",
 			"--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces",
 			"--listen-address=" + o.ListenIP, "--port=" + strconv.Itoa(port),
 			"--pid-file=", "--user=root", "--log-queries", "--log-facility=" + d.logFile,
@@ -139,8 +139,8 @@ func (d *Dnsmasq) Log() string {
 	return string(b)
 }
 
-// stderr is what dnsmasq printed on stderr: start-up errors, and (as it
-// runs in the foreground) a copy of the log, which may lag behind it.
+// stderr is what dnsmasq printed on stderr: start-up errors (queries go
+// to the log file only; --no-daemon would copy them here too).
 func (d *Dnsmasq) stderr() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
