@@ -88,7 +88,7 @@ func Run(ctx context.Context, repo *repository.Repository, opts Options) (*Resul
 	if err != nil {
 		return nil, err
 	}
-	a := &archiver{repo: repo, opts: opts, names: newIDNames(), start: opts.Now()}
+	a := &archiver{repo: repo, opts: opts, names: newIDNames(), start: opts.Now(), inlineBlobs: repo.Config().Grouped()}
 	a.before = repo.Stats()
 	res, err := a.run(ctx, paths)
 	// Checkpoint: whatever was packed reaches the repository with its
@@ -134,12 +134,14 @@ type archiver struct {
 
 	filesCh chan *fileJob
 	blobsCh chan *blobJob
+	// inlineBlobs: file workers save chunks themselves, because the
+	// repository compresses in the background (grouped repositories).
+	inlineBlobs bool
 	// blobSlots bounds the chunk copies queued for or held by blob
 	// workers; with none free a file worker saves the chunk itself.
 	blobSlots chan struct{}
 	treeCh    chan *dirTask
 	bufPool   sync.Pool
-	readBufs  sync.Pool // *[]byte file read buffers
 
 	mu       sync.Mutex
 	summary  repository.SnapshotSummary
@@ -197,6 +199,9 @@ func (a *archiver) run(ctx context.Context, paths []string) (*runResult, error) 
 	g, gctx := errgroup.WithContext(ctx)
 	var blobWG, fileWG sync.WaitGroup
 	for range a.opts.BlobWorkers {
+		if a.inlineBlobs {
+			break
+		}
 		blobWG.Add(1)
 		g.Go(func() error { defer blobWG.Done(); return a.blobWorker(gctx) })
 	}

@@ -16,7 +16,7 @@ import (
 
 // fileWorker reads queued files and cuts them into chunks.
 func (a *archiver) fileWorker(ctx context.Context) error {
-	var small []byte // whole-file reads of files up to one chunk
+	var bufs workerBufs
 	for job := range a.filesCh {
 		if ctx.Err() != nil {
 			job.res <- ctx.Err()
@@ -24,7 +24,7 @@ func (a *archiver) fileWorker(ctx context.Context) error {
 		}
 		a.current.Store(job.path)
 		known := a.opts.Cache.Known(job.path)
-		err := a.saveFile(ctx, job, &small)
+		err := a.saveFile(ctx, job, &bufs)
 		if err != nil {
 			if ctx.Err() != nil {
 				job.res <- ctx.Err()
@@ -59,7 +59,13 @@ type fatalError struct{ err error }
 func (e *fatalError) Error() string { return e.err.Error() }
 func (e *fatalError) Unwrap() error { return e.err }
 
-func (a *archiver) saveFile(ctx context.Context, job *fileJob, smallBuf *[]byte) error {
+// workerBufs are a file worker's read buffers, kept for the whole run.
+type workerBufs struct {
+	small []byte // whole-file reads of files up to one chunk
+	large []byte // chunking reads of larger files
+}
+
+func (a *archiver) saveFile(ctx context.Context, job *fileJob, bufs *workerBufs) error {
 	// A raw descriptor, not an *os.File: regular files gain nothing from
 	// the runtime poller, and skipping it saves several syscalls per file.
 	const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC
@@ -90,15 +96,15 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob, smallBuf *[]byte)
 	if minSize := a.repo.Chunker().Params().Min; n.Size <= uint64(minSize) {
 		// A file that fits one chunk is read whole into the worker's
 		// small buffer (the large chunking buffer stays untouched).
-		if cap(*smallBuf) < int(n.Size)+1 {
-			*smallBuf = make([]byte, max(int(n.Size)+1, 64<<10))
+		if cap(bufs.small) < int(n.Size)+1 {
+			bufs.small = make([]byte, max(int(n.Size)+1, 64<<10))
 		}
 		// Reading stops once the size fstat gave is in: one read(2) for
 		// the usual file instead of a second one that returns EOF. A file
 		// that grew fills the extra byte, and one that changed after the
 		// read is caught by fileSaved's second fstat. A size of 0 still
 		// reads: /proc and /sys files say 0 and have content.
-		small := (*smallBuf)[:n.Size+1]
+		small := bufs.small[:n.Size+1]
 		m, err := io.ReadAtLeast(f, small, max(int(n.Size), 1))
 		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("read: %w", err)
@@ -131,6 +137,18 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob, smallBuf *[]byte)
 			return nil
 		}
 		ch := make(chan blobResult, 1)
+		if a.inlineBlobs {
+			// The repository copies the chunk into its open segment and
+			// compresses full segments in the background: nothing to
+			// hand off.
+			id, _, err := a.repo.SaveBlob(ctx, repository.DataBlob, chunk)
+			if err != nil {
+				return &fatalError{err}
+			}
+			ch <- blobResult{id: id}
+			futures = append(futures, ch)
+			return nil
+		}
 		select {
 		case a.blobSlots <- struct{}{}:
 			// A blob worker is free (or will be): hand it a copy and
@@ -152,12 +170,12 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob, smallBuf *[]byte)
 	}
 	// The read buffer fits the file, up to readBufMax: chunks are rarely
 	// more than twice the average, and Split moves to a buffer of the
-	// largest chunk size only for a chunk that does not fit. It goes back
-	// to a shared pool, so workers hold large buffers only while they
-	// read large files.
-	buf := a.getReadBuf(int(min(n.Size+1, uint64(max(readBufMax, 2*a.repo.Chunker().Params().Avg)))))
-	err = a.repo.Chunker().Split(io.LimitReader(f, 1<<62), *buf, cut)
-	a.readBufs.Put(buf)
+	// largest chunk size only for a chunk that does not fit.
+	size := int(min(n.Size+1, uint64(max(readBufMax, 2*a.repo.Chunker().Params().Avg))))
+	if cap(bufs.large) < size {
+		bufs.large = make([]byte, size)
+	}
+	err = a.repo.Chunker().Split(io.LimitReader(f, 1<<62), bufs.large[:size], cut)
 	content := make([]repository.ID, 0, len(futures))
 	var ferr error
 	for _, ch := range futures {
@@ -180,8 +198,9 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob, smallBuf *[]byte)
 	return a.fileSaved(job, fd, &st, read, content)
 }
 
-// readBufMax is the read buffer of large files: three average chunks.
-const readBufMax = 3 << 20
+// readBufMax is the read buffer of large files: four average chunks, so
+// a chunk rarely outgrows it (Split then needs a buffer of the largest).
+const readBufMax = 2 << 20
 
 // fdReader reads a raw file descriptor.
 type fdReader int
@@ -226,19 +245,6 @@ func (a *archiver) fileSaved(job *fileJob, fd int, st *unix.Stat_t, read int64, 
 	}
 	a.opts.Cache.Store(job.path, n, content)
 	return nil
-}
-
-// getReadBuf returns a pooled read buffer of n bytes.
-func (a *archiver) getReadBuf(n int) *[]byte {
-	if b, ok := a.readBufs.Get().(*[]byte); ok {
-		if cap(*b) >= n {
-			*b = (*b)[:n]
-			return b
-		}
-		a.readBufs.Put(b)
-	}
-	b := make([]byte, n, max(n, 2<<20))
-	return &b
 }
 
 func (a *archiver) getBuf(n int) []byte {

@@ -39,17 +39,24 @@ const indexFlushPacks = 16
 // than filling the next, and each slot holds a pack in memory.
 const uploadSlots = 1
 
-// Grouping (version 3): blobs smaller than groupBlobMax are collected, per
-// blob type, into one segment until its plaintext reaches the type's
-// target; zstd then compresses small files with each other's context.
+// Grouping (version 3): blobs are collected, per blob type, into one
+// segment of up to the type's target plaintext, and zstd compresses the
+// segment as one input. Data segments hold several chunks: zstd finds
+// more matches in 2 MiB than in one 512 KiB chunk and runs faster on it
+// (Go toolchain tree: 10% more compression throughput, 3.5% smaller;
+// 4 MiB gains a little more for 12 MiB more memory). Trees are read one
+// by one, so their segments stay small.
 const (
-	groupBlobMax    = 256 << 10
-	groupTargetData = 1 << 20
-	groupTargetTree = 256 << 10 // trees are read one by one: smaller segments
-	maxGroupBlobs   = 1024      // within maxPackBlobs
+	groupTargetData = 2 << 20
+	groupTargetTree = 256 << 10
+	maxGroupBlobs   = 1024 // within maxPackBlobs
 )
 
-// openGroup is a segment being filled with small blobs.
+// zstdWindow is the encoder's window: one whole data segment, which is
+// also zstd -3's window.
+const zstdWindow = groupTargetData
+
+// openGroup is a segment being filled with blobs.
 type openGroup struct {
 	buf   []byte
 	blobs []segBlob
@@ -98,10 +105,15 @@ type Repository struct {
 	stats     WriteStats
 	uploads   chan struct{}  // slots for packs being written in the background
 	uploadWG  sync.WaitGroup // packs being written
-	bufs      sync.Pool      // *[]byte scratch for compressing and sealing
-	packBufs  sync.Pool      // *[]byte pack buffers
-	groupBufs sync.Pool      // *[]byte buffers of open groups
-	indexMu   sync.Mutex     // serializes index file writes
+	// compressing bounds the data segments compressed in the background;
+	// compressWG waits for them.
+	compressing chan struct{}
+	compressWG  sync.WaitGroup
+	bufs        sync.Pool  // *[]byte scratch for reading segments
+	compBufs    *bufList   // compressed segments
+	packBufs    *bufList   // pack buffers
+	groupBufs   *bufList   // open data segments
+	indexMu     sync.Mutex // serializes index file writes
 
 	segs segmentCache // plaintext of recently read shared segments
 }
@@ -125,9 +137,9 @@ func newRepository(be backend.Backend, key *crypto.Key, cfg Config, o Options) (
 	}
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
 		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithZeroFrames(true),
-		zstd.WithEncoderCRC(false),     // blobs are authenticated and hashed already
-		zstd.WithWindowSize(2<<20),     // zstd -3's window; bounds encoder memory
-		zstd.WithLowerEncoderMem(true)) // same output, half the history buffer
+		zstd.WithEncoderCRC(false),      // blobs are authenticated and hashed already
+		zstd.WithWindowSize(zstdWindow), // bounds encoder memory
+		zstd.WithLowerEncoderMem(true))  // same output, half the history buffer
 	if err != nil {
 		return nil, fmt.Errorf("init zstd: %w", err)
 	}
@@ -140,8 +152,14 @@ func newRepository(be backend.Backend, key *crypto.Key, cfg Config, o Options) (
 		enc: enc, dec: dec, idx: NewIndex(),
 		indexFiles: map[ID]bool{}, indexErrs: map[ID]error{},
 		pending: map[BlobHandle]struct{}{}, unindexed: map[ID][]PackBlob{}, saved: map[ID][]PackBlob{},
-		uploads: make(chan struct{}, uploadSlots),
-		segs:    segmentCache{max: segmentCacheBytes},
+		uploads:     make(chan struct{}, uploadSlots),
+		compressing: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		// One buffer of each per background compression, plus the open
+		// segment and the pack being filled or written.
+		compBufs:  newBufList(compBufSize, runtime.GOMAXPROCS(0)+1),
+		groupBufs: newBufList(groupTargetData, runtime.GOMAXPROCS(0)+2),
+		packBufs:  newBufList(cfg.PackSize+packSlack, uploadSlots+1),
+		segs:      segmentCache{max: segmentCacheBytes},
 	}, nil
 }
 
@@ -345,7 +363,11 @@ func (r *Repository) Stats() WriteStats {
 
 // Close waits for background pack writes and releases the compressor.
 func (r *Repository) Close() error {
+	r.compressWG.Wait()
 	r.uploadWG.Wait()
+	r.compBufs.release()
+	r.groupBufs.release()
+	r.packBufs.release()
 	r.enc.Close()
 	r.dec.Close()
 	return r.be.Close()
@@ -588,20 +610,29 @@ func (r *Repository) DecodePack(id ID, data []byte) ([]PackBlob, []error, error)
 }
 
 // compressBlob returns the payload to seal for data: its zstd frame in
-// a pooled buffer (tmp, returned with putBuf) when that saves at least
-// 1/32, else data itself (tmp nil).
-func (r *Repository) compressBlob(data []byte) (payload []byte, tmp *[]byte, compressed bool) {
+// a buffer of r.compBufs (tmp, for the caller to put back) when that
+// saves at least 1/32, else data itself (tmp nil).
+func (r *Repository) compressBlob(data []byte) (payload []byte, tmp []byte, compressed bool) {
 	if r.cfg.Compression > 0 && len(data) > 64 {
-		tmp = r.getBuf(len(data))
-		c := r.enc.EncodeAll(data, (*tmp)[:0])
-		*tmp = c
+		// Output that does not save 1/32 is not kept, so a buffer of
+		// the input's size suffices; zstd grows it if it must.
+		if len(data) <= compBufSize {
+			tmp = r.compBufs.get()
+		} else {
+			tmp = make([]byte, 0, len(data))
+		}
+		c := r.enc.EncodeAll(data, tmp)
 		if len(c) < len(data)-len(data)/32 {
 			return c, tmp, true
 		}
-		r.putBuf(tmp)
+		r.compBufs.put(tmp)
 	}
 	return data, nil, false
 }
+
+// compBufSize is the capacity of pooled compression buffers: a whole
+// data segment.
+const compBufSize = groupTargetData
 
 func (r *Repository) getBuf(n int) *[]byte {
 	if b, ok := r.bufs.Get().(*[]byte); ok && cap(*b) >= n {
@@ -815,45 +846,92 @@ func (r *Repository) saveBlob(ctx context.Context, t BlobType, data []byte, forc
 		return h.ID, false, nil
 	}
 	r.pending[h] = struct{}{}
-	if !r.cfg.Grouped() || len(data) >= groupBlobMax {
-		r.mu.Unlock()
-		return h.ID, true, r.storeSegment(ctx, []segBlob{{h: h, rawLen: len(data)}}, data)
-	}
-	// A small blob joins its type's open segment; the caller that fills
-	// the segment compresses and stores it.
-	g := r.groups[t]
-	if g == nil {
-		g = &openGroup{buf: r.getGroupBuf()}
-		r.groups[t] = g
-	}
-	g.buf = append(g.buf, data...)
-	g.blobs = append(g.blobs, segBlob{h: h, rawLen: len(data)})
-	target := groupTargetData
+	// Data segments stay within half a pack, so small packs still hold
+	// several.
+	target := min(groupTargetData, r.cfg.PackSize/2)
 	if t == TreeBlob {
 		target = groupTargetTree
 	}
-	if len(g.buf) < target && len(g.blobs) < maxGroupBlobs {
+	if !r.cfg.Grouped() || len(data) >= target {
 		r.mu.Unlock()
-		return h.ID, true, nil
+		return h.ID, true, r.storeSegment(ctx, []segBlob{{h: h, rawLen: len(data)}}, data)
 	}
-	r.groups[t] = nil
-	r.mu.Unlock()
-	return h.ID, true, r.storeGroup(ctx, g)
+	// The blob joins its type's open segment. A segment it would take
+	// past the target is closed first. A closed data segment is
+	// compressed and stored in the background, so callers go on reading
+	// and chunking; a tree segment is stored by its caller.
+	for {
+		g := r.groups[t]
+		if g == nil {
+			r.mu.Unlock()
+			buf := r.getGroupBuf(t)
+			r.mu.Lock()
+			if r.groups[t] == nil {
+				r.groups[t] = &openGroup{buf: buf}
+			} else if t == DataBlob {
+				r.groupBufs.put(buf)
+			}
+			continue
+		}
+		if len(g.buf)+len(data) <= target && len(g.blobs) < maxGroupBlobs {
+			g.buf = append(g.buf, data...)
+			g.blobs = append(g.blobs, segBlob{h: h, rawLen: len(data)})
+			if len(g.buf) < target && len(g.blobs) < maxGroupBlobs {
+				r.mu.Unlock()
+				return h.ID, true, nil
+			}
+			r.groups[t] = nil
+			r.mu.Unlock()
+			return h.ID, true, r.closeGroup(ctx, t, g)
+		}
+		r.groups[t] = nil
+		r.mu.Unlock()
+		if err := r.closeGroup(ctx, t, g); err != nil {
+			return h.ID, true, err
+		}
+		r.mu.Lock()
+	}
 }
 
-func (r *Repository) getGroupBuf() []byte {
-	if b, ok := r.groupBufs.Get().(*[]byte); ok {
-		return (*b)[:0]
+// getGroupBuf returns an empty buffer for an open segment of type t.
+func (r *Repository) getGroupBuf(t BlobType) []byte {
+	if t == TreeBlob {
+		return make([]byte, 0, groupTargetTree)
 	}
-	return make([]byte, 0, groupTargetData+groupBlobMax)
+	return r.groupBufs.get()
+}
+
+// closeGroup stores a segment that is full: a data segment in the
+// background, at most GOMAXPROCS at once (the caller waits for a slot),
+// a tree segment right away.
+func (r *Repository) closeGroup(ctx context.Context, t BlobType, g *openGroup) error {
+	if t != DataBlob {
+		return r.storeGroup(ctx, g)
+	}
+	select {
+	case r.compressing <- struct{}{}:
+	case <-ctx.Done():
+		return r.storeGroup(ctx, g) // cancelled: still store it (checkpoint)
+	}
+	r.compressWG.Add(1)
+	go func() {
+		defer r.compressWG.Done()
+		defer func() { <-r.compressing }()
+		if err := r.storeGroup(ctx, g); err != nil {
+			r.mu.Lock()
+			if r.saveErr == nil {
+				r.saveErr = err
+			}
+			r.mu.Unlock()
+		}
+	}()
+	return nil
 }
 
 // storeGroup stores a filled (or flushed) group as one segment.
 func (r *Repository) storeGroup(ctx context.Context, g *openGroup) error {
 	err := r.storeSegment(ctx, g.blobs, g.buf)
-	if cap(g.buf) == groupTargetData+groupBlobMax {
-		r.groupBufs.Put(&g.buf)
-	}
+	r.groupBufs.put(g.buf)
 	return err
 }
 
@@ -887,7 +965,7 @@ func (r *Repository) storeSegment(ctx context.Context, blobs []segBlob, payload 
 	r.key.Seal(dst[:0], comp)
 	cur.writers.Done()
 	if tmp != nil {
-		r.putBuf(tmp)
+		r.compBufs.put(tmp)
 	}
 	if full != nil {
 		// Write the pack in the background (fsync is slow) while this
@@ -915,10 +993,7 @@ func (r *Repository) newPackBuilder(first int) *packBuilder {
 	if first > r.cfg.PackSize {
 		return &packBuilder{buf: make([]byte, 0, first+packSlack)}
 	}
-	if b, ok := r.packBufs.Get().(*[]byte); ok && cap(*b) >= r.cfg.PackSize+packSlack {
-		return &packBuilder{buf: (*b)[:0]}
-	}
-	return &packBuilder{buf: make([]byte, 0, r.cfg.PackSize+packSlack)}
+	return &packBuilder{buf: r.packBufs.get()}
 }
 
 // savePack writes a finished pack. It runs to completion even when ctx is
@@ -928,9 +1003,7 @@ func (r *Repository) savePack(ctx context.Context, p *packBuilder) error {
 	p.writers.Wait() // blobs still being sealed into it
 	data, id := p.finish(r.key, r.cfg.Grouped())
 	err := r.be.Save(ctx, backend.Handle{Type: backend.Pack, Name: id.String()}, data)
-	if cap(p.buf) == r.cfg.PackSize+packSlack {
-		r.packBufs.Put(&p.buf)
-	}
+	r.packBufs.put(p.buf)
 	r.mu.Lock()
 	if err != nil {
 		err = fmt.Errorf("save pack %s: %w", id.Short(), err)
@@ -1000,6 +1073,7 @@ func (r *Repository) Flush(ctx context.Context) error {
 			}
 		}
 	}
+	r.compressWG.Wait() // segments compressed in the background
 	r.uploadWG.Wait()
 	r.mu.Lock()
 	p := r.cur
