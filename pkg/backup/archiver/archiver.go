@@ -91,6 +91,15 @@ func Run(ctx context.Context, repo *repository.Repository, opts Options) (*Resul
 	a := &archiver{repo: repo, opts: opts, names: newIDNames(), start: opts.Now(), inlineBlobs: repo.Config().Grouped()}
 	a.before = repo.Stats()
 	res, err := a.run(ctx, paths)
+	// The file cache is written while the last packs and the index are:
+	// it only names blobs, and a later run uses an entry only if the
+	// index has all of its blobs, so it is safe ahead of the snapshot.
+	cacheSaved := make(chan error, 1)
+	if err == nil {
+		go func() { cacheSaved <- opts.Cache.Save() }()
+	} else {
+		cacheSaved <- nil
+	}
 	// Checkpoint: whatever was packed reaches the repository with its
 	// index, whether the run succeeded, failed or was cancelled.
 	if ferr := repo.Flush(ctx); ferr != nil && err == nil {
@@ -101,6 +110,7 @@ func Run(ctx context.Context, repo *repository.Repository, opts Options) (*Resul
 	res.Summary.BytesStored = after.BytesStored - a.before.BytesStored
 	res.Summary.End = opts.Now()
 	if err != nil {
+		<-cacheSaved
 		return &res.Result, err
 	}
 	snap := &repository.Snapshot{
@@ -110,10 +120,11 @@ func Run(ctx context.Context, repo *repository.Repository, opts Options) (*Resul
 	sum := res.Summary
 	snap.Summary = &sum
 	if _, err := repo.SaveSnapshot(ctx, snap); err != nil {
+		<-cacheSaved
 		return &res.Result, err
 	}
 	res.Snapshot = snap
-	if err := opts.Cache.Save(); err != nil {
+	if err := <-cacheSaved; err != nil {
 		opts.Warn("file cache", err)
 	}
 	a.report(true)

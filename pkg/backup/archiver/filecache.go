@@ -20,7 +20,7 @@ const cacheMaxAge = 20
 // FileCache remembers, per absolute path, the stat facts and content blob
 // IDs of files saved before, so an unchanged file is not read again. It is
 // local state (never in the repository) stored in one file, replaced
-// atomically when a snapshot is complete.
+// atomically at the end of every run that completes.
 type FileCache struct {
 	path string
 	mu   sync.Mutex
@@ -116,13 +116,12 @@ func (c *FileCache) Save() error {
 	if err != nil {
 		return fmt.Errorf("save file cache: %w", err)
 	}
+	// No fsync: a cache cut short by a power loss fails to decode and
+	// counts as empty, which costs one full read of the files.
 	w := bufio.NewWriterSize(f, 1<<20)
 	err = gob.NewEncoder(w).Encode(out)
 	if err == nil {
 		err = w.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
