@@ -6,8 +6,11 @@
 // unchanged file skip reading.
 //
 // Stages are goroutines under one errgroup fed by channels: the walker
-// queues files to file workers, file workers cut chunks and hand them to
-// blob savers, and a tree finisher saves directories in post-order. On
+// queues files to file workers, file workers cut and hash chunks and add
+// them to the repository's open segment (which compresses full segments
+// in the background; in repositories before format version 3 chunks go
+// to blob savers instead), and a tree finisher saves directories in
+// post-order. On
 // cancellation everything already packed is flushed with its index (a
 // checkpoint) and no snapshot is written.
 //
