@@ -34,7 +34,7 @@ type InitOptions struct {
 	Compression int
 	// PackSize is the target pack size in bytes (default 4 MiB).
 	PackSize int
-	// Chunker overrides the chunk sizes (default 512 KiB / 1 MiB / 8 MiB).
+	// Chunker overrides the chunk sizes (default 256 KiB / 512 KiB / 4 MiB).
 	Chunker *chunker.Params
 	// KDF overrides the argon2id parameters (default 2 passes, 32 MiB, 2 lanes).
 	KDF *crypto.KDFParams

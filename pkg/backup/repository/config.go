@@ -41,7 +41,7 @@ func (c Config) Cipher() crypto.Cipher {
 	return crypto.AES256GCM
 }
 
-// DefaultConfig: current format, zstd level 3, 1 MiB average chunks,
+// DefaultConfig: current format, zstd level 3, 512 KiB average chunks,
 // 4 MiB packs.
 func DefaultConfig() Config {
 	return Config{Version: CurrentVersion, ID: crypto.RandomID(), Chunker: chunker.DefaultParams(), Compression: 3, PackSize: 4 << 20}
