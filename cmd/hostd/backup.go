@@ -636,11 +636,13 @@ func printPrune(cmd *cobra.Command, pr *backup.PruneResult) {
 
 func (f *backupFlags) pruneCmd() *cobra.Command {
 	var o backup.PruneOptions
+	var maxUnused float64
 	cmd := &cobra.Command{
 		Use:   "prune",
 		Short: "Delete data no snapshot uses, repacking partly used packs",
 		Args:  cobra.NoArgs,
 		RunE: f.withRepo(func(cmd *cobra.Command, _ []string, r *backup.Repository) error {
+			o.MaxUnused = &maxUnused
 			res, err := r.Prune(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -652,7 +654,7 @@ func (f *backupFlags) pruneCmd() *cobra.Command {
 			return nil
 		}),
 	}
-	cmd.Flags().Float64Var(&o.MaxUnused, "max-unused", 5, "tolerated unused space in partly used packs, percent of the repository")
+	cmd.Flags().Float64Var(&maxUnused, "max-unused", 5, "tolerated unused space in partly used packs, percent of the repository (0 repacks every partly used pack)")
 	cmd.Flags().BoolVarP(&o.DryRun, "dry-run", "n", false, "only show what would be deleted")
 	return cmd
 }

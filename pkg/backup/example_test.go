@@ -74,7 +74,7 @@ func ExampleRepository_Forget() {
 		log.Fatal(err)
 	}
 	fmt.Println("kept:", len(res.Keep), "removed:", len(res.Remove))
-	if _, err := r.Prune(ctx, backup.PruneOptions{MaxUnused: 5}); err != nil {
+	if _, err := r.Prune(ctx, backup.PruneOptions{MaxUnused: new(5.0)}); err != nil {
 		log.Fatal(err)
 	}
 	check, _ := r.Check(ctx, backup.CheckOptions{ReadData: true})

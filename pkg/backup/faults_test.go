@@ -425,7 +425,7 @@ func TestPruneSharedSegments(t *testing.T) {
 	if _, err := r.Forget(ctx, backup.RetentionPolicy{Last: 1}, false); err != nil {
 		t.Fatal(err)
 	}
-	res, freed := pruneAndVerify(t, r, src, backup.PruneOptions{MaxUnused: 0.001})
+	res, freed := pruneAndVerify(t, r, src, backup.PruneOptions{MaxUnused: new(0.0)})
 	if res.PacksRepacked == 0 || freed <= 0 {
 		t.Fatalf("prune repacked nothing: %+v, %d bytes freed", res, freed)
 	}

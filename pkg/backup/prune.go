@@ -13,9 +13,10 @@ import (
 // PruneOptions configure Prune.
 type PruneOptions struct {
 	// MaxUnused is the share of unused bytes (percent of the repository)
-	// tolerated in partly used packs before they are repacked; default 5.
-	// Packs with no used blob are always deleted.
-	MaxUnused float64
+	// tolerated in partly used packs before they are repacked; nil means
+	// 5, and 0 repacks every partly used pack. Packs with no used blob
+	// are always deleted.
+	MaxUnused *float64
 	DryRun    bool
 }
 
@@ -46,11 +47,12 @@ type packUse struct {
 // their index, a complete new index, removal of the old index files, and
 // only then removal of old packs.
 func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, error) {
-	if opts.MaxUnused == 0 {
-		opts.MaxUnused = 5
+	maxUnused := 5.0
+	if opts.MaxUnused != nil {
+		maxUnused = *opts.MaxUnused
 	}
-	if opts.MaxUnused < 0 || opts.MaxUnused > 100 {
-		return nil, fmt.Errorf("prune: max unused %v%% out of range 0..100", opts.MaxUnused)
+	if maxUnused < 0 || maxUnused > 100 {
+		return nil, fmt.Errorf("prune: max unused %v%% out of range 0..100", maxUnused)
 	}
 	lock, err := r.repo.Lock(ctx, true)
 	if err != nil {
@@ -102,7 +104,9 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 		switch {
 		case len(u.usedBlobs) == 0:
 			remove[id] = true
-		case u.used < size*9/10:
+		case u.used < size*9/10, maxUnused == 0 && len(u.usedBlobs) < u.totalBlobs:
+			// Mostly unused, or holding any unused blob when nothing
+			// unused is tolerated.
 			partial = append(partial, u)
 			keep[id] = blobs
 		default:
@@ -115,7 +119,7 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 	for _, u := range partial {
 		unusedLeft += u.size - u.used
 	}
-	limit := int64(float64(res.BytesBefore) * opts.MaxUnused / 100)
+	limit := int64(float64(res.BytesBefore) * maxUnused / 100)
 	sort.Slice(partial, func(i, j int) bool {
 		return float64(partial[i].used)/float64(partial[i].size) < float64(partial[j].used)/float64(partial[j].size)
 	})
