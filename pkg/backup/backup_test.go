@@ -3,12 +3,15 @@ package backup_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/hostd/hostd/pkg/backup"
+	"github.com/hostd/hostd/pkg/backup/backend"
 	"github.com/hostd/hostd/pkg/backup/backuptest"
+	"github.com/hostd/hostd/pkg/backup/repository"
 )
 
 // newRepo initialises a repository in a temp dir and opens it.
@@ -131,4 +134,50 @@ func listFiles(t *testing.T, dir string) string {
 		return nil
 	})
 	return s
+}
+
+// TestBackupOlderFormats backs up into repositories of format versions 1
+// and 2, which keep one blob per segment: their chunks go through the
+// archiver's blob workers instead of the repository's shared segments.
+// Restores must be exact and every segment must hold one blob.
+func TestBackupOlderFormats(t *testing.T) {
+	ctx := context.Background()
+	for _, version := range []int{repository.VersionXChaCha, repository.VersionAESGCM} {
+		t.Run(fmt.Sprint("version", version), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "repo")
+			cfg := repository.DefaultConfig()
+			cfg.Version = version
+			cfg.PackSize = 1 << 20
+			kdf := *backuptest.FastKDF()
+			created, err := repository.Create(ctx, backend.NewLocal(dir), backuptest.Password, cfg, kdf, repository.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			created.Close()
+			r := open(t, dir)
+			src := backuptest.MakeTree(t, t.TempDir())
+			for i := range 3 {
+				// Several chunks each, so blob workers get some.
+				backuptest.RandomFile(t, filepath.Join(src.Root, fmt.Sprintf("large%d", i)), 3<<20)
+			}
+			if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src.Root}}); err != nil {
+				t.Fatalf("backup: %v", err)
+			}
+			for pack, blobs := range r.Internal().Index().Packs() {
+				for _, b := range blobs {
+					if b.SegmentRaw != 0 && b.SegmentRaw != b.RawLength {
+						t.Fatalf("pack %s: blob %s shares a segment in a version %d repository", pack.Short(), b.ID.Short(), version)
+					}
+				}
+			}
+			target := t.TempDir()
+			rs, err := r.Restore(ctx, "latest", backup.RestoreOptions{Target: target})
+			if err != nil || rs.Errors != 0 {
+				t.Fatalf("restore: %v %+v", err, rs)
+			}
+			if err := backuptest.Compare(t, src.Root, filepath.Join(target, src.Root)); err != nil {
+				t.Fatalf("restored tree differs:\n%v", err)
+			}
+		})
+	}
 }

@@ -125,46 +125,30 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob, bufs *workerBufs)
 	cut := func(chunk []byte) error {
 		read += int64(len(chunk))
 		a.bytesDone.Add(int64(len(chunk)))
-		if len(futures) == 0 && int64(len(chunk)) == int64(n.Size) {
-			// Single-chunk file: save inline, no copy or hand-off.
-			id, _, err := a.repo.SaveBlob(ctx, repository.DataBlob, chunk)
-			if err != nil {
-				return &fatalError{err}
-			}
-			ch := make(chan blobResult, 1)
-			ch <- blobResult{id: id}
-			futures = append(futures, ch)
-			return nil
-		}
 		ch := make(chan blobResult, 1)
-		if a.inlineBlobs {
-			// The repository copies the chunk into its open segment and
-			// compresses full segments in the background: nothing to
-			// hand off.
-			id, _, err := a.repo.SaveBlob(ctx, repository.DataBlob, chunk)
-			if err != nil {
-				return &fatalError{err}
+		single := len(futures) == 0 && int64(len(chunk)) == int64(n.Size)
+		if !single && !a.inlineBlobs {
+			select {
+			case a.blobSlots <- struct{}{}:
+				// A blob worker is free (or will be): hand it a copy and
+				// go on reading.
+				data := a.getBuf(len(chunk))
+				copy(data, chunk)
+				a.blobsCh <- &blobJob{data: data, res: ch} // never blocks: slots bound the queue
+				futures = append(futures, ch)
+				return nil
+			default:
 			}
-			ch <- blobResult{id: id}
-			futures = append(futures, ch)
-			return nil
 		}
-		select {
-		case a.blobSlots <- struct{}{}:
-			// A blob worker is free (or will be): hand it a copy and
-			// go on reading.
-			data := a.getBuf(len(chunk))
-			copy(data, chunk)
-			a.blobsCh <- &blobJob{data: data, res: ch} // never blocks: slots bound the queue
-		default:
-			// Every blob worker is busy: save this chunk here, straight
-			// from the read buffer, instead of queueing another copy.
-			id, _, err := a.repo.SaveBlob(ctx, repository.DataBlob, chunk)
-			if err != nil {
-				return &fatalError{err}
-			}
-			ch <- blobResult{id: id}
+		// Saved here, straight from the read buffer: a single-chunk file
+		// (no copy or hand-off), a grouped repository (it copies the
+		// chunk into its open segment and compresses full segments in
+		// the background), or every blob worker is busy.
+		id, _, err := a.repo.SaveBlob(ctx, repository.DataBlob, chunk)
+		if err != nil {
+			return &fatalError{err}
 		}
+		ch <- blobResult{id: id}
 		futures = append(futures, ch)
 		return nil
 	}
