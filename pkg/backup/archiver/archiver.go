@@ -209,12 +209,11 @@ func (a *archiver) run(ctx context.Context, paths []string) (*runResult, error) 
 
 	g, gctx := errgroup.WithContext(ctx)
 	var blobWG, fileWG sync.WaitGroup
-	for range a.opts.BlobWorkers {
-		if a.inlineBlobs {
-			break
+	if !a.inlineBlobs {
+		for range a.opts.BlobWorkers {
+			blobWG.Add(1)
+			g.Go(func() error { defer blobWG.Done(); return a.blobWorker(gctx) })
 		}
-		blobWG.Add(1)
-		g.Go(func() error { defer blobWG.Done(); return a.blobWorker(gctx) })
 	}
 	for range a.opts.FileWorkers {
 		fileWG.Add(1)

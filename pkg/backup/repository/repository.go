@@ -860,37 +860,32 @@ func (r *Repository) saveBlob(ctx context.Context, t BlobType, data []byte, forc
 	// past the target is closed first. A closed data segment is
 	// compressed and stored in the background, so callers go on reading
 	// and chunking; a tree segment is stored by its caller.
-	for {
-		g := r.groups[t]
-		if g == nil {
-			r.mu.Unlock()
-			buf := r.getGroupBuf(t)
-			r.mu.Lock()
-			if r.groups[t] == nil {
-				r.groups[t] = &openGroup{buf: buf}
-			} else if t == DataBlob {
-				r.groupBufs.put(buf)
-			}
-			continue
-		}
-		if len(g.buf)+len(data) <= target && len(g.blobs) < maxGroupBlobs {
-			g.buf = append(g.buf, data...)
-			g.blobs = append(g.blobs, segBlob{h: h, rawLen: len(data)})
-			if len(g.buf) < target && len(g.blobs) < maxGroupBlobs {
-				r.mu.Unlock()
-				return h.ID, true, nil
-			}
-			r.groups[t] = nil
-			r.mu.Unlock()
-			return h.ID, true, r.closeGroup(ctx, t, g)
-		}
-		r.groups[t] = nil
-		r.mu.Unlock()
-		if err := r.closeGroup(ctx, t, g); err != nil {
-			return h.ID, true, err
-		}
-		r.mu.Lock()
+	var full *openGroup
+	g := r.groups[t]
+	if g != nil && len(g.buf)+len(data) > target {
+		full, g = g, nil
 	}
+	if g == nil {
+		g = &openGroup{buf: r.getGroupBuf(t)}
+		r.groups[t] = g
+	}
+	g.buf = append(g.buf, data...)
+	g.blobs = append(g.blobs, segBlob{h: h, rawLen: len(data)})
+	if len(g.buf) >= target || len(g.blobs) >= maxGroupBlobs {
+		r.groups[t] = nil // filled by this blob: closed too
+	} else {
+		g = nil
+	}
+	r.mu.Unlock()
+	var err error
+	for _, c := range []*openGroup{full, g} {
+		if c != nil {
+			if cerr := r.closeGroup(ctx, t, c); err == nil {
+				err = cerr
+			}
+		}
+	}
+	return h.ID, true, err
 }
 
 // getGroupBuf returns an empty buffer for an open segment of type t.

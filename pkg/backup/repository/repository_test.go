@@ -13,9 +13,16 @@ import (
 
 func newTestRepo(t *testing.T) (*Repository, string) {
 	t.Helper()
-	dir := t.TempDir()
 	cfg := DefaultConfig()
 	cfg.PackSize = 1 << 16
+	return createTestRepo(t, cfg)
+}
+
+// createTestRepo creates a repository with cfg (passphrase "pw", a cheap
+// KDF) in a temporary directory.
+func createTestRepo(t *testing.T, cfg Config) (*Repository, string) {
+	t.Helper()
+	dir := t.TempDir()
 	r, err := Create(context.Background(), backend.NewLocal(dir), []byte("pw"), cfg, crypto.NewKDFParams(1, 64, 1), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -120,13 +127,9 @@ func TestVersions(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprint("version", tc.version), func(t *testing.T) {
-			dir := t.TempDir()
 			cfg := DefaultConfig()
 			cfg.Version = tc.version
-			r, err := Create(ctx, backend.NewLocal(dir), []byte("pw"), cfg, crypto.NewKDFParams(1, 64, 1), Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			r, dir := createTestRepo(t, cfg)
 			blobs := [][]byte{bytes.Repeat([]byte("hostd "), 1000), []byte("a small file\n"), {}}
 			var ids []ID
 			for _, data := range blobs {

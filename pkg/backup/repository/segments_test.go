@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/hostd/hostd/pkg/backup/backend"
-	"github.com/hostd/hostd/pkg/backup/crypto"
 )
 
 // TestDataSegments saves chunks from several goroutines, as file workers
@@ -30,13 +29,9 @@ func TestDataSegments(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			dir := t.TempDir()
 			cfg := DefaultConfig()
 			cfg.PackSize = tc.packSize
-			r, err := Create(ctx, backend.NewLocal(dir), []byte("pw"), cfg, crypto.NewKDFParams(1, 64, 1), Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			r, dir := createTestRepo(t, cfg)
 			defer r.Close()
 			target := min(groupTargetData, tc.packSize/2)
 			const workers, perWorker = 4, 6
