@@ -186,7 +186,6 @@ type dirTask struct {
 	files   []pendingFile
 	subdirs []pendingDir
 	id      repository.ID
-	failed  bool
 }
 
 type pendingFile struct {

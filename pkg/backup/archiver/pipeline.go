@@ -288,7 +288,9 @@ func (a *archiver) treeFinisher(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("save tree %s: %w", t.path, err)
 		}
-		t.id = id
+		// The parent needs only the ID: drop the entries, or every node
+		// of the run would stay live until the root is saved.
+		*t = dirTask{path: t.path, id: id}
 	}
 	return nil
 }
