@@ -1,10 +1,10 @@
 package archiver
 
 import (
-	"bufio"
-	"encoding/gob"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -38,17 +38,15 @@ type CacheEntry struct {
 	Age     int
 }
 
-// LoadFileCache reads the cache at path. A missing or unreadable cache is
-// an empty one (the backup then reads every file).
+// LoadFileCache reads the cache at path. A missing, unreadable or
+// damaged cache is an empty one (the backup then reads every file).
 func LoadFileCache(path string) *FileCache {
 	c := &FileCache{path: path, old: map[string]CacheEntry{}, seen: map[string]CacheEntry{}}
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return c
 	}
-	defer f.Close()
-	var m map[string]CacheEntry
-	if err := gob.NewDecoder(bufio.NewReader(f)).Decode(&m); err == nil {
+	if m, err := decodeFileCache(b); err == nil {
 		c.old = m
 	}
 	return c
@@ -97,35 +95,15 @@ func (c *FileCache) Save() error {
 		return nil
 	}
 	c.mu.Lock()
-	out := make(map[string]CacheEntry, len(c.seen)+len(c.old))
-	for p, e := range c.old {
-		if _, ok := c.seen[p]; !ok && e.Age+1 < cacheMaxAge {
-			e.Age++
-			out[p] = e
-		}
-	}
-	for p, e := range c.seen {
-		out[p] = e
-	}
+	b := encodeFileCache(c.seen, c.old)
 	c.mu.Unlock()
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o700); err != nil {
 		return fmt.Errorf("save file cache: %w", err)
 	}
-	tmp := c.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("save file cache: %w", err)
-	}
-	// No fsync: a cache cut short by a power loss fails to decode and
+	// No fsync: a cache cut short by a power loss fails its checksum and
 	// counts as empty, which costs one full read of the files.
-	w := bufio.NewWriterSize(f, 1<<20)
-	err = gob.NewEncoder(w).Encode(out)
-	if err == nil {
-		err = w.Flush()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	tmp := c.path + ".tmp"
+	err := os.WriteFile(tmp, b, 0o600)
 	if err == nil {
 		err = os.Rename(tmp, c.path)
 	}
@@ -134,6 +112,156 @@ func (c *FileCache) Save() error {
 		return fmt.Errorf("save file cache: %w", err)
 	}
 	return nil
+}
+
+// fileCacheMagic starts a file cache; a cache in any other format (an
+// older one included) is ignored.
+const fileCacheMagic = "hostd-files-v2\n"
+
+// encodeFileCache returns the cache file for the entries of seen, plus
+// those of old not in seen and younger than cacheMaxAge (aged by one):
+//
+//	magic ‖ count uvarint ‖ entry* ‖ CRC-32C of all before it (4 bytes, LE)
+//	entry = len(path) uvarint ‖ path ‖ size uvarint ‖ mtime_ns varint ‖
+//	        ctime_ns varint ‖ inode uvarint ‖ age uvarint ‖
+//	        len(content) uvarint ‖ content IDs (32 bytes each)
+func encodeFileCache(seen, old map[string]CacheEntry) []byte {
+	keep := func(p string, e CacheEntry) bool {
+		_, ok := seen[p]
+		return !ok && e.Age+1 < cacheMaxAge
+	}
+	count, size := len(seen), len(fileCacheMagic)+binary.MaxVarintLen64+4
+	entrySize := func(p string, e CacheEntry) int {
+		return len(p) + len(e.Content)*len(repository.ID{}) + 7*binary.MaxVarintLen64
+	}
+	for p, e := range seen {
+		size += entrySize(p, e)
+	}
+	for p, e := range old {
+		if keep(p, e) {
+			count++
+			size += entrySize(p, e)
+		}
+	}
+	b := make([]byte, 0, size)
+	b = append(b, fileCacheMagic...)
+	b = binary.AppendUvarint(b, uint64(count))
+	put := func(p string, e CacheEntry) {
+		b = binary.AppendUvarint(b, uint64(len(p)))
+		b = append(b, p...)
+		b = binary.AppendUvarint(b, e.Size)
+		b = binary.AppendVarint(b, e.MTimeNs)
+		b = binary.AppendVarint(b, e.CTimeNs)
+		b = binary.AppendUvarint(b, e.Inode)
+		b = binary.AppendUvarint(b, uint64(e.Age))
+		b = binary.AppendUvarint(b, uint64(len(e.Content)))
+		for _, id := range e.Content {
+			b = append(b, id[:]...)
+		}
+	}
+	for p, e := range old {
+		if keep(p, e) {
+			e.Age++
+			put(p, e)
+		}
+	}
+	for p, e := range seen {
+		put(p, e)
+	}
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+}
+
+// errBadFileCache is any damage to a cache file.
+var errBadFileCache = errors.New("file cache damaged or in another format")
+
+// decodeFileCache parses a cache file written by encodeFileCache.
+func decodeFileCache(b []byte) (map[string]CacheEntry, error) {
+	if len(b) < len(fileCacheMagic)+4 || string(b[:len(fileCacheMagic)]) != fileCacheMagic {
+		return nil, errBadFileCache
+	}
+	body := b[:len(b)-4]
+	if crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
+		return nil, errBadFileCache
+	}
+	d := cacheDecoder{b: body[len(fileCacheMagic):]}
+	count := d.uvarint()
+	// Every entry takes at least 7 bytes: a count past that is damage,
+	// caught before it sizes an allocation.
+	if d.err != nil || count > uint64(len(d.b))/7 {
+		return nil, errBadFileCache
+	}
+	m := make(map[string]CacheEntry, count)
+	for range count {
+		p := string(d.bytes(d.uvarint()))
+		e := CacheEntry{Size: d.uvarint(), MTimeNs: d.varint(), CTimeNs: d.varint(), Inode: d.uvarint()}
+		age := d.uvarint()
+		n := d.uvarint()
+		if n > uint64(len(d.b))/uint64(len(repository.ID{})) {
+			return nil, errBadFileCache // also keeps n*32 from overflowing
+		}
+		raw := d.bytes(n * uint64(len(repository.ID{})))
+		if d.err != nil || age >= cacheMaxAge {
+			return nil, errBadFileCache
+		}
+		e.Age = int(age)
+		if n > 0 {
+			e.Content = make([]repository.ID, n)
+			for i := range e.Content {
+				copy(e.Content[i][:], raw[i*len(repository.ID{}):])
+			}
+		}
+		m[p] = e
+	}
+	if len(d.b) != 0 {
+		return nil, errBadFileCache
+	}
+	return m, nil
+}
+
+// cacheDecoder reads the fields of a cache file; the first problem sticks
+// in err and every later read returns zero.
+type cacheDecoder struct {
+	b   []byte
+	err error
+}
+
+func (d *cacheDecoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errBadFileCache
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *cacheDecoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errBadFileCache
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *cacheDecoder) bytes(n uint64) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.err = errBadFileCache
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
 }
 
 // Remove deletes the cache file.
