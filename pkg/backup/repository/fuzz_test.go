@@ -131,6 +131,9 @@ func FuzzDecodeTree(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if want, _ := json.Marshal(tr); !bytes.Equal(again, want) {
+			t.Fatalf("EncodeTree differs from encoding/json:\n%s\n%s", again, want)
+		}
 		tr2, err := DecodeTree(again)
 		if err != nil {
 			t.Fatalf("re-encoded tree does not decode: %v", err)

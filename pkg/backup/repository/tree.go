@@ -3,10 +3,12 @@ package repository
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -143,10 +145,174 @@ func DecodeTree(b []byte) (*Tree, error) {
 	return &t, nil
 }
 
-// EncodeTree returns the JSON of t (nodes must be sorted).
+// EncodeTree returns the JSON of t (nodes must be sorted): the bytes
+// encoding/json gives for a Tree, written without reflection (trees are
+// encoded once per directory of every backup).
 func EncodeTree(t *Tree) ([]byte, error) {
 	if t.Nodes == nil {
 		t.Nodes = []Node{}
 	}
-	return json.Marshal(t)
+	size := 16
+	for i := range t.Nodes {
+		size += 256 + len(t.Nodes[i].Name) + len(t.Nodes[i].Content)*(2*len(ID{})+3)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"nodes":[`...)
+	for i := range t.Nodes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendNode(b, &t.Nodes[i])
+	}
+	return append(b, "]}"...), nil
+}
+
+// appendNode appends n as encoding/json does: fields in struct order,
+// omitempty ones left out when zero.
+func appendNode(b []byte, n *Node) []byte {
+	b = append(b, `{"name":`...)
+	b = appendBytes(b, n.Name)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, n.Type)
+	b = append(b, `,"mode":`...)
+	b = strconv.AppendUint(b, uint64(n.Mode), 10)
+	b = append(b, `,"uid":`...)
+	b = strconv.AppendUint(b, uint64(n.UID), 10)
+	b = append(b, `,"gid":`...)
+	b = strconv.AppendUint(b, uint64(n.GID), 10)
+	if n.User != "" {
+		b = append(b, `,"user":`...)
+		b = appendJSONString(b, n.User)
+	}
+	if n.Group != "" {
+		b = append(b, `,"group":`...)
+		b = appendJSONString(b, n.Group)
+	}
+	b = appendUintField(b, `,"size":`, n.Size)
+	b = append(b, `,"mtime_ns":`...)
+	b = strconv.AppendInt(b, n.MTimeNs, 10)
+	if n.ATimeNs != 0 {
+		b = append(b, `,"atime_ns":`...)
+		b = strconv.AppendInt(b, n.ATimeNs, 10)
+	}
+	if n.CTimeNs != 0 {
+		b = append(b, `,"ctime_ns":`...)
+		b = strconv.AppendInt(b, n.CTimeNs, 10)
+	}
+	b = appendUintField(b, `,"inode":`, n.Inode)
+	b = appendUintField(b, `,"device":`, n.Device)
+	b = appendUintField(b, `,"links":`, n.Links)
+	b = appendUintField(b, `,"rdev":`, n.Rdev)
+	if n.LinkTarget != "" {
+		b = append(b, `,"link_target":`...)
+		b = appendBytes(b, n.LinkTarget)
+	}
+	if len(n.Xattrs) > 0 {
+		b = append(b, `,"xattrs":[`...)
+		for i, x := range n.Xattrs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"name":`...)
+			b = appendBytes(b, x.Name)
+			b = append(b, `,"value":`...)
+			b = appendBytes(b, x.Value)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if len(n.Content) > 0 {
+		b = append(b, `,"content":[`...)
+		for i := range n.Content {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendID(b, &n.Content[i])
+		}
+		b = append(b, ']')
+	}
+	if n.Subtree != nil {
+		b = append(b, `,"subtree":`...)
+		b = appendID(b, n.Subtree)
+	}
+	if n.Sparse {
+		b = append(b, `,"sparse":true`...)
+	}
+	return append(b, '}')
+}
+
+func appendUintField(b []byte, key string, v uint64) []byte {
+	if v == 0 {
+		return b
+	}
+	return strconv.AppendUint(append(b, key...), v, 10)
+}
+
+func appendID(b []byte, id *ID) []byte {
+	b = append(b, '"')
+	b = hex.AppendEncode(b, id[:])
+	return append(b, '"')
+}
+
+// appendBytes appends what Bytes.MarshalJSON returns.
+func appendBytes(b []byte, v Bytes) []byte {
+	if utf8.ValidString(string(v)) {
+		return appendJSONString(b, string(v))
+	}
+	b = append(b, `{"b64":"`...)
+	b = base64.StdEncoding.AppendEncode(b, []byte(v))
+	return append(b, `"}`...)
+}
+
+// appendJSONString appends s quoted as encoding/json does by default:
+// HTML-safe (<, > and & escaped), invalid UTF-8 as U+FFFD, and U+2028
+// and U+2029 escaped.
+func appendJSONString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
