@@ -105,6 +105,9 @@ func FuzzDecodeIndex(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if want := encodeIndexJSON(x.Packs()); !bytes.Equal(again, want) {
+			t.Fatalf("EncodeIndex differs from encoding/json:\n%s\n%s", again, want)
+		}
 		if _, err := DecodeIndex(again); err != nil {
 			t.Fatalf("re-encoded index does not decode: %v", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 )
 
@@ -144,26 +145,69 @@ type indexFileBlob struct {
 	SegmentRaw uint32 `json:"segment_raw,omitempty"`
 }
 
-// EncodeIndex returns the JSON of an index file listing packs.
+// EncodeIndex returns the JSON of an index file listing packs, sorted by
+// pack ID: the bytes encoding/json gives for an indexFile, written without
+// reflection (the last index of a backup is written after its last pack,
+// while nothing else runs).
 func EncodeIndex(packs map[ID][]PackBlob) ([]byte, error) {
-	f := indexFile{Version: 1}
 	ids := make([]ID, 0, len(packs))
-	for id := range packs {
+	n := 0
+	for id, bs := range packs {
 		ids = append(ids, id)
+		n += len(bs)
 	}
 	sort.Slice(ids, func(i, j int) bool { return string(ids[i][:]) < string(ids[j][:]) })
-	for _, id := range ids {
-		p := indexFilePack{ID: id}
-		for _, b := range packs[id] {
-			e := indexFileBlob{ID: b.ID, Type: b.Type, Offset: b.Offset, Length: b.Length, RawLength: b.RawLength, Compressed: b.Compressed}
-			if b.Inner != 0 || b.SegmentRaw != b.RawLength {
-				e.Inner, e.SegmentRaw = b.Inner, b.SegmentRaw
-			}
-			p.Blobs = append(p.Blobs, e)
-		}
-		f.Packs = append(f.Packs, p)
+	b := make([]byte, 0, 32+len(packs)*(2*len(ID{})+24)+n*(2*len(ID{})+150))
+	b = append(b, `{"version":1,"packs":`...)
+	if len(ids) == 0 {
+		return append(b, "null}"...), nil
 	}
-	return json.Marshal(f)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":`...)
+		b = appendID(b, &id)
+		b = append(b, `,"blobs":`...)
+		bs := packs[id]
+		if len(bs) == 0 {
+			b = append(b, "null}"...)
+			continue
+		}
+		b = append(b, '[')
+		for j := range bs {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = appendIndexBlob(b, &bs[j])
+		}
+		b = append(b, "]}"...)
+	}
+	return append(b, "]}"...), nil
+}
+
+// appendIndexBlob appends the indexFileBlob of pb: inner and segment_raw
+// only for a blob that shares its segment.
+func appendIndexBlob(b []byte, pb *PackBlob) []byte {
+	b = append(b, `{"id":`...)
+	b = appendID(b, &pb.ID)
+	b = append(b, `,"type":`...)
+	b = strconv.AppendUint(b, uint64(pb.Type), 10)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendUint(b, uint64(pb.Offset), 10)
+	b = append(b, `,"length":`...)
+	b = strconv.AppendUint(b, uint64(pb.Length), 10)
+	b = append(b, `,"raw_length":`...)
+	b = strconv.AppendUint(b, uint64(pb.RawLength), 10)
+	if pb.Compressed {
+		b = append(b, `,"compressed":true`...)
+	}
+	if pb.Inner != 0 || pb.SegmentRaw != pb.RawLength {
+		b = appendUintField(b, `,"inner":`, uint64(pb.Inner))
+		b = appendUintField(b, `,"segment_raw":`, uint64(pb.SegmentRaw))
+	}
+	return append(b, '}')
 }
 
 // DecodeIndex parses the JSON of an index file.
