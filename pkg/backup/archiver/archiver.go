@@ -88,7 +88,8 @@ func Run(ctx context.Context, repo *repository.Repository, opts Options) (*Resul
 	if err != nil {
 		return nil, err
 	}
-	a := &archiver{repo: repo, opts: opts, names: newIDNames(), start: opts.Now(), inlineBlobs: repo.Config().Grouped()}
+	a := &archiver{repo: repo, opts: opts, names: newIDNames(), start: opts.Now(), inlineBlobs: repo.Config().Grouped(),
+		dirBuf: make([]byte, dirBufSize)}
 	a.before = repo.Stats()
 	res, err := a.run(ctx, paths)
 	// The file cache is written while the last packs and the index are:
@@ -153,6 +154,9 @@ type archiver struct {
 	blobSlots chan struct{}
 	treeCh    chan *dirTask
 	bufPool   sync.Pool
+	// The walker's buffers (one goroutine walks).
+	dirBuf   []byte
+	xattrBuf []byte
 
 	mu       sync.Mutex
 	summary  repository.SnapshotSummary
@@ -167,6 +171,9 @@ type fileJob struct {
 	path string
 	node *repository.Node
 	res  chan error
+	// openXattrs: the walk did not read the file's extended attributes;
+	// the worker reads them from the open file.
+	openXattrs bool
 }
 
 type blobJob struct {
@@ -410,22 +417,33 @@ func (a *archiver) walkDir(ctx context.Context, dir string, st *unix.Stat_t, exc
 	a.mu.Lock()
 	a.summary.Dirs++
 	a.mu.Unlock()
-	names, err := readDirNames(dir)
+	fd, err := openDir(dir)
+	var entries []dirEntry
+	if err == nil {
+		defer unix.Close(fd)
+		entries, err = readDir(fd, a.dirBuf)
+	}
 	if err != nil {
 		a.warn(dir, err)
 	}
-	for _, name := range names {
+	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return nil, false, err
 		}
-		p := filepath.Join(dir, name)
+		p := childPath(dir, e.name)
+		// A regular file the cache does not know is opened anyway: its
+		// metadata and extended attributes come from the open file
+		// (saveFile), not from a stat and a listxattr by path here.
+		newFile := e.typ == unix.DT_REG && !a.opts.Cache.Known(p)
 		var cst unix.Stat_t
-		if err := unix.Lstat(p, &cst); err != nil {
-			a.warn(p, err)
-			continue
+		if !newFile {
+			if err := unix.Fstatat(fd, e.name, &cst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				a.warn(p, err)
+				continue
+			}
 		}
 		action := a.opts.Matcher.Match(p)
-		isDir := cst.Mode&unix.S_IFMT == unix.S_IFDIR
+		isDir := !newFile && cst.Mode&unix.S_IFMT == unix.S_IFDIR
 		childExcluded := excluded
 		switch action {
 		case pattern.ExcludeNoRecurse:
@@ -447,12 +465,19 @@ func (a *archiver) walkDir(ctx context.Context, dir string, st *unix.Stat_t, exc
 				return nil, false, err
 			}
 			if keep {
-				task.nodes = append(task.nodes, nodeFromStat(name, &cst, a.names))
+				task.nodes = append(task.nodes, nodeFromStat(e.name, &cst, a.names))
 				task.subdirs = append(task.subdirs, pendingDir{idx: len(task.nodes) - 1, task: sub})
 			}
 			continue
 		}
-		if err := a.addEntry(ctx, task, p, name, &cst, st.Dev); err != nil {
+		if newFile {
+			n := repository.Node{Name: repository.Bytes(e.name), Type: repository.NodeFile}
+			if err := a.queueFile(ctx, task, p, n, true); err != nil {
+				return nil, false, err
+			}
+			continue
+		}
+		if err := a.addEntry(ctx, task, p, e.name, &cst, st.Dev); err != nil {
 			return nil, false, err
 		}
 	}
@@ -472,7 +497,7 @@ func (a *archiver) addEntry(ctx context.Context, task *dirTask, p, name string, 
 	if n.Type == repository.NodeSocket {
 		return nil // sockets cannot be restored; skipped like borg and restic do
 	}
-	if x, err := readXattrs(p); err != nil {
+	if x, err := readXattrs(p, -1, &a.xattrBuf); err != nil {
 		a.warn(p, fmt.Errorf("read extended attributes: %w", err))
 	} else {
 		n.Xattrs = x
@@ -520,21 +545,29 @@ func (a *archiver) addEntry(ctx context.Context, task *dirTask, p, name string, 
 			task.nodes = append(task.nodes, n)
 			return nil
 		}
-		task.nodes = append(task.nodes, n)
-		// The job owns a copy of the node; the finisher copies it back
-		// (task.nodes may be reallocated meanwhile).
-		job := &fileJob{path: p, node: &repository.Node{}, res: make(chan error, 1)}
-		*job.node = n
-		task.files = append(task.files, pendingFile{idx: len(task.nodes) - 1, job: job})
-		select {
-		case a.filesCh <- job:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return a.queueFile(ctx, task, p, n, false)
 	default:
 		task.nodes = append(task.nodes, n)
 	}
 	return nil
+}
+
+// queueFile adds the regular file p to task and queues it for a file
+// worker; openXattrs: its extended attributes are still to be read (from
+// the open file).
+func (a *archiver) queueFile(ctx context.Context, task *dirTask, p string, n repository.Node, openXattrs bool) error {
+	task.nodes = append(task.nodes, n)
+	// The job owns a copy of the node; the finisher copies it back
+	// (task.nodes may be reallocated meanwhile).
+	job := &fileJob{path: p, node: &repository.Node{}, res: make(chan error, 1), openXattrs: openXattrs}
+	*job.node = n
+	task.files = append(task.files, pendingFile{idx: len(task.nodes) - 1, job: job})
+	select {
+	case a.filesCh <- job:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (a *archiver) allKnown(ids []repository.ID) bool {
@@ -566,17 +599,6 @@ func (a *archiver) skipDir(dir string) (bool, error) {
 		}
 	}
 	return false, nil
-}
-
-func readDirNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	sort.Strings(names)
-	return names, err
 }
 
 func readlink(p string) (string, error) {

@@ -10,9 +10,12 @@
 // them to the repository's open segment (which compresses full segments
 // in the background; in repositories before format version 3 chunks go
 // to blob savers instead), and a tree finisher saves directories in
-// post-order. On
-// cancellation everything already packed is flushed with its index (a
-// checkpoint) and no snapshot is written.
+// post-order. The walker reads directories with getdents and stats
+// entries relative to their directory; a regular file the cache does not
+// know is not stat'ed there at all: the file worker takes its metadata
+// and extended attributes from the open file. On cancellation everything
+// already packed is flushed with its index (a checkpoint) and no
+// snapshot is written.
 //
 // It does not decide retention or restore files.
 package archiver

@@ -49,16 +49,25 @@ func nodeFromStat(name string, st *unix.Stat_t, names *idNames) repository.Node 
 	return n
 }
 
-// readXattrs returns the extended attributes of path (not following
-// symlinks). File systems without xattr support yield none.
-func readXattrs(path string) ([]repository.Xattr, error) {
-	buf := make([]byte, 1024)
+// readXattrs returns the extended attributes of the open file fd, or with
+// fd < 0 of path (not following a symlink). scratch holds the list of
+// names between calls.
+func readXattrs(path string, fd int, scratch *[]byte) ([]repository.Xattr, error) {
+	list := func(buf []byte) (int, error) {
+		if fd >= 0 {
+			return unix.Flistxattr(fd, buf)
+		}
+		return unix.Llistxattr(path, buf)
+	}
+	if len(*scratch) == 0 {
+		*scratch = make([]byte, 1024)
+	}
 	var sz int
 	var err error
 	for {
-		sz, err = unix.Llistxattr(path, buf)
+		sz, err = list(*scratch)
 		if errors.Is(err, unix.ERANGE) {
-			buf = make([]byte, len(buf)*4)
+			*scratch = make([]byte, len(*scratch)*4)
 			continue
 		}
 		break
@@ -70,10 +79,15 @@ func readXattrs(path string) ([]repository.Xattr, error) {
 		return nil, err
 	}
 	var out []repository.Xattr
-	for _, name := range splitNull(buf[:sz]) {
+	for _, name := range splitNull((*scratch)[:sz]) {
 		val := make([]byte, 256)
 		for {
-			n, err := unix.Lgetxattr(path, name, val)
+			var n int
+			if fd >= 0 {
+				n, err = unix.Fgetxattr(fd, name, val)
+			} else {
+				n, err = unix.Lgetxattr(path, name, val)
+			}
 			if errors.Is(err, unix.ERANGE) {
 				val = make([]byte, len(val)*4)
 				continue

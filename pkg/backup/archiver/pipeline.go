@@ -63,12 +63,15 @@ func (e *fatalError) Unwrap() error { return e.err }
 type workerBufs struct {
 	small []byte // whole-file reads of files up to one chunk
 	large []byte // chunking reads of larger files
+	xattr []byte // lists of extended attribute names
 }
 
 func (a *archiver) saveFile(ctx context.Context, job *fileJob, bufs *workerBufs) error {
 	// A raw descriptor, not an *os.File: regular files gain nothing from
 	// the runtime poller, and skipping it saves several syscalls per file.
-	const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	// O_NONBLOCK changes nothing for a regular file, and keeps the open of
+	// a FIFO that took the file's place from waiting for a writer.
+	const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
 	fd, err := unix.Open(job.path, flags|unix.O_NOATIME, 0)
 	if errors.Is(err, unix.EPERM) {
 		fd, err = unix.Open(job.path, flags, 0)
@@ -89,6 +92,13 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob, bufs *workerBufs)
 	n := job.node
 	fresh := nodeFromStat(string(n.Name), &st, a.names)
 	fresh.Xattrs = n.Xattrs
+	if job.openXattrs {
+		x, err := readXattrs(job.path, fd, &bufs.xattr)
+		if err != nil {
+			a.warn(job.path, fmt.Errorf("read extended attributes: %w", err))
+		}
+		fresh.Xattrs = x
+	}
 	*n = fresh
 
 	var futures []chan blobResult
