@@ -30,7 +30,7 @@ func TestDaemonPortTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.SOPSEncrypt(t, filepath.Join(dir, "secrets"), "v2ray", "yaml", fmt.Sprintf(
-		"v2ray:\n  server_address: %s\n  server_port: %d\n  user_id: %s\n  public_key: %s\n  short_id: %s\n",
+		"v2ray:\n  server_address: %s\n  server_port: %d\n  user_id: %q\n  public_key: %q\n  short_id: %q\n",
 		w.xray.Host, w.xray.Port, w.xray.UserID, w.xray.PublicKey, w.xray.ShortID), nil, key.Recipient)
 
 	taken, err := net.Listen("tcp", "127.0.0.1:0")

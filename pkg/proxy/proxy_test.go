@@ -371,7 +371,7 @@ func TestProxySOPSSecrets(t *testing.T) {
 	key := testenv.NewAgeKey(t, w.dir, "keys.txt")
 	wrong := testenv.NewAgeKey(t, w.dir, "wrong.txt")
 	testenv.SOPSEncrypt(t, secretsDir, "v2ray", "yaml", fmt.Sprintf(
-		"v2ray:\n  server_address: %s\n  server_port: %d\n  user_id: %s\n  public_key: %s\n  short_id: %s\n",
+		"v2ray:\n  server_address: %s\n  server_port: %d\n  user_id: %q\n  public_key: %q\n  short_id: %q\n",
 		w.xray.Host, w.xray.Port, w.xray.UserID, w.xray.PublicKey, w.xray.ShortID), nil, key.Recipient)
 	cfg := w.config(t)
 	ref := func(k string) Value { return Value{Ref: secrets.Ref("sops:secrets/v2ray.yaml#v2ray/" + k)} }
