@@ -77,14 +77,15 @@ func parseDirents(b []byte, out []dirEntry) ([]dirEntry, error) {
 	return out, nil
 }
 
-// readDirNames returns the sorted names in the directory at path.
-func readDirNames(path string) ([]string, error) {
+// readDirNames returns the sorted names in the directory at path; buf is
+// getdents' buffer.
+func readDirNames(path string, buf []byte) ([]string, error) {
 	fd, err := openDir(path)
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	entries, err := readDir(fd, make([]byte, dirBufSize))
+	entries, err := readDir(fd, buf)
 	names := make([]string, len(entries))
 	for i, e := range entries {
 		names[i] = e.name

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"sort"
 
 	"golang.org/x/sys/unix"
 
@@ -308,6 +306,7 @@ func (a *archiver) treeFinisher(ctx context.Context) error {
 // scan counts files and bytes for progress totals.
 func (a *archiver) scan(ctx context.Context, paths []string) {
 	defer a.scanDone.Store(true)
+	buf := make([]byte, dirBufSize)
 	var walk func(p string)
 	walk = func(p string) {
 		if ctx.Err() != nil {
@@ -325,10 +324,9 @@ func (a *archiver) scan(ctx context.Context, paths []string) {
 			a.filesTotal.Add(1)
 			a.bytesTotal.Add(st.Size)
 		case unix.S_IFDIR:
-			names, _ := readDirNames(p)
-			sort.Strings(names)
+			names, _ := readDirNames(p, buf)
 			for _, n := range names {
-				walk(filepath.Join(p, n))
+				walk(childPath(p, n))
 			}
 		}
 	}
