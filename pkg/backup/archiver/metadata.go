@@ -53,19 +53,13 @@ func nodeFromStat(name string, st *unix.Stat_t, names *idNames) repository.Node 
 // fd < 0 of path (not following a symlink). scratch holds the list of
 // names between calls.
 func readXattrs(path string, fd int, scratch *[]byte) ([]repository.Xattr, error) {
-	list := func(buf []byte) (int, error) {
-		if fd >= 0 {
-			return unix.Flistxattr(fd, buf)
-		}
-		return unix.Llistxattr(path, buf)
-	}
 	if len(*scratch) == 0 {
 		*scratch = make([]byte, 1024)
 	}
 	var sz int
 	var err error
 	for {
-		sz, err = list(*scratch)
+		sz, err = listXattr(path, fd, *scratch)
 		if errors.Is(err, unix.ERANGE) {
 			*scratch = make([]byte, len(*scratch)*4)
 			continue
@@ -82,12 +76,7 @@ func readXattrs(path string, fd int, scratch *[]byte) ([]repository.Xattr, error
 	for _, name := range splitNull((*scratch)[:sz]) {
 		val := make([]byte, 256)
 		for {
-			var n int
-			if fd >= 0 {
-				n, err = unix.Fgetxattr(fd, name, val)
-			} else {
-				n, err = unix.Lgetxattr(path, name, val)
-			}
+			n, err := getXattr(path, fd, name, val)
 			if errors.Is(err, unix.ERANGE) {
 				val = make([]byte, len(val)*4)
 				continue
@@ -103,6 +92,22 @@ func readXattrs(path string, fd int, scratch *[]byte) ([]repository.Xattr, error
 		}
 	}
 	return out, nil
+}
+
+// listXattr and getXattr read through fd when it is open (>= 0), else
+// through path without following a symlink.
+func listXattr(path string, fd int, buf []byte) (int, error) {
+	if fd >= 0 {
+		return unix.Flistxattr(fd, buf)
+	}
+	return unix.Llistxattr(path, buf)
+}
+
+func getXattr(path string, fd int, name string, buf []byte) (int, error) {
+	if fd >= 0 {
+		return unix.Fgetxattr(fd, name, buf)
+	}
+	return unix.Lgetxattr(path, name, buf)
 }
 
 func splitNull(b []byte) []string {

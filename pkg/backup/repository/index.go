@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"sync"
 )
 
@@ -192,14 +191,10 @@ func EncodeIndex(packs map[ID][]PackBlob) ([]byte, error) {
 func appendIndexBlob(b []byte, pb *PackBlob) []byte {
 	b = append(b, `{"id":`...)
 	b = appendID(b, &pb.ID)
-	b = append(b, `,"type":`...)
-	b = strconv.AppendUint(b, uint64(pb.Type), 10)
-	b = append(b, `,"offset":`...)
-	b = strconv.AppendUint(b, uint64(pb.Offset), 10)
-	b = append(b, `,"length":`...)
-	b = strconv.AppendUint(b, uint64(pb.Length), 10)
-	b = append(b, `,"raw_length":`...)
-	b = strconv.AppendUint(b, uint64(pb.RawLength), 10)
+	b = appendUint(b, `,"type":`, uint64(pb.Type))
+	b = appendUint(b, `,"offset":`, uint64(pb.Offset))
+	b = appendUint(b, `,"length":`, uint64(pb.Length))
+	b = appendUint(b, `,"raw_length":`, uint64(pb.RawLength))
 	if pb.Compressed {
 		b = append(b, `,"compressed":true`...)
 	}

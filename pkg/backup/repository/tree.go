@@ -174,12 +174,9 @@ func appendNode(b []byte, n *Node) []byte {
 	b = appendBytes(b, n.Name)
 	b = append(b, `,"type":`...)
 	b = appendJSONString(b, n.Type)
-	b = append(b, `,"mode":`...)
-	b = strconv.AppendUint(b, uint64(n.Mode), 10)
-	b = append(b, `,"uid":`...)
-	b = strconv.AppendUint(b, uint64(n.UID), 10)
-	b = append(b, `,"gid":`...)
-	b = strconv.AppendUint(b, uint64(n.GID), 10)
+	b = appendUint(b, `,"mode":`, uint64(n.Mode))
+	b = appendUint(b, `,"uid":`, uint64(n.UID))
+	b = appendUint(b, `,"gid":`, uint64(n.GID))
 	if n.User != "" {
 		b = append(b, `,"user":`...)
 		b = appendJSONString(b, n.User)
@@ -241,11 +238,17 @@ func appendNode(b []byte, n *Node) []byte {
 	return append(b, '}')
 }
 
+// appendUint appends key and v.
+func appendUint(b []byte, key string, v uint64) []byte {
+	return strconv.AppendUint(append(b, key...), v, 10)
+}
+
+// appendUintField appends key and v unless v is 0 (omitempty).
 func appendUintField(b []byte, key string, v uint64) []byte {
 	if v == 0 {
 		return b
 	}
-	return strconv.AppendUint(append(b, key...), v, 10)
+	return appendUint(b, key, v)
 }
 
 func appendID(b []byte, id *ID) []byte {
