@@ -80,6 +80,25 @@ type BufferLoader interface {
 	LoadInto(ctx context.Context, h Handle, offset int64, buf []byte) error
 }
 
+// Stager is implemented by backends that save a file in two steps:
+// Stage writes the data under a temporary name (the caller may reuse the
+// buffer once it returns), and Commit on the result makes the file
+// durable and gives it its name, as Save does in one step, with a wait
+// for the disk that leaves the caller's thread to other goroutines (Save
+// is for callers with nothing else to do). Until Commit returns, a crash
+// leaves at most a temporary file, which readers ignore.
+type Stager interface {
+	Stage(ctx context.Context, h Handle, data []byte) (Staged, error)
+	// Idle says no file will be staged for a while: the backend may
+	// release what committing them used.
+	Idle()
+}
+
+// Staged is a file written by Stage and not yet committed.
+type Staged interface {
+	Commit() error
+}
+
 // LoadInto reads length bytes of h at offset, into buf when it is large
 // enough and be is a BufferLoader, else into a new slice.
 func LoadInto(ctx context.Context, be Backend, h Handle, offset int64, length int, buf []byte) ([]byte, error) {

@@ -15,11 +15,13 @@ import (
 
 // Local stores the repository in a directory of the local file system.
 type Local struct {
-	root string
+	root   string
+	syncer fileSyncer // fsync without holding a scheduler thread
 }
 
 var _ Backend = (*Local)(nil)
 var _ BufferLoader = (*Local)(nil)
+var _ Stager = (*Local)(nil)
 
 // NewLocal returns a backend for the directory root.
 func NewLocal(root string) *Local { return &Local{root: filepath.Clean(root)} }
@@ -47,14 +49,31 @@ func (l *Local) Create(ctx context.Context) error {
 			return fmt.Errorf("create repository %s: %w", l.root, err)
 		}
 	}
-	return syncDir(l.root)
+	return l.syncDir(l.root, false)
 }
 
 // Save writes data to a temporary file, fsyncs it, renames it into place
 // and fsyncs the directory.
 func (l *Local) Save(ctx context.Context, h Handle, data []byte) error {
-	if err := ctx.Err(); err != nil {
+	st, err := l.stage(ctx, h, data)
+	if err != nil {
 		return err
+	}
+	return st.commit(false)
+}
+
+// Stage writes data to a temporary file; Commit then makes it durable
+// and names it. The caller may reuse data as soon as Stage returns.
+func (l *Local) Stage(ctx context.Context, h Handle, data []byte) (Staged, error) {
+	return l.stage(ctx, h, data)
+}
+
+// Idle releases what committing staged files used (see fileSyncer).
+func (l *Local) Idle() { l.syncer.Release() }
+
+func (l *Local) stage(ctx context.Context, h Handle, data []byte) (*localStaged, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	final := l.path(h)
 	dir := filepath.Dir(final)
@@ -68,30 +87,54 @@ func (l *Local) Save(ctx context.Context, h Handle, data []byte) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("save %s: %w", h, err)
+		return nil, fmt.Errorf("save %s: %w", h, err)
 	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		_ = os.Remove(tmp)
+		return nil, fmt.Errorf("save %s: %w", h, err)
 	}
-	if err == nil && h.Type == Pack {
+	return &localStaged{l: l, h: h, f: f, tmp: tmp, final: final}, nil
+}
+
+// localStaged is a file written under a temporary name and still open.
+type localStaged struct {
+	l          *Local
+	h          Handle
+	f          *os.File
+	tmp, final string
+}
+
+// Commit fsyncs the file, renames it into place and fsyncs the directory,
+// waiting for the disk without holding a scheduler thread (fileSyncer).
+func (s *localStaged) Commit() error { return s.commit(true) }
+
+// commit is Commit, with fsync(2) unless async: Save's callers wait for
+// the file with nothing else to run, and fsync(2) returns sooner.
+func (s *localStaged) commit(async bool) error {
+	sync := (*os.File).Sync
+	if async {
+		sync = s.l.syncer.Sync
+	}
+	err := sync(s.f)
+	if err == nil && s.h.Type == Pack {
 		// The pack is on disk: drop it from the page cache, so a backup
 		// does not push the host's working set out of memory (and the
 		// next pack reuses the pages just freed).
-		_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+		_ = unix.Fadvise(int(s.f.Fd()), 0, 0, unix.FADV_DONTNEED)
 	}
-	if cerr := f.Close(); err == nil {
+	if cerr := s.f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, final)
+		err = os.Rename(s.tmp, s.final)
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("save %s: %w", h, err)
+		_ = os.Remove(s.tmp)
+		return fmt.Errorf("save %s: %w", s.h, err)
 	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("save %s: %w", h, err)
+	if err := s.l.syncDir(filepath.Dir(s.final), async); err != nil {
+		return fmt.Errorf("save %s: %w", s.h, err)
 	}
 	return nil
 }
@@ -183,16 +226,23 @@ func (l *Local) Remove(ctx context.Context, h Handle) error {
 	return nil
 }
 
-// Close does nothing for a local directory.
-func (l *Local) Close() error { return nil }
+// Close releases what committing staged files used.
+func (l *Local) Close() error {
+	l.syncer.Release()
+	return nil
+}
 
-func syncDir(dir string) error {
+func (l *Local) syncDir(dir string, async bool) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+	sync := (*os.File).Sync
+	if async {
+		sync = l.syncer.Sync
+	}
+	if err := sync(d); err != nil && !errors.Is(err, os.ErrInvalid) {
 		return fmt.Errorf("fsync directory %s: %w", dir, err)
 	}
 	return nil

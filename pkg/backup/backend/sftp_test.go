@@ -108,3 +108,53 @@ func TestSFTPRejectsUnknownHostKey(t *testing.T) {
 		}
 	}
 }
+
+// A staged file exists only under a temporary name until Commit, and the
+// caller's buffer is free as soon as Stage returns.
+func TestLocalStage(t *testing.T) {
+	ctx := context.Background()
+	root := filepath.Join(t.TempDir(), "repo")
+	l := backend.NewLocal(root)
+	defer l.Close()
+	if err := l.Create(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		h := backend.Handle{Type: backend.Pack, Name: fmt.Sprintf("%02x", i) + strings.Repeat("cd", 31)}
+		data := bytes.Repeat([]byte{byte(i)}, 1<<20)
+		st, err := l.Stage(ctx, h, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clear(data)
+		if _, err := l.Stat(ctx, h); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("staged %s visible before commit: %v", h, err)
+		}
+		tmps, _ := filepath.Glob(filepath.Join(root, "data", h.Name[:2], ".tmp-*"))
+		if len(tmps) != 1 {
+			t.Fatalf("temporary files before commit: %v", tmps)
+		}
+		if err := st.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := l.Load(ctx, h, 0, 0)
+		if err != nil || !bytes.Equal(got, bytes.Repeat([]byte{byte(i)}, 1<<20)) {
+			t.Fatalf("load committed %s: %v", h, err)
+		}
+		if tmps, _ := filepath.Glob(filepath.Join(root, "data", h.Name[:2], ".tmp-*")); len(tmps) != 0 {
+			t.Fatalf("temporary files after commit: %v", tmps)
+		}
+		if i == 1 {
+			l.Idle() // staging resumes after a pause
+		}
+	}
+	// Staging into a directory that cannot be created fails cleanly.
+	blocker := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := backend.NewLocal(blocker)
+	if _, err := bad.Stage(ctx, backend.Handle{Type: backend.Pack, Name: strings.Repeat("ef", 32)}, []byte("x")); err == nil {
+		t.Fatal("stage under a regular file succeeded")
+	}
+}

@@ -35,9 +35,12 @@ var (
 const indexFlushPacks = 16
 
 // uploadSlots is how many full packs may be written concurrently in the
-// background. One is enough: writing and syncing a pack takes less time
-// than filling the next, and each slot holds a pack in memory.
-const uploadSlots = 1
+// background. A pack's buffer goes back once its data is written, before
+// the wait for the disk, which holds no thread (backend.Stager): with two
+// slots a compressor that fills a pack does not wait for the previous
+// one to reach the disk (first backup of 1 GiB of large files, two cores:
+// 4% faster than one slot with fsync(2)).
+const uploadSlots = 2
 
 // Grouping (version 3): blobs are collected, per blob type, into one
 // segment of up to the type's target plaintext, and zstd compresses the
@@ -970,13 +973,13 @@ func (r *Repository) storeSegment(ctx context.Context, blobs []segBlob, payload 
 		case r.uploads <- struct{}{}:
 		case <-ctx.Done():
 			// Cancelled: still write it, synchronously (checkpoint).
-			return r.savePack(ctx, full)
+			return r.savePack(ctx, full, false)
 		}
 		r.uploadWG.Add(1)
 		go func() {
 			defer r.uploadWG.Done()
 			defer func() { <-r.uploads }()
-			_ = r.savePack(ctx, full) // the error is kept in r.saveErr
+			_ = r.savePack(ctx, full, true) // the error is kept in r.saveErr
 		}()
 	}
 	return nil
@@ -992,13 +995,28 @@ func (r *Repository) newPackBuilder(first int) *packBuilder {
 }
 
 // savePack writes a finished pack. It runs to completion even when ctx is
-// cancelled, so a cancelled backup still keeps what it had packed.
-func (r *Repository) savePack(ctx context.Context, p *packBuilder) error {
+// cancelled, so a cancelled backup still keeps what it had packed. A pack
+// written in the background, while other goroutines compress, is staged
+// and committed when the backend can; one the caller waits for is saved.
+func (r *Repository) savePack(ctx context.Context, p *packBuilder, background bool) error {
 	ctx = context.WithoutCancel(ctx)
 	p.writers.Wait() // blobs still being sealed into it
 	data, id := p.finish(r.key, r.cfg.Grouped())
-	err := r.be.Save(ctx, backend.Handle{Type: backend.Pack, Name: id.String()}, data)
-	r.packBufs.put(p.buf)
+	h := backend.Handle{Type: backend.Pack, Name: id.String()}
+	var err error
+	if stager, ok := r.be.(backend.Stager); ok && background {
+		// The buffer goes back once the data is written, before the wait
+		// for the disk: packs being synced hold no memory.
+		var st backend.Staged
+		st, err = stager.Stage(ctx, h, data)
+		r.packBufs.put(p.buf)
+		if err == nil {
+			err = st.Commit()
+		}
+	} else {
+		err = r.be.Save(ctx, h, data)
+		r.packBufs.put(p.buf)
+	}
 	r.mu.Lock()
 	if err != nil {
 		err = fmt.Errorf("save pack %s: %w", id.Short(), err)
@@ -1070,6 +1088,9 @@ func (r *Repository) Flush(ctx context.Context) error {
 	}
 	r.compressWG.Wait() // segments compressed in the background
 	r.uploadWG.Wait()
+	if st, ok := r.be.(backend.Stager); ok {
+		st.Idle() // the last pack is saved in the foreground, below
+	}
 	r.mu.Lock()
 	p := r.cur
 	r.cur = nil
@@ -1079,7 +1100,7 @@ func (r *Repository) Flush(ctx context.Context) error {
 	}
 	r.mu.Unlock()
 	if p != nil && len(p.blobs) > 0 {
-		if serr := r.savePack(ctx, p); err == nil {
+		if serr := r.savePack(ctx, p, false); err == nil {
 			err = serr
 		}
 	}
