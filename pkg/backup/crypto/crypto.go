@@ -13,6 +13,7 @@ import (
 	"github.com/zeebo/blake3"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
+	lblake3 "lukechampine.com/blake3"
 )
 
 // Sizes of the primitives.
@@ -101,6 +102,7 @@ type Key struct {
 	aead    aeadCipher
 	hasher  *blake3.Hasher
 	hashers *sync.Pool // *blake3.Hasher keyed like hasher, for reuse
+	large   *sync.Pool // *lblake3.Hasher with the same key, for large inputs
 }
 
 type aeadCipher = cipher.AEAD
@@ -147,6 +149,7 @@ func (k *Key) init() error {
 	}
 	k.aead, k.hasher = a, h
 	k.hashers = &sync.Pool{New: func() any { return h.Clone() }}
+	k.large = &sync.Pool{New: func() any { return lblake3.New(32, k.IDKey[:]) }}
 	return nil
 }
 
@@ -197,8 +200,18 @@ func (k *Key) Overhead() int { return k.aead.NonceSize() + k.aead.Overhead() }
 
 // ID returns the keyed BLAKE3 hash of data. Safe for concurrent use.
 // Hashers are reused: each holds a 10 KiB buffer, and a backup hashes
-// every file and tree.
+// every file and tree. Large inputs go to the other implementation (see
+// largeInput).
 func (k *Key) ID(data []byte) ID {
+	if len(data) >= largeInput {
+		h := k.large.Get().(*lblake3.Hasher)
+		h.Reset()
+		_, _ = h.Write(data)
+		var id ID
+		h.Sum(id[:0])
+		k.large.Put(h)
+		return id
+	}
 	h := k.hashers.Get().(*blake3.Hasher)
 	h.Reset()
 	_, _ = h.Write(data)

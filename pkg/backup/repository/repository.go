@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/zeebo/blake3"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hostd/hostd/pkg/backup/backend"
@@ -377,7 +376,7 @@ func (r *Repository) Close() error {
 }
 
 // fileID names a repository file: unkeyed BLAKE3-256 of its stored bytes.
-func fileID(b []byte) ID { return blake3.Sum256(b) }
+func fileID(b []byte) ID { return crypto.Hash(b) }
 
 func currentUser() string {
 	if u, err := user.Current(); err == nil {
