@@ -1,12 +1,19 @@
 package backend
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestFileSyncer(t *testing.T) {
+	if n := unsafe.Sizeof(ioUringParams{}); n != 120 {
+		t.Fatalf("io_uring_params is %d bytes, want 120", n)
+	}
 	dir := t.TempDir()
 	f, err := os.Create(filepath.Join(dir, "f"))
 	if err != nil {
@@ -24,49 +31,69 @@ func TestFileSyncer(t *testing.T) {
 
 	var s fileSyncer
 	defer s.Release()
-	for _, file := range []*os.File{f, d, f} {
-		if err := s.Sync(file); err != nil {
-			t.Fatalf("sync %s: %v", file.Name(), err)
+	for range 3 {
+		for _, file := range []*os.File{f, d} {
+			if err := s.Sync(file); err != nil {
+				t.Fatalf("sync %s: %v", file.Name(), err)
+			}
 		}
 	}
-	if s.disabled || s.ev == nil {
-		// This kernel has AIO (hostd's CI and test hosts do): fsync(2)
-		// would hide a broken request layout.
-		t.Fatal("AIO fsync fell back to fsync(2)")
+	if s.disabled || s.ring == nil {
+		// This kernel has io_uring (hostd's CI and test hosts do):
+		// fsync(2) would hide a broken request layout.
+		t.Fatal("io_uring fsync fell back to fsync(2)")
 	}
-	// Released, the next Sync sets up a new context.
-	s.Release()
-	if s.ev != nil {
-		t.Fatal("context kept after Release")
-	}
-	if err := s.Sync(f); err != nil || s.ev == nil {
-		t.Fatalf("sync after release: %v (context %v)", err, s.ev != nil)
-	}
-}
-
-// A file AIO cannot fsync (a pipe has no fsync at all) makes the syncer
-// fall back to fsync(2), whose error it returns, and stay with fsync(2).
-func TestFileSyncerFallback(t *testing.T) {
-	r, w, err := os.Pipe()
+	// An error of the fsync itself is returned, and the ring stays: a
+	// pipe has no fsync.
+	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
-	defer w.Close()
-	var s fileSyncer
-	defer s.Release()
-	if err := s.Sync(w); err == nil {
-		t.Fatal("sync of a pipe succeeded")
+	defer pr.Close()
+	defer pw.Close()
+	if err := s.Sync(pw); !errors.Is(err, unix.EINVAL) {
+		t.Fatalf("sync of a pipe: %v, want EINVAL", err)
 	}
-	if !s.disabled || s.ev != nil {
-		t.Fatalf("after a refused request: disabled %v, context %v", s.disabled, s.ev != nil)
+	if s.disabled || s.ring == nil {
+		t.Fatal("an fsync error disabled the ring")
 	}
+	// Released, the next Sync sets up a new ring.
+	s.Release()
+	if s.ring != nil {
+		t.Fatal("ring kept after Release")
+	}
+	if err := s.Sync(f); err != nil || s.ring == nil {
+		t.Fatalf("sync after release: %v (ring %v)", err, s.ring != nil)
+	}
+}
+
+// A ring that stops working (here: its descriptor closed behind its back)
+// makes the syncer fall back to fsync(2) for good.
+func TestFileSyncerFallback(t *testing.T) {
 	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	var s fileSyncer
+	defer s.Release()
+	if err := s.Sync(f); err != nil {
+		t.Fatal(err)
+	}
+	if s.ring == nil {
+		t.Fatal("no ring")
+	}
+	if err := unix.Close(s.ring.fd); err != nil {
+		t.Fatal(err)
+	}
+	s.ring.fd = -1
 	if err := s.Sync(f); err != nil {
 		t.Fatalf("fsync(2) fallback: %v", err)
+	}
+	if !s.disabled || s.ring != nil {
+		t.Fatalf("after a failed ring: disabled %v, ring %v", s.disabled, s.ring != nil)
+	}
+	if err := s.Sync(f); err != nil {
+		t.Fatal(err)
 	}
 }
