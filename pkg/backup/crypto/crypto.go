@@ -13,7 +13,7 @@ import (
 	"github.com/zeebo/blake3"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
-	lblake3 "lukechampine.com/blake3"
+	"lukechampine.com/blake3/guts"
 )
 
 // Sizes of the primitives.
@@ -102,7 +102,7 @@ type Key struct {
 	aead    aeadCipher
 	hasher  *blake3.Hasher
 	hashers *sync.Pool // *blake3.Hasher keyed like hasher, for reuse
-	large   *sync.Pool // *lblake3.Hasher with the same key, for large inputs
+	idWords [8]uint32  // IDKey as BLAKE3 key words, for sumLarge
 }
 
 type aeadCipher = cipher.AEAD
@@ -149,7 +149,7 @@ func (k *Key) init() error {
 	}
 	k.aead, k.hasher = a, h
 	k.hashers = &sync.Pool{New: func() any { return h.Clone() }}
-	k.large = &sync.Pool{New: func() any { return lblake3.New(32, k.IDKey[:]) }}
+	k.idWords = keyWords(&k.IDKey)
 	return nil
 }
 
@@ -204,13 +204,7 @@ func (k *Key) Overhead() int { return k.aead.NonceSize() + k.aead.Overhead() }
 // largeInput).
 func (k *Key) ID(data []byte) ID {
 	if len(data) >= largeInput {
-		h := k.large.Get().(*lblake3.Hasher)
-		h.Reset()
-		_, _ = h.Write(data)
-		var id ID
-		h.Sum(id[:0])
-		k.large.Put(h)
-		return id
+		return sumLarge(data, &k.idWords, guts.FlagKeyedHash)
 	}
 	h := k.hashers.Get().(*blake3.Hasher)
 	h.Reset()

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/zeebo/blake3"
+	"lukechampine.com/blake3/guts"
 )
 
 // Key.ID and Hash switch BLAKE3 implementations at largeInput: the hash
@@ -26,6 +27,9 @@ func TestLargeInputSameHash(t *testing.T) {
 	}
 	sizes := []int{0, 1, 1023, 1024, 1025, 16 << 10, largeInput - 1, largeInput, largeInput + 1,
 		largeInput + 1024, largeInput + 16<<10 + 7, 512 << 10, 1<<20 - 1, 4 << 20, 4<<20 + 3}
+	for k := range 40 {
+		sizes = append(sizes, largeInput+k*guts.ChunkSize, largeInput+k*guts.ChunkSize+1)
+	}
 	for range 20 {
 		sizes = append(sizes, largeInput+r.IntN(len(data)-largeInput))
 	}
@@ -41,11 +45,8 @@ func TestLargeInputSameHash(t *testing.T) {
 			t.Errorf("Hash of %d bytes differs from zeebo/blake3's", n)
 		}
 	}
-	// A reused large hasher starts afresh.
-	a := k.ID(data[:largeInput+5])
-	_ = k.ID(data[1 : 1<<20])
-	if b := k.ID(data[:largeInput+5]); a != b {
-		t.Error("ID changed after its hasher was reused")
+	if n := testing.AllocsPerRun(20, func() { k.ID(data[:1<<20+3]) }); n > 0 {
+		t.Errorf("ID of a large input allocates %.1f times per call", n)
 	}
 }
 
