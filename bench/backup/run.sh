@@ -36,7 +36,15 @@ HOSTD=$WORK/hostd
 CGO_ENABLED=0 go build -trimpath -o "$HOSTD" ./cmd/hostd
 go build -o "$WORK/gendata" ./bench/backup/gendata
 
-declare -A R # R[set,tool,metric]
+declare -A R          # R[set,tool,metric]
+declare -A REPO CACHE # REPO[set,tool], CACHE[set,tool]: the current ones
+
+# DELETIONS: nothing is deleted before the end of the run (the work dir
+# needs about 3 GiB). Deleting 15k restored files between restores made
+# the next restore slow, whichever tool it was: ext4 without a journal,
+# as here, skips recently deleted inodes when it allocates new ones (for
+# up to 5 minutes while their inode table blocks are dirty), and a
+# restore right after a deletion spent most of its time in that scan.
 TOOLS=(hostd restic borg)
 
 # measure SET TOOL METRIC CMD...: runs CMD, records wall seconds and peak RSS.
@@ -67,8 +75,8 @@ measure() {
 warm() { tar -cf - "$1" 2>/dev/null | cat >/dev/null; }
 
 backup() { # SET TOOL METRIC N
-	local set=$1 tool=$2 metric=$3 n=$4 repo=$WORK/repo-$1-$2 src=$WORK/data/$1
-	local cache=$WORK/cache-$tool
+	local set=$1 tool=$2 metric=$3 n=$4 repo=${REPO[$1,$2]} src=$WORK/data/$1
+	local cache=${CACHE[$1,$2]}
 	warm "$src"
 	case $tool in
 	hostd) measure "$set" hostd "$metric" "$HOSTD" backup create -r "$repo" --cache-dir "$cache" "$src" ;;
@@ -77,13 +85,13 @@ backup() { # SET TOOL METRIC N
 	esac
 }
 
-restore() { # SET TOOL
-	local set=$1 tool=$2 repo=$WORK/repo-$1-$2 target=$WORK/restore-$1-$2
-	rm -rf "$target"
+restore() { # SET TOOL REP
+	# Every restore goes to a new directory (see DELETIONS above).
+	local set=$1 tool=$2 repo=${REPO[$1,$2]} cache=${CACHE[$1,$2]} target=$WORK/restore-$1-$2-$3
 	mkdir -p "$target"
 	case $tool in
-	hostd) measure "$set" hostd restore "$HOSTD" backup restore -r "$repo" --cache-dir "$WORK/cache-hostd" latest --target "$target" ;;
-	restic) measure "$set" restic restore restic -r "$repo" --cache-dir "$WORK/cache-restic" restore latest --target "$target" -q ;;
+	hostd) measure "$set" hostd restore "$HOSTD" backup restore -r "$repo" --cache-dir "$cache" latest --target "$target" ;;
+	restic) measure "$set" restic restore restic -r "$repo" --cache-dir "$cache" restore latest --target "$target" -q ;;
 	borg) measure "$set" borg restore sh -c 'cd "$1" && borg extract "$2::$3"' sh "$target" "$repo" "$(borg list --last 1 --short "$repo")" ;;
 	esac
 }
@@ -99,19 +107,19 @@ for set in $SETS; do
 	esac
 	R[$set,files]=$(find "$WORK/data/$set" -type f | wc -l)
 	R[$set,bytes]=$(du -sb "$WORK/data/$set" | cut -f1)
-	initrepo() { # SET TOOL: a fresh, empty repository and cache
-		rm -rf "$WORK/repo-$1-$2" "$WORK/cache-$2"
+	initrepo() { # SET TOOL REP: a fresh, empty repository and cache
+		REPO[$1,$2]=$WORK/repo-$1-$2-$3 CACHE[$1,$2]=$WORK/cache-$1-$2-$3
 		case $2 in
-		hostd) "$HOSTD" backup init -r "$WORK/repo-$1-hostd" >/dev/null ;;
-		restic) restic init -r "$WORK/repo-$1-restic" >/dev/null 2>&1 ;;
-		borg) rm -rf "$BORG_BASE_DIR"; borg init -e repokey-blake2 "$WORK/repo-$1-borg" >/dev/null 2>&1 ;;
+		hostd) "$HOSTD" backup init -r "${REPO[$1,$2]}" >/dev/null ;;
+		restic) restic init -r "${REPO[$1,$2]}" >/dev/null 2>&1 ;;
+		borg) rm -rf "$BORG_BASE_DIR"; borg init -e repokey-blake2 "${REPO[$1,$2]}" >/dev/null 2>&1 ;;
 		esac
 	}
 	n=0
 	for rep in $(seq "$REPS"); do
-		for t in "${TOOLS[@]}"; do initrepo "$set" "$t"; backup "$set" "$t" first 1; done
+		for t in "${TOOLS[@]}"; do initrepo "$set" "$t" "$rep"; backup "$set" "$t" first 1; done
 	done
-	for t in "${TOOLS[@]}"; do R[$set,$t,size]=$(du -sb "$WORK/repo-$set-$t" | cut -f1); done
+	for t in "${TOOLS[@]}"; do R[$set,$t,size]=$(du -sb "${REPO[$set,$t]}" | cut -f1); done
 	for rep in $(seq "$REPS"); do
 		n=$((n + 1))
 		for t in "${TOOLS[@]}"; do backup "$set" "$t" unchanged "u$n"; done
@@ -122,15 +130,13 @@ for set in $SETS; do
 		for t in "${TOOLS[@]}"; do backup "$set" "$t" changed5 "c$n"; done
 	done
 	for rep in $(seq "$REPS"); do
-		for t in "${TOOLS[@]}"; do restore "$set" "$t"; done
+		for t in "${TOOLS[@]}"; do restore "$set" "$t" "$rep"; done
 	done
 	# hostd restored exactly what is on disk now.
-	if ! diff -r --no-dereference -q "$WORK/data/$set" "$WORK/restore-$set-hostd$WORK/data/$set" >/dev/null; then
+	if ! diff -r --no-dereference -q "$WORK/data/$set" "$WORK/restore-$set-hostd-$REPS$WORK/data/$set" >/dev/null; then
 		echo "run.sh: hostd restore of $set differs from the source" >&2
 		exit 1
 	fi
-	for t in "${TOOLS[@]}"; do rm -rf "$WORK/restore-$set-$t"; done
-	rm -rf "$WORK/data/$set" "$WORK"/repo-"$set"-*
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
