@@ -40,7 +40,7 @@ declare -A R          # R[set,tool,metric]
 declare -A REPO CACHE # REPO[set,tool], CACHE[set,tool]: the current ones
 
 # DELETIONS: nothing is deleted before the end of the run (the work dir
-# needs about 3 GiB). Deleting 15k restored files between restores made
+# needs about 12 GiB). Deleting 15k restored files between restores made
 # the next restore slow, whichever tool it was: ext4 without a journal,
 # as here, skips recently deleted inodes when it allocates new ones (for
 # up to 5 minutes while their inode table blocks are dirty), and a
@@ -48,9 +48,12 @@ declare -A REPO CACHE # REPO[set,tool], CACHE[set,tool]: the current ones
 TOOLS=(hostd restic borg)
 
 # measure SET TOOL METRIC CMD...: runs CMD, records wall seconds and peak RSS.
+# Dirty pages left by the step before (a restore leaves up to 1 GiB) are
+# written first, so no tool's step pays for another's writeback.
 measure() {
 	local set=$1 tool=$2 metric=$3
 	shift 3
+	sync
 	if ! /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err"; then
 		echo "run.sh: $tool $metric on $set failed:" >&2
 		cat "$WORK/err" >&2
