@@ -39,12 +39,14 @@ go build -o "$WORK/gendata" ./bench/backup/gendata
 declare -A R          # R[set,tool,metric]
 declare -A REPO CACHE # REPO[set,tool], CACHE[set,tool]: the current ones
 
-# DELETIONS: nothing is deleted before the end of the run (the work dir
-# needs about 12 GiB). Deleting 15k restored files between restores made
-# the next restore slow, whichever tool it was: ext4 without a journal,
-# as here, skips recently deleted inodes when it allocates new ones (for
-# up to 5 minutes while their inode table blocks are dirty), and a
-# restore right after a deletion spent most of its time in that scan.
+# DELETIONS: nothing with many files is deleted before the end of the
+# run (the work dir needs about 6 GiB). Deleting 15k restored files
+# between restores made the next restore slow, whichever tool it was:
+# ext4 without a journal, as here, skips recently deleted inodes when it
+# allocates new ones (for up to 5 minutes while their inode table blocks
+# are dirty), and a restore right after a deletion spent most of its time
+# in that scan. For the same reason, start a run some minutes after the
+# last one ended (its work directory was just deleted).
 TOOLS=(hostd restic borg)
 
 # measure SET TOOL METRIC CMD...: runs CMD, records wall seconds and peak RSS.
@@ -134,6 +136,13 @@ for set in $SETS; do
 	done
 	for rep in $(seq "$REPS"); do
 		for t in "${TOOLS[@]}"; do restore "$set" "$t" "$rep"; done
+		# A few large restored files go as soon as they are measured, giving
+		# their page cache back (nine restores of gen would fill 9 GiB of
+		# this 24 GiB machine, and later steps reclaim it); thousands of
+		# small ones stay (see DELETIONS).
+		if ((rep < REPS && R[$set,files] < 1000)); then
+			rm -rf "$WORK"/restore-"$set"-*-"$rep"
+		fi
 	done
 	# hostd restored exactly what is on disk now.
 	if ! diff -r --no-dereference -q "$WORK/data/$set" "$WORK/restore-$set-hostd-$REPS$WORK/data/$set" >/dev/null; then
