@@ -2,7 +2,10 @@
 // directory on an SFTP server. Backends store opaque, already encrypted
 // files by type and name, and write each one atomically (temporary file,
 // fsync, rename, directory fsync) so a crash never leaves a half-written
-// file under its final name.
+// file under its final name. The local backend can also stage a file and
+// commit it later (Stager), the wait for fsync going through io_uring so
+// that it holds no thread, for packs written while the rest of a backup
+// keeps the cores busy.
 //
 // Backends do not know about encryption, packs or indexes; package
 // repository does.
