@@ -78,7 +78,8 @@ type ring struct {
 	userData uint64
 }
 
-func (r *ring) u32(b []byte, off uint32) *uint32 { return (*uint32)(unsafe.Pointer(&b[off])) }
+// u32 is the ring word at off in mapping b.
+func u32(b []byte, off uint32) *uint32 { return (*uint32)(unsafe.Pointer(&b[off])) }
 
 // setupRing creates an io_uring with an eventfd for completions.
 func setupRing() (*ring, error) {
@@ -145,8 +146,8 @@ func (r *ring) close() {
 
 // fsync runs IORING_OP_FSYNC on fd and waits for its result.
 func (r *ring) fsync(fd int) error {
-	sqTail := r.u32(r.sq, r.p.sqOff.tail)
-	mask := *r.u32(r.sq, r.p.sqOff.ringMask)
+	sqTail := u32(r.sq, r.p.sqOff.tail)
+	mask := *u32(r.sq, r.p.sqOff.ringMask)
 	tail := atomic.LoadUint32(sqTail)
 	idx := tail & mask
 	sqe := r.sqes[idx*sqeSize : (idx+1)*sqeSize]
@@ -155,7 +156,7 @@ func (r *ring) fsync(fd int) error {
 	*(*int32)(unsafe.Pointer(&sqe[sqeFd])) = int32(fd)
 	r.userData++
 	*(*uint64)(unsafe.Pointer(&sqe[sqeUserData])) = r.userData
-	*r.u32(r.sq, r.p.sqOff.array+idx*4) = idx
+	*u32(r.sq, r.p.sqOff.array+idx*4) = idx
 	atomic.StoreUint32(sqTail, tail+1)
 	for {
 		n, _, e := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), 1, 0, 0, 0, 0)
@@ -167,9 +168,9 @@ func (r *ring) fsync(fd int) error {
 		}
 		break
 	}
-	cqHead := r.u32(r.cq, r.p.cqOff.head)
-	cqTail := r.u32(r.cq, r.p.cqOff.tail)
-	cqMask := *r.u32(r.cq, r.p.cqOff.ringMask)
+	cqHead := u32(r.cq, r.p.cqOff.head)
+	cqTail := u32(r.cq, r.p.cqOff.tail)
+	cqMask := *u32(r.cq, r.p.cqOff.ringMask)
 	var n [8]byte
 	for {
 		head := atomic.LoadUint32(cqHead)

@@ -112,11 +112,7 @@ func (s *localStaged) Commit() error { return s.commit(true) }
 // commit is Commit, with fsync(2) unless async: Save's callers wait for
 // the file with nothing else to run, and fsync(2) returns sooner.
 func (s *localStaged) commit(async bool) error {
-	sync := (*os.File).Sync
-	if async {
-		sync = s.l.syncer.Sync
-	}
-	err := sync(s.f)
+	err := s.l.fsync(s.f, async)
 	if err == nil && s.h.Type == Pack {
 		// The pack is on disk: drop it from the page cache, so a backup
 		// does not push the host's working set out of memory (and the
@@ -232,17 +228,22 @@ func (l *Local) Close() error {
 	return nil
 }
 
+// fsync makes f durable: through the syncer when async (the wait holds
+// no thread), else with fsync(2).
+func (l *Local) fsync(f *os.File, async bool) error {
+	if async {
+		return l.syncer.Sync(f)
+	}
+	return f.Sync()
+}
+
 func (l *Local) syncDir(dir string, async bool) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	sync := (*os.File).Sync
-	if async {
-		sync = l.syncer.Sync
-	}
-	if err := sync(d); err != nil && !errors.Is(err, os.ErrInvalid) {
+	if err := l.fsync(d, async); err != nil && !errors.Is(err, os.ErrInvalid) {
 		return fmt.Errorf("fsync directory %s: %w", dir, err)
 	}
 	return nil
