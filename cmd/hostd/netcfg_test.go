@@ -22,9 +22,14 @@ func TestNetAndDNSCLI(t *testing.T) {
 	dnsAddr := testenv.FreeAddr(t)
 	socket := startDaemonWith(t, []daemon.Registration{daemon.Register("netcfg", netcfg.DefaultConfig, netcfg.New)},
 		fmt.Sprintf("netcfg:\n  dns:\n    enable: true\n    listen: %s\n    hosts_file: \"\"\n    upstreams: [%q]\n", dnsAddr, up.Addr))
+	// The resolver answers as soon as it listens; the network watcher
+	// publishes its first state a moment later.
 	testenv.WaitFor(t, 10*time.Second, func() error {
 		if out, code := runCLI(t, "--socket", socket, "dns", "query", "web.hostd.test"); code != 0 {
-			return fmt.Errorf("exit %d: %s", code, out)
+			return fmt.Errorf("dns query: exit %d: %s", code, out)
+		}
+		if out, _ := runCLI(t, "--socket", socket, "net", "status"); !strings.Contains(out, "\nlo ") {
+			return fmt.Errorf("net status lists no lo yet:\n%s", out)
 		}
 		return nil
 	})
@@ -35,7 +40,7 @@ func TestNetAndDNSCLI(t *testing.T) {
 		code int
 		out  []string
 	}{
-		{[]string{"net", "status"}, -1, []string{"lo"}},
+		{[]string{"net", "status"}, -1, []string{"\nlo ", "127.0.0.1/8"}},
 		{[]string{"dns", "query", "web.hostd.test"}, 0, []string{"web.hostd.test", "192.0.2.80", "NOERROR", "from cache"}},
 		{[]string{"dns", "query", "nope.hostd.test"}, 1, []string{"NXDOMAIN"}},
 		{[]string{"dns", "query", "web.hostd.test", "BOGUS"}, 2, nil},

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -23,7 +24,11 @@ const DefaultHost = "unix:///var/run/docker.sock"
 // requests the pruner makes.
 type engine struct {
 	host string
-	cli  *client.Client
+	// cli is replaced by connect: the client caches the negotiated API
+	// version without a lock, so a reconnect (where the engine may have
+	// been upgraded) negotiates on a fresh client instead of re-negotiating
+	// on one that other goroutines are using.
+	cli atomic.Pointer[client.Client]
 }
 
 // resolveHost picks the engine address: the config, else $DOCKER_HOST,
@@ -39,14 +44,27 @@ func resolveHost(configured string, getenv func(string) string) string {
 }
 
 func newEngine(host string) (*engine, error) {
+	cli, err := newClient(host)
+	if err != nil {
+		return nil, err
+	}
+	e := &engine{host: host}
+	e.cli.Store(cli)
+	return e, nil
+}
+
+func newClient(host string) (*client.Client, error) {
 	cli, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation(), client.WithUserAgent("hostd"))
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %s: %w", host, err)
 	}
-	return &engine{host: host, cli: cli}, nil
+	return cli, nil
 }
 
-func (e *engine) Close() error { return e.cli.Close() }
+// client is the current API client.
+func (e *engine) client() *client.Client { return e.cli.Load() }
+
+func (e *engine) Close() error { return e.client().Close() }
 
 // engineInfo is what hostd reports about the engine.
 type engineInfo struct {
@@ -58,18 +76,26 @@ type engineInfo struct {
 // connect pings the engine, negotiating the API version, and reads its
 // version and root directory.
 func (e *engine) connect(ctx context.Context) (engineInfo, error) {
-	if _, err := e.cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true, ForceNegotiate: true}); err != nil {
+	cli, err := newClient(e.host)
+	if err != nil {
+		return engineInfo{}, err
+	}
+	if _, err := cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		cli.Close()
 		return engineInfo{}, e.explain(err)
 	}
-	v, err := e.cli.ServerVersion(ctx, client.ServerVersionOptions{})
+	if old := e.cli.Swap(cli); old != nil {
+		old.Close()
+	}
+	v, err := cli.ServerVersion(ctx, client.ServerVersionOptions{})
 	if err != nil {
 		return engineInfo{}, e.explain(err)
 	}
-	info, err := e.cli.Info(ctx, client.InfoOptions{})
+	info, err := cli.Info(ctx, client.InfoOptions{})
 	if err != nil {
 		return engineInfo{}, e.explain(err)
 	}
-	return engineInfo{Version: v.Version, APIVersion: e.cli.ClientVersion(), RootDir: info.Info.DockerRootDir}, nil
+	return engineInfo{Version: v.Version, APIVersion: cli.ClientVersion(), RootDir: info.Info.DockerRootDir}, nil
 }
 
 // ErrPermission marks an engine socket hostd may not open.
@@ -103,7 +129,7 @@ var ErrUnreachable = errors.New("engine not reachable")
 // when those kinds are pruned.
 func (e *engine) snapshot(ctx context.Context, withVolumes, withBuildCache bool) (snapshot, error) {
 	var s snapshot
-	cs, err := e.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Size: true})
+	cs, err := e.client().ContainerList(ctx, client.ContainerListOptions{All: true, Size: true})
 	if err != nil {
 		return s, fmt.Errorf("list containers: %w", e.explain(err))
 	}
@@ -120,7 +146,7 @@ func (e *engine) snapshot(ctx context.Context, withVolumes, withBuildCache bool)
 		s.containers = append(s.containers, ci)
 	}
 
-	is, err := e.cli.ImageList(ctx, client.ImageListOptions{All: true, SharedSize: true})
+	is, err := e.client().ImageList(ctx, client.ImageListOptions{All: true, SharedSize: true})
 	if err != nil {
 		return s, fmt.Errorf("list images: %w", e.explain(err))
 	}
@@ -142,7 +168,7 @@ func (e *engine) snapshot(ctx context.Context, withVolumes, withBuildCache bool)
 		s.images = append(s.images, ii)
 	}
 
-	ns, err := e.cli.NetworkList(ctx, client.NetworkListOptions{})
+	ns, err := e.client().NetworkList(ctx, client.NetworkListOptions{})
 	if err != nil {
 		return s, fmt.Errorf("list networks: %w", e.explain(err))
 	}
@@ -151,7 +177,7 @@ func (e *engine) snapshot(ctx context.Context, withVolumes, withBuildCache bool)
 		if !predefinedNetwork(n.Name) {
 			// The list leaves out endpoints on some engine versions;
 			// inspect tells which containers are attached.
-			in, err := e.cli.NetworkInspect(ctx, n.ID, client.NetworkInspectOptions{})
+			in, err := e.client().NetworkInspect(ctx, n.ID, client.NetworkInspectOptions{})
 			switch {
 			case cerrdefs.IsNotFound(err):
 				continue
@@ -164,11 +190,11 @@ func (e *engine) snapshot(ctx context.Context, withVolumes, withBuildCache bool)
 	}
 
 	if withVolumes {
-		du, err := e.cli.DiskUsage(ctx, client.DiskUsageOptions{Volumes: true})
+		du, err := e.client().DiskUsage(ctx, client.DiskUsageOptions{Volumes: true})
 		if err != nil {
 			return s, fmt.Errorf("volume disk usage: %w", e.explain(err))
 		}
-		oldAPI := versions.LessThan(e.cli.ClientVersion(), "1.42")
+		oldAPI := versions.LessThan(e.client().ClientVersion(), "1.42")
 		for _, v := range du.Volumes.Items {
 			vi := volInfo{Name: v.Name, Driver: v.Driver, Labels: v.Labels, Size: -1}
 			if t, err := time.Parse(time.RFC3339Nano, v.CreatedAt); err == nil {
@@ -186,7 +212,7 @@ func (e *engine) snapshot(ctx context.Context, withVolumes, withBuildCache bool)
 	}
 
 	if withBuildCache {
-		du, err := e.cli.DiskUsage(ctx, client.DiskUsageOptions{BuildCache: true})
+		du, err := e.client().DiskUsage(ctx, client.DiskUsageOptions{BuildCache: true})
 		if err != nil {
 			return s, fmt.Errorf("build cache disk usage: %w", e.explain(err))
 		}
@@ -207,20 +233,20 @@ func (e *engine) remove(ctx context.Context, o Object, p AutoPrune) error {
 	var err error
 	switch o.Kind {
 	case KindContainer:
-		_, err = e.cli.ContainerRemove(ctx, o.ID, client.ContainerRemoveOptions{})
+		_, err = e.client().ContainerRemove(ctx, o.ID, client.ContainerRemoveOptions{})
 	case KindNetwork:
-		_, err = e.cli.NetworkRemove(ctx, o.ID, client.NetworkRemoveOptions{})
+		_, err = e.client().NetworkRemove(ctx, o.ID, client.NetworkRemoveOptions{})
 	case KindVolume:
-		_, err = e.cli.VolumeRemove(ctx, o.ID, client.VolumeRemoveOptions{})
+		_, err = e.client().VolumeRemove(ctx, o.ID, client.VolumeRemoveOptions{})
 	case KindImage:
 		if len(o.refs) == 0 {
-			_, err = e.cli.ImageRemove(ctx, o.ID, client.ImageRemoveOptions{PruneChildren: true})
+			_, err = e.client().ImageRemove(ctx, o.ID, client.ImageRemoveOptions{PruneChildren: true})
 			break
 		}
 		// Each name is removed in turn, the way Docker's own image prune
 		// does; the last one deletes the image.
 		for _, ref := range o.refs {
-			_, err = e.cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true})
+			_, err = e.client().ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true})
 			if err != nil && !cerrdefs.IsNotFound(err) {
 				break
 			}
@@ -229,7 +255,7 @@ func (e *engine) remove(ctx context.Context, o Object, p AutoPrune) error {
 	case KindBuildCache:
 		f := make(client.Filters).Add("id", o.ID)
 		var r client.BuildCachePruneResult
-		r, err = e.cli.BuildCachePrune(ctx, client.BuildCachePruneOptions{All: p.BuildCache.All, Filters: f})
+		r, err = e.client().BuildCachePrune(ctx, client.BuildCachePruneOptions{All: p.BuildCache.All, Filters: f})
 		if err == nil && !slices.Contains(r.Report.CachesDeleted, o.ID) {
 			err = errNotPruned
 		}
@@ -277,13 +303,13 @@ func (e *engine) events(ctx context.Context, since time.Time) (<-chan events.Mes
 	if !since.IsZero() {
 		opts.Since = fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond())
 	}
-	r := e.cli.Events(ctx, opts)
+	r := e.client().Events(ctx, opts)
 	return r.Messages, r.Err
 }
 
 // imageID resolves an image reference to its ID.
 func (e *engine) imageID(ctx context.Context, ref string) (string, error) {
-	r, err := e.cli.ImageInspect(ctx, ref)
+	r, err := e.client().ImageInspect(ctx, ref)
 	if err != nil {
 		return "", err
 	}
@@ -301,7 +327,7 @@ func pingOptions() client.PingOptions { return client.PingOptions{} }
 // the same second still order by age.
 func (e *engine) refineImageTimes(ctx context.Context, s *snapshot) {
 	for i := range s.images {
-		r, err := e.cli.ImageInspect(ctx, s.images[i].ID)
+		r, err := e.client().ImageInspect(ctx, s.images[i].ID)
 		if err != nil {
 			continue
 		}

@@ -213,7 +213,7 @@ func (s *Service) seed(ctx context.Context) error {
 			continue
 		}
 		last := c.Created
-		if in, err := s.eng.cli.ContainerInspect(ctx, c.ID, containerInspectOptions()); err == nil && in.Container.State != nil {
+		if in, err := s.eng.client().ContainerInspect(ctx, c.ID, containerInspectOptions()); err == nil && in.Container.State != nil {
 			if t, err := time.Parse(time.RFC3339Nano, in.Container.State.FinishedAt); err == nil && t.After(last) {
 				last = t
 			}
@@ -455,7 +455,7 @@ func (s *Service) removeAll(ctx context.Context, r *Report, objs []Object) error
 		}
 		if len(hard) > 0 {
 			// Not a verdict on the objects: is the engine still there?
-			if _, err := s.eng.cli.Ping(ctx, pingOptions()); err != nil {
+			if _, err := s.eng.client().Ping(ctx, pingOptions()); err != nil {
 				return s.engineFailed(errs[hard[0]])
 			}
 			for _, i := range hard {
@@ -543,7 +543,7 @@ func (s *Service) execute(ctx context.Context, r *Report, objs []Object, done fu
 			}
 			if !skippable(err) {
 				// Not a verdict on the object: is the engine still there?
-				if _, perr := s.eng.cli.Ping(ctx, pingOptions()); perr != nil {
+				if _, perr := s.eng.client().Ping(ctx, pingOptions()); perr != nil {
 					return s.engineFailed(err)
 				}
 			}
