@@ -635,6 +635,9 @@ func printPrune(cmd *cobra.Command, pr *backup.PruneResult) {
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "prune: %d packs, %s unused of %s; %s %d packs, repacked %d into %d, freed %s\n",
 		pr.PacksTotal, humanBytes(pr.BytesUnused), humanBytes(pr.BytesBefore), verb, pr.PacksDeleted, pr.PacksRepacked, pr.PacksWritten, humanBytes(pr.BytesFreed))
+	if pr.TempFiles > 0 {
+		fmt.Fprintf(cmd.OutOrStdout(), "prune: %s %d temporary files of interrupted writes (%s)\n", verb, pr.TempFiles, humanBytes(pr.TempBytes))
+	}
 }
 
 func (f *backupFlags) pruneCmd() *cobra.Command {

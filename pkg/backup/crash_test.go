@@ -3,6 +3,7 @@ package backup_test
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -103,4 +104,34 @@ func TestKill9(t *testing.T) {
 		}
 		r.Close()
 	}
+	// Whatever temporary files the kills left (a kill between writing a
+	// pack and renaming it leaves one), prune removes them and only them.
+	temps := tempFiles(t, dir)
+	r = open(t, dir)
+	res, err := r.Prune(context.Background(), backup.PruneOptions{})
+	if err != nil || res.TempFiles != len(temps) {
+		t.Fatalf("prune after kill -9 with %d temporary files: %+v %v", len(temps), res, err)
+	}
+	if left := tempFiles(t, dir); len(left) != 0 {
+		t.Fatalf("temporary files left after prune: %v", left)
+	}
+	if chk, err := r.Check(context.Background(), backup.CheckOptions{ReadData: true}); err != nil || !chk.OK() || len(chk.Warnings) != 0 {
+		t.Fatalf("check after prune: %+v %v", chk, err)
+	}
+}
+
+// tempFiles lists the temporary files under dir.
+func tempFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), ".tmp-") {
+			out = append(out, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

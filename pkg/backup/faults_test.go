@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -293,6 +294,51 @@ func TestForgetPrune(t *testing.T) {
 	res, freed := pruneAndVerify(t, r, src, backup.PruneOptions{})
 	if res.PacksDeleted+res.PacksRepacked == 0 || freed <= 0 {
 		t.Fatalf("prune freed nothing: %+v, %d bytes", res, freed)
+	}
+}
+
+// TestPruneRemovesTempFiles plants the temporary files a crash between
+// writing and renaming leaves (a pack, an index file): check warns of
+// them, prune --dry-run counts them and prune removes them, and nothing
+// else.
+func TestPruneRemovesTempFiles(t *testing.T) {
+	ctx := context.Background()
+	dir, r := newRepo(t)
+	src := t.TempDir()
+	backuptest.RandomFile(t, filepath.Join(src, "f"), 300<<10)
+	if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}}); err != nil {
+		t.Fatal(err)
+	}
+	temps := []string{"data/5e/.tmp-5e5e5e5e5e5e5e5e", "index/.tmp-0123456789abcdef"}
+	for _, rel := range temps {
+		if err := os.WriteFile(filepath.Join(dir, rel), make([]byte, 1000), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chk, err := r.Check(ctx, backup.CheckOptions{})
+	if err != nil || !chk.OK() || len(chk.Warnings) != 1 || !strings.Contains(chk.Warnings[0].Message, "2 temporary files (2000 bytes)") {
+		t.Fatalf("check with temporary files: %+v %v", chk, err)
+	}
+	res, err := r.Prune(ctx, backup.PruneOptions{DryRun: true})
+	if err != nil || res.TempFiles != 2 || res.TempBytes != 2000 {
+		t.Fatalf("prune --dry-run: %+v %v", res, err)
+	}
+	for _, rel := range temps {
+		if _, err := os.Stat(filepath.Join(dir, rel)); err != nil {
+			t.Fatalf("dry run removed %s: %v", rel, err)
+		}
+	}
+	res, _ = pruneAndVerify(t, r, src, backup.PruneOptions{})
+	if res.TempFiles != 2 || res.PacksDeleted != 0 {
+		t.Fatalf("prune: %+v", res)
+	}
+	for _, rel := range temps {
+		if _, err := os.Stat(filepath.Join(dir, rel)); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%s left after prune: %v", rel, err)
+		}
+	}
+	if chk, err := r.Check(ctx, backup.CheckOptions{}); err != nil || len(chk.Warnings) != 0 {
+		t.Fatalf("check after prune: %+v %v", chk, err)
 	}
 }
 

@@ -30,7 +30,11 @@ type PruneResult struct {
 	BytesUnused   int64 `json:"bytes_unused"`
 	BytesFreed    int64 `json:"bytes_freed"`
 	IndexFiles    int   `json:"index_files_replaced"`
-	DryRun        bool  `json:"dry_run,omitempty"`
+	// TempFiles and TempBytes count the temporary files interrupted
+	// writes left behind (deleted, unless DryRun).
+	TempFiles int   `json:"temp_files"`
+	TempBytes int64 `json:"temp_bytes"`
+	DryRun    bool  `json:"dry_run,omitempty"`
 }
 
 type packUse struct {
@@ -72,6 +76,25 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 		return nil, fmt.Errorf("prune: %w", err)
 	}
 	res := &PruneResult{DryRun: opts.DryRun}
+	// Under the exclusive lock no write is under way: every temporary
+	// file is what a crash left between writing a file and renaming it.
+	var temps []string
+	err = repo.Backend().ListTemp(ctx, func(rel string, size int64) error {
+		temps = append(temps, rel)
+		res.TempFiles++
+		res.TempBytes += size
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	if !opts.DryRun {
+		for _, rel := range temps {
+			if err := repo.Backend().RemoveTemp(ctx, rel); err != nil {
+				return nil, fmt.Errorf("prune: %w", err)
+			}
+		}
+	}
 	indexed := repo.Index().Packs()
 	var partial []*packUse
 	remove := map[repository.ID]bool{}

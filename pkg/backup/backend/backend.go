@@ -70,6 +70,12 @@ type Backend interface {
 	List(ctx context.Context, t FileType, fn func(name string, size int64) error) error
 	// Remove deletes h.
 	Remove(ctx context.Context, h Handle) error
+	// ListTemp calls fn for every temporary file in the repository, by
+	// its slash path inside it: files a write left behind when it was
+	// interrupted between writing and renaming, or of a write under way.
+	ListTemp(ctx context.Context, fn func(rel string, size int64) error) error
+	// RemoveTemp deletes the temporary file rel named by ListTemp.
+	RemoveTemp(ctx context.Context, rel string) error
 	Close() error
 }
 
@@ -144,3 +150,22 @@ type Options struct {
 
 // isTemp reports names of temporary files a crashed writer left behind.
 func isTemp(name string) bool { return strings.HasPrefix(name, ".tmp-") }
+
+// tempDirs are the directories, relative to the root, that hold
+// temporary files: the root itself (config) and every file type's tree.
+func tempDirs() []string {
+	dirs := []string{"."}
+	for _, t := range Types() {
+		dirs = append(dirs, string(t))
+	}
+	return dirs
+}
+
+// checkTemp accepts only slash paths inside the repository that name a
+// temporary file, so RemoveTemp never deletes anything else.
+func checkTemp(rel string) error {
+	if rel == "" || path.IsAbs(rel) || path.Clean(rel) != rel || rel == ".." || strings.HasPrefix(rel, "../") || !isTemp(path.Base(rel)) {
+		return fmt.Errorf("remove temporary file %q: not a temporary file of the repository", rel)
+	}
+	return nil
+}

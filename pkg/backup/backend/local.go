@@ -222,6 +222,60 @@ func (l *Local) Remove(ctx context.Context, h Handle) error {
 	return nil
 }
 
+// ListTemp calls fn for every temporary file in the repository.
+func (l *Local) ListTemp(ctx context.Context, fn func(rel string, size int64) error) error {
+	for _, d := range tempDirs() {
+		base := filepath.Join(l.root, d)
+		err := filepath.WalkDir(base, func(p string, e fs.DirEntry, err error) error {
+			if err != nil {
+				if p == base && errors.Is(err, fs.ErrNotExist) {
+					return nil
+				}
+				return err
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if e.IsDir() {
+				if d == "." && p != base {
+					return fs.SkipDir // the type trees are walked on their own
+				}
+				return nil
+			}
+			if !isTemp(e.Name()) {
+				return nil
+			}
+			fi, err := e.Info()
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil
+				}
+				return err
+			}
+			rel, err := filepath.Rel(l.root, p)
+			if err != nil {
+				return err
+			}
+			return fn(filepath.ToSlash(rel), fi.Size())
+		})
+		if err != nil {
+			return fmt.Errorf("list temporary files in %s: %w", base, err)
+		}
+	}
+	return nil
+}
+
+// RemoveTemp deletes the temporary file rel.
+func (l *Local) RemoveTemp(ctx context.Context, rel string) error {
+	if err := checkTemp(rel); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(l.root, filepath.FromSlash(rel))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove temporary file: %w", err)
+	}
+	return nil
+}
+
 // Close releases what committing staged files used.
 func (l *Local) Close() error {
 	l.syncer.Release()

@@ -280,6 +280,58 @@ func (s *SFTP) Remove(ctx context.Context, h Handle) error {
 	return nil
 }
 
+// ListTemp calls fn for every temporary file in the repository.
+func (s *SFTP) ListTemp(ctx context.Context, fn func(rel string, size int64) error) error {
+	prefix := s.root + "/" // what walked paths start with
+	switch s.root {
+	case ".":
+		prefix = ""
+	case "/":
+		prefix = "/"
+	}
+	for _, d := range tempDirs() {
+		base := path.Join(s.root, d)
+		w := s.client.Walk(base)
+		for w.Step() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := w.Err(); err != nil {
+				if errors.Is(mapErr(err), fs.ErrNotExist) {
+					continue
+				}
+				return fmt.Errorf("list temporary files in %s: %w", base, err)
+			}
+			fi := w.Stat()
+			if fi.IsDir() {
+				if d == "." && w.Path() != base {
+					w.SkipDir() // the type trees are walked on their own
+				}
+				continue
+			}
+			if !isTemp(fi.Name()) {
+				continue
+			}
+			rel := strings.TrimPrefix(w.Path(), prefix)
+			if err := fn(rel, fi.Size()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// RemoveTemp deletes the temporary file rel.
+func (s *SFTP) RemoveTemp(ctx context.Context, rel string) error {
+	if err := checkTemp(rel); err != nil {
+		return err
+	}
+	if err := s.client.Remove(path.Join(s.root, rel)); err != nil && !errors.Is(mapErr(err), fs.ErrNotExist) {
+		return fmt.Errorf("remove temporary file: %w", mapErr(err))
+	}
+	return nil
+}
+
 // Close ends the SFTP session and the SSH connection.
 func (s *SFTP) Close() error {
 	err := s.client.Close()

@@ -16,8 +16,9 @@ import (
 	"github.com/hostd/hostd/pkg/backup/backend"
 )
 
-// exercise runs the behaviour every backend must have.
-func exercise(t *testing.T, be backend.Backend) {
+// exercise runs the behaviour every backend must have; root is the
+// repository's directory on this machine's disk.
+func exercise(t *testing.T, be backend.Backend, root string) {
 	t.Helper()
 	ctx := context.Background()
 	if err := be.Create(ctx); err != nil {
@@ -67,10 +68,66 @@ func exercise(t *testing.T, be backend.Backend) {
 	if err := be.Create(ctx); err == nil {
 		t.Fatal("create over an existing repository succeeded")
 	}
+	exerciseTemp(t, be, root)
+}
+
+// exerciseTemp checks that the temporary files interrupted writes leave
+// are listed, hidden from List, and removable, and that RemoveTemp
+// deletes nothing else.
+func exerciseTemp(t *testing.T, be backend.Backend, root string) {
+	t.Helper()
+	ctx := context.Background()
+	temps := map[string]int{".tmp-0a": 1, "data/ab/.tmp-0b": 22, "index/.tmp-0c": 333, "snapshots/.tmp-0d": 0}
+	for rel, n := range temps {
+		if err := os.WriteFile(filepath.Join(root, filepath.FromSlash(rel)), make([]byte, n), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pack := backend.Handle{Type: backend.Pack, Name: strings.Repeat("cd", 32)}
+	if err := be.Save(ctx, pack, []byte("pack")); err != nil {
+		t.Fatal(err)
+	}
+	listTemp := func() map[string]int {
+		got := map[string]int{}
+		if err := be.ListTemp(ctx, func(rel string, size int64) error {
+			got[rel] = int(size)
+			return nil
+		}); err != nil {
+			t.Fatalf("list temporary files: %v", err)
+		}
+		return got
+	}
+	if got := listTemp(); fmt.Sprint(got) != fmt.Sprint(temps) {
+		t.Fatalf("temporary files %v, want %v", got, temps)
+	}
+	var packs []string
+	if err := be.List(ctx, backend.Pack, func(n string, _ int64) error { packs = append(packs, n); return nil }); err != nil || len(packs) != 1 {
+		t.Fatalf("list packs with a temporary file among them: %v %v", packs, err)
+	}
+	for _, bad := range []string{"config", "data/cd/" + pack.Name, "../.tmp-0a", "/.tmp-0a", "data/../.tmp-0a", ""} {
+		if err := be.RemoveTemp(ctx, bad); err == nil {
+			t.Errorf("RemoveTemp(%q) succeeded", bad)
+		}
+	}
+	for rel := range temps {
+		if err := be.RemoveTemp(ctx, rel); err != nil {
+			t.Fatalf("remove %s: %v", rel, err)
+		}
+	}
+	if got := listTemp(); len(got) != 0 {
+		t.Fatalf("temporary files left after removal: %v", got)
+	}
+	if _, err := be.Stat(ctx, pack); err != nil {
+		t.Fatalf("pack gone after removing temporary files: %v", err)
+	}
+	if _, err := be.Load(ctx, backend.Handle{Type: backend.Config}, 0, 0); err != nil {
+		t.Fatalf("config gone after removing temporary files: %v", err)
+	}
 }
 
 func TestLocal(t *testing.T) {
-	exercise(t, backend.NewLocal(filepath.Join(t.TempDir(), "repo")))
+	root := filepath.Join(t.TempDir(), "repo")
+	exercise(t, backend.NewLocal(root), root)
 }
 
 func TestSFTP(t *testing.T) {
@@ -84,7 +141,7 @@ func TestSFTP(t *testing.T) {
 		t.Fatalf("connect: %v\nsshd log:\n%s", err, s.Log())
 	}
 	defer be.Close()
-	exercise(t, be)
+	exercise(t, be, dir)
 	// The files really are on the server's disk, written atomically.
 	if _, err := os.Stat(filepath.Join(dir, "config")); err != nil {
 		t.Fatal(err)

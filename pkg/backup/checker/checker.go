@@ -82,6 +82,20 @@ func Run(ctx context.Context, repo *repository.Repository, opts Options) (*Resul
 		}
 	}
 
+	var temps int
+	var tempBytes int64
+	err = repo.Backend().ListTemp(ctx, func(_ string, size int64) error {
+		temps++
+		tempBytes += size
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if temps > 0 {
+		res.Warnings = append(res.Warnings, Problem{Object: "repository", Message: fmt.Sprintf("%d temporary files (%d bytes) of interrupted writes, or of a write under way; prune removes them", temps, tempBytes)})
+	}
+
 	snaps, bad, err := repo.Snapshots(ctx)
 	if err != nil {
 		return nil, err
