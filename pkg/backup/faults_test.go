@@ -122,9 +122,9 @@ func TestFlippedBytes(t *testing.T) {
 			if err != nil {
 				t.Fatalf("restore: %v", err)
 			}
-			// Only files check named as affected in that snapshot fail
-			// (it names every file with data in the damaged pack; the
-			// flipped byte hits one segment), and the others come back.
+			// Exactly the files check named as affected in that snapshot
+			// fail (the flipped byte hits one segment, and check narrows
+			// the damage to it), and the others come back.
 			affected := int64(0)
 			for _, a := range res.Affected {
 				if a.Snapshot == snaps[0].ID {
@@ -134,11 +134,82 @@ func TestFlippedBytes(t *testing.T) {
 			if tc.name == "pack" && affected == 0 {
 				t.Fatalf("no affected files named for snapshot %s: %+v", snaps[0].ID, res.Affected)
 			}
-			if tc.name == "pack" && (sum.Errors < 1 || sum.Errors > affected || sum.Files+sum.Errors != 4) ||
+			if tc.name == "pack" && (sum.Errors < 1 || sum.Errors != affected || sum.Files+sum.Errors != 4) ||
 				tc.name != "pack" && (sum.Errors != 0 || sum.Files < 1) {
 				t.Fatalf("restore summary %+v (affected: %+v)", sum, res.Affected)
 			}
 		})
+	}
+}
+
+// TestFlippedByteNarrowedToSegment damages one segment of a pack that
+// holds several: check names only the files with data in that segment,
+// and those are exactly the files a restore cannot bring back.
+func TestFlippedByteNarrowedToSegment(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "repo")
+	if err := backup.Init(ctx, dir, backuptest.Password, backup.InitOptions{KDF: backuptest.FastKDF(), PackSize: 16 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	r := open(t, dir)
+	src := t.TempDir()
+	const files = 8
+	for i := range files {
+		backuptest.RandomFile(t, filepath.Join(src, fmt.Sprintf("f%d", i)), 1<<20)
+	}
+	if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}}); err != nil {
+		t.Fatal(err)
+	}
+	// The pack with the most data segments; damage the middle of one.
+	var pack repository.ID
+	var segs []repository.PackBlob
+	for id, blobs := range r.Internal().Index().Packs() {
+		var s []repository.PackBlob
+		seen := map[uint32]bool{}
+		for _, b := range blobs {
+			if b.Type == repository.DataBlob && !seen[b.Offset] {
+				seen[b.Offset] = true
+				s = append(s, b)
+			}
+		}
+		if len(s) > len(segs) {
+			pack, segs = id, s
+		}
+	}
+	if len(segs) < 2 {
+		t.Fatalf("no pack with two data segments or more")
+	}
+	r.Close()
+	victim := filepath.Join(dir, "data", pack.String()[:2], pack.String())
+	b, err := os.ReadFile(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[segs[0].Offset+segs[0].Length/2] ^= 0x01
+	if err := os.WriteFile(victim, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	r = open(t, dir)
+	res, err := r.Check(ctx, backup.CheckOptions{ReadData: true})
+	if err != nil || res.OK() || len(res.DamagedPacks) != 1 || len(res.Affected) != 1 {
+		t.Fatalf("check: %+v %v", res, err)
+	}
+	named := len(res.Affected[0].Paths)
+	for _, p := range res.Affected[0].Paths {
+		if filepath.Dir(p) != src {
+			t.Errorf("check names %q, not a file of the damaged segment (the pack's trees are intact)", p)
+		}
+	}
+	if named < 1 || named >= files {
+		t.Fatalf("check names %d of %d files (the damaged segment is one of %d in its pack): %v", named, files, len(segs), res.Affected[0].Paths)
+	}
+	sum, err := r.Restore(ctx, "latest", backup.RestoreOptions{Target: t.TempDir(), Warn: func(string, error) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Errors != int64(named) || sum.Files != int64(files-named) {
+		t.Fatalf("restore: %d files, %d errors; check named %d: %v", sum.Files, sum.Errors, named, res.Affected[0].Paths)
 	}
 }
 

@@ -2,8 +2,10 @@ package checker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -156,6 +158,13 @@ func Run(ctx context.Context, repo *repository.Repository, opts Options) (*Resul
 		}
 		res.PacksRead++
 		blobs, errs, err := repo.DecodePack(id, data)
+		if errors.Is(err, repository.ErrPackContent) && blobs != nil {
+			// The header is intact: the damage is in the blobs that
+			// fail below (or, if none does, between them).
+			res.errorf(obj, "damaged: %v", err)
+			res.DamagedPacks = append(res.DamagedPacks, id.String())
+			err = nil
+		}
 		if err != nil {
 			res.errorf(obj, "damaged: %v", err)
 			res.DamagedPacks = append(res.DamagedPacks, id.String())
@@ -173,7 +182,7 @@ func Run(ctx context.Context, repo *repository.Repository, opts Options) (*Resul
 				damaged = true
 			}
 		}
-		if damaged {
+		if damaged && !slices.Contains(res.DamagedPacks, id.String()) {
 			res.DamagedPacks = append(res.DamagedPacks, id.String())
 		}
 	}

@@ -590,18 +590,28 @@ func (r *Repository) decodePackTail(tail []byte, size int64) ([]PackBlob, error)
 	return DecodePackHeader(hdr, off)
 }
 
+// ErrPackContent says a pack's content does not hash to its name.
+var ErrPackContent = errors.New("content does not match its name")
+
 // DecodePack verifies a whole pack file: its name, header and every blob.
-// It returns the header's blobs and, per blob, an error or nil.
+// It returns the header's blobs and, per blob, an error or nil. A pack
+// whose content does not match its name is still decoded when its header
+// is intact, so that the damage is narrowed to the blobs it hit: the
+// error is then ErrPackContent, returned with the blobs and their errors.
 func (r *Repository) DecodePack(id ID, data []byte) ([]PackBlob, []error, error) {
+	var nameErr error
 	if fileID(data) != id {
-		return nil, nil, errors.New("content does not match its name")
+		nameErr = ErrPackContent
 	}
 	size := int64(len(data))
 	if size < 4 {
-		return nil, nil, errors.New("pack too short")
+		return nil, nil, errors.Join(nameErr, errors.New("pack too short"))
 	}
 	blobs, err := r.decodePackTail(data, size)
 	if err != nil {
+		if nameErr != nil {
+			return nil, nil, fmt.Errorf("%w; header: %w", nameErr, err)
+		}
 		return nil, nil, err
 	}
 	errs := make([]error, len(blobs))
@@ -609,7 +619,7 @@ func (r *Repository) DecodePack(id ID, data []byte) ([]PackBlob, []error, error)
 	for i, b := range blobs {
 		_, errs[i] = d.Decode(b.BlobHandle, data[b.Offset:b.Offset+b.Length], b.Location(id), nil)
 	}
-	return blobs, errs, nil
+	return blobs, errs, nameErr
 }
 
 // compressBlob returns the payload to seal for data: its zstd frame in
