@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/hostd/hostd/pkg/backup/backend"
 	"github.com/hostd/hostd/pkg/backup/repository"
@@ -36,6 +37,10 @@ type PruneResult struct {
 	TempBytes int64 `json:"temp_bytes"`
 	DryRun    bool  `json:"dry_run,omitempty"`
 }
+
+// TempFileAge is how old a temporary file of a key or lock must be for
+// prune to delete it (writing one takes milliseconds).
+const TempFileAge = 10 * time.Minute
 
 type packUse struct {
 	id         repository.ID
@@ -76,13 +81,19 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 		return nil, fmt.Errorf("prune: %w", err)
 	}
 	res := &PruneResult{DryRun: opts.DryRun}
-	// Under the exclusive lock no write is under way: every temporary
-	// file is what a crash left between writing a file and renaming it.
+	// Under the exclusive lock no write of packs, index files or
+	// snapshots is under way: a temporary file there is what a crash left
+	// between writing a file and renaming it. Keys and locks are written
+	// without a lock, so their temporary files must be old as well.
 	var temps []string
-	err = repo.Backend().ListTemp(ctx, func(rel string, size int64) error {
-		temps = append(temps, rel)
+	staleBefore := time.Now().Add(-TempFileAge)
+	err = repo.Backend().ListTemp(ctx, func(f backend.TempFile) error {
+		if !f.Locked() && f.ModTime.After(staleBefore) {
+			return nil
+		}
+		temps = append(temps, f.Path)
 		res.TempFiles++
-		res.TempBytes += size
+		res.TempBytes += f.Size
 		return nil
 	})
 	if err != nil {

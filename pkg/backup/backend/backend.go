@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"time"
 )
 
 // FileType is a kind of repository file, and the directory holding it.
@@ -70,10 +71,10 @@ type Backend interface {
 	List(ctx context.Context, t FileType, fn func(name string, size int64) error) error
 	// Remove deletes h.
 	Remove(ctx context.Context, h Handle) error
-	// ListTemp calls fn for every temporary file in the repository, by
-	// its slash path inside it: files a write left behind when it was
-	// interrupted between writing and renaming, or of a write under way.
-	ListTemp(ctx context.Context, fn func(rel string, size int64) error) error
+	// ListTemp calls fn for every temporary file in the repository:
+	// files a write left behind when it was interrupted between writing
+	// and renaming, or of a write under way.
+	ListTemp(ctx context.Context, fn func(TempFile) error) error
 	// RemoveTemp deletes the temporary file rel named by ListTemp.
 	RemoveTemp(ctx context.Context, rel string) error
 	Close() error
@@ -150,6 +151,25 @@ type Options struct {
 
 // isTemp reports names of temporary files a crashed writer left behind.
 func isTemp(name string) bool { return strings.HasPrefix(name, ".tmp-") }
+
+// TempFile is a temporary file in the repository.
+type TempFile struct {
+	Path    string // slash path inside the repository
+	Size    int64
+	ModTime time.Time
+}
+
+// Locked reports whether only a holder of a repository lock writes files
+// in f's directory (packs, index files, snapshots), so that no write
+// there is under way while an exclusive lock is held. Keys, locks and
+// the config are written without one.
+func (f TempFile) Locked() bool {
+	switch strings.SplitN(f.Path, "/", 2)[0] {
+	case string(Pack), string(Index), string(Snapshot):
+		return true
+	}
+	return false
+}
 
 // tempDirs are the directories, relative to the root, that hold
 // temporary files: the root itself (config) and every file type's tree.

@@ -223,7 +223,7 @@ func (l *Local) Remove(ctx context.Context, h Handle) error {
 }
 
 // ListTemp calls fn for every temporary file in the repository.
-func (l *Local) ListTemp(ctx context.Context, fn func(rel string, size int64) error) error {
+func (l *Local) ListTemp(ctx context.Context, fn func(TempFile) error) error {
 	for _, d := range tempDirs() {
 		base := filepath.Join(l.root, d)
 		err := filepath.WalkDir(base, func(p string, e fs.DirEntry, err error) error {
@@ -256,7 +256,7 @@ func (l *Local) ListTemp(ctx context.Context, fn func(rel string, size int64) er
 			if err != nil {
 				return err
 			}
-			return fn(filepath.ToSlash(rel), fi.Size())
+			return fn(TempFile{Path: filepath.ToSlash(rel), Size: fi.Size(), ModTime: fi.ModTime()})
 		})
 		if err != nil {
 			return fmt.Errorf("list temporary files in %s: %w", base, err)

@@ -281,7 +281,7 @@ func (s *SFTP) Remove(ctx context.Context, h Handle) error {
 }
 
 // ListTemp calls fn for every temporary file in the repository.
-func (s *SFTP) ListTemp(ctx context.Context, fn func(rel string, size int64) error) error {
+func (s *SFTP) ListTemp(ctx context.Context, fn func(TempFile) error) error {
 	prefix := s.root + "/" // what walked paths start with
 	switch s.root {
 	case ".":
@@ -313,7 +313,7 @@ func (s *SFTP) ListTemp(ctx context.Context, fn func(rel string, size int64) err
 				continue
 			}
 			rel := strings.TrimPrefix(w.Path(), prefix)
-			if err := fn(rel, fi.Size()); err != nil {
+			if err := fn(TempFile{Path: rel, Size: fi.Size(), ModTime: fi.ModTime()}); err != nil {
 				return err
 			}
 		}

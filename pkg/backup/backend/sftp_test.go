@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hostd/hostd/internal/testenv"
 	"github.com/hostd/hostd/pkg/backup/backend"
@@ -89,8 +90,14 @@ func exerciseTemp(t *testing.T, be backend.Backend, root string) {
 	}
 	listTemp := func() map[string]int {
 		got := map[string]int{}
-		if err := be.ListTemp(ctx, func(rel string, size int64) error {
-			got[rel] = int(size)
+		if err := be.ListTemp(ctx, func(f backend.TempFile) error {
+			got[f.Path] = int(f.Size)
+			if time.Since(f.ModTime) > time.Hour || time.Until(f.ModTime) > time.Hour {
+				t.Errorf("%s: modification time %v", f.Path, f.ModTime)
+			}
+			if want := !strings.HasPrefix(f.Path, ".tmp-"); f.Locked() != want {
+				t.Errorf("%s: Locked() = %v", f.Path, !want)
+			}
 			return nil
 		}); err != nil {
 			t.Fatalf("list temporary files: %v", err)

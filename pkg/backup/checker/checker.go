@@ -86,9 +86,9 @@ func Run(ctx context.Context, repo *repository.Repository, opts Options) (*Resul
 
 	var temps int
 	var tempBytes int64
-	err = repo.Backend().ListTemp(ctx, func(_ string, size int64) error {
+	err = repo.Backend().ListTemp(ctx, func(f backend.TempFile) error {
 		temps++
-		tempBytes += size
+		tempBytes += f.Size
 		return nil
 	})
 	if err != nil {
