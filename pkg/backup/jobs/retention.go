@@ -29,7 +29,8 @@ func (j *job) maybeRetain(ctx context.Context, r *run, repo *backup.Repository, 
 	res.Retention = fmt.Sprintf("kept %d snapshots, forgot %d; pruned %d packs, repacked %d, freed %d bytes",
 		len(fr.Keep), len(fr.Remove), pr.PacksDeleted, pr.PacksRepacked, pr.BytesFreed)
 	j.log.Info("retention applied", "kept", len(fr.Keep), "forgotten", len(fr.Remove),
-		"packs_deleted", pr.PacksDeleted, "packs_repacked", pr.PacksRepacked, "bytes_freed", pr.BytesFreed)
+		"packs_deleted", pr.PacksDeleted, "packs_repacked", pr.PacksRepacked, "bytes_freed", pr.BytesFreed,
+		"temp_files_deleted", pr.TempFiles)
 	j.mu.Lock()
 	j.st.LastRetention = j.s.clock.Now()
 	j.mu.Unlock()
