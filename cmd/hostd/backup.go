@@ -57,7 +57,7 @@ Exit status: 0 success, 1 error, 3 partial backup (some files could not be read)
 	pf.StringSliceVar(&f.identities, "identity", nil, "private key for sftp (default ~/.ssh/id_ed25519, id_ecdsa, id_rsa, and the agent)")
 	cmd.AddCommand(
 		f.initCmd(), f.keyCmd(), f.createCmd(), f.snapshotsCmd(), f.lsCmd(), f.diffCmd(),
-		f.restoreCmd(), f.dumpCmd(), f.checkCmd(), f.forgetCmd(), f.pruneCmd(), f.breakLockCmd(), f.statsCmd(),
+		f.restoreCmd(), f.dumpCmd(), f.checkCmd(), f.forgetCmd(), f.pruneCmd(), f.repairCmd(), f.breakLockCmd(), f.statsCmd(),
 	)
 	return cmd
 }
@@ -90,13 +90,15 @@ func (f *backupFlags) password(cmd *cobra.Command, prompt string, confirm bool) 
 	if p := os.Getenv("HOSTD_BACKUP_PASSWORD"); p != "" {
 		return []byte(p), nil
 	}
-	return promptPassword(cmd, prompt, confirm)
+	return promptPassword(cmd, prompt, "--password-file or set HOSTD_BACKUP_PASSWORD", confirm)
 }
 
-func promptPassword(cmd *cobra.Command, prompt string, confirm bool) ([]byte, error) {
+// promptPassword asks on the terminal; sources says, for the error when
+// there is none, how else the passphrase can be given.
+func promptPassword(cmd *cobra.Command, prompt, sources string, confirm bool) ([]byte, error) {
 	fd := int(os.Stdin.Fd())
 	if !term.IsTerminal(fd) {
-		return nil, errors.New("no passphrase: give --password-file or set HOSTD_BACKUP_PASSWORD (stdin is not a terminal)")
+		return nil, fmt.Errorf("no %s: give %s (stdin is not a terminal)", prompt, sources)
 	}
 	fmt.Fprint(cmd.ErrOrStderr(), prompt+": ")
 	p, err := term.ReadPassword(fd)
@@ -192,6 +194,11 @@ func (f *backupFlags) initCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if compression == 0 {
+				// 0 means "default" to the Go API; on the command line
+				// it is more likely a wish for none.
+				return fmt.Errorf("--compression 0: give a zstd level 1..%d, or -1 for none", backup.MaxCompression)
+			}
 			if err := backup.Init(cmd.Context(), url, pw, backup.InitOptions{Compression: compression, Backend: f.backendOptions()}); err != nil {
 				return err
 			}
@@ -202,8 +209,16 @@ func (f *backupFlags) initCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().IntVar(&compression, "compression", 3, "zstd level 1..19, or -1 for none")
+	cmd.Flags().IntVar(&compression, "compression", 3, "zstd level 1..22, or -1 for none")
 	return cmd
+}
+
+// compressionName describes a repository's zstd level.
+func compressionName(level int) string {
+	if level == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("zstd %d", level)
 }
 
 func (f *backupFlags) keyCmd() *cobra.Command {
@@ -223,7 +238,7 @@ func (f *backupFlags) keyCmd() *cobra.Command {
 		if p := os.Getenv("HOSTD_BACKUP_NEW_PASSWORD"); p != "" {
 			return []byte(p), nil
 		}
-		return promptPassword(cmd, "new passphrase", true)
+		return promptPassword(cmd, "new passphrase", "--new-password-file or set HOSTD_BACKUP_NEW_PASSWORD", true)
 	}
 	add := &cobra.Command{
 		Use:   "add",
@@ -300,9 +315,14 @@ func (f *backupFlags) createCmd() *cobra.Command {
 		Short:   "Back up paths as a new snapshot",
 		Long: `Back up paths as a new snapshot. Excludes use borg's pattern styles: sh: (default),
 fm:, re:, pp:, pf:. --patterns-from reads borg pattern files (+ include, - exclude,
-! exclude without descending, P style). Exit status 3 means some files could not be
-read: the snapshot exists without them.`,
-		Args: cobra.MinimumNArgs(1),
+! exclude without descending, P style, R path to back up). Exit status 3 means some
+files could not be read, or a path did not exist: the snapshot exists without them.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 && len(o.ExcludeFiles) == 0 {
+				return errors.New("no paths to back up: give PATH... (or R lines in a --patterns-from file)")
+			}
+			return nil
+		},
 		RunE: f.withRepo(func(cmd *cobra.Command, args []string, r *backup.Repository) error {
 			o.Paths = args
 			prog := newProgress(cmd, f.g.json, "backup")
@@ -512,6 +532,7 @@ func (f *backupFlags) restoreCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&o.Target, "target", "t", "", "directory to restore into")
 	cmd.Flags().StringArrayVarP(&o.Include, "include", "i", nil, "restore only this snapshot path and what is below it (repeatable)")
 	cmd.Flags().BoolVar(&o.Overwrite, "overwrite", false, "restore into a non-empty target, replacing files")
+	cmd.Flags().BoolVar(&o.NoLock, "no-lock", false, "do not lock the repository (for one that cannot be written: read-only media, a full disk)")
 	return cmd
 }
 
@@ -558,6 +579,8 @@ func (f *backupFlags) checkCmd() *cobra.Command {
 				}
 				if res.OK() {
 					fmt.Fprintln(w, "no errors found")
+				} else if len(res.DamagedPacks) > 0 {
+					fmt.Fprintln(w, "hint: hostd backup repair drops the damaged data, so the next backup of the affected paths stores it again")
 				}
 			}
 			if !res.OK() {
@@ -567,6 +590,7 @@ func (f *backupFlags) checkCmd() *cobra.Command {
 		}),
 	}
 	cmd.Flags().BoolVar(&o.ReadData, "read-data", false, "read, decrypt and verify every pack")
+	cmd.Flags().BoolVar(&o.NoLock, "no-lock", false, "do not lock the repository (for one that cannot be written: read-only media, a full disk)")
 	cmd.Flags().StringVar(&o.ReadDataSubset, "read-data-subset", "", "verify only a subset of packs: PERCENT% (random) or n/m")
 	return cmd
 }
@@ -665,6 +689,52 @@ func (f *backupFlags) pruneCmd() *cobra.Command {
 	return cmd
 }
 
+func (f *backupFlags) repairCmd() *cobra.Command {
+	var o backup.RepairOptions
+	cmd := &cobra.Command{
+		Use:   "repair",
+		Short: "Read every pack and drop damaged data, so the next backup stores it again",
+		Long: `Read, decrypt and verify every pack. Intact blobs of damaged packs are
+stored in new packs, a new index lists only intact blobs, and the damaged
+packs are deleted. Until then, backups of content whose stored copy is
+damaged refer to that copy, and prune cannot repack it.
+
+Snapshots that used lost data are listed; their files restore in full
+again once a backup has stored the same content anew, so back up the
+affected paths after a repair.`,
+		Args: cobra.NoArgs,
+		RunE: f.withRepo(func(cmd *cobra.Command, _ []string, r *backup.Repository) error {
+			res, err := r.Repair(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if f.g.json {
+				return printJSON(cmd, res)
+			}
+			w := cmd.OutOrStdout()
+			if res.DryRun {
+				fmt.Fprintf(w, "repair: %d packs read, %d damaged; would store %d intact blobs of damaged packs again and drop %d lost blobs\n",
+					res.PacksRead, res.PacksDamaged, res.BlobsSalvaged, res.BlobsLost)
+			} else {
+				fmt.Fprintf(w, "repair: %d packs read, %d damaged; stored %d intact blobs of damaged packs again in %d packs, dropped %d lost blobs\n",
+					res.PacksRead, res.PacksDamaged, res.BlobsSalvaged, res.PacksWritten, res.BlobsLost)
+			}
+			for _, a := range res.Affected {
+				fmt.Fprintf(w, "snapshot %s has files with lost data:\n", a.Snapshot[:8])
+				for _, p := range a.Paths {
+					fmt.Fprintf(w, "  %s\n", quoteName(p))
+				}
+			}
+			if len(res.Affected) > 0 {
+				fmt.Fprintln(w, "back up these paths again: their snapshots restore in full once the content is stored anew")
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().BoolVarP(&o.DryRun, "dry-run", "n", false, "only show what would be dropped")
+	return cmd
+}
+
 func (f *backupFlags) breakLockCmd() *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
@@ -706,8 +776,8 @@ func (f *backupFlags) statsCmd() *cobra.Command {
 				return printJSON(cmd, st)
 			}
 			w := table(cmd)
-			fmt.Fprintf(w, "location\t%s\nsnapshots\t%d\npacks\t%d (%s)\nblobs\t%d\nindex files\t%d\nsize on disk\t%s\ncompression\tzstd %d\n",
-				st.Location, st.Snapshots, st.Packs, humanBytes(st.PackBytes), st.Blobs, st.IndexFiles, humanBytes(st.SizeOnDisk), st.Compression)
+			fmt.Fprintf(w, "location\t%s\nsnapshots\t%d\npacks\t%d (%s)\nblobs\t%d\nindex files\t%d\nsize on disk\t%s\ncompression\t%s\n",
+				st.Location, st.Snapshots, st.Packs, humanBytes(st.PackBytes), st.Blobs, st.IndexFiles, humanBytes(st.SizeOnDisk), compressionName(st.Compression))
 			return w.Flush()
 		}),
 	}

@@ -85,7 +85,26 @@ func newRootCmd() *cobra.Command {
 		newNetCmd(g),
 		newDNSCmd(g),
 	)
+	rejectUnknownSubcommands(root)
 	return root
+}
+
+// rejectUnknownSubcommands makes every command group below the root
+// (hostd backup, hostd backup key, ...) fail on an unknown subcommand,
+// as the root does: cobra would print the group's help and exit 0.
+func rejectUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		if sub.HasSubCommands() && !sub.Runnable() {
+			sub.Args = cobra.ArbitraryArgs
+			sub.RunE = func(cmd *cobra.Command, args []string) error {
+				if len(args) > 0 {
+					return fmt.Errorf("unknown command %q for %q\nRun '%s --help' for usage", args[0], cmd.CommandPath(), cmd.CommandPath())
+				}
+				return cmd.Help()
+			}
+		}
+		rejectUnknownSubcommands(sub)
+	}
 }
 
 func main() {

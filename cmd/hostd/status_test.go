@@ -349,3 +349,28 @@ func mustRead(t *testing.T, f string) []byte {
 	}
 	return b
 }
+
+// TestUnknownSubcommand: an unknown verb fails at every level of the
+// command tree, naming the verb, while a bare group prints its help.
+func TestUnknownSubcommand(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"frobnicate"}, 1, `unknown command "frobnicate" for "hostd"`},
+		{[]string{"backup", "frobnicate"}, 1, `unknown command "frobnicate" for "hostd backup"`},
+		{[]string{"backup", "key", "frob"}, 1, `unknown command "frob" for "hostd backup key"`},
+		{[]string{"metrics", "frob"}, 1, `unknown command "frob" for "hostd metrics"`},
+		{[]string{"backup"}, 0, "Available Commands"},
+		{[]string{"backup", "key"}, 0, "Available Commands"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			out, code := runCLI(t, tt.args...)
+			if code != tt.code || !strings.Contains(out, tt.want) {
+				t.Errorf("exit %d, want %d; output lacks %q:\n%s", code, tt.code, tt.want, out)
+			}
+		})
+	}
+}

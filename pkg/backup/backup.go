@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/hostd/hostd/pkg/backup/archiver"
@@ -28,9 +30,13 @@ var (
 	ErrTargetNotEmpty = restorer.ErrTargetNotEmpty
 )
 
+// MaxCompression is the highest zstd level.
+const MaxCompression = 22
+
 // InitOptions configure a new repository.
 type InitOptions struct {
-	// Compression is the zstd level (default 3); -1 stores uncompressed.
+	// Compression is the zstd level, 1..MaxCompression (0: the default,
+	// 3); -1 stores uncompressed.
 	Compression int
 	// PackSize is the target pack size in bytes (default 4 MiB).
 	PackSize int
@@ -69,6 +75,9 @@ func Init(ctx context.Context, repoURL string, password []byte, opts InitOptions
 	}
 	cfg := repository.DefaultConfig()
 	switch {
+	case opts.Compression < -1 || opts.Compression > MaxCompression:
+		be.Close()
+		return fmt.Errorf("init repository: compression level %d: want 1..%d, or -1 for none", opts.Compression, MaxCompression)
 	case opts.Compression < 0:
 		cfg.Compression = 0
 	case opts.Compression > 0:
@@ -171,9 +180,6 @@ type BackupSummary struct {
 // data packed so far is kept (with its index) for the next run, no
 // snapshot is written, and the summary is returned with ctx's error.
 func (r *Repository) Backup(ctx context.Context, opts BackupOptions) (*BackupSummary, error) {
-	if len(opts.Paths) == 0 {
-		return nil, errors.New("backup: no paths")
-	}
 	m := pattern.NewMatcher()
 	rules, err := pattern.ParseExcludes(opts.Excludes)
 	if err != nil {
@@ -185,23 +191,43 @@ func (r *Repository) Backup(ctx context.Context, opts BackupOptions) (*BackupSum
 		if err != nil {
 			return nil, fmt.Errorf("backup: pattern file: %w", err)
 		}
-		rules, err := pattern.ParseFile(fh, f)
+		pf, err := pattern.LoadFile(fh, f)
 		fh.Close()
 		if err != nil {
 			return nil, fmt.Errorf("backup: %w", err)
 		}
-		m.Add(rules...)
+		m.Add(pf.Rules...)
+		// R lines name paths to back up, as in borg.
+		opts.Paths = append(slices.Clip(opts.Paths), pf.Roots...)
 	}
-	for _, p := range opts.Paths {
-		if _, err := os.Lstat(p); err != nil {
-			return nil, fmt.Errorf("backup: source %w", err)
-		}
-	}
-	if opts.Hostname == "" {
-		opts.Hostname, _ = os.Hostname()
+	if len(opts.Paths) == 0 {
+		return nil, errors.New("backup: no paths")
 	}
 	if opts.Warn == nil {
 		opts.Warn = func(p string, err error) { r.log.Warn("cannot back up", "path", p, "err", err) }
+	}
+	// A path that does not exist is skipped with a warning, as restic
+	// does, and makes the backup partial; if none exists, nothing is
+	// backed up.
+	var missing int
+	paths := make([]string, 0, len(opts.Paths))
+	for _, p := range opts.Paths {
+		if _, err := os.Lstat(p); err != nil {
+			if len(opts.Paths) == 1 || !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("backup: source %w", err)
+			}
+			opts.Warn(p, err)
+			missing++
+			continue
+		}
+		paths = append(paths, p)
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("backup: none of the sources %q exists", opts.Paths)
+	}
+	opts.Paths = paths
+	if opts.Hostname == "" {
+		opts.Hostname, _ = os.Hostname()
 	}
 	lock, err := r.repo.Lock(ctx, false)
 	if err != nil {
@@ -239,7 +265,7 @@ func (r *Repository) Backup(ctx context.Context, opts BackupOptions) (*BackupSum
 	sum := &BackupSummary{
 		FilesNew: s.FilesNew, FilesChanged: s.FilesChanged, FilesUnmodified: s.FilesUnchanged,
 		Dirs: s.Dirs, BytesTotal: s.BytesTotal, BytesRead: s.BytesRead, BytesAdded: s.BytesAdded,
-		BytesStored: s.BytesStored, Errors: s.Errors, Warnings: res.Warnings, Duration: s.End.Sub(s.Start),
+		BytesStored: s.BytesStored, Errors: s.Errors + missing, Warnings: res.Warnings, Duration: s.End.Sub(s.Start),
 	}
 	if res.Snapshot != nil {
 		sum.SnapshotID = res.Snapshot.ID().String()
@@ -305,6 +331,9 @@ type RestoreOptions struct {
 	Progress         func(Progress)
 	ProgressInterval time.Duration
 	Warn             func(path string, err error)
+	// NoLock skips the shared lock, for a repository that cannot be
+	// written (read-only media, a full disk).
+	NoLock bool
 }
 
 // RestoreSummary is the outcome of Restore.
@@ -322,7 +351,7 @@ type RestoreSummary struct {
 // Restore restores snapshot ("latest" or an ID prefix) into opts.Target,
 // which must be empty unless opts.Overwrite.
 func (r *Repository) Restore(ctx context.Context, snapshot string, opts RestoreOptions) (*RestoreSummary, error) {
-	lock, err := r.repo.Lock(ctx, false)
+	lock, err := r.readLock(ctx, opts.NoLock)
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}

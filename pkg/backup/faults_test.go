@@ -283,9 +283,14 @@ func TestMissingSourcePath(t *testing.T) {
 	if err := os.Symlink("/proc/self/fd/999999/nothing", filepath.Join(src, "dangling")); err != nil {
 		t.Fatal(err)
 	}
-	sum, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src, filepath.Join(src, "missing-later")}})
+	// One missing path of several makes the backup partial
+	// (TestMissingSourceIsPartial); when none exists, it fails.
+	sum, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{filepath.Join(src, "missing-later"), filepath.Join(src, "dangling", "below")}})
 	if err == nil {
-		t.Fatalf("backup of a missing source path succeeded: %+v", sum)
+		t.Fatalf("backup of missing source paths succeeded: %+v", sum)
+	}
+	if snaps, _ := r.Snapshots(ctx); len(snaps) != 0 {
+		t.Fatalf("a failed backup wrote a snapshot")
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"syscall"
 	"time"
 
 	"github.com/hostd/hostd/pkg/backup/checker"
@@ -74,6 +75,23 @@ func (r *Repository) Forget(ctx context.Context, policy RetentionPolicy, dryRun 
 type CheckOptions struct {
 	ReadData       bool
 	ReadDataSubset string // "10%" or "n/m"
+	// NoLock skips the shared lock, for a repository that cannot be
+	// written (read-only media, a full disk); a concurrent prune may
+	// then make check report errors that are not there.
+	NoLock bool
+}
+
+// readLock takes a shared lock, unless noLock (a nil *Lock unlocks as a
+// no-op).
+func (r *Repository) readLock(ctx context.Context, noLock bool) (*repository.Lock, error) {
+	if noLock {
+		return nil, nil
+	}
+	l, err := r.repo.Lock(ctx, false)
+	if errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.ENOSPC) {
+		return nil, fmt.Errorf("%w (a repository that cannot be written is read without a lock: --no-lock)", err)
+	}
+	return l, err
 }
 
 // CheckResult is the outcome of Check.
@@ -82,7 +100,7 @@ type CheckResult = checker.Result
 // Check verifies the repository structure and, with ReadData or a subset,
 // the data itself.
 func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult, error) {
-	lock, err := r.repo.Lock(ctx, false)
+	lock, err := r.readLock(ctx, opts.NoLock)
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}

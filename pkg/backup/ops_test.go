@@ -81,9 +81,12 @@ func TestBadPatterns(t *testing.T) {
 	_ = os.WriteFile(bad, []byte("+ ok\nP nope\n"), 0o644)
 	for _, opts := range []backup.BackupOptions{
 		{Paths: []string{src}, Excludes: []string{"re:("}},
+		{Paths: []string{src}, Excludes: []string{"zz:foo"}},
 		{Paths: []string{src}, ExcludeFiles: []string{bad}},
 		{Paths: []string{src}, ExcludeFiles: []string{"/nonexistent/p.lst"}},
 		{Paths: []string{"/nonexistent/source"}},
+		{Paths: []string{"/nonexistent/source", "/nonexistent/other"}},
+		{},
 	} {
 		if _, err := r.Backup(context.Background(), opts); err == nil {
 			t.Errorf("%+v accepted", opts)
@@ -91,6 +94,60 @@ func TestBadPatterns(t *testing.T) {
 	}
 	if snaps, _ := r.Snapshots(context.Background()); len(snaps) != 0 {
 		t.Fatal("a rejected backup wrote a snapshot")
+	}
+}
+
+// TestMissingSourceIsPartial: of several paths, one that does not exist
+// is skipped with a warning and makes the backup partial, as in restic.
+func TestMissingSourceIsPartial(t *testing.T) {
+	ctx := context.Background()
+	_, r := newRepo(t)
+	src := t.TempDir()
+	backuptest.RandomFile(t, filepath.Join(src, "f"), 100)
+	missing := filepath.Join(t.TempDir(), "gone")
+	var warned []string
+	sum, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{missing, src}, Warn: func(p string, _ error) { warned = append(warned, p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Errors != 1 || sum.SnapshotID == "" || len(warned) != 1 || warned[0] != missing {
+		t.Fatalf("summary %+v, warned %v", sum, warned)
+	}
+	snaps, _ := r.Snapshots(ctx)
+	if len(snaps) != 1 || len(snaps[0].Paths) != 1 || snaps[0].Paths[0] != src {
+		t.Fatalf("snapshot paths %+v, want only %s", snaps, src)
+	}
+}
+
+// TestPatternFileRoots: R lines of a pattern file are paths to back up,
+// with or without paths on the command line.
+func TestPatternFileRoots(t *testing.T) {
+	ctx := context.Background()
+	_, r := newRepo(t)
+	src := t.TempDir()
+	backuptest.RandomFile(t, filepath.Join(src, "a/keep"), 10)
+	backuptest.RandomFile(t, filepath.Join(src, "a/drop.o"), 10)
+	backuptest.RandomFile(t, filepath.Join(src, "b/keep"), 10)
+	pf := filepath.Join(t.TempDir(), "patterns")
+	body := "R " + filepath.Join(src, "a") + "\nR" + filepath.Join(src, "b") + "\n-**/*.o\n"
+	if err := os.WriteFile(pf, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Backup(ctx, backup.BackupOptions{ExcludeFiles: []string{pf}}); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := r.Ls(ctx, "latest", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, e := range entries {
+		if e.Type == "file" {
+			files = append(files, strings.TrimPrefix(e.Path, src+"/"))
+		}
+	}
+	if strings.Join(files, " ") != "a/keep b/keep" {
+		t.Fatalf("files %v, want a/keep b/keep", files)
 	}
 }
 

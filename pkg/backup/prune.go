@@ -187,7 +187,7 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 		for _, b := range u.usedBlobs {
 			plain, err := dec.Decode(b.BlobHandle, data[b.Offset:b.Offset+b.Length], b.Location(u.id), nil)
 			if err != nil {
-				return nil, fmt.Errorf("prune: repack %s: %w (run check --read-data)", u.id.Short(), err)
+				return nil, fmt.Errorf("prune: repack %s: %w (run check --read-data, then repair)", u.id.Short(), err)
 			}
 			if err := repo.RepackBlob(ctx, b.Type, plain); err != nil {
 				return nil, fmt.Errorf("prune: %w", err)

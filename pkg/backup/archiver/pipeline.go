@@ -117,6 +117,10 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob, bufs *workerBufs)
 		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("read: %w", err)
 		}
+		if m == 0 {
+			// An empty file has no content: it depends on no stored data.
+			return a.fileSaved(job, fd, &st, 0, nil)
+		}
 		if m <= minSize {
 			id, _, err := a.repo.SaveBlob(ctx, repository.DataBlob, small[:m])
 			if err != nil {

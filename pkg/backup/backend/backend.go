@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"time"
 )
@@ -169,6 +170,24 @@ func (f TempFile) Locked() bool {
 		return true
 	}
 	return false
+}
+
+// ErrNotEmpty is wrapped by Create's error for a directory that holds
+// files of something other than a repository.
+var ErrNotEmpty = errors.New("directory is not empty and not a repository")
+
+// checkForeign fails on the first name in a repository's root directory
+// that is not part of the layout (nor a temporary file): Create refuses
+// to mix a repository into a directory in use. The layout an interrupted
+// init left is accepted.
+func checkForeign(loc string, names []string) error {
+	for _, n := range names {
+		if isTemp(n) || slices.Contains(Types(), FileType(n)) {
+			continue
+		}
+		return fmt.Errorf("create repository %s: %w (it holds %q): give a new or empty directory", loc, ErrNotEmpty, n)
+	}
+	return nil
 }
 
 // tempDirs are the directories, relative to the root, that hold

@@ -36,6 +36,17 @@ func (l *Local) Create(ctx context.Context) error {
 	if _, err := os.Stat(l.path(Handle{Type: Config})); err == nil {
 		return fmt.Errorf("create repository %s: %w", l.root, fs.ErrExist)
 	}
+	entries, err := os.ReadDir(l.root)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("create repository %s: %w", l.root, err)
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if err := checkForeign(l.root, names); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(l.root, 0o700); err != nil {
 		return fmt.Errorf("create repository %s: %w", l.root, err)
 	}

@@ -146,6 +146,17 @@ func (s *SFTP) Create(ctx context.Context) error {
 	if _, err := s.client.Stat(s.path(Handle{Type: Config})); err == nil {
 		return fmt.Errorf("create repository %s: %w", s.loc, fs.ErrExist)
 	}
+	entries, err := s.client.ReadDir(s.root)
+	if err != nil && !errors.Is(mapErr(err), fs.ErrNotExist) {
+		return fmt.Errorf("create repository %s: %w", s.loc, err)
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if err := checkForeign(s.loc, names); err != nil {
+		return err
+	}
 	for _, t := range Types() {
 		if err := s.client.MkdirAll(path.Join(s.root, string(t))); err != nil {
 			return fmt.Errorf("create repository %s: %w", s.loc, err)

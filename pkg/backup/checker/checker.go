@@ -187,14 +187,14 @@ func Run(ctx context.Context, repo *repository.Repository, opts Options) (*Resul
 		}
 	}
 	if len(damagedBlobs) > 0 {
-		res.Affected = affected(ctx, repo, snaps, damagedBlobs)
+		res.Affected = AffectedBy(ctx, repo, snaps, damagedBlobs)
 	}
 	return res, nil
 }
 
-// affected finds, per snapshot, the files and directories that use a
+// AffectedBy finds, per snapshot, the files and directories that use a
 // damaged blob.
-func affected(ctx context.Context, repo *repository.Repository, snaps []*repository.Snapshot, damaged map[repository.BlobHandle]bool) []Affected {
+func AffectedBy(ctx context.Context, repo *repository.Repository, snaps []*repository.Snapshot, damaged map[repository.BlobHandle]bool) []Affected {
 	var out []Affected
 	for _, s := range snaps {
 		a := Affected{Snapshot: s.ID().String()}

@@ -7,6 +7,8 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Action is what a matching rule does.
@@ -37,14 +39,19 @@ type Rule struct {
 func (r Rule) Match(p string) bool { return r.match(strings.TrimLeft(p, "/")) }
 
 // Parse compiles one pattern with an optional "style:" prefix;
-// defaultStyle applies when there is none.
+// defaultStyle applies when there is none. As in borg's parse_pattern, s
+// has a prefix when it is longer than two characters, its third character
+// is ':' and its first two are letters or digits; an unknown prefix (such
+// as "zz:" or "SH:") is an error, not part of a default-style pattern.
+// Anything else, such as "C:\x" or ".a:b", is a default-style pattern.
 func Parse(s, defaultStyle string, a Action) (Rule, error) {
 	style, pat := defaultStyle, s
-	if len(s) >= 3 && s[2] == ':' {
-		switch s[:2] {
-		case "sh", "fm", "re", "pp", "pf":
-			style, pat = s[:2], s[3:]
+	if st, p, ok := splitStyle(s); ok {
+		if !knownStyle(st) {
+			return Rule{Action: a, Style: st, Source: s},
+				fmt.Errorf("pattern %q: unknown pattern style: %s (want sh, fm, re, pp or pf)", s, st)
 		}
+		style, pat = st, p
 	}
 	r := Rule{Action: a, Style: style, Source: s}
 	if pat == "" {
@@ -81,6 +88,38 @@ func Parse(s, defaultStyle string, a Action) (Rule, error) {
 		return r, fmt.Errorf("pattern %q: unknown style %q (want sh, fm, re, pp or pf)", s, style)
 	}
 	return r, nil
+}
+
+// splitStyle applies borg's parse_pattern test for a "style:" prefix,
+// counting characters (runes) the way Python does: more than two
+// characters, the third ':' and the first two alphanumeric (a Unicode
+// letter or number, like Python's str.isalnum).
+func splitStyle(s string) (style, pat string, ok bool) {
+	var rs [3]rune
+	i := 0
+	for n := range rs {
+		if i >= len(s) {
+			return "", "", false
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		rs[n] = r
+		i += size
+	}
+	if rs[2] != ':' || !isAlnum(rs[0]) || !isAlnum(rs[1]) {
+		return "", "", false
+	}
+	return s[:i-1], s[i:], true
+}
+
+func isAlnum(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) }
+
+// knownStyle reports whether style is one of borg's pattern styles.
+func knownStyle(style string) bool {
+	switch style {
+	case "sh", "fm", "re", "pp", "pf":
+		return true
+	}
+	return false
 }
 
 // preparePath applies borg's rule: a pattern matches a path or anything
@@ -238,12 +277,32 @@ func ParseExcludes(patterns []string) ([]Rule, error) {
 	return out, nil
 }
 
-// ParseFile reads a borg patterns file. Each line is "+ PATTERN",
-// "- PATTERN", "! PATTERN", "P STYLE", "R ROOT" (ignored: roots come from
-// the command line) or a bare pattern (an exclude); "#" starts a comment
-// line. name is used in errors.
-func ParseFile(r io.Reader, name string) ([]Rule, error) {
-	var out []Rule
+// File is what LoadFile found in a borg patterns file.
+type File struct {
+	// Rules are the +, - and ! lines compiled in file order, for a
+	// Matcher.
+	Rules []Rule
+	// Roots are the paths of the R lines in file order, as written (the
+	// text after "R" and the blanks following it; not cleaned or made
+	// absolute). As with borg's --patterns-from they are further paths
+	// to back up, which the caller adds to those from the command line.
+	// Nil when the file has no R lines.
+	Roots []string
+}
+
+// LoadFile reads a borg patterns file (borg's --patterns-from). Each
+// line, stripped of surrounding blanks, is empty, a "#" comment, or a
+// command: its first character is the command and the rest, with
+// leading blanks removed, is its value, so "-tmp" and "- tmp" are the
+// same. The commands are "+ PATTERN" (include), "- PATTERN" (exclude),
+// "! PATTERN" (exclude without descending), "P STYLE" (default style for
+// the following patterns, initially sh) and "R PATH" (a root path to back
+// up, see File.Roots); "p" and "r" are accepted for "P" and "R", as borg
+// does. As in borg, any other first character, a command without a
+// value, an unknown style and a pattern Parse rejects are errors naming
+// name and the line number.
+func LoadFile(r io.Reader, name string) (*File, error) {
+	f := &File{}
 	style := "sh"
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -252,40 +311,55 @@ func ParseFile(r io.Reader, name string) ([]Rule, error) {
 		if s == "" || strings.HasPrefix(s, "#") {
 			continue
 		}
+		// Every command character is ASCII, so s[0] is the whole
+		// first character whenever it is a command.
+		cmd, arg := s[0], strings.TrimLeftFunc(s[1:], unicode.IsSpace)
 		var a Action
-		switch {
-		case len(s) > 2 && s[1] == ' ' && strings.ContainsRune("+-!PR", rune(s[0])):
-			cmd, arg := s[0], strings.TrimSpace(s[2:])
-			switch cmd {
-			case 'P':
-				switch arg {
-				case "sh", "fm", "re", "pp", "pf":
-					style = arg
-				default:
-					return nil, fmt.Errorf("%s:%d: unknown pattern style %q", name, line, arg)
-				}
-				continue
-			case 'R':
-				continue
-			case '+':
-				a = Include
-			case '-':
-				a = Exclude
-			case '!':
-				a = ExcludeNoRecurse
-			}
-			s = arg
-		default:
+		switch cmd {
+		case '+':
+			a = Include
+		case '-':
 			a = Exclude
+		case '!':
+			a = ExcludeNoRecurse
+		case 'P', 'p', 'R', 'r':
+		default:
+			c, _ := utf8.DecodeRuneInString(s)
+			return nil, fmt.Errorf("%s:%d: %q: unknown command %q (a line must start with +, -, !, P or R)", name, line, s, c)
 		}
-		rule, err := Parse(s, style, a)
+		if arg == "" {
+			return nil, fmt.Errorf("%s:%d: %q: command %q has no value", name, line, s, cmd)
+		}
+		switch cmd {
+		case 'P', 'p':
+			if !knownStyle(arg) {
+				return nil, fmt.Errorf("%s:%d: %q: unknown pattern style %q (want sh, fm, re, pp or pf)", name, line, s, arg)
+			}
+			style = arg
+			continue
+		case 'R', 'r':
+			f.Roots = append(f.Roots, arg)
+			continue
+		}
+		rule, err := Parse(arg, style, a)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", name, line, err)
 		}
-		out = append(out, rule)
+		f.Rules = append(f.Rules, rule)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
-	return out, nil
+	return f, nil
+}
+
+// ParseFile is LoadFile returning only the rules: the paths of R lines
+// are checked but dropped. Callers that back up paths should use LoadFile
+// and add File.Roots to them.
+func ParseFile(r io.Reader, name string) ([]Rule, error) {
+	f, err := LoadFile(r, name)
+	if err != nil {
+		return nil, err
+	}
+	return f.Rules, nil
 }

@@ -1,6 +1,8 @@
 package pattern
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -41,6 +43,15 @@ func TestParseMatch(t *testing.T) {
 		{"pp:/home/u", "/home/user", false},
 		{"pf:/etc/passwd", "/etc/passwd", true},
 		{"pf:/etc", "/etc/passwd", false},
+		// Strings outside borg's prefix rule (more than two characters,
+		// the third ':', the first two alphanumeric) are default-style
+		// patterns, colon and all.
+		{`C:\Users`, `/C:\Users`, true},
+		{".a:b", "/.a:b", true},
+		{"-x:y", "/-x:y", true},
+		{"a:b", "/a:b", true},
+		{"a:b:c", "/a:b:c", true},
+		{"a b:c", "/a b:c", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.pattern+"~"+tc.path, func(t *testing.T) {
@@ -55,11 +66,58 @@ func TestParseMatch(t *testing.T) {
 	}
 }
 
+func TestParseStyle(t *testing.T) {
+	tests := []struct {
+		pattern, defaultStyle, want string
+	}{
+		{"sh:x", "fm", "sh"},
+		{"fm:x", "sh", "fm"},
+		{"re:x", "sh", "re"},
+		{"pp:x", "sh", "pp"},
+		{"pf:x", "sh", "pf"},
+		{"x", "fm", "fm"},
+		{`C:\x`, "sh", "sh"},
+		{".a:b", "re", "re"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.pattern, func(t *testing.T) {
+			r, err := Parse(tc.pattern, tc.defaultStyle, Exclude)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Style != tc.want || r.Source != tc.pattern {
+				t.Fatalf("style %q source %q, want %q %q", r.Style, r.Source, tc.want, tc.pattern)
+			}
+		})
+	}
+}
+
 func TestParseErrors(t *testing.T) {
-	for _, p := range []string{"re:(", "", "sh:"} {
-		if _, err := Parse(p, "sh", Exclude); err == nil {
-			t.Errorf("%q accepted", p)
-		}
+	tests := []struct {
+		pattern string
+		want    string // in the error
+	}{
+		{"re:(", `pattern "re:("`},
+		{"", "empty"},
+		{"sh:", `pattern "sh:": empty`},
+		// borg's parse_pattern: two alphanumerics and ':' name a style,
+		// and an unknown one is an error rather than a sh: pattern.
+		{"zz:foo", `pattern "zz:foo": unknown pattern style: zz`},
+		{"zz:", "unknown pattern style: zz"},
+		{"SH:foo", "unknown pattern style: SH"},
+		{"12:30", "unknown pattern style: 12"},
+		{"é1:x", "unknown pattern style: é1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.pattern, func(t *testing.T) {
+			_, err := Parse(tc.pattern, "sh", Exclude)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := ParseExcludes([]string{"ok", "zz:foo"}); err == nil || !strings.Contains(err.Error(), "exclude 1:") {
+		t.Errorf("ParseExcludes error %v does not name exclude 1", err)
 	}
 }
 
@@ -70,7 +128,7 @@ func TestParseFile(t *testing.T) {
 P fm
 ! *.iso
 R /home
-plain-exclude
+-plain-exclude
 `
 	rules, err := ParseFile(strings.NewReader(in), "patterns.lst")
 	if err != nil {
@@ -100,9 +158,128 @@ plain-exclude
 	}
 }
 
+func TestLoadFile(t *testing.T) {
+	type check struct {
+		path string
+		want Action
+	}
+	tests := []struct {
+		name   string
+		in     string
+		checks []check
+		roots  []string
+	}{
+		{
+			name: "no blank after the command",
+			in:   "-tmp/foo\n+keep\n!**/*.iso\n",
+			checks: []check{
+				{"/tmp/foo", Exclude}, {"/tmp/foo/x", Exclude}, {"/tmp/bar", None},
+				{"/keep/x", Include}, {"/data/a.iso", ExcludeNoRecurse},
+			},
+		},
+		{
+			name:   "blanks after the command",
+			in:     "- tmp/foo\n-\t  tmp/bar\n  +   keep  \n",
+			checks: []check{{"/tmp/foo", Exclude}, {"/tmp/bar", Exclude}, {"/keep", Include}},
+		},
+		{
+			name:   "P without a blank, and lower case p",
+			in:     "Pfm\n-*.o\np re\n-\\.bak$\n",
+			checks: []check{{"/src/a.o", Exclude}, {"/x/y.bak", Exclude}, {"/x/y.c", None}},
+		},
+		{
+			name:   "a style prefix beats P",
+			in:     "P re\n- sh:home/*/.cache\n",
+			checks: []check{{"/home/u/.cache/x", Exclude}, {"/home/u/v/.cache", None}},
+		},
+		{
+			name:   "root paths in order, as written",
+			in:     "R /home\n# comment\n- home/*/.cache\nR/srv\nr   /data dir  \nR relative/path\n",
+			checks: []check{{"/home/u/.cache", Exclude}, {"/srv", None}},
+			roots:  []string{"/home", "/srv", "/data dir", "relative/path"},
+		},
+		{
+			name: "empty file",
+			in:   "\n   \n# only a comment\n",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := LoadFile(strings.NewReader(tc.in), "patterns.lst")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(f.Roots, tc.roots) {
+				t.Errorf("roots %q, want %q", f.Roots, tc.roots)
+			}
+			m := NewMatcher(f.Rules...)
+			for _, c := range tc.checks {
+				if got := m.Match(c.path); got != c.want {
+					t.Errorf("%s: %v, want %v", c.path, got, c.want)
+				}
+			}
+			rules, err := ParseFile(strings.NewReader(tc.in), "patterns.lst")
+			if err != nil || len(rules) != len(f.Rules) {
+				t.Errorf("ParseFile: %d rules, %v; LoadFile: %d rules", len(rules), err, len(f.Rules))
+			}
+		})
+	}
+}
+
+func TestLoadFileErrors(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string // in the error
+	}{
+		// borg's parse_inclexcl_command: every line starts with a command.
+		{"foo\n", `bad.lst:1: "foo": unknown command 'f'`},
+		{"+ a\n# c\n\n*.o\n", `bad.lst:4: "*.o": unknown command '*'`},
+		{"é\n", `unknown command 'é'`},
+		// "plain" is the P command with the style "lain".
+		{"plain-exclude\n", `bad.lst:1: "plain-exclude": unknown pattern style "lain-exclude"`},
+		{"+ a\nP bogus\n", `bad.lst:2: "P bogus": unknown pattern style "bogus"`},
+		{"P SH\n", `unknown pattern style "SH"`},
+		// A command needs a value.
+		{"-\n", `bad.lst:1: "-": command '-' has no value`},
+		{"+ a\n- \t \n", `bad.lst:2: "-": command '-' has no value`},
+		{"+\n", "command '+' has no value"},
+		{"!\n", "command '!' has no value"},
+		{"P\n", "command 'P' has no value"},
+		{"R \n", "command 'R' has no value"},
+		{"r\n", "command 'r' has no value"},
+		// Parse's errors, with file and line.
+		{"+ a\n- zz:foo\n", `bad.lst:2: pattern "zz:foo": unknown pattern style: zz`},
+		{"!re:(\n", `bad.lst:1: pattern "re:("`},
+		{"- sh:\n", `bad.lst:1: pattern "sh:": empty`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			f, err := LoadFile(strings.NewReader(tc.in), "bad.lst")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+			if f != nil {
+				t.Errorf("file %+v returned with the error", f)
+			}
+		})
+	}
+}
+
+func ExampleLoadFile() {
+	f, err := LoadFile(strings.NewReader("R /home\n+ home/u/.cache/keep\n- home/*/.cache\n"), "patterns.lst")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	m := NewMatcher(f.Rules...)
+	fmt.Println(f.Roots, m.Match("/home/u/.cache/x"), m.Match("/home/u/.cache/keep/y"))
+	// Output: [/home] exclude include
+}
+
 func FuzzParseFile(f *testing.F) {
-	f.Add("+ a\n- b/**\n! re:c$\nP fm\nx*\n")
+	f.Add("+ a\n- b/**\n! re:c$\nP fm\n-x*\nR /r\n")
 	f.Add("[")
+	f.Add("-[\nzz:x\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		rules, err := ParseFile(strings.NewReader(s), "fuzz")
 		if err != nil {

@@ -186,6 +186,20 @@ func Create(ctx context.Context, be backend.Backend, password []byte, cfg Config
 	if err := be.Create(ctx); err != nil {
 		return nil, err
 	}
+	// Key files without a config are what an interrupted init left:
+	// their master key is not this repository's.
+	var stale []string
+	if err := be.List(ctx, backend.Key, func(name string, _ int64) error {
+		stale = append(stale, name)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("init repository: %w", err)
+	}
+	for _, name := range stale {
+		if err := be.Remove(ctx, backend.Handle{Type: backend.Key, Name: name}); err != nil {
+			return nil, fmt.Errorf("init repository: remove key of an interrupted init: %w", err)
+		}
+	}
 	r, err := newRepository(be, key, cfg, o)
 	if err != nil {
 		return nil, err

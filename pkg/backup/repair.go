@@ -1,0 +1,191 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/hostd/hostd/pkg/backup/backend"
+	"github.com/hostd/hostd/pkg/backup/checker"
+	"github.com/hostd/hostd/pkg/backup/repository"
+)
+
+// RepairOptions configure Repair.
+type RepairOptions struct {
+	DryRun bool
+}
+
+// RepairResult says what Repair found and did.
+type RepairResult struct {
+	PacksRead    int `json:"packs_read"`
+	PacksDamaged int `json:"packs_damaged"`
+	// BlobsSalvaged are the intact blobs of damaged packs, stored again
+	// in new packs; BlobsLost the blobs that fail their authentication
+	// (or whose pack could not be read), dropped from the index.
+	BlobsSalvaged int `json:"blobs_salvaged"`
+	BlobsLost     int `json:"blobs_lost"`
+	PacksWritten  int `json:"packs_written"`
+	IndexFiles    int `json:"index_files_replaced"`
+	// Affected are the files of each snapshot that use a lost blob: they
+	// restore again once a backup stores the same content (or the same
+	// directory, for a lost tree) again.
+	Affected []checker.Affected `json:"affected"`
+	DryRun   bool               `json:"dry_run,omitempty"`
+}
+
+// Repair reads every pack and drops what is damaged, so that later
+// backups store that content again instead of referring to the damaged
+// copy, and prune can work: intact blobs of a damaged pack are stored in
+// new packs, a new index lists only intact blobs, and then the damaged
+// packs are deleted. It holds an exclusive lock. Snapshots that used a
+// lost blob stay as they are; they restore in full again once a backup
+// has stored the lost content anew (blob IDs depend only on content), so
+// the next backup of the affected paths heals them.
+//
+// The write order is prune's: new packs, a complete new index, removal
+// of the old index files, and only then removal of damaged packs, so a
+// crash at any point leaves a consistent repository.
+func (r *Repository) Repair(ctx context.Context, opts RepairOptions) (*RepairResult, error) {
+	lock, err := r.repo.Lock(ctx, true)
+	if err != nil {
+		return nil, fmt.Errorf("repair: %w", err)
+	}
+	defer lock.Unlock()
+	repo := r.repo
+	if _, err := repo.AdoptPacks(ctx); err != nil {
+		return nil, fmt.Errorf("repair: %w", err)
+	}
+	packs, err := repo.List(ctx, backend.Pack)
+	if err != nil {
+		return nil, fmt.Errorf("repair: %w", err)
+	}
+	ids := make([]repository.ID, 0, len(packs))
+	for id := range packs {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i].String() < ids[j].String() })
+	indexed := repo.Index().Packs()
+	res := &RepairResult{DryRun: opts.DryRun}
+	keep := map[repository.ID][]repository.PackBlob{}
+	lost := map[repository.BlobHandle]bool{}
+	salvaged := map[repository.BlobHandle]bool{}
+	var damaged []repository.ID
+	before := repo.SavedPacks()
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		data, err := repo.Backend().Load(ctx, backend.Handle{Type: backend.Pack, Name: id.String()}, 0, 0)
+		if err != nil {
+			return nil, fmt.Errorf("repair: read pack %s: %w", id.Short(), err)
+		}
+		res.PacksRead++
+		blobs, errs, err := repo.DecodePack(id, data)
+		if err == nil && !anyErr(errs) {
+			keep[id] = blobs
+			continue
+		}
+		res.PacksDamaged++
+		damaged = append(damaged, id)
+		if err != nil && !errors.Is(err, repository.ErrPackContent) {
+			// The header is gone: the index says where the blobs were.
+			blobs, errs = indexed[id], nil
+		}
+		dec := repo.NewSegmentDecoder()
+		for i, b := range blobs {
+			var plain []byte
+			if errs == nil || errs[i] == nil {
+				plain, err = dec.Decode(b.BlobHandle, blobSpan(data, b), b.Location(id), nil)
+			} else {
+				err = errs[i]
+			}
+			if err != nil {
+				lost[b.BlobHandle] = true
+				continue
+			}
+			res.BlobsSalvaged++
+			salvaged[b.BlobHandle] = true
+			if !opts.DryRun {
+				if err := repo.RepackBlob(ctx, b.Type, plain); err != nil {
+					return nil, fmt.Errorf("repair: %w", err)
+				}
+			}
+		}
+	}
+	// A blob lost in one pack may still be intact in another (a second
+	// copy a repack or an interrupted backup left).
+	for _, bs := range keep {
+		for _, b := range bs {
+			delete(lost, b.BlobHandle)
+		}
+	}
+	for h := range salvaged {
+		delete(lost, h)
+	}
+	res.BlobsLost = len(lost)
+	if len(lost) > 0 {
+		snaps, _, err := repo.Snapshots(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("repair: %w", err)
+		}
+		res.Affected = checker.AffectedBy(ctx, repo, snaps, lost)
+	}
+	if opts.DryRun || len(damaged) == 0 {
+		return res, nil
+	}
+	if err := repo.Flush(ctx); err != nil {
+		return nil, fmt.Errorf("repair: %w", err)
+	}
+	for id, bs := range repo.SavedPacks() {
+		if _, old := before[id]; !old {
+			keep[id] = bs
+			res.PacksWritten++
+		}
+	}
+	oldIndex, err := repo.List(ctx, backend.Index)
+	if err != nil {
+		return nil, fmt.Errorf("repair: %w", err)
+	}
+	newIndex, err := repo.WriteIndex(ctx, keep)
+	if err != nil {
+		return nil, fmt.Errorf("repair: %w", err)
+	}
+	for id := range oldIndex {
+		if id == newIndex {
+			continue
+		}
+		if err := repo.Backend().Remove(ctx, backend.Handle{Type: backend.Index, Name: id.String()}); err != nil {
+			return nil, fmt.Errorf("repair: %w", err)
+		}
+		res.IndexFiles++
+	}
+	for _, id := range damaged {
+		if err := repo.Backend().Remove(ctx, backend.Handle{Type: backend.Pack, Name: id.String()}); err != nil {
+			return nil, fmt.Errorf("repair: %w", err)
+		}
+	}
+	if err := repo.ReloadIndex(ctx); err != nil {
+		return nil, fmt.Errorf("repair: reload index: %w", err)
+	}
+	return res, nil
+}
+
+func anyErr(errs []error) bool {
+	for _, err := range errs {
+		if err != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// blobSpan is b's sealed segment in data, or nil when the pack is too
+// short to hold it (truncated).
+func blobSpan(data []byte, b repository.PackBlob) []byte {
+	end := uint64(b.Offset) + uint64(b.Length)
+	if end > uint64(len(data)) {
+		return nil
+	}
+	return data[b.Offset:end]
+}
