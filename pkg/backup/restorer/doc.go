@@ -4,6 +4,11 @@
 // (as root), modes, owners (by name where the name exists, else by
 // number), timestamps and extended attributes. File contents are written
 // by parallel workers; directory metadata is applied last, deepest first.
+// A restore of include paths brings back what is below them and the
+// directories leading to them, those with their metadata too. The
+// snapshot is planned before anything is written, so a restore whose
+// arguments fail (a non-empty target, includes that match nothing)
+// leaves the target as it was.
 //
 // It does not read source file systems or change the repository.
 package restorer

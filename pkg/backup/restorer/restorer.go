@@ -71,6 +71,21 @@ type linkJob struct {
 type dirMeta struct {
 	path string
 	node *repository.Node
+	// onPath marks a directory restored only because an included path
+	// is below it: created and given its metadata, but not counted.
+	onPath bool
+}
+
+// plan is a restore worked out from the snapshot, before anything is
+// written.
+type plan struct {
+	dirs    []dirMeta // in walk order: parents before their entries
+	special []fileJob // symlinks, FIFOs, devices
+	files   []fileJob
+	links   []linkJob
+	totalF  int64
+	totalB  int64
+	matched bool // something is selected (always, without includes)
 }
 
 type restorer struct {
@@ -107,7 +122,8 @@ func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snap
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTarget(target, opts.Overwrite); err != nil {
+	missing, err := checkTarget(target, opts.Overwrite)
+	if err != nil {
 		return nil, err
 	}
 	start := opts.Now()
@@ -117,63 +133,41 @@ func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snap
 		includes = append(includes, filepath.Clean("/"+p))
 	}
 
-	// Pass 1: walk the snapshot, create directories and special files,
-	// collect file and hard link jobs.
-	var files []fileJob
-	var links []linkJob
-	var dirs []dirMeta
-	seenInode := map[[2]uint64]string{}
-	matched := len(includes) == 0
-	err = repo.WalkTree(ctx, snap.Tree, "/", func(p string, n *repository.Node) error {
-		sel := selected(p, includes)
-		if sel == skip {
-			return repository.ErrSkipDir
-		}
-		dst := filepath.Join(target, p)
-		if sel == ancestor {
-			// A directory on the way to an included path.
-			if n.Type != repository.NodeDir {
-				return nil
-			}
-			return r.mkdir(dst)
-		}
-		matched = true
-		switch n.Type {
-		case repository.NodeDir:
-			if err := r.mkdir(dst); err != nil {
-				return err
-			}
-			dirs = append(dirs, dirMeta{dst, n})
-			r.sum.Dirs++
-		case repository.NodeFile:
-			if n.Links > 1 {
-				k := [2]uint64{n.Device, n.Inode}
-				if first, ok := seenInode[k]; ok {
-					links = append(links, linkJob{path: dst, target: first, node: n})
-					return nil
-				}
-				seenInode[k] = dst
-			}
-			files = append(files, fileJob{dst, n})
-			r.totalF++
-			r.totalB += int64(n.Size)
-		default:
-			if err := r.special(dst, n); err != nil {
-				r.warn(dst, err)
-				return nil
-			}
-			r.sum.Special++
-		}
-		return nil
-	})
+	// Pass 1: work out what to restore. Nothing is written before the
+	// arguments are known to be good: a failed restore leaves the target
+	// as it was.
+	pl, err := makePlan(ctx, repo, snap, target, includes)
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
-	if !matched {
+	if !pl.matched {
 		return nil, fmt.Errorf("restore: include paths %v match nothing in snapshot %s", opts.Include, snap.ID().Short())
 	}
+	r.totalF, r.totalB = pl.totalF, pl.totalB
+	if missing {
+		if err := os.MkdirAll(target, 0o700); err != nil {
+			return nil, fmt.Errorf("create restore target: %w", err)
+		}
+	}
+	// Pass 2: directories (parents before their entries), then special
+	// files.
+	for _, d := range pl.dirs {
+		if err := r.mkdir(d.path); err != nil {
+			return nil, fmt.Errorf("restore: %w", err)
+		}
+		if !d.onPath {
+			r.sum.Dirs++
+		}
+	}
+	for _, s := range pl.special {
+		if err := r.special(s.path, s.node); err != nil {
+			r.warn(s.path, err)
+			continue
+		}
+		r.sum.Special++
+	}
 
-	// Pass 2: file contents in parallel.
+	// Pass 3: file contents in parallel.
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	if opts.Progress != nil {
@@ -193,15 +187,16 @@ func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snap
 	} else {
 		close(done)
 	}
-	err = r.restoreContents(ctx, files)
+	err = r.restoreContents(ctx, pl.files)
 	close(stop)
 	<-done
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 
-	// Pass 3: hard links, then directory metadata deepest first.
-	for _, l := range links {
+	// Pass 4: hard links, then directory metadata deepest first (those
+	// on the way to included paths too, as the snapshot recorded them).
+	for _, l := range pl.links {
 		if r.opts.Overwrite {
 			_ = os.Remove(l.path)
 		}
@@ -214,9 +209,10 @@ func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snap
 		}
 		r.sum.Links++
 	}
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := r.applyMeta(dirs[i].path, dirs[i].node); err != nil {
-			r.warn(dirs[i].path, err)
+	for i := len(pl.dirs) - 1; i >= 0; i-- {
+		d := pl.dirs[i]
+		if err := r.applyMeta(d.path, d.node); err != nil {
+			r.warn(d.path, err)
 		}
 	}
 	r.sum.Files = r.files.Load()
@@ -243,6 +239,52 @@ func (r *restorer) warn(p string, err error) {
 	r.opts.Warn(p, err)
 }
 
+// makePlan walks snap and lists what a restore into target creates:
+// everything, or with includes the included paths, what is below them and
+// the directories leading to them. It only reads the repository.
+func makePlan(ctx context.Context, repo *repository.Repository, snap *repository.Snapshot, target string, includes []string) (*plan, error) {
+	pl := &plan{matched: len(includes) == 0}
+	seenInode := map[[2]uint64]string{}
+	err := repo.WalkTree(ctx, snap.Tree, "/", func(p string, n *repository.Node) error {
+		sel := selected(p, includes)
+		if sel == skip {
+			return repository.ErrSkipDir
+		}
+		dst := filepath.Join(target, p)
+		if sel == ancestor {
+			// A directory on the way to an included path.
+			if n.Type == repository.NodeDir {
+				pl.dirs = append(pl.dirs, dirMeta{path: dst, node: n, onPath: true})
+			}
+			return nil
+		}
+		pl.matched = true
+		switch n.Type {
+		case repository.NodeDir:
+			pl.dirs = append(pl.dirs, dirMeta{path: dst, node: n})
+		case repository.NodeFile:
+			if n.Links > 1 {
+				k := [2]uint64{n.Device, n.Inode}
+				if first, ok := seenInode[k]; ok {
+					pl.links = append(pl.links, linkJob{path: dst, target: first, node: n})
+					return nil
+				}
+				seenInode[k] = dst
+			}
+			pl.files = append(pl.files, fileJob{dst, n})
+			pl.totalF++
+			pl.totalB += int64(n.Size)
+		default:
+			pl.special = append(pl.special, fileJob{dst, n})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return pl, nil
+}
+
 const (
 	skip = iota
 	ancestor
@@ -265,26 +307,26 @@ func selected(p string, includes []string) int {
 	return res
 }
 
-func checkTarget(target string, overwrite bool) error {
+// checkTarget reports whether target is missing (Run creates it once the
+// restore's arguments are checked) and fails if it has entries and
+// overwrite is not set. It changes nothing.
+func checkTarget(target string, overwrite bool) (missing bool, err error) {
 	f, err := os.Open(target)
 	if errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(target, 0o700); err != nil {
-			return fmt.Errorf("create restore target: %w", err)
-		}
-		return nil
+		return true, nil
 	}
 	if err != nil {
-		return fmt.Errorf("open restore target: %w", err)
+		return false, fmt.Errorf("open restore target: %w", err)
 	}
 	defer f.Close()
 	names, err := f.Readdirnames(1)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("read restore target %s: %w", target, err)
+		return false, fmt.Errorf("read restore target %s: %w", target, err)
 	}
 	if len(names) > 0 && !overwrite {
-		return fmt.Errorf("%s: %w", target, ErrTargetNotEmpty)
+		return false, fmt.Errorf("%s: %w", target, ErrTargetNotEmpty)
 	}
-	return nil
+	return false, nil
 }
 
 func (r *restorer) mkdir(p string) error {
