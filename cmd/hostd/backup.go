@@ -20,6 +20,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/hostd/hostd/internal/codepages"
+	"github.com/hostd/hostd/internal/confkit"
 	"github.com/hostd/hostd/pkg/backup"
 	"github.com/hostd/hostd/pkg/backup/backend"
 )
@@ -646,10 +647,25 @@ func (f *backupFlags) forgetCmd() *cobra.Command {
 	fl.IntVar(&p.Weekly, "keep-weekly", 0, "same per ISO week")
 	fl.IntVar(&p.Monthly, "keep-monthly", 0, "same per month")
 	fl.IntVar(&p.Yearly, "keep-yearly", 0, "same per year")
-	fl.DurationVar(&p.Within, "keep-within", 0, "keep every snapshot younger than this before the newest (e.g. 72h)")
+	fl.Var((*withinFlag)(&p.Within), "keep-within", "keep every snapshot younger than this before the newest (e.g. 72h, 7d, 2w, 1y; m is minutes)")
 	fl.BoolVarP(&dry, "dry-run", "n", false, "only show what would be removed")
 	fl.BoolVar(&prune, "prune", false, "run prune afterwards")
 	return cmd
+}
+
+// withinFlag is --keep-within: a duration in the config file's units
+// (Go's plus d, w and y).
+type withinFlag time.Duration
+
+func (w *withinFlag) String() string { return time.Duration(*w).String() }
+func (w *withinFlag) Type() string   { return "duration" }
+func (w *withinFlag) Set(s string) error {
+	d, err := confkit.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*w = withinFlag(d)
+	return nil
 }
 
 func printPrune(cmd *cobra.Command, pr *backup.PruneResult) {

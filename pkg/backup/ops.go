@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"syscall"
 	"time"
 
@@ -35,6 +36,9 @@ type ForgetEntry struct {
 // Forget removes the snapshots policy does not keep (only lists them with
 // dryRun). Data is freed by Prune. An empty policy is refused.
 func (r *Repository) Forget(ctx context.Context, policy RetentionPolicy, dryRun bool) (*ForgetResult, error) {
+	if err := policy.Validate(); err != nil {
+		return nil, fmt.Errorf("forget: %w", err)
+	}
 	if policy.Empty() {
 		return nil, errors.New("forget: empty policy would remove every snapshot; give at least one keep option")
 	}
@@ -53,7 +57,7 @@ func (r *Repository) Forget(ctx context.Context, policy RetentionPolicy, dryRun 
 		byID[s.ID().String()] = s
 		items = append(items, forget.Item{ID: s.ID().String(), Time: s.Time, Hostname: s.Hostname, Paths: s.Paths})
 	}
-	res := &ForgetResult{DryRun: dryRun}
+	res := &ForgetResult{Keep: []ForgetEntry{}, Remove: []ForgetEntry{}, DryRun: dryRun}
 	for _, d := range forget.Apply(items, policy, time.Local) {
 		s := byID[d.ID]
 		e := ForgetEntry{SnapshotInfo: snapshotInfo(s), Reasons: d.Reasons}
@@ -179,11 +183,15 @@ func (r *Repository) Diff(ctx context.Context, a, b string) ([]Change, error) {
 	if err != nil {
 		return nil, fmt.Errorf("diff: %w", err)
 	}
-	var out []Change
+	out := []Change{} // [] in JSON when nothing changed
 	if err := r.diffTrees(ctx, &sa.Tree, &sb.Tree, "/", &out); err != nil {
 		return nil, fmt.Errorf("diff: %w", err)
 	}
 	return out, nil
+}
+
+func xattrsEqual(a, b []repository.Xattr) bool {
+	return slices.Equal(a, b)
 }
 
 func (r *Repository) diffTrees(ctx context.Context, a, b *repository.ID, dir string, out *[]Change) error {
@@ -244,7 +252,7 @@ func (r *Repository) diffTrees(ctx context.Context, a, b *repository.ID, dir str
 		case na.Type != nb.Type:
 			*out = append(*out, Change{"T", p})
 		case na.Type == repository.NodeDir:
-			if na.Mode != nb.Mode || na.UID != nb.UID || na.GID != nb.GID {
+			if na.Mode != nb.Mode || na.UID != nb.UID || na.GID != nb.GID || !xattrsEqual(na.Xattrs, nb.Xattrs) {
 				*out = append(*out, Change{"M", p})
 			}
 			if err := r.diffTrees(ctx, na.Subtree, nb.Subtree, p, out); err != nil {
@@ -252,7 +260,7 @@ func (r *Repository) diffTrees(ctx context.Context, a, b *repository.ID, dir str
 			}
 		default:
 			if na.Size != nb.Size || na.Mode != nb.Mode || na.MTimeNs != nb.MTimeNs || na.UID != nb.UID || na.GID != nb.GID ||
-				na.LinkTarget != nb.LinkTarget || fmt.Sprint(na.Content) != fmt.Sprint(nb.Content) {
+				na.LinkTarget != nb.LinkTarget || !slices.Equal(na.Content, nb.Content) || !xattrsEqual(na.Xattrs, nb.Xattrs) {
 				*out = append(*out, Change{"M", p})
 			}
 		}

@@ -165,6 +165,10 @@ func TestLsDiffDump(t *testing.T) {
 	backuptest.RandomFile(t, filepath.Join(src, "changes"), 3001)
 	backuptest.RandomFile(t, filepath.Join(src, "new/file"), 10)
 	_ = os.Remove(filepath.Join(src, "goes"))
+	// Only an extended attribute changes: still a modification.
+	if err := unix.Setxattr(filepath.Join(src, "same"), "user.hostd.diff", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
 	b, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}})
 	if err != nil {
 		t.Fatal(err)
@@ -180,8 +184,11 @@ func TestLsDiffDump(t *testing.T) {
 		}
 	}
 	sort.Strings(got)
-	if want := "+ /new,+ /new/file,- /goes,M /changes"; strings.Join(got, ",") != want {
+	if want := "+ /new,+ /new/file,- /goes,M /changes,M /same"; strings.Join(got, ",") != want {
 		t.Fatalf("diff %v, want %s", got, want)
+	}
+	if same, err := r.Diff(ctx, b.SnapshotID, b.SnapshotID); err != nil || same == nil || len(same) != 0 {
+		t.Fatalf("diff of a snapshot with itself: %#v %v (want an empty, non-nil list)", same, err)
 	}
 	var out bytes.Buffer
 	if err := r.Dump(ctx, "latest", filepath.Join(src, "changes"), &out); err != nil {

@@ -1,6 +1,7 @@
 package forget
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -15,6 +16,23 @@ type Policy struct {
 	Monthly int           `json:"keep_monthly,omitempty"`
 	Yearly  int           `json:"keep_yearly,omitempty"`
 	Within  time.Duration `json:"keep_within,omitempty"`
+}
+
+// Validate rejects counts below -1 (-1 means no limit) and a negative
+// Within.
+func (p Policy) Validate() error {
+	for _, c := range []struct {
+		name string
+		n    int
+	}{{"last", p.Last}, {"hourly", p.Hourly}, {"daily", p.Daily}, {"weekly", p.Weekly}, {"monthly", p.Monthly}, {"yearly", p.Yearly}} {
+		if c.n < -1 {
+			return fmt.Errorf("keep-%s %d: want a count, or -1 for no limit", c.name, c.n)
+		}
+	}
+	if p.Within < 0 {
+		return fmt.Errorf("keep-within %s: must not be negative", p.Within)
+	}
+	return nil
 }
 
 // Empty reports whether the policy keeps nothing (callers refuse it).

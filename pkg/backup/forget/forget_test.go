@@ -87,3 +87,22 @@ func TestApplyGroupsByHostAndPaths(t *testing.T) {
 		t.Fatalf("kept %s, want a,d,c (newest per host+paths group)", got)
 	}
 }
+
+func TestPolicyValidate(t *testing.T) {
+	tests := []struct {
+		p  Policy
+		ok bool
+	}{
+		{Policy{Last: 3}, true},
+		{Policy{Last: -1}, true},
+		{Policy{Daily: -1, Within: time.Hour}, true},
+		{Policy{Last: -5}, false},
+		{Policy{Yearly: -2}, false},
+		{Policy{Within: -time.Hour}, false},
+	}
+	for _, tt := range tests {
+		if err := tt.p.Validate(); (err == nil) != tt.ok {
+			t.Errorf("%+v: Validate() = %v, want ok %v", tt.p, err, tt.ok)
+		}
+	}
+}
