@@ -9,6 +9,7 @@ import (
 	"slices"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hostd/hostd/pkg/backup/checker"
 	"github.com/hostd/hostd/pkg/backup/crypto"
@@ -128,11 +129,16 @@ type Entry struct {
 	Size       uint64    `json:"size"`
 	MTime      time.Time `json:"mtime"`
 	LinkTarget string    `json:"link_target,omitempty"`
+	// PathRaw and LinkTargetRaw hold the bytes (base64 in JSON) of a
+	// path or link target that is not valid UTF-8.
+	PathRaw       []byte `json:"path_raw,omitempty"`
+	LinkTargetRaw []byte `json:"link_target_raw,omitempty"`
 }
 
 func entry(p string, n *repository.Node) Entry {
 	return Entry{Path: p, Type: n.Type, Mode: fmt.Sprintf("%04o", n.Mode), UID: n.UID, GID: n.GID, User: n.User,
-		Group: n.Group, Size: n.Size, MTime: time.Unix(0, n.MTimeNs), LinkTarget: string(n.LinkTarget)}
+		Group: n.Group, Size: n.Size, MTime: time.Unix(0, n.MTimeNs), LinkTarget: string(n.LinkTarget),
+		PathRaw: rawName(p), LinkTargetRaw: rawName(string(n.LinkTarget))}
 }
 
 // Ls lists the nodes of snapshot below dir ("" or "/" for everything),
@@ -171,6 +177,22 @@ func (r *Repository) Ls(ctx context.Context, snapshot, dir string) ([]Entry, err
 type Change struct {
 	Op   string `json:"op"`
 	Path string `json:"path"`
+	// PathRaw holds Path's bytes (base64 in JSON) when they are not
+	// valid UTF-8, which JSON strings cannot carry.
+	PathRaw []byte `json:"path_raw,omitempty"`
+}
+
+func change(op, p string) Change {
+	return Change{Op: op, Path: p, PathRaw: rawName(p)}
+}
+
+// rawName returns s's bytes when s is not valid UTF-8 (a JSON string of
+// it would replace them with U+FFFD), else nil.
+func rawName(s string) []byte {
+	if utf8.ValidString(s) {
+		return nil
+	}
+	return []byte(s)
 }
 
 // Diff compares snapshots a and b.
@@ -236,24 +258,24 @@ func (r *Repository) diffTrees(ctx context.Context, a, b *repository.ID, dir str
 		p := path.Join(dir, name)
 		switch {
 		case nb == nil:
-			*out = append(*out, Change{"-", p})
+			*out = append(*out, change("-", p))
 			if na.Subtree != nil {
 				if err := r.diffTrees(ctx, na.Subtree, nil, p, out); err != nil {
 					return err
 				}
 			}
 		case na == nil:
-			*out = append(*out, Change{"+", p})
+			*out = append(*out, change("+", p))
 			if nb.Subtree != nil {
 				if err := r.diffTrees(ctx, nil, nb.Subtree, p, out); err != nil {
 					return err
 				}
 			}
 		case na.Type != nb.Type:
-			*out = append(*out, Change{"T", p})
+			*out = append(*out, change("T", p))
 		case na.Type == repository.NodeDir:
 			if na.Mode != nb.Mode || na.UID != nb.UID || na.GID != nb.GID || !xattrsEqual(na.Xattrs, nb.Xattrs) {
-				*out = append(*out, Change{"M", p})
+				*out = append(*out, change("M", p))
 			}
 			if err := r.diffTrees(ctx, na.Subtree, nb.Subtree, p, out); err != nil {
 				return err
@@ -261,7 +283,7 @@ func (r *Repository) diffTrees(ctx context.Context, a, b *repository.ID, dir str
 		default:
 			if na.Size != nb.Size || na.Mode != nb.Mode || na.MTimeNs != nb.MTimeNs || na.UID != nb.UID || na.GID != nb.GID ||
 				na.LinkTarget != nb.LinkTarget || !slices.Equal(na.Content, nb.Content) || !xattrsEqual(na.Xattrs, nb.Xattrs) {
-				*out = append(*out, Change{"M", p})
+				*out = append(*out, change("M", p))
 			}
 		}
 	}

@@ -298,3 +298,42 @@ func TestOneFileSystem(t *testing.T) {
 		}
 	}
 }
+
+// TestRawNames: names that are not valid UTF-8 come with their bytes in
+// ls and diff results, since JSON strings would replace them.
+func TestRawNames(t *testing.T) {
+	ctx := context.Background()
+	_, r := newRepo(t)
+	src := t.TempDir()
+	a, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(src, "bad\xffname")
+	if err := os.WriteFile(bad, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := r.Ls(ctx, b.SnapshotID, bad)
+	if err != nil || len(entries) != 1 || string(entries[0].PathRaw) != bad {
+		t.Fatalf("ls: %+v %v", entries, err)
+	}
+	changes, err := r.Diff(ctx, a.SnapshotID, b.SnapshotID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range changes {
+		if string(c.PathRaw) == bad && c.Op == "+" {
+			found = true
+		} else if c.PathRaw != nil {
+			t.Errorf("raw bytes for a valid name: %+v", c)
+		}
+	}
+	if !found {
+		t.Fatalf("diff %+v lacks the raw name", changes)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hostd/hostd/pkg/backup/backend"
 	"github.com/hostd/hostd/pkg/backup/repository"
@@ -32,6 +33,10 @@ func (p Problem) String() string { return p.Object + ": " + p.Message }
 type Affected struct {
 	Snapshot string   `json:"snapshot"`
 	Paths    []string `json:"paths"`
+	// PathsRaw, when a path is not valid UTF-8 (which JSON strings
+	// cannot carry), holds the bytes of each path, index for index (nil
+	// for valid ones; base64 in JSON).
+	PathsRaw [][]byte `json:"paths_raw,omitempty"`
 }
 
 // Result is the outcome of a check.
@@ -215,6 +220,17 @@ func AffectedBy(ctx context.Context, repo *repository.Repository, snaps []*repos
 			return nil
 		})
 		if len(a.Paths) > 0 {
+			for _, p := range a.Paths {
+				if !utf8.ValidString(p) {
+					a.PathsRaw = make([][]byte, len(a.Paths))
+					for i, p := range a.Paths {
+						if !utf8.ValidString(p) {
+							a.PathsRaw[i] = []byte(p)
+						}
+					}
+					break
+				}
+			}
 			out = append(out, a)
 		}
 	}
