@@ -729,20 +729,29 @@ affected paths after a repair.`,
 			}
 			w := cmd.OutOrStdout()
 			if res.DryRun {
-				fmt.Fprintf(w, "repair: %d packs read, %d damaged; would store %d intact blobs of damaged packs again and drop %d lost blobs\n",
-					res.PacksRead, res.PacksDamaged, res.BlobsSalvaged, res.BlobsLost)
+				fmt.Fprintf(w, "repair: %d packs read, %d damaged, %d missing; would store %d intact blobs of damaged packs again and drop %d lost blobs\n",
+					res.PacksRead, res.PacksDamaged, res.PacksMissing, res.BlobsSalvaged, res.BlobsLost)
 			} else {
-				fmt.Fprintf(w, "repair: %d packs read, %d damaged; stored %d intact blobs of damaged packs again in %d packs, dropped %d lost blobs\n",
-					res.PacksRead, res.PacksDamaged, res.BlobsSalvaged, res.PacksWritten, res.BlobsLost)
+				fmt.Fprintf(w, "repair: %d packs read, %d damaged, %d missing; stored %d intact blobs of damaged packs again in %d packs, dropped %d lost blobs, replaced %d index files\n",
+					res.PacksRead, res.PacksDamaged, res.PacksMissing, res.BlobsSalvaged, res.PacksWritten, res.BlobsLost, res.IndexFiles)
 			}
+			lostDir := false
 			for _, a := range res.Affected {
 				fmt.Fprintf(w, "snapshot %s has files with lost data:\n", a.Snapshot[:8])
 				for _, p := range a.Paths {
+					if strings.HasSuffix(p, "/") {
+						lostDir = true
+						fmt.Fprintf(w, "  %s (directory listing lost: nothing below it restores)\n", quoteName(p))
+						continue
+					}
 					fmt.Fprintf(w, "  %s\n", quoteName(p))
 				}
 			}
 			if len(res.Affected) > 0 {
-				fmt.Fprintln(w, "back up these paths again: their snapshots restore in full once the content is stored anew")
+				fmt.Fprintln(w, "back up these paths again: a snapshot's file restores in full once a backup stores its content anew")
+			}
+			if lostDir {
+				fmt.Fprintln(w, "a lost directory listing comes back only from a backup of the same directory, unchanged (entries and metadata)")
 			}
 			return nil
 		}),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"sort"
 
 	"github.com/hostd/hostd/pkg/backup/backend"
@@ -20,16 +21,20 @@ type RepairOptions struct {
 type RepairResult struct {
 	PacksRead    int `json:"packs_read"`
 	PacksDamaged int `json:"packs_damaged"`
+	// PacksMissing are packs an index names that are not there.
+	PacksMissing int `json:"packs_missing"`
 	// BlobsSalvaged are the intact blobs of damaged packs, stored again
 	// in new packs; BlobsLost the blobs that fail their authentication
-	// (or whose pack could not be read), dropped from the index.
+	// or whose pack is missing, dropped from the index.
 	BlobsSalvaged int `json:"blobs_salvaged"`
 	BlobsLost     int `json:"blobs_lost"`
 	PacksWritten  int `json:"packs_written"`
 	IndexFiles    int `json:"index_files_replaced"`
 	// Affected are the files of each snapshot that use a lost blob: they
-	// restore again once a backup stores the same content (or the same
-	// directory, for a lost tree) again.
+	// restore again once a backup stores the same content again. A path
+	// ending in "/" is a directory whose listing was lost: nothing below
+	// it restores until a backup stores the same directory (same entries
+	// and metadata) again.
 	Affected []checker.Affected `json:"affected"`
 	DryRun   bool               `json:"dry_run,omitempty"`
 }
@@ -53,7 +58,8 @@ func (r *Repository) Repair(ctx context.Context, opts RepairOptions) (*RepairRes
 	}
 	defer lock.Unlock()
 	repo := r.repo
-	if _, err := repo.AdoptPacks(ctx); err != nil {
+	adopted, err := repo.AdoptPacks(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("repair: %w", err)
 	}
 	packs, err := repo.List(ctx, backend.Pack)
@@ -66,7 +72,7 @@ func (r *Repository) Repair(ctx context.Context, opts RepairOptions) (*RepairRes
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i].String() < ids[j].String() })
 	indexed := repo.Index().Packs()
-	res := &RepairResult{DryRun: opts.DryRun}
+	res := &RepairResult{Affected: []checker.Affected{}, DryRun: opts.DryRun}
 	keep := map[repository.ID][]repository.PackBlob{}
 	lost := map[repository.BlobHandle]bool{}
 	salvaged := map[repository.BlobHandle]bool{}
@@ -77,7 +83,13 @@ func (r *Repository) Repair(ctx context.Context, opts RepairOptions) (*RepairRes
 			return nil, err
 		}
 		data, err := repo.Backend().Load(ctx, backend.Handle{Type: backend.Pack, Name: id.String()}, 0, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			delete(packs, id) // gone since it was listed: missing
+			continue
+		}
 		if err != nil {
+			// Not proof of damage (the disk or the connection may fail
+			// for a moment): nothing is dropped on a guess.
 			return nil, fmt.Errorf("repair: read pack %s: %w", id.Short(), err)
 		}
 		res.PacksRead++
@@ -88,8 +100,9 @@ func (r *Repository) Repair(ctx context.Context, opts RepairOptions) (*RepairRes
 		}
 		res.PacksDamaged++
 		damaged = append(damaged, id)
-		if err != nil && !errors.Is(err, repository.ErrPackContent) {
-			// The header is gone: the index says where the blobs were.
+		if blobs == nil {
+			// The header is unreadable: the index says where the blobs
+			// were, and those still intact are saved from there.
 			blobs, errs = indexed[id], nil
 		}
 		dec := repo.NewSegmentDecoder()
@@ -113,6 +126,17 @@ func (r *Repository) Repair(ctx context.Context, opts RepairOptions) (*RepairRes
 			}
 		}
 	}
+	// The blobs of packs an index names but the repository lacks are
+	// lost as well.
+	for id, bs := range indexed {
+		if _, ok := packs[id]; ok {
+			continue
+		}
+		res.PacksMissing++
+		for _, b := range bs {
+			lost[b.BlobHandle] = true
+		}
+	}
 	// A blob lost in one pack may still be intact in another (a second
 	// copy a repack or an interrupted backup left).
 	for _, bs := range keep {
@@ -131,7 +155,11 @@ func (r *Repository) Repair(ctx context.Context, opts RepairOptions) (*RepairRes
 		}
 		res.Affected = checker.AffectedBy(ctx, repo, snaps, lost)
 	}
-	if opts.DryRun || len(damaged) == 0 {
+	// The index is written anew when anything in it is wrong: damaged
+	// or missing packs, index files that cannot be read, packs no index
+	// file names.
+	rewrite := len(damaged) > 0 || res.PacksMissing > 0 || len(repo.IndexErrors()) > 0 || adopted > 0
+	if opts.DryRun || !rewrite {
 		return res, nil
 	}
 	if err := repo.Flush(ctx); err != nil {
