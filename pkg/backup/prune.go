@@ -194,31 +194,8 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 			}
 		}
 	}
-	if err := repo.Flush(ctx); err != nil {
+	if res.PacksWritten, res.IndexFiles, err = replaceIndex(ctx, repo, keep, before); err != nil {
 		return nil, fmt.Errorf("prune: %w", err)
-	}
-	for id, bs := range repo.SavedPacks() {
-		if _, old := before[id]; !old {
-			keep[id] = bs
-			res.PacksWritten++
-		}
-	}
-	oldIndex, err := repo.List(ctx, backend.Index)
-	if err != nil {
-		return nil, fmt.Errorf("prune: %w", err)
-	}
-	newIndex, err := repo.WriteIndex(ctx, keep)
-	if err != nil {
-		return nil, fmt.Errorf("prune: %w", err)
-	}
-	for id := range oldIndex {
-		if id == newIndex {
-			continue
-		}
-		if err := repo.Backend().Remove(ctx, backend.Handle{Type: backend.Index, Name: id.String()}); err != nil {
-			return nil, fmt.Errorf("prune: %w", err)
-		}
-		res.IndexFiles++
 	}
 	for id := range remove {
 		if err := repo.Backend().Remove(ctx, backend.Handle{Type: backend.Pack, Name: id.String()}); err != nil {
@@ -234,6 +211,40 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 		return nil, fmt.Errorf("prune: reload index: %w", err)
 	}
 	return res, nil
+}
+
+// replaceIndex flushes the packs written since before (repacked blobs),
+// adds them to keep, writes keep as one complete index file and then
+// removes every other index file. It returns how many packs were written
+// and how many index files removed.
+func replaceIndex(ctx context.Context, repo *repository.Repository, keep, before map[repository.ID][]repository.PackBlob) (written, removed int, err error) {
+	if err := repo.Flush(ctx); err != nil {
+		return 0, 0, err
+	}
+	for id, bs := range repo.SavedPacks() {
+		if _, old := before[id]; !old {
+			keep[id] = bs
+			written++
+		}
+	}
+	oldIndex, err := repo.List(ctx, backend.Index)
+	if err != nil {
+		return written, 0, err
+	}
+	newIndex, err := repo.WriteIndex(ctx, keep)
+	if err != nil {
+		return written, 0, err
+	}
+	for id := range oldIndex {
+		if id == newIndex {
+			continue
+		}
+		if err := repo.Backend().Remove(ctx, backend.Handle{Type: backend.Index, Name: id.String()}); err != nil {
+			return written, removed, err
+		}
+		removed++
+	}
+	return written, removed, nil
 }
 
 // usedBlobs walks every snapshot. Any unreadable snapshot or tree aborts:

@@ -162,31 +162,8 @@ func (r *Repository) Repair(ctx context.Context, opts RepairOptions) (*RepairRes
 	if opts.DryRun || !rewrite {
 		return res, nil
 	}
-	if err := repo.Flush(ctx); err != nil {
+	if res.PacksWritten, res.IndexFiles, err = replaceIndex(ctx, repo, keep, before); err != nil {
 		return nil, fmt.Errorf("repair: %w", err)
-	}
-	for id, bs := range repo.SavedPacks() {
-		if _, old := before[id]; !old {
-			keep[id] = bs
-			res.PacksWritten++
-		}
-	}
-	oldIndex, err := repo.List(ctx, backend.Index)
-	if err != nil {
-		return nil, fmt.Errorf("repair: %w", err)
-	}
-	newIndex, err := repo.WriteIndex(ctx, keep)
-	if err != nil {
-		return nil, fmt.Errorf("repair: %w", err)
-	}
-	for id := range oldIndex {
-		if id == newIndex {
-			continue
-		}
-		if err := repo.Backend().Remove(ctx, backend.Handle{Type: backend.Index, Name: id.String()}); err != nil {
-			return nil, fmt.Errorf("repair: %w", err)
-		}
-		res.IndexFiles++
 	}
 	for _, id := range damaged {
 		if err := repo.Backend().Remove(ctx, backend.Handle{Type: backend.Pack, Name: id.String()}); err != nil {
