@@ -261,7 +261,22 @@ func (s *SFTP) Stat(ctx context.Context, h Handle) (int64, error) {
 
 // List calls fn for each file of type t.
 func (s *SFTP) List(ctx context.Context, t FileType, fn func(string, int64) error) error {
-	w := s.client.Walk(path.Join(s.root, string(t)))
+	err := s.walk(ctx, path.Join(s.root, string(t)), func(_ string, fi os.FileInfo) error {
+		if fi.IsDir() || isTemp(fi.Name()) {
+			return nil
+		}
+		return fn(fi.Name(), fi.Size())
+	})
+	if err != nil {
+		return fmt.Errorf("list %s: %w", t, err)
+	}
+	return nil
+}
+
+// walk calls fn for dir and every entry below it (a missing dir has
+// none); fn returning fs.SkipDir for a directory skips what is below it.
+func (s *SFTP) walk(ctx context.Context, dir string, fn func(p string, fi os.FileInfo) error) error {
+	w := s.client.Walk(dir)
 	for w.Step() {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -270,13 +285,12 @@ func (s *SFTP) List(ctx context.Context, t FileType, fn func(string, int64) erro
 			if errors.Is(mapErr(err), fs.ErrNotExist) {
 				continue
 			}
-			return fmt.Errorf("list %s: %w", t, err)
+			return err
 		}
-		fi := w.Stat()
-		if fi.IsDir() || isTemp(fi.Name()) {
-			continue
-		}
-		if err := fn(fi.Name(), fi.Size()); err != nil {
+		switch err := fn(w.Path(), w.Stat()); {
+		case errors.Is(err, fs.SkipDir):
+			w.SkipDir()
+		case err != nil:
 			return err
 		}
 	}
@@ -302,31 +316,20 @@ func (s *SFTP) ListTemp(ctx context.Context, fn func(TempFile) error) error {
 	}
 	for _, d := range tempDirs() {
 		base := path.Join(s.root, d)
-		w := s.client.Walk(base)
-		for w.Step() {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if err := w.Err(); err != nil {
-				if errors.Is(mapErr(err), fs.ErrNotExist) {
-					continue
-				}
-				return fmt.Errorf("list temporary files in %s: %w", base, err)
-			}
-			fi := w.Stat()
+		err := s.walk(ctx, base, func(p string, fi os.FileInfo) error {
 			if fi.IsDir() {
-				if d == "." && w.Path() != base {
-					w.SkipDir() // the type trees are walked on their own
+				if d == "." && p != base {
+					return fs.SkipDir // the type trees are walked on their own
 				}
-				continue
+				return nil
 			}
 			if !isTemp(fi.Name()) {
-				continue
+				return nil
 			}
-			rel := strings.TrimPrefix(w.Path(), prefix)
-			if err := fn(TempFile{Path: rel, Size: fi.Size(), ModTime: fi.ModTime()}); err != nil {
-				return err
-			}
+			return fn(TempFile{Path: strings.TrimPrefix(p, prefix), Size: fi.Size(), ModTime: fi.ModTime()})
+		})
+		if err != nil {
+			return fmt.Errorf("list temporary files in %s: %w", base, err)
 		}
 	}
 	return nil
