@@ -352,14 +352,3 @@ func LoadFile(r io.Reader, name string) (*File, error) {
 	}
 	return f, nil
 }
-
-// ParseFile is LoadFile returning only the rules: the paths of R lines
-// are checked but dropped. Callers that back up paths should use LoadFile
-// and add File.Roots to them.
-func ParseFile(r io.Reader, name string) ([]Rule, error) {
-	f, err := LoadFile(r, name)
-	if err != nil {
-		return nil, err
-	}
-	return f.Rules, nil
-}
