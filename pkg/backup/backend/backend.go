@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/hostd/hostd/internal/safefile"
 )
 
 // FileType is a kind of repository file, and the directory holding it.
@@ -64,7 +66,8 @@ type Backend interface {
 	Create(ctx context.Context) error
 	// Save writes data under h atomically and durably.
 	Save(ctx context.Context, h Handle, data []byte) error
-	// Load reads length bytes at offset (length 0: to the end).
+	// Load reads length bytes at offset (length 0: to the end, refused
+	// for a file over FileLimit of its type).
 	Load(ctx context.Context, h Handle, offset int64, length int) ([]byte, error)
 	// Stat returns the size of h.
 	Stat(ctx context.Context, h Handle) (int64, error)
@@ -122,6 +125,90 @@ func LoadInto(ctx context.Context, be Backend, h Handle, offset int64, length in
 		return nil, err
 	}
 	return buf, nil
+}
+
+// ErrTooLarge is wrapped by errors for files larger than the caller (or
+// FileLimit) allows: the storage is not trusted to keep files small.
+var ErrTooLarge = safefile.ErrTooLarge
+
+// Caps on whole repository files, by type. Whoever holds the storage can
+// replace any file with a huge one; a read of a whole file (Load with
+// length 0, LoadFile) never allocates more than its type's cap.
+const (
+	// ConfigLimit: the config is a few hundred bytes.
+	ConfigLimit = 1 << 20
+	// KeyLimit: a key file is under 1 KiB.
+	KeyLimit = safefile.KeyFileLimit
+	// LockLimit: a lock file is under 1 KiB.
+	LockLimit = 64 << 10
+	// SnapshotLimit: a snapshot lists its paths, tags and summary.
+	SnapshotLimit = 16 << 20
+	// IndexLimit: an index file decompresses to at most 256 MiB (the
+	// decoder's cap), and its compressed form is smaller.
+	IndexLimit = 256<<20 + 1<<20
+	// PackLimit: a pack holds at most the largest pack size a config
+	// allows (1 GiB) or one segment (at most 256 MiB of plaintext),
+	// plus a header of at most 16 MiB.
+	PackLimit = 1<<30 + 1<<28 + 1<<24 + 1<<20
+)
+
+// FileLimit returns the cap on a whole file of type t.
+func FileLimit(t FileType) int64 {
+	switch t {
+	case Config:
+		return ConfigLimit
+	case Key:
+		return KeyLimit
+	case Lock:
+		return LockLimit
+	case Snapshot:
+		return SnapshotLimit
+	case Index:
+		return IndexLimit
+	}
+	return PackLimit
+}
+
+// LoadFile reads the whole file h, refusing one larger than limit bytes
+// (at most FileLimit(h.Type)) before reading it. The read asks for the
+// size the storage reported, so a file that grows meanwhile costs no
+// more memory.
+func LoadFile(ctx context.Context, be Backend, h Handle, limit int64) ([]byte, error) {
+	limit = min(limit, FileLimit(h.Type))
+	size, err := be.Stat(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSize(h, size, limit); err != nil {
+		return nil, err
+	}
+	if size == 0 {
+		return []byte{}, nil
+	}
+	return be.Load(ctx, h, 0, int(size))
+}
+
+// checkSize refuses a file of size bytes over limit.
+func checkSize(h Handle, size, limit int64) error {
+	if size > limit {
+		return fmt.Errorf("load %s: %w: %d bytes, at most %d", h, ErrTooLarge, size, limit)
+	}
+	if size < 0 {
+		return fmt.Errorf("load %s: negative size %d", h, size)
+	}
+	return nil
+}
+
+// wholeLength returns how many bytes a Load of h from offset with length
+// 0 (to the end) reads from a file of size bytes, within FileLimit.
+func wholeLength(h Handle, offset, size int64) (int, error) {
+	if err := checkSize(h, size, FileLimit(h.Type)); err != nil {
+		return 0, err
+	}
+	if offset < 0 || offset > size {
+		return 0, fmt.Errorf("load %s: offset %d beyond end %d", h, offset, size)
+	}
+	return int(size - offset), nil
 }
 
 // Open returns the backend for a repository URL: a plain path or file://

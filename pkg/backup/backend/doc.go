@@ -7,6 +7,11 @@
 // that it holds no thread, for packs written while the rest of a backup
 // keeps the cores busy.
 //
+// The storage is not trusted: whole-file reads are capped by file type
+// (FileLimit) before anything is read, FIFOs and devices under repository
+// names are refused without blocking, and every SFTP operation has a
+// deadline (SFTPOptions.Timeout, SFTPOptions.OpTimeout).
+//
 // Backends do not know about encryption, packs or indexes; package
 // repository does.
 package backend

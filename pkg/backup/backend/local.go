@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/hostd/hostd/internal/safefile"
 )
 
 // Local stores the repository in a directory of the local file system.
@@ -151,9 +153,9 @@ func (l *Local) Load(ctx context.Context, h Handle, offset int64, length int) ([
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(l.path(h))
+	f, err := l.open(h)
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", h, err)
+		return nil, err
 	}
 	defer f.Close()
 	if length <= 0 {
@@ -161,9 +163,8 @@ func (l *Local) Load(ctx context.Context, h Handle, offset int64, length int) ([
 		if err != nil {
 			return nil, fmt.Errorf("load %s: %w", h, err)
 		}
-		length = int(fi.Size() - offset)
-		if length < 0 {
-			return nil, fmt.Errorf("load %s: offset %d beyond end %d", h, offset, fi.Size())
+		if length, err = wholeLength(h, offset, fi.Size()); err != nil {
+			return nil, err
 		}
 	}
 	buf := make([]byte, length)
@@ -178,12 +179,22 @@ func (l *Local) LoadInto(ctx context.Context, h Handle, offset int64, buf []byte
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	f, err := os.Open(l.path(h))
+	f, err := l.open(h)
 	if err != nil {
-		return fmt.Errorf("load %s: %w", h, err)
+		return err
 	}
 	defer f.Close()
 	return readFull(f, h, offset, buf)
+}
+
+// open opens h for reading: a regular file only, opened without blocking,
+// so a FIFO or device planted in the repository is an error at once.
+func (l *Local) open(h Handle) (*os.File, error) {
+	f, err := safefile.Open(l.path(h))
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", h, err)
+	}
+	return f, nil
 }
 
 // Stat returns the size of h.
@@ -191,6 +202,9 @@ func (l *Local) Stat(ctx context.Context, h Handle) (int64, error) {
 	fi, err := os.Stat(l.path(h))
 	if err != nil {
 		return 0, fmt.Errorf("stat %s: %w", h, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return 0, fmt.Errorf("stat %s: %w", h, safefile.ErrNotRegular)
 	}
 	return fi.Size(), nil
 }

@@ -14,8 +14,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/hostd/hostd/internal/safefile"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -33,9 +36,27 @@ type SFTPOptions struct {
 	IdentityFiles []string
 	// NoAgent disables the agent at $SSH_AUTH_SOCK.
 	NoAgent bool
-	// Timeout bounds connecting and the SSH handshake; default 30s.
+	// Timeout bounds connecting, the SSH handshake and the start of the
+	// SFTP session (also the wait for the ssh-agent's keys); default
+	// DefaultConnectTimeout.
 	Timeout time.Duration
+	// OpTimeout bounds each wait for the server during an operation: an
+	// operation under way while nothing arrives from the server for this
+	// long fails with ErrTimeout, and the connection is closed (every
+	// later operation fails too). A long transfer is fine as long as the
+	// server keeps answering. Default DefaultOpTimeout.
+	OpTimeout time.Duration
 }
+
+// Deadlines of the SFTP backend when SFTPOptions leaves them zero.
+const (
+	DefaultConnectTimeout = 30 * time.Second
+	DefaultOpTimeout      = 60 * time.Second
+)
+
+// ErrTimeout is wrapped by errors of operations the storage server did
+// not answer in time.
+var ErrTimeout = errors.New("storage server did not answer in time")
 
 // SFTP stores the repository in a directory of an SFTP server.
 type SFTP struct {
@@ -43,6 +64,30 @@ type SFTP struct {
 	root   string
 	conn   *ssh.Client
 	client *sftp.Client
+
+	nc        *watchConn
+	opTimeout time.Duration
+	mu        sync.Mutex
+	ops       map[uint64]time.Time // start of each operation under way
+	nextOp    uint64
+	expired   atomic.Bool   // the watchdog closed the connection
+	stop      chan struct{} // closed by Close: the watchdog returns
+	stopped   chan struct{} // closed by the watchdog when it returns
+	closeOnce sync.Once
+}
+
+// watchConn records when the server last sent anything.
+type watchConn struct {
+	net.Conn
+	lastRead atomic.Int64 // UnixNano
+}
+
+func (c *watchConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.lastRead.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 var _ Backend = (*SFTP)(nil)
@@ -58,8 +103,15 @@ func OpenSFTP(ctx context.Context, u *url.URL, opts SFTPOptions) (*SFTP, error) 
 	if opts.KnownHosts == "" {
 		opts.KnownHosts = filepath.Join(home, ".ssh", "known_hosts")
 	}
-	if opts.Timeout == 0 {
-		opts.Timeout = 30 * time.Second
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultConnectTimeout
+	}
+	if opts.OpTimeout <= 0 {
+		opts.OpTimeout = DefaultOpTimeout
+	}
+	// knownhosts opens the file itself: refuse a FIFO or device first.
+	if _, err := safefile.Read(opts.KnownHosts, safefile.ConfigLimit); err != nil {
+		return nil, fmt.Errorf("connect %s: read known_hosts: %w", loc, err)
 	}
 	hostKeys, err := knownhosts.New(opts.KnownHosts)
 	if err != nil {
@@ -69,8 +121,10 @@ func OpenSFTP(ctx context.Context, u *url.URL, opts SFTPOptions) (*SFTP, error) 
 	agentKeys := 0
 	if !opts.NoAgent {
 		if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
-			if c, err := net.Dial("unix", sock); err == nil {
+			d := net.Dialer{Timeout: opts.Timeout}
+			if c, err := d.DialContext(ctx, "unix", sock); err == nil {
 				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(opts.Timeout))
 				if s, err := agent.NewClient(c).Signers(); err == nil {
 					signers = append(signers, s...)
 					agentKeys = len(s)
@@ -85,7 +139,7 @@ func OpenSFTP(ctx context.Context, u *url.URL, opts SFTPOptions) (*SFTP, error) 
 		}
 	}
 	for _, p := range ids {
-		b, err := os.ReadFile(p)
+		b, err := safefile.Read(p, safefile.KeyFileLimit)
 		if errors.Is(err, fs.ErrNotExist) && opts.IdentityFiles == nil {
 			continue
 		}
@@ -117,23 +171,105 @@ func OpenSFTP(ctx context.Context, u *url.URL, opts SFTPOptions) (*SFTP, error) 
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", loc, err)
 	}
+	// The deadline covers the SSH handshake and the start of the SFTP
+	// session; the watchdog (see watch) takes over after.
+	wc := &watchConn{Conn: nc}
 	_ = nc.SetDeadline(time.Now().Add(opts.Timeout))
-	sc, chans, reqs, err := ssh.NewClientConn(nc, host, cfg)
+	sc, chans, reqs, err := ssh.NewClientConn(wc, host, cfg)
 	if err != nil {
 		nc.Close()
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, fmt.Errorf("connect %s: %w: no SSH handshake within %s (%v)", loc, ErrTimeout, opts.Timeout, err)
+		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
 			return nil, fmt.Errorf("connect %s: %w (as %s: %d keys from ssh-agent, %d from identity files)", loc, err, user, agentKeys, len(signers)-agentKeys)
 		}
 		return nil, fmt.Errorf("connect %s: %w", loc, err)
 	}
-	_ = nc.SetDeadline(time.Time{})
 	conn := ssh.NewClient(sc, chans, reqs)
 	client, err := sftp.NewClient(conn, sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true), sftp.MaxConcurrentRequestsPerFile(64))
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("connect %s: start sftp: %w", loc, err)
 	}
-	return &SFTP{loc: loc, root: path.Clean(u.Path), conn: conn, client: client}, nil
+	_ = nc.SetDeadline(time.Time{})
+	s := &SFTP{loc: loc, root: path.Clean(u.Path), conn: conn, client: client,
+		nc: wc, opTimeout: opts.OpTimeout, ops: map[uint64]time.Time{},
+		stop: make(chan struct{}), stopped: make(chan struct{})}
+	go s.watch()
+	return s, nil
+}
+
+// watch closes the connection when an operation is under way and the
+// server has sent nothing for opTimeout since it started (or since the
+// last bytes arrived): every pending request then fails at once instead
+// of waiting for a server that stopped answering. It returns on Close.
+func (s *SFTP) watch() {
+	defer close(s.stopped)
+	tick := time.NewTicker(max(s.opTimeout/8, time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-tick.C:
+			s.mu.Lock()
+			var oldest time.Time
+			for _, t := range s.ops {
+				if oldest.IsZero() || t.Before(oldest) {
+					oldest = t
+				}
+			}
+			s.mu.Unlock()
+			if oldest.IsZero() {
+				continue
+			}
+			last := time.Unix(0, s.nc.lastRead.Load())
+			if last.Before(oldest) {
+				last = oldest
+			}
+			if now.Sub(last) > s.opTimeout {
+				s.expired.Store(true)
+				_ = s.nc.Close()
+				return
+			}
+		}
+	}
+}
+
+// begin registers an operation with the watchdog; the caller calls the
+// returned function when it is done and passes its error through fail.
+func (s *SFTP) begin(ctx context.Context) (func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if s.expired.Load() {
+		return nil, s.timeoutErr()
+	}
+	s.mu.Lock()
+	id := s.nextOp
+	s.nextOp++
+	s.ops[id] = time.Now()
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		delete(s.ops, id)
+		s.mu.Unlock()
+	}, nil
+}
+
+// fail returns err, or ErrTimeout's error when the watchdog closed the
+// connection under it.
+func (s *SFTP) fail(err error) error {
+	if err != nil && s.expired.Load() {
+		return fmt.Errorf("%w (%v)", s.timeoutErr(), err)
+	}
+	return err
+}
+
+func (s *SFTP) timeoutErr() error {
+	return fmt.Errorf("%s: %w: nothing received for %s, connection closed", s.loc, ErrTimeout, s.opTimeout)
 }
 
 // Location returns the URL without credentials.
@@ -142,7 +278,12 @@ func (s *SFTP) Location() string { return s.loc }
 func (s *SFTP) path(h Handle) string { return path.Join(s.root, h.relPath()) }
 
 // Create makes the repository directories.
-func (s *SFTP) Create(ctx context.Context) error {
+func (s *SFTP) Create(ctx context.Context) (err error) {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { done(); err = s.fail(err) }()
 	if _, err := s.client.Stat(s.path(Handle{Type: Config})); err == nil {
 		return fmt.Errorf("create repository %s: %w", s.loc, fs.ErrExist)
 	}
@@ -172,10 +313,12 @@ func (s *SFTP) Create(ctx context.Context) error {
 
 // Save writes a temporary file, fsyncs it (fsync@openssh.com) and renames
 // it into place with posix-rename@openssh.com.
-func (s *SFTP) Save(ctx context.Context, h Handle, data []byte) error {
-	if err := ctx.Err(); err != nil {
-		return err
+func (s *SFTP) Save(ctx context.Context, h Handle, data []byte) (err error) {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("save %s: %w", h, err)
 	}
+	defer func() { done(); err = s.fail(err) }()
 	final := s.path(h)
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
@@ -211,25 +354,34 @@ func (s *SFTP) Save(ctx context.Context, h Handle, data []byte) error {
 }
 
 // Load reads part or all of h.
-func (s *SFTP) Load(ctx context.Context, h Handle, offset int64, length int) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
+func (s *SFTP) Load(ctx context.Context, h Handle, offset int64, length int) (_ []byte, err error) {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", h, err)
+	}
+	defer func() { done(); err = s.fail(err) }()
+	if length <= 0 {
+		// Checked before the open: the server's open of a FIFO would
+		// block (and end in ErrTimeout).
+		fi, err := s.client.Stat(s.path(h))
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", h, mapErr(err))
+		}
+		if !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("load %s: %w", h, safefile.ErrNotRegular)
+		}
+		if length, err = wholeLength(h, offset, fi.Size()); err != nil {
+			return nil, err
+		}
+		if length == 0 {
+			return []byte{}, nil
+		}
 	}
 	f, err := s.client.Open(s.path(h))
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", h, mapErr(err))
 	}
 	defer f.Close()
-	if length <= 0 {
-		fi, err := f.Stat()
-		if err != nil {
-			return nil, fmt.Errorf("load %s: %w", h, err)
-		}
-		length = int(fi.Size() - offset)
-		if length < 0 {
-			return nil, fmt.Errorf("load %s: offset %d beyond end %d", h, offset, fi.Size())
-		}
-	}
 	buf := make([]byte, length)
 	if err := readFull(f, h, offset, buf); err != nil {
 		return nil, err
@@ -238,10 +390,12 @@ func (s *SFTP) Load(ctx context.Context, h Handle, offset int64, length int) ([]
 }
 
 // LoadInto reads len(buf) bytes of h at offset into buf.
-func (s *SFTP) LoadInto(ctx context.Context, h Handle, offset int64, buf []byte) error {
-	if err := ctx.Err(); err != nil {
-		return err
+func (s *SFTP) LoadInto(ctx context.Context, h Handle, offset int64, buf []byte) (err error) {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("load %s: %w", h, err)
 	}
+	defer func() { done(); err = s.fail(err) }()
 	f, err := s.client.Open(s.path(h))
 	if err != nil {
 		return fmt.Errorf("load %s: %w", h, mapErr(err))
@@ -251,17 +405,30 @@ func (s *SFTP) LoadInto(ctx context.Context, h Handle, offset int64, buf []byte)
 }
 
 // Stat returns the size of h.
-func (s *SFTP) Stat(ctx context.Context, h Handle) (int64, error) {
+func (s *SFTP) Stat(ctx context.Context, h Handle) (_ int64, err error) {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stat %s: %w", h, err)
+	}
+	defer func() { done(); err = s.fail(err) }()
 	fi, err := s.client.Stat(s.path(h))
 	if err != nil {
 		return 0, fmt.Errorf("stat %s: %w", h, mapErr(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return 0, fmt.Errorf("stat %s: %w", h, safefile.ErrNotRegular)
 	}
 	return fi.Size(), nil
 }
 
 // List calls fn for each file of type t.
-func (s *SFTP) List(ctx context.Context, t FileType, fn func(string, int64) error) error {
-	err := s.walk(ctx, path.Join(s.root, string(t)), func(_ string, fi os.FileInfo) error {
+func (s *SFTP) List(ctx context.Context, t FileType, fn func(string, int64) error) (err error) {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", t, err)
+	}
+	defer func() { done(); err = s.fail(err) }()
+	err = s.walk(ctx, path.Join(s.root, string(t)), func(_ string, fi os.FileInfo) error {
 		if fi.IsDir() || isTemp(fi.Name()) {
 			return nil
 		}
@@ -298,7 +465,12 @@ func (s *SFTP) walk(ctx context.Context, dir string, fn func(p string, fi os.Fil
 }
 
 // Remove deletes h.
-func (s *SFTP) Remove(ctx context.Context, h Handle) error {
+func (s *SFTP) Remove(ctx context.Context, h Handle) (err error) {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", h, err)
+	}
+	defer func() { done(); err = s.fail(err) }()
 	if err := s.client.Remove(s.path(h)); err != nil {
 		return fmt.Errorf("remove %s: %w", h, mapErr(err))
 	}
@@ -306,7 +478,12 @@ func (s *SFTP) Remove(ctx context.Context, h Handle) error {
 }
 
 // ListTemp calls fn for every temporary file in the repository.
-func (s *SFTP) ListTemp(ctx context.Context, fn func(TempFile) error) error {
+func (s *SFTP) ListTemp(ctx context.Context, fn func(TempFile) error) (err error) {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("list temporary files: %w", err)
+	}
+	defer func() { done(); err = s.fail(err) }()
 	prefix := s.root + "/" // what walked paths start with
 	switch s.root {
 	case ".":
@@ -336,10 +513,15 @@ func (s *SFTP) ListTemp(ctx context.Context, fn func(TempFile) error) error {
 }
 
 // RemoveTemp deletes the temporary file rel.
-func (s *SFTP) RemoveTemp(ctx context.Context, rel string) error {
+func (s *SFTP) RemoveTemp(ctx context.Context, rel string) (err error) {
 	if err := checkTemp(rel); err != nil {
 		return err
 	}
+	done, err := s.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("remove temporary file: %w", err)
+	}
+	defer func() { done(); err = s.fail(err) }()
 	if err := s.client.Remove(path.Join(s.root, rel)); err != nil && !errors.Is(mapErr(err), fs.ErrNotExist) {
 		return fmt.Errorf("remove temporary file: %w", mapErr(err))
 	}
@@ -348,9 +530,14 @@ func (s *SFTP) RemoveTemp(ctx context.Context, rel string) error {
 
 // Close ends the SFTP session and the SSH connection.
 func (s *SFTP) Close() error {
+	s.closeOnce.Do(func() { close(s.stop) })
+	<-s.stopped
 	err := s.client.Close()
 	if cerr := s.conn.Close(); err == nil {
 		err = cerr
+	}
+	if s.expired.Load() {
+		return nil // the watchdog closed the connection; the error was reported
 	}
 	return err
 }

@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -221,4 +224,184 @@ func TestLocalStage(t *testing.T) {
 	if _, err := bad.Stage(ctx, backend.Handle{Type: backend.Pack, Name: strings.Repeat("ef", 32)}, []byte("x")); err == nil {
 		t.Fatal("stage under a regular file succeeded")
 	}
+}
+
+// A server that accepts the connection and never answers fails the
+// connection within the timeout.
+func TestSFTPSilentServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered, until the listener closes
+		}
+	}()
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(kh, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse("sftp://u@" + ln.Addr().String() + "/repo")
+	_, err = backend.OpenSFTP(context.Background(), u, backend.SFTPOptions{KnownHosts: kh, IdentityFiles: []string{}, NoAgent: true, Timeout: 200 * time.Millisecond})
+	if !errors.Is(err, backend.ErrTimeout) {
+		t.Fatalf("connect to a silent server: %v, want ErrTimeout", err)
+	}
+}
+
+// freezer forwards one TCP connection to target until Freeze, after which
+// nothing the server sends reaches the client: a server (or network)
+// that stops answering in the middle of a session.
+type freezer struct {
+	ln     net.Listener
+	frozen chan struct{}
+	done   chan struct{}
+}
+
+func startFreezer(t *testing.T, target string) *freezer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &freezer{ln: ln, frozen: make(chan struct{}), done: make(chan struct{})}
+	t.Cleanup(func() { close(f.done); ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		s, err := net.Dial("tcp", target)
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		go func() { _, _ = io.Copy(s, c) }()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := s.Read(buf)
+			select {
+			case <-f.frozen:
+				<-f.done // hold the connection open, silent
+				return
+			default:
+			}
+			if n > 0 {
+				if _, werr := c.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return f
+}
+
+func (f *freezer) Freeze() { close(f.frozen) }
+
+// An SFTP server that stops answering mid-session makes every operation
+// under way fail with ErrTimeout within OpTimeout, and every later one at
+// once, instead of hanging.
+func TestSFTPServerStopsAnswering(t *testing.T) {
+	s := testenv.StartSSHD(t)
+	fz := startFreezer(t, s.Addr)
+	// The host key is the sshd's, under the freezer's address.
+	fields := strings.Fields(s.KnownHosts)
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(kh, []byte(fmt.Sprintf("[127.0.0.1]:%d %s %s\n", fz.ln.Addr().(*net.TCPAddr).Port, fields[1], fields[2])), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(testenv.TempDir(t), "repo")
+	u, _ := url.Parse(fmt.Sprintf("sftp://%s@%s%s", s.User, fz.ln.Addr(), dir))
+	ctx := context.Background()
+	be, err := backend.OpenSFTP(ctx, u, backend.SFTPOptions{KnownHosts: kh, IdentityFiles: []string{s.KeyFile}, NoAgent: true, OpTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("connect: %v\nsshd log:\n%s", err, s.Log())
+	}
+	defer be.Close()
+	if err := be.Create(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := backend.Handle{Type: backend.Pack, Name: strings.Repeat("ab", 32)}
+	if err := be.Save(ctx, h, bytes.Repeat([]byte("x"), 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	fz.Freeze()
+	if _, err := be.Load(ctx, h, 0, 0); !errors.Is(err, backend.ErrTimeout) {
+		t.Fatalf("load from a frozen server: %v, want ErrTimeout", err)
+	}
+	if _, err := be.Stat(ctx, h); !errors.Is(err, backend.ErrTimeout) {
+		t.Fatalf("stat after the timeout: %v, want ErrTimeout", err)
+	}
+	if err := be.Save(ctx, h, []byte("y")); !errors.Is(err, backend.ErrTimeout) {
+		t.Fatalf("save after the timeout: %v, want ErrTimeout", err)
+	}
+}
+
+// Whoever holds the storage can replace a file with a huge one or a FIFO:
+// whole-file loads refuse both at once, allocating nothing.
+func TestHostileFiles(t *testing.T) {
+	run := func(t *testing.T, be backend.Backend, root string) {
+		ctx := context.Background()
+		if err := be.Create(ctx); err != nil {
+			t.Fatal(err)
+		}
+		key := backend.Handle{Type: backend.Key, Name: strings.Repeat("01", 32)}
+		pack := backend.Handle{Type: backend.Pack, Name: strings.Repeat("02", 32)}
+		fifo := backend.Handle{Type: backend.Snapshot, Name: strings.Repeat("03", 32)}
+		for h, size := range map[backend.Handle]int64{key: backend.KeyLimit + 1, pack: backend.PackLimit + 1} {
+			p := filepath.Join(root, string(h.Type), h.Name)
+			if h.Type == backend.Pack {
+				p = filepath.Join(root, "data", h.Name[:2], h.Name)
+			}
+			if err := os.WriteFile(p, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(p, size); err != nil { // sparse
+				t.Fatal(err)
+			}
+			if _, err := be.Load(ctx, h, 0, 0); !errors.Is(err, backend.ErrTooLarge) {
+				t.Fatalf("load %s of %d bytes: %v, want ErrTooLarge", h, size, err)
+			}
+			if _, err := backend.LoadFile(ctx, be, h, 1<<40); !errors.Is(err, backend.ErrTooLarge) {
+				t.Fatalf("LoadFile %s of %d bytes: %v, want ErrTooLarge", h, size, err)
+			}
+			// A part of known length is still read.
+			if b, err := be.Load(ctx, h, size-10, 10); err != nil || len(b) != 10 {
+				t.Fatalf("load the tail of %s: %v", h, err)
+			}
+		}
+		if err := syscall.Mkfifo(filepath.Join(root, string(fifo.Type), fifo.Name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := backend.LoadFile(ctx, be, fifo, 1<<20); err == nil {
+			t.Fatal("LoadFile of a FIFO succeeded")
+		}
+		if _, err := be.Load(ctx, fifo, 0, 0); err == nil {
+			t.Fatal("Load of a FIFO succeeded")
+		}
+	}
+	t.Run("local", func(t *testing.T) {
+		root := filepath.Join(t.TempDir(), "repo")
+		run(t, backend.NewLocal(root), root)
+	})
+	t.Run("sftp", func(t *testing.T) {
+		s := testenv.StartSSHD(t)
+		dir := filepath.Join(testenv.TempDir(t), "repo")
+		u, _ := url.Parse(fmt.Sprintf("sftp://%s@%s%s", s.User, s.Addr, dir))
+		be, err := backend.OpenSFTP(context.Background(), u, backend.SFTPOptions{KnownHosts: s.WriteKnownHosts(t), IdentityFiles: []string{s.KeyFile}, NoAgent: true, OpTimeout: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer be.Close()
+		run(t, be, dir)
+	})
 }

@@ -264,20 +264,56 @@ func NewKDFParams(time, memoryKiB uint32, threads uint8) KDFParams {
 	return KDFParams{Time: time, MemoryKiB: memoryKiB, Threads: threads, Salt: salt}
 }
 
+// ErrKDFOutOfRange is wrapped by Validate's errors: the parameters ask for
+// more (or less) work than any key hostd accepts.
+var ErrKDFOutOfRange = errors.New("KDF parameters out of range")
+
+// Bounds of the argon2id parameters a key file may ask for. A key file
+// is read from the repository's storage before anything authenticates
+// it, so whoever holds the storage chooses these figures; they bound
+// what opening a repository can cost without the password.
+//
+// hostd writes 32 MiB, two passes, two lanes (DefaultKDFParams), 64
+// MiB-passes of work. The limits leave room for eight times that, more
+// than RFC 9106's second recommended option (64 MiB, three passes) and
+// OWASP's most memory-hungry argon2id setting (46 MiB, one pass), while
+// one derivation stays under a quarter of a GiB and well under a second
+// on a small machine: MaxKDFWork caps memory times passes, so a key
+// file cannot combine the largest memory with the most passes.
+const (
+	MaxKDFMemoryKiB = 256 << 10 // 256 MiB
+	MaxKDFTime      = 64
+	MaxKDFThreads   = 64
+	// MaxKDFWork bounds MemoryKiB*Time: 512 MiB-passes, 8x the default.
+	MaxKDFWork = 512 << 10
+	minKDFSalt = 16
+	maxKDFSalt = 64
+)
+
+// Work returns the cost of a derivation with p: memory in KiB times
+// passes. Callers trying several key files try the cheapest first.
+func (p KDFParams) Work() uint64 { return uint64(p.MemoryKiB) * uint64(p.Time) }
+
 // Validate rejects parameters that are unsafe or absurd (a key file is
-// untrusted input).
+// untrusted input) before any work is done. Its errors wrap
+// ErrKDFOutOfRange and read "KDF parameters out of range (...)".
 func (p KDFParams) Validate() error {
+	var why string
 	switch {
-	case p.Time < 1 || p.Time > 100:
-		return fmt.Errorf("argon2id time %d out of range 1..100", p.Time)
-	case p.MemoryKiB < 8 || p.MemoryKiB > 4<<20:
-		return fmt.Errorf("argon2id memory %d KiB out of range 8..4194304", p.MemoryKiB)
-	case p.Threads < 1:
-		return fmt.Errorf("argon2id threads must be at least 1")
-	case len(p.Salt) < 16 || len(p.Salt) > 64:
-		return fmt.Errorf("argon2id salt of %d bytes, want 16..64", len(p.Salt))
+	case p.Time < 1 || p.Time > MaxKDFTime:
+		why = fmt.Sprintf("argon2id time %d, want 1..%d", p.Time, MaxKDFTime)
+	case p.Threads < 1 || p.Threads > MaxKDFThreads:
+		why = fmt.Sprintf("argon2id threads %d, want 1..%d", p.Threads, MaxKDFThreads)
+	case p.MemoryKiB < 8*uint32(p.Threads) || p.MemoryKiB > MaxKDFMemoryKiB:
+		why = fmt.Sprintf("argon2id memory %d KiB, want %d..%d", p.MemoryKiB, 8*uint32(p.Threads), MaxKDFMemoryKiB)
+	case p.Work() > MaxKDFWork:
+		why = fmt.Sprintf("argon2id memory %d KiB times %d passes over the limit of %d", p.MemoryKiB, p.Time, MaxKDFWork)
+	case len(p.Salt) < minKDFSalt || len(p.Salt) > maxKDFSalt:
+		why = fmt.Sprintf("argon2id salt of %d bytes, want %d..%d", len(p.Salt), minKDFSalt, maxKDFSalt)
+	default:
+		return nil
 	}
-	return nil
+	return fmt.Errorf("%w (%s)", ErrKDFOutOfRange, why)
 }
 
 // WrappingKey derives the key-encryption key from a passphrase.

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -158,5 +159,48 @@ func TestIDKeyedAndReusable(t *testing.T) {
 	wg.Wait()
 	if n := testing.AllocsPerRun(100, func() { k.ID(data[:5000]) }); n > 0 {
 		t.Errorf("ID allocates %.1f times per call", n)
+	}
+}
+
+// Parameters a key file read from untrusted storage may ask for: the
+// default and up to eight times its work pass; anything costlier (the
+// planted key file of 4 GiB and 100 passes the old bounds accepted) is
+// refused before any work, with ErrKDFOutOfRange.
+func TestKDFBounds(t *testing.T) {
+	salt := make([]byte, 16)
+	tests := []struct {
+		name    string
+		p       KDFParams
+		wantErr string
+	}{
+		{"default", DefaultKDFParams(), ""},
+		{"test params", NewKDFParams(1, 64, 1), ""},
+		{"largest memory", KDFParams{Time: 2, MemoryKiB: MaxKDFMemoryKiB, Threads: 4, Salt: salt}, ""},
+		{"most passes", KDFParams{Time: MaxKDFTime, MemoryKiB: 8 << 10, Threads: 1, Salt: salt}, ""},
+		{"bomb", KDFParams{Time: 100, MemoryKiB: 4 << 20, Threads: 4, Salt: salt}, "argon2id time 100, want 1..64"},
+		{"4 GiB", KDFParams{Time: 1, MemoryKiB: 4 << 20, Threads: 4, Salt: salt}, "argon2id memory 4194304 KiB, want 32..262144"},
+		{"work", KDFParams{Time: 3, MemoryKiB: MaxKDFMemoryKiB, Threads: 4, Salt: salt}, "times 3 passes over the limit"},
+		{"no passes", KDFParams{Time: 0, MemoryKiB: 64, Threads: 1, Salt: salt}, "argon2id time 0"},
+		{"no threads", KDFParams{Time: 1, MemoryKiB: 64, Threads: 0, Salt: salt}, "argon2id threads 0"},
+		{"255 threads", KDFParams{Time: 1, MemoryKiB: 1 << 16, Threads: 255, Salt: salt}, "argon2id threads 255"},
+		{"memory below 8 per thread", KDFParams{Time: 1, MemoryKiB: 8, Threads: 2, Salt: salt}, "argon2id memory 8 KiB, want 16.."},
+		{"short salt", KDFParams{Time: 1, MemoryKiB: 64, Threads: 1, Salt: salt[:4]}, "salt of 4 bytes"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.p.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrKDFOutOfRange) || !strings.HasPrefix(err.Error(), "KDF parameters out of range (argon2id ") || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Validate: %v, want ErrKDFOutOfRange with %q", err, tc.wantErr)
+			}
+			if _, err := DeriveWrappingKey([]byte("pw"), tc.p); !errors.Is(err, ErrKDFOutOfRange) {
+				t.Fatalf("derived with %+v: %v", tc.p, err)
+			}
+		})
 	}
 }

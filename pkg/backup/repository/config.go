@@ -86,17 +86,24 @@ type KeyFile struct {
 	Data     []byte           `json:"data"`
 }
 
-// DecodeKeyFile parses and validates key file JSON.
+// maxSealedKey bounds the sealed master key of a key file: its JSON is
+// under 200 bytes.
+const maxSealedKey = 4 << 10
+
+// DecodeKeyFile parses and validates key file JSON (read from storage no
+// one authenticated yet). Errors wrap ErrKeyFileDamaged for a structure
+// that is not a key file's, or crypto.ErrKDFOutOfRange for argon2id
+// parameters out of bounds; either way nothing has been derived.
 func DecodeKeyFile(b []byte) (*KeyFile, error) {
 	var k KeyFile
 	if err := json.Unmarshal(b, &k); err != nil {
-		return nil, fmt.Errorf("decode key file: %w", err)
+		return nil, fmt.Errorf("%w: not a key file: %w", ErrKeyFileDamaged, err)
 	}
 	if err := k.KDF.Validate(); err != nil {
-		return nil, fmt.Errorf("decode key file: %w", err)
+		return nil, err
 	}
-	if len(k.Data) < crypto.Overhead {
-		return nil, fmt.Errorf("decode key file: sealed key too short")
+	if len(k.Data) < crypto.Overhead+1 || len(k.Data) > maxSealedKey {
+		return nil, fmt.Errorf("%w: sealed key of %d bytes, want %d..%d", ErrKeyFileDamaged, len(k.Data), crypto.Overhead+1, maxSealedKey)
 	}
 	return &k, nil
 }

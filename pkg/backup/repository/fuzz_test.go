@@ -3,6 +3,8 @@ package repository
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +35,13 @@ func FuzzDecodePackHeader(f *testing.F) {
 	f.Add([]byte(packMagicV1), int64(0))
 	f.Add([]byte(packMagicV2), int64(0))
 	f.Add([]byte("garbage"), int64(10))
+	// Attacks: a header claiming more entries or segments than the data
+	// holds, a segment longer than any segment can be, a count of blobs
+	// past the header's end.
+	f.Add(append([]byte(packMagicV1), make([]byte, 1000*packEntrySize)...), int64(1<<40))
+	f.Add(append([]byte(packMagicV2), 0, 0xff, 0xff, 0xff, 0xff, 1, 0), int64(1<<40))
+	f.Add(append([]byte(packMagicV2), 0, 100, 0, 0, 0, 0xff, 0xff), int64(100))
+	f.Add(encodePackHeaderV2(v2), int64(-1))
 	f.Fuzz(func(t *testing.T, hdr []byte, end int64) {
 		got, err := DecodePackHeader(hdr, end)
 		if err != nil {
@@ -92,6 +101,11 @@ func FuzzDecodeIndex(f *testing.F) {
 	f.Add([]byte(`{"version":1,"packs":[{"id":"0700000000000000000000000000000000000000000000000000000000000000","blobs":[{"id":"0100000000000000000000000000000000000000000000000000000000000000","offset":0,"length":40,"raw_length":20,"inner":15,"segment_raw":30}]}]}`))
 	f.Add([]byte(`{"version":1,"packs":[{"id":"zz"}]}`))
 	f.Add([]byte(`{"version":2}`))
+	// Attacks: a blob claiming a 4 GiB segment, a segment larger than a
+	// segment can be, an extent past 4 GiB.
+	f.Add([]byte(`{"version":1,"packs":[{"id":"0700000000000000000000000000000000000000000000000000000000000000","blobs":[{"id":"0100000000000000000000000000000000000000000000000000000000000000","offset":0,"length":4294967295,"raw_length":20}]}]}`))
+	f.Add([]byte(`{"version":1,"packs":[{"id":"0700000000000000000000000000000000000000000000000000000000000000","blobs":[{"id":"0100000000000000000000000000000000000000000000000000000000000000","offset":0,"length":40,"raw_length":20,"segment_raw":4294967295}]}]}`))
+	f.Add([]byte(`{"version":1,"packs":[{"id":"0700000000000000000000000000000000000000000000000000000000000000","blobs":[{"id":"0100000000000000000000000000000000000000000000000000000000000000","offset":4294967200,"length":400,"raw_length":20}]}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		packs, err := DecodeIndex(b)
 		if err != nil {
@@ -125,6 +139,14 @@ func FuzzDecodeTree(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte(`{"nodes":[{"name":{"b64":"//8="},"type":"file"}]}`))
 	f.Add([]byte(`{"nodes":[{"name":"..","type":"dir"}]}`))
+	// Attacks: oversized names, link targets and attributes, a directory
+	// without a subtree, nodes out of order, a path separator in a name.
+	f.Add([]byte(`{"nodes":[{"name":"` + strings.Repeat("n", maxNameLen+1) + `","type":"file"}]}`))
+	f.Add([]byte(`{"nodes":[{"name":"l","type":"symlink","link_target":"` + strings.Repeat("t", maxLinkTarget+1) + `"}]}`))
+	f.Add([]byte(`{"nodes":[{"name":"x","type":"file","xattrs":[{"name":"","value":"v"}]}]}`))
+	f.Add([]byte(`{"nodes":[{"name":"d","type":"dir"}]}`))
+	f.Add([]byte(`{"nodes":[{"name":"b","type":"file"},{"name":"a","type":"file"}]}`))
+	f.Add([]byte(`{"nodes":[{"name":"a/b","type":"file"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tr, err := DecodeTree(b)
 		if err != nil {
@@ -153,25 +175,73 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	b, _ := json.Marshal(Snapshot{Time: time.Unix(1e9, 0), Tree: ID{1}, Paths: []string{"/x"}})
 	f.Add(b)
 	f.Add([]byte(`{"time":"x"}`))
-	f.Fuzz(func(t *testing.T, b []byte) { _, _ = DecodeSnapshot(b) })
+	f.Add([]byte(`{"time":"2001-09-09T01:46:40Z","tree":"0000000000000000000000000000000000000000000000000000000000000000"}`))
+	f.Add([]byte(`{"time":"2001-09-09T01:46:40Z","tree":"01","paths":[` + strings.Repeat(`"/x",`, 1000) + `"/y"]}`))
+	f.Add([]byte(`{"time":"2001-09-09T01:46:40Z","tree":"0100000000000000000000000000000000000000000000000000000000000000","summary":{"files_new":-1}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := DecodeSnapshot(b)
+		if err != nil {
+			return
+		}
+		if s.Tree.IsNull() || s.Time.IsZero() {
+			t.Fatalf("snapshot without tree or time accepted")
+		}
+	})
 }
 
 func FuzzDecodeConfig(f *testing.F) {
 	b, _ := json.Marshal(DefaultConfig())
 	f.Add(b)
 	f.Add([]byte(`{"version":1,"chunker":{"min":0}}`))
-	f.Fuzz(func(t *testing.T, b []byte) { _, _ = DecodeConfig(b) })
+	// Attacks: absurd pack sizes and versions a hostile config would use
+	// to make every pack read huge.
+	big := DefaultConfig()
+	big.PackSize = 1 << 40
+	b, _ = json.Marshal(big)
+	f.Add(b)
+	big = DefaultConfig()
+	big.Version = 99
+	b, _ = json.Marshal(big)
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := DecodeConfig(b)
+		if err != nil {
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("decoded config does not validate: %v", err)
+		}
+	})
 }
 
 func FuzzDecodeKeyFile(f *testing.F) {
 	b, _ := json.Marshal(KeyFile{KDF: crypto.NewKDFParams(1, 64, 1), Data: make([]byte, 60)})
 	f.Add(b)
+	// Attacks: the planted key file of 4 GiB and 100 passes, 255 threads,
+	// memory past uint32, a sealed key of the wrong size, bad base64,
+	// truncated JSON.
+	bomb := KeyFile{KDF: crypto.KDFParams{Time: 100, MemoryKiB: 4 << 20, Threads: 4, Salt: make([]byte, 16)}, Data: make([]byte, 240)}
+	b, _ = json.Marshal(bomb)
+	f.Add(b)
+	bomb.KDF = crypto.KDFParams{Time: 1, MemoryKiB: 1 << 16, Threads: 255, Salt: make([]byte, 16)}
+	b, _ = json.Marshal(bomb)
+	f.Add(b)
+	f.Add([]byte(`{"kdf":{"time":1,"memory_kib":1099511627776,"threads":1,"salt":"AAAAAAAAAAAAAAAAAAAAAA=="},"data":"AAAA"}`))
+	f.Add([]byte(`{"kdf":{"time":1,"memory_kib":64,"threads":1,"salt":"AAAAAAAAAAAAAAAAAAAAAA=="},"data":"AAAA"}`))
+	f.Add([]byte(`{"kdf":{"time":1,"memory_kib":64,"threads":1,"salt":"!!"},"data":"AAAA"}`))
+	f.Add(b[:len(b)/2])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		kf, err := DecodeKeyFile(b)
 		if err != nil {
+			if !errors.Is(err, ErrKeyFileDamaged) && !errors.Is(err, crypto.ErrKDFOutOfRange) {
+				t.Fatalf("error neither damaged nor out of range: %v", err)
+			}
 			return
 		}
-		if kf.KDF.MemoryKiB > 1<<16 {
+		if kf.KDF.Validate() != nil || kf.KDF.Work() > crypto.MaxKDFWork {
+			t.Fatalf("accepted KDF parameters out of range: %+v", kf.KDF)
+		}
+		if kf.KDF.MemoryKiB > 1<<12 || kf.KDF.Work() > 1<<13 {
 			return // valid but too slow to derive in a fuzz loop
 		}
 		w, err := crypto.DeriveWrappingKey([]byte("pw"), kf.KDF)

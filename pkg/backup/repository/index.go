@@ -1,6 +1,7 @@
 package repository
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -112,7 +113,15 @@ func (x *Index) Packs() map[ID][]PackBlob {
 			if bs[i].Offset != bs[j].Offset {
 				return bs[i].Offset < bs[j].Offset
 			}
-			return bs[i].Inner < bs[j].Inner
+			if bs[i].Inner != bs[j].Inner {
+				return bs[i].Inner < bs[j].Inner
+			}
+			// Only a damaged index places two blobs at one place; the
+			// order stays deterministic anyway.
+			if bs[i].Type != bs[j].Type {
+				return bs[i].Type < bs[j].Type
+			}
+			return bytes.Compare(bs[i].ID[:], bs[j].ID[:]) < 0
 		})
 	}
 	return out
@@ -221,7 +230,7 @@ func DecodeIndex(b []byte) (map[ID][]PackBlob, error) {
 			if b.Type > TreeBlob {
 				return nil, fmt.Errorf("decode index: pack %s blob %d: bad type %d", p.ID.Short(), i, b.Type)
 			}
-			if b.Length == 0 || uint64(b.Offset)+uint64(b.Length) > 1<<32-1 {
+			if b.Length == 0 || b.Length > maxSealedSegment || uint64(b.Offset)+uint64(b.Length) > 1<<32-1 {
 				return nil, fmt.Errorf("decode index: pack %s blob %d: bad extent %d+%d", p.ID.Short(), i, b.Offset, b.Length)
 			}
 			if b.SegmentRaw == 0 {

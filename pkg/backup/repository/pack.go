@@ -33,6 +33,9 @@ const (
 	maxSegmentBlobs = 1<<16 - 1
 	// maxSegmentRaw bounds the plaintext of one segment.
 	maxSegmentRaw = 1 << 28
+	// maxSealedSegment bounds a segment as stored: its plaintext (or a
+	// compressed form, kept only when smaller) sealed, with room to spare.
+	maxSealedSegment = maxSegmentRaw + 1<<20
 )
 
 // PackBlob describes one blob in a pack.
@@ -155,7 +158,8 @@ func decodePackHeaderV1(hdr []byte, dataEnd int64) ([]PackBlob, error) {
 	if len(hdr)%packEntrySize != 0 {
 		return nil, fmt.Errorf("pack header: length %d is not a multiple of %d", len(hdr), packEntrySize)
 	}
-	blobs := make([]PackBlob, 0, len(hdr)/packEntrySize)
+	// Every entry covers at least MinOverhead bytes of the data.
+	blobs := make([]PackBlob, 0, min(int64(len(hdr)/packEntrySize), max(dataEnd, 0)/crypto.MinOverhead))
 	var off int64
 	for len(hdr) > 0 {
 		e := PackBlob{
@@ -170,8 +174,8 @@ func decodePackHeaderV1(hdr []byte, dataEnd int64) ([]PackBlob, error) {
 		if e.Type > TreeBlob || hdr[1]&^flagCompressed != 0 {
 			return nil, fmt.Errorf("pack header: entry %d: bad type %d or flags %#x", len(blobs), hdr[0], hdr[1])
 		}
-		if e.Length < crypto.MinOverhead {
-			return nil, fmt.Errorf("pack header: entry %d: length %d too short", len(blobs), e.Length)
+		if e.Length < crypto.MinOverhead || e.Length > maxSealedSegment {
+			return nil, fmt.Errorf("pack header: entry %d: length %d out of range", len(blobs), e.Length)
 		}
 		off += int64(e.Length)
 		if off > dataEnd {
@@ -200,8 +204,8 @@ func decodePackHeaderV2(hdr []byte, dataEnd int64) ([]PackBlob, error) {
 		if flags&^flagCompressed != 0 {
 			return nil, fmt.Errorf("pack header: segment %d: bad flags %#x", seg, flags)
 		}
-		if length < crypto.MinOverhead {
-			return nil, fmt.Errorf("pack header: segment %d: length %d too short", seg, length)
+		if length < crypto.MinOverhead || length > maxSealedSegment {
+			return nil, fmt.Errorf("pack header: segment %d: length %d out of range", seg, length)
 		}
 		if count == 0 || len(hdr) < count*segBlobSize {
 			return nil, fmt.Errorf("pack header: segment %d: %d blobs do not fit the header", seg, count)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/user"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -224,7 +225,7 @@ func Create(ctx context.Context, be backend.Backend, password []byte, cfg Config
 // Open unlocks the repository in be with password and loads its index.
 func Open(ctx context.Context, be backend.Backend, password []byte, o Options) (*Repository, error) {
 	o.defaults()
-	raw, err := be.Load(ctx, backend.Handle{Type: backend.Config}, 0, 0)
+	raw, err := backend.LoadFile(ctx, be, backend.Handle{Type: backend.Config}, backend.ConfigLimit)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("open repository %s: %w", be.Location(), ErrNotRepository)
 	}
@@ -260,10 +261,30 @@ func Open(ctx context.Context, be backend.Backend, password []byte, o Options) (
 	return r, nil
 }
 
+// MaxKeyFiles is how many key files Open tries: whoever holds the storage
+// can add key files, and each costs a key derivation.
+const MaxKeyFiles = 32
+
+// findKey tries the key files with password: at most MaxKeyFiles of them
+// (the first by name), the cheapest to derive first, so a planted key
+// file never delays a genuine one that costs less. A key file that
+// cannot be read or decoded, or asks for KDF parameters out of range, is
+// skipped (and reported if no key opens) before any derivation.
 func findKey(ctx context.Context, be backend.Backend, password []byte, opensConfig func(*crypto.Key) bool) (*crypto.Key, string, error) {
+	// The first MaxKeyFiles names, kept sorted while listing, so that
+	// millions of planted names cost no memory.
 	var names []string
+	total := 0
 	if err := be.List(ctx, backend.Key, func(name string, _ int64) error {
-		names = append(names, name)
+		total++
+		i := sort.SearchStrings(names, name)
+		if i >= MaxKeyFiles {
+			return nil
+		}
+		names = slices.Insert(names, i, name)
+		if len(names) > MaxKeyFiles {
+			names = names[:MaxKeyFiles]
+		}
 		return nil
 	}); err != nil {
 		return nil, "", fmt.Errorf("list keys: %w", err)
@@ -271,31 +292,117 @@ func findKey(ctx context.Context, be backend.Backend, password []byte, opensConf
 	if len(names) == 0 {
 		return nil, "", fmt.Errorf("no key files: %w", ErrNotRepository)
 	}
-	unwrapped := false
+	kerr := &KeyError{Total: total, Tried: len(names)}
+	type candidate struct {
+		name string
+		kf   *KeyFile
+	}
+	var cands []candidate
 	for _, n := range names {
-		b, err := be.Load(ctx, backend.Handle{Type: backend.Key, Name: n}, 0, 0)
+		b, err := backend.LoadFile(ctx, be, backend.Handle{Type: backend.Key, Name: n}, backend.KeyLimit)
 		if err != nil {
-			return nil, "", err
+			if ctx.Err() != nil {
+				return nil, "", ctx.Err()
+			}
+			kerr.Damaged = append(kerr.Damaged, KeyFileProblem{Name: n, Err: fmt.Errorf("unreadable: %w", err)})
+			continue
 		}
 		kf, err := DecodeKeyFile(b)
 		if err != nil {
+			kerr.Damaged = append(kerr.Damaged, KeyFileProblem{Name: n, Err: err})
 			continue
 		}
-		w, err := crypto.DeriveWrappingKey(password, kf.KDF)
-		if err != nil {
+		cands = append(cands, candidate{n, kf})
+	}
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].kf.KDF.Work() < cands[j].kf.KDF.Work() })
+	unwrapped := false
+	for _, c := range cands {
+		if err := ctx.Err(); err != nil {
+			return nil, "", err
+		}
+		w, err := crypto.DeriveWrappingKey(password, c.kf.KDF)
+		if err != nil { // Validate passed in DecodeKeyFile
+			kerr.Damaged = append(kerr.Damaged, KeyFileProblem{Name: c.name, Err: err})
 			continue
 		}
-		if k, err := w.Unwrap(kf.Data); err == nil {
-			if opensConfig(k) {
-				return k, n, nil
-			}
+		k, err := w.Unwrap(c.kf.Data)
+		switch {
+		case errors.Is(err, crypto.ErrUnauthenticated):
+			kerr.Unauthenticated = append(kerr.Unauthenticated, c.name)
+		case err != nil:
+			// Authenticated, so written with this password, yet not a
+			// master key.
+			kerr.Damaged = append(kerr.Damaged, KeyFileProblem{Name: c.name, Err: fmt.Errorf("%w: master key: %w", ErrKeyFileDamaged, err)})
+		case opensConfig(k):
+			return k, c.name, nil
+		default:
 			unwrapped = true
 		}
 	}
 	if unwrapped {
 		return nil, "", errors.New("the passphrase opens a key, but the config file does not decrypt with it (damaged config?)")
 	}
-	return nil, "", ErrWrongPassword
+	return nil, "", kerr
+}
+
+// ErrKeyFileDamaged is wrapped by the error of a key file whose structure
+// is invalid: not the JSON of a key file, values of the wrong length, or
+// cut short.
+var ErrKeyFileDamaged = errors.New("damaged")
+
+// KeyFileProblem is a key file that could not be tried, and why.
+type KeyFileProblem struct {
+	Name string
+	Err  error
+}
+
+// KeyError is Open's error when no key file opened the repository. It
+// matches ErrWrongPassword when at least one key file was tried with the
+// password and failed authentication (a wrong password, or a key file
+// modified in a way only the password could tell), ErrKeyFileDamaged and
+// crypto.ErrKDFOutOfRange when a key file was skipped for that reason.
+type KeyError struct {
+	Total           int              // key files in the repository
+	Tried           int              // key files considered (at most MaxKeyFiles)
+	Unauthenticated []string         // key files the password did not open
+	Damaged         []KeyFileProblem // key files skipped before trying the password
+}
+
+func (e *KeyError) Error() string {
+	var parts []string
+	switch len(e.Unauthenticated) {
+	case 0:
+		parts = append(parts, "no usable key file")
+	case 1:
+		parts = append(parts, fmt.Sprintf("wrong password, or key file %s was modified", e.Unauthenticated[0]))
+	default:
+		parts = append(parts, fmt.Sprintf("wrong password, or key files %s were modified", strings.Join(e.Unauthenticated, ", ")))
+	}
+	for _, p := range e.Damaged {
+		if errors.Is(p.Err, crypto.ErrKDFOutOfRange) || errors.Is(p.Err, ErrKeyFileDamaged) {
+			parts = append(parts, fmt.Sprintf("key file %s: %v", p.Name, p.Err))
+		} else {
+			parts = append(parts, fmt.Sprintf("key file %s: damaged: %v", p.Name, p.Err))
+		}
+	}
+	if e.Total > e.Tried {
+		parts = append(parts, fmt.Sprintf("%d more key files not tried (at most %d are)", e.Total-e.Tried, MaxKeyFiles))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Is reports ErrWrongPassword when the password was tried and failed.
+func (e *KeyError) Is(target error) bool {
+	return target == ErrWrongPassword && len(e.Unauthenticated) > 0
+}
+
+// Unwrap returns the errors of the skipped key files.
+func (e *KeyError) Unwrap() []error {
+	out := make([]error, len(e.Damaged))
+	for i, p := range e.Damaged {
+		out[i] = p.Err
+	}
+	return out
 }
 
 // AddKey stores a new key file wrapping the master key with password and
@@ -457,7 +564,7 @@ func (r *Repository) SaveFile(ctx context.Context, t backend.FileType, plain []b
 // LoadFile loads, verifies and decrypts a metadata file.
 func (r *Repository) LoadFile(ctx context.Context, t backend.FileType, id ID) ([]byte, error) {
 	h := backend.Handle{Type: t, Name: id.String()}
-	b, err := r.be.Load(ctx, h, 0, 0)
+	b, err := backend.LoadFile(ctx, r.be, h, backend.FileLimit(t))
 	if err != nil {
 		return nil, err
 	}
@@ -577,9 +684,26 @@ func (r *Repository) AdoptPacks(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// PackLimit returns the most bytes a pack of this repository can hold:
+// its pack size, or one segment when a single segment is larger, plus the
+// header. LoadPack refuses larger files.
+func (r *Repository) PackLimit() int64 {
+	return int64(max(r.cfg.PackSize, maxSealedSegment)) + maxHeaderSize + 4
+}
+
+// LoadPack reads the whole pack id (for check, prune and repair),
+// refusing before reading one larger than PackLimit: the storage may
+// hold a file of any size under a pack's name.
+func (r *Repository) LoadPack(ctx context.Context, id ID) ([]byte, error) {
+	return backend.LoadFile(ctx, r.be, backend.Handle{Type: backend.Pack, Name: id.String()}, r.PackLimit())
+}
+
 // LoadPackHeader reads and decrypts the header of pack id of size bytes.
 func (r *Repository) LoadPackHeader(ctx context.Context, id ID, size int64) ([]PackBlob, error) {
 	h := backend.Handle{Type: backend.Pack, Name: id.String()}
+	if size < 4 || size > r.PackLimit() {
+		return nil, fmt.Errorf("pack %s: size %d out of range 4..%d", id.Short(), size, r.PackLimit())
+	}
 	tailLen := min(size, 64<<10)
 	tail, err := r.be.Load(ctx, h, size-tailLen, int(tailLen))
 	if err != nil {

@@ -123,6 +123,39 @@ func validNodeType(t string) bool {
 	return false
 }
 
+// Bounds of a node's fields, well above what Linux stores (names of 255
+// bytes, paths of 4096, extended attribute names of 255 bytes and values
+// of 64 KiB in a list of 64 KiB), so that no valid tree is refused and
+// a decoded tree never holds more than its blob's bytes allow.
+const (
+	maxNameLen       = 4096
+	maxLinkTarget    = 64 << 10
+	maxOwnerName     = 4096
+	maxXattrs        = 8192
+	maxXattrNameLen  = 4096
+	maxXattrValueLen = 1 << 20
+)
+
+// checkNodeSizes refuses fields of n beyond the bounds above.
+func checkNodeSizes(n *Node) error {
+	switch {
+	case len(n.Name) > maxNameLen:
+		return fmt.Errorf("name of %d bytes, at most %d", len(n.Name), maxNameLen)
+	case len(n.LinkTarget) > maxLinkTarget:
+		return fmt.Errorf("link target of %d bytes, at most %d", len(n.LinkTarget), maxLinkTarget)
+	case len(n.User) > maxOwnerName || len(n.Group) > maxOwnerName:
+		return fmt.Errorf("owner name of %d bytes, at most %d", max(len(n.User), len(n.Group)), maxOwnerName)
+	case len(n.Xattrs) > maxXattrs:
+		return fmt.Errorf("%d extended attributes, at most %d", len(n.Xattrs), maxXattrs)
+	}
+	for _, x := range n.Xattrs {
+		if len(x.Name) == 0 || len(x.Name) > maxXattrNameLen || len(x.Value) > maxXattrValueLen {
+			return fmt.Errorf("extended attribute of %d+%d bytes, want 1..%d+%d", len(x.Name), len(x.Value), maxXattrNameLen, maxXattrValueLen)
+		}
+	}
+	return nil
+}
+
 // DecodeTree parses and validates a tree blob.
 func DecodeTree(b []byte) (*Tree, error) {
 	var t Tree
@@ -131,6 +164,9 @@ func DecodeTree(b []byte) (*Tree, error) {
 	}
 	for i := range t.Nodes {
 		n := &t.Nodes[i]
+		if err := checkNodeSizes(n); err != nil {
+			return nil, fmt.Errorf("decode tree: node %d: %w", i, err)
+		}
 		switch {
 		case !validNodeType(n.Type):
 			return nil, fmt.Errorf("decode tree: node %d: unknown type %q", i, n.Type)
