@@ -57,6 +57,10 @@ type OpenOptions struct {
 	CacheDir string
 	// NoCache disables the file cache: every file is read.
 	NoCache bool
+	// Limits bound the walks of a snapshot's trees by restore, ls,
+	// diff, check and prune (zero fields: repository.DefaultMaxWalkNodes
+	// nodes, repository.DefaultMaxTreeDepth levels).
+	Limits repository.Limits
 }
 
 // Repository is an open repository.

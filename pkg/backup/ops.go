@@ -110,7 +110,7 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 		return nil, fmt.Errorf("check: %w", err)
 	}
 	defer lock.Unlock()
-	res, err := checker.Run(ctx, r.repo, checker.Options{ReadData: opts.ReadData, Subset: opts.ReadDataSubset})
+	res, err := checker.Run(ctx, r.repo, checker.Options{ReadData: opts.ReadData, Subset: opts.ReadDataSubset, Limits: r.opts.Limits})
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}
@@ -142,7 +142,7 @@ func entry(p string, n *repository.Node) Entry {
 }
 
 // Ls lists the nodes of snapshot below dir ("" or "/" for everything),
-// recursively.
+// recursively, within the walk limits of OpenOptions.Limits.
 func (r *Repository) Ls(ctx context.Context, snapshot, dir string) ([]Entry, error) {
 	snap, err := r.repo.FindSnapshot(ctx, snapshot)
 	if err != nil {
@@ -162,12 +162,12 @@ func (r *Repository) Ls(ctx context.Context, snapshot, dir string) ([]Entry, err
 		}
 		tree = *n.Subtree
 	}
-	err = r.repo.WalkTree(ctx, tree, dir, func(p string, n *repository.Node) error {
+	err = r.repo.WalkTreeBudget(ctx, tree, dir, repository.NewBudget(r.opts.Limits), func(p string, n *repository.Node) error {
 		out = append(out, entry(p, n))
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("ls: %w", err)
+		return nil, fmt.Errorf("ls: snapshot %s: %w", snap.ID().Short(), err)
 	}
 	return out, nil
 }
@@ -195,7 +195,9 @@ func rawName(s string) []byte {
 	return []byte(s)
 }
 
-// Diff compares snapshots a and b.
+// Diff compares snapshots a and b. Subtrees with the same ID are equal
+// and skipped; what differs is expanded within the walk limits of
+// OpenOptions.Limits, counted over both snapshots.
 func (r *Repository) Diff(ctx context.Context, a, b string) ([]Change, error) {
 	sa, err := r.repo.FindSnapshot(ctx, a)
 	if err != nil {
@@ -206,8 +208,9 @@ func (r *Repository) Diff(ctx context.Context, a, b string) ([]Change, error) {
 		return nil, fmt.Errorf("diff: %w", err)
 	}
 	out := []Change{} // [] in JSON when nothing changed
-	if err := r.diffTrees(ctx, &sa.Tree, &sb.Tree, "/", &out); err != nil {
-		return nil, fmt.Errorf("diff: %w", err)
+	d := differ{cache: r.repo.NewTreeCache(), budget: repository.NewBudget(r.opts.Limits)}
+	if err := d.trees(ctx, &sa.Tree, &sb.Tree, "/", 0, &out); err != nil {
+		return nil, fmt.Errorf("diff: snapshots %s and %s: %w", sa.ID().Short(), sb.ID().Short(), err)
 	}
 	return out, nil
 }
@@ -216,15 +219,27 @@ func xattrsEqual(a, b []repository.Xattr) bool {
 	return slices.Equal(a, b)
 }
 
-func (r *Repository) diffTrees(ctx context.Context, a, b *repository.ID, dir string, out *[]Change) error {
+// differ compares two snapshots' trees, counting what it expands.
+type differ struct {
+	cache  *repository.TreeCache
+	budget *repository.Budget
+}
+
+func (d *differ) trees(ctx context.Context, a, b *repository.ID, dir string, depth int, out *[]Change) error {
 	if a != nil && b != nil && *a == *b {
 		return nil
+	}
+	if err := d.budget.Enter(depth); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	load := func(id *repository.ID) (*repository.Tree, error) {
 		if id == nil {
 			return &repository.Tree{}, nil
 		}
-		return r.repo.LoadTree(ctx, *id)
+		return d.cache.Load(ctx, *id)
 	}
 	ta, err := load(a)
 	if err != nil {
@@ -232,6 +247,11 @@ func (r *Repository) diffTrees(ctx context.Context, a, b *repository.ID, dir str
 	}
 	tb, err := load(b)
 	if err != nil {
+		return err
+	}
+	// Counted before anything is compared, so the changes listed stay
+	// within the limit.
+	if err := d.budget.Add(len(ta.Nodes) + len(tb.Nodes)); err != nil {
 		return err
 	}
 	i, j := 0, 0
@@ -256,18 +276,21 @@ func (r *Repository) diffTrees(ctx context.Context, a, b *repository.ID, dir str
 			name = string(nb.Name)
 		}
 		p := path.Join(dir, name)
+		if err := d.budget.AddPath(p); err != nil {
+			return err
+		}
 		switch {
 		case nb == nil:
 			*out = append(*out, change("-", p))
 			if na.Subtree != nil {
-				if err := r.diffTrees(ctx, na.Subtree, nil, p, out); err != nil {
+				if err := d.trees(ctx, na.Subtree, nil, p, depth+1, out); err != nil {
 					return err
 				}
 			}
 		case na == nil:
 			*out = append(*out, change("+", p))
 			if nb.Subtree != nil {
-				if err := r.diffTrees(ctx, nil, nb.Subtree, p, out); err != nil {
+				if err := d.trees(ctx, nil, nb.Subtree, p, depth+1, out); err != nil {
 					return err
 				}
 			}
@@ -277,7 +300,7 @@ func (r *Repository) diffTrees(ctx context.Context, a, b *repository.ID, dir str
 			if na.Mode != nb.Mode || na.UID != nb.UID || na.GID != nb.GID || !xattrsEqual(na.Xattrs, nb.Xattrs) {
 				*out = append(*out, change("M", p))
 			}
-			if err := r.diffTrees(ctx, na.Subtree, nb.Subtree, p, out); err != nil {
+			if err := d.trees(ctx, na.Subtree, nb.Subtree, p, depth+1, out); err != nil {
 				return err
 			}
 		default:

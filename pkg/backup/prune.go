@@ -261,32 +261,25 @@ func (r *Repository) usedBlobs(ctx context.Context) (map[repository.BlobHandle]b
 		}
 		return nil, fmt.Errorf("refusing to prune with unreadable snapshots (run check): %w", errors.Join(errs...))
 	}
+	// Each tree once (a tree named by many directories or snapshots is
+	// walked once), with the depth bounded: a hostile DAG of trees costs
+	// what it stores, not the paths it expands to.
 	used := map[repository.BlobHandle]bool{}
-	var walk func(id repository.ID) error
-	walk = func(id repository.ID) error {
-		h := repository.BlobHandle{Type: repository.TreeBlob, ID: id}
-		if used[h] {
-			return nil
-		}
-		used[h] = true
-		t, err := r.repo.LoadTree(ctx, id)
-		if err != nil {
-			return fmt.Errorf("refusing to prune, tree unreadable (run check): %w", err)
-		}
-		for i := range t.Nodes {
-			for _, c := range t.Nodes[i].Content {
-				used[repository.BlobHandle{Type: repository.DataBlob, ID: c}] = true
+	seen := map[repository.ID]bool{}
+	for _, s := range snaps {
+		err := r.repo.VisitTrees(ctx, s.Tree, seen, r.opts.Limits, func(v *repository.TreeVisit) error {
+			if v.Err != nil {
+				return fmt.Errorf("refusing to prune, snapshot %s: directory %s: tree unreadable (run check): %w", s.ID().Short(), v.Path(), v.Err)
 			}
-			if t.Nodes[i].Subtree != nil {
-				if err := walk(*t.Nodes[i].Subtree); err != nil {
-					return err
+			used[repository.BlobHandle{Type: repository.TreeBlob, ID: v.ID}] = true
+			for i := range v.Tree.Nodes {
+				for _, c := range v.Tree.Nodes[i].Content {
+					used[repository.BlobHandle{Type: repository.DataBlob, ID: c}] = true
 				}
 			}
-		}
-		return nil
-	}
-	for _, s := range snaps {
-		if err := walk(s.Tree); err != nil {
+			return nil
+		})
+		if err != nil {
 			return nil, err
 		}
 	}

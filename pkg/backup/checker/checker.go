@@ -19,6 +19,11 @@ import (
 type Options struct {
 	ReadData bool   // read and verify every pack
 	Subset   string // read only a subset: "10%" (random) or "n/m" (packs whose first byte % m == n-1)
+	// Limits bound the tree walks (zero fields: the defaults): the depth
+	// of every walk, and the nodes expanded when listing affected files.
+	Limits repository.Limits
+	// HeaderWorkers is how many pack headers are read at once; default 4.
+	HeaderWorkers int
 }
 
 // Problem is one error found, naming the repository file or object.
@@ -33,6 +38,9 @@ func (p Problem) String() string { return p.Object + ": " + p.Message }
 type Affected struct {
 	Snapshot string   `json:"snapshot"`
 	Paths    []string `json:"paths"`
+	// Error, when set, says why the list is incomplete (the snapshot's
+	// trees expand past the walk limits, or one cannot be read).
+	Error string `json:"error,omitempty"`
 	// PathsRaw, when a path is not valid UTF-8 (which JSON strings
 	// cannot carry), holds the bytes of each path, index for index (nil
 	// for valid ones; base64 in JSON).
@@ -70,19 +78,30 @@ func Run(ctx context.Context, repo *repository.Repository, opts Options) (*Resul
 	}
 	res.Packs = len(packs)
 	indexed := repo.Index().Packs()
-	for id, blobs := range indexed {
+	headerBad := map[repository.ID]bool{}
+	for _, id := range sortedIDs(indexed) {
 		size, ok := packs[id]
 		if !ok {
 			res.errorf("data/"+id.String(), "indexed pack is missing")
 			continue
 		}
-		for _, b := range blobs {
+		for _, b := range indexed[id] {
 			if int64(b.Offset)+int64(b.Length) > size {
 				res.errorf("data/"+id.String(), "blob %s extends beyond pack size %d", b.ID.Short(), size)
+				headerBad[id] = true
 				break
 			}
 		}
 	}
+	// Every indexed pack's header: read (one small read at its end),
+	// authenticated and compared with the index. An authentic header
+	// fixes the pack's exact size, so this also finds a pack cut short
+	// or grown by a single byte.
+	probs, err := checkHeaders(ctx, repo, packs, indexed, headerBad, opts.HeaderWorkers)
+	if err != nil {
+		return nil, err
+	}
+	res.Errors = append(res.Errors, probs...)
 	for id := range packs {
 		if _, ok := indexed[id]; !ok {
 			res.Warnings = append(res.Warnings, Problem{Object: "data/" + id.String(), Message: "pack not in any index (interrupted backup: the next backup reuses it, prune removes it if unused)"})
@@ -111,36 +130,31 @@ func Run(ctx context.Context, repo *repository.Repository, opts Options) (*Resul
 		res.errorf("snapshots/"+id.String(), "unreadable: %v", err)
 	}
 	res.Snapshots = len(snaps)
+	// Each tree once, however many snapshots and directories name it:
+	// the work follows what the repository holds, not the paths a DAG
+	// of trees expands to.
 	seenTrees := map[repository.ID]bool{}
-	var walk func(snap *repository.Snapshot, id repository.ID, p string)
-	walk = func(snap *repository.Snapshot, id repository.ID, p string) {
-		if seenTrees[id] {
-			return
-		}
-		seenTrees[id] = true
-		t, err := repo.LoadTree(ctx, id)
-		if err != nil {
-			res.errorf("tree "+id.String(), "snapshot %s, directory %s: %v", snap.ID().Short(), p, err)
-			return
-		}
-		for i := range t.Nodes {
-			n := &t.Nodes[i]
-			np := strings.TrimSuffix(p, "/") + "/" + string(n.Name)
-			for _, c := range n.Content {
-				if !repo.Index().Has(repository.BlobHandle{Type: repository.DataBlob, ID: c}) {
-					res.errorf("blob data/"+c.String(), "snapshot %s, file %q: blob not in index", snap.ID().Short(), np)
+	for _, snap := range snaps {
+		err := repo.VisitTrees(ctx, snap.Tree, seenTrees, opts.Limits, func(v *repository.TreeVisit) error {
+			dir := v.Path()
+			if v.Err != nil {
+				res.errorf("tree "+v.ID.String(), "snapshot %s, directory %s: %v", snap.ID().Short(), dir, v.Err)
+				return nil
+			}
+			for i := range v.Tree.Nodes {
+				n := &v.Tree.Nodes[i]
+				for _, c := range n.Content {
+					if !repo.Index().Has(repository.BlobHandle{Type: repository.DataBlob, ID: c}) {
+						np := strings.TrimSuffix(dir, "/") + "/" + string(n.Name)
+						res.errorf("blob data/"+c.String(), "snapshot %s, file %q: blob not in index", snap.ID().Short(), np)
+					}
 				}
 			}
-			if n.Subtree != nil {
-				walk(snap, *n.Subtree, np)
-			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-	}
-	for _, s := range snaps {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		walk(s, s.Tree, "/")
 	}
 
 	if !opts.ReadData && opts.Subset == "" {
@@ -192,34 +206,59 @@ func Run(ctx context.Context, repo *repository.Repository, opts Options) (*Resul
 		}
 	}
 	if len(damagedBlobs) > 0 {
-		res.Affected = AffectedBy(ctx, repo, snaps, damagedBlobs)
+		res.Affected = AffectedByLimits(ctx, repo, snaps, damagedBlobs, opts.Limits)
+		for _, a := range res.Affected {
+			if a.Error != "" {
+				res.errorf("snapshots/"+a.Snapshot, "listing the files affected by damage: %s", a.Error)
+			}
+		}
 	}
 	return res, nil
 }
 
 // AffectedBy finds, per snapshot, the files and directories that use a
-// damaged blob.
+// damaged blob, within the default walk limits.
 func AffectedBy(ctx context.Context, repo *repository.Repository, snaps []*repository.Snapshot, damaged map[repository.BlobHandle]bool) []Affected {
+	return AffectedByLimits(ctx, repo, snaps, damaged, repository.Limits{})
+}
+
+// AffectedByLimits is AffectedBy within lim. It first marks, visiting
+// each tree once, the trees with damage somewhere below them, and then
+// expands paths only into those, counting against lim; a snapshot whose
+// listing stops early says why in Affected.Error.
+func AffectedByLimits(ctx context.Context, repo *repository.Repository, snaps []*repository.Snapshot, damaged map[repository.BlobHandle]bool, lim repository.Limits) []Affected {
+	m := damageMarker{repo: repo, damaged: damaged, below: map[repository.ID]bool{}, budget: repository.NewBudget(lim)}
 	var out []Affected
 	for _, s := range snaps {
 		a := Affected{Snapshot: s.ID().String()}
 		if damaged[repository.BlobHandle{Type: repository.TreeBlob, ID: s.Tree}] {
 			a.Paths = append(a.Paths, "/")
-		}
-		_ = repo.WalkTree(ctx, s.Tree, "/", func(p string, n *repository.Node) error {
-			if n.Subtree != nil && damaged[repository.BlobHandle{Type: repository.TreeBlob, ID: *n.Subtree}] {
-				a.Paths = append(a.Paths, p+"/")
-				return repository.ErrSkipDir
-			}
-			for _, c := range n.Content {
-				if damaged[repository.BlobHandle{Type: repository.DataBlob, ID: c}] {
-					a.Paths = append(a.Paths, p)
-					break
+		} else if hit, err := m.mark(ctx, s.Tree, 0); err != nil {
+			a.Error = err.Error()
+		} else if hit {
+			err := repo.WalkTreeBudget(ctx, s.Tree, "/", repository.NewBudget(lim), func(p string, n *repository.Node) error {
+				if n.Subtree != nil {
+					if damaged[repository.BlobHandle{Type: repository.TreeBlob, ID: *n.Subtree}] {
+						a.Paths = append(a.Paths, p+"/")
+						return repository.ErrSkipDir
+					}
+					if !m.below[*n.Subtree] {
+						return repository.ErrSkipDir
+					}
 				}
+				for _, c := range n.Content {
+					if damaged[repository.BlobHandle{Type: repository.DataBlob, ID: c}] {
+						a.Paths = append(a.Paths, p)
+						break
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				a.Error = err.Error()
 			}
-			return nil
-		})
-		if len(a.Paths) > 0 {
+		}
+		if len(a.Paths) > 0 || a.Error != "" {
 			for _, p := range a.Paths {
 				if !utf8.ValidString(p) {
 					a.PathsRaw = make([][]byte, len(a.Paths))
@@ -235,6 +274,65 @@ func AffectedBy(ctx context.Context, repo *repository.Repository, snaps []*repos
 		}
 	}
 	return out
+}
+
+// damageMarker works out, once per tree, whether a damaged blob is used
+// anywhere below it.
+type damageMarker struct {
+	repo    *repository.Repository
+	damaged map[repository.BlobHandle]bool
+	below   map[repository.ID]bool // tree -> damage below it; present once worked out
+	budget  *repository.Budget     // for the depth only
+}
+
+func (m *damageMarker) mark(ctx context.Context, id repository.ID, depth int) (bool, error) {
+	if hit, ok := m.below[id]; ok {
+		return hit, nil
+	}
+	if err := m.budget.Enter(depth); err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	t, err := m.repo.LoadTree(ctx, id)
+	if err != nil {
+		// Reported by the structure check; nothing below it is known.
+		m.below[id] = false
+		return false, nil
+	}
+	hit := false
+	for i := range t.Nodes {
+		n := &t.Nodes[i]
+		for _, c := range n.Content {
+			if m.damaged[repository.BlobHandle{Type: repository.DataBlob, ID: c}] {
+				hit = true
+			}
+		}
+		if n.Subtree == nil {
+			continue
+		}
+		if m.damaged[repository.BlobHandle{Type: repository.TreeBlob, ID: *n.Subtree}] {
+			hit = true
+			continue
+		}
+		sub, err := m.mark(ctx, *n.Subtree, depth+1)
+		if err != nil {
+			return false, err
+		}
+		hit = hit || sub
+	}
+	m.below[id] = hit
+	return hit, nil
+}
+
+func sortedIDs[V any](m map[repository.ID]V) []repository.ID {
+	ids := make([]repository.ID, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i].String() < ids[j].String() })
+	return ids
 }
 
 // selectPacks picks the packs to read: all, a random percentage, or the

@@ -21,12 +21,14 @@ const maxSpan = 4 << 20
 
 // plannedFile is a file being restored from blobs spread over packs.
 type plannedFile struct {
-	path    string
+	path    string // the real name, given once every blob is written
+	tmp     string // the name it is written under until then
 	node    *repository.Node
 	pending atomic.Int64 // blob writes still to do
 	mu      sync.Mutex
 	fd      int // open while blobs are being written; -1 when closed
 	created bool
+	written int64 // bytes written to tmp
 	failed  error
 }
 
@@ -52,13 +54,16 @@ type span struct {
 
 // restoreContents writes every file's content pack by pack: each span of
 // a pack is read once and its blobs written to every file (and offset)
-// that uses them. Files are finished (sparse tail, metadata) as their
-// last blob lands.
+// that uses them. Each file is written under a temporary name and
+// finished (sparse tail, size check, metadata, rename to its real name)
+// as its last blob lands; a file any of whose blobs fails is removed
+// instead, so its real name never holds unverified or missing bytes
+// (with Overwrite, whatever was there stays).
 func (r *restorer) restoreContents(ctx context.Context, files []fileJob) error {
 	uses := map[repository.BlobHandle]*blobUse{}
 	var planned []*plannedFile
-	for _, j := range files {
-		pf := &plannedFile{path: j.path, node: j.node, fd: -1}
+	for i, j := range files {
+		pf := &plannedFile{path: j.path, tmp: r.tempName(j.path, i), node: j.node, fd: -1}
 		planned = append(planned, pf)
 		var off int64
 		for _, id := range j.node.Content {
@@ -82,10 +87,9 @@ func (r *restorer) restoreContents(ctx context.Context, files []fileJob) error {
 	// others are created when their first blob arrives, so each file is
 	// opened once and only while it is being written.
 	for _, pf := range planned {
-		r.clear(pf.path) // only with Overwrite
 		switch {
 		case pf.failed != nil:
-			r.warn(pf.path, pf.failed)
+			r.warn(pf.path, fmt.Errorf("left out: %w", pf.failed))
 			pf.pending.Store(-1 << 40)
 		case pf.pending.Load() == 0:
 			pf.pending.Store(1)
@@ -206,8 +210,8 @@ func (r *restorer) blobFailed(u *blobUse, err error) {
 	}
 }
 
-// open creates the file (exclusively: the target was checked empty or
-// cleared) with raw syscalls, bypassing the runtime poller.
+// open creates the file under its temporary name (exclusively: the name
+// is this run's) with raw syscalls, bypassing the runtime poller.
 func (pf *plannedFile) open() error {
 	if pf.fd >= 0 {
 		return nil
@@ -218,14 +222,16 @@ func (pf *plannedFile) open() error {
 	}
 	// Created with its final permissions where the umask allows (the
 	// owner keeps write access until done), so most files need no chmod.
-	fd, err := unix.Open(pf.path, flags, (pf.node.Mode&0o777)|0o200)
+	fd, err := unix.Open(pf.tmp, flags, (pf.node.Mode&0o777)|0o200)
 	if err != nil {
-		return &os.PathError{Op: "create", Path: pf.path, Err: err}
+		return &os.PathError{Op: "create", Path: pf.tmp, Err: err}
 	}
 	pf.fd, pf.created = fd, true
 	return nil
 }
 
+// write writes a verified blob to one place in a file. Only bytes
+// written count: they are taken back if the file fails later.
 func (r *restorer) write(t target, data []byte) {
 	pf := t.file
 	pf.mu.Lock()
@@ -238,9 +244,12 @@ func (r *restorer) write(t target, data []byte) {
 				pf.failed = pwriteAll(pf.fd, data, t.offset)
 			}
 		}
+		if pf.failed == nil {
+			pf.written += int64(len(data))
+			r.bytes.Add(int64(len(data)))
+		}
 	}
 	pf.mu.Unlock()
-	r.bytes.Add(int64(len(data)))
 	r.done(pf)
 }
 
@@ -273,7 +282,9 @@ func writeSparseFd(fd int, data []byte, off int64) error {
 
 // done counts one blob of pf as handled; after the last it sets the size
 // of a sparse file, checks the size, applies owner and mode through the
-// open descriptor, closes it and sets the times.
+// open descriptor, sets the times, closes it and renames it to its real
+// name; or, if anything failed, removes it and takes its bytes back from
+// the count.
 func (r *restorer) done(pf *plannedFile) {
 	if pf.pending.Add(-1) != 0 {
 		return
@@ -302,8 +313,18 @@ func (r *restorer) done(pf *plannedFile) {
 		}
 		pf.fd = -1
 	}
+	if err == nil && pf.created {
+		if rerr := unix.Rename(pf.tmp, pf.path); rerr != nil {
+			err = &os.LinkError{Op: "rename", Old: pf.tmp, New: pf.path, Err: rerr}
+		}
+	}
 	if err != nil {
-		r.warn(pf.path, err)
+		if pf.created {
+			_ = unix.Unlink(pf.tmp)
+		}
+		r.bytes.Add(-pf.written)
+		pf.written = 0
+		r.warn(pf.path, fmt.Errorf("left out: %w", err))
 		return
 	}
 	r.files.Add(1)

@@ -2,6 +2,8 @@ package restorer
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +39,10 @@ type Options struct {
 	ProgressInterval time.Duration
 	Warn             func(path string, err error)
 	Now              func() time.Time
+	// Limits bound the walk of the snapshot's trees (zero: the
+	// defaults), so a hostile repository cannot grow the plan without
+	// bound.
+	Limits repository.Limits
 }
 
 // Progress is a live view of a restore.
@@ -99,7 +105,16 @@ type restorer struct {
 	errs   atomic.Int64
 	totalB int64
 	totalF int64
+	// token makes this run's temporary names unique.
+	token string
 }
+
+// TempPrefix starts the names of files being restored. A file is written
+// under a temporary name (TempPrefix, a token of the run and a number) in
+// its directory and renamed to its real name once all its content is
+// written and verified. A restore interrupted hard leaves only such
+// names; the next restore into the same directories removes them.
+const TempPrefix = ".hostd-restore-"
 
 // Run restores snap into opts.Target.
 func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snapshot, opts Options) (*Summary, error) {
@@ -127,7 +142,11 @@ func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snap
 		return nil, err
 	}
 	start := opts.Now()
-	r := &restorer{repo: repo, opts: opts, root: os.Geteuid() == 0, owners: newOwners()}
+	var tok [6]byte
+	if _, err := rand.Read(tok[:]); err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	r := &restorer{repo: repo, opts: opts, root: os.Geteuid() == 0, owners: newOwners(), token: hex.EncodeToString(tok[:])}
 	includes := make([]string, 0, len(opts.Include))
 	for _, p := range opts.Include {
 		includes = append(includes, filepath.Clean("/"+p))
@@ -136,9 +155,9 @@ func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snap
 	// Pass 1: work out what to restore. Nothing is written before the
 	// arguments are known to be good: a failed restore leaves the target
 	// as it was.
-	pl, err := makePlan(ctx, repo, snap, target, includes)
+	pl, err := makePlan(ctx, repo, snap, target, includes, opts.Limits)
 	if err != nil {
-		return nil, fmt.Errorf("restore: %w", err)
+		return nil, fmt.Errorf("restore: snapshot %s: %w", snap.ID().Short(), err)
 	}
 	if !pl.matched {
 		return nil, fmt.Errorf("restore: include paths %v match nothing in snapshot %s", opts.Include, snap.ID().Short())
@@ -148,6 +167,8 @@ func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snap
 		if err := os.MkdirAll(target, 0o700); err != nil {
 			return nil, fmt.Errorf("create restore target: %w", err)
 		}
+	} else {
+		r.removeTemps(target)
 	}
 	// Pass 2: directories (parents before their entries), then special
 	// files.
@@ -196,13 +217,13 @@ func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snap
 
 	// Pass 4: hard links, then directory metadata deepest first (those
 	// on the way to included paths too, as the snapshot recorded them).
-	for _, l := range pl.links {
+	for i, l := range pl.links {
 		if r.opts.Overwrite {
 			_ = os.Remove(l.path)
 		}
 		if err := os.Link(l.target, l.path); err != nil {
 			// The first name may have failed; fall back to a copy.
-			if ferr := r.restoreFile(ctx, l.path, l.node); ferr != nil {
+			if ferr := r.restoreFile(ctx, l.path, l.node, len(pl.files)+i); ferr != nil {
 				r.warn(l.path, ferr)
 			}
 			continue
@@ -242,10 +263,15 @@ func (r *restorer) warn(p string, err error) {
 // makePlan walks snap and lists what a restore into target creates:
 // everything, or with includes the included paths, what is below them and
 // the directories leading to them. It only reads the repository.
-func makePlan(ctx context.Context, repo *repository.Repository, snap *repository.Snapshot, target string, includes []string) (*plan, error) {
+//
+// The walk counts what it expands against lim (repository.Budget checks
+// each tree's entries before they are planned), so the plan of a DAG of
+// trees that names the same subtrees over and over stops at the limit
+// instead of growing until memory runs out.
+func makePlan(ctx context.Context, repo *repository.Repository, snap *repository.Snapshot, target string, includes []string, lim repository.Limits) (*plan, error) {
 	pl := &plan{matched: len(includes) == 0}
 	seenInode := map[[2]uint64]string{}
-	err := repo.WalkTree(ctx, snap.Tree, "/", func(p string, n *repository.Node) error {
+	err := repo.WalkTreeBudget(ctx, snap.Tree, "/", repository.NewBudget(lim), func(p string, n *repository.Node) error {
 		sel := selected(p, includes)
 		if sel == skip {
 			return repository.ErrSkipDir
@@ -333,6 +359,7 @@ func (r *restorer) mkdir(p string) error {
 	err := os.Mkdir(p, 0o700)
 	if errors.Is(err, os.ErrExist) {
 		if fi, serr := os.Lstat(p); serr == nil && fi.IsDir() {
+			r.removeTemps(p)
 			return nil
 		}
 		if r.opts.Overwrite {
@@ -346,6 +373,37 @@ func (r *restorer) mkdir(p string) error {
 		return fmt.Errorf("create directory: %w", err)
 	}
 	return nil
+}
+
+// removeTemps removes the temporary files an interrupted restore left in
+// dir, an existing directory (a new one has none: a first restore pays
+// nothing for this).
+func (r *restorer) removeTemps(dir string) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	for {
+		names, err := f.Readdirnames(1024)
+		for _, name := range names {
+			if !strings.HasPrefix(name, TempPrefix) {
+				continue
+			}
+			p := filepath.Join(dir, name)
+			if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
+				_ = os.Remove(p)
+			}
+		}
+		if err != nil || len(names) == 0 {
+			return
+		}
+	}
+}
+
+// tempName returns the temporary name of the i-th file written at p.
+func (r *restorer) tempName(p string, i int) string {
+	return filepath.Join(filepath.Dir(p), TempPrefix+r.token+"-"+strconv.Itoa(i))
 }
 
 func (r *restorer) clear(p string) {
@@ -382,48 +440,59 @@ func (r *restorer) special(p string, n *repository.Node) error {
 	return r.applyMeta(p, n)
 }
 
-// restoreFile writes one regular file and its metadata.
-func (r *restorer) restoreFile(ctx context.Context, p string, n *repository.Node) error {
-	r.clear(p)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+// restoreFile writes one regular file and its metadata, reading its
+// blobs one by one (a hard link whose first name could not be linked).
+// Like the pack-ordered restore it writes to a temporary name and renames
+// the file into place only once every blob is verified.
+func (r *restorer) restoreFile(ctx context.Context, p string, n *repository.Node, i int) error {
+	tmp := r.tempName(p, i)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
 	var off int64
 	var buf []byte
-	for _, id := range n.Content {
-		data, err := r.repo.LoadBlob(ctx, repository.BlobHandle{Type: repository.DataBlob, ID: id}, buf)
-		if err != nil {
-			f.Close()
-			return err
+	err = func() error {
+		for _, id := range n.Content {
+			data, err := r.repo.LoadBlob(ctx, repository.BlobHandle{Type: repository.DataBlob, ID: id}, buf)
+			if err != nil {
+				return err
+			}
+			if n.Sparse {
+				err = writeSparse(f, data, off)
+			} else {
+				_, err = f.WriteAt(data, off)
+			}
+			if err != nil {
+				return err
+			}
+			off += int64(len(data))
+			buf = data
 		}
-		if n.Sparse {
-			err = writeSparse(f, data, off)
-		} else {
-			_, err = f.WriteAt(data, off)
+		if uint64(off) != n.Size {
+			return fmt.Errorf("restored %d bytes, snapshot records %d", off, n.Size)
 		}
-		if err != nil {
-			f.Close()
-			return err
+		if n.Sparse && off > 0 {
+			return f.Truncate(off)
 		}
-		off += int64(len(data))
-		r.bytes.Add(int64(len(data)))
-		buf = data
-	}
-	if n.Sparse && off > 0 {
-		err = f.Truncate(off)
-	}
+		return nil
+	}()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		err = r.applyMeta(tmp, n)
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
 	if err != nil {
-		return err
+		_ = os.Remove(tmp)
+		return fmt.Errorf("left out: %w", err)
 	}
-	if uint64(off) != n.Size {
-		return fmt.Errorf("restored %d bytes, snapshot records %d", off, n.Size)
-	}
+	r.bytes.Add(off)
 	r.files.Add(1)
-	return r.applyMeta(p, n)
+	return nil
 }
 
 // writeSparse writes data at off, leaving holes for 4 KiB blocks of zeros.
