@@ -97,7 +97,7 @@ go above the configured volume_limit.`,
 				return err
 			}
 			if len(args) < 1 || len(args) > 2 {
-				return fmt.Errorf("want [DEVICE] VOLUME, got %d arguments", len(args))
+				return usageError(cmd, fmt.Errorf("want [DEVICE] VOLUME, got %d arguments", len(args)))
 			}
 			req := audio.VolumeRequest{Kind: audioKind(source), Volume: args[len(args)-1]}
 			if len(args) == 2 {
@@ -131,7 +131,7 @@ func audioParseArgs(cmd *cobra.Command, args []string) ([]string, error) {
 	err := cmd.ParseFlags(masked)
 	cmd.DisableFlagParsing = true
 	if err != nil {
-		return nil, err
+		return nil, usageError(cmd, err)
 	}
 	if help, _ := cmd.Flags().GetBool("help"); help {
 		return nil, cmd.Help()
@@ -180,7 +180,7 @@ goes; then the preferences choose again.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind, err := audio.ParseKind(args[0])
 			if err != nil || args[0] == "" {
-				return fmt.Errorf("want sink or source, got %q", args[0])
+				return usageError(cmd, fmt.Errorf("want sink or source, got %q", args[0]))
 			}
 			return audioPostDevice(cmd, g, "/v1/audio/default", audio.DefaultRequest{Kind: string(kind), Device: args[1]})
 		},

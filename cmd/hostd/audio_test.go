@@ -64,9 +64,9 @@ func TestAudioCLI(t *testing.T) {
 		{[]string{"audio", "volume", "10"}, 1, []string{`bad volume "10": missing %`}, nil},
 		{[]string{"audio", "volume", "cli_dac", "loud%"}, 1, []string{"not a number"}, nil},
 		{[]string{"audio", "mute", "sometimes"}, 1, []string{"want on, off or toggle"}, nil},
-		{[]string{"audio", "default", "speaker", "cli_dac"}, 1, []string{`want sink or source, got "speaker"`}, nil},
+		{[]string{"audio", "default", "speaker", "cli_dac"}, 2, []string{`want sink or source, got "speaker"`}, nil},
 		{[]string{"audio", "profile", "nope", "off"}, 1, []string{`no card matches "nope"`}, nil},
-		{[]string{"audio", "volume", "a", "b", "10%"}, 1, []string{"want [DEVICE] VOLUME"}, nil},
+		{[]string{"audio", "volume", "a", "b", "10%"}, 2, []string{"want [DEVICE] VOLUME"}, nil},
 	}
 	var before string
 	for _, st := range steps {

@@ -101,7 +101,7 @@ func TestBackupCLI(t *testing.T) {
 		{"forget keep-within days", []string{"forget", "--keep-within", "7d", "--dry-run"}, 0, "within 168h"},
 		{"forget bad count", []string{"forget", "--keep-last", "-5"}, 1, ""},
 		{"init over a repository", []string{"init"}, 1, ""},
-		{"unknown verb", []string{"frobnicate"}, 1, ""},
+		{"unknown verb", []string{"frobnicate"}, 2, ""},
 		{"restore needs target", []string{"restore", "latest"}, 1, ""},
 		{"restore into non-empty", []string{"restore", "latest", "--target", src}, 1, ""},
 		{"unknown snapshot", []string{"ls", "ffffffff"}, 1, ""},

@@ -3,13 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hostd/hostd/configs"
 	"github.com/hostd/hostd/internal/api"
-	"github.com/hostd/hostd/internal/confkit"
+	"github.com/hostd/hostd/internal/config"
 	"github.com/hostd/hostd/internal/daemon"
 )
 
@@ -32,16 +33,10 @@ Exit status: 0 when the file is good, 1 with problems.`,
 				file = args[0]
 			}
 			if file == "" {
-				return &exitError{code: 2, err: errors.New("config check: name a FILE or pass --config")}
+				return usageError(cmd, errors.New("config check: name a FILE or pass --config"))
 			}
-			cfg, err := daemon.LoadConfig(file, registrations(), os.Getenv)
-			var errs confkit.Errors
-			if err == nil && !skipSecrets {
-				if serrs := cfg.CheckSecrets(cmd.Context(), os.Getenv); len(serrs) > 0 {
-					err = serrs
-				}
-			}
-			if errors.As(err, &errs) {
+			_, errs := config.Check(cmd.Context(), file, sectionsOf(registrations()), os.Getenv, !skipSecrets)
+			if len(errs) > 0 {
 				if g.json {
 					_ = printJSON(cmd, map[string]any{"file": file, "ok": false, "errors": errs})
 				} else {
@@ -51,9 +46,6 @@ Exit status: 0 when the file is good, 1 with problems.`,
 					fmt.Fprintf(cmd.OutOrStdout(), "%s: %d problem(s)\n", file, len(errs))
 				}
 				return &exitError{code: 1}
-			}
-			if err != nil {
-				return &exitError{code: 1, err: err}
 			}
 			if g.json {
 				return printJSON(cmd, map[string]any{"file": file, "ok": true})
@@ -66,15 +58,24 @@ Exit status: 0 when the file is good, 1 with problems.`,
 	cmd.AddCommand(check)
 	var local bool
 	show := &cobra.Command{
-		Use:   "show",
+		Use:   "show [FILE]",
 		Short: "Print the effective config (defaults filled in, secrets redacted)",
 		Long: `Print the effective config with defaults filled in and every secret
-redacted. It asks the running daemon; with --local (or when no daemon
-runs) it loads --config, or the embedded defaults, itself.`,
-		Args: cobra.NoArgs,
+redacted. With FILE it loads that file, as config check does. Otherwise it
+asks the running daemon; with --local (or when no daemon runs) it loads
+--config, or the embedded defaults, itself. --json prints it as JSON.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			file := g.configFile
+			if len(args) == 1 {
+				file, local = args[0], true
+			}
 			if !local {
-				b, err := g.client().Raw(cmd.Context(), "GET", "/v1/config", nil)
+				path := "/v1/config"
+				if g.json {
+					path += "?format=json"
+				}
+				b, err := g.client().Raw(cmd.Context(), "GET", path, nil)
 				if err == nil {
 					_, err = cmd.OutOrStdout().Write(b)
 					return err
@@ -83,11 +84,15 @@ runs) it loads --config, or the embedded defaults, itself.`,
 					return err
 				}
 			}
-			cfg, err := daemon.LoadConfig(g.configFile, registrations(), os.Getenv)
+			cfg, err := daemon.LoadConfig(file, registrations(), os.Getenv)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			b, err := cfg.Show()
+			show := cfg.Show
+			if g.json {
+				show = cfg.ShowJSON
+			}
+			b, err := show()
 			if err != nil {
 				return err
 			}
@@ -114,9 +119,13 @@ runs) it loads --config, or the embedded defaults, itself.`,
 			var res api.ConfigReload
 			err := g.client().Post(cmd.Context(), "/v1/config/reload", nil, &res)
 			var he *api.HTTPError
-			if errors.As(err, &he) && len(he.Body) > 0 {
-				_ = jsonUnmarshal(he.Body, &res)
-			} else if err != nil {
+			switch {
+			case errors.As(err, &he) && he.Code == http.StatusUnprocessableEntity:
+				// A rejected config: the reply lists its problems.
+				if jerr := jsonUnmarshal(he.Body, &res); jerr != nil || len(res.Errors) == 0 {
+					return err
+				}
+			case err != nil:
 				return err
 			}
 			if g.json {

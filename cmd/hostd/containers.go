@@ -77,7 +77,9 @@ Exit status: 0 on success, 1 when the prune failed or stopped early,
 3 when the daemon is not running.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			raw, err := g.client().Raw(cmd.Context(), "POST", "/v1/containers/prune", containers.PruneRequest{DryRun: dryRun})
+			// A prune is bounded by the daemon (containers.prune_timeout), and
+			// by SIGTERM here; the client adds no deadline of its own.
+			raw, err := g.client().WithTimeout(0).Raw(cmd.Context(), "POST", "/v1/containers/prune", containers.PruneRequest{DryRun: dryRun})
 			if err != nil {
 				return containersErr(err)
 			}

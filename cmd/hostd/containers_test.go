@@ -119,8 +119,8 @@ func TestContainersCLI(t *testing.T) {
 		{[]string{"containers", "status"}, 0, []string{"Engine:", version + " (API " + st.APIVersion + ")", "Host:", d.Host,
 			"Disk:", " used (", "%) in " + d.DataRoot, "Watermarks:  high 90%, low 80%",
 			"Last prune:  none since hostd started", "Next prune:", "(weekly)", "Reclaimed:   0B since hostd started"}},
-		{[]string{"containers", "status", "extra"}, 1, []string{"unknown command"}},
-		{[]string{"containers", "prune", "--force"}, 1, []string{"unknown flag: --force"}},
+		{[]string{"containers", "status", "extra"}, 2, []string{"unknown command"}},
+		{[]string{"containers", "prune", "--force"}, 2, []string{"unknown flag: --force"}},
 	})
 
 	// Dry run: what would go, with sizes and a total; nothing goes.

@@ -47,7 +47,7 @@ Examples:
 			switch {
 			case start != "" || end != "":
 				if start == "" || end == "" {
-					return errors.New("range queries need both --start and --end (or --since)")
+					return usageError(cmd, errors.New("range queries need both --start and --end (or --since)"))
 				}
 				path = "/v1/metrics/query_range"
 				q.Set("start", start)

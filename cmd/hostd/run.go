@@ -20,6 +20,7 @@ config and restarts only the services whose section changed. A config
 that does not load exits with status 2 before anything starts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			g.daemon.Store(true)
 			err := daemon.Run(cmd.Context(), daemon.Options{
 				ConfigFile:    g.configFile,
 				Registrations: registrations(),

@@ -358,10 +358,10 @@ func TestUnknownSubcommand(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"frobnicate"}, 1, `unknown command "frobnicate" for "hostd"`},
-		{[]string{"backup", "frobnicate"}, 1, `unknown command "frobnicate" for "hostd backup"`},
-		{[]string{"backup", "key", "frob"}, 1, `unknown command "frob" for "hostd backup key"`},
-		{[]string{"metrics", "frob"}, 1, `unknown command "frob" for "hostd metrics"`},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate" for "hostd"`},
+		{[]string{"backup", "frobnicate"}, 2, `unknown command "frobnicate" for "hostd backup"`},
+		{[]string{"backup", "key", "frob"}, 2, `unknown command "frob" for "hostd backup key"`},
+		{[]string{"metrics", "frob"}, 2, `unknown command "frob" for "hostd metrics"`},
 		{[]string{"backup"}, 0, "Available Commands"},
 		{[]string{"backup", "key"}, 0, "Available Commands"},
 	}

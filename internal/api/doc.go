@@ -3,6 +3,12 @@
 // server-side helpers for JSON replies, errors and the peer-credential
 // permission check.
 //
+// Every client call has a deadline (DefaultTimeout, DialTimeout, or one
+// given WithTimeout) and turns every non-2xx reply into an *HTTPError
+// carrying the daemon's message, so a refused request never reads as a
+// success. Permissions are declared per route by the service that owns it
+// (RequireWriter); the daemon adds no blanket check.
+//
 // Routes are versioned (/v1/...). The daemon's route table lives in
 // internal/daemon; each service adds its own routes under /v1/<service>/.
 package api

@@ -75,4 +75,7 @@ type ConfigReload struct {
 	Restarted []string `json:"restarted"`
 	// Errors are the problems of a rejected config.
 	Errors []string `json:"errors,omitempty"`
+	// Error is set, with Errors, when the config was rejected (the reply
+	// is then 422), so the reply reads as an Error too.
+	Error string `json:"error,omitempty"`
 }

@@ -2,16 +2,20 @@ package config
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
-	"os"
 	"reflect"
 	"sort"
 	"strings"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/hostd/hostd/internal/confkit"
+	"github.com/hostd/hostd/internal/safefile"
 )
 
 // Section describes one service's config section to the loader.
@@ -20,6 +24,23 @@ type Section struct {
 	Name string
 	// Default returns a pointer to a new config struct holding defaults.
 	Default func() any
+}
+
+// Defaulter is implemented by section configs that leave keys zero in the
+// file and fill in their defaults when used (a backup job's compression 0
+// means level 3). Effective returns a pointer to a copy with every such
+// default filled in. `hostd config show` prints it, and the example shows
+// each such key, commented out, with its real default.
+type Defaulter interface {
+	Effective() any
+}
+
+// effective returns a section config with its defaults filled in.
+func effective(section any) any {
+	if d, ok := section.(Defaulter); ok {
+		return d.Effective()
+	}
+	return section
 }
 
 // Validator is implemented by section config structs (pointer receiver).
@@ -67,23 +88,70 @@ func newConfig(sections []Section, getenv func(string) string) *Config {
 // Load reads, decodes and validates file. On failure the error is a
 // confkit.Errors holding every problem.
 func Load(file string, sections []Section, getenv func(string) string) (*Config, error) {
-	data, err := os.ReadFile(file)
+	data, err := ReadFile(file)
 	if err != nil {
-		msg := err.Error()
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			msg = pe.Err.Error()
-		}
-		if errors.Is(err, fs.ErrNotExist) {
-			msg = "config file does not exist"
-		}
-		return nil, confkit.Errors{{File: file, Msg: msg}}
+		return nil, err
 	}
 	return Parse(file, data, sections, getenv)
 }
 
+// ReadFile reads a config file through safefile: a regular file of at
+// most safefile.ConfigLimit bytes. A FIFO, device or directory is refused
+// at once, without waiting for a writer. The error is a confkit.Errors
+// naming the file.
+func ReadFile(file string) ([]byte, error) {
+	data, err := safefile.Read(file, safefile.ConfigLimit)
+	if err == nil {
+		return data, nil
+	}
+	msg := err.Error()
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		msg = "config file does not exist"
+	case errors.Is(err, safefile.ErrNotRegular), errors.Is(err, safefile.ErrTooLarge):
+		// safefile's message starts with the path, which Error adds.
+		msg = strings.TrimPrefix(msg, file+": ")
+	case errors.As(err, &pe):
+		msg = pe.Err.Error()
+	}
+	return nil, confkit.Errors{{File: file, Msg: msg}}
+}
+
 // Parse decodes and validates config data read from file.
 func Parse(file string, data []byte, sections []Section, getenv func(string) string) (*Config, error) {
+	c, errs := parse(file, data, sections, getenv)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
+}
+
+// Check loads file as Load does and, when resolveSecrets is set, also
+// resolves every secret reference of the enabled sections, so that one
+// run reports every problem of the file at once, in file order. The
+// Config is returned only when there is no problem.
+func Check(ctx context.Context, file string, sections []Section, getenv func(string) string, resolveSecrets bool) (*Config, confkit.Errors) {
+	data, err := ReadFile(file)
+	if err != nil {
+		return nil, err.(confkit.Errors)
+	}
+	c, errs := parse(file, data, sections, getenv)
+	if c != nil && resolveSecrets {
+		errs = append(errs, c.CheckSecrets(ctx, getenv)...)
+		sortErrors(errs)
+		errs = dedupe(errs)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
+}
+
+// parse decodes and validates data. The Config is nil only when the file
+// could not be decoded at all; otherwise it is returned with the problems
+// found, so that its secret references can be checked too.
+func parse(file string, data []byte, sections []Section, getenv func(string) string) (*Config, confkit.Errors) {
 	c := newConfig(sections, getenv)
 	c.File = file
 	targets := map[string]any{"hostd": &c.Core, "secrets": &c.Secrets}
@@ -99,16 +167,21 @@ func Parse(file string, data []byte, sections []Section, getenv func(string) str
 	}
 	errs = append(errs, c.validate(file)...)
 	if len(errs) > 0 {
-		sort.SliceStable(errs, func(i, j int) bool {
-			a, b := errs[i].Pos, errs[j].Pos
-			if a.Line == 0 || b.Line == 0 {
-				return a.Line != 0 && b.Line == 0
-			}
-			return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
-		})
-		return nil, dedupe(errs)
+		sortErrors(errs)
+		return c, dedupe(errs)
 	}
 	return c, nil
+}
+
+// sortErrors puts errors in file order; those without a position last.
+func sortErrors(errs confkit.Errors) {
+	sort.SliceStable(errs, func(i, j int) bool {
+		a, b := errs[i].Pos, errs[j].Pos
+		if a.Line == 0 || b.Line == 0 {
+			return a.Line != 0 && b.Line == 0
+		}
+		return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
+	})
 }
 
 func dedupe(errs confkit.Errors) confkit.Errors {
@@ -270,9 +343,94 @@ func (c *Config) Show() ([]byte, error) {
 		return nil, err
 	}
 	for _, name := range c.order {
-		if err := write(name, c.Sections[name]); err != nil {
+		if err := write(name, effective(c.Sections[name])); err != nil {
 			return nil, err
 		}
 	}
 	return b.Bytes(), nil
+}
+
+// ShowJSON returns what Show does as one JSON object, keys in the same
+// order, secrets redacted the same way.
+func (c *Config) ShowJSON() ([]byte, error) {
+	y, err := c.Show()
+	if err != nil {
+		return nil, err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(y, &doc); err != nil {
+		return nil, fmt.Errorf("convert config to JSON: %w", err)
+	}
+	var b bytes.Buffer
+	if len(doc.Content) == 1 {
+		if err := writeJSON(&b, doc.Content[0]); err != nil {
+			return nil, fmt.Errorf("convert config to JSON: %w", err)
+		}
+	} else {
+		b.WriteString("{}")
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, b.Bytes(), "", "  "); err != nil {
+		return nil, fmt.Errorf("convert config to JSON: %w", err)
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
+}
+
+// writeJSON writes a YAML node as JSON, keeping the order of keys.
+func writeJSON(b *bytes.Buffer, n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		if len(n.Content) == 0 {
+			b.WriteString("null")
+			return nil
+		}
+		return writeJSON(b, n.Content[0])
+	case yaml.AliasNode:
+		return writeJSON(b, n.Alias)
+	case yaml.MappingNode:
+		b.WriteByte('{')
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			k, _ := json.Marshal(n.Content[i].Value)
+			b.Write(k)
+			b.WriteByte(':')
+			if err := writeJSON(b, n.Content[i+1]); err != nil {
+				return err
+			}
+		}
+		b.WriteByte('}')
+	case yaml.SequenceNode:
+		b.WriteByte('[')
+		for i, e := range n.Content {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			if err := writeJSON(b, e); err != nil {
+				return err
+			}
+		}
+		b.WriteByte(']')
+	case yaml.ScalarNode:
+		var v any
+		switch n.Tag {
+		case "!!null":
+			b.WriteString("null")
+			return nil
+		case "!!bool", "!!int", "!!float":
+			if err := n.Decode(&v); err != nil {
+				return err
+			}
+		default:
+			v = n.Value
+		}
+		out, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		b.Write(out)
+	}
+	return nil
 }

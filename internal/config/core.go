@@ -35,6 +35,11 @@ type Core struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// StopTimeout bounds how long one service may take to stop. Default: 10s.
 	StopTimeout time.Duration `yaml:"stop_timeout"`
+	// ReloadTimeout bounds reading and checking the config file on a
+	// reload (SIGHUP or `hostd config reload`); a reload that takes longer
+	// is abandoned and the running config kept. Restarting the services
+	// whose section changed is bounded by stop_timeout each. Default: 30s.
+	ReloadTimeout time.Duration `yaml:"reload_timeout"`
 	// RestartBackoff is the first wait before restarting a failed service;
 	// it doubles per consecutive failure up to RestartBackoffMax.
 	// Default: 1s.
@@ -55,6 +60,9 @@ type Core struct {
 	// turns releasing off. Default: 10m.
 	CodeTrimInterval time.Duration `yaml:"code_trim_interval"`
 }
+
+// DefaultReloadTimeout is hostd.reload_timeout's default.
+const DefaultReloadTimeout = 30 * time.Second
 
 // DefaultGCPercent is hostd.gc_percent's default.
 const DefaultGCPercent = 100
@@ -86,6 +94,7 @@ func DefaultCore(getenv func(string) string) Core {
 		HTTP:              HTTP{Listen: DefaultHTTPListen},
 		ShutdownTimeout:   15 * time.Second,
 		StopTimeout:       10 * time.Second,
+		ReloadTimeout:     DefaultReloadTimeout,
 		RestartBackoff:    time.Second,
 		RestartBackoffMax: time.Minute,
 		GCPercent:         DefaultGCPercent,
@@ -147,7 +156,7 @@ func (c *Core) Validate(v *confkit.Validator) {
 	}
 	v.CheckListen("http.listen", c.HTTP.Listen)
 	for path, d := range map[string]time.Duration{
-		"shutdown_timeout": c.ShutdownTimeout, "stop_timeout": c.StopTimeout,
+		"shutdown_timeout": c.ShutdownTimeout, "stop_timeout": c.StopTimeout, "reload_timeout": c.ReloadTimeout,
 		"restart_backoff": c.RestartBackoff, "restart_backoff_max": c.RestartBackoffMax,
 	} {
 		if d <= 0 {

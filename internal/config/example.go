@@ -68,7 +68,17 @@ func (g *ExampleGenerator) Generate(sections []Section, getenv func(string) stri
 			b.WriteString("# " + l + "\n")
 		}
 		b.WriteString(s.name + ":\n")
-		if err := g.emitStruct(&b, v, 1, false); err != nil {
+		var eff reflect.Value
+		if d, ok := s.v.(Defaulter); ok {
+			eff = reflect.ValueOf(d.Effective())
+			for eff.Kind() == reflect.Pointer {
+				eff = eff.Elem()
+			}
+			if eff.Type() != v.Type() {
+				return nil, fmt.Errorf("section %s: Effective returns %s, not %s", s.name, eff.Type(), v.Type())
+			}
+		}
+		if err := g.emitStruct(&b, v, eff, 1, false); err != nil {
 			return nil, fmt.Errorf("section %s: %w", s.name, err)
 		}
 	}
@@ -195,8 +205,11 @@ func elemStruct(t reflect.Type) (reflect.Type, bool) {
 
 // emitStruct writes the keys of a struct value. In an element example
 // (sample), zero values are left blank: the element's defaults are applied
-// by its service and stated in the comments.
-func (g *ExampleGenerator) emitStruct(b *bytes.Buffer, v reflect.Value, depth int, sample bool) error {
+// by its service and stated in the comments. eff, when valid, is the same
+// struct with the defaults its service fills in (Defaulter); a key whose
+// value there differs is written commented out with that real default, so
+// the example states it without setting it.
+func (g *ExampleGenerator) emitStruct(b *bytes.Buffer, v, eff reflect.Value, depth int, sample bool) error {
 	t := v.Type()
 	docs, err := g.fieldDocs(t)
 	if err != nil {
@@ -213,8 +226,12 @@ func (g *ExampleGenerator) emitStruct(b *bytes.Buffer, v reflect.Value, depth in
 			continue
 		}
 		fv := v.Field(i)
+		var efv reflect.Value
+		if eff.IsValid() {
+			efv = eff.Field(i)
+		}
 		if strings.Contains(opts, "inline") {
-			if err := g.emitStruct(b, fv, depth, sample); err != nil {
+			if err := g.emitStruct(b, fv, efv, depth, sample); err != nil {
 				return err
 			}
 			continue
@@ -225,64 +242,83 @@ func (g *ExampleGenerator) emitStruct(b *bytes.Buffer, v reflect.Value, depth in
 		for _, l := range docs[f.Name] {
 			b.WriteString(ind + "# " + l + "\n")
 		}
-		ft := f.Type
-		for ft.Kind() == reflect.Pointer && !isLeaf(ft) {
-			ft = ft.Elem()
-			if fv.IsNil() {
-				fv = reflect.New(ft).Elem()
-			} else {
-				fv = fv.Elem()
-			}
-		}
-		switch {
-		case ft.Kind() == reflect.Struct && !isLeaf(ft):
-			b.WriteString(ind + name + ":\n")
-			if err := g.emitStruct(b, fv, depth+1, sample); err != nil {
+		if efv.IsValid() && !reflect.DeepEqual(fv.Interface(), efv.Interface()) {
+			var sub bytes.Buffer
+			if err := g.emitValue(&sub, name, efv, depth, sample); err != nil {
 				return err
 			}
-		case (ft.Kind() == reflect.Map || ft.Kind() == reflect.Slice) && fv.Len() == 0:
-			empty := "{}"
-			if ft.Kind() == reflect.Slice {
-				empty = "[]"
+			for _, l := range strings.Split(strings.TrimRight(sub.String(), "\n"), "\n") {
+				b.WriteString(ind + "# " + strings.TrimPrefix(l, ind) + "\n")
 			}
-			b.WriteString(ind + name + ": " + empty + "\n")
-			if et, ok := elemStruct(ft.Elem()); ok {
-				var sub bytes.Buffer
-				if ft.Kind() == reflect.Map {
-					sub.WriteString(ind + "  NAME:\n")
-					if err := g.emitStruct(&sub, reflect.New(et).Elem(), depth+2, true); err != nil {
-						return err
-					}
-				} else {
-					if err := g.emitStruct(&sub, reflect.New(et).Elem(), depth+2, true); err != nil {
-						return err
-					}
-					s := sub.String()
-					sub.Reset()
-					sub.WriteString(ind + "  -" + strings.TrimPrefix(s, ind+"   "))
-				}
-				b.WriteString(ind + "# For example:\n")
-				b.WriteString(ind + "# " + name + ":\n")
-				for _, l := range strings.Split(strings.TrimRight(sub.String(), "\n"), "\n") {
-					b.WriteString(ind + "#" + strings.TrimPrefix(l, ind) + "\n")
-				}
-			}
-		case sample && fv.IsZero():
-			b.WriteString(ind + name + ":\n")
-		default:
-			out, err := yaml.Marshal(confkit.Encode(fv.Interface(), false))
-			if err != nil {
-				return fmt.Errorf("encode %s: %w", name, err)
-			}
-			val := strings.TrimRight(string(out), "\n")
-			if strings.Contains(val, "\n") {
-				b.WriteString(ind + name + ":\n")
-				for _, l := range strings.Split(val, "\n") {
-					b.WriteString(ind + "  " + l + "\n")
+			continue
+		}
+		if err := g.emitValue(b, name, fv, depth, sample); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// emitValue writes one key and its value.
+func (g *ExampleGenerator) emitValue(b *bytes.Buffer, name string, fv reflect.Value, depth int, sample bool) error {
+	ind := strings.Repeat("  ", depth)
+	ft := fv.Type()
+	for ft.Kind() == reflect.Pointer && !isLeaf(ft) {
+		ft = ft.Elem()
+		if fv.IsNil() {
+			fv = reflect.New(ft).Elem()
+		} else {
+			fv = fv.Elem()
+		}
+	}
+	switch {
+	case ft.Kind() == reflect.Struct && !isLeaf(ft):
+		b.WriteString(ind + name + ":\n")
+		if err := g.emitStruct(b, fv, reflect.Value{}, depth+1, sample); err != nil {
+			return err
+		}
+	case (ft.Kind() == reflect.Map || ft.Kind() == reflect.Slice) && fv.Len() == 0:
+		empty := "{}"
+		if ft.Kind() == reflect.Slice {
+			empty = "[]"
+		}
+		b.WriteString(ind + name + ": " + empty + "\n")
+		if et, ok := elemStruct(ft.Elem()); ok {
+			var sub bytes.Buffer
+			if ft.Kind() == reflect.Map {
+				sub.WriteString(ind + "  NAME:\n")
+				if err := g.emitStruct(&sub, reflect.New(et).Elem(), reflect.Value{}, depth+2, true); err != nil {
+					return err
 				}
 			} else {
-				b.WriteString(ind + name + ": " + val + "\n")
+				if err := g.emitStruct(&sub, reflect.New(et).Elem(), reflect.Value{}, depth+2, true); err != nil {
+					return err
+				}
+				s := sub.String()
+				sub.Reset()
+				sub.WriteString(ind + "  -" + strings.TrimPrefix(s, ind+"   "))
 			}
+			b.WriteString(ind + "# For example:\n")
+			b.WriteString(ind + "# " + name + ":\n")
+			for _, l := range strings.Split(strings.TrimRight(sub.String(), "\n"), "\n") {
+				b.WriteString(ind + "#" + strings.TrimPrefix(l, ind) + "\n")
+			}
+		}
+	case sample && fv.IsZero():
+		b.WriteString(ind + name + ":\n")
+	default:
+		out, err := yaml.Marshal(confkit.Encode(fv.Interface(), false))
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", name, err)
+		}
+		val := strings.TrimRight(string(out), "\n")
+		if strings.Contains(val, "\n") {
+			b.WriteString(ind + name + ":\n")
+			for _, l := range strings.Split(val, "\n") {
+				b.WriteString(ind + "  " + l + "\n")
+			}
+		} else {
+			b.WriteString(ind + name + ": " + val + "\n")
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"runtime/debug"
 	"time"
 
 	"github.com/hostd/hostd/internal/codepages"
@@ -44,4 +45,14 @@ func (d *Daemon) codeTrimLoop(ctx context.Context) {
 			d.trimCode("interval")
 		}
 	}
+}
+
+// releaseMemory is service.Env.ReleaseMemory: after a burst of work it
+// collects the garbage and returns free heap pages to the system at once
+// (the collector's target still reflects the burst's peak, so the next
+// collection and the scavenger would take minutes), and releases the
+// executable's pages the work faulted in, as at start.
+func (d *Daemon) releaseMemory() {
+	debug.FreeOSMemory()
+	d.trimCode("after work")
 }

@@ -10,14 +10,15 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"os/user"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -44,7 +45,14 @@ type Options struct {
 	Stderr *os.File
 	// Signals delivers SIGTERM, SIGINT and SIGHUP. Default: signal.Notify.
 	Signals <-chan os.Signal
+	// SocketCheckInterval is how often the daemon checks that its API
+	// socket file still exists, and recreates it when it was deleted or
+	// replaced. Default: DefaultSocketCheckInterval.
+	SocketCheckInterval time.Duration
 }
+
+// DefaultSocketCheckInterval is Options.SocketCheckInterval's default.
+const DefaultSocketCheckInterval = 5 * time.Second
 
 // ConfigError is returned when the config cannot be loaded; the CLI exits
 // with status 2.
@@ -63,6 +71,12 @@ type Daemon struct {
 	mu       sync.Mutex
 	cfg      *config.Config
 	loadedAt time.Time
+
+	// reloading holds one token while a reload reads, checks or applies
+	// a config; a reload that finds it taken fails at once.
+	reloading chan struct{}
+	// stopping is set when the main loop ends; reloads then apply nothing.
+	stopping atomic.Bool
 
 	tree     *supervisor.Tree
 	root     *prometheus.Registry
@@ -97,7 +111,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return &ConfigError{Err: err}
 	}
-	d := &Daemon{opts: opts, level: new(slog.LevelVar), started: time.Now(), regs: map[string]Registration{}}
+	d := &Daemon{opts: opts, level: new(slog.LevelVar), started: time.Now(), regs: map[string]Registration{}, reloading: make(chan struct{}, 1)}
 	for _, r := range opts.Registrations {
 		d.regs[r.Name] = r
 	}
@@ -112,6 +126,22 @@ func (d *Daemon) run(ctx context.Context, cfg *config.Config) error {
 	if err := os.MkdirAll(cfg.Core.StateDir, 0o700); err != nil {
 		return fmt.Errorf("create state directory %s: %w", cfg.Core.StateDir, err)
 	}
+	// One instance per state directory and per socket: a second hostd
+	// fails here, before it touches the first one's socket or data.
+	stateLock, err := lockInstance(filepath.Join(cfg.Core.StateDir, LockFile), cfg.Core.StateDir)
+	if err != nil {
+		return err
+	}
+	defer stateLock.release()
+	if err := os.MkdirAll(filepath.Dir(cfg.Core.Socket), 0o755); err != nil {
+		return fmt.Errorf("create socket directory %s: %w", filepath.Dir(cfg.Core.Socket), err)
+	}
+	sockLock, err := lockInstance(socketLockPath(cfg.Core.Socket), cfg.Core.Socket)
+	if err != nil {
+		return err
+	}
+	defer sockLock.release()
+
 	d.cfg, d.loadedAt = cfg, time.Now()
 	d.trimCode("start")
 	d.root = prometheus.NewRegistry()
@@ -142,7 +172,7 @@ func (d *Daemon) run(ctx context.Context, cfg *config.Config) error {
 	})
 	d.root.MustRegister(d.tree)
 
-	sock, err := d.listenSocket(cfg.Core)
+	sock, err := newAPISocket(cfg.Core)
 	if err != nil {
 		return err
 	}
@@ -151,8 +181,8 @@ func (d *Daemon) run(ctx context.Context, cfg *config.Config) error {
 	if cfg.Core.HTTP.Listen != "" {
 		httpLn, err = net.Listen("tcp", cfg.Core.HTTP.Listen)
 		if err != nil {
-			sock.Close()
-			return fmt.Errorf("listen for HTTP on %s: %w", cfg.Core.HTTP.Listen, err)
+			sock.close()
+			return fmt.Errorf("listen for HTTP on %s (hostd.http.listen): %w", cfg.Core.HTTP.Listen, err)
 		}
 	}
 
@@ -165,7 +195,7 @@ func (d *Daemon) run(ctx context.Context, cfg *config.Config) error {
 	go func() { treeDone <- d.tree.Serve(treeCtx) }()
 
 	sockSrv := &http.Server{Handler: d.socketHandler(), ConnContext: api.ConnContext, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = sockSrv.Serve(sock) }()
+	go func() { _ = sockSrv.Serve(sock.ln) }()
 	var httpSrv *http.Server
 	if httpLn != nil {
 		httpSrv = &http.Server{Handler: d.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
@@ -181,11 +211,27 @@ func (d *Daemon) run(ctx context.Context, cfg *config.Config) error {
 		defer signal.Stop(ch)
 		sigs = ch
 	}
+	// Reloads run off this loop; runCtx ends them when hostd stops.
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
+	var reloads sync.WaitGroup
 	notifyCtx, stopNotify := context.WithCancel(context.Background())
 	notifyDone := make(chan struct{})
 	go func() { defer close(notifyDone); d.notifyLoop(notifyCtx) }()
 	trimDone := make(chan struct{})
 	go func() { defer close(trimDone); d.codeTrimLoop(notifyCtx) }()
+
+	// The loop itself feeds systemd's watchdog: if it stops turning,
+	// WATCHDOG=1 stops and systemd restarts hostd.
+	var watchdog <-chan time.Time
+	if iv, err := sddaemon.SdWatchdogEnabled(false); err == nil && iv > 0 {
+		t := time.NewTicker(iv / 2)
+		defer t.Stop()
+		watchdog = t.C
+		d.log.Debug("systemd watchdog enabled", "interval", (iv / 2).String())
+	}
+	socketCheck := time.NewTicker(d.socketCheckInterval())
+	defer socketCheck.Stop()
 
 	var reason string
 loop:
@@ -196,11 +242,16 @@ loop:
 			break loop
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
-				d.reload()
+				reloads.Add(1)
+				go func() { defer reloads.Done(); d.reloadFromSignal(runCtx) }()
 				continue
 			}
 			reason = s.String()
 			break loop
+		case <-watchdog:
+			notify(d.log, "WATCHDOG=1")
+		case <-socketCheck.C:
+			sock.recreateIfGone(d.log, func(ln net.Listener) { go func() { _ = sockSrv.Serve(ln) }() })
 		case err := <-treeDone:
 			d.log.Error("supervisor tree stopped", "err", fmt.Sprint(err))
 			treeDone <- err
@@ -208,6 +259,8 @@ loop:
 			break loop
 		}
 	}
+	d.stopping.Store(true)
+	stopRun()
 	notify(d.log, "STOPPING=1\nSTATUS=stopping")
 	d.log.Info("hostd stopping", "reason", reason)
 	stopNotify()
@@ -225,13 +278,30 @@ loop:
 	case <-shutdownCtx.Done():
 		d.log.Error("services did not stop within the shutdown deadline; exiting anyway", "deadline", deadline.String(), "not_stopped", d.running())
 	}
+	reloadsDone := make(chan struct{})
+	go func() { reloads.Wait(); close(reloadsDone) }()
+	select {
+	case <-reloadsDone:
+	case <-shutdownCtx.Done():
+		d.log.Error("a config reload did not end within the shutdown deadline; exiting anyway")
+	}
 	ctx2, cancel2 := context.WithTimeout(context.Background(), time.Second)
 	defer cancel2()
 	_ = sockSrv.Shutdown(ctx2)
+	sock.close()
 	if httpSrv != nil {
 		_ = httpSrv.Shutdown(ctx2)
 	}
 	return nil
+}
+
+// socketCheckInterval is how often the main loop checks that the API
+// socket file is still there.
+func (d *Daemon) socketCheckInterval() time.Duration {
+	if d.opts.SocketCheckInterval > 0 {
+		return d.opts.SocketCheckInterval
+	}
+	return DefaultSocketCheckInterval
 }
 
 func cfgName(c *config.Config) string {
@@ -279,26 +349,88 @@ func (d *Daemon) apply(name string, cfg *config.Config) {
 			Secrets:  secrets.NewResolver(base, cfg.Secrets.AgeKeyFile),
 			Health:   h,
 			Peers:    d.tree,
+			// Backup jobs give back their memory when they end.
+			ReleaseMemory: d.releaseMemory,
 		}
 		return reg.Build(env, sectionCfg)
 	})
 }
 
+// errReloadBusy is returned when a reload is asked for while another one
+// is still reading, checking or applying a config.
+var errReloadBusy = errors.New("a config reload is already in progress; try again when it ends")
+
+// reloadFromSignal runs a reload for SIGHUP and logs its outcome.
+func (d *Daemon) reloadFromSignal(ctx context.Context) {
+	if _, err := d.reload(ctx); err != nil {
+		d.log.Error("config reload failed; keeping the running config", "err", err.Error())
+	}
+}
+
 // reload re-reads the config file; a bad config is rejected and the old
-// one kept. Only services whose section changed are restarted.
-func (d *Daemon) reload() api.ConfigReload {
+// one kept. Only services whose section changed are restarted. It runs off
+// the main loop: reading and checking the file is bounded by
+// hostd.reload_timeout (and ctx), restarting each changed service by
+// hostd.stop_timeout. A config that does not load is reported in the
+// reply's Errors; a reload that cannot run (another is in progress, the
+// deadline passed, hostd is stopping) is an error.
+func (d *Daemon) reload(ctx context.Context) (api.ConfigReload, error) {
+	select {
+	case d.reloading <- struct{}{}:
+	default:
+		return api.ConfigReload{}, errReloadBusy
+	}
+	release := true
+	defer func() {
+		if release {
+			<-d.reloading
+		}
+	}()
 	d.mu.Lock()
 	old := d.cfg
 	d.mu.Unlock()
 	d.log.Info("reloading config", "config", cfgName(old))
-	cur, err := LoadConfig(old.File, d.opts.Registrations, d.opts.Getenv)
-	if err != nil {
-		lines := splitLines(err.Error())
+
+	type loaded struct {
+		cfg *config.Config
+		err error
+	}
+	// Loading cannot be interrupted once it sits in a system call (a hung
+	// file system); it runs in its own goroutine, which keeps the reload
+	// token until it returns, so stuck loads never pile up.
+	done := make(chan loaded, 1)
+	go func() {
+		cfg, err := LoadConfig(old.File, d.opts.Registrations, d.opts.Getenv)
+		done <- loaded{cfg, err}
+	}()
+	timeout := old.Core.ReloadTimeout
+	if timeout <= 0 {
+		timeout = config.DefaultReloadTimeout
+	}
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var res loaded
+	select {
+	case res = <-done:
+	case <-tctx.Done():
+		release = false
+		go func() { <-done; <-d.reloading }()
+		if ctx.Err() != nil {
+			return api.ConfigReload{}, fmt.Errorf("reload %s: abandoned: %w", cfgName(old), ctx.Err())
+		}
+		return api.ConfigReload{}, fmt.Errorf("reload %s: reading and checking the config took longer than hostd.reload_timeout (%s)", cfgName(old), timeout)
+	}
+	if res.err != nil {
+		lines := splitLines(res.err.Error())
 		for _, l := range lines {
 			d.log.Error("config rejected; keeping the running config", "error", l)
 		}
-		return api.ConfigReload{Errors: lines}
+		return api.ConfigReload{Error: "config rejected; the running config is kept", Errors: lines}, nil
 	}
+	if d.stopping.Load() {
+		return api.ConfigReload{}, errors.New("reload abandoned: hostd is stopping")
+	}
+	cur := res.cfg
 	if cur.Core.Socket != old.Core.Socket || cur.Core.HTTP.Listen != old.Core.HTTP.Listen || cur.Core.StateDir != old.Core.StateDir {
 		d.log.Warn("changes to hostd.socket, hostd.http.listen and hostd.state_dir take effect at the next start")
 		cur.Core.Socket, cur.Core.HTTP.Listen, cur.Core.StateDir = old.Core.Socket, old.Core.HTTP.Listen, old.Core.StateDir
@@ -312,6 +444,9 @@ func (d *Daemon) reload() api.ConfigReload {
 	d.cfg, d.loadedAt = cur, time.Now()
 	d.mu.Unlock()
 	for _, name := range changed {
+		if d.stopping.Load() {
+			return api.ConfigReload{}, errors.New("reload abandoned: hostd is stopping")
+		}
 		d.log.Info("config section changed; restarting service", "section", name)
 		d.apply(name, cur)
 	}
@@ -319,7 +454,7 @@ func (d *Daemon) reload() api.ConfigReload {
 	if changed == nil {
 		changed = []string{}
 	}
-	return api.ConfigReload{Restarted: changed}
+	return api.ConfigReload{Restarted: changed}, nil
 }
 
 func splitLines(s string) []string {
@@ -330,46 +465,6 @@ func splitLines(s string) []string {
 		}
 	}
 	return out
-}
-
-// listenSocket creates the local API socket: parent directory, stale socket
-// removed, mode 0660, optional group.
-func (d *Daemon) listenSocket(core config.Core) (net.Listener, error) {
-	path := core.Socket
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("create socket directory %s: %w", filepath.Dir(path), err)
-	}
-	if _, err := os.Stat(path); err == nil {
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("listen on %s: another hostd is running", path)
-		}
-		_ = os.Remove(path)
-	}
-	old := syscall.Umask(0o117)
-	ln, err := net.Listen("unix", path)
-	syscall.Umask(old)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
-	if err := os.Chmod(path, 0o660); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("chmod %s: %w", path, err)
-	}
-	if core.SocketGroup != "" {
-		g, err := user.LookupGroup(core.SocketGroup)
-		if err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("socket group %s: %w", core.SocketGroup, err)
-		}
-		gid, _ := strconv.Atoi(g.Gid)
-		if err := os.Chown(path, -1, gid); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("chown %s: %w", path, err)
-		}
-	}
-	return ln, nil
 }
 
 // Status builds the status report.

@@ -28,10 +28,12 @@ import (
 // process.
 func TestMain(m *testing.M) {
 	if os.Getenv("HOSTD_TEST_DAEMON") == "1" {
+		check, _ := time.ParseDuration(os.Getenv("HOSTD_TEST_SOCKET_CHECK"))
 		err := daemon.Run(context.Background(), daemon.Options{
-			ConfigFile:    os.Getenv("HOSTD_TEST_CONFIG"),
-			Registrations: []daemon.Registration{daemontest.Registration("alpha"), daemontest.Registration("beta")},
-			Version:       "test",
+			ConfigFile:          os.Getenv("HOSTD_TEST_CONFIG"),
+			Registrations:       []daemon.Registration{daemontest.Registration("alpha"), daemontest.Registration("beta")},
+			Version:             "test",
+			SocketCheckInterval: check,
 		})
 		if ce, ok := err.(*daemon.ConfigError); ok {
 			fmt.Fprintln(os.Stderr, ce.Err)

@@ -5,6 +5,11 @@
 // SIGTERM/SIGINT (stop within the shutdown deadline) and SIGHUP (reload,
 // restarting only the services whose section changed).
 //
+// The main loop never blocks: reloads run beside it with a deadline
+// (hostd.reload_timeout), and the loop itself feeds systemd's watchdog. It
+// holds an exclusive lock on the state directory and on the socket for its
+// whole life, and recreates the socket if the file is deleted.
+//
 // It owns no service logic; the list of services comes from the caller as
 // Registrations.
 package daemon

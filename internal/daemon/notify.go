@@ -19,16 +19,10 @@ func notify(log *slog.Logger, state string) {
 	}
 }
 
-// notifyLoop sends READY=1 once every enabled service has started, STATUS=
-// whenever the summary changes, and WATCHDOG=1 at half of WatchdogSec.
+// notifyLoop sends READY=1 once every enabled service has started and
+// STATUS= whenever the summary changes. WATCHDOG=1 is not sent here but by
+// the main loop, so that it stops when that loop does.
 func (d *Daemon) notifyLoop(ctx context.Context) {
-	var tick <-chan time.Time
-	if iv, err := sddaemon.SdWatchdogEnabled(false); err == nil && iv > 0 {
-		t := time.NewTicker(iv / 2)
-		defer t.Stop()
-		tick = t.C
-		d.log.Debug("systemd watchdog enabled", "interval", (iv / 2).String())
-	}
 	readySent := false
 	lastStatus := ""
 	// Readiness is not held back forever by a service that waits for a
@@ -53,8 +47,6 @@ func (d *Daemon) notifyLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-changes:
-		case <-tick:
-			notify(d.log, "WATCHDOG=1")
 		case <-startupCap.C:
 			if !readySent {
 				notify(d.log, "READY=1\nSTATUS="+summary)

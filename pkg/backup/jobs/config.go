@@ -136,6 +136,22 @@ func DefaultConfig() Config {
 	return Config{}
 }
 
+// Effective returns the section with every job's defaults filled in,
+// the top-level keys included (the defaults a single-job shorthand gets):
+// what `hostd config show` prints and the example states
+// (config.Defaulter).
+func (c Config) Effective() any {
+	out := c
+	out.Job = c.Job.withDefaults()
+	if c.Jobs != nil {
+		out.Jobs = make(map[string]Job, len(c.Jobs))
+		for name, j := range c.Jobs {
+			out.Jobs[name] = j.withDefaults()
+		}
+	}
+	return &out
+}
+
 // IsEnabled reports whether the section is on.
 func (c *Config) IsEnabled() bool { return c.Enable }
 
