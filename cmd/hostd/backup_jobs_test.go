@@ -9,9 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hostd/hostd/internal/api"
 	"github.com/hostd/hostd/internal/daemon"
@@ -169,4 +173,176 @@ func TestBackupJobsCLIWithoutDaemon(t *testing.T) {
 	if out, code := runCLI(t, "--socket", sock, "backup", "jobs"); code != 3 || !strings.Contains(out, "hostd is not running") {
 		t.Errorf("exit %d\n%s", code, out)
 	}
+}
+
+// TestBackupJobsShowStateSaveFailure makes the jobs' state directory
+// read-only under a running daemon (a bind mount: root ignores
+// permission bits): the run succeeds, but `hostd backup jobs` and
+// `hostd status` show that its state could not be saved.
+func TestBackupJobsShowStateSaveFailure(t *testing.T) {
+	testenv.RequireRoot(t)
+	sock, _ := startBackupDaemon(t)
+	var st api.Status
+	if err := api.NewClient(sock).Get(context.Background(), "/v1/status", &st); err != nil {
+		t.Fatal(err)
+	}
+	jobsDir := filepath.Join(st.StateDir, "backup", "jobs")
+	if err := unix.Mount(jobsDir, jobsDir, "", unix.MS_BIND, ""); err != nil {
+		testenv.Require(t, "bind mount", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(jobsDir, unix.MNT_DETACH) })
+	if err := unix.Mount("", jobsDir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+		t.Fatalf("remount %s read-only: %v", jobsDir, err)
+	}
+
+	if out, code := runCLI(t, "--socket", sock, "backup", "run", "home"); code != 0 || !strings.Contains(out, "home: success in ") {
+		t.Fatalf("backup run home: exit %d\n%s", code, out)
+	}
+	want := "job home: save job state " + filepath.Join(jobsDir, "home.json") + ": read-only file system"
+	out, code := runCLI(t, "--socket", sock, "backup", "jobs")
+	row := regexp.MustCompile(`(?m)^home .*$`).FindString(out)
+	if code != 0 || strings.Fields(row + " x")[1] != "success" || !strings.HasSuffix(row, want) {
+		t.Errorf("backup jobs: exit %d, home row %q, want success with the problem %q\n%s", code, row, want, out)
+	}
+	out, code = runCLI(t, "--socket", sock, "--json", "status")
+	if code != 1 || !strings.Contains(out, want) || !strings.Contains(out, "home success") || !strings.Contains(out, "state not saved") {
+		t.Errorf("status: exit %d\n%s", code, out)
+	}
+}
+
+// TestBackupJobGivesMemoryBack runs the real hostd binary (built
+// without the race detector, as shipped) with a backup job and reads the
+// daemon's resident set from /proc: after a run (repository creation
+// with the default argon2id key derivation, backup, retention with
+// prune, and a check) and after a second plain run, RSS comes back to
+// within 10 MiB of its level before the first run, well within 30 s.
+func TestBackupJobGivesMemoryBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the hostd binary")
+	}
+	dir := testenv.TempDir(t)
+	bin := buildHostd(t, dir)
+	src := filepath.Join(dir, "src")
+	backuptest.RandomFile(t, filepath.Join(src, "file"), 2<<10)
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, backuptest.Password, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	socket := filepath.Join(dir, "hostd.sock")
+	cfg := filepath.Join(dir, "hostd.yaml")
+	// Only the backup service, so that nothing else moves RSS meanwhile.
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`hostd:
+  state_dir: %[1]s/state
+  socket: %[2]s
+  http:
+    listen: %[3]s
+netcfg:
+  enable: false
+metrics:
+  enable: false
+backup:
+  enable: true
+  jobs:
+    home:
+      repository: %[1]s/repo
+      paths: [%[4]s]
+      password: file:%[5]s
+      schedule: yearly
+      init: true
+      check: daily
+`, dir, socket, testenv.FreeAddr(t), src, pw)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	cmd := exec.Command(bin, "run", "--config", cfg)
+	cmd.Env = append(os.Environ(), "GOGC=", "GOMEMLIMIT=")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logs.String())
+		}
+	})
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		select {
+		case <-exited:
+			t.Fatalf("hostd exited: %s", logs.String())
+		default:
+		}
+		var st api.Status
+		if err := api.NewClient(socket).Get(context.Background(), "/v1/status", &st); err != nil {
+			return err
+		}
+		if !st.Ready {
+			return errors.New("hostd not ready yet")
+		}
+		return nil
+	})
+	pid := cmd.Process.Pid
+	before := vmRSSKiB(t, pid)
+	const slack = 10 << 10 // KiB
+	for i, want := range []string{"retention: kept 1 snapshots", "home: success"} {
+		out, code := runCLI(t, "--socket", socket, "backup", "run", "home")
+		if code != 0 || !strings.Contains(out, want) || i == 0 && !strings.Contains(out, "check: no problems") {
+			t.Fatalf("backup run %d: exit %d\n%s", i+1, code, out)
+		}
+		var now int64
+		err := testenv.Poll(context.Background(), 30*time.Second, func() error {
+			if now = vmRSSKiB(t, pid); now > before+slack {
+				return fmt.Errorf("RSS %d KiB, %d KiB before the first run", now, before)
+			}
+			return nil
+		})
+		t.Logf("run %d: RSS %d KiB, %d KiB before the first run", i+1, now, before)
+		if err != nil {
+			t.Errorf("run %d: RSS not back within 10 MiB of its level before the job within 30 s: %v", i+1, err)
+		}
+	}
+}
+
+// buildHostd builds the hostd binary into dir, as `make build` does.
+func buildHostd(t *testing.T, dir string) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(dir, "hostd")
+	cmd := exec.Command(goTool, "build", "-trimpath", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// vmRSSKiB is the resident set of process pid, from /proc/PID/status.
+func vmRSSKiB(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kib int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kib); err != nil {
+				t.Fatalf("parse VmRSS %q: %v", rest, err)
+			}
+			return kib
+		}
+	}
+	t.Fatalf("no VmRSS in /proc/%d/status", pid)
+	return 0
 }

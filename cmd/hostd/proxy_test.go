@@ -9,7 +9,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -185,7 +187,7 @@ func TestProxyCLI(t *testing.T) {
 		{[]string{"status"}, 0, []string{"proxy", "ready", "up server " + server + " latency"}},
 		{[]string{"status", "--json"}, 0, []string{`"proxy"`}},
 		{[]string{"config", "show"}, 0, []string{"proxy:", "server_name: " + w.xray.ServerName}},
-		{[]string{"proxy", "status", "extra"}, 1, []string{"unknown command"}},
+		{[]string{"proxy", "status", "extra"}, 2, []string{"unknown command"}},
 	})
 
 	// --json prints exactly the wire types.
@@ -202,7 +204,7 @@ func TestProxyCLI(t *testing.T) {
 	out, code = runCLI(t, "--socket", socket, "--json", "proxy", "test")
 	outs = append(outs, out)
 	var r proxy.ProbeResult
-	if err := json.Unmarshal([]byte(out), &r); err != nil || code != 0 || !r.OK || r.Status != http.StatusNoContent || r.LatencyMS <= 0 {
+	if err := json.Unmarshal([]byte(out), &r); err != nil || code != 0 || !r.OK || r.Status != http.StatusNoContent || r.LatencyMS <= 0 || r.At.IsZero() {
 		t.Errorf("proxy test --json: exit %d, %v: %+v\n%s", code, err, r, out)
 	}
 	assertNoProxySecrets(t, w, outs)
@@ -249,4 +251,76 @@ func TestProxyCLIWithoutDaemon(t *testing.T) {
 			t.Errorf("%v: exit %d, %q; want 3 and not running", args, code, out)
 		}
 	}
+}
+
+// TestProxyConfigCheckSecrets: `hostd config check` refuses a LAN proxy
+// whose password file is empty (curl -x http://u:@HOST got through), and a
+// secret reference to a FIFO or /dev/zero returns at once with an error
+// naming the option and the reference instead of hanging or reading
+// without end.
+func TestProxyConfigCheckSecrets(t *testing.T) {
+	w := newProxyWorld(t)
+	empty := w.secret(t, "empty", "")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(w.dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	section, _, _ := w.section(t, "")
+	lan := strings.ReplaceAll(section, "listen: 127.0.0.1:", "listen: 0.0.0.0:") + "  allow_lan: true\n  auth:\n    username: u\n"
+	tests := []struct {
+		name, section string
+		want          []string
+	}{
+		{"empty password", lan + "    password: file:" + empty + "\n", []string{"proxy.auth.password", "file:" + empty, "secret is empty"}},
+		{"fifo user id", regexpReplace(section, "user_id: file:[^\n]*", "user_id: file:"+fifo), []string{"proxy.server.user_id", "file:" + fifo, "not a regular file"}},
+		{"dev zero link", regexpReplace(section, "user_id: file:[^\n]*", "user_id: file:/dev/zero"), []string{"proxy.server.user_id", "file:/dev/zero", "not a regular file"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(w.dir, strings.ReplaceAll(tt.name, " ", "-")+".yaml")
+			if err := os.WriteFile(file, []byte(tt.section), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			type result struct {
+				out  string
+				code int
+			}
+			done := make(chan result, 1)
+			go func() {
+				out, code := runCLI(t, "config", "check", file)
+				done <- result{out, code}
+			}()
+			var res result
+			select {
+			case res = <-done:
+			case <-time.After(time.Minute): // a guard against a hang, not a measurement
+				t.Fatal("config check did not return")
+			}
+			if res.code != 1 {
+				t.Errorf("config check: exit %d, want 1:\n%s", res.code, res.out)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(res.out, want) {
+					t.Errorf("config check output lacks %q:\n%s", want, res.out)
+				}
+			}
+			assertNoProxySecrets(t, w, []string{res.out})
+		})
+	}
+	// The same section with a password is fine.
+	pw := w.secret(t, "pw", "s3cret-pw")
+	file := filepath.Join(w.dir, "good.yaml")
+	if err := os.WriteFile(file, []byte(lan+"    password: file:"+pw+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runCLI(t, "config", "check", file); code != 0 {
+		t.Errorf("config check of a LAN proxy with a password: exit %d:\n%s", code, out)
+	}
+}
+
+func regexpReplace(s, expr, repl string) string {
+	return regexp.MustCompile(expr).ReplaceAllLiteralString(s, repl)
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -61,11 +62,19 @@ type Config struct {
 	// removes that file when both are unset). PipeWire reads it when it
 	// starts. Default: empty, hostd writes nothing.
 	ConfigDir string `yaml:"config_dir"`
+	// Timeout bounds each call to the audio server: connecting, each
+	// request, and each run of pw-metadata. A server that does not answer
+	// within it is dropped, the service reports itself degraded and
+	// reconnects with backoff. Default: 3s.
+	Timeout time.Duration `yaml:"timeout"`
 }
+
+// DefaultTimeout is the default of Config.Timeout.
+const DefaultTimeout = 3 * time.Second
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
-	return Config{Remember: true}
+	return Config{Remember: true, Timeout: DefaultTimeout}
 }
 
 // Percent is a volume percentage in config: "80%" or 80.
@@ -128,6 +137,9 @@ func (c *Config) Validate(v *confkit.Validator) {
 	}
 	if c.Rate != 0 && !containsInt(validRates, c.Rate) {
 		v.Errorf("rate", "%d Hz is not a sample rate PipeWire accepts (%s)", c.Rate, joinInts(validRates))
+	}
+	if c.Timeout <= 0 {
+		v.Errorf("timeout", "must be positive")
 	}
 	switch {
 	case c.ConfigDir != "" && !filepath.IsAbs(c.ConfigDir):

@@ -62,6 +62,7 @@ func TestConfigErrors(t *testing.T) {
   quantum: 300
   rate: 12345
   config_dir: relative/dir
+  timeout: 0s
 `)
 	if err == nil {
 		t.Fatal("no error")
@@ -77,6 +78,7 @@ func TestConfigErrors(t *testing.T) {
 		`hostd.yaml:9:12: audio.quantum: 300 is not a power of two between 16 and 8192`,
 		`hostd.yaml:10:9: audio.rate: 12345 Hz is not a sample rate PipeWire accepts`,
 		`hostd.yaml:11:15: audio.config_dir: "relative/dir" is not an absolute path`,
+		`hostd.yaml:12:12: audio.timeout: must be positive`,
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("errors lack %q:\n%s", want, msg)

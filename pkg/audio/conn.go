@@ -5,17 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jfreymuth/pulse/proto"
+
+	"github.com/hostd/hostd/internal/safefile"
 )
 
-// requestTimeout bounds every request to the server.
-const requestTimeout = 3 * time.Second
+// cookieLimit caps the pulse cookie file read: a cookie is 256 bytes.
+const cookieLimit = 256
 
 // ErrNotConnected is returned by controls while the server is away.
 var ErrNotConnected = errors.New("not connected to the audio server")
@@ -27,6 +28,8 @@ var ErrNotConnected = errors.New("not connected to the audio server")
 type conn struct {
 	client *proto.Client
 	nc     net.Conn
+	// timeout bounds the connect, each request and each write (audio.timeout).
+	timeout time.Duration
 
 	// changed has room for one signal; pending holds the event bits.
 	changed chan struct{}
@@ -81,23 +84,28 @@ func withPort(hostport string) string {
 
 // dial connects and authenticates. cookiePath may be empty; a missing cookie
 // is replaced by zeros, which PipeWire's pulse server accepts.
-func dial(ctx context.Context, addr, cookiePath string) (*conn, error) {
+//
+// timeout bounds the connect and, on the connection, every request and
+// every write: a server that accepts and never answers (or never reads)
+// costs at most timeout per call, never a hang.
+func dial(ctx context.Context, addr, cookiePath string, timeout time.Duration) (*conn, error) {
 	network, address, err := dialAddress(addr)
 	if err != nil {
 		return nil, err
 	}
-	var d net.Dialer
+	d := net.Dialer{Timeout: timeout}
 	nc, err := d.DialContext(ctx, network, address)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
 	c := &conn{
 		nc:      nc,
+		timeout: timeout,
 		changed: make(chan struct{}, 1),
 		closed:  make(chan struct{}),
 	}
 	c.client = &proto.Client{}
-	c.client.SetTimeout(requestTimeout)
+	c.client.SetTimeout(timeout)
 	// The callback must always be set: the library calls it when the
 	// connection ends and panics on a nil one.
 	c.client.Callback = c.callback
@@ -105,7 +113,8 @@ func dial(ctx context.Context, addr, cookiePath string) (*conn, error) {
 
 	cookie := make([]byte, 256)
 	if cookiePath != "" {
-		if b, err := os.ReadFile(cookiePath); err == nil && len(b) == 256 {
+		// Anything but a regular file of 256 bytes is no cookie.
+		if b, err := safefile.Read(cookiePath, cookieLimit); err == nil && len(b) == 256 {
 			cookie = b
 		}
 	}
@@ -132,6 +141,19 @@ func dial(ctx context.Context, addr, cookiePath string) (*conn, error) {
 type watchedConn struct {
 	net.Conn
 	c *conn
+}
+
+// Write has a deadline: a server that stops reading fills the socket
+// buffer, and a write without one would block every request after it.
+func (w watchedConn) Write(p []byte) (int, error) {
+	if err := w.Conn.SetWriteDeadline(time.Now().Add(w.c.timeout)); err != nil {
+		return 0, err
+	}
+	n, err := w.Conn.Write(p)
+	if err != nil {
+		w.c.close(fmt.Errorf("write to server: %w", err))
+	}
+	return n, err
 }
 
 func (w watchedConn) Read(p []byte) (int, error) {
@@ -190,7 +212,14 @@ func (c *conn) request(ctx context.Context, req proto.RequestArgs, reply proto.R
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return c.client.Request(req, reply)
+	err := c.client.Request(req, reply)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// The library's own deadline: the server did not answer. The
+		// connection is dropped; a reply arriving later has nobody to go to.
+		err = fmt.Errorf("no answer within %s (audio.timeout): %w", c.timeout, err)
+		c.close(err)
+	}
+	return err
 }
 
 // snapshot reads the server info, sinks, sources and cards.

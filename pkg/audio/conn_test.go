@@ -3,11 +3,16 @@ package audio
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hostd/hostd/internal/service"
+	"github.com/hostd/hostd/internal/testenv"
 )
 
 func TestDialAddress(t *testing.T) {
@@ -51,7 +56,7 @@ func TestDialFailures(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	// Nothing listening.
-	if _, err := dial(ctx, "unix:"+filepath.Join(dir, "none"), ""); err == nil || !strings.Contains(err.Error(), "connect to") {
+	if _, err := dial(ctx, "unix:"+filepath.Join(dir, "none"), "", DefaultTimeout); err == nil || !strings.Contains(err.Error(), "connect to") {
 		t.Errorf("dial nothing: %v", err)
 	}
 	// A peer that accepts and hangs up at once: authentication fails
@@ -71,16 +76,16 @@ func TestDialFailures(t *testing.T) {
 			c.Close()
 		}
 	}()
-	_, err = dial(ctx, "unix:"+sock, "")
+	_, err = dial(ctx, "unix:"+sock, "", DefaultTimeout)
 	if err == nil || !strings.Contains(err.Error(), "authenticate") {
 		t.Errorf("dial hang-up peer: %v", err)
 	}
-	if _, err := dial(ctx, "bogus", ""); err == nil {
+	if _, err := dial(ctx, "bogus", "", DefaultTimeout); err == nil {
 		t.Error("dial bogus address worked")
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := dial(cctx, "unix:"+sock, ""); !errors.Is(err, context.Canceled) {
+	if _, err := dial(cctx, "unix:"+sock, "", DefaultTimeout); !errors.Is(err, context.Canceled) {
 		t.Errorf("dial with canceled ctx: %v", err)
 	}
 }
@@ -92,5 +97,61 @@ func TestResolvedName(t *testing.T) {
 		if got := resolvedName(in); got != want {
 			t.Errorf("resolvedName(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestStuckServer: a pulse socket that accepts and never answers. Each
+// connection attempt fails within audio.timeout with an error saying so,
+// the service is degraded with that reason, and controls fail at once
+// instead of waiting on the server. A cookie path that is a FIFO (which
+// would block a plain read forever) is no cookie.
+func TestStuckServer(t *testing.T) {
+	dir := t.TempDir()
+	peer := testenv.NewStuckPeer(t, "unix", filepath.Join(dir, "native"))
+	fifo := filepath.Join(dir, "cookie")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := dial(context.Background(), "unix:"+peer.Addr, fifo, 200*time.Millisecond)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "authenticate") || !strings.Contains(err.Error(), "no answer within 200ms (audio.timeout)") {
+			t.Errorf("dial a stuck server: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("dial a stuck server did not return")
+	}
+
+	health := &recHealth{}
+	cfg := DefaultConfig()
+	cfg.Server = "unix:" + peer.Addr
+	cfg.Timeout = 200 * time.Millisecond
+	s, err := newService(service.Env{StateDir: t.TempDir(), Health: health}, cfg, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if _, reason := health.state(); reason == nil || !strings.Contains(reason.Error(), "audio.timeout") {
+			return fmt.Errorf("health reason %v", reason)
+		}
+		return nil
+	})
+	if _, reason := health.state(); !strings.Contains(reason.Error(), peer.Addr) {
+		t.Errorf("degraded reason %q does not name the socket", reason)
+	}
+	if _, err := s.SetMute(ctx, KindSink, "", "on"); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("SetMute against a stuck server: %v", err)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Errorf("Serve = %v, want nil after cancel", err)
 	}
 }

@@ -1,8 +1,6 @@
 package audio
 
 import (
-	"github.com/hostd/hostd/internal/atomicfile"
-
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -14,6 +12,9 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/hostd/hostd/internal/atomicfile"
+	"github.com/hostd/hostd/internal/safefile"
 )
 
 // memoryFile is the name of the remembered-settings file in the state dir.
@@ -45,6 +46,10 @@ type memoryDoc struct {
 	Devices map[string]Remembered `json:"devices"`
 }
 
+// maxRememberedChannels is the most channels a remembered device has
+// (pulse's own limit is 32).
+const maxRememberedChannels = 32
+
 // decodeMemory parses a memory file.
 func decodeMemory(data []byte) (map[string]Remembered, error) {
 	var doc memoryDoc
@@ -57,7 +62,7 @@ func decodeMemory(data []byte) (map[string]Remembered, error) {
 		return nil, fmt.Errorf("unsupported version %d", doc.Version)
 	}
 	for k, r := range doc.Devices {
-		if len(r.Volumes) == 0 || len(r.Volumes) > 32 {
+		if len(r.Volumes) == 0 || len(r.Volumes) > maxRememberedChannels {
 			return nil, fmt.Errorf("device %q: %d channels", k, len(r.Volumes))
 		}
 		for _, v := range r.Volumes {
@@ -72,19 +77,28 @@ func decodeMemory(data []byte) (map[string]Remembered, error) {
 	return doc.Devices, nil
 }
 
-// openMemory loads the memory file in dir. A file that cannot be parsed is
-// moved aside (to devices.json.corrupt) and reported, and hostd starts
+// memoryLimit caps the memory file: a few hundred bytes per device.
+const memoryLimit = 4 << 20
+
+// openMemory loads the memory file in dir. A file that cannot be parsed
+// (or is larger than memoryLimit, or is not a regular file) is moved aside
+// (to devices.json.corrupt) and reported, and hostd starts
 // afresh rather than refusing to run.
 func openMemory(dir string) (*memory, error) {
 	m := &memory{path: filepath.Join(dir, memoryFile), devices: map[string]Remembered{}}
-	data, err := os.ReadFile(m.path)
+	data, err := safefile.Read(m.path, memoryLimit)
 	if errors.Is(err, fs.ErrNotExist) {
 		return m, nil
 	}
-	if err != nil {
+	var devs map[string]Remembered
+	switch {
+	case errors.Is(err, safefile.ErrTooLarge), errors.Is(err, safefile.ErrNotRegular):
+		// Not a file hostd wrote: treated as damaged, below.
+	case err != nil:
 		return nil, fmt.Errorf("read %s: %w", m.path, err)
+	default:
+		devs, err = decodeMemory(data)
 	}
-	devs, err := decodeMemory(data)
 	if err != nil {
 		bad := m.path + ".corrupt"
 		if rerr := os.Rename(m.path, bad); rerr != nil {
@@ -106,15 +120,19 @@ func (m *memory) get(kind Kind, name string) (Remembered, bool) {
 
 // update records a device's settings and saves the file when they differ
 // from what was remembered.
+//
+// Only what decodeMemory reads back is kept: a device with no channels or
+// more than maxRememberedChannels is not remembered, and volumes above
+// MaxPercent are remembered as MaxPercent. One odd device (as a server
+// may describe it) must not make the whole file unreadable.
 func (m *memory) update(kind Kind, name string, vols []uint32, mute bool, now time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	key := memoryKey(kind, name)
-	if r, ok := m.devices[key]; ok && r.Mute == mute && slices.Equal(r.Volumes, vols) {
+	prev, had := m.devices[key]
+	if !m.recordLocked(kind, name, vols, mute, now) {
 		return nil
 	}
-	prev, had := m.devices[key]
-	m.devices[key] = Remembered{Volumes: slices.Clone(vols), Mute: mute, Seen: now.UTC()}
 	if err := m.saveLocked(); err != nil {
 		if had {
 			m.devices[key] = prev
@@ -126,11 +144,46 @@ func (m *memory) update(kind Kind, name string, vols []uint32, mute bool, now ti
 	return nil
 }
 
-func (m *memory) saveLocked() error {
-	doc := memoryDoc{Version: 1, Devices: maps.Clone(m.devices)}
+// record is update without saving.
+func (m *memory) record(kind Kind, name string, vols []uint32, mute bool, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.recordLocked(kind, name, vols, mute, now)
+}
+
+// recordLocked stores a device's settings in memory and reports whether
+// they changed.
+func (m *memory) recordLocked(kind Kind, name string, vols []uint32, mute bool, now time.Time) bool {
+	if len(vols) == 0 || len(vols) > maxRememberedChannels {
+		return false
+	}
+	top := fromPercent(MaxPercent)
+	vols = slices.Clone(vols)
+	for i, v := range vols {
+		vols[i] = min(v, top)
+	}
+	key := memoryKey(kind, name)
+	if r, ok := m.devices[key]; ok && r.Mute == mute && slices.Equal(r.Volumes, vols) {
+		return false
+	}
+	m.devices[key] = Remembered{Volumes: vols, Mute: mute, Seen: now.UTC()}
+	return true
+}
+
+// encodeMemory renders the memory file.
+func encodeMemory(devices map[string]Remembered) ([]byte, error) {
+	doc := memoryDoc{Version: 1, Devices: maps.Clone(devices)}
 	data, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encode remembered devices: %w", err)
+		return nil, fmt.Errorf("encode remembered devices: %w", err)
 	}
-	return atomicfile.WriteFile(m.path, append(data, '\n'), 0o600)
+	return append(data, '\n'), nil
+}
+
+func (m *memory) saveLocked() error {
+	data, err := encodeMemory(m.devices)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(m.path, data, 0o600)
 }

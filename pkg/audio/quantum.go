@@ -1,8 +1,6 @@
 package audio
 
 import (
-	"github.com/hostd/hostd/internal/atomicfile"
-
 	"bufio"
 	"bytes"
 	"context"
@@ -16,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hostd/hostd/internal/atomicfile"
+	"github.com/hostd/hostd/internal/safefile"
 )
 
 // dropInName is the file hostd writes under <config_dir>/pipewire.conf.d.
@@ -43,6 +44,10 @@ func dropIn(quantum, rate int) string {
 	return b.String()
 }
 
+// dropInLimit caps the read of the existing drop-in: hostd's own is a
+// few lines, and anything larger is not hostd's and is replaced.
+const dropInLimit = 64 << 10
+
 // writeDropIn makes <dir>/pipewire.conf.d/50-hostd.conf say what the config
 // says, writing only when it differs, and removes it when quantum and rate
 // are both unset. It reports whether the file changed.
@@ -52,12 +57,14 @@ func writeDropIn(dir string, quantum, rate int) (bool, error) {
 	}
 	path := filepath.Join(dir, "pipewire.conf.d", dropInName)
 	want := dropIn(quantum, rate)
-	have, err := os.ReadFile(path)
+	have, err := safefile.Read(path, dropInLimit)
 	switch {
 	case err == nil && string(have) == want:
 		return false, nil
+	case errors.Is(err, safefile.ErrTooLarge):
+		// Not hostd's: replaced (or removed) below.
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return false, fmt.Errorf("read %s: %w", path, err)
+		return false, fmt.Errorf("read pipewire drop-in: %w", err)
 	case err != nil && want == "":
 		return false, nil
 	}
@@ -109,23 +116,49 @@ func parseSettings(out []byte) (q Quantum, ok bool) {
 	return q, true
 }
 
+// metadataLimit caps what is kept of pw-metadata's output.
+const metadataLimit = 1 << 20
+
+// cappedBuffer keeps the first limit bytes written to it and drops the
+// rest (the writer is never told, so the child is not killed by EPIPE).
+type cappedBuffer struct {
+	b     bytes.Buffer
+	limit int
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	if room := c.limit - c.b.Len(); room > 0 {
+		c.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
 // readQuantum asks PipeWire for its clock settings with pw-metadata. The
 // pulse protocol does not carry them. runtimeDir is where PipeWire's socket
 // is (the pulse socket's grandparent directory).
-func readQuantum(ctx context.Context, runtimeDir string) (*Quantum, error) {
+//
+// The run is bounded by timeout (audio.timeout), and its output by
+// metadataLimit: the settings are a few dozen lines.
+func readQuantum(ctx context.Context, runtimeDir string, timeout time.Duration) (*Quantum, error) {
 	bin, err := exec.LookPath("pw-metadata")
 	if err != nil {
 		return nil, fmt.Errorf("read quantum: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "-n", "settings")
 	cmd.Env = append(os.Environ(), "PIPEWIRE_RUNTIME_DIR="+runtimeDir, "XDG_RUNTIME_DIR="+runtimeDir)
-	out, err := cmd.Output()
-	if err != nil {
+	// A child that keeps the output pipe open cannot hold Wait past this.
+	cmd.WaitDelay = time.Second
+	out := &cappedBuffer{limit: metadataLimit}
+	cmd.Stdout = out
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("read quantum with pw-metadata: no answer within %s (audio.timeout): %w", timeout, err)
+		}
 		return nil, fmt.Errorf("read quantum with pw-metadata: %w", err)
 	}
-	q, ok := parseSettings(out)
+	q, ok := parseSettings(out.b.Bytes())
 	if !ok {
 		return nil, errors.New("read quantum: pw-metadata printed no clock.quantum")
 	}

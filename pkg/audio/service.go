@@ -67,6 +67,9 @@ func newService(env service.Env, cfg Config, getenv func(string) string) (*Servi
 	if env.Health == nil {
 		env.Health = service.NopHealth{}
 	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
 	ep, err := cfg.resolveEndpoint(getenv)
 	if err != nil {
 		return nil, fmt.Errorf("resolve audio server address: %w", err)
@@ -138,7 +141,7 @@ func (s *Service) Serve(ctx context.Context) error {
 	s.manageDropIn()
 	attempt := 0
 	for {
-		c, err := dial(ctx, s.ep.Address, s.ep.Cookie)
+		c, err := dial(ctx, s.ep.Address, s.ep.Cookie, s.cfg.Timeout)
 		if err == nil {
 			attempt = 0
 			s.connected()
@@ -304,7 +307,7 @@ func (s *Service) refreshQuantum(ctx context.Context) {
 	if dir == "" {
 		return
 	}
-	q, err := readQuantum(ctx, dir)
+	q, err := readQuantum(ctx, dir, s.cfg.Timeout)
 	if err != nil {
 		s.log.Info("effective quantum unknown", "err", err)
 		return

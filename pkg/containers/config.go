@@ -24,6 +24,18 @@ type Config struct {
 	// RootDir is the directory whose filesystem disk-pressure mode watches.
 	// Default: "" (the engine's DockerRootDir, usually /var/lib/docker).
 	RootDir string `yaml:"root_dir"`
+	// ConnectTimeout bounds each request made to reach the engine: the ping,
+	// version and info of a (re)connect, and the ping that checks the
+	// engine is still there after a removal failed. An engine that does not
+	// answer within it is reported unreachable. Default: 10s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// RequestTimeout bounds each other request to the engine: one listing,
+	// inspection, disk-usage query or removal. Default: 2m.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// PruneTimeout bounds a whole prune (manual, scheduled or
+	// disk-pressure); what was removed until then stays removed and the
+	// prune reports that it stopped early. Default: 1h.
+	PruneTimeout time.Duration `yaml:"prune_timeout"`
 	// AutoPrune is what is pruned, when, and what is protected.
 	AutoPrune AutoPrune `yaml:"auto_prune"`
 }
@@ -116,9 +128,19 @@ type VolumeFilter struct {
 	AllVolumes bool `yaml:"all_volumes"`
 }
 
+// Default deadlines of calls to the engine.
+const (
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultRequestTimeout = 2 * time.Minute
+	DefaultPruneTimeout   = time.Hour
+)
+
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
+		ConnectTimeout: DefaultConnectTimeout,
+		RequestTimeout: DefaultRequestTimeout,
+		PruneTimeout:   DefaultPruneTimeout,
 		AutoPrune: AutoPrune{
 			Enable:        true,
 			Schedule:      "weekly",
@@ -144,6 +166,14 @@ func (c *Config) Validate(v *confkit.Validator) {
 	}
 	if c.RootDir != "" && !path.IsAbs(c.RootDir) {
 		v.Errorf("root_dir", "path %q is not absolute", c.RootDir)
+	}
+	for _, t := range []struct {
+		name string
+		d    time.Duration
+	}{{"connect_timeout", c.ConnectTimeout}, {"request_timeout", c.RequestTimeout}, {"prune_timeout", c.PruneTimeout}} {
+		if t.d <= 0 {
+			v.Errorf(t.name, "must be positive")
+		}
 	}
 	c.AutoPrune.validate(v.At("auto_prune"))
 }

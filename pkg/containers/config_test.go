@@ -12,6 +12,7 @@ func TestDecodeConfig(t *testing.T) {
 	const doc = `
 enable: true
 host: unix:///run/docker.sock
+prune_timeout: 90m
 auto_prune:
   schedule: "Sun 03:00"
   randomized_delay: 30m
@@ -52,6 +53,9 @@ auto_prune:
 		{"min_age", a.MinAge, 2 * time.Hour},
 		{"containers.enable default", a.Containers.Enable, true},
 		{"check_interval default", a.CheckInterval, time.Minute},
+		{"connect_timeout default", cfg.ConnectTimeout, 10 * time.Second},
+		{"request_timeout default", cfg.RequestTimeout, 2 * time.Minute},
+		{"prune_timeout", cfg.PruneTimeout, 90 * time.Minute},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -90,6 +94,10 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 			c.AutoPrune.CheckInterval = 0
 		}, []string{"containers.auto_prune.build_cache.labels: build cache records have no labels",
 			"containers.auto_prune.check_interval: must be positive"}},
+		{"deadlines not positive", func(c *Config) {
+			c.ConnectTimeout, c.RequestTimeout, c.PruneTimeout = 0, -time.Second, 0
+		}, []string{"containers.connect_timeout: must be positive", "containers.request_timeout: must be positive",
+			"containers.prune_timeout: must be positive"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -29,6 +29,10 @@ type engine struct {
 	// been upgraded) negotiates on a fresh client instead of re-negotiating
 	// on one that other goroutines are using.
 	cli atomic.Pointer[client.Client]
+	// connectTimeout bounds each request of a connect and each liveness
+	// ping; requestTimeout every other request (containers.connect_timeout
+	// and containers.request_timeout).
+	connectTimeout, requestTimeout time.Duration
 }
 
 // resolveHost picks the engine address: the config, else $DOCKER_HOST,
@@ -48,7 +52,7 @@ func newEngine(host string) (*engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{host: host}
+	e := &engine{host: host, connectTimeout: DefaultConnectTimeout, requestTimeout: DefaultRequestTimeout}
 	e.cli.Store(cli)
 	return e, nil
 }
@@ -80,18 +84,24 @@ func (e *engine) connect(ctx context.Context) (engineInfo, error) {
 	if err != nil {
 		return engineInfo{}, err
 	}
-	if _, err := cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+	if _, err := connectCall(ctx, e, "ping", func(ctx context.Context) (client.PingResult, error) {
+		return cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+	}); err != nil {
 		cli.Close()
 		return engineInfo{}, e.explain(err)
 	}
 	if old := e.cli.Swap(cli); old != nil {
 		old.Close()
 	}
-	v, err := cli.ServerVersion(ctx, client.ServerVersionOptions{})
+	v, err := connectCall(ctx, e, "version", func(ctx context.Context) (client.ServerVersionResult, error) {
+		return cli.ServerVersion(ctx, client.ServerVersionOptions{})
+	})
 	if err != nil {
 		return engineInfo{}, e.explain(err)
 	}
-	info, err := cli.Info(ctx, client.InfoOptions{})
+	info, err := connectCall(ctx, e, "info", func(ctx context.Context) (client.SystemInfoResult, error) {
+		return cli.Info(ctx, client.InfoOptions{})
+	})
 	if err != nil {
 		return engineInfo{}, e.explain(err)
 	}
@@ -124,12 +134,46 @@ func (e *engine) explain(err error) error {
 // ErrUnreachable marks an engine that does not answer.
 var ErrUnreachable = errors.New("engine not reachable")
 
+// call runs one request to the engine with a deadline of d. A request the
+// engine leaves unanswered past d (while ctx itself goes on) fails with
+// ErrUnreachable, naming the request, the engine and the option that
+// sets d.
+func call[T any](ctx context.Context, e *engine, d time.Duration, option, what string, f func(context.Context) (T, error)) (T, error) {
+	cctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	v, err := f(cctx)
+	if err != nil && ctx.Err() == nil && cctx.Err() != nil {
+		err = engineError{fmt.Errorf("docker engine at %s: no answer to %s within %s (%s): %w", e.host, what, d, option, ErrUnreachable)}
+	}
+	return v, err
+}
+
+// request runs one request with the request deadline.
+func request[T any](ctx context.Context, e *engine, what string, f func(context.Context) (T, error)) (T, error) {
+	return call(ctx, e, e.requestTimeout, "containers.request_timeout", what, f)
+}
+
+// connectCall runs one request with the connect deadline.
+func connectCall[T any](ctx context.Context, e *engine, what string, f func(context.Context) (T, error)) (T, error) {
+	return call(ctx, e, e.connectTimeout, "containers.connect_timeout", what, f)
+}
+
+// ping checks that the engine still answers, with the connect deadline.
+func (e *engine) ping(ctx context.Context) error {
+	_, err := connectCall(ctx, e, "ping", func(ctx context.Context) (client.PingResult, error) {
+		return e.client().Ping(ctx, client.PingOptions{})
+	})
+	return err
+}
+
 // snapshot lists every object the planner needs. Volume and build cache
 // sizes cost a disk walk on the engine's side, so they are only asked for
 // when those kinds are pruned.
 func (e *engine) snapshot(ctx context.Context, withVolumes, withBuildCache bool) (snapshot, error) {
 	var s snapshot
-	cs, err := e.client().ContainerList(ctx, client.ContainerListOptions{All: true, Size: true})
+	cs, err := request(ctx, e, "container list", func(ctx context.Context) (client.ContainerListResult, error) {
+		return e.client().ContainerList(ctx, client.ContainerListOptions{All: true, Size: true})
+	})
 	if err != nil {
 		return s, fmt.Errorf("list containers: %w", e.explain(err))
 	}
@@ -146,7 +190,9 @@ func (e *engine) snapshot(ctx context.Context, withVolumes, withBuildCache bool)
 		s.containers = append(s.containers, ci)
 	}
 
-	is, err := e.client().ImageList(ctx, client.ImageListOptions{All: true, SharedSize: true})
+	is, err := request(ctx, e, "image list", func(ctx context.Context) (client.ImageListResult, error) {
+		return e.client().ImageList(ctx, client.ImageListOptions{All: true, SharedSize: true})
+	})
 	if err != nil {
 		return s, fmt.Errorf("list images: %w", e.explain(err))
 	}
@@ -168,7 +214,9 @@ func (e *engine) snapshot(ctx context.Context, withVolumes, withBuildCache bool)
 		s.images = append(s.images, ii)
 	}
 
-	ns, err := e.client().NetworkList(ctx, client.NetworkListOptions{})
+	ns, err := request(ctx, e, "network list", func(ctx context.Context) (client.NetworkListResult, error) {
+		return e.client().NetworkList(ctx, client.NetworkListOptions{})
+	})
 	if err != nil {
 		return s, fmt.Errorf("list networks: %w", e.explain(err))
 	}
@@ -177,7 +225,9 @@ func (e *engine) snapshot(ctx context.Context, withVolumes, withBuildCache bool)
 		if !predefinedNetwork(n.Name) {
 			// The list leaves out endpoints on some engine versions;
 			// inspect tells which containers are attached.
-			in, err := e.client().NetworkInspect(ctx, n.ID, client.NetworkInspectOptions{})
+			in, err := request(ctx, e, "network inspect", func(ctx context.Context) (client.NetworkInspectResult, error) {
+				return e.client().NetworkInspect(ctx, n.ID, client.NetworkInspectOptions{})
+			})
 			switch {
 			case cerrdefs.IsNotFound(err):
 				continue
@@ -190,7 +240,9 @@ func (e *engine) snapshot(ctx context.Context, withVolumes, withBuildCache bool)
 	}
 
 	if withVolumes {
-		du, err := e.client().DiskUsage(ctx, client.DiskUsageOptions{Volumes: true})
+		du, err := request(ctx, e, "volume disk usage", func(ctx context.Context) (client.DiskUsageResult, error) {
+			return e.client().DiskUsage(ctx, client.DiskUsageOptions{Volumes: true})
+		})
 		if err != nil {
 			return s, fmt.Errorf("volume disk usage: %w", e.explain(err))
 		}
@@ -212,7 +264,9 @@ func (e *engine) snapshot(ctx context.Context, withVolumes, withBuildCache bool)
 	}
 
 	if withBuildCache {
-		du, err := e.client().DiskUsage(ctx, client.DiskUsageOptions{BuildCache: true})
+		du, err := request(ctx, e, "build cache disk usage", func(ctx context.Context) (client.DiskUsageResult, error) {
+			return e.client().DiskUsage(ctx, client.DiskUsageOptions{BuildCache: true})
+		})
 		if err != nil {
 			return s, fmt.Errorf("build cache disk usage: %w", e.explain(err))
 		}
@@ -230,6 +284,17 @@ func (e *engine) snapshot(ctx context.Context, withVolumes, withBuildCache bool)
 // remove removes one object without force: an object that came into use
 // since the plan was made fails with a conflict and stays.
 func (e *engine) remove(ctx context.Context, o Object, p AutoPrune) error {
+	_, err := request(ctx, e, fmt.Sprintf("removal of %s %s", o.Kind, o.display()), func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, e.removeNow(ctx, o, p)
+	})
+	if err != nil {
+		return fmt.Errorf("remove %s %s: %w", o.Kind, o.display(), err)
+	}
+	return nil
+}
+
+// removeNow makes the requests that remove o.
+func (e *engine) removeNow(ctx context.Context, o Object, p AutoPrune) error {
 	var err error
 	switch o.Kind {
 	case KindContainer:
@@ -262,10 +327,7 @@ func (e *engine) remove(ctx context.Context, o Object, p AutoPrune) error {
 	default:
 		err = fmt.Errorf("unknown kind %q", o.Kind)
 	}
-	if err != nil {
-		return fmt.Errorf("remove %s %s: %w", o.Kind, o.display(), err)
-	}
-	return nil
+	return err
 }
 
 func (o Object) display() string {
@@ -309,25 +371,35 @@ func (e *engine) events(ctx context.Context, since time.Time) (<-chan events.Mes
 
 // imageID resolves an image reference to its ID.
 func (e *engine) imageID(ctx context.Context, ref string) (string, error) {
-	r, err := e.client().ImageInspect(ctx, ref)
+	r, err := request(ctx, e, "image inspect", func(ctx context.Context) (client.ImageInspectResult, error) {
+		return e.client().ImageInspect(ctx, ref)
+	})
 	if err != nil {
 		return "", err
 	}
 	return r.ID, nil
 }
 
-func containerInspectOptions() client.ContainerInspectOptions {
-	return client.ContainerInspectOptions{}
+// finishedAt returns when a stopped container finished, or the zero time.
+func (e *engine) finishedAt(ctx context.Context, id string) time.Time {
+	in, err := request(ctx, e, "container inspect", func(ctx context.Context) (client.ContainerInspectResult, error) {
+		return e.client().ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	})
+	if err != nil || in.Container.State == nil {
+		return time.Time{}
+	}
+	t, _ := time.Parse(time.RFC3339Nano, in.Container.State.FinishedAt)
+	return t
 }
-
-func pingOptions() client.PingOptions { return client.PingOptions{} }
 
 // refineImageTimes replaces the whole-second creation times of the image
 // list with the exact ones from inspecting each image, so images made in
 // the same second still order by age.
 func (e *engine) refineImageTimes(ctx context.Context, s *snapshot) {
 	for i := range s.images {
-		r, err := e.client().ImageInspect(ctx, s.images[i].ID)
+		r, err := request(ctx, e, "image inspect", func(ctx context.Context) (client.ImageInspectResult, error) {
+			return e.client().ImageInspect(ctx, s.images[i].ID)
+		})
 		if err != nil {
 			continue
 		}

@@ -206,3 +206,56 @@ func TestPermissionDenied(t *testing.T) {
 		}
 	}
 }
+
+// TestStuckEngine runs the service against a socket that accepts and
+// never answers: the service is degraded within connect_timeout, with an
+// error naming the socket and the option, and a prune through the API
+// fails instead of hanging.
+func TestStuckEngine(t *testing.T) {
+	peer := testenv.NewStuckPeer(t, "unix", filepath.Join(testenv.TempDir(t), "docker.sock"))
+	cfg := DefaultConfig()
+	cfg.Enable = true
+	cfg.ConnectTimeout = 200 * time.Millisecond
+	cfg.RequestTimeout = 300 * time.Millisecond
+	h := newRecordingHealth()
+	s, _ := newTestService(t, "unix://"+peer.Addr, cfg, "", h)
+	run(t, s)
+	hc := serveAPI(t, s)
+
+	reason := h.next(t, true, 30*time.Second)
+	for _, want := range []string{peer.Addr, "no answer to ping within 200ms", "containers.connect_timeout", "not reachable"} {
+		if !strings.Contains(reason.Error(), want) {
+			t.Errorf("degraded reason %q does not mention %q", reason, want)
+		}
+	}
+	if det := s.Details(); det.Reachable || det.Error == "" {
+		t.Errorf("details: reachable=%v error=%q", det.Reachable, det.Error)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var herr *api.HTTPError
+	err := hc.Post(ctx, "/v1/containers/prune", PruneRequest{}, nil)
+	if !errors.As(err, &herr) || herr.Code != http.StatusServiceUnavailable ||
+		!strings.Contains(herr.Msg, "no answer to container list within 300ms (containers.request_timeout)") {
+		t.Errorf("prune against a stuck engine: %v, want 503 naming the request and request_timeout", err)
+	}
+	if peer.Accepted() == 0 {
+		t.Error("the stuck peer saw no connection")
+	}
+}
+
+// TestPruneTimeout bounds a whole prune by prune_timeout even when each
+// request's own deadline is far away.
+func TestPruneTimeout(t *testing.T) {
+	peer := testenv.NewStuckPeer(t, "unix", filepath.Join(testenv.TempDir(t), "docker.sock"))
+	cfg := DefaultConfig()
+	cfg.Enable = true
+	cfg.RequestTimeout = time.Hour
+	cfg.PruneTimeout = 200 * time.Millisecond
+	s, _ := newTestService(t, "unix://"+peer.Addr, cfg, "", nil)
+	_, err := s.Prune(context.Background(), "manual", true)
+	if err == nil || !strings.Contains(err.Error(), "prune did not finish within 200ms (containers.prune_timeout)") {
+		t.Errorf("prune = %v, want the prune_timeout error", err)
+	}
+}

@@ -108,6 +108,15 @@ func New(env service.Env, cfg Config) (*Service, error) {
 	if s.eng, err = newEngine(resolveHost(cfg.Host, os.Getenv)); err != nil {
 		return nil, err
 	}
+	if cfg.ConnectTimeout > 0 {
+		s.eng.connectTimeout = cfg.ConnectTimeout
+	}
+	if cfg.RequestTimeout > 0 {
+		s.eng.requestTimeout = cfg.RequestTimeout
+	}
+	if s.cfg.PruneTimeout <= 0 {
+		s.cfg.PruneTimeout = DefaultPruneTimeout
+	}
 	return s, nil
 }
 
@@ -213,10 +222,8 @@ func (s *Service) seed(ctx context.Context) error {
 			continue
 		}
 		last := c.Created
-		if in, err := s.eng.client().ContainerInspect(ctx, c.ID, containerInspectOptions()); err == nil && in.Container.State != nil {
-			if t, err := time.Parse(time.RFC3339Nano, in.Container.State.FinishedAt); err == nil && t.After(last) {
-				last = t
-			}
+		if t := s.eng.finishedAt(ctx, c.ID); t.After(last) {
+			last = t
 		}
 		s.state.used(c.ImageID, last)
 	}
@@ -391,11 +398,14 @@ func (s *Service) measureDisk() (diskUse, error) {
 func (s *Service) Prune(ctx context.Context, trigger string, dryRun bool) (*Report, error) {
 	s.pruneMu.Lock()
 	defer s.pruneMu.Unlock()
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.PruneTimeout)
+	defer cancel()
 	r := &Report{Trigger: trigger, DryRun: dryRun, Started: s.now(), Objects: []Object{}}
 	p := s.cfg.AutoPrune
 	snap, err := s.eng.snapshot(ctx, p.Volumes.Enable, p.BuildCache.Enable)
 	if err != nil {
-		return nil, s.engineFailed(err)
+		return nil, s.pruneFailed(parent, ctx, s.engineFailed(err))
 	}
 	planned := planPrune(snap, p, s.now())
 	if dryRun {
@@ -406,9 +416,18 @@ func (s *Service) Prune(ctx context.Context, trigger string, dryRun bool) (*Repo
 		r.Finished = s.now()
 		return r, nil
 	}
-	err = s.removeAll(ctx, r, planned)
+	err = s.pruneFailed(parent, ctx, s.removeAll(ctx, r, planned))
 	s.finish(r, err)
 	return r, err
+}
+
+// pruneFailed names containers.prune_timeout when a prune's own deadline
+// (not its caller) cut it short.
+func (s *Service) pruneFailed(parent, ctx context.Context, err error) error {
+	if err != nil && parent.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("prune did not finish within %s (containers.prune_timeout): %w", s.cfg.PruneTimeout, err)
+	}
+	return err
 }
 
 // removeAll removes a planned prune kind by kind, in plan order. Objects
@@ -455,7 +474,7 @@ func (s *Service) removeAll(ctx context.Context, r *Report, objs []Object) error
 		}
 		if len(hard) > 0 {
 			// Not a verdict on the objects: is the engine still there?
-			if _, err := s.eng.client().Ping(ctx, pingOptions()); err != nil {
+			if err := s.eng.ping(ctx); err != nil {
 				return s.engineFailed(errs[hard[0]])
 			}
 			for _, i := range hard {
@@ -484,9 +503,12 @@ func (s *Service) RelievePressure(ctx context.Context) (*Report, error) {
 		s.stuck = false
 		return nil, nil
 	}
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.PruneTimeout)
+	defer cancel()
 	snap, err := s.eng.snapshot(ctx, false, false)
 	if err != nil {
-		return nil, s.engineFailed(err)
+		return nil, s.pruneFailed(parent, ctx, s.engineFailed(err))
 	}
 	s.eng.refineImageTimes(ctx, &snap)
 	cands := pressureCandidates(snap, p, s.state.lastUse(), s.now())
@@ -507,6 +529,7 @@ func (s *Service) RelievePressure(ctx context.Context) (*Report, error) {
 		d, err := s.measureDisk()
 		return err == nil && !p.LowWatermark.Exceeded(d.Used, d.Size)
 	})
+	err = s.pruneFailed(parent, ctx, err)
 	s.finish(r, err)
 	if d, err := s.measureDisk(); err == nil && p.LowWatermark.Exceeded(d.Used, d.Size) {
 		s.log.Warn("disk still above low watermark: nothing more hostd may remove",
@@ -543,7 +566,7 @@ func (s *Service) execute(ctx context.Context, r *Report, objs []Object, done fu
 			}
 			if !skippable(err) {
 				// Not a verdict on the object: is the engine still there?
-				if _, perr := s.eng.client().Ping(ctx, pingOptions()); perr != nil {
+				if perr := s.eng.ping(ctx); perr != nil {
 					return s.engineFailed(err)
 				}
 			}

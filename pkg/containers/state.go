@@ -1,21 +1,26 @@
 package containers
 
 import (
-	"github.com/hostd/hostd/internal/atomicfile"
-
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/hostd/hostd/internal/atomicfile"
+	"github.com/hostd/hostd/internal/safefile"
 )
 
 // stateFile is the name of the persisted state in the service's state dir.
 const stateFile = "state.json"
+
+// stateLimit caps the state file: a last-use time per image and the last
+// prune's report take a few hundred bytes per object, so 16 MiB is tens of
+// thousands of images.
+const stateLimit = 16 << 20
 
 // persisted is the on-disk form of the pruner's memory.
 type persisted struct {
@@ -39,10 +44,11 @@ type state struct {
 }
 
 // loadState reads dir/state.json. A missing file is an empty state; a
-// corrupt one is an error naming the file (it is left in place).
+// corrupt one, one that is not a regular file or one larger than
+// stateLimit is an error naming the file (it is left in place).
 func loadState(dir string) (*state, error) {
 	s := &state{path: filepath.Join(dir, stateFile), p: persisted{Version: 1, LastUse: map[string]time.Time{}}}
-	data, err := os.ReadFile(s.path)
+	data, err := safefile.Read(s.path, stateLimit)
 	if errors.Is(err, fs.ErrNotExist) {
 		return s, nil
 	}

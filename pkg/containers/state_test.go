@@ -1,11 +1,15 @@
 package containers
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hostd/hostd/internal/safefile"
 )
 
 func TestStateRoundTrip(t *testing.T) {
@@ -73,6 +77,39 @@ func TestLoadStateBadFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLoadStateUnboundedFile: a FIFO in place of the state file would
+// block the start forever, a huge file would fill memory; both are
+// refused at once, naming the file.
+func TestLoadStateUnboundedFile(t *testing.T) {
+	t.Run("fifo", func(t *testing.T) {
+		dir := t.TempDir()
+		p := filepath.Join(dir, stateFile)
+		if err := syscall.Mkfifo(p, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := loadState(dir)
+		if !errors.Is(err, safefile.ErrNotRegular) || !strings.Contains(err.Error(), p) {
+			t.Fatalf("loadState: %v, want ErrNotRegular naming %s", err, p)
+		}
+	})
+	t.Run("too large", func(t *testing.T) {
+		dir := t.TempDir()
+		p := filepath.Join(dir, stateFile)
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(stateLimit + 1); err != nil { // sparse: no disk used
+			t.Fatal(err)
+		}
+		f.Close()
+		_, err = loadState(dir)
+		if !errors.Is(err, safefile.ErrTooLarge) || !strings.Contains(err.Error(), p) {
+			t.Fatalf("loadState: %v, want ErrTooLarge naming %s", err, p)
+		}
+	})
 }
 
 func TestStateSaveUnwritableDir(t *testing.T) {

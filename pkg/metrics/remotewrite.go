@@ -59,7 +59,9 @@ func NewRemoteWriter(cfg RemoteWriteConfig, auth func(*http.Request), logger *sl
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &RemoteWriter{
-		cfg:    cfg,
+		cfg: cfg,
+		// The timeout covers the whole push: connect, TLS handshake,
+		// sending the body and reading the answer.
 		client: &http.Client{Timeout: cfg.Timeout},
 		auth:   auth,
 		logger: logger.With("remote_write", cfg.Name),
@@ -169,6 +171,9 @@ func (w *RemoteWriter) Run(ctx context.Context) error {
 	}
 }
 
+// errPushTimeout marks a push the receiver left unanswered past the timeout.
+var errPushTimeout = errors.New("timeout")
+
 type permanentError struct{ err error }
 
 func (e *permanentError) Error() string { return e.err.Error() }
@@ -230,6 +235,10 @@ func (w *RemoteWriter) send(ctx context.Context, batch []Sample) error {
 		// query string (which may hold a token) is cut from it.
 		var ue *url.Error
 		if errors.As(err, &ue) {
+			if ue.Timeout() && ctx.Err() == nil {
+				return fmt.Errorf("push %d samples to %s: no answer within %s (metrics.remote_write[].timeout): %w",
+					len(batch), redactURL(w.cfg.URL), w.cfg.Timeout, errPushTimeout)
+			}
 			err = ue.Err
 		}
 		return fmt.Errorf("push %d samples to %s: %w", len(batch), redactURL(w.cfg.URL), err)

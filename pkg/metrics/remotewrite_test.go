@@ -319,3 +319,33 @@ func TestRemoteWriteSecretsStayOut(t *testing.T) {
 		t.Errorf("status does not say why pushes fail: %s", st)
 	}
 }
+
+// TestRemoteWriteStuckReceiver: a receiver that accepts the connection
+// and never answers costs one timeout per push: the push fails with an
+// error naming the timeout option, is retried with backoff, and Run
+// stops when asked.
+func TestRemoteWriteStuckReceiver(t *testing.T) {
+	peer := testenv.NewStuckPeer(t, "tcp", "127.0.0.1:0")
+	w := NewRemoteWriter(RemoteWriteConfig{URL: "http://" + peer.Addr + "/api/v1/write", Timeout: 200 * time.Millisecond,
+		MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	w.Enqueue([]Sample{{Labels: labels.FromStrings("__name__", "rw_test"), T: time.Now().UnixMilli(), V: 1}})
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if st := w.Status(); st.Failed < 2 {
+			return fmt.Errorf("failed pushes %d", st.Failed)
+		}
+		return nil
+	})
+	st := w.Status()
+	if !strings.Contains(st.LastError, "no answer within 200ms (metrics.remote_write[].timeout)") || st.Queued != 1 || st.Sent != 0 {
+		t.Errorf("status %+v, want the sample queued and a timeout error naming the option", st)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}

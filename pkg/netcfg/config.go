@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -50,6 +51,12 @@ type DNSConfig struct {
 	// meaning 127.0.0.53:53 when hostd runs as root and that port is
 	// free, else 127.0.0.1:5353.
 	Listen string `yaml:"listen"`
+	// AllowFrom lists the networks (CIDRs such as "192.168.1.0/24", or
+	// single addresses) whose queries are answered, besides loopback
+	// clients, which always are; queries from anywhere else get REFUSED.
+	// Required when Listen is not a loopback address (an open resolver is
+	// abused to amplify attacks). Default: [] (loopback clients only).
+	AllowFrom []string `yaml:"allow_from"`
 	// Upstreams are the servers queries are forwarded to, in order of
 	// preference: "1.1.1.1", "tcp://9.9.9.9", "tls://1.1.1.1@cloudflare-dns.com",
 	// or a mapping {address, protocol, server_name, ca_file}. Required.
@@ -164,6 +171,16 @@ func (d *DNSConfig) validate(v *confkit.Validator) {
 			v.Errorf("listen", "listen address %q: want an IP address and port", d.Listen)
 		}
 	}
+	for i, a := range d.AllowFrom {
+		if _, err := parseAllow(a); err != nil {
+			v.Errorf(fmt.Sprintf("allow_from[%d]", i), "%v", err)
+		}
+	}
+	if host, _, err := net.SplitHostPort(d.Listen); err == nil && len(d.AllowFrom) == 0 {
+		if ip, err := netip.ParseAddr(host); err == nil && !ip.Unmap().IsLoopback() {
+			v.Errorf("allow_from", "required when listen (%s) is not a loopback address: list the networks that may query, e.g. [192.168.1.0/24] (an open resolver is abused to amplify attacks)", d.Listen)
+		}
+	}
 	if len(d.Upstreams) == 0 {
 		v.Errorf("upstreams", "at least one upstream is required when dns is enabled")
 	}
@@ -218,6 +235,32 @@ func (d *DNSConfig) validate(v *confkit.Validator) {
 			}
 		}
 	}
+}
+
+// parseAllow parses one allow_from entry: a CIDR or a single address.
+func parseAllow(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		if p != p.Masked() {
+			return netip.Prefix{}, fmt.Errorf("network %q has host bits set (did you mean %s?)", s, p.Masked())
+		}
+		return p, nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	return netip.Prefix{}, fmt.Errorf("%q is not a network (CIDR such as 192.168.1.0/24) or an IP address", s)
+}
+
+// allowFrom is AllowFrom parsed; entries that do not parse (reported by
+// Validate) are left out.
+func (d *DNSConfig) allowFrom() []netip.Prefix {
+	var out []netip.Prefix
+	for _, a := range d.AllowFrom {
+		if p, err := parseAllow(a); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // options converts the section for the resolver.

@@ -98,6 +98,13 @@ func TestConfigErrors(t *testing.T) {
 		{"bad links", "netcfg:\n  links:\n    - name: eth0\n      state: sideways\n      addresses: [192.0.2.1]\n    - name: eth0\n      routes: [{to: default}]\n",
 			[]string{"hostd.yaml:4:14: netcfg.links[0].state", "netcfg.links[0].addresses[0]", "netcfg.links[1].name: link eth0 is already declared", "netcfg.links[1].routes[0]: a default route needs a gateway"}},
 		{"unknown key", "netcfg:\n  dns:\n    enabel: true\n", []string{"hostd.yaml:3:5", "enabel"}},
+		{"open resolver on 0.0.0.0", "netcfg:\n  dns:\n    enable: true\n    listen: 0.0.0.0:53\n    upstreams: [1.1.1.1]\n",
+			[]string{"netcfg.dns.allow_from: required when listen (0.0.0.0:53) is not a loopback address"}},
+		{"open resolver on a LAN address", "netcfg:\n  dns:\n    enable: true\n    listen: \"[2001:db8::53]:53\"\n    upstreams: [1.1.1.1]\n",
+			[]string{"netcfg.dns.allow_from: required when listen ([2001:db8::53]:53)"}},
+		{"bad allow_from", "netcfg:\n  dns:\n    enable: true\n    listen: 0.0.0.0:53\n    allow_from: [10.0.0.1/8, nope, 10.0.0.0/33]\n    upstreams: [1.1.1.1]\n",
+			[]string{"netcfg.dns.allow_from[0]: network \"10.0.0.1/8\" has host bits set (did you mean 10.0.0.0/8?)",
+				"netcfg.dns.allow_from[1]: \"nope\" is not a network", "netcfg.dns.allow_from[2]"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,6 +121,18 @@ func TestConfigErrors(t *testing.T) {
 				t.Errorf("a decode error reported twice:\n%v", err)
 			}
 		})
+	}
+}
+
+func TestConfigAllowFrom(t *testing.T) {
+	for _, yaml := range []string{
+		"netcfg:\n  dns:\n    enable: true\n    listen: 0.0.0.0:53\n    allow_from: [192.168.1.0/24, 10.0.0.7, \"2001:db8::/32\"]\n    upstreams: [1.1.1.1]\n",
+		"netcfg:\n  dns:\n    enable: true\n    listen: 127.0.0.53:53\n    upstreams: [1.1.1.1]\n",
+		"netcfg:\n  dns:\n    enable: true\n    listen: \"[::1]:53\"\n    upstreams: [1.1.1.1]\n",
+	} {
+		if _, err := parse(t, yaml); err != nil {
+			t.Errorf("%s: %v", yaml, err)
+		}
 	}
 }
 

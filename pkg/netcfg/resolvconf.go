@@ -1,8 +1,6 @@
 package netcfg
 
 import (
-	"github.com/hostd/hostd/internal/atomicfile"
-
 	"bufio"
 	"bytes"
 	"encoding/json"
@@ -12,6 +10,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/hostd/hostd/internal/atomicfile"
+	"github.com/hostd/hostd/internal/safefile"
+)
+
+// Caps on what is read back: a resolv.conf is a few lines (glibc reads at
+// most a handful of nameservers and search domains), and the saved copy
+// is that content in JSON.
+const (
+	resolvConfLimit      = 1 << 20
+	savedResolvConfLimit = 4 << 20
 )
 
 // resolvConf points a resolv.conf file at the resolver and puts the
@@ -107,7 +116,7 @@ func (r *resolvConf) restore() error {
 }
 
 func (r *resolvConf) loadSaved() (*savedResolvConf, error) {
-	b, err := os.ReadFile(r.saved)
+	b, err := safefile.Read(r.saved, savedResolvConfLimit)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -138,11 +147,11 @@ func (r *resolvConf) capture() (*savedResolvConf, error) {
 			return nil, fmt.Errorf("read symlink %s: %w", r.path, err)
 		}
 		// Keep the content too, for its search line.
-		s.Content, _ = os.ReadFile(r.path)
+		s.Content, _ = safefile.Read(r.path, resolvConfLimit)
 		return s, nil
 	}
-	if s.Content, err = os.ReadFile(r.path); err != nil {
-		return nil, fmt.Errorf("read %s: %w", r.path, err)
+	if s.Content, err = safefile.Read(r.path, resolvConfLimit); err != nil {
+		return nil, fmt.Errorf("read resolv.conf: %w", err)
 	}
 	s.Mode = fi.Mode().Perm()
 	return s, nil

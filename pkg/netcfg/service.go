@@ -124,10 +124,11 @@ func (s *Service) Serve(ctx context.Context) error {
 			s.env.Health.Degraded(err)
 			return err // the port may free up: restart with backoff
 		}
+		srv.AllowFrom(s.cfg.DNS.allowFrom())
 		s.mu.Lock()
 		s.listen = srv.Addr()
 		s.mu.Unlock()
-		s.log.Info("dns resolver listening", "addr", srv.Addr(), "upstreams", len(s.cfg.DNS.Upstreams))
+		s.log.Info("dns resolver listening", "addr", srv.Addr(), "upstreams", len(s.cfg.DNS.Upstreams), "allow_from", s.cfg.DNS.AllowFrom)
 		g.Go(func() error { return srv.Serve(ctx, s.dns) })
 		g.Go(func() error { s.recheckLoop(ctx); return nil })
 		if s.cfg.DNS.ManageResolvConf {

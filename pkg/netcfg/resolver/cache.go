@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -223,7 +224,7 @@ func (e *cacheEntry) appendAged(dst []byte, now time.Time) []byte {
 // Put stores resp as the answer to q if it may be cached.
 func (c *Cache) Put(q, resp *dns.Msg) {
 	k, ok := keyOf(q)
-	if !ok || c.max <= 0 || resp.Truncated {
+	if !ok || c.max <= 0 || resp.Truncated || !sameQuestion(q, resp) {
 		return
 	}
 	ttl, ok := c.ttlOf(resp)
@@ -260,6 +261,18 @@ func (c *Cache) Put(q, resp *dns.Msg) {
 		c.lru.Remove(last)
 		delete(c.entries, last.Value.(*cacheEntry).key)
 	}
+}
+
+// sameQuestion reports whether resp answers the one question of q (the
+// name compared without regard to ASCII case). An answer to anything else
+// is never cached: it would be served for q, and the wire path copies q's
+// name over the stored one, which must have its length.
+func sameQuestion(q, resp *dns.Msg) bool {
+	if len(q.Question) != 1 || len(resp.Question) != 1 {
+		return false
+	}
+	a, b := q.Question[0], resp.Question[0]
+	return a.Qtype == b.Qtype && a.Qclass == b.Qclass && strings.EqualFold(a.Name, b.Name)
 }
 
 // ttlOf says how long resp may be cached.

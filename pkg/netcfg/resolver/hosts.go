@@ -14,10 +14,18 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/hostd/hostd/internal/safefile"
 )
 
 // hostsTTL is the TTL of answers made from the hosts file.
 const hostsTTL = 0
+
+// HostsLimit caps the hosts file: large enough for block lists of a few
+// hundred thousand names, small enough that a runaway file cannot fill
+// memory. A larger file (or one that is not a regular file) is an error,
+// and the last table read stays in use.
+const HostsLimit = 32 << 20
 
 // hostsRecheck is how often the hosts file's modification time is looked at.
 const hostsRecheck = 5 * time.Second
@@ -214,13 +222,12 @@ func (h *hostsFile) get() *HostsTable {
 	case fi.ModTime().Equal(h.mtime) && fi.Size() == h.size && h.table != nil:
 		return h.table
 	}
-	f, err := os.Open(h.path)
+	data, err := safefile.Read(h.path, HostsLimit)
 	if err != nil {
-		h.err = fmt.Errorf("open hosts file %s: %w", h.path, err)
+		h.err = fmt.Errorf("read hosts file: %w", err)
 		return h.table
 	}
-	defer f.Close()
-	t, err := ParseHosts(f)
+	t, err := ParseHosts(bytes.NewReader(data))
 	h.table, h.mtime, h.size = t, fi.ModTime(), fi.Size()
 	h.err = nil
 	if err != nil {

@@ -1,9 +1,13 @@
 package resolver_test
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -79,5 +83,43 @@ func TestHostsAnswer(t *testing.T) {
 				t.Errorf("answer = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// A hosts file that is a FIFO (which would block the read forever) or
+// larger than HostsLimit is not read: the resolver goes on without it,
+// reports why, and answers from its upstreams.
+func TestHostsFileUnbounded(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(resolver.HostsLimit + 1); err != nil { // sparse
+		t.Fatal(err)
+	}
+	f.Close()
+	up := startFixedUpstream(t)
+	for _, tc := range []struct{ path, want string }{
+		{fifo, "not a regular file"},
+		{big, "too large"},
+	} {
+		r, err := resolver.New(resolver.Options{Upstreams: []resolver.Upstream{{Address: up}}, HostsPath: tc.path, CacheSize: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, src := r.Query(context.Background(), "www.hostd.test", dns.TypeA)
+		if resp.Rcode != dns.RcodeSuccess || src != resolver.SourceUpstream {
+			t.Errorf("%s: rcode %s from %s, want an upstream answer", tc.path, dns.RcodeToString[resp.Rcode], src)
+		}
+		if e := r.Stats().HostsError; !strings.Contains(e, tc.want) || !strings.Contains(e, tc.path) {
+			t.Errorf("hosts error %q, want %q naming %s", e, tc.want, tc.path)
+		}
+		r.Close()
 	}
 }

@@ -475,3 +475,78 @@ func TestResolverUpstreamTimeout(t *testing.T) {
 		})
 	}
 }
+
+// A TCP or DNS-over-TLS upstream that accepts the connection and never
+// answers (not even the TLS handshake) costs at most one attempt's
+// timeout: the query gets SERVFAIL, and the upstream is marked down with
+// the timeout.
+func TestResolverStuckStreamUpstream(t *testing.T) {
+	for _, proto := range []string{"tcp", "tls"} {
+		t.Run(proto, func(t *testing.T) {
+			peer := testenv.NewStuckPeer(t, "tcp", "127.0.0.1:0")
+			u := resolver.Upstream{Protocol: proto, Address: peer.Addr}
+			if proto == "tls" {
+				u.ServerName = "dns.hostd.test"
+			}
+			r, err := resolver.New(resolver.Options{Upstreams: []resolver.Upstream{u}, Timeout: 200 * time.Millisecond, Deadline: time.Second, CacheSize: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			done := make(chan *dns.Msg, 1)
+			go func() {
+				resp, _ := r.Query(context.Background(), "www.hostd.test", dns.TypeA)
+				done <- resp
+			}()
+			select {
+			case resp := <-done:
+				if resp.Rcode != dns.RcodeServerFailure {
+					t.Errorf("rcode = %s, want SERVFAIL", dns.RcodeToString[resp.Rcode])
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("query to a stuck upstream did not return")
+			}
+			if peer.Accepted() == 0 {
+				t.Error("the stuck upstream saw no connection")
+			}
+			if st := r.Stats(); st.Upstreams[0].Up || !strings.Contains(st.Upstreams[0].LastError, "timeout: no answer within 200ms") {
+				t.Errorf("stuck upstream status = %+v, want down with a timeout", st.Upstreams[0])
+			}
+		})
+	}
+}
+
+// An upstream that answers another question than the one asked (a forged
+// or broken answer: another name, or a name of another length, which the
+// cache's wire path would have spliced the client's name into) is an
+// error for that upstream: the client gets SERVFAIL and nothing is cached.
+func TestResolverRejectsAnswerForAnotherQuestion(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		m.Question[0].Name = "victim.example."
+		m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: "victim.example.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 3600}, A: net.IPv4(203, 0, 113, 66)}}
+		w.WriteMsg(m)
+	})
+	srv := &dns.Server{PacketConn: pc, Handler: h}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ActivateAndServe()
+	<-started
+	defer srv.Shutdown()
+
+	s := serve(t, resolver.Options{Upstreams: []resolver.Upstream{mustUpstream(t, pc.LocalAddr().String())}})
+	if got := digRaw(t, s.Addr, "www.hostd.test", "A"); !strings.Contains(got, "SERVFAIL") {
+		t.Errorf("answer for another question passed on: %s", got)
+	}
+	if n := s.Stats().CacheEntries; n != 0 {
+		t.Errorf("%d cache entries, want none", n)
+	}
+	if st := s.Stats().Upstreams[0]; !strings.Contains(st.LastError, "not for the question asked") {
+		t.Errorf("upstream status %+v", st)
+	}
+}

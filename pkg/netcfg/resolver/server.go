@@ -20,10 +20,72 @@ import (
 )
 
 // Server listens for DNS queries on one address over UDP and TCP.
+//
+// Only clients on loopback addresses, and those in the networks given to
+// AllowFrom, are answered; every other query gets REFUSED: a header with
+// no records, never larger than the query, so the server cannot be used
+// to amplify traffic sent from forged addresses (unbound's access-control
+// "refuse").
 type Server struct {
-	udp  []net.PacketConn // one per core, sharing the port (SO_REUSEPORT)
-	tcp  net.Listener
-	addr string
+	udp   []net.PacketConn // one per core, sharing the port (SO_REUSEPORT)
+	tcp   net.Listener
+	addr  string
+	allow []netip.Prefix
+}
+
+// AllowFrom sets the networks, besides loopback, whose queries are
+// answered. Call it before Serve.
+func (s *Server) AllowFrom(prefixes []netip.Prefix) {
+	s.allow = make([]netip.Prefix, len(prefixes))
+	for i, p := range prefixes {
+		s.allow[i] = p.Masked()
+	}
+}
+
+// allowed reports whether queries from a are answered.
+func (s *Server) allowed(a netip.Addr) bool {
+	a = a.Unmap()
+	if a.IsLoopback() {
+		return true
+	}
+	for _, p := range s.allow {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// allowedAddr is allowed for a net.Addr of a UDP or TCP peer; anything
+// else is refused.
+func (s *Server) allowedAddr(a net.Addr) bool {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return s.allowed(a.AddrPort().Addr())
+	case *net.TCPAddr:
+		return s.allowed(a.AddrPort().Addr())
+	}
+	return false
+}
+
+// refused is the REFUSED answer to a query packet (the header with QR set
+// and every count zero), or nil when p is not even a query header.
+func refused(p []byte) []byte { return headerOnly(p, dns.RcodeRefused) }
+
+// accessHandler answers REFUSED to clients the server does not serve.
+type accessHandler struct {
+	s *Server
+	h dns.Handler
+}
+
+func (a accessHandler) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
+	if a.s.allowedAddr(w.RemoteAddr()) {
+		a.h.ServeDNS(w, q)
+		return
+	}
+	m := new(dns.Msg)
+	m.Id, m.Response, m.Opcode, m.Rcode = q.Id, true, q.Opcode, dns.RcodeRefused
+	_ = w.WriteMsg(m)
 }
 
 // Listen binds addr (IP:port) over UDP and TCP. Every socket is bound
@@ -106,10 +168,11 @@ type WireHandler interface {
 // wildcard address needs each reply sent from the address the query came
 // to (IP_PKTINFO), which miekg/dns's server does, so it serves UDP there.
 func (s *Server) Serve(ctx context.Context, h dns.Handler) error {
+	wh, fast := h.(WireHandler)
+	h = accessHandler{s: s, h: h}
 	servers := []*dns.Server{
 		{Listener: s.tcp, Handler: h, ReadTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }},
 	}
-	wh, fast := h.(WireHandler)
 	if ap, err := netip.ParseAddrPort(s.addr); err != nil || ap.Addr().IsUnspecified() {
 		fast = false
 	}
@@ -139,7 +202,7 @@ func (s *Server) Serve(ctx context.Context, h dns.Handler) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := serveUDP(uc, h, wh, &inflight); err != nil {
+			if err := s.serveUDP(uc, h, wh, &inflight); err != nil {
 				errc <- err
 			}
 		}()
@@ -179,10 +242,11 @@ type batchConn interface {
 }
 
 // serveUDP reads queries from uc until it is closed: up to udpBatch
-// packets per read; cache hits are answered inline and their answers
-// sent together, everything else is unpacked and handed to h in its own
+// packets per read; queries from clients not allowed are answered
+// REFUSED, cache hits are answered inline and their answers sent
+// together, everything else is unpacked and handed to h in its own
 // goroutine.
-func serveUDP(uc *net.UDPConn, h dns.Handler, wh WireHandler, inflight *sync.WaitGroup) error {
+func (s *Server) serveUDP(uc *net.UDPConn, h dns.Handler, wh WireHandler, inflight *sync.WaitGroup) error {
 	var bc batchConn = ipv4.NewPacketConn(uc)
 	if la, ok := uc.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() == nil {
 		bc = ipv6.NewPacketConn(uc)
@@ -220,6 +284,10 @@ func serveUDP(uc *net.UDPConn, h dns.Handler, wh WireHandler, inflight *sync.Wai
 			if len(pkt) < 12 || pkt[2]&0x80 != 0 {
 				continue // not a query: never answer responses (no loops)
 			}
+			if !s.allowedAddr(m.Addr) {
+				out = append(out, ipv4.Message{Buffers: [][]byte{refused(pkt)}, Addr: m.Addr})
+				continue
+			}
 			if resp, ok := wh.ServeWire(bufs[len(out)][:0], pkt, true); ok {
 				bufs[len(out)] = resp[:0]
 				out = append(out, ipv4.Message{Buffers: [][]byte{resp}, Addr: m.Addr})
@@ -255,14 +323,19 @@ func serveUDP(uc *net.UDPConn, h dns.Handler, wh WireHandler, inflight *sync.Wai
 
 // formErr is the FORMERR answer to a packet that does not unpack, or nil
 // when it is not even a query header.
-func formErr(p []byte) []byte {
+func formErr(p []byte) []byte { return headerOnly(p, dns.RcodeFormatError) }
+
+// headerOnly is an answer to query packet p made of a header alone: p's
+// ID and opcode, QR set, rcode, every count zero. It is nil when p is not
+// even a query header.
+func headerOnly(p []byte, rcode int) []byte {
 	if len(p) < 12 || p[2]&0x80 != 0 {
 		return nil
 	}
 	resp := make([]byte, 12)
 	copy(resp, p[:2])
 	resp[2] = 0x80 | p[2]&0x78 // QR, opcode
-	resp[3] = dns.RcodeFormatError
+	resp[3] = byte(rcode)
 	return resp
 }
 

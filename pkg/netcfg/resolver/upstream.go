@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/hostd/hostd/internal/safefile"
 )
 
 // Protocols an upstream can be reached over.
@@ -22,6 +24,9 @@ const (
 	ProtoTCP = "tcp" // plain TCP
 	ProtoTLS = "tls" // DNS-over-TLS (RFC 7858), certificate and name verified
 )
+
+// caFileLimit caps a ca_file: a full system bundle is a few hundred KiB.
+const caFileLimit = 4 << 20
 
 // upstreamUDPSize is the EDNS0 buffer size offered to upstreams: the
 // DNS flag day 2020 value, which avoids IP fragmentation.
@@ -173,7 +178,7 @@ func newExchanger(up Upstream, timeout time.Duration, now func() time.Time) (*ex
 	case ProtoTLS:
 		cfg := &tls.Config{ServerName: up.ServerName, MinVersion: tls.VersionTLS12}
 		if up.CAFile != "" {
-			pem, err := os.ReadFile(up.CAFile)
+			pem, err := safefile.Read(up.CAFile, caFileLimit)
 			if err != nil {
 				return nil, fmt.Errorf("read ca_file of %s: %w", up, err)
 			}
@@ -190,8 +195,8 @@ func newExchanger(up Upstream, timeout time.Duration, now func() time.Time) (*ex
 
 // exchange forwards q and returns the upstream's answer. A truncated UDP
 // answer is retried over TCP.
-func (e *exchanger) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+func (e *exchanger) exchange(parent context.Context, q *dns.Msg) (*dns.Msg, error) {
+	ctx, cancel := context.WithTimeout(parent, e.timeout)
 	defer cancel()
 	var resp *dns.Msg
 	var err error
@@ -203,13 +208,26 @@ func (e *exchanger) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) 
 	if err == nil && resp.Truncated && e.tcp != nil {
 		resp, _, err = e.tcp.ExchangeContext(ctx, q, e.up.Address)
 	}
+	if err != nil && parent.Err() == nil && (ctx.Err() != nil || timedOut(err)) {
+		return nil, fmt.Errorf("query %s: timeout: no answer within %s: %w", e.up, e.timeout, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("query %s: %w", e.up, err)
 	}
 	if resp.Id != q.Id {
 		return nil, fmt.Errorf("query %s: answer id %d does not match query id %d", e.up, resp.Id, q.Id)
 	}
+	if !sameQuestion(q, resp) {
+		return nil, fmt.Errorf("query %s: answer is for %v, not for the question asked %v", e.up, resp.Question, q.Question)
+	}
 	return resp, nil
+}
+
+// timedOut reports whether err is a deadline passing (the connection's
+// deadline fires as the context's does, whichever comes first).
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // exchangeStream sends q over a reused or new TCP or TLS connection.
