@@ -48,7 +48,11 @@ type Health interface {
 type Env struct {
 	// Logger carries the attribute service=<name>.
 	Logger *slog.Logger
-	// Now is the clock; tests replace it.
+	// Clock is the service's time: read it (Now, timers) wherever time
+	// matters, so tests can use servicetest.FakeClock.
+	Clock Clock
+	// Now is Clock.Now, kept for the services that still read it;
+	// WithDefaults makes the two agree. New code reads Clock.
 	Now func() time.Time
 	// StateDir is the service's own state directory, already created.
 	StateDir string
@@ -63,6 +67,41 @@ type Env struct {
 	// Peers follows the readiness of other services; nil outside the
 	// daemon.
 	Peers Peers
+	// ReleaseMemory gives memory back to the system after a burst of
+	// work (a backup job): the Go heap's free pages, and the executable's
+	// pages unless hostd.code_trim_interval is 0. Nil outside the daemon.
+	ReleaseMemory func()
+}
+
+// WithDefaults returns e with what every service needs filled in where
+// it is unset, so a constructor (or a test, or a one-shot CLI run) can be
+// handed a partial Env: Logger discards, Clock is RealClock (or the real
+// clock reading Now, when only Now is set), Now is always Clock.Now, Health is
+// NopHealth, Metrics is a fresh registry and Gatherer gathers it.
+// StateDir, Secrets, Peers and ReleaseMemory stay as they are: a service
+// that needs them checks them itself.
+func (e Env) WithDefaults() Env {
+	if e.Logger == nil {
+		e.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case e.Clock == nil && e.Now != nil:
+		e.Clock = nowClock{now: e.Now}
+	case e.Clock == nil:
+		e.Clock = RealClock{}
+	}
+	e.Now = e.Clock.Now
+	if e.Health == nil {
+		e.Health = NopHealth{}
+	}
+	if e.Metrics == nil {
+		reg := prometheus.NewRegistry()
+		e.Metrics = reg
+		if e.Gatherer == nil {
+			e.Gatherer = reg
+		}
+	}
+	return e
 }
 
 // Peers lets a service follow the services it needs after it has started:

@@ -38,6 +38,11 @@ type job struct {
 	next   time.Time
 	errors int64 // failed runs since start, for hostd_backup_errors_total
 	runs   map[string]int64
+	// saveErr is why the state could not be saved, "" once a save
+	// succeeds; while set, the job has a problem and its loop retries.
+	saveErr    string
+	saveErrAt  time.Time
+	saveErrors int64 // failed saves since start, for hostd_backup_state_save_errors_total
 }
 
 func newJob(s *Service, nj namedJob, host string) (*job, error) {
@@ -88,16 +93,52 @@ func (j *job) loadState() error {
 	if err != nil {
 		return fmt.Errorf("job %s: %w", j.name, err)
 	}
-	if st.FirstSeen.IsZero() {
-		st.FirstSeen = j.s.clock.Now()
-		if err := j.s.store.save(j.name, st); err != nil {
-			return fmt.Errorf("job %s: %w", j.name, err)
-		}
-	}
 	j.mu.Lock()
 	j.st = st
 	j.mu.Unlock()
+	if st.FirstSeen.IsZero() {
+		j.mu.Lock()
+		j.st.FirstSeen = j.s.clock.Now()
+		j.mu.Unlock()
+		// A state directory that cannot be written does not stop the
+		// job: it runs, and shows the failure until a save succeeds.
+		j.saveState()
+	}
 	return nil
+}
+
+// saveState writes the job's state to its file. A failure is a problem
+// of the job: status, `hostd backup jobs` and the service's health show
+// it, hostd_backup_state_save_errors_total counts it, and the job's loop
+// tries again (at least every maxWait) until a save succeeds.
+func (j *job) saveState() {
+	j.mu.Lock()
+	st := j.st
+	j.mu.Unlock()
+	err := j.s.store.save(j.name, st)
+	now := j.s.clock.Now()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err != nil {
+		j.saveErrors++
+		if err.Error() != j.saveErr {
+			// Logged once per distinct error, not on every retry.
+			j.log.Error("cannot save job state; the job stays degraded until a save succeeds", "err", err)
+		}
+		j.saveErr, j.saveErrAt = err.Error(), now
+		return
+	}
+	if j.saveErr != "" {
+		j.log.Info("job state saved again", "file", j.s.store.path(j.name))
+	}
+	j.saveErr, j.saveErrAt = "", time.Time{}
+}
+
+// saveFailing reports whether the last save of the state failed.
+func (j *job) saveFailing() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.saveErr != ""
 }
 
 // nextRun is when the timer fires next, given the saved state, and
@@ -120,6 +161,9 @@ func (j *job) loop(ctx context.Context) {
 	defer j.stop()
 	next, missed := j.plan()
 	for ctx.Err() == nil {
+		if j.saveFailing() {
+			j.saveState()
+		}
 		now := j.s.clock.Now()
 		j.s.refreshHealth()
 		if !next.IsZero() && !now.Before(next) {
@@ -231,8 +275,25 @@ func (j *job) staleAt() time.Time {
 	return base.Add(p)
 }
 
-// problem says why this job makes the service degraded, or "".
+// problem says why this job makes the service degraded, or "": the
+// job's own problem, and a failure to save its state.
 func (j *job) problem(now time.Time) string {
+	p := j.runProblem(now)
+	j.mu.Lock()
+	saveErr := j.saveErr
+	j.mu.Unlock()
+	switch {
+	case saveErr == "":
+		return p
+	case p == "":
+		return fmt.Sprintf("job %s: %s", j.name, saveErr)
+	}
+	return fmt.Sprintf("%s; job %s: %s", p, j.name, saveErr)
+}
+
+// runProblem says what is wrong with the job's runs: the last one
+// failed, retention or check failed, or it is overdue.
+func (j *job) runProblem(now time.Time) string {
 	stale := j.staleAt()
 	j.mu.Lock()
 	st := j.st
@@ -280,6 +341,8 @@ func (j *job) status() JobStatus {
 		LastRetention:       timePtr(st.LastRetention),
 		LastCheck:           timePtr(st.LastCheck),
 		NextRun:             timePtr(j.next),
+		StateError:          j.saveErr,
+		StateErrorAt:        timePtr(j.saveErrAt),
 	}
 	if out.Repository == "(unparsable URL)" {
 		out.Repository = j.cfg.Repository

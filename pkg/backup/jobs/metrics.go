@@ -24,6 +24,8 @@ var (
 		"Unix time of the job's next scheduled run.", []string{"job"}, nil)
 	descUnreadable = prometheus.NewDesc("hostd_backup_unreadable_files",
 		"Files or directories the job's last run could not read.", []string{"job"}, nil)
+	descStateSaveErrors = prometheus.NewDesc("hostd_backup_state_save_errors_total",
+		"Failed saves of the job's state file since hostd started (full or read-only state directory).", []string{"job"}, nil)
 	descRuns = prometheus.NewDesc("hostd_backup_runs_total",
 		"Finished runs of the job since hostd started, by result.", []string{"job", "result"}, nil)
 )
@@ -38,7 +40,7 @@ var _ prometheus.Collector = (*collector)(nil)
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLastSuccess, descLastDuration, descAddedBytes, descFiles, descErrors,
-		descRepoSize, descRunning, descNextRun, descUnreadable, descRuns} {
+		descRepoSize, descRunning, descNextRun, descUnreadable, descRuns, descStateSaveErrors} {
 		ch <- d
 	}
 }
@@ -46,7 +48,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, j := range c.s.jobs {
 		j.mu.Lock()
-		st, errs, next, running := j.st, j.errors, j.next, j.cur != nil
+		st, errs, saveErrs, next, running := j.st, j.errors, j.saveErrors, j.next, j.cur != nil
 		runs := make(map[string]int64, len(j.runs))
 		for k, v := range j.runs {
 			runs[k] = v
@@ -76,6 +78,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descNextRun, float64(next.Unix()))
 		}
 		ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(errs), j.name)
+		ch <- prometheus.MustNewConstMetric(descStateSaveErrors, prometheus.CounterValue, float64(saveErrs), j.name)
 		for _, res := range []string{ResultSuccess, ResultPartial, ResultFailed, ResultInterrupted} {
 			ch <- prometheus.MustNewConstMetric(descRuns, prometheus.CounterValue, float64(runs[res]), j.name, res)
 		}

@@ -159,6 +159,9 @@ func summarize(st JobStatus, now time.Time) string {
 	if st.NextRun != nil && st.State == "idle" {
 		fmt.Fprintf(&b, ", next %s", st.NextRun.Local().Format("Jan 2 15:04"))
 	}
+	if st.StateError != "" {
+		b.WriteString(", state not saved")
+	}
 	return b.String()
 }
 

@@ -1,14 +1,16 @@
 package jobs
 
 import (
-	"github.com/hostd/hostd/internal/atomicfile"
-
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/hostd/hostd/internal/atomicfile"
+	"github.com/hostd/hostd/internal/safefile"
 )
 
 // Results of a run, as shown in status and `hostd backup jobs`.
@@ -61,6 +63,9 @@ type state struct {
 	RepositorySize int64 `json:"repository_size,omitempty"`
 }
 
+// stateLimit caps the size of a job state file; a real one is under 1 KiB.
+const stateLimit = 64 << 10
+
 // errCorruptState is wrapped by load for a state file that does not decode.
 var errCorruptState = errors.New("corrupt job state")
 
@@ -74,9 +79,12 @@ func (s stateStore) path(job string) string { return filepath.Join(s.dir, job+".
 // load returns the saved state of job; a missing file is an empty state.
 func (s stateStore) load(job string) (state, error) {
 	var st state
-	data, err := os.ReadFile(s.path(job))
+	data, err := safefile.Read(s.path(job), stateLimit)
 	if errors.Is(err, os.ErrNotExist) {
 		return st, nil
+	}
+	if errors.Is(err, safefile.ErrNotRegular) || errors.Is(err, safefile.ErrTooLarge) {
+		return state{}, fmt.Errorf("%w: %v", errCorruptState, err)
 	}
 	if err != nil {
 		return st, fmt.Errorf("read job state: %w", err)
@@ -88,14 +96,25 @@ func (s stateStore) load(job string) (state, error) {
 }
 
 // save writes the state atomically: a crash leaves the old or the new
-// file, never a torn one.
+// file, never a torn one. Its errors name the state file.
 func (s stateStore) save(job string, st state) error {
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encode job state: %w", err)
+		return fmt.Errorf("save job state %s: encode: %w", s.path(job), err)
 	}
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
-		return fmt.Errorf("create state directory: %w", err)
+		return fmt.Errorf("save job state %s: create state directory: %w", s.path(job), err)
 	}
-	return atomicfile.WriteFile(s.path(job), append(data, '\n'), 0o600)
+	if err := atomicfile.WriteFile(s.path(job), append(data, '\n'), 0o600); err != nil {
+		// The system's error without the temporary file's random name,
+		// so that retries give the same message (logged once, a stable
+		// health reason): "save job state /x/home.json: no space left on
+		// device".
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("save job state %s: %w", s.path(job), pe.Err)
+		}
+		return fmt.Errorf("save job state %s: %w", s.path(job), err)
+	}
+	return nil
 }

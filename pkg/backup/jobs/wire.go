@@ -59,6 +59,12 @@ type JobStatus struct {
 	NextRun *time.Time `json:"next_run,omitempty"`
 	// Problem is why the job makes the service degraded, if it does.
 	Problem string `json:"problem,omitempty"`
+	// StateError is why the job's state file could not be saved (full or
+	// read-only state directory); empty once a save succeeds. While set,
+	// the job is a problem and the state shown is not on disk.
+	StateError string `json:"state_error,omitempty"`
+	// StateErrorAt is when the last save failed.
+	StateErrorAt *time.Time `json:"state_error_at,omitempty"`
 }
 
 // RunRequest is the body of POST /v1/backup/run.
