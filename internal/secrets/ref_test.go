@@ -69,3 +69,40 @@ func TestResolve(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseRef: references come from config files; parsing never panics,
+// an accepted reference prints as itself, and an error never repeats a
+// string that is not a reference (it may be a literal secret).
+func FuzzParseRef(f *testing.F) {
+	for _, s := range []string{
+		"sops:secrets/v2ray.yaml#v2ray/user_id", "file:/run/secrets/x", "/run/secrets/x", "cred:backup-password",
+		"env:HOSTD_BACKUP_PASSWORD", "hunter2", "sops:secrets/v2ray.yaml", "cred:a/b", "vault:x", "",
+		// attack inputs: devices, FIFOs, traversal, empty parts, odd bytes
+		"file:/dev/zero", "file:/proc/self/fd/0", "/dev/stdin", "cred:..", "cred:../../etc/shadow", "sops:#", "sops:a#",
+		"sops:/dev/zero#a", "file:", "env:", "file:\x00", "sops:f#a/../b", "//", "file:" + strings.Repeat("a/", 300),
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseRef(s)
+		if err != nil {
+			if r != "" {
+				t.Errorf("ParseRef(%q) returned %q with error %v", s, r, err)
+			}
+			if len(s) > 8 && !strings.Contains(s, ":") && strings.Contains(err.Error(), s) {
+				t.Errorf("error %q repeats the input", err)
+			}
+			return
+		}
+		if r.String() != s || r.IsZero() {
+			t.Errorf("ParseRef(%q) = %q", s, r)
+		}
+		scheme, loc, _, err := r.parts()
+		if err != nil || loc == "" {
+			t.Errorf("accepted %q but parts = %q, %q, %v", s, scheme, loc, err)
+		}
+		if scheme == SchemeCred && strings.ContainsRune(loc, '/') {
+			t.Errorf("credential name %q leaves the credentials directory", loc)
+		}
+	})
+}

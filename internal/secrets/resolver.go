@@ -7,10 +7,30 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/hostd/hostd/internal/safefile"
 )
 
 // ErrNotFound is wrapped by errors for secrets that do not exist.
 var ErrNotFound = errors.New("secret not found")
+
+// ErrEmpty is wrapped by errors for secrets whose value is empty (or only
+// a line break): a secret is never optional once it is referenced, and an
+// empty password would let anyone in.
+var ErrEmpty = errors.New("secret is empty")
+
+// ErrTooLarge is wrapped by errors for secret values larger than
+// ValueLimit, and for SOPS files larger than SOPSFileLimit.
+var ErrTooLarge = safefile.ErrTooLarge
+
+// Size caps. A secret value (a file, a credential, an environment
+// variable, a value in a SOPS file) is at most ValueLimit bytes; a SOPS
+// file holds many values and may be up to SOPSFileLimit; an age key file
+// up to safefile.KeyFileLimit.
+const (
+	ValueLimit    = safefile.SecretLimit
+	SOPSFileLimit = safefile.ConfigLimit
+)
 
 // Resolver looks up secret values. The zero value is not usable; use
 // NewResolver.
@@ -57,12 +77,21 @@ func (r *Resolver) Resolve(ctx context.Context, ref Ref) ([]byte, error) {
 		v, err = readSecretFile(filepath.Join(dir, loc))
 	case SchemeEnv:
 		s := r.Getenv(loc)
-		if s == "" {
+		switch {
+		case s == "":
 			err = fmt.Errorf("environment variable %s is empty or unset: %w", loc, ErrNotFound)
+		case len(s) > ValueLimit:
+			err = fmt.Errorf("environment variable %s: %w: larger than %d KiB", loc, ErrTooLarge, ValueLimit>>10)
 		}
 		v = []byte(s)
 	case SchemeSOPS:
 		v, err = r.resolveSOPS(ctx, r.path(loc), key)
+		if err == nil && len(v) > ValueLimit {
+			err = fmt.Errorf("sops file %s: key %s: %w: larger than %d KiB", r.path(loc), key, ErrTooLarge, ValueLimit>>10)
+		}
+	}
+	if err == nil && len(bytes.TrimRight(v, "\r\n")) == 0 {
+		err = ErrEmpty
 	}
 	if err != nil {
 		return nil, fmt.Errorf("resolve secret %s: %w", ref, err)
@@ -77,13 +106,16 @@ func (r *Resolver) Check(ctx context.Context, ref Ref) error {
 	return err
 }
 
+// readSecretFile reads a secret file through safefile: a regular file of
+// at most ValueLimit bytes. A FIFO or device is refused at once, without
+// waiting for a writer or reading without end.
 func readSecretFile(p string) ([]byte, error) {
-	b, err := os.ReadFile(p)
+	b, err := safefile.Read(p, ValueLimit)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("no file %s: %w", p, ErrNotFound)
 	}
 	if err != nil {
-		return nil, err
+		return nil, err // names p
 	}
 	return bytes.TrimRight(b, "\r\n"), nil
 }

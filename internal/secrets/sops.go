@@ -23,6 +23,8 @@ import (
 	"filippo.io/age"
 	"filippo.io/age/armor"
 	"gopkg.in/yaml.v3"
+
+	"github.com/hostd/hostd/internal/safefile"
 )
 
 // This file is a decrypt-only reader of SOPS files (YAML or JSON) whose
@@ -38,12 +40,12 @@ var ErrSOPSMAC = errors.New("sops MAC mismatch")
 // resolveSOPS decrypts a SOPS file and returns the value at keyPath
 // ("v2ray/server_address": mapping keys separated by '/').
 func (r *Resolver) resolveSOPS(ctx context.Context, file, keyPath string) ([]byte, error) {
-	data, err := os.ReadFile(file)
+	data, err := safefile.Read(file, SOPSFileLimit)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("no sops file %s: %w", file, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read sops file: %w", err)
+		return nil, fmt.Errorf("read sops file: %w", err) // names file
 	}
 	ids, idSource, err := r.ageIdentities()
 	if err != nil {
@@ -75,6 +77,9 @@ func (r *Resolver) ageIdentities() ([]age.Identity, string, error) {
 	}
 	if file == "" {
 		if k := getenv("SOPS_AGE_KEY"); k != "" {
+			if len(k) > safefile.KeyFileLimit {
+				return nil, "", fmt.Errorf("$SOPS_AGE_KEY: %w: larger than %d KiB", ErrTooLarge, safefile.KeyFileLimit>>10)
+			}
 			ids, err := age.ParseIdentities(strings.NewReader(k))
 			if err != nil {
 				return nil, "", fmt.Errorf("parse age identities in $SOPS_AGE_KEY: %w", err)
@@ -92,12 +97,11 @@ func (r *Resolver) ageIdentities() ([]age.Identity, string, error) {
 		}
 		file = filepath.Join(dir, "sops", "age", "keys.txt")
 	}
-	f, err := os.Open(file)
+	data, err := safefile.Read(file, safefile.KeyFileLimit)
 	if err != nil {
 		return nil, "", fmt.Errorf("open age key file (set secrets.age_key_file or $SOPS_AGE_KEY_FILE): %w", err)
 	}
-	defer f.Close()
-	ids, err := age.ParseIdentities(f)
+	ids, err := age.ParseIdentities(bytes.NewReader(data))
 	if err != nil {
 		// age's parse errors quote no key material, only line numbers.
 		return nil, "", fmt.Errorf("parse age key file %s: %w", file, err)

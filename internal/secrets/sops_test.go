@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -218,6 +219,24 @@ func FuzzDecryptSOPS(f *testing.F) {
 	}
 	f.Add([]byte("sops: {}\n"))
 	f.Add([]byte("a: ENC[AES256_GCM,data:,iv:,tag:,type:str]\nsops:\n  age: [{recipient: x, enc: y}]\n"))
+	// Attack inputs: an alias bomb, deep nesting, a huge iv, an age stanza
+	// that is not armored, a scrypt stanza, and non-mapping documents.
+	bomb := "a: &a [x, x, x, x, x, x, x, x, x]\n"
+	for i := 'b'; i <= 'j'; i++ {
+		bomb += fmt.Sprintf("%c: &%c [*%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	f.Add([]byte(bomb + "sops:\n  age: [{recipient: x, enc: y}]\n"))
+	f.Add([]byte(strings.Repeat("[", 300) + strings.Repeat("]", 300)))
+	if seed, err := os.ReadFile("testdata/sops-v2ray.yaml"); err == nil {
+		// Past the walker's depth limit inside a file whose data key opens.
+		deep := "deep: " + strings.Repeat("[", maxSOPSDepth+2) + strings.Repeat("]", maxSOPSDepth+2) + "\nv2ray:\n"
+		f.Add([]byte(strings.Replace(string(seed), "v2ray:\n", deep, 1)))
+	}
+	f.Add([]byte(strings.Repeat("a:\n ", 300) + "b\nsops: {}\n"))
+	f.Add([]byte("a: ENC[AES256_GCM,data:AA==,iv:" + strings.Repeat("A", 4096) + ",tag:AA==,type:str]\nsops:\n  age: [{recipient: x, enc: y}]\n"))
+	f.Add([]byte("sops:\n  age:\n    - recipient: x\n      enc: |\n        -----BEGIN AGE ENCRYPTED FILE-----\n        YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IHNjcnlwdCBBQUFBIDMwCkFBQUEKLS0tIEFBQUEK\n        -----END AGE ENCRYPTED FILE-----\n"))
+	f.Add([]byte("- a\n- b\n"))
+	f.Add([]byte("\"just a string\""))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		doc, err := decryptSOPS(data, ids, "testdata")
 		if err != nil || originals[string(data)] {

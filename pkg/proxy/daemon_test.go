@@ -120,7 +120,7 @@ proxy:
 		}
 		return api.ServiceStatus{}, fmt.Errorf("no service %s", name)
 	}
-	wantErr := fmt.Sprintf("listen socks %s: address already in use", taken.Addr())
+	wantErr := fmt.Sprintf("proxy.socks.listen %s: address in use", taken.Addr())
 	testenv.WaitFor(t, 20*time.Second, func() error {
 		p, err := service(Name)
 		if err != nil {
@@ -159,7 +159,7 @@ proxy:
 		t.Errorf("proxy status = %+v", d)
 	}
 	var res ProbeResult
-	if err := client.Post(context.Background(), "/v1/proxy/test", nil, &res); err != nil || !res.OK {
+	if err := client.Post(context.Background(), "/v1/proxy/test", nil, &res); err != nil || !res.OK || res.At.IsZero() {
 		t.Errorf("POST /v1/proxy/test = %+v, %v", res, err)
 	}
 

@@ -56,6 +56,18 @@ func FuzzParseLink(f *testing.F) {
 	f.Add(testLink)
 	f.Add("vless://x@[::1]:1?security=reality")
 	f.Add("vless://" + testUUID + "@h:1?security=reality&pbk=" + testPBK + "&sid=&sni=a")
+	// Attack inputs: a password in the user info, ports out of range, an
+	// IPv6 zone, percent-encoded parts, repeated and huge parameters,
+	// control bytes and an empty host.
+	f.Add("vless://" + testUUID + ":pw@h:443?security=reality&pbk=" + testPBK + "&sid=01&sni=a")
+	f.Add("vless://" + testUUID + "@h:99999?security=reality&pbk=" + testPBK + "&sni=a")
+	f.Add("vless://" + testUUID + "@h:-1?security=reality&pbk=" + testPBK + "&sni=a")
+	f.Add("vless://" + testUUID + "@[fe80::1%25eth0]:443?security=reality&pbk=" + testPBK + "&sni=a")
+	f.Add("vless://%36b1a2c1e-8f4e-4c1b-9d0a-5e6f7a8b9c0d@h%2e:443?security=reality&pbk=" + testPBK + "&sni=%00")
+	f.Add("vless://" + testUUID + "@h:443?security=reality&security=tls&pbk=" + testPBK + "&pbk=x&sni=a&sid=" + strings.Repeat("0", 1000))
+	f.Add("vless://" + testUUID + "@:443?security=reality&pbk=" + testPBK + "&sni=a")
+	f.Add("vless://" + testUUID + "@h:443\x00?security=reality&pbk=" + testPBK + "&sni=a#\n")
+	f.Add(" vless://" + testUUID + "@h:443?security=reality&pbk=" + testPBK + "====&sni=a\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		l, err := ParseLink(s)
 		if err != nil {

@@ -119,6 +119,10 @@ func (s *Service) run(ctx context.Context, set settings) (*settings, error) {
 		s.setError(err)
 		return nil, fmt.Errorf("build xray config: %w", err)
 	}
+	if err := checkUDPFree(set); err != nil {
+		s.setError(err)
+		return nil, err
+	}
 	inst, err := core.New(xc)
 	if err != nil {
 		err = fmt.Errorf("create xray instance: %w", err)
@@ -172,27 +176,25 @@ func (s *Service) run(ctx context.Context, set settings) (*settings, error) {
 			}
 			s.record(p.probe(ctx))
 		case req := <-s.probes:
-			r := p.probe(req.ctx)
-			s.record(r)
-			req.reply <- r
+			req.reply <- s.record(p.probe(req.ctx))
 		}
 	}
 }
 
-// startError turns xray's start failure into one that names the inbound.
+// startError turns xray's start failure into one that names the option
+// whose address is in use: "proxy.socks.listen 127.0.0.1:1080: address in
+// use". The instance has been closed, so each address is tried again
+// (without SO_REUSEPORT) to find the one that is taken.
 func startError(err error, set settings) error {
 	if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use") {
-		for _, l := range []struct{ name, addr string }{{"socks", set.SocksListen}, {"http", set.HTTPListen}} {
-			if l.addr == "" {
-				continue
+		for _, l := range inboundListens(set) {
+			ln, lerr := net.Listen("tcp", l.addr)
+			if lerr != nil {
+				return errAddrInUse(l, "tcp")
 			}
-			if ln, lerr := net.Listen("tcp", l.addr); lerr != nil {
-				return fmt.Errorf("listen %s %s: address already in use", l.name, l.addr)
-			} else {
-				ln.Close()
-			}
+			ln.Close()
 		}
-		return fmt.Errorf("start xray: a listen address is already in use: %w", err)
+		return fmt.Errorf("start xray: a listen address is in use: %w", err)
 	}
 	return fmt.Errorf("start xray: %w", err)
 }
@@ -227,7 +229,9 @@ type probeRequest struct {
 	reply chan ProbeResult
 }
 
-func (s *Service) record(r ProbeResult) {
+// record stamps a probe result with the time, keeps it as the last probe
+// and reports health; it returns the stamped result.
+func (s *Service) record(r ProbeResult) ProbeResult {
 	r.At = s.now()
 	s.mu.Lock()
 	prev := s.st.State
@@ -247,12 +251,13 @@ func (s *Service) record(r ProbeResult) {
 			s.log.Info("proxy server reachable", "latency", r.Latency())
 		}
 		s.env.Health.Ready()
-		return
+		return r
 	}
 	if prev != StateDown {
 		s.log.Warn("proxy server unreachable", "reason", r.Error)
 	}
 	s.env.Health.Degraded(errors.New(r.Error))
+	return r
 }
 
 func (s *Service) setError(err error) {

@@ -257,7 +257,7 @@ func TestProxyPortTaken(t *testing.T) {
 			r := start(t, w, cfg)
 			select {
 			case err := <-r.done:
-				want := fmt.Sprintf("listen %s %s: address already in use", inbound, l.Addr())
+				want := fmt.Sprintf("proxy.%s.listen %s: address in use", inbound, l.Addr())
 				if err == nil || !strings.Contains(err.Error(), want) {
 					t.Fatalf("Serve = %v, want %q", err, want)
 				}

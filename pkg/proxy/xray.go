@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -99,7 +100,17 @@ func xrayConfig(s settings) (*core.Config, error) {
 	var inbounds []*core.InboundHandlerConfig
 	accounts := map[string]string(nil)
 	if s.Username != "" {
+		if s.Password == "" {
+			return nil, errors.New("auth.password is empty")
+		}
 		accounts = map[string]string{s.Username: s.Password}
+	}
+	if accounts == nil {
+		for _, l := range []string{s.SocksListen, s.HTTPListen} {
+			if ap, err := netip.ParseAddrPort(l); err == nil && !ap.Addr().IsLoopback() {
+				return nil, fmt.Errorf("listen %s: not a loopback address, and auth is not set: hostd is never an open proxy", l)
+			}
+		}
 	}
 	if s.SocksListen != "" {
 		rc, err := receiver(s.SocksListen)
@@ -223,6 +234,14 @@ func receiver(listen string) (*proxyman.ReceiverConfig, error) {
 	return &proxyman.ReceiverConfig{
 		PortList: &xnet.PortList{Range: []*xnet.PortRange{xnet.SinglePortRange(xnet.Port(ap.Port()))}},
 		Listen:   xnet.NewIPOrDomain(xnet.IPAddress(ap.Addr().AsSlice())),
+		// hostd's own TCP transport: no SO_REUSEPORT (listen.go).
+		StreamSettings: &internet.StreamConfig{
+			ProtocolName: transportExclusive,
+			TransportSettings: []*internet.TransportConfig{{
+				ProtocolName: transportExclusive,
+				Settings:     serial.ToTypedMessage(&tcp.Config{}),
+			}},
+		},
 	}, nil
 }
 
