@@ -25,18 +25,32 @@ NORACE_PKGS ?= $(shell $(GO) list ./pkg/backup/... | grep -v /jobs)
 RACE_FLAGS ?= -race -gcflags=all=-d=checkptr=0
 TEST_FLAGS ?= -count=1 -timeout 25m
 
-.PHONY: all build run test test-deps test-race test-norace bench vet fmt clean
+.PHONY: all build run test test-deps test-race test-norace bench vet fmt clean package install
 
 all: build
 
 build:
 	$(GO_BUILD) -o $(BIN) ./cmd/hostd
 
-# Runs hostd in the foreground on the example config, state and socket
-# under ./.state.
+# Runs hostd in the foreground on the example config, state under
+# ./.state; the socket is this user's default, so `hostd status` in
+# another shell finds it with no flags.
 run: build
-	mkdir -p $(STATE)/run
-	STATE_DIRECTORY=$(STATE)/lib RUNTIME_DIRECTORY=$(STATE)/run $(BIN) run --config $(CONFIG)
+	@echo "hostd: state under $(STATE)/lib; in another shell: $(BIN) status"
+	STATE_DIRECTORY=$(STATE)/lib $(BIN) run --config $(CONFIG)
+
+# make package: dist/hostd_VERSION_ARCH.deb (binary, unit, conffile
+# /etc/hostd/config.yaml, completions, man pages). make install: the same
+# files under $(DESTDIR)$(PREFIX), the config only where there is none.
+# Both run scripts/package.sh, which the systemd tests (configs/) also use
+# to build the package they install in a booted Debian container.
+PREFIX    ?= /usr/local
+
+package: build
+	HOSTD_BIN=$(BIN) VERSION=$(VERSION) GO=$(GO) ./scripts/package.sh deb
+
+install: build
+	HOSTD_BIN=$(BIN) VERSION=$(VERSION) GO=$(GO) PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) ./scripts/package.sh install
 
 test-deps:
 	./scripts/install-test-deps.sh
@@ -63,4 +77,4 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf bin .state
+	rm -rf bin .state dist

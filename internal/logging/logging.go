@@ -1,6 +1,7 @@
 package logging
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -41,12 +42,76 @@ func New(w *os.File, format string, level *slog.LevelVar) *slog.Logger {
 			}
 			return a
 		}
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(NewJournal(w, opts))
 	}
 	if term.IsTerminal(int(w.Fd())) {
 		return slog.New(NewHuman(w, level))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Journal is a slog.Handler for a stream connected to the systemd
+// journal: slog's key=value lines, each prefixed with its syslog priority
+// ("<3>" for errors, "<4>" warnings, "<6>" info, "<7>" debug), which
+// journald reads as the entry's PRIORITY (SyslogLevelPrefix=, on by
+// default), so `journalctl -p err` shows hostd's errors only.
+type Journal struct {
+	mu    *sync.Mutex
+	w     io.Writer
+	buf   *bytes.Buffer
+	inner slog.Handler // a TextHandler writing into buf
+}
+
+// NewJournal returns a Journal handler writing to w.
+func NewJournal(w io.Writer, opts *slog.HandlerOptions) *Journal {
+	buf := new(bytes.Buffer)
+	return &Journal{mu: new(sync.Mutex), w: w, buf: buf, inner: slog.NewTextHandler(buf, opts)}
+}
+
+// Priority is the syslog priority of a slog level: err (3) for errors and
+// above, warning (4), info (6), debug (7) for debug and below.
+func Priority(l slog.Level) int {
+	switch {
+	case l >= slog.LevelError:
+		return 3
+	case l >= slog.LevelWarn:
+		return 4
+	case l >= slog.LevelInfo:
+		return 6
+	default:
+		return 7
+	}
+}
+
+// Enabled implements slog.Handler.
+func (h *Journal) Enabled(ctx context.Context, l slog.Level) bool { return h.inner.Enabled(ctx, l) }
+
+// WithAttrs implements slog.Handler.
+func (h *Journal) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.inner = h.inner.WithAttrs(as)
+	return &c
+}
+
+// WithGroup implements slog.Handler.
+func (h *Journal) WithGroup(name string) slog.Handler {
+	c := *h
+	c.inner = h.inner.WithGroup(name)
+	return &c
+}
+
+// Handle implements slog.Handler: one line, priority first, written with
+// a single Write so lines of concurrent records never mix.
+func (h *Journal) Handle(ctx context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.buf.Reset()
+	fmt.Fprintf(h.buf, "<%d>", Priority(r.Level))
+	if err := h.inner.Handle(ctx, r); err != nil {
+		return err
+	}
+	_, err := h.w.Write(h.buf.Bytes())
+	return err
 }
 
 // IsJournal reports whether f is connected to the systemd journal, by

@@ -2,6 +2,7 @@ package logging
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -29,7 +30,7 @@ func TestJournalFormatHasNoTime(t *testing.T) {
 	New(f, "auto", lvl).With("service", "backup").Info("backup finished", "files", 3)
 	b, _ := os.ReadFile(f.Name())
 	got := strings.TrimSpace(string(b))
-	if got != `level=INFO msg="backup finished" service=backup files=3` {
+	if got != `<6>level=INFO msg="backup finished" service=backup files=3` {
 		t.Errorf("journal line = %q", got)
 	}
 }
@@ -71,5 +72,42 @@ func TestHumanHandler(t *testing.T) {
 	want := `WARN  [proxy] server unreachable probe.reason="connection refused" probe.latency=""`
 	if !strings.Contains(got, want) {
 		t.Errorf("human line = %q, want it to contain %q", got, want)
+	}
+}
+
+// TestJournalPriorities: under the journal every line starts with its
+// syslog priority, so journald files errors at PRIORITY=3 and
+// `journalctl -p err` shows them alone.
+func TestJournalPriorities(t *testing.T) {
+	var b bytes.Buffer
+	lvl := new(slog.LevelVar)
+	lvl.Set(slog.LevelDebug)
+	noTime := func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}
+	log := slog.New(NewJournal(&b, &slog.HandlerOptions{Level: lvl, ReplaceAttr: noTime})).With("service", "dns").WithGroup("g")
+	log.Debug("d")
+	log.Info("i", "k", "two\nlines")
+	log.Warn("w")
+	log.Error("e")
+	log.Log(context.Background(), slog.LevelError+4, "above error")
+	want := []string{
+		`<7>level=DEBUG msg=d service=dns`,
+		`<6>level=INFO msg=i service=dns g.k="two\nlines"`,
+		`<4>level=WARN msg=w service=dns`,
+		`<3>level=ERROR msg=e service=dns`,
+		`<3>level=ERROR+4 msg="above error" service=dns`,
+	}
+	got := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(got) != len(want) {
+		t.Fatalf("%d lines, want %d:\n%s", len(got), len(want), b.String())
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("line %d = %q, want %q", i, got[i], want[i])
+		}
 	}
 }
