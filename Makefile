@@ -25,7 +25,7 @@ NORACE_PKGS ?= $(shell $(GO) list ./pkg/backup/... | grep -v /jobs)
 RACE_FLAGS ?= -race -gcflags=all=-d=checkptr=0
 TEST_FLAGS ?= -count=1 -timeout 25m
 
-.PHONY: all build run test test-deps test-race test-norace bench vet fmt clean package install
+.PHONY: all build run test test-deps test-race test-norace bench vet fmt clean package install check fuzz fuzz-short
 
 all: build
 
@@ -55,9 +55,25 @@ install: build
 test-deps:
 	./scripts/install-test-deps.sh
 
-test: test-deps vet
+test: test-deps vet check
 	$(MAKE) test-norace
 	$(MAKE) test-race
+	$(MAKE) fuzz-short
+
+# Checks on the tree itself: no hostd package linked into the binary
+# imports testing or httptest.
+check:
+	./scripts/check-no-test-code.sh
+
+# Every native fuzz target for FUZZTIME each (committed corpora under each
+# package's testdata/fuzz). `go test` alone replays the corpora; fuzz-short
+# also runs the fuzzing engine a few seconds per target, as CI does.
+FUZZTIME ?= 60s
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) ./scripts/fuzz.sh
+
+fuzz-short:
+	FUZZTIME=3s GO=$(GO) ./scripts/fuzz.sh
 
 test-race:
 	$(GO) test $(RACE_FLAGS) $(TEST_FLAGS) $(RACE_PKGS)
