@@ -51,8 +51,8 @@ type Env struct {
 	// Clock is the service's time: read it (Now, timers) wherever time
 	// matters, so tests can use servicetest.FakeClock.
 	Clock Clock
-	// Now is Clock.Now, kept for the services that still read it;
-	// WithDefaults makes the two agree. New code reads Clock.
+	// Now is Clock.Now, kept for the services that still read it; after
+	// WithDefaults the two agree. New code reads Clock.
 	Now func() time.Time
 	// StateDir is the service's own state directory, already created.
 	StateDir string
@@ -73,11 +73,16 @@ type Env struct {
 	ReleaseMemory func()
 }
 
-// WithDefaults returns e with what every service needs filled in where
-// it is unset, so a constructor (or a test, or a one-shot CLI run) can be
-// handed a partial Env: Logger discards, Clock is RealClock (or the real
-// clock reading Now, when only Now is set), Now is always Clock.Now, Health is
-// NopHealth, Metrics is a fresh registry and Gatherer gathers it.
+// WithDefaults returns e with what every service needs filled in where it
+// is unset, so a constructor (or a test, or a one-shot CLI run) can be
+// handed a partial Env. Each service's New starts with it:
+//
+//   - Logger discards;
+//   - Clock is RealClock, or the real clock reading Now when only Now is
+//     set; Now is then always Clock.Now;
+//   - Health is NopHealth;
+//   - Metrics is a fresh registry, and Gatherer (if unset) gathers it.
+//
 // StateDir, Secrets, Peers and ReleaseMemory stay as they are: a service
 // that needs them checks them itself.
 func (e Env) WithDefaults() Env {

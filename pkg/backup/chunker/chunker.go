@@ -6,7 +6,7 @@ import (
 	"io"
 	"math/bits"
 
-	"github.com/zeebo/blake3"
+	"lukechampine.com/blake3"
 )
 
 // Params fixes chunk sizes for a repository. They are stored in the
@@ -53,11 +53,7 @@ func New(seed [32]byte, p Params) (*Chunker, error) {
 	}
 	c := &Chunker{p: p}
 	var table [256 * 8]byte
-	h := blake3.NewDeriveKey("hostd backup chunker gear table v1")
-	_, _ = h.Write(seed[:])
-	if _, err := h.Digest().Read(table[:]); err != nil {
-		return nil, fmt.Errorf("derive gear table: %w", err)
-	}
+	blake3.DeriveKey(table[:], "hostd backup chunker gear table v1", seed[:])
 	for i := range c.gear {
 		var v uint64
 		for j := range 8 {

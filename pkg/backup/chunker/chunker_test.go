@@ -249,3 +249,22 @@ func TestScanMatchesBytewise(t *testing.T) {
 		}
 	}
 }
+
+// The gear table decides every chunk boundary, so deduplication against
+// older snapshots needs it never to change: BLAKE3 in key derivation mode
+// over the seed, read as little-endian words.
+func TestGearTablePinned(t *testing.T) {
+	var seed [32]byte
+	for i := range seed {
+		seed[i] = byte(i + 1)
+	}
+	c, err := New(seed, DefaultParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range map[int]uint64{0: 0xabd056caa2c538db, 1: 0x9981ab88656fbfa2, 128: 0xea428447c6946c77, 255: 0xa23d05311077f76c} {
+		if c.gear[i] != want {
+			t.Errorf("gear[%d] = %#016x, want %#016x", i, c.gear[i], want)
+		}
+	}
+}

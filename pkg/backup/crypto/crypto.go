@@ -8,9 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 
-	"github.com/zeebo/blake3"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
 	"lukechampine.com/blake3/guts"
@@ -82,7 +80,7 @@ func ParseID(s string) (ID, error) {
 	return id, nil
 }
 
-// RandomID returns a random ID, used to name lock and key files.
+// RandomID returns a random ID, the ID of a new repository.
 func RandomID() ID {
 	var id ID
 	if _, err := rand.Read(id[:]); err != nil {
@@ -100,17 +98,10 @@ type Key struct {
 	Chunker [KeySize]byte // seed of the chunker's gear table
 
 	aead    aeadCipher
-	hasher  *blake3.Hasher
-	hashers *sync.Pool // *blake3.Hasher keyed like hasher, for reuse
-	idWords [8]uint32  // IDKey as BLAKE3 key words, for sumLarge
+	idWords [8]uint32 // IDKey as BLAKE3 key words
 }
 
 type aeadCipher = cipher.AEAD
-
-// NewRandomKey generates a fresh master key for DefaultCipher.
-func NewRandomKey() (*Key, error) {
-	return NewRandomKeyFor(DefaultCipher)
-}
 
 // NewRandomKeyFor generates a fresh master key for cipher c.
 func NewRandomKeyFor(c Cipher) (*Key, error) {
@@ -143,12 +134,7 @@ func (k *Key) init() error {
 	if err != nil {
 		return fmt.Errorf("init cipher: %w", err)
 	}
-	h, err := blake3.NewKeyed(k.IDKey[:])
-	if err != nil {
-		return fmt.Errorf("init keyed hash: %w", err)
-	}
-	k.aead, k.hasher = a, h
-	k.hashers = &sync.Pool{New: func() any { return h.Clone() }}
+	k.aead = a
 	k.idWords = keyWords(&k.IDKey)
 	return nil
 }
@@ -198,21 +184,10 @@ func (k *Key) Open(dst, sealed []byte) ([]byte, error) {
 // Overhead returns how many bytes Seal adds: nonce and tag.
 func (k *Key) Overhead() int { return k.aead.NonceSize() + k.aead.Overhead() }
 
-// ID returns the keyed BLAKE3 hash of data. Safe for concurrent use.
-// Hashers are reused: each holds a 10 KiB buffer, and a backup hashes
-// every file and tree. Large inputs go to the other implementation (see
-// largeInput).
+// ID returns the keyed BLAKE3 hash of data. Safe for concurrent use; it
+// allocates nothing.
 func (k *Key) ID(data []byte) ID {
-	if len(data) >= largeInput {
-		return sumLarge(data, &k.idWords, guts.FlagKeyedHash)
-	}
-	h := k.hashers.Get().(*blake3.Hasher)
-	h.Reset()
-	_, _ = h.Write(data)
-	var id ID
-	h.Sum(id[:0])
-	k.hashers.Put(h)
-	return id
+	return sum(data, &k.idWords, guts.FlagKeyedHash)
 }
 
 // sealWith uses a random nonce: 192 bits with XChaCha20-Poly1305, 96

@@ -4,25 +4,12 @@ import (
 	"encoding/binary"
 	"math/bits"
 
-	"github.com/zeebo/blake3"
 	"lukechampine.com/blake3/guts"
 )
 
-// largeInput is the size from which BLAKE3 runs on the compression
-// functions of lukechampine.com/blake3 instead of on
-// github.com/zeebo/blake3. Both compute the same function; on CPUs with
-// AVX-512 the former compresses 16 chunks at once (1 MiB: 4.1 GB/s
-// against 3.2 GB/s with AVX2 on this project's test machine). Chunks of
-// the default chunker (256 KiB to 4 MiB) and packs are that large; small
-// files and trees stay with zeebo/blake3's pooled hashers.
-const largeInput = 256 << 10
-
 // Hash returns the unkeyed BLAKE3-256 hash of b.
 func Hash(b []byte) [32]byte {
-	if len(b) >= largeInput {
-		return sumLarge(b, &guts.IV, 0)
-	}
-	return blake3.Sum256(b)
+	return sum(b, &guts.IV, 0)
 }
 
 // keyWords returns a BLAKE3 key as the compression function's words.
@@ -33,13 +20,14 @@ func keyWords(key *[KeySize]byte) (w [8]uint32) {
 	return w
 }
 
-// sumLarge returns the BLAKE3-256 hash of data (more than one chunk) for
-// key and flags (guts.IV and 0 unkeyed, the key and FlagKeyedHash
-// keyed). It builds the tree as lukechampine.com/blake3's Hasher does,
-// but on the calling goroutine: the Hasher starts a goroutine for every
-// 16 chunks of a large input, which in a backup whose pipeline already
+// sum returns the BLAKE3-256 hash of data for key and flags (guts.IV and
+// 0 unkeyed, the key and FlagKeyedHash keyed). It builds the tree as
+// lukechampine.com/blake3's Hasher does, but on the calling goroutine
+// and without allocating: the Hasher starts a goroutine for every 16
+// chunks of a large input, which in a backup whose pipeline already
 // keeps every core busy costs allocations and stack growth for nothing.
-func sumLarge(data []byte, key *[8]uint32, flags uint32) (out [32]byte) {
+// On CPUs with AVX-512, guts compresses 16 chunks at once.
+func sum(data []byte, key *[8]uint32, flags uint32) (out [32]byte) {
 	const batch = guts.MaxSIMD * guts.ChunkSize
 	// Subtree roots waiting for a sibling, one per height: bit h of
 	// counter (chunks so far) says whether stack[h] holds one.

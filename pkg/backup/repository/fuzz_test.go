@@ -13,7 +13,7 @@ import (
 
 func testKey(t testing.TB) *crypto.Key {
 	t.Helper()
-	k, err := crypto.NewRandomKey()
+	k, err := crypto.NewRandomKeyFor(crypto.DefaultCipher)
 	if err != nil {
 		t.Fatal(err)
 	}

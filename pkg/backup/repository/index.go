@@ -2,11 +2,16 @@ package repository
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hostd/hostd/pkg/backup/backend"
 )
 
 // Location says where a blob is stored.
@@ -251,3 +256,149 @@ func DecodeIndex(b []byte) (map[ID][]PackBlob, error) {
 
 // errNoIndex marks blobs missing from the index.
 var errNoIndex = errors.New("blob not in index")
+
+// Index returns the in-memory index.
+func (r *Repository) Index() *Index { return r.idx }
+
+// IndexErrors returns index files that could not be read at load time.
+func (r *Repository) IndexErrors() map[ID]error { return r.indexErrs }
+
+// IndexFiles returns the index files loaded.
+func (r *Repository) IndexFiles() []ID {
+	out := make([]ID, 0, len(r.indexFiles))
+	for id := range r.indexFiles {
+		out = append(out, id)
+	}
+	return out
+}
+
+// LoadIndex reads every index file. Unreadable index files are recorded
+// (see IndexErrors) and their packs indexed from the pack headers, so a
+// damaged index never hides intact data.
+func (r *Repository) LoadIndex(ctx context.Context) error {
+	ids, err := r.List(ctx, backend.Index)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	var todo []ID
+	for id := range ids {
+		if !r.indexFiles[id] {
+			todo = append(todo, id)
+		}
+	}
+	for _, id := range todo {
+		g.Go(func() error {
+			b, err := r.LoadFile(gctx, backend.Index, id)
+			var packs map[ID][]PackBlob
+			if err == nil {
+				packs, err = DecodeIndex(b)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				r.indexErrs[id] = err
+				r.log.Warn("index file unreadable, indexing packs from their headers", "index", id.Short(), "err", err)
+				return nil
+			}
+			r.indexFiles[id] = true
+			for p, bs := range packs {
+				r.idx.AddPack(p, bs)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if len(r.indexErrs) > 0 {
+		if _, err := r.AdoptPacks(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReloadIndex drops the in-memory index and reads the index files again
+// (after prune rewrote them).
+func (r *Repository) ReloadIndex(ctx context.Context) error {
+	r.idx = NewIndex()
+	r.indexFiles = map[ID]bool{}
+	r.indexErrs = map[ID]error{}
+	return r.LoadIndex(ctx)
+}
+
+// AdoptPacks indexes (in memory, and in the next index file written) every
+// pack that no index file names: the packs of an interrupted backup, or
+// those of a damaged index file. It returns how many packs it adopted.
+func (r *Repository) AdoptPacks(ctx context.Context) (int, error) {
+	packs, err := r.List(ctx, backend.Pack)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for id, size := range packs {
+		if r.idx.HasPack(id) {
+			continue
+		}
+		blobs, err := r.LoadPackHeader(ctx, id, size)
+		if err != nil {
+			r.log.Warn("pack not indexed and unreadable, prune removes it", "pack", id.Short(), "err", err)
+			continue
+		}
+		r.idx.AddPack(id, blobs)
+		r.mu.Lock()
+		r.unindexed[id] = blobs
+		r.mu.Unlock()
+		n++
+	}
+	return n, nil
+}
+
+// WriteIndex stores one index file listing packs and returns its ID.
+func (r *Repository) WriteIndex(ctx context.Context, packs map[ID][]PackBlob) (ID, error) {
+	b, err := EncodeIndex(packs)
+	if err != nil {
+		return ID{}, err
+	}
+	id, err := r.SaveFile(ctx, backend.Index, b)
+	if err != nil {
+		return id, fmt.Errorf("save index: %w", err)
+	}
+	return id, nil
+}
+
+// writeIndex writes an index file for the packs saved since the last one.
+func (r *Repository) writeIndex(ctx context.Context) error {
+	r.indexMu.Lock()
+	defer r.indexMu.Unlock()
+	r.mu.Lock()
+	packs := r.unindexed
+	r.unindexed = map[ID][]PackBlob{}
+	r.mu.Unlock()
+	if len(packs) == 0 {
+		return nil
+	}
+	b, err := EncodeIndex(packs)
+	if err == nil {
+		var id ID
+		id, err = r.SaveFile(context.WithoutCancel(ctx), backend.Index, b)
+		if err == nil {
+			r.mu.Lock()
+			r.indexFiles[id] = true
+			r.mu.Unlock()
+			return nil
+		}
+	}
+	r.mu.Lock()
+	for id, bs := range packs {
+		r.unindexed[id] = bs
+	}
+	r.mu.Unlock()
+	return fmt.Errorf("save index: %w", err)
+}

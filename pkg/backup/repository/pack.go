@@ -1,11 +1,13 @@
 package repository
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
 
+	"github.com/hostd/hostd/pkg/backup/backend"
 	"github.com/hostd/hostd/pkg/backup/crypto"
 )
 
@@ -262,4 +264,80 @@ func parsePackTrailer(tail []byte, packSize int64) (int64, int, error) {
 // Location returns where b is, in pack.
 func (b PackBlob) Location(pack ID) Location {
 	return Location{Pack: pack, Offset: b.Offset, Length: b.Length, RawLength: b.RawLength, Compressed: b.Compressed, Inner: b.Inner, SegmentRaw: b.SegmentRaw}
+}
+
+// PackLimit returns the most bytes a pack of this repository can hold:
+// its pack size, or one segment when a single segment is larger, plus the
+// header. LoadPack refuses larger files.
+func (r *Repository) PackLimit() int64 {
+	return int64(max(r.cfg.PackSize, maxSealedSegment)) + maxHeaderSize + 4
+}
+
+// LoadPack reads the whole pack id (for check, prune and repair),
+// refusing before reading one larger than PackLimit: the storage may
+// hold a file of any size under a pack's name.
+func (r *Repository) LoadPack(ctx context.Context, id ID) ([]byte, error) {
+	return backend.LoadFile(ctx, r.be, backend.Handle{Type: backend.Pack, Name: id.String()}, r.PackLimit())
+}
+
+// LoadPackHeader reads and decrypts the header of pack id of size bytes.
+func (r *Repository) LoadPackHeader(ctx context.Context, id ID, size int64) ([]PackBlob, error) {
+	h := backend.Handle{Type: backend.Pack, Name: id.String()}
+	if size < 4 || size > r.PackLimit() {
+		return nil, fmt.Errorf("pack %s: size %d out of range 4..%d", id.Short(), size, r.PackLimit())
+	}
+	tailLen := min(size, 64<<10)
+	tail, err := r.be.Load(ctx, h, size-tailLen, int(tailLen))
+	if err != nil {
+		return nil, err
+	}
+	return r.decodePackTail(tail, size)
+}
+
+func (r *Repository) decodePackTail(tail []byte, size int64) ([]PackBlob, error) {
+	off, hl, err := parsePackTrailer(tail, size)
+	if err != nil {
+		return nil, err
+	}
+	start := int64(len(tail)) - 4 - int64(hl)
+	if start < 0 {
+		return nil, fmt.Errorf("pack header of %d bytes beyond tail read", hl)
+	}
+	hdr, err := r.key.Open(nil, tail[start:len(tail)-4])
+	if err != nil {
+		return nil, fmt.Errorf("pack header: %w", err)
+	}
+	return DecodePackHeader(hdr, off)
+}
+
+// ErrPackContent says a pack's content does not hash to its name.
+var ErrPackContent = errors.New("content does not match its name")
+
+// DecodePack verifies a whole pack file: its name, header and every blob.
+// It returns the header's blobs and, per blob, an error or nil. A pack
+// whose content does not match its name is still decoded when its header
+// is intact, so that the damage is narrowed to the blobs it hit: the
+// error is then ErrPackContent, returned with the blobs and their errors.
+func (r *Repository) DecodePack(id ID, data []byte) ([]PackBlob, []error, error) {
+	var nameErr error
+	if fileID(data) != id {
+		nameErr = ErrPackContent
+	}
+	size := int64(len(data))
+	if size < 4 {
+		return nil, nil, errors.Join(nameErr, errors.New("pack too short"))
+	}
+	blobs, err := r.decodePackTail(data, size)
+	if err != nil {
+		if nameErr != nil {
+			return nil, nil, fmt.Errorf("%w; header: %w", nameErr, err)
+		}
+		return nil, nil, err
+	}
+	errs := make([]error, len(blobs))
+	d := r.NewSegmentDecoder()
+	for i, b := range blobs {
+		_, errs[i] = d.Decode(b.BlobHandle, data[b.Offset:b.Offset+b.Length], b.Location(id), nil)
+	}
+	return blobs, errs, nameErr
 }

@@ -2,6 +2,7 @@ package repository
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -354,4 +355,27 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// SaveTree encodes and stores a tree blob.
+func (r *Repository) SaveTree(ctx context.Context, t *Tree) (ID, error) {
+	b, err := EncodeTree(t)
+	if err != nil {
+		return ID{}, err
+	}
+	id, _, err := r.SaveBlob(ctx, TreeBlob, b)
+	return id, err
+}
+
+// LoadTree loads and decodes a tree blob.
+func (r *Repository) LoadTree(ctx context.Context, id ID) (*Tree, error) {
+	b, err := r.LoadBlob(ctx, BlobHandle{Type: TreeBlob, ID: id}, nil)
+	if err != nil {
+		return nil, err
+	}
+	t, err := DecodeTree(b)
+	if err != nil {
+		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
+	}
+	return t, nil
 }

@@ -1,0 +1,327 @@
+package repository
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hostd/hostd/pkg/backup/backend"
+)
+
+// indexFlushPacks is how many new packs trigger writing an index file, so
+// a killed backup leaves most of its packs indexed.
+const indexFlushPacks = 16
+
+// openGroup is a segment being filled with blobs.
+type openGroup struct {
+	buf   []byte
+	blobs []segBlob
+}
+
+// HasBlob reports whether h is stored or being stored.
+func (r *Repository) HasBlob(h BlobHandle) bool {
+	if r.idx.Has(h) {
+		return true
+	}
+	r.mu.Lock()
+	_, ok := r.pending[h]
+	r.mu.Unlock()
+	return ok
+}
+
+// SaveBlob stores data as a blob of type t unless the repository already
+// has it. It returns the blob ID and whether the blob was new. Safe for
+// concurrent use; compression and encryption run in the caller's
+// goroutine, and the caller that fills a pack writes it.
+func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte) (ID, bool, error) {
+	return r.saveBlob(ctx, t, data, false)
+}
+
+// RepackBlob stores data again even though the index has it (prune moves
+// used blobs out of packs it deletes).
+func (r *Repository) RepackBlob(ctx context.Context, t BlobType, data []byte) error {
+	_, _, err := r.saveBlob(ctx, t, data, true)
+	return err
+}
+
+// SavedPacks returns the packs written since Open.
+func (r *Repository) SavedPacks() map[ID][]PackBlob {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[ID][]PackBlob, len(r.saved))
+	for id, bs := range r.saved {
+		out[id] = bs
+	}
+	return out
+}
+
+func (r *Repository) saveBlob(ctx context.Context, t BlobType, data []byte, force bool) (ID, bool, error) {
+	h := BlobHandle{Type: t, ID: r.key.ID(data)}
+	if !force && r.idx.Has(h) {
+		return h.ID, false, nil
+	}
+	r.mu.Lock()
+	if r.saveErr != nil {
+		err := r.saveErr
+		r.mu.Unlock()
+		return h.ID, false, err
+	}
+	if _, ok := r.pending[h]; ok {
+		r.mu.Unlock()
+		return h.ID, false, nil
+	}
+	r.pending[h] = struct{}{}
+	// Data segments stay within half a pack, so small packs still hold
+	// several.
+	target := min(groupTargetData, r.cfg.PackSize/2)
+	if t == TreeBlob {
+		target = groupTargetTree
+	}
+	if !r.cfg.Grouped() || len(data) >= target {
+		r.mu.Unlock()
+		return h.ID, true, r.storeSegment(ctx, []segBlob{{h: h, rawLen: len(data)}}, data)
+	}
+	// The blob joins its type's open segment. A segment it would take
+	// past the target is closed first. A closed data segment is
+	// compressed and stored in the background, so callers go on reading
+	// and chunking; a tree segment is stored by its caller.
+	var full *openGroup
+	g := r.groups[t]
+	if g != nil && len(g.buf)+len(data) > target {
+		full, g = g, nil
+	}
+	if g == nil {
+		g = &openGroup{buf: r.getGroupBuf(t)}
+		r.groups[t] = g
+	}
+	g.buf = append(g.buf, data...)
+	g.blobs = append(g.blobs, segBlob{h: h, rawLen: len(data)})
+	if len(g.buf) >= target || len(g.blobs) >= maxGroupBlobs {
+		r.groups[t] = nil // filled by this blob: closed too
+	} else {
+		g = nil
+	}
+	r.mu.Unlock()
+	var err error
+	for _, c := range []*openGroup{full, g} {
+		if c != nil {
+			if cerr := r.closeGroup(ctx, t, c); err == nil {
+				err = cerr
+			}
+		}
+	}
+	return h.ID, true, err
+}
+
+// getGroupBuf returns an empty buffer for an open segment of type t.
+func (r *Repository) getGroupBuf(t BlobType) []byte {
+	if t == TreeBlob {
+		return make([]byte, 0, groupTargetTree)
+	}
+	return r.groupBufs.get()
+}
+
+// closeGroup stores a segment that is full: a data segment in the
+// background, at most GOMAXPROCS at once (the caller waits for a slot),
+// a tree segment right away.
+func (r *Repository) closeGroup(ctx context.Context, t BlobType, g *openGroup) error {
+	if t != DataBlob {
+		return r.storeGroup(ctx, g)
+	}
+	select {
+	case r.compressing <- struct{}{}:
+	case <-ctx.Done():
+		return r.storeGroup(ctx, g) // cancelled: still store it (checkpoint)
+	}
+	r.compressWG.Add(1)
+	go func() {
+		defer r.compressWG.Done()
+		defer func() { <-r.compressing }()
+		if err := r.storeGroup(ctx, g); err != nil {
+			r.mu.Lock()
+			if r.saveErr == nil {
+				r.saveErr = err
+			}
+			r.mu.Unlock()
+		}
+	}()
+	return nil
+}
+
+// storeGroup stores a filled (or flushed) group as one segment.
+func (r *Repository) storeGroup(ctx context.Context, g *openGroup) error {
+	err := r.storeSegment(ctx, g.blobs, g.buf)
+	r.groupBufs.put(g.buf)
+	return err
+}
+
+// storeSegment compresses and seals payload, the plaintext of blobs, into
+// the pack being filled, and writes the pack when it is full.
+func (r *Repository) storeSegment(ctx context.Context, blobs []segBlob, payload []byte) error {
+	comp, tmp, compressed := r.compressBlob(payload)
+	sealedLen := len(comp) + r.key.Overhead()
+
+	r.mu.Lock()
+	var full *packBuilder
+	// A segment that would overflow the pack closes it first, so packs
+	// stay within PackSize (plus the header) unless one segment is larger.
+	if r.cur != nil && len(r.cur.blobs) > 0 && (len(r.cur.buf)+sealedLen > r.cfg.PackSize || len(r.cur.blobs)+len(blobs) > maxPackBlobs) {
+		full, r.cur = r.cur, nil
+	}
+	if r.cur == nil {
+		r.cur = r.newPackBuilder(sealedLen)
+	}
+	// Reserve the segment's place in the pack and seal into it outside
+	// the lock: no intermediate buffer, and workers encrypt in parallel.
+	cur := r.cur
+	dst := cur.reserve(blobs, sealedLen, len(payload), compressed)
+	r.stats.Blobs += len(blobs)
+	r.stats.BytesRaw += int64(len(payload))
+	r.stats.BytesStored += int64(sealedLen)
+	if full == nil && len(cur.buf) >= r.cfg.PackSize {
+		full, r.cur = cur, nil
+	}
+	r.mu.Unlock()
+	r.key.Seal(dst[:0], comp)
+	cur.writers.Done()
+	if tmp != nil {
+		r.compBufs.put(tmp)
+	}
+	if full != nil {
+		// Write the pack in the background (fsync is slow) while this
+		// worker goes on compressing; at most uploadSlots packs are in
+		// flight, which bounds memory.
+		select {
+		case r.uploads <- struct{}{}:
+		case <-ctx.Done():
+			// Cancelled: still write it, synchronously (checkpoint).
+			return r.savePack(ctx, full, false)
+		}
+		r.uploadWG.Add(1)
+		go func() {
+			defer r.uploadWG.Done()
+			defer func() { <-r.uploads }()
+			_ = r.savePack(ctx, full, true) // the error is kept in r.saveErr
+		}()
+	}
+	return nil
+}
+
+// newPackBuilder returns an empty pack whose buffer holds at least
+// first bytes of blobs plus the header, so reserve never reallocates.
+func (r *Repository) newPackBuilder(first int) *packBuilder {
+	if first > r.cfg.PackSize {
+		return &packBuilder{buf: make([]byte, 0, first+packSlack)}
+	}
+	return &packBuilder{buf: r.packBufs.get()}
+}
+
+// savePack writes a finished pack. It runs to completion even when ctx is
+// cancelled, so a cancelled backup still keeps what it had packed. A pack
+// written in the background, while other goroutines compress, is staged
+// and committed when the backend can; one the caller waits for is saved.
+func (r *Repository) savePack(ctx context.Context, p *packBuilder, background bool) error {
+	ctx = context.WithoutCancel(ctx)
+	p.writers.Wait() // blobs still being sealed into it
+	data, id := p.finish(r.key, r.cfg.Grouped())
+	h := backend.Handle{Type: backend.Pack, Name: id.String()}
+	var err error
+	if stager, ok := r.be.(backend.Stager); ok && background {
+		// The buffer goes back once the data is written, before the wait
+		// for the disk: packs being synced hold no memory.
+		var st backend.Staged
+		st, err = stager.Stage(ctx, h, data)
+		r.packBufs.put(p.buf)
+		if err == nil {
+			err = st.Commit()
+		}
+	} else {
+		err = r.be.Save(ctx, h, data)
+		r.packBufs.put(p.buf)
+	}
+	r.mu.Lock()
+	if err != nil {
+		err = fmt.Errorf("save pack %s: %w", id.Short(), err)
+		if r.saveErr == nil {
+			r.saveErr = err
+		}
+		r.mu.Unlock()
+		return err
+	}
+	r.idx.AddPack(id, p.blobs)
+	for _, b := range p.blobs {
+		delete(r.pending, b.BlobHandle)
+	}
+	r.unindexed[id] = p.blobs
+	r.saved[id] = p.blobs
+	r.stats.Packs++
+	flush := len(r.unindexed) >= indexFlushPacks
+	r.mu.Unlock()
+	if flush {
+		return r.writeIndex(ctx)
+	}
+	return nil
+}
+
+// Flush writes the pack being filled and an index file for every pack not
+// yet indexed. It completes even if ctx is cancelled (checkpoint).
+func (r *Repository) Flush(ctx context.Context) error {
+	r.mu.Lock()
+	groups := r.groups
+	r.groups = [TreeBlob + 1]*openGroup{}
+	r.mu.Unlock()
+	var gerr error
+	for _, g := range groups {
+		if g != nil && len(g.blobs) > 0 {
+			if err := r.storeGroup(ctx, g); gerr == nil {
+				gerr = err
+			}
+		}
+	}
+	r.compressWG.Wait() // segments compressed in the background
+	r.uploadWG.Wait()
+	if st, ok := r.be.(backend.Stager); ok {
+		st.Idle() // the last pack is saved in the foreground, below
+	}
+	r.mu.Lock()
+	p := r.cur
+	r.cur = nil
+	err := r.saveErr
+	if err == nil {
+		err = gerr
+	}
+	r.mu.Unlock()
+	if p != nil && len(p.blobs) > 0 {
+		if serr := r.savePack(ctx, p, false); err == nil {
+			err = serr
+		}
+	}
+	if ierr := r.writeIndex(ctx); err == nil {
+		err = ierr
+	}
+	return err
+}
+
+// compressBlob returns the payload to seal for data: its zstd frame in
+// a buffer of r.compBufs (tmp, for the caller to put back) when that
+// saves at least 1/32, else data itself (tmp nil).
+func (r *Repository) compressBlob(data []byte) (payload []byte, tmp []byte, compressed bool) {
+	if r.cfg.Compression > 0 && len(data) > 64 {
+		// Output that does not save 1/32 is not kept, so a buffer of
+		// the input's size suffices; zstd grows it if it must.
+		if len(data) <= compBufSize {
+			tmp = r.compBufs.get()
+		} else {
+			tmp = make([]byte, 0, len(data))
+		}
+		c := r.enc.EncodeAll(data, tmp)
+		if len(c) < len(data)-len(data)/32 {
+			return c, tmp, true
+		}
+		r.compBufs.put(tmp)
+	}
+	return data, nil, false
+}
+
+// compBufSize is the capacity of pooled compression buffers: a whole
+// data segment.
+const compBufSize = groupTargetData
