@@ -24,7 +24,7 @@ func startAudioDaemon(t *testing.T, pw *testenv.PipeWire, section string) (socke
 		fmt.Sprintf("audio:\n  enable: true\n  server: %s\n%s", pw.Server, section))
 	testenv.WaitFor(t, 10*time.Second, func() error {
 		var st audio.Status
-		if err := api.NewClient(socket).Get(context.Background(), "/v1/audio/status", &st); err != nil {
+		if err := api.NewClient(socket).Get(context.Background(), api.RouteAudioStatus, &st); err != nil {
 			return err
 		}
 		if !st.Connected {

@@ -71,7 +71,7 @@ asks the running daemon; with --local (or when no daemon runs) it loads
 				file, local = args[0], true
 			}
 			if !local {
-				path := "/v1/config"
+				path := api.RouteConfig
 				if g.json {
 					path += "?format=json"
 				}
@@ -117,7 +117,7 @@ asks the running daemon; with --local (or when no daemon runs) it loads
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var res api.ConfigReload
-			err := g.client().Post(cmd.Context(), "/v1/config/reload", nil, &res)
+			err := g.client().Post(cmd.Context(), api.RouteConfigReload, nil, &res)
 			var he *api.HTTPError
 			switch {
 			case errors.As(err, &he) && he.Code == http.StatusUnprocessableEntity:

@@ -38,7 +38,7 @@ Examples:
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q := url.Values{"query": {args[0]}}
-			path := "/v1/metrics/query"
+			path := api.RouteMetricsQuery
 			if since > 0 {
 				now := time.Now()
 				start = fmt.Sprint(now.Add(-since).Unix())
@@ -49,7 +49,7 @@ Examples:
 				if start == "" || end == "" {
 					return usageError(cmd, errors.New("range queries need both --start and --end (or --since)"))
 				}
-				path = "/v1/metrics/query_range"
+				path = api.RouteMetricsQueryRange
 				q.Set("start", start)
 				q.Set("end", end)
 				q.Set("step", step)

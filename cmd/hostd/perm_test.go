@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/hostd/hostd/internal/api"
+	"github.com/hostd/hostd/internal/daemon/daemontest"
 	"github.com/hostd/hostd/internal/testenv"
 )
 
@@ -25,25 +26,25 @@ type route struct {
 
 // routes is every route of the daemon and its services.
 var routes = []route{
-	{"GET", "/v1/status", false},
-	{"GET", "/v1/version", false},
-	{"GET", "/v1/config", false},
-	{"POST", "/v1/config/reload", true},
-	{"GET", "/v1/netcfg/status", false},
-	{"POST", "/v1/netcfg/dns/query", false},
-	{"POST", "/v1/netcfg/dns/flush", true},
-	{"GET", "/v1/metrics/query?query=up", false},
-	{"GET", "/v1/proxy/status", false},
-	{"POST", "/v1/proxy/test", true},
-	{"GET", "/v1/backup/jobs", false},
-	{"POST", "/v1/backup/run", true},
-	{"GET", "/v1/containers/status", false},
-	{"POST", "/v1/containers/prune", true},
-	{"GET", "/v1/audio/status", false},
-	{"POST", "/v1/audio/volume", true},
-	{"POST", "/v1/audio/mute", true},
-	{"POST", "/v1/audio/default", true},
-	{"POST", "/v1/audio/profile", true},
+	{"GET", api.RouteStatus, false},
+	{"GET", api.RouteVersion, false},
+	{"GET", api.RouteConfig, false},
+	{"POST", api.RouteConfigReload, true},
+	{"GET", api.RouteNetcfgStatus, false},
+	{"POST", api.RouteNetcfgDNSQuery, false},
+	{"POST", api.RouteNetcfgDNSFlush, true},
+	{"GET", api.RouteMetricsQuery + "?query=up", false},
+	{"GET", api.RouteProxyStatus, false},
+	{"POST", api.RouteProxyTest, true},
+	{"GET", api.RouteBackupJobs, false},
+	{"POST", api.RouteBackupRun, true},
+	{"GET", api.RouteContainersStatus, false},
+	{"POST", api.RouteContainersPrune, true},
+	{"GET", api.RouteAudioStatus, false},
+	{"POST", api.RouteAudioVolume, true},
+	{"POST", api.RouteAudioMute, true},
+	{"POST", api.RouteAudioDefault, true},
+	{"POST", api.RouteAudioProfile, true},
 }
 
 // readerWorld is a daemon run as root with hostd.socket_group set and
@@ -90,7 +91,7 @@ func newReaderWorld(t *testing.T) *readerWorld {
 	if err := os.WriteFile(secret, []byte("x\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	td := runTestDaemon(t, registrations(), func(td testDaemon) string {
+	config := func(td *daemontest.Daemon) string {
 		if err := os.Chmod(td.Dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +131,8 @@ audio:
   enable: true
   server: unix:%[1]s/no-pulse
 `, td.Dir, td.Socket, td.HTTP, testenv.FreeAddr(t), testenv.FreeAddr(t), secret)
-	})
+	}
+	td := daemontest.Start(t, daemontest.Options{Registrations: registrations(), Config: config})
 	return &readerWorld{socket: td.Socket, bin: bin, cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 }
 

@@ -91,7 +91,7 @@ func TestRunExampleConfig(t *testing.T) {
 		}
 	}
 	var st api.Status
-	if err := api.NewClient(filepath.Join(dir, "hostd.sock")).Get(context.Background(), "/v1/status", &st); err != nil {
+	if err := api.NewClient(filepath.Join(dir, "hostd.sock")).Get(context.Background(), api.RouteStatus, &st); err != nil {
 		t.Fatal(err)
 	}
 	states := map[string]string{}

@@ -25,7 +25,7 @@ Exit status: 0 when every enabled service is ready, 1 when any is not,
 3 when the daemon is not running.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, err := g.client().Raw(cmd.Context(), "GET", "/v1/status", nil)
+			raw, err := g.client().Raw(cmd.Context(), "GET", api.RouteStatus, nil)
 			if errors.Is(err, api.ErrNotRunning) {
 				return &exitError{code: 3, err: err}
 			}

@@ -58,60 +58,17 @@ func startDaemon(t *testing.T, services string) (socket string) {
 // config sections, and waits until its socket answers.
 func startDaemonWith(t *testing.T, regs []daemon.Registration, services string) (socket string) {
 	t.Helper()
-	return runTestDaemon(t, regs, func(td testDaemon) string {
-		return fmt.Sprintf("hostd:\n  state_dir: %s\n  socket: %s\n  http:\n    listen: %s\n  restart_backoff: 50ms\n%s",
-			filepath.Join(td.Dir, "state"), td.Socket, td.HTTP, services)
-	}).Socket
+	return daemontest.Start(t, daemontest.Options{Registrations: regs, Sections: services}).Socket
 }
 
 // testDaemon is a daemon run in-process by a test.
-type testDaemon struct {
-	Dir    string // its private directory (config, state, log)
-	Socket string // local API socket
-	HTTP   string // HTTP listener address
-}
+type testDaemon = *daemontest.Daemon
 
-// runTestDaemon writes the config that config returns, runs the daemon
-// in-process until the test ends (its log is printed if the test failed),
-// and waits until its socket answers.
+// runTestDaemon runs a daemon in-process on the config that config
+// returns (daemontest.Start).
 func runTestDaemon(t *testing.T, regs []daemon.Registration, config func(td testDaemon) string) testDaemon {
 	t.Helper()
-	dir := testenv.TempDir(t)
-	td := testDaemon{Dir: dir, Socket: filepath.Join(dir, "hostd.sock"), HTTP: testenv.FreeAddr(t)}
-	cfg := filepath.Join(dir, "hostd.yaml")
-	if err := os.WriteFile(cfg, []byte(config(td)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	logf, err := os.Create(filepath.Join(dir, "log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		done <- daemon.Run(ctx, daemon.Options{
-			ConfigFile:    cfg,
-			Registrations: regs,
-			Version:       "test",
-			Stderr:        logf,
-			Signals:       make(chan os.Signal),
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "log"))
-			t.Logf("daemon log:\n%s", b)
-		}
-	})
-	testenv.WaitFor(t, 10*time.Second, func() error {
-		return api.NewClient(td.Socket).Get(context.Background(), "/v1/status", &api.Status{})
-	})
-	return td
+	return daemontest.Start(t, daemontest.Options{Registrations: regs, Config: config})
 }
 
 func TestStatusAgainstRunningDaemon(t *testing.T) {

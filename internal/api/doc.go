@@ -9,6 +9,8 @@
 // success. Permissions are declared per route by the service that owns it
 // (RequireWriter); the daemon adds no blanket check.
 //
-// Routes are versioned (/v1/...). The daemon's route table lives in
-// internal/daemon; each service adds its own routes under /v1/<service>/.
+// Routes are versioned (/v1/...) and their paths are declared once, in
+// routes.go, for the daemon, the services and the CLI. The daemon's route
+// table lives in internal/daemon; each service adds its own routes under
+// /v1/<service>/.
 package api

@@ -20,8 +20,9 @@ type Options struct {
 	// Logger receives the tree's log lines; each service's lines carry
 	// service=<name>. Default: slog.Default().
 	Logger *slog.Logger
-	// Now is the clock for "since" times. Default: time.Now.
-	Now func() time.Time
+	// Clock is the time of "since" fields and of restart backoff waits.
+	// Default: service.RealClock.
+	Clock service.Clock
 	// BackoffMin is the wait before the first restart of a failed service;
 	// it doubles with each consecutive failure. Default: 1s.
 	BackoffMin time.Duration
@@ -38,6 +39,9 @@ type Tree struct {
 	opts Options
 	log  *slog.Logger
 	root *suture.Supervisor
+	// backoff is the restart wait of every service; only its Delay is
+	// used, with each unit's own count of failures.
+	backoff service.Backoff
 
 	mu      sync.Mutex
 	units   map[string]*unit
@@ -50,8 +54,8 @@ func New(opts Options) *Tree {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = service.RealClock{}
 	}
 	if opts.BackoffMin <= 0 {
 		opts.BackoffMin = time.Second
@@ -62,7 +66,10 @@ func New(opts Options) *Tree {
 	if opts.StopTimeout <= 0 {
 		opts.StopTimeout = 10 * time.Second
 	}
-	t := &Tree{opts: opts, log: opts.Logger, units: map[string]*unit{}, changes: make(chan struct{})}
+	t := &Tree{
+		opts: opts, log: opts.Logger, units: map[string]*unit{}, changes: make(chan struct{}),
+		backoff: service.Backoff{Min: opts.BackoffMin, Max: opts.BackoffMax},
+	}
 	t.root = suture.New("hostd", suture.Spec{
 		EventHook: t.event,
 		Timeout:   opts.StopTimeout,
@@ -75,7 +82,7 @@ func New(opts Options) *Tree {
 	return t
 }
 
-func (t *Tree) now() time.Time { return t.opts.Now() }
+func (t *Tree) now() time.Time { return t.opts.Clock.Now() }
 
 // event turns suture's events into log lines.
 func (t *Tree) event(e suture.Event) {

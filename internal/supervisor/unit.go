@@ -197,6 +197,9 @@ func (r *runner) finish(ctx context.Context, err error) error {
 	return err
 }
 
+// backoff is the wait before restarting after the unit's consecutive
+// failures: none before the first run, BackoffMin after one failure,
+// doubling up to BackoffMax.
 func (r *runner) backoff() time.Duration {
 	r.u.mu.Lock()
 	n := r.u.failures
@@ -204,11 +207,7 @@ func (r *runner) backoff() time.Duration {
 	if n == 0 {
 		return 0
 	}
-	d := r.u.tree.opts.BackoffMin
-	for i := 1; i < n && d < r.u.tree.opts.BackoffMax; i++ {
-		d *= 2
-	}
-	return min(d, r.u.tree.opts.BackoffMax)
+	return r.u.tree.backoff.Delay(n - 1)
 }
 
 func (r *runner) waitBackoff(ctx context.Context) error {
@@ -216,15 +215,11 @@ func (r *runner) waitBackoff(ctx context.Context) error {
 	if d <= 0 {
 		return nil
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
+	if err := service.Sleep(ctx, r.u.tree.opts.Clock, d); err != nil {
 		r.u.setState(Stopped, nil)
-		return ctx.Err()
-	case <-t.C:
-		return nil
+		return err
 	}
+	return nil
 }
 
 func (r *runner) waitDeps(ctx context.Context) error {
