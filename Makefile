@@ -61,9 +61,11 @@ test: test-deps vet check
 	$(MAKE) fuzz-short
 
 # Checks on the tree itself: no hostd package linked into the binary
-# imports testing or httptest.
+# imports testing or httptest; every file formatted and its imports grouped
+# as goimports does.
 check:
 	./scripts/check-no-test-code.sh
+	GO=$(GO) ./scripts/check-fmt.sh
 
 # Every native fuzz target for FUZZTIME each (committed corpora under each
 # package's testdata/fuzz). `go test` alone replays the corpora; fuzz-short
@@ -90,7 +92,8 @@ bench:
 	@for s in bench/*/run.sh; do echo "== $$s"; bash $$s || exit 1; done
 
 fmt:
-	gofmt -w $$(git ls-files '*.go')
+	GO=$(GO) ./scripts/check-fmt.sh >/dev/null || true
+	$${XDG_CACHE_HOME:-$$HOME/.cache}/hostd-test/goimports-v0.53.0/goimports -local github.com/hostd/hostd -w $$(git ls-files '*.go')
 
 clean:
 	rm -rf bin .state dist

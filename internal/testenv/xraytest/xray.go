@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"github.com/hostd/hostd/internal/testenv"
 	"io"
 	"log"
 	"net"
@@ -18,6 +17,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/hostd/hostd/internal/testenv"
 
 	goreality "github.com/xtls/reality"
 

@@ -18,11 +18,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hostd/hostd/internal/safefile"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/hostd/hostd/internal/safefile"
 )
 
 // SFTPOptions configures the SFTP backend. Zero values pick OpenSSH's
