@@ -179,13 +179,23 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 	}
 	before := repo.SavedPacks()
 	for _, u := range repack {
-		data, err := repo.Backend().Load(ctx, backend.Handle{Type: backend.Pack, Name: u.id.String()}, 0, 0)
+		// At most PackLimit bytes: a larger file under a pack's name is
+		// damage, which repair deals with.
+		data, err := repo.LoadPack(ctx, u.id)
+		if errors.Is(err, backend.ErrTooLarge) {
+			return nil, fmt.Errorf("prune: repack %s: damaged: %w (run check --read-data, then repair)", u.id.Short(), err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("prune: repack %s: %w", u.id.Short(), err)
 		}
 		dec := repo.NewSegmentDecoder()
 		for _, b := range u.usedBlobs {
-			plain, err := dec.Decode(b.BlobHandle, data[b.Offset:b.Offset+b.Length], b.Location(u.id), nil)
+			span := blobSpan(data, b)
+			if span == nil {
+				return nil, fmt.Errorf("prune: repack %s: damaged: blob %s at %d..%d beyond the pack's %d bytes (run check --read-data, then repair)",
+					u.id.Short(), b.BlobHandle, b.Offset, uint64(b.Offset)+uint64(b.Length), len(data))
+			}
+			plain, err := dec.Decode(b.BlobHandle, span, b.Location(u.id), nil)
 			if err != nil {
 				return nil, fmt.Errorf("prune: repack %s: %w (run check --read-data, then repair)", u.id.Short(), err)
 			}

@@ -82,34 +82,47 @@ func (r *Repository) Repair(ctx context.Context, opts RepairOptions) (*RepairRes
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		data, err := repo.Backend().Load(ctx, backend.Handle{Type: backend.Pack, Name: id.String()}, 0, 0)
+		// At most PackLimit bytes: a larger file under a pack's name is
+		// damage, and its segments are read one by one below instead.
+		data, err := repo.LoadPack(ctx, id)
 		if errors.Is(err, fs.ErrNotExist) {
 			delete(packs, id) // gone since it was listed: missing
 			continue
 		}
-		if err != nil {
+		tooLarge := errors.Is(err, backend.ErrTooLarge)
+		if err != nil && !tooLarge {
 			// Not proof of damage (the disk or the connection may fail
 			// for a moment): nothing is dropped on a guess.
 			return nil, fmt.Errorf("repair: read pack %s: %w", id.Short(), err)
 		}
 		res.PacksRead++
-		blobs, errs, err := repo.DecodePack(id, data)
-		if err == nil && !anyErr(errs) {
-			keep[id] = blobs
-			continue
+		var blobs []repository.PackBlob
+		var errs []error
+		if !tooLarge {
+			blobs, errs, err = repo.DecodePack(id, data)
+			if err == nil && !anyErr(errs) {
+				keep[id] = blobs
+				continue
+			}
 		}
 		res.PacksDamaged++
 		damaged = append(damaged, id)
 		if blobs == nil {
-			// The header is unreadable: the index says where the blobs
-			// were, and those still intact are saved from there.
+			// The header is unreadable (or the file too large to be a
+			// pack): the index says where the blobs were, and those
+			// still intact are saved from there.
 			blobs, errs = indexed[id], nil
 		}
+		seg := segmentSource{ctx: ctx, repo: repo, pack: id, data: data, whole: !tooLarge}
 		dec := repo.NewSegmentDecoder()
 		for i, b := range blobs {
 			var plain []byte
 			if errs == nil || errs[i] == nil {
-				plain, err = dec.Decode(b.BlobHandle, blobSpan(data, b), b.Location(id), nil)
+				var span []byte
+				if span, err = seg.span(b); err != nil {
+					return nil, fmt.Errorf("repair: %w", err)
+				}
+				plain, err = dec.Decode(b.BlobHandle, span, b.Location(id), nil)
 			} else {
 				err = errs[i]
 			}
@@ -193,4 +206,42 @@ func blobSpan(data []byte, b repository.PackBlob) []byte {
 		return nil
 	}
 	return data[b.Offset:end]
+}
+
+// segmentSource gives the sealed segments of a damaged pack: from data
+// when the whole pack was read, else by one bounded read per segment (of
+// its length in the index, at most one sealed segment), for a file too
+// large to read whole.
+type segmentSource struct {
+	ctx   context.Context
+	repo  *repository.Repository
+	pack  repository.ID
+	data  []byte
+	whole bool
+	// off and buf are the last segment read: the blobs of a shared
+	// segment come one after another.
+	off uint32
+	buf []byte
+}
+
+// span returns b's sealed segment, or nil when the pack does not hold it
+// (cut short). Only a failed read is an error: it is not proof of damage.
+func (s *segmentSource) span(b repository.PackBlob) ([]byte, error) {
+	if s.whole {
+		return blobSpan(s.data, b), nil
+	}
+	if b.Length == 0 || int64(b.Offset)+int64(b.Length) > s.repo.PackLimit() {
+		return nil, nil // no pack of this repository holds it
+	}
+	if s.buf != nil && s.off == b.Offset && len(s.buf) == int(b.Length) {
+		return s.buf, nil
+	}
+	h := backend.Handle{Type: backend.Pack, Name: s.pack.String()}
+	buf, err := backend.LoadInto(s.ctx, s.repo.Backend(), h, int64(b.Offset), int(b.Length), s.buf)
+	if err != nil {
+		s.buf = nil
+		return nil, fmt.Errorf("read segment at %d of pack %s: %w", b.Offset, s.pack.Short(), err)
+	}
+	s.off, s.buf = b.Offset, buf
+	return buf, nil
 }

@@ -170,7 +170,18 @@ func Run(ctx context.Context, repo *repository.Repository, opts Options) (*Resul
 			return nil, ctx.Err()
 		}
 		obj := "data/" + id.String()
-		data, err := repo.Backend().Load(ctx, backend.Handle{Type: backend.Pack, Name: id.String()}, 0, 0)
+		// At most PackLimit bytes: a larger file under a pack's name
+		// cannot be a pack of this repository, and is damage, found
+		// without reading it.
+		data, err := repo.LoadPack(ctx, id)
+		if errors.Is(err, backend.ErrTooLarge) {
+			res.errorf(obj, "damaged: %v", err)
+			res.DamagedPacks = append(res.DamagedPacks, id.String())
+			for _, b := range indexed[id] {
+				damagedBlobs[b.BlobHandle] = true
+			}
+			continue
+		}
 		if err != nil {
 			res.errorf(obj, "read: %v", err)
 			continue
