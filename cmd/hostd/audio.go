@@ -48,7 +48,7 @@ Exit status: 0 when hostd is connected to the audio server, 1 when not,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var st audio.Status
-			raw, err := g.client().Raw(cmd.Context(), "GET", "/v1/audio/status", nil)
+			raw, err := g.client().Raw(cmd.Context(), "GET", api.RouteAudioStatus, nil)
 			if err != nil {
 				return audioErr(err)
 			}
@@ -107,7 +107,7 @@ go above the configured volume_limit.`,
 			if _, err := audio.ParseVolume(req.Volume); err != nil {
 				return err
 			}
-			return audioPostDevice(cmd, g, "/v1/audio/volume", req)
+			return audioPostDevice(cmd, g, api.RouteAudioVolume, req)
 		},
 	}
 	cmd.Flags().BoolVar(&source, "source", false, "DEVICE is a source (microphone), not a sink")
@@ -160,7 +160,7 @@ func newAudioMuteCmd(g *globals) *cobra.Command {
 			if _, err := audio.ParseMute(req.Mute); err != nil {
 				return err
 			}
-			return audioPostDevice(cmd, g, "/v1/audio/mute", req)
+			return audioPostDevice(cmd, g, api.RouteAudioMute, req)
 		},
 	}
 	cmd.Flags().BoolVar(&source, "source", false, "DEVICE is a source (microphone), not a sink")
@@ -182,7 +182,7 @@ goes; then the preferences choose again.`,
 			if err != nil || args[0] == "" {
 				return usageError(cmd, fmt.Errorf("want sink or source, got %q", args[0]))
 			}
-			return audioPostDevice(cmd, g, "/v1/audio/default", audio.DefaultRequest{Kind: string(kind), Device: args[1]})
+			return audioPostDevice(cmd, g, api.RouteAudioDefault, audio.DefaultRequest{Kind: string(kind), Device: args[1]})
 		},
 	}
 }
@@ -200,7 +200,7 @@ within a profile is WirePlumber's choice, not hostd's.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var c audio.Card
-			raw, err := g.client().Raw(cmd.Context(), "POST", "/v1/audio/profile", audio.ProfileRequest{Card: args[0], Profile: args[1]})
+			raw, err := g.client().Raw(cmd.Context(), "POST", api.RouteAudioProfile, audio.ProfileRequest{Card: args[0], Profile: args[1]})
 			if err != nil {
 				return audioErr(err)
 			}

@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/hostd/hostd/internal/api"
+	"github.com/hostd/hostd/internal/service"
 	"github.com/hostd/hostd/pkg/backup"
 	"github.com/hostd/hostd/pkg/backup/jobs"
 )
@@ -39,7 +41,7 @@ Exit status: 0 success, 1 failure, 3 partial (some files could not be read).`,
 			tty := isTerminal(out)
 			var last *jobs.RunResult
 			var lastLine int
-			err := g.client().Stream(cmd.Context(), http.MethodPost, "/v1/backup/run", jobs.RunRequest{Job: args[0]}, func(line json.RawMessage) error {
+			err := g.client().Stream(cmd.Context(), http.MethodPost, api.RouteBackupRun, jobs.RunRequest{Job: args[0]}, func(line json.RawMessage) error {
 				var ev jobs.RunEvent
 				if err := json.Unmarshal(line, &ev); err != nil {
 					return fmt.Errorf("decode event: %w", err)
@@ -113,12 +115,12 @@ func describeProgress(p backup.Progress) string {
 	if p.ScanDone {
 		s += fmt.Sprintf("/%d", p.FilesTotal)
 	}
-	s += fmt.Sprintf(" files, %s", humanBytes(p.BytesDone))
+	s += fmt.Sprintf(" files, %s", service.FormatBytes(p.BytesDone))
 	if p.ScanDone && p.BytesTotal > 0 {
-		s += fmt.Sprintf("/%s (%d%%)", humanBytes(p.BytesTotal), p.BytesDone*100/p.BytesTotal)
+		s += fmt.Sprintf("/%s (%d%%)", service.FormatBytes(p.BytesTotal), p.BytesDone*100/p.BytesTotal)
 	}
 	if secs := p.Elapsed.Seconds(); secs > 0 {
-		s += fmt.Sprintf(", %s/s", humanBytes(int64(float64(p.BytesDone)/secs)))
+		s += fmt.Sprintf(", %s/s", service.FormatBytes(int64(float64(p.BytesDone)/secs)))
 	}
 	if p.Errors > 0 {
 		s += fmt.Sprintf(", %d unreadable", p.Errors)
@@ -130,7 +132,7 @@ func describeResult(job string, r jobs.RunResult) string {
 	s := fmt.Sprintf("%s: %s in %s", job, r.Result, roundDuration(time.Duration(r.DurationSeconds*float64(time.Second))))
 	if sum := r.Summary; sum != nil && sum.SnapshotID != "" {
 		s += fmt.Sprintf("; snapshot %.8s: %d files (%d new, %d changed), %s added",
-			sum.SnapshotID, sum.FilesNew+sum.FilesChanged+sum.FilesUnmodified, sum.FilesNew, sum.FilesChanged, humanBytes(sum.BytesAdded))
+			sum.SnapshotID, sum.FilesNew+sum.FilesChanged+sum.FilesUnmodified, sum.FilesNew, sum.FilesChanged, service.FormatBytes(sum.BytesAdded))
 	}
 	if r.Retention != "" {
 		s += "\n  retention: " + r.Retention
@@ -150,7 +152,7 @@ func newBackupJobsCmd(g *globals) *cobra.Command {
 		Short: "List the scheduled backup jobs: last result, duration, bytes added, next run",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, err := g.client().Raw(cmd.Context(), http.MethodGet, "/v1/backup/jobs", nil)
+			raw, err := g.client().Raw(cmd.Context(), http.MethodGet, api.RouteBackupJobs, nil)
 			if err != nil {
 				return err
 			}
@@ -187,7 +189,7 @@ func printJobs(cmd *cobra.Command, list jobs.JobList, now time.Time) {
 			dur = roundDuration(time.Duration(j.LastDurationSeconds * float64(time.Second))).String()
 		}
 		if j.LastSuccess != nil {
-			added = humanBytes(j.BytesAdded)
+			added = service.FormatBytes(j.BytesAdded)
 		}
 		if j.NextRun != nil {
 			next = j.NextRun.Local().Format("2006-01-02 15:04")

@@ -49,35 +49,31 @@ func startBackupDaemon(t *testing.T) (socket, httpAddr string) {
 	if err := os.WriteFile(bad, []byte("not the password"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	td := runTestDaemon(t, []daemon.Registration{
-		daemontest.Registration("alpha"),
-		daemon.Register(jobs.Name, jobs.DefaultConfig, jobs.New),
-	}, func(td testDaemon) string {
-		return fmt.Sprintf(`hostd:
-  state_dir: %[1]s/state
-  socket: %[2]s
-  http:
-    listen: %[3]s
-alpha: {}
+	td := daemontest.Start(t, daemontest.Options{
+		Registrations: []daemon.Registration{
+			daemontest.Registration("alpha"),
+			daemon.Register(jobs.Name, jobs.DefaultConfig, jobs.New),
+		},
+		Sections: fmt.Sprintf(`alpha: {}
 backup:
   enable: true
   jobs:
     home:
-      repository: %[4]s
-      paths: [%[5]s]
-      password: file:%[6]s
+      repository: %[1]s
+      paths: [%[2]s]
+      password: file:%[3]s
       schedule: yearly
     broken:
-      repository: %[4]s
-      paths: [%[5]s/a]
-      password: file:%[7]s
+      repository: %[1]s
+      paths: [%[2]s/a]
+      password: file:%[4]s
       schedule: yearly
-`, td.Dir, td.Socket, td.HTTP, repo, src, good, bad)
+`, repo, src, good, bad),
 	})
 	socket, httpAddr = td.Socket, td.HTTP
 	testenv.WaitFor(t, 10*time.Second, func() error {
 		var list jobs.JobList
-		if err := api.NewClient(socket).Get(context.Background(), "/v1/backup/jobs", &list); err != nil {
+		if err := api.NewClient(socket).Get(context.Background(), api.RouteBackupJobs, &list); err != nil {
 			return err
 		}
 		for _, j := range list.Jobs {
@@ -183,7 +179,7 @@ func TestBackupJobsShowStateSaveFailure(t *testing.T) {
 	testenv.RequireRoot(t)
 	sock, _ := startBackupDaemon(t)
 	var st api.Status
-	if err := api.NewClient(sock).Get(context.Background(), "/v1/status", &st); err != nil {
+	if err := api.NewClient(sock).Get(context.Background(), api.RouteStatus, &st); err != nil {
 		t.Fatal(err)
 	}
 	jobsDir := filepath.Join(st.StateDir, "backup", "jobs")
@@ -281,7 +277,7 @@ backup:
 		default:
 		}
 		var st api.Status
-		if err := api.NewClient(socket).Get(context.Background(), "/v1/status", &st); err != nil {
+		if err := api.NewClient(socket).Get(context.Background(), api.RouteStatus, &st); err != nil {
 			return err
 		}
 		if !st.Ready {

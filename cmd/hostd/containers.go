@@ -7,10 +7,10 @@ import (
 	"strings"
 	"time"
 
-	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"github.com/hostd/hostd/internal/api"
+	"github.com/hostd/hostd/internal/service"
 	"github.com/hostd/hostd/pkg/containers"
 )
 
@@ -37,7 +37,7 @@ Exit status: 0 when the engine is reachable, 1 when not, 3 when the daemon
 is not running.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			raw, err := g.client().Raw(cmd.Context(), "GET", "/v1/containers/status", nil)
+			raw, err := g.client().Raw(cmd.Context(), "GET", api.RouteContainersStatus, nil)
 			if err != nil {
 				return containersErr(err)
 			}
@@ -79,7 +79,7 @@ Exit status: 0 on success, 1 when the prune failed or stopped early,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// A prune is bounded by the daemon (containers.prune_timeout), and
 			// by SIGTERM here; the client adds no deadline of its own.
-			raw, err := g.client().WithTimeout(0).Raw(cmd.Context(), "POST", "/v1/containers/prune", containers.PruneRequest{DryRun: dryRun})
+			raw, err := g.client().WithTimeout(0).Raw(cmd.Context(), "POST", api.RouteContainersPrune, containers.PruneRequest{DryRun: dryRun})
 			if err != nil {
 				return containersErr(err)
 			}
@@ -196,5 +196,5 @@ func containersSize(n int64) string {
 	if n < 0 {
 		return "-"
 	}
-	return units.HumanSize(float64(n))
+	return service.FormatBytes(n)
 }

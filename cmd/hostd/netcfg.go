@@ -30,7 +30,7 @@ Exit status: 0 when online, 1 when offline, 3 when the daemon is not
 running.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			raw, err := g.client().Raw(cmd.Context(), "GET", "/v1/netcfg/status", nil)
+			raw, err := g.client().Raw(cmd.Context(), "GET", api.RouteNetcfgStatus, nil)
 			if err != nil {
 				return netcfgErr(err)
 			}
@@ -142,7 +142,7 @@ SERVFAIL...), 2 for a bad name or type, 3 when the daemon is not running.`,
 			if _, err := netcfg.ParseQuery(req.Name, req.Type); err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			raw, err := g.client().Raw(cmd.Context(), "POST", "/v1/netcfg/dns/query", req)
+			raw, err := g.client().Raw(cmd.Context(), "POST", api.RouteNetcfgDNSQuery, req)
 			if err != nil {
 				return netcfgErr(err)
 			}
@@ -168,7 +168,7 @@ SERVFAIL...), 2 for a bad name or type, 3 when the daemon is not running.`,
 		Short: "Empty the resolver's cache",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			raw, err := g.client().Raw(cmd.Context(), "POST", "/v1/netcfg/dns/flush", struct{}{})
+			raw, err := g.client().Raw(cmd.Context(), "POST", api.RouteNetcfgDNSFlush, struct{}{})
 			if err != nil {
 				return netcfgErr(err)
 			}

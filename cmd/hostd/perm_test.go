@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"os"
 	"os/user"
@@ -16,36 +20,6 @@ import (
 	"github.com/hostd/hostd/internal/daemon/daemontest"
 	"github.com/hostd/hostd/internal/testenv"
 )
-
-// route is one local API route and who may call it, as its service
-// declares (api.RequireWriter around the handler).
-type route struct {
-	method, path string
-	writerOnly   bool
-}
-
-// routes is every route of the daemon and its services.
-var routes = []route{
-	{"GET", api.RouteStatus, false},
-	{"GET", api.RouteVersion, false},
-	{"GET", api.RouteConfig, false},
-	{"POST", api.RouteConfigReload, true},
-	{"GET", api.RouteNetcfgStatus, false},
-	{"POST", api.RouteNetcfgDNSQuery, false},
-	{"POST", api.RouteNetcfgDNSFlush, true},
-	{"GET", api.RouteMetricsQuery + "?query=up", false},
-	{"GET", api.RouteProxyStatus, false},
-	{"POST", api.RouteProxyTest, true},
-	{"GET", api.RouteBackupJobs, false},
-	{"POST", api.RouteBackupRun, true},
-	{"GET", api.RouteContainersStatus, false},
-	{"POST", api.RouteContainersPrune, true},
-	{"GET", api.RouteAudioStatus, false},
-	{"POST", api.RouteAudioVolume, true},
-	{"POST", api.RouteAudioMute, true},
-	{"POST", api.RouteAudioDefault, true},
-	{"POST", api.RouteAudioProfile, true},
-}
 
 // readerWorld is a daemon run as root with hostd.socket_group set and
 // every service enabled, and a copy of the test binary that the group's
@@ -136,39 +110,100 @@ audio:
 	return &readerWorld{socket: td.Socket, bin: bin, cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 }
 
-// TestRoutePermissionsFollowDeclarations walks every route as a member of
-// socket_group (a reader) and as root (a writer): readers are refused
-// exactly the routes their service declares writer-only (dns query is
-// open to them, dns flush is not), writers none.
+// TestRoutePermissionsFollowDeclarations walks the daemon's route table
+// (GET /v1/routes: the daemon's routes and every service's, as declared)
+// as a member of socket_group (a reader) and as root (a writer): readers
+// are refused exactly the routes declared "write" (dns query is open to
+// them, dns flush is not), writers none. The table must hold a route for
+// every service and every route constant of internal/api.
 func TestRoutePermissionsFollowDeclarations(t *testing.T) {
 	w := newReaderWorld(t)
-	for _, r := range routes {
-		cmd := cliProc(t, w.bin, w.cred, []string{"HOSTD_TEST_MAIN=", "HOSTD_TEST_REQUEST=1"}, r.method, r.path, w.socket)
-		out, code := runProc(t, cmd)
-		readerCode, _ := strconv.Atoi(strings.Fields(out + " 0")[0])
-		var in any
-		if r.method == "POST" {
-			in = struct{}{}
-		}
-		_, err := api.NewClient(w.socket).Raw(context.Background(), r.method, r.path, in)
-		writerCode := 200
-		if he, ok := err.(*api.HTTPError); ok {
-			writerCode = he.Code
-		} else if err != nil {
-			writerCode = 0
-		}
-		switch {
-		case code != 0 || readerCode == 0:
-			t.Errorf("%s %s as a reader: no reply: %s", r.method, r.path, out)
-		case r.writerOnly && readerCode != 403:
-			t.Errorf("%s %s as a reader: %s; the route is writer-only, want 403", r.method, r.path, strings.TrimSpace(out))
-		case !r.writerOnly && readerCode == 403:
-			t.Errorf("%s %s as a reader: %s; the route is open to readers", r.method, r.path, strings.TrimSpace(out))
-		}
-		if writerCode == 403 || writerCode == 0 {
-			t.Errorf("%s %s as root: %d %v, want an answer other than 403", r.method, r.path, writerCode, err)
+	var table []api.RouteInfo
+	if err := api.NewClient(w.socket).Get(context.Background(), api.RouteRoutes, &table); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d routes", len(table))
+	declared := map[string]bool{}
+	services := map[string]bool{}
+	for _, r := range table {
+		declared[r.Path] = true
+		services[r.Service] = true
+	}
+	for _, reg := range registrations() {
+		if !services[reg.Name] {
+			t.Errorf("service %s has no routes in the table (is it running?)", reg.Name)
 		}
 	}
+	for _, c := range routeConstants(t) {
+		if !declared[c] {
+			t.Errorf("route %s of internal/api/routes.go is in no route table", c)
+		}
+	}
+	for _, r := range table {
+		name := r.Method + " " + r.Path
+		if r.Access != "read" && r.Access != "write" {
+			t.Errorf("%s: access %q", name, r.Access)
+			continue
+		}
+		cmd := cliProc(t, w.bin, w.cred, []string{"HOSTD_TEST_MAIN=", "HOSTD_TEST_REQUEST=1"}, r.Method, r.Path, w.socket)
+		out, code := runProc(t, cmd)
+		out = strings.TrimSpace(out)
+		readerCode, _ := strconv.Atoi(strings.Fields(out + " 0")[0])
+		switch {
+		case code != 0 || readerCode == 0:
+			t.Errorf("%s as a reader: no reply: %s", name, out)
+		case r.Access == "write" && (readerCode != 403 || !strings.Contains(out, "may not change hostd")):
+			t.Errorf("%s as a reader: %s; the route is writer-only, want 403", name, out)
+		case r.Access == "read" && readerCode == 403:
+			t.Errorf("%s as a reader: %s; the route is open to readers", name, out)
+		}
+
+		var in any
+		if r.Method == "POST" {
+			in = struct{}{}
+		}
+		_, err := api.NewClient(w.socket).Raw(context.Background(), r.Method, r.Path, in)
+		var he *api.HTTPError
+		switch {
+		case errors.As(err, &he) && (he.Code == 403 || he.Code == 405 || strings.HasPrefix(he.Msg, "no route")):
+			t.Errorf("%s as root: %d %s, want the route's own answer", name, he.Code, he.Msg)
+		case err != nil && !errors.As(err, &he):
+			t.Errorf("%s as root: %v", name, err)
+		}
+	}
+}
+
+// routeConstants returns the paths of internal/api/routes.go's Route*
+// constants, but for the service prefix, which is a pattern.
+func routeConstants(t *testing.T) []string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join("..", "..", "internal", "api", "routes.go"), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, decl := range f.Decls {
+		gd, ok := decl.(*ast.GenDecl)
+		if !ok || gd.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range gd.Specs {
+			vs := spec.(*ast.ValueSpec)
+			for i, n := range vs.Names {
+				if !strings.HasPrefix(n.Name, "Route") || n.Name == "RouteServicePrefix" || i >= len(vs.Values) {
+					continue
+				}
+				if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+					p, _ := strconv.Unquote(lit.Value)
+					out = append(out, p)
+				}
+			}
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no route constants in internal/api/routes.go")
+	}
+	return out
 }
 
 // TestMutatingVerbsFailForReaders runs the CLI as a member of

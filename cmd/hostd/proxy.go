@@ -6,6 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hostd/hostd/internal/api"
+	"github.com/hostd/hostd/internal/service"
 	"github.com/hostd/hostd/pkg/proxy"
 )
 
@@ -17,7 +19,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var d proxy.Details
-			if err := g.client().Get(cmd.Context(), "/v1/proxy/status", &d); err != nil {
+			if err := g.client().Get(cmd.Context(), api.RouteProxyStatus, &d); err != nil {
 				return fmt.Errorf("proxy status: %w", err)
 			}
 			if g.json {
@@ -50,7 +52,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(tw, "HANDLER\tSENT\tRECEIVED")
 			for _, k := range d.TrafficKeys() {
 				t := d.Traffic[k]
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", k, proxy.Bytes(t.Up), proxy.Bytes(t.Down))
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", k, service.FormatBytes(t.Up), service.FormatBytes(t.Down))
 			}
 			return tw.Flush()
 		},
@@ -62,7 +64,7 @@ func newProxyCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var r proxy.ProbeResult
-			if err := g.client().Post(cmd.Context(), "/v1/proxy/test", nil, &r); err != nil {
+			if err := g.client().Post(cmd.Context(), api.RouteProxyTest, nil, &r); err != nil {
 				return fmt.Errorf("proxy test: %w", err)
 			}
 			if g.json {

@@ -4,7 +4,10 @@ package api
 // mount their handlers on them and the CLI calls them. Every route is
 // versioned under /v1/; a service's routes live under /v1/<service>/.
 //
-// A ServeMux pattern is the method and the path: "GET " + RouteStatus.
+// Each route is declared, with its method and who may call it, in its
+// owner's route table (a []service.Route): the daemon's in
+// internal/daemon/routes.go, each service's in its api.go. The daemon
+// checks that permission once, before the handler runs.
 
 // The daemon's own routes (internal/daemon).
 const (
@@ -18,6 +21,9 @@ const (
 	// RouteConfigReload is POST, writers only: re-read the config file
 	// (ConfigReload).
 	RouteConfigReload = "/v1/config/reload"
+	// RouteRoutes is GET: the route table, the daemon's and every running
+	// service's ([]RouteInfo).
+	RouteRoutes = "/v1/routes"
 	// RouteServicePrefix is the pattern the daemon hands to services:
 	// /v1/<service>/... goes to that service's LocalAPI.
 	RouteServicePrefix = "/v1/{service}/"
@@ -48,6 +54,9 @@ const (
 	// RouteMetricsQueryRange is GET: a PromQL range query, answered as
 	// /api/v1/query_range is.
 	RouteMetricsQueryRange = "/v1/metrics/query_range"
+	// RouteMetricsAlerts is GET: the pending and firing alerts, answered
+	// as /api/v1/alerts is.
+	RouteMetricsAlerts = "/v1/metrics/alerts"
 )
 
 // The audio service's routes (pkg/audio).
@@ -84,3 +93,18 @@ const (
 	// run).
 	RouteContainersPrune = "/v1/containers/prune"
 )
+
+// RouteInfo is one route of the table served at RouteRoutes.
+type RouteInfo struct {
+	// Method is GET or POST.
+	Method string `json:"method"`
+	// Path is one of the constants above.
+	Path string `json:"path"`
+	// Access is "read" (every client that may open the socket) or
+	// "write" (root and the daemon's user only).
+	Access string `json:"access"`
+	// Service owns the route; empty for the daemon's own routes.
+	Service string `json:"service,omitempty"`
+	// Doc says what the route does.
+	Doc string `json:"doc,omitempty"`
+}

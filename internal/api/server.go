@@ -62,6 +62,7 @@ func PeerFrom(ctx context.Context) (Peer, bool) {
 
 // CanWrite reports whether the peer may call mutating endpoints: root, or
 // the user the daemon runs as. Members of the socket's group may read.
+// The daemon checks it before every route declared service.Write.
 func CanWrite(ctx context.Context) error {
 	p, ok := PeerFrom(ctx)
 	if !ok {
@@ -71,15 +72,4 @@ func CanWrite(ctx context.Context) error {
 		return nil
 	}
 	return fmt.Errorf("uid %d may not change hostd: run as root or as the hostd user", p.UID)
-}
-
-// RequireWriter wraps a mutating handler with the permission check.
-func RequireWriter(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := CanWrite(r.Context()); err != nil {
-			WriteError(w, http.StatusForbidden, err)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }

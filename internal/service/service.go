@@ -15,9 +15,9 @@ import (
 //
 // Serve runs until ctx is done and then returns nil or ctx.Err(); it owns
 // every goroutine it starts. Returning any other error, or panicking, makes
-// the supervisor restart the service with backoff. An error wrapping
-// suture.ErrDoNotRestart stops the service for good (a configuration
-// problem a restart cannot fix).
+// the supervisor restart the service with backoff. An error made by
+// Permanent (wrapping suture.ErrDoNotRestart) stops the service for good
+// (a configuration problem a restart cannot fix).
 type Service interface {
 	// Name is the service's config section name, for example "backup".
 	Name() string
@@ -139,12 +139,6 @@ func WaitReady(ctx context.Context, p Peers, name string) error {
 // they start.
 type Dependent interface {
 	Needs() []string
-}
-
-// LocalAPI is implemented by services with routes on the daemon's unix
-// socket. The handler is mounted under /v1/<name>/ with the full path kept.
-type LocalAPI interface {
-	LocalAPI() http.Handler
 }
 
 // PublicHTTP is implemented by services that serve on the HTTP listener

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/hostd/hostd/internal/api"
+	"github.com/hostd/hostd/internal/service"
 )
 
 // VolumeRequest is the body of POST /v1/audio/volume.
@@ -42,52 +43,65 @@ type ProfileRequest struct {
 	Profile string `json:"profile"`
 }
 
-// LocalAPI implements service.LocalAPI:
-//
-//	GET  /v1/audio/status   Status
-//	POST /v1/audio/volume   VolumeRequest  → Device
-//	POST /v1/audio/mute     MuteRequest    → Device
-//	POST /v1/audio/default  DefaultRequest → Device
-//	POST /v1/audio/profile  ProfileRequest → Card
-func (s *Service) LocalAPI() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/audio/status", func(w http.ResponseWriter, r *http.Request) {
-		st, err := s.Current(r.Context())
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		api.WriteJSON(w, http.StatusOK, st)
-	})
-	mux.Handle("POST /v1/audio/volume", api.RequireWriter(handle(func(r *http.Request, req VolumeRequest) (any, error) {
-		kind, err := ParseKind(req.Kind)
-		if err != nil {
-			return nil, err
-		}
-		return s.SetVolume(r.Context(), kind, req.Device, req.Volume)
-	})))
-	mux.Handle("POST /v1/audio/mute", api.RequireWriter(handle(func(r *http.Request, req MuteRequest) (any, error) {
-		kind, err := ParseKind(req.Kind)
-		if err != nil {
-			return nil, err
-		}
-		return s.SetMute(r.Context(), kind, req.Device, req.Mute)
-	})))
-	mux.Handle("POST /v1/audio/default", api.RequireWriter(handle(func(r *http.Request, req DefaultRequest) (any, error) {
-		kind, err := ParseKind(req.Kind)
-		if err != nil {
-			return nil, err
-		}
-		return s.SetDefault(r.Context(), kind, req.Device)
-	})))
-	mux.Handle("POST /v1/audio/profile", api.RequireWriter(handle(func(r *http.Request, req ProfileRequest) (any, error) {
-		return s.SetProfile(r.Context(), req.Card, req.Profile)
-	})))
-	return mux
+// Routes implements service.LocalAPI.
+func (s *Service) Routes() []service.Route {
+	return []service.Route{
+		{Method: http.MethodGet, Path: api.RouteAudioStatus, Access: service.Read, Handler: s.handleStatus,
+			Doc: "the server's devices, cards and defaults (Status)"},
+		{Method: http.MethodPost, Path: api.RouteAudioVolume, Access: service.Write, Handler: handle(s.handleVolume),
+			Doc: "set a device's volume (VolumeRequest -> Device)"},
+		{Method: http.MethodPost, Path: api.RouteAudioMute, Access: service.Write, Handler: handle(s.handleMute),
+			Doc: "mute or unmute a device (MuteRequest -> Device)"},
+		{Method: http.MethodPost, Path: api.RouteAudioDefault, Access: service.Write, Handler: handle(s.handleDefault),
+			Doc: "set the default sink or source (DefaultRequest -> Device)"},
+		{Method: http.MethodPost, Path: api.RouteAudioProfile, Access: service.Write, Handler: handle(s.handleProfile),
+			Doc: "set a card's profile (ProfileRequest -> Card)"},
+	}
+}
+
+// LocalAPI serves Routes on their own, with the daemon's permission
+// checks, for tests that serve one service.
+func (s *Service) LocalAPI() http.Handler { return service.NewMux(s.Routes()) }
+
+func (s *Service) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := s.Current(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, st)
+}
+
+func (s *Service) handleVolume(r *http.Request, req VolumeRequest) (any, error) {
+	kind, err := ParseKind(req.Kind)
+	if err != nil {
+		return nil, err
+	}
+	return s.SetVolume(r.Context(), kind, req.Device, req.Volume)
+}
+
+func (s *Service) handleMute(r *http.Request, req MuteRequest) (any, error) {
+	kind, err := ParseKind(req.Kind)
+	if err != nil {
+		return nil, err
+	}
+	return s.SetMute(r.Context(), kind, req.Device, req.Mute)
+}
+
+func (s *Service) handleDefault(r *http.Request, req DefaultRequest) (any, error) {
+	kind, err := ParseKind(req.Kind)
+	if err != nil {
+		return nil, err
+	}
+	return s.SetDefault(r.Context(), kind, req.Device)
+}
+
+func (s *Service) handleProfile(r *http.Request, req ProfileRequest) (any, error) {
+	return s.SetProfile(r.Context(), req.Card, req.Profile)
 }
 
 // handle decodes a JSON body into Req, runs fn and writes its result.
-func handle[Req any](fn func(*http.Request, Req) (any, error)) http.Handler {
+func handle[Req any](fn func(*http.Request, Req) (any, error)) http.HandlerFunc {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req Req
 		dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))

@@ -9,18 +9,22 @@ import (
 	"net/http"
 
 	"github.com/hostd/hostd/internal/api"
+	"github.com/hostd/hostd/internal/service"
 )
 
-// LocalAPI implements service.LocalAPI:
-//
-//	GET  /v1/containers/status  StatusDetails
-//	POST /v1/containers/prune   PruneRequest -> Report
-func (s *Service) LocalAPI() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/containers/status", s.handleStatus)
-	mux.Handle("POST /v1/containers/prune", api.RequireWriter(http.HandlerFunc(s.handlePrune)))
-	return mux
+// Routes implements service.LocalAPI.
+func (s *Service) Routes() []service.Route {
+	return []service.Route{
+		{Method: http.MethodGet, Path: api.RouteContainersStatus, Access: service.Read, Handler: s.handleStatus,
+			Doc: "the service's details (StatusDetails)"},
+		{Method: http.MethodPost, Path: api.RouteContainersPrune, Access: service.Write, Handler: s.handlePrune,
+			Doc: "prune now, or a dry run (PruneRequest -> Report)"},
+	}
 }
+
+// LocalAPI serves Routes on their own, with the daemon's permission
+// checks, for tests that serve one service.
+func (s *Service) LocalAPI() http.Handler { return service.NewMux(s.Routes()) }
 
 func (s *Service) handleStatus(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, http.StatusOK, s.Details())

@@ -10,23 +10,42 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/hostd/hostd/internal/api"
+	"github.com/hostd/hostd/internal/service"
 )
 
-// LocalAPI serves GET /v1/metrics/query and /v1/metrics/query_range on the
-// daemon's unix socket: the same answers as /api/v1/query and
-// /api/v1/query_range on the HTTP listener, for `hostd metrics query`
-// (which then needs no HTTP address, and works with the listener off).
-func (s *Service) LocalAPI() http.Handler {
-	mux := http.NewServeMux()
-	for _, ep := range []string{"query", "query_range"} {
-		mux.HandleFunc("GET /v1/metrics/"+ep, func(w http.ResponseWriter, r *http.Request) {
+// RouteAlerts is GET on the daemon's unix socket: the pending and firing
+// alerts, answered as /api/v1/alerts (Prometheus' envelope around
+// {"alerts": [...]}), for `hostd alerts`. Its path is declared with the
+// other routes' in internal/api.
+const RouteAlerts = api.RouteMetricsAlerts
+
+// Routes implements service.LocalAPI: the query routes answer as
+// /api/v1/query and /api/v1/query_range on the HTTP listener, for `hostd
+// metrics query` (which then needs no HTTP address, and works with the
+// listener off), and RouteAlerts as /api/v1/alerts.
+func (s *Service) Routes() []service.Route {
+	forward := func(to string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
 			r2 := r.Clone(r.Context())
-			r2.URL.Path = "/api/v1/" + ep
+			r2.URL.Path = to
 			s.apiHandler.ServeHTTP(w, r2)
-		})
+		}
 	}
-	return mux
+	return []service.Route{
+		{Method: http.MethodGet, Path: api.RouteMetricsQuery, Access: service.Read, Handler: forward("/api/v1/query"),
+			Doc: "a PromQL instant query (query, time, timeout), answered as Prometheus' /api/v1/query"},
+		{Method: http.MethodGet, Path: api.RouteMetricsQueryRange, Access: service.Read, Handler: forward("/api/v1/query_range"),
+			Doc: "a PromQL range query (query, start, end, step, timeout), answered as Prometheus' /api/v1/query_range"},
+		{Method: http.MethodGet, Path: RouteAlerts, Access: service.Read, Handler: forward("/api/v1/alerts"),
+			Doc: "pending and firing alerts, answered as Prometheus' /api/v1/alerts"},
+	}
 }
+
+// LocalAPI serves Routes on their own, with the daemon's permission
+// checks, for tests that serve one service.
+func (s *Service) LocalAPI() http.Handler { return service.NewMux(s.Routes()) }
 
 // queryEnvelope is a query answer as sent by the API.
 type queryEnvelope struct {
@@ -131,4 +150,57 @@ func fmtTS(v any) string {
 		return fmt.Sprint(v)
 	}
 	return time.UnixMilli(int64(f * 1000)).Local().Format(time.DateTime)
+}
+
+// WriteAlertsTable prints an /api/v1/alerts answer as a table: state,
+// alert name, since when, the other labels and the summary annotation,
+// firing alerts first. An error answer is returned as an error.
+func WriteAlertsTable(w io.Writer, body []byte) error {
+	var env struct {
+		Status    string `json:"status"`
+		ErrorType string `json:"errorType"`
+		Error     string `json:"error"`
+		Data      struct {
+			Alerts []struct {
+				Labels      map[string]string `json:"labels"`
+				Annotations map[string]string `json:"annotations"`
+				State       string            `json:"state"`
+				ActiveAt    *time.Time        `json:"activeAt"`
+			} `json:"alerts"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		return fmt.Errorf("decode alerts: %w", err)
+	}
+	if env.Status != "success" {
+		return fmt.Errorf("list alerts failed (%s): %s", env.ErrorType, env.Error)
+	}
+	as := env.Data.Alerts
+	if len(as) == 0 {
+		_, err := fmt.Fprintln(w, "no alerts pending or firing")
+		return err
+	}
+	sort.SliceStable(as, func(i, j int) bool {
+		if as[i].State != as[j].State {
+			return as[i].State == "firing"
+		}
+		return as[i].Labels["alertname"] < as[j].Labels["alertname"]
+	})
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STATE\tALERT\tSINCE\tLABELS\tSUMMARY")
+	for _, a := range as {
+		since := ""
+		if a.ActiveAt != nil && !a.ActiveAt.IsZero() {
+			since = a.ActiveAt.Local().Format(time.DateTime)
+		}
+		var ls []string
+		for k, v := range a.Labels {
+			if k != "alertname" {
+				ls = append(ls, k+"="+strconv.Quote(v))
+			}
+		}
+		sort.Strings(ls)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.State, a.Labels["alertname"], since, strings.Join(ls, ","), a.Annotations["summary"])
+	}
+	return tw.Flush()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/hostd/hostd/internal/api"
+	"github.com/hostd/hostd/internal/service"
 )
 
 // QueryRequest is the body of POST /v1/netcfg/dns/query.
@@ -40,27 +41,36 @@ type FlushResult struct {
 // errDNSOff is returned by the DNS routes when the resolver is off.
 var errDNSOff = errors.New("the dns resolver is off (set netcfg.dns.enable: true)")
 
-// LocalAPI implements service.LocalAPI:
-//
-//	GET  /v1/netcfg/status     StatusDetails
-//	POST /v1/netcfg/dns/query  QueryRequest → QueryResult
-//	POST /v1/netcfg/dns/flush  → FlushResult (writers only)
-func (s *Service) LocalAPI() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/netcfg/status", func(w http.ResponseWriter, r *http.Request) {
-		api.WriteJSON(w, http.StatusOK, s.Details())
-	})
-	mux.HandleFunc("POST /v1/netcfg/dns/query", s.handleQuery)
-	mux.Handle("POST /v1/netcfg/dns/flush", api.RequireWriter(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.dns == nil {
-			api.WriteError(w, http.StatusConflict, errDNSOff)
-			return
-		}
-		n := s.dns.Flush()
-		s.log.Info("dns cache flushed", "entries", n)
-		api.WriteJSON(w, http.StatusOK, FlushResult{Flushed: n})
-	})))
-	return mux
+// Routes implements service.LocalAPI. A DNS query only reads (it may fill
+// the cache, as any client of the resolver does), so readers may ask one;
+// flushing the cache is for writers.
+func (s *Service) Routes() []service.Route {
+	return []service.Route{
+		{Method: http.MethodGet, Path: api.RouteNetcfgStatus, Access: service.Read, Handler: s.handleStatus,
+			Doc: "the service's details (StatusDetails)"},
+		{Method: http.MethodPost, Path: api.RouteNetcfgDNSQuery, Access: service.Read, Handler: s.handleQuery,
+			Doc: "resolve a name through hostd's resolver (QueryRequest -> QueryResult)"},
+		{Method: http.MethodPost, Path: api.RouteNetcfgDNSFlush, Access: service.Write, Handler: s.handleFlush,
+			Doc: "empty the DNS cache (FlushResult)"},
+	}
+}
+
+// LocalAPI serves Routes on their own, with the daemon's permission
+// checks, for tests that serve one service.
+func (s *Service) LocalAPI() http.Handler { return service.NewMux(s.Routes()) }
+
+func (s *Service) handleStatus(w http.ResponseWriter, r *http.Request) {
+	api.WriteJSON(w, http.StatusOK, s.Details())
+}
+
+func (s *Service) handleFlush(w http.ResponseWriter, r *http.Request) {
+	if s.dns == nil {
+		api.WriteError(w, http.StatusConflict, errDNSOff)
+		return
+	}
+	n := s.dns.Flush()
+	s.log.Info("dns cache flushed", "entries", n)
+	api.WriteJSON(w, http.StatusOK, FlushResult{Flushed: n})
 }
 
 func (s *Service) handleQuery(w http.ResponseWriter, r *http.Request) {

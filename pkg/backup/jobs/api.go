@@ -7,19 +7,22 @@ import (
 	"net/http"
 
 	"github.com/hostd/hostd/internal/api"
+	"github.com/hostd/hostd/internal/service"
 )
 
-// LocalAPI implements service.LocalAPI:
-//
-//	GET  /v1/backup/jobs  every job's status (JobList)
-//	POST /v1/backup/run   {"job": NAME}: run now, reply with JSON lines
-//	                      (RunEvent) until the run ends
-func (s *Service) LocalAPI() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/backup/jobs", s.handleJobs)
-	mux.Handle("POST /v1/backup/run", api.RequireWriter(http.HandlerFunc(s.handleRun)))
-	return mux
+// Routes implements service.LocalAPI.
+func (s *Service) Routes() []service.Route {
+	return []service.Route{
+		{Method: http.MethodGet, Path: api.RouteBackupJobs, Access: service.Read, Handler: s.handleJobs,
+			Doc: "every job's status (JobList)"},
+		{Method: http.MethodPost, Path: api.RouteBackupRun, Access: service.Write, Handler: s.handleRun,
+			Doc: `run a job now ({"job": NAME}), replying with JSON lines (RunEvent) until the run ends`},
+	}
 }
+
+// LocalAPI serves Routes on their own, with the daemon's permission
+// checks, for tests that serve one service.
+func (s *Service) LocalAPI() http.Handler { return service.NewMux(s.Routes()) }
 
 func (s *Service) handleJobs(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, http.StatusOK, s.list())
