@@ -118,7 +118,7 @@ func TestContainersCLI(t *testing.T) {
 	runContainersSteps(t, socket, []containersStep{
 		{[]string{"containers", "status"}, 0, []string{"Engine:", version + " (API " + st.APIVersion + ")", "Host:", d.Host,
 			"Disk:", " used (", "%) in " + d.DataRoot, "Watermarks:  high 90%, low 80%",
-			"Last prune:  none since hostd started", "Next prune:", "(weekly)", "Reclaimed:   0B since hostd started"}},
+			"Last prune:  none since hostd started", "Next prune:", "(weekly)", "Reclaimed:   0 B since hostd started"}},
 		{[]string{"containers", "status", "extra"}, 2, []string{"unknown command"}},
 		{[]string{"containers", "prune", "--force"}, 2, []string{"unknown flag: --force"}},
 	})
@@ -165,7 +165,7 @@ func TestContainersCLI(t *testing.T) {
 		{[]string{"containers", "status"}, 0, []string{"(manual): 4 removed, 0 skipped, " + containersSize(wantTotal) + " reclaimed",
 			"Reclaimed:   " + containersSize(wantTotal) + " since hostd started"}},
 		{[]string{"status"}, 0, []string{"containers", "ready", "engine " + version, "disk ", "last prune", "freed " + containersSize(wantTotal)}},
-		{[]string{"containers", "prune"}, 0, []string{"Removed 0 objects, reclaimed 0B."}},
+		{[]string{"containers", "prune"}, 0, []string{"Removed 0 objects, reclaimed 0 B."}},
 	})
 	st, _, out = containersStatus(t, socket)
 	if st.LastPrune == nil || st.LastPrune.DryRun || len(st.LastPrune.Objects) != 0 || st.ReclaimedBytesTotal != wantTotal {

@@ -61,16 +61,6 @@ func startDaemonWith(t *testing.T, regs []daemon.Registration, services string) 
 	return daemontest.Start(t, daemontest.Options{Registrations: regs, Sections: services}).Socket
 }
 
-// testDaemon is a daemon run in-process by a test.
-type testDaemon = *daemontest.Daemon
-
-// runTestDaemon runs a daemon in-process on the config that config
-// returns (daemontest.Start).
-func runTestDaemon(t *testing.T, regs []daemon.Registration, config func(td testDaemon) string) testDaemon {
-	t.Helper()
-	return daemontest.Start(t, daemontest.Options{Registrations: regs, Config: config})
-}
-
 func TestStatusAgainstRunningDaemon(t *testing.T) {
 	socket := startDaemon(t, "alpha: {}\nbeta:\n  mode: error\n")
 	testenv.WaitFor(t, 10*time.Second, func() error {

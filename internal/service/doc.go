@@ -8,7 +8,8 @@
 //     which fills in what a caller left unset;
 //   - Clock (RealClock; servicetest.FakeClock in tests), with Sleep and
 //     SleepUntil, for everything that depends on time;
-//   - Backoff, the exponential wait between retries;
+//   - Backoff, the exponential wait between retries, and Permanent, the
+//     error that stops a service for good instead;
 //   - ScheduleTimer and ParseSchedule, systemd-timer scheduling;
 //   - ByteSize, the config type for sizes, and FormatBytes, the one
 //     formatter of byte counts for people.

@@ -3,7 +3,6 @@ package audio
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hostd/hostd/internal/service"
+	"github.com/hostd/hostd/internal/service/servicetest"
 	"github.com/hostd/hostd/internal/testenv"
 )
 
@@ -36,19 +36,6 @@ func TestDialAddress(t *testing.T) {
 		if (err == nil) != tt.ok || network != tt.network || addr != tt.addr {
 			t.Errorf("dialAddress(%q) = %q %q %v", tt.in, network, addr, err)
 		}
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond,
-		1600 * time.Millisecond, 3200 * time.Millisecond, 5 * time.Second, 5 * time.Second}
-	for i, w := range want {
-		if got := backoff(i); got != w {
-			t.Errorf("backoff(%d) = %v, want %v", i, got, w)
-		}
-	}
-	if got := backoff(1000); got != 5*time.Second {
-		t.Errorf("backoff(1000) = %v", got)
 	}
 }
 
@@ -127,7 +114,7 @@ func TestStuckServer(t *testing.T) {
 		t.Fatal("dial a stuck server did not return")
 	}
 
-	health := &recHealth{}
+	health := &servicetest.Health{}
 	cfg := DefaultConfig()
 	cfg.Server = "unix:" + peer.Addr
 	cfg.Timeout = 200 * time.Millisecond
@@ -138,14 +125,14 @@ func TestStuckServer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ctx) }()
-	testenv.WaitFor(t, 30*time.Second, func() error {
-		if _, reason := health.state(); reason == nil || !strings.Contains(reason.Error(), "audio.timeout") {
-			return fmt.Errorf("health reason %v", reason)
-		}
-		return nil
-	})
-	if _, reason := health.state(); !strings.Contains(reason.Error(), peer.Addr) {
-		t.Errorf("degraded reason %q does not name the socket", reason)
+	waitCtx, cancelWait := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelWait()
+	rep, err := health.Wait(waitCtx, servicetest.IsDegraded("audio.timeout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rep.Reason(), peer.Addr) {
+		t.Errorf("degraded reason %q does not name the socket", rep.Reason())
 	}
 	if _, err := s.SetMute(ctx, KindSink, "", "on"); !errors.Is(err, ErrNotConnected) {
 		t.Errorf("SetMute against a stuck server: %v", err)

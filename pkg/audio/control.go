@@ -58,7 +58,7 @@ func (s *Service) Current(ctx context.Context) (*Status, error) {
 	st.Address, st.Reconnects, st.Quantum = last.Address, last.Reconnects, last.Quantum
 	st.DropIn, st.DropInError = last.DropIn, last.DropInError
 	st.VolumeLimit = float64(s.cfg.VolumeLimit)
-	st.Updated = s.now()
+	st.Updated = s.clock.Now()
 	return st, nil
 }
 

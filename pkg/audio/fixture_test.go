@@ -6,47 +6,20 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hostd/hostd/internal/service"
+	"github.com/hostd/hostd/internal/service/servicetest"
 	"github.com/hostd/hostd/internal/testenv"
 )
-
-// recHealth records the last health report.
-type recHealth struct {
-	mu       sync.Mutex
-	ready    bool
-	reason   error
-	degrades int
-}
-
-func (h *recHealth) Ready() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.ready, h.reason = true, nil
-}
-
-func (h *recHealth) Degraded(err error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.ready, h.reason = false, err
-	h.degrades++
-}
-
-func (h *recHealth) state() (bool, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.ready, h.reason
-}
 
 // running is a Service under test, serving until the test ends.
 type running struct {
 	*Service
-	health *recHealth
+	health *servicetest.Health
 	reg    *prometheus.Registry
 	dir    string
 }
@@ -57,14 +30,13 @@ type running struct {
 func startService(t testing.TB, pw *testenv.PipeWire, cfg Config, opts ...func(*Service)) *running {
 	t.Helper()
 	cfg.Server = pw.Server
-	r := &running{health: &recHealth{}, reg: prometheus.NewRegistry(), dir: t.TempDir()}
+	r := &running{health: &servicetest.Health{}, reg: prometheus.NewRegistry(), dir: t.TempDir()}
 	logger := slog.New(slog.DiscardHandler)
 	if _, bench := t.(*testing.B); !bench {
 		logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	env := service.Env{
 		Logger:   logger.With("service", "audio"),
-		Now:      time.Now,
 		StateDir: r.dir,
 		Metrics:  r.reg,
 		Gatherer: r.reg,
@@ -86,27 +58,27 @@ func startService(t testing.TB, pw *testenv.PipeWire, cfg Config, opts ...func(*
 		o(s)
 	}
 	r.Service = s
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve returned %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("Serve did not return after cancel")
-		}
-	})
-	testenv.WaitFor(t, 10*time.Second, func() error {
-		if ok, reason := r.health.state(); !ok {
-			return fmt.Errorf("not ready: %v", reason)
-		}
-		return nil
-	})
+	servicetest.Run(t, s)
+	r.waitHealth(t, servicetest.IsReady)
 	return r
+}
+
+// waitHealth waits (10s at most) until the latest health report matches.
+func (r *running) waitHealth(t testing.TB, match func(servicetest.Report) bool) servicetest.Report {
+	t.Helper()
+	return waitHealth(t, r.health, match)
+}
+
+// waitHealth waits (10s at most) until h's latest report matches.
+func waitHealth(t testing.TB, h *servicetest.Health, match func(servicetest.Report) bool) servicetest.Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rep, err := h.Wait(ctx, match)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }
 
 // testWriter sends log lines to t.Log.
@@ -208,22 +180,4 @@ func wantMetric(t *testing.T, r *running, name string, labels map[string]string,
 	if got < want-0.001 || got > want+0.001 {
 		t.Errorf("%s%v = %g, want %g", name, labels, got, want)
 	}
-}
-
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }

@@ -17,12 +17,13 @@ import (
 
 // Service is the "audio" service.
 type Service struct {
-	cfg    Config
-	env    service.Env
-	log    *slog.Logger
-	now    func() time.Time
-	after  func(time.Duration) <-chan time.Time // reconnect backoff
-	tick   func(time.Duration) <-chan time.Time // resync while unsettled
+	cfg   Config
+	env   service.Env
+	log   *slog.Logger
+	clock service.Clock
+	// retry paces reconnects, and its Delay the resyncs while the server
+	// is unsettled.
+	retry  service.Backoff
 	ep     endpoint
 	policy policy
 	mem    *memory // nil unless cfg.Remember
@@ -58,15 +59,7 @@ func New(env service.Env, cfg Config) (*Service, error) {
 }
 
 func newService(env service.Env, cfg Config, getenv func(string) string) (*Service, error) {
-	if env.Logger == nil {
-		env.Logger = slog.New(slog.DiscardHandler)
-	}
-	if env.Now == nil {
-		env.Now = time.Now
-	}
-	if env.Health == nil {
-		env.Health = service.NopHealth{}
-	}
+	env = env.WithDefaults()
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
@@ -78,9 +71,8 @@ func newService(env service.Env, cfg Config, getenv func(string) string) (*Servi
 		cfg:    cfg,
 		env:    env,
 		log:    env.Logger,
-		now:    env.Now,
-		after:  time.After,
-		tick:   time.After,
+		clock:  env.Clock,
+		retry:  service.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second},
 		ep:     ep,
 		policy: newPolicy(&cfg),
 		status: &Status{Address: ep.Address, VolumeLimit: float64(cfg.VolumeLimit)},
@@ -99,10 +91,8 @@ func newService(env service.Env, cfg Config, getenv func(string) string) (*Servi
 		s.mem = m
 	}
 	s.met = newMetrics(s)
-	if env.Metrics != nil {
-		if err := s.met.register(env.Metrics); err != nil {
-			return nil, fmt.Errorf("register audio metrics: %w", err)
-		}
+	if err := s.met.register(env.Metrics); err != nil {
+		return nil, fmt.Errorf("register audio metrics: %w", err)
 	}
 	return s, nil
 }
@@ -125,25 +115,15 @@ func (s *Service) Snapshot() *Status {
 	return st
 }
 
-// backoff is the pause before reconnect attempt n (0-based): 100ms doubling
-// up to 5s.
-func backoff(n int) time.Duration {
-	d := 100 * time.Millisecond
-	for i := 0; i < n && d < 5*time.Second; i++ {
-		d *= 2
-	}
-	return min(d, 5*time.Second)
-}
-
 // Serve implements service.Service: it connects, applies the policy, follows
 // server events, and reconnects with backoff whenever the server goes away.
 func (s *Service) Serve(ctx context.Context) error {
 	s.manageDropIn()
-	attempt := 0
+	s.retry.Reset()
 	for {
 		c, err := dial(ctx, s.ep.Address, s.ep.Cookie, s.cfg.Timeout)
 		if err == nil {
-			attempt = 0
+			s.retry.Reset()
 			s.connected()
 			err = s.session(ctx, c)
 			c.close(errors.New("session ended"))
@@ -155,18 +135,15 @@ func (s *Service) Serve(ctx context.Context) error {
 		}
 		s.setDisconnected(err)
 		s.env.Health.Degraded(fmt.Errorf("audio server %s: %w", s.ep.Address, err))
-		wait := backoff(attempt)
 		// One warning per outage; the retries that follow log at debug.
 		level := slog.LevelDebug
-		if attempt == 0 {
+		if s.retry.Attempts() == 0 {
 			level = slog.LevelWarn
 		}
+		wait := s.retry.Next()
 		s.log.Log(ctx, level, "audio server unavailable; retrying", "address", s.ep.Address, "err", err, "retry_in", wait)
-		attempt++
-		select {
-		case <-ctx.Done():
+		if service.Sleep(ctx, s.clock, wait) != nil {
 			return nil
-		case <-s.after(wait):
 		}
 	}
 }
@@ -242,7 +219,7 @@ func (s *Service) setDisconnected(err error) {
 func (s *Service) publish(st *Status) {
 	st.Address = s.ep.Address
 	st.VolumeLimit = float64(s.cfg.VolumeLimit)
-	st.Updated = s.now()
+	st.Updated = s.clock.Now()
 	s.mu.Lock()
 	if st.Quantum == nil && s.status.Quantum != nil {
 		q := *s.status.Quantum
@@ -268,14 +245,21 @@ func (s *Service) session(ctx context.Context, c *conn) error {
 	// Controls see the connection once the policy has run on it.
 	s.setConn(c)
 	s.env.Health.Ready()
-	var resync <-chan time.Time
-	unsettled := 0 // resyncs in a row; their pauses grow like backoff's
+	var resync <-chan time.Time // armed while unsettled
+	var timer service.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	unsettled := 0 // resyncs in a row; their pauses grow as reconnects' do
 	for {
 		switch {
 		case settled:
 			unsettled = 0
 		case resync == nil:
-			resync = s.tick(backoff(unsettled))
+			timer = s.clock.NewTimer(s.retry.Delay(unsettled))
+			resync = timer.C()
 			unsettled++
 		}
 		select {
@@ -316,7 +300,7 @@ func (s *Service) refreshQuantum(ctx context.Context) {
 	st := s.status.clone()
 	st.Quantum = q
 	s.status = st
-	s.quantumAt = s.now()
+	s.quantumAt = s.clock.Now()
 	s.mu.Unlock()
 }
 
@@ -324,7 +308,7 @@ func (s *Service) refreshQuantum(ctx context.Context) {
 func (s *Service) quantumStale() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.now().Sub(s.quantumAt) > quantumMaxAge
+	return s.clock.Now().Sub(s.quantumAt) > quantumMaxAge
 }
 
 // sync reads the server's state, applies the policy and records device
@@ -400,7 +384,7 @@ func (s *Service) sync(ctx context.Context, c *conn, devicesChanged bool) (settl
 // remember records the settings of devices that were already known and that
 // the policy did not just change (their next change event records them).
 func (s *Service) remember(st *Status, fresh, touched map[string]bool) {
-	now := s.now()
+	now := s.clock.Now()
 	for _, kind := range []Kind{KindSink, KindSource} {
 		for _, d := range st.devices(kind) {
 			k := memoryKey(kind, d.Name)

@@ -7,11 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hostd/hostd/internal/service"
+	"github.com/hostd/hostd/internal/service/servicetest"
 	"github.com/hostd/hostd/internal/testenv"
 )
 
@@ -37,8 +37,8 @@ func testStatus(t *testing.T, pw *testenv.PipeWire) {
 		Description: "Test Headset", Properties: map[string]string{"device.bus": "bluetooth"}})
 	pw.Pactl(t, "set-sink-volume", "st_speaker", "35%")
 	pw.Pactl(t, "set-sink-mute", "st_speaker", "1")
-	clock := &fakeClock{t: time.Now()}
-	s := startService(t, pw, DefaultConfig(), func(s *Service) { s.now = clock.Now })
+	clock := servicetest.NewFakeClock(time.Now())
+	s := startService(t, pw, DefaultConfig(), func(s *Service) { s.clock = clock })
 
 	st, err := s.Current(context.Background())
 	if err != nil {
@@ -85,7 +85,7 @@ func testStatus(t *testing.T, pw *testenv.PipeWire) {
 	if cur, _ := s.Current(context.Background()); cur.Quantum == nil || cur.Quantum.Effective != 1024 {
 		t.Errorf("fresh reading replaced early: %+v", cur.Quantum)
 	}
-	clock.Add(quantumMaxAge + time.Second)
+	clock.Advance(quantumMaxAge + time.Second)
 	if cur, _ := s.Current(context.Background()); cur.Quantum == nil || cur.Quantum.Effective != 64 {
 		t.Errorf("quantum after force-quantum 64 = %+v", cur.Quantum)
 	}
@@ -315,32 +315,19 @@ func testReconnect(t *testing.T, pw *testenv.PipeWire) {
 	cfg := DefaultConfig()
 	cfg.VolumeLimit = 60
 	cfg.PreferredSinks = []string{"rc_pref*"}
-	// Retry every 20ms instead of with the real backoff, which
-	// TestBackoff covers.
-	var waits []time.Duration
-	var waitsMu sync.Mutex
+	// Retry every 20ms instead of with the real backoff, whose pauses
+	// are checked on a fake clock without a server (TestServeWithoutServer).
 	s := startService(t, pw, cfg, func(s *Service) {
-		s.after = func(d time.Duration) <-chan time.Time {
-			waitsMu.Lock()
-			waits = append(waits, d)
-			waitsMu.Unlock()
-			return time.After(20 * time.Millisecond)
-		}
+		s.retry = service.Backoff{Min: 20 * time.Millisecond, Max: 20 * time.Millisecond}
 	})
 
 	pw.KillPulse(t)
-	testenv.WaitFor(t, 5*time.Second, func() error {
-		if ok, reason := s.health.state(); ok || reason == nil {
-			return errors.New("still ready")
-		}
-		return nil
-	})
+	degraded := s.waitHealth(t, servicetest.IsDegraded(""))
 	st := s.Snapshot()
 	if st.Connected || st.Error == "" || !strings.Contains(s.Status().Summary, "disconnected") {
 		t.Errorf("while away: %+v summary %q", st, s.Status().Summary)
 	}
-	_, reason := s.health.state()
-	t.Logf("degraded: %v", reason)
+	t.Logf("%v", degraded)
 	// Controls fail cleanly while the server is away.
 	if _, err := s.SetVolume(context.Background(), KindSink, "", "10%"); !errors.Is(err, ErrNotConnected) {
 		t.Errorf("SetVolume while away: %v, want ErrNotConnected", err)
@@ -352,21 +339,11 @@ func testReconnect(t *testing.T, pw *testenv.PipeWire) {
 	wantMetric(t, s, "hostd_audio_reconnects_total", nil, 0)
 
 	pw.StartPulse(t)
-	testenv.WaitFor(t, 10*time.Second, func() error {
-		if ok, reason := s.health.state(); !ok {
-			return fmt.Errorf("not ready again: %v", reason)
-		}
-		return nil
-	})
+	s.waitHealth(t, servicetest.IsReady)
 	if st := s.Snapshot(); st.Reconnects != 1 || !st.Connected {
 		t.Errorf("after restart: connected=%v reconnects=%d", st.Connected, st.Reconnects)
 	}
 	wantMetric(t, s, "hostd_audio_reconnects_total", nil, 1)
-	waitsMu.Lock()
-	if len(waits) == 0 || waits[0] != backoff(0) {
-		t.Errorf("retry pauses %v, want the backoff to start at %v", waits, backoff(0))
-	}
-	waitsMu.Unlock()
 	// The policy runs on the new connection's events.
 	pw.LoadNullSink(t, "rc_pref_sink", testenv.NullSinkOptions{})
 	waitPactl(t, pw, time.Second, "rc_pref_sink", "get-default-sink")
@@ -405,41 +382,37 @@ func testDropIn(t *testing.T, pw *testenv.PipeWire) {
 }
 
 // TestServeWithoutServer: hostd starts before PipeWire. It stays up,
-// degraded with the reason, retries with growing pauses, and controls
-// fail cleanly.
+// degraded with the reason, retries with growing pauses (100ms doubling up
+// to 5s, timed on a fake clock), and controls fail cleanly.
 func TestServeWithoutServer(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "pulse", "native")
-	health := &recHealth{}
+	health := &servicetest.Health{}
+	clock := servicetest.NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	cfg := DefaultConfig()
 	cfg.Server = "unix:" + sock
-	s, err := newService(service.Env{StateDir: t.TempDir(), Health: health}, cfg, func(string) string { return "" })
+	s, err := newService(service.Env{StateDir: t.TempDir(), Health: health, Clock: clock}, cfg, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
-	waits := make(chan time.Duration, 100)
-	s.after = func(d time.Duration) <-chan time.Time {
-		select {
-		case waits <- d:
-		default:
-		}
-		ch := make(chan time.Time, 1)
-		ch <- time.Time{}
-		return ch
-	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()
-	var got []time.Duration
-	for len(got) < 8 {
-		got = append(got, <-waits)
-	}
-	for i, d := range got {
-		if d != backoff(i) {
-			t.Errorf("pause %d = %v, want %v", i, d, backoff(i))
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond,
+		1600 * time.Millisecond, 3200 * time.Millisecond, 5 * time.Second, 5 * time.Second}
+	for i, w := range want {
+		// Serve waits for its retry on the clock: let exactly that pass.
+		if err := clock.BlockUntil(ctx, 1); err != nil {
+			t.Fatal(err)
 		}
+		at, _ := clock.NextTimer()
+		if d := at.Sub(clock.Now()); d != w {
+			t.Errorf("pause %d = %v, want %v", i, d, w)
+		}
+		clock.Set(at)
 	}
-	if ok, reason := health.state(); ok || reason == nil || !strings.Contains(reason.Error(), sock) {
-		t.Errorf("health = %v, %v; want degraded naming %s", ok, reason, sock)
+	if rep, ok := health.Last(); !ok || !servicetest.IsDegraded(sock)(rep) {
+		t.Errorf("health = %v; want degraded naming %s", rep, sock)
 	}
 	if sum := s.Status().Summary; !strings.HasPrefix(sum, "disconnected: connect to unix:"+sock) {
 		t.Errorf("summary %q", sum)

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"time"
 
-	units "github.com/docker/go-units"
 	"gopkg.in/yaml.v3"
 
 	"github.com/hostd/hostd/internal/confkit"
+	"github.com/hostd/hostd/internal/service"
 )
 
 // Config is the `containers` section.
@@ -179,7 +179,7 @@ func (c *Config) Validate(v *confkit.Validator) {
 }
 
 func (a *AutoPrune) validate(v *confkit.Validator) {
-	if _, err := parseSchedule(a.Schedule); err != nil {
+	if _, err := service.ParseSchedule(a.Schedule); err != nil {
 		v.Errorf("schedule", "%v", err)
 	}
 	for i, l := range a.KeepLabels {
@@ -258,11 +258,11 @@ func ParseWatermark(s string) (Watermark, error) {
 		}
 		return Watermark{Percent: f}, nil
 	}
-	n, err := units.RAMInBytes(s)
+	n, err := service.ParseByteSize(s)
 	if err != nil || n <= 0 {
 		return Watermark{}, fmt.Errorf("invalid watermark %q: want a percentage (\"90%%\") or a size (\"40GiB\")", s)
 	}
-	return Watermark{Bytes: n}, nil
+	return Watermark{Bytes: n.Bytes()}, nil
 }
 
 // UnmarshalConfig implements confkit.Unmarshaler.
@@ -286,7 +286,7 @@ func (w Watermark) String() string {
 	case w.Percent > 0:
 		return strconv.FormatFloat(w.Percent, 'f', -1, 64) + "%"
 	case w.Bytes > 0:
-		return units.BytesSize(float64(w.Bytes))
+		return service.ByteSize(w.Bytes).String()
 	}
 	return ""
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hostd/hostd/internal/api"
+	"github.com/hostd/hostd/internal/service/servicetest"
 	"github.com/hostd/hostd/internal/testenv"
 )
 
@@ -29,10 +30,10 @@ func TestEngineKilledAndRestarted(t *testing.T) {
 
 	cfg := DefaultConfig()
 	cfg.Enable = true
-	h := newRecordingHealth()
+	h := &servicetest.Health{}
 	s, reg := newTestService(t, d.Host, cfg, "", h)
-	run(t, s)
-	h.next(t, false, 30*time.Second)
+	servicetest.Run(t, s)
+	nextHealth(t, h, false, 30*time.Second)
 	hc := serveAPI(t, s)
 
 	// Kill the engine while a prune runs: the prune stops or finishes,
@@ -46,7 +47,7 @@ func TestEngineKilledAndRestarted(t *testing.T) {
 	if err := <-pruned; err != nil && !errors.Is(err, ErrEngineDown) {
 		t.Errorf("prune during engine crash: %v, want nil or ErrEngineDown", err)
 	}
-	reason := h.next(t, true, 30*time.Second)
+	reason := nextHealth(t, h, true, 30*time.Second)
 	if !strings.Contains(reason.Error(), d.Socket) {
 		t.Errorf("degraded reason %q does not name the socket", reason)
 	}
@@ -67,7 +68,7 @@ func TestEngineKilledAndRestarted(t *testing.T) {
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
-	h.next(t, false, 30*time.Second)
+	nextHealth(t, h, false, 30*time.Second)
 	before := s.state.lastUse()[imgID]
 	d.CLI(t, "run", "--rm", "--network", "none", "r-img:1", "/bin/busybox", "true")
 	testenv.WaitFor(t, 20*time.Second, func() error {
@@ -139,10 +140,10 @@ func TestObjectInUseIsSkipped(t *testing.T) {
 func TestNoSocketIsDegradedUntilTheEngineAppears(t *testing.T) {
 	d := docker.Get(t)
 	sock := filepath.Join(testenv.TempDir(t), "docker.sock")
-	h := newRecordingHealth()
+	h := &servicetest.Health{}
 	s, _ := newTestService(t, "unix://"+sock, DefaultConfig(), "", h)
-	run(t, s)
-	reason := h.next(t, true, 10*time.Second)
+	servicetest.Run(t, s)
+	reason := nextHealth(t, h, true, 10*time.Second)
 	if !strings.Contains(reason.Error(), "not reachable") || !strings.Contains(reason.Error(), sock) {
 		t.Errorf("degraded reason %q", reason)
 	}
@@ -153,7 +154,7 @@ func TestNoSocketIsDegradedUntilTheEngineAppears(t *testing.T) {
 	if err := os.Symlink(d.Socket, sock); err != nil {
 		t.Fatal(err)
 	}
-	h.next(t, false, 10*time.Second)
+	nextHealth(t, h, false, 10*time.Second)
 	if det := s.Details(); !det.Reachable || det.Error != "" || det.APIVersion == "" {
 		t.Errorf("details after the engine appeared: %+v", det)
 	}
@@ -217,12 +218,12 @@ func TestStuckEngine(t *testing.T) {
 	cfg.Enable = true
 	cfg.ConnectTimeout = 200 * time.Millisecond
 	cfg.RequestTimeout = 300 * time.Millisecond
-	h := newRecordingHealth()
+	h := &servicetest.Health{}
 	s, _ := newTestService(t, "unix://"+peer.Addr, cfg, "", h)
-	run(t, s)
+	servicetest.Run(t, s)
 	hc := serveAPI(t, s)
 
-	reason := h.next(t, true, 30*time.Second)
+	reason := nextHealth(t, h, true, 30*time.Second)
 	for _, want := range []string{peer.Addr, "no answer to ping within 200ms", "containers.connect_timeout", "not reachable"} {
 		if !strings.Contains(reason.Error(), want) {
 			t.Errorf("degraded reason %q does not mention %q", reason, want)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hostd/hostd/internal/api"
 	"github.com/hostd/hostd/internal/service"
+	"github.com/hostd/hostd/internal/service/servicetest"
 	"github.com/hostd/hostd/internal/testenv"
 )
 
@@ -25,37 +26,21 @@ import (
 // compare by name even for objects Docker names at random.
 const nameLabel = "hostd.test.name"
 
-// recordingHealth remembers the last health report.
-type recordingHealth struct {
-	ch chan error // nil error = ready
-}
-
-func newRecordingHealth() *recordingHealth { return &recordingHealth{ch: make(chan error, 100)} }
-
-func (h *recordingHealth) Ready()             { h.push(nil) }
-func (h *recordingHealth) Degraded(err error) { h.push(err) }
-func (h *recordingHealth) push(err error) {
-	select {
-	case h.ch <- err:
-	default:
-	}
-}
-
-// next waits for a report matching want (ready when wantErr is false).
-func (h *recordingHealth) next(t *testing.T, wantErr bool, timeout time.Duration) error {
+// nextHealth waits for the next health report not seen yet that is ready
+// (or, with degraded, degraded) and returns its reason.
+func nextHealth(t *testing.T, h *servicetest.Health, degraded bool, timeout time.Duration) error {
 	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case err := <-h.ch:
-			if (err != nil) == wantErr {
-				return err
-			}
-		case <-deadline:
-			t.Fatalf("no health report (degraded=%v) within %s", wantErr, timeout)
-			return nil
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	match := servicetest.IsReady
+	if degraded {
+		match = servicetest.IsDegraded("")
 	}
+	r, err := h.Next(ctx, match)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Err
 }
 
 // newTestService builds a service for the daemon at host.
@@ -72,7 +57,6 @@ func newTestService(t *testing.T, host string, cfg Config, stateDir string, h se
 	}
 	env := service.Env{
 		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("service", Name),
-		Now:      time.Now,
 		StateDir: stateDir,
 		Metrics:  reg,
 		Gatherer: reg,
@@ -82,28 +66,9 @@ func newTestService(t *testing.T, host string, cfg Config, stateDir string, h se
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	s.minBackoff, s.maxBackoff = 20*time.Millisecond, 200*time.Millisecond
+	s.reconnect = service.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}
 	t.Cleanup(func() { s.eng.Close() })
 	return s, reg
-}
-
-// run serves s until the test ends.
-func run(t *testing.T, s *Service) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve returned %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("Serve did not return after cancel")
-		}
-	})
 }
 
 // apiClient is a moby client for checks from the test side.

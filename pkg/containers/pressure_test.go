@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostd/hostd/internal/service/servicetest"
 	"github.com/hostd/hostd/internal/testenv"
 )
 
@@ -25,12 +26,12 @@ func TestDiskPressureRemovesLeastRecentlyUsedImages(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Enable = true
 	cfg.AutoPrune.HighWatermark, cfg.AutoPrune.LowWatermark = Watermark{}, Watermark{}
-	h := newRecordingHealth()
+	h := &servicetest.Health{}
 	s, _ := newTestService(t, d.Host, cfg, stateDir, h)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()
-	h.next(t, false, 30*time.Second)
+	nextHealth(t, h, false, 30*time.Second)
 
 	d.ImportImage(t, "base/keep:1", spec("keep")) // oldest, protected by a keep pattern
 	d.ImportImage(t, "p-run:1", spec("run"))      // oldest unprotected, but running
@@ -76,7 +77,7 @@ func TestDiskPressureRemovesLeastRecentlyUsedImages(t *testing.T) {
 	if got := s2.state.lastUse(); !got[id["p3"]].After(got[id["p1"]]) {
 		t.Fatalf("last uses not persisted: %v", got)
 	}
-	run(t, s2)
+	servicetest.Run(t, s2)
 	var rep *Report
 	testenv.WaitFor(t, 30*time.Second, func() error {
 		rep = s2.Details().LastPrune

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostd/hostd/internal/service/servicetest"
 	"github.com/hostd/hostd/internal/testenv"
 )
 
@@ -273,7 +274,7 @@ func TestUntilCutoffMatchesDockerSystemPrune(t *testing.T) {
 	}
 	s, _ := newTestService(t, d.Host, cfg, "", nil)
 	before, cutoff := twin()
-	s.now = func() time.Time { return cutoff.Add(time.Hour) }
+	s.clock = servicetest.NewFakeClock(cutoff.Add(time.Hour))
 	if _, err := s.Prune(context.Background(), "manual", false); err != nil {
 		t.Fatal(err)
 	}

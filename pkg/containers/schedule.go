@@ -1,45 +1,34 @@
 package containers
 
 import (
-	"math/rand/v2"
-	"time"
+	"context"
 
-	"github.com/hostd/hostd/internal/schedule"
+	"github.com/hostd/hostd/internal/service"
 )
 
-// nexter is the part of a calendar schedule the pruner uses.
-type nexter interface {
-	Next(after time.Time) time.Time
-}
-
-// parseSchedule parses the auto_prune.schedule expression (systemd
-// OnCalendar syntax).
-func parseSchedule(expr string) (nexter, error) {
-	s, err := schedule.Parse(expr)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// nextRun is when the scheduled prune runs next, as a systemd timer with
-// the same OnCalendar=, Persistent= and RandomizedDelaySec= would fire:
-// a run missed since last (hostd was down) is due at once when persistent;
-// otherwise the next elapse after now. delay is the random extra delay
-// drawn for this run.
-func nextRun(s nexter, persistent bool, last, now time.Time, delay time.Duration) time.Time {
-	if persistent && !last.IsZero() {
-		if due := s.Next(last); !due.After(now) {
-			return now.Add(delay)
+// runSchedule runs the scheduled prune at each elapse of the schedule.
+func (s *Service) runSchedule(ctx context.Context) {
+	for {
+		next := s.timer.Next(s.state.lastScheduled(), s.clock.Now())
+		s.mu.Lock()
+		s.nextPrune = next
+		s.mu.Unlock()
+		if service.SleepUntil(ctx, s.clock, next, 0) != nil {
+			return
+		}
+		for {
+			_, err := s.Prune(ctx, "schedule", false)
+			if err == nil {
+				break
+			}
+			s.log.Warn("scheduled prune failed; retrying", "err", err, "in", s.retry)
+			if service.Sleep(ctx, s.clock, s.retry) != nil {
+				return
+			}
+		}
+		s.state.setLastScheduled(s.clock.Now())
+		if err := s.state.save(); err != nil {
+			s.log.Warn("save state", "err", err)
 		}
 	}
-	return s.Next(now).Add(delay)
-}
-
-// randomDelay draws a delay in [0, max).
-func randomDelay(max time.Duration) time.Duration {
-	if max <= 0 {
-		return 0
-	}
-	return time.Duration(rand.Int64N(int64(max)))
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostd/hostd/internal/service/servicetest"
 	"github.com/hostd/hostd/internal/testenv"
 )
 
@@ -37,7 +38,7 @@ func TestMissedScheduledPruneRunsAtStart(t *testing.T) {
 			cfg.AutoPrune.Persistent = persistent
 			cfg.AutoPrune.HighWatermark, cfg.AutoPrune.LowWatermark = Watermark{}, Watermark{}
 			s, _ := newTestService(t, d.Host, cfg, stateDir, nil)
-			run(t, s)
+			servicetest.Run(t, s)
 			testenv.WaitFor(t, 20*time.Second, func() error {
 				if s.Details().NextPrune.IsZero() {
 					return errors.New("no next prune yet")

@@ -3,19 +3,20 @@ package containers
 import (
 	"testing"
 	"time"
+
+	"github.com/hostd/hostd/internal/service"
 )
 
-func TestNextRun(t *testing.T) {
-	weekly, err := parseSchedule("weekly") // Mondays 00:00
-	if err != nil {
-		t.Fatal(err)
-	}
+// TestScheduleTimer checks the timer New builds from auto_prune: when the
+// scheduled prune runs next, as a systemd timer with the same OnCalendar=,
+// Persistent= and RandomizedDelaySec= would fire.
+func TestScheduleTimer(t *testing.T) {
 	mon := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC) // a Monday
 	tests := []struct {
 		name       string
 		persistent bool
 		last, now  time.Time
-		delay      time.Duration
+		delay      time.Duration // drawn at half of randomized_delay
 		want       time.Time
 	}{
 		{"first start waits for the next elapse", true, time.Time{}, mon.Add(time.Hour), 0, mon.AddDate(0, 0, 7)},
@@ -27,21 +28,35 @@ func TestNextRun(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := nextRun(weekly, tt.persistent, tt.last, tt.now, tt.delay)
-			if !got.Equal(tt.want) {
-				t.Errorf("nextRun = %v, want %v", got, tt.want)
+			cfg := DefaultConfig()
+			cfg.AutoPrune.Schedule = "weekly" // Mondays 00:00
+			cfg.AutoPrune.Persistent = tt.persistent
+			cfg.AutoPrune.RandomizedDelay = 2 * tt.delay
+			s, err := New(serviceEnv(t), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.eng.Close() })
+			s.timer.Rand = func(n int64) int64 { return n / 2 }
+			if got := s.timer.Next(tt.last, tt.now); !got.Equal(tt.want) {
+				t.Errorf("next run = %v, want %v", got, tt.want)
 			}
 		})
 	}
 }
 
-func TestRandomDelayBounds(t *testing.T) {
-	if d := randomDelay(0); d != 0 {
-		t.Fatalf("randomDelay(0) = %v", d)
+func TestScheduleTimerOff(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.AutoPrune.Enable = false
+	s, err := New(serviceEnv(t), cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for range 100 {
-		if d := randomDelay(time.Second); d < 0 || d >= time.Second {
-			t.Fatalf("randomDelay(1s) = %v", d)
-		}
+	t.Cleanup(func() { s.eng.Close() })
+	if s.timer != nil || s.Details().Schedule != "" {
+		t.Errorf("auto_prune off: timer %+v, schedule %q", s.timer, s.Details().Schedule)
 	}
 }
+
+// serviceEnv is an Env for a service that is built but not run.
+func serviceEnv(t *testing.T) service.Env { return service.Env{StateDir: t.TempDir()} }

@@ -29,7 +29,7 @@ func TestDaemonPortTaken(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "secrets"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	testenv.SOPSEncrypt(t, filepath.Join(dir, "secrets"), "v2ray", "yaml", fmt.Sprintf(
+	secretsFile := testenv.SOPSEncrypt(t, filepath.Join(dir, "secrets"), "v2ray", "yaml", fmt.Sprintf(
 		"v2ray:\n  server_address: %s\n  server_port: %d\n  user_id: %q\n  public_key: %q\n  short_id: %q\n",
 		w.xray.Host, w.xray.Port, w.xray.UserID, w.xray.PublicKey, w.xray.ShortID), nil, key.Recipient)
 
@@ -38,19 +38,14 @@ func TestDaemonPortTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	socket := filepath.Join(dir, "hostd.sock")
-	cfg := fmt.Sprintf(`hostd:
-  state_dir: %s
-  socket: %s
-  http:
-    listen: %s
-  log_format: text
-  log_level: debug
-  restart_backoff: 50ms
-  restart_backoff_max: 200ms
-  shutdown_timeout: 5s
-  stop_timeout: 2s
-secrets:
+	td := daemontest.Start(t, daemontest.Options{
+		Registrations: []daemon.Registration{
+			daemontest.Registration("alpha"),
+			daemon.Register(Name, DefaultConfig, New),
+		},
+		Config: func(d *daemontest.Daemon) string {
+			return d.HostdSection("log_format: text", "log_level: debug", "restart_backoff_max: 200ms",
+				"shutdown_timeout: 5s", "stop_timeout: 2s") + fmt.Sprintf(`secrets:
   age_key_file: %s
 alpha:
   enable: true
@@ -61,65 +56,21 @@ proxy:
   http:
     listen: %s
   server:
-    address: sops:secrets/v2ray.yaml#v2ray/server_address
-    port: sops:secrets/v2ray.yaml#v2ray/server_port
-    user_id: sops:secrets/v2ray.yaml#v2ray/user_id
-    public_key: sops:secrets/v2ray.yaml#v2ray/public_key
-    short_id: sops:secrets/v2ray.yaml#v2ray/short_id
-  server_name: %s
-  health_url: http://%s/generate_204
+    address: sops:%[4]s#v2ray/server_address
+    port: sops:%[4]s#v2ray/server_port
+    user_id: sops:%[4]s#v2ray/user_id
+    public_key: sops:%[4]s#v2ray/public_key
+    short_id: sops:%[4]s#v2ray/short_id
+  server_name: %[5]s
+  health_url: http://%[6]s/generate_204
   health_interval: 1h
-`, filepath.Join(dir, "state"), socket, testenv.FreeAddr(t), key.File, taken.Addr(), testenv.FreeAddr(t), w.xray.ServerName, destHost)
-	cfgFile := filepath.Join(dir, "hostd.yaml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logFile, err := os.Create(filepath.Join(dir, "hostd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- daemon.Run(ctx, daemon.Options{
-			ConfigFile: cfgFile,
-			Registrations: []daemon.Registration{
-				daemontest.Registration("alpha"),
-				daemon.Register(Name, DefaultConfig, New),
-			},
-			Version: "test",
-			Getenv:  func(string) string { return "" },
-			Stderr:  logFile,
-			Signals: make(chan os.Signal),
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("daemon: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("daemon did not stop")
-		}
+`, key.File, taken.Addr(), testenv.FreeAddr(t), secretsFile, w.xray.ServerName, destHost)
+		},
+		Getenv:      func(string) string { return "" },
+		StopTimeout: 15 * time.Second,
 	})
-
-	client := api.NewClient(socket)
-	service := func(name string) (api.ServiceStatus, error) {
-		var st api.Status
-		if err := client.Get(context.Background(), "/v1/status", &st); err != nil {
-			return api.ServiceStatus{}, err
-		}
-		for _, s := range st.Services {
-			if s.Name == name {
-				return s, nil
-			}
-		}
-		return api.ServiceStatus{}, fmt.Errorf("no service %s", name)
-	}
+	client := td.Client()
+	service := func(name string) (api.ServiceStatus, error) { return td.ServiceStatus(context.Background(), name) }
 	wantErr := fmt.Sprintf("proxy.socks.listen %s: address in use", taken.Addr())
 	testenv.WaitFor(t, 20*time.Second, func() error {
 		p, err := service(Name)
@@ -152,25 +103,25 @@ proxy:
 		return nil
 	})
 	var d Details
-	if err := client.Get(context.Background(), "/v1/proxy/status", &d); err != nil {
+	if err := client.Get(context.Background(), api.RouteProxyStatus, &d); err != nil {
 		t.Fatal(err)
 	}
 	if d.State != StateUp || d.Server != w.xray.Addr() {
 		t.Errorf("proxy status = %+v", d)
 	}
 	var res ProbeResult
-	if err := client.Post(context.Background(), "/v1/proxy/test", nil, &res); err != nil || !res.OK || res.At.IsZero() {
-		t.Errorf("POST /v1/proxy/test = %+v, %v", res, err)
+	if err := client.Post(context.Background(), api.RouteProxyTest, nil, &res); err != nil || !res.OK || res.At.IsZero() {
+		t.Errorf("POST %s = %+v, %v", api.RouteProxyTest, res, err)
 	}
 
 	// Everything hostd printed or served must be free of secrets.
-	status, err := client.Raw(context.Background(), "GET", "/v1/status", nil)
+	status, err := client.Raw(context.Background(), "GET", api.RouteStatus, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs, _ := os.ReadFile(logFile.Name())
+	logs := td.Log()
 	for _, v := range w.secretValues() {
-		if strings.Contains(string(status), v) || strings.Contains(string(logs), v) {
+		if strings.Contains(string(status), v) || strings.Contains(logs, v) {
 			t.Errorf("secret value %.4s... appears in status or logs", v)
 		}
 	}

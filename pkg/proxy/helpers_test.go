@@ -5,14 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/hostd/hostd/internal/secrets"
 	"github.com/hostd/hostd/internal/service"
+	"github.com/hostd/hostd/internal/service/servicetest"
 	"github.com/hostd/hostd/internal/testenv"
 	"github.com/hostd/hostd/internal/testenv/xraytest"
 )
@@ -99,55 +98,11 @@ func (w *world) secretValues() []string {
 	return []string{w.xray.UserID, w.xray.PublicKey, w.xray.PrivateKey, w.xray.ShortID}
 }
 
-// health records what the service reports to the supervisor.
-type health struct {
-	mu     sync.Mutex
-	ready  int
-	reason error
-}
-
-func (h *health) Ready() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.ready++
-	h.reason = nil
-}
-
-func (h *health) Degraded(err error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.reason = err
-}
-
-func (h *health) get() (int, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.ready, h.reason
-}
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // running is a started proxy service.
 type running struct {
 	svc    *Service
-	health *health
-	logs   *syncBuffer
+	health *servicetest.Health
+	logs   *servicetest.Logs
 	reg    *prometheus.Registry
 	done   chan error
 }
@@ -155,10 +110,9 @@ type running struct {
 // start runs the service until the test ends.
 func start(t testing.TB, w *world, cfg Config) *running {
 	t.Helper()
-	r := &running{health: &health{}, logs: &syncBuffer{}, reg: prometheus.NewRegistry(), done: make(chan error, 1)}
+	r := &running{health: &servicetest.Health{}, logs: &servicetest.Logs{}, reg: prometheus.NewRegistry(), done: make(chan error, 1)}
 	env := service.Env{
-		Logger:   slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("service", Name),
-		Now:      time.Now,
+		Logger:   r.logs.Logger(Name),
 		StateDir: t.TempDir(),
 		Metrics:  r.reg,
 		Gatherer: r.reg,
@@ -227,7 +181,6 @@ func errorsIsAny(err error, targets ...error) bool {
 	return false
 }
 
-// testEnv is an Env for constructing a service that is not run.
-func testEnv() service.Env {
-	return service.Env{Logger: slog.New(slog.DiscardHandler), Now: time.Now, Health: service.NopHealth{}}
-}
+// testEnv is an Env for constructing a service that is not run: New
+// fills in the rest.
+func testEnv() service.Env { return service.Env{} }

@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/thejerf/suture/v4"
 	xlog "github.com/xtls/xray-core/common/log"
 	"github.com/xtls/xray-core/core"
 	fstats "github.com/xtls/xray-core/features/stats"
@@ -26,10 +25,10 @@ const Name = "proxy"
 
 // Service runs the in-process xray client. It is a service.Service.
 type Service struct {
-	env service.Env
-	cfg Config
-	log *slog.Logger
-	now func() time.Time
+	env   service.Env
+	cfg   Config
+	log   *slog.Logger
+	clock service.Clock
 	// probes carries on-demand probe requests (POST /v1/proxy/test) to Serve.
 	probes chan probeRequest
 
@@ -55,20 +54,12 @@ func New(env service.Env, cfg Config) (*Service, error) {
 		}
 		return nil, fmt.Errorf("proxy config: %s", strings.Join(msgs, "; "))
 	}
-	if env.Logger == nil {
-		env.Logger = slog.New(slog.DiscardHandler)
-	}
-	if env.Now == nil {
-		env.Now = time.Now
-	}
-	if env.Health == nil {
-		env.Health = service.NopHealth{}
-	}
+	env = env.WithDefaults()
 	s := &Service{
 		env:    env,
 		cfg:    cfg,
 		log:    env.Logger,
-		now:    env.Now,
+		clock:  env.Clock,
 		probes: make(chan probeRequest),
 		st: Details{
 			State:   StateStopped,
@@ -77,10 +68,8 @@ func New(env service.Env, cfg Config) (*Service, error) {
 			Traffic: map[string]Traffic{},
 		},
 	}
-	if env.Metrics != nil {
-		if err := env.Metrics.Register(newCollector(s)); err != nil {
-			return nil, fmt.Errorf("register proxy metrics: %w", err)
-		}
+	if err := env.Metrics.Register(newCollector(s)); err != nil {
+		return nil, fmt.Errorf("register proxy metrics: %w", err)
 	}
 	return s, nil
 }
@@ -127,7 +116,7 @@ func (s *Service) run(ctx context.Context, set settings) (*settings, error) {
 	if err != nil {
 		err = fmt.Errorf("create xray instance: %w", err)
 		s.setError(err)
-		return nil, errors.Join(err, suture.ErrDoNotRestart)
+		return nil, service.Permanent(err)
 	}
 	if err := inst.Start(); err != nil {
 		inst.Close()
@@ -232,7 +221,7 @@ type probeRequest struct {
 // record stamps a probe result with the time, keeps it as the last probe
 // and reports health; it returns the stamped result.
 func (s *Service) record(r ProbeResult) ProbeResult {
-	r.At = s.now()
+	r.At = s.clock.Now()
 	s.mu.Lock()
 	prev := s.st.State
 	s.st.LastProbe = &r

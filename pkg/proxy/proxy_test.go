@@ -19,6 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/hostd/hostd/internal/secrets"
+	"github.com/hostd/hostd/internal/service/servicetest"
 	"github.com/hostd/hostd/internal/testenv"
 )
 
@@ -32,8 +33,8 @@ func TestProxyThroughServer(t *testing.T) {
 	if d.Server != w.xray.Addr() {
 		t.Errorf("status server = %q, want %q", d.Server, w.xray.Addr())
 	}
-	if ready, reason := r.health.get(); ready == 0 || reason != nil {
-		t.Errorf("health: ready %d times, reason %v; want ready", ready, reason)
+	if last, _ := r.health.Last(); !last.Ready {
+		t.Errorf("health: %v; want ready", last)
 	}
 	privateURL := w.dest.URL + "/private"
 
@@ -217,8 +218,8 @@ func TestProxyDegraded(t *testing.T) {
 			if !strings.Contains(d.LastError, tt.want) {
 				t.Errorf("last error = %q, want it to say %q", d.LastError, tt.want)
 			}
-			if _, reason := r.health.get(); reason == nil || !strings.Contains(reason.Error(), tt.want) {
-				t.Errorf("health degraded reason = %v, want %q", reason, tt.want)
+			if last, _ := r.health.Last(); !servicetest.IsDegraded(tt.want)(last) {
+				t.Errorf("health: %v; want degraded saying %q", last, tt.want)
 			}
 			up0, _ := w.xray.Traffic()
 			hits0 := w.hits.Load()

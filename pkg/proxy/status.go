@@ -1,10 +1,11 @@
 package proxy
 
 import (
-	"fmt"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/hostd/hostd/internal/service"
 )
 
 // States of the proxy.
@@ -74,7 +75,7 @@ func (d Details) Summary() string {
 		}
 	}
 	if d.State != StateFailed && d.State != StateStopped || up+down > 0 {
-		parts = append(parts, "sent "+Bytes(up), "received "+Bytes(down))
+		parts = append(parts, "sent "+service.FormatBytes(up), "received "+service.FormatBytes(down))
 	}
 	if d.LastError != "" {
 		parts = append(parts, "error: "+d.LastError)
@@ -90,18 +91,4 @@ func (d Details) TrafficKeys() []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// Bytes formats a byte count with binary units.
-func Bytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

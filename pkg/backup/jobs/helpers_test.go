@@ -1,14 +1,11 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,133 +13,20 @@ import (
 
 	"github.com/hostd/hostd/internal/secrets"
 	"github.com/hostd/hostd/internal/service"
+	"github.com/hostd/hostd/internal/service/servicetest"
 	"github.com/hostd/hostd/internal/testenv"
 	"github.com/hostd/hostd/pkg/backup"
 	"github.com/hostd/hostd/pkg/backup/backuptest"
 )
-
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []*fakeWaiter
-}
-
-type fakeWaiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newFakeClock(t time.Time) *fakeClock { return &fakeClock{now: t} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) (<-chan time.Time, func()) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	w := &fakeWaiter{at: c.now.Add(d), ch: make(chan time.Time, 1)}
-	if d <= 0 {
-		w.ch <- c.now
-		return w.ch, func() {}
-	}
-	c.waiters = append(c.waiters, w)
-	return w.ch, func() { c.remove(w) }
-}
-
-func (c *fakeClock) remove(w *fakeWaiter) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i, x := range c.waiters {
-		if x == w {
-			c.waiters = append(c.waiters[:i], c.waiters[i+1:]...)
-			return
-		}
-	}
-}
-
-// Set moves the clock to t and fires every timer due by then.
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-	keep := c.waiters[:0]
-	for _, w := range c.waiters {
-		if !w.at.After(t) {
-			w.ch <- t
-			continue
-		}
-		keep = append(keep, w)
-	}
-	c.waiters = keep
-}
-
-func (c *fakeClock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
-
-// Waiters is the number of pending timers: a job's loop that waits has one.
-func (c *fakeClock) Waiters() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.waiters)
-}
-
-// healthLog records what the service reports.
-type healthLog struct {
-	mu      sync.Mutex
-	ready   bool
-	reason  string
-	reports int
-}
-
-func (h *healthLog) Ready() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.ready, h.reason = true, ""
-	h.reports++
-}
-
-func (h *healthLog) Degraded(err error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.ready, h.reason = false, err.Error()
-	h.reports++
-}
-
-func (h *healthLog) get() (ready bool, reason string, reports int) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.ready, h.reason, h.reports
-}
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // harness is a service under test with its fake clock, health, logs and
 // metrics.
 type harness struct {
 	t      *testing.T
 	svc    *Service
-	clock  *fakeClock
-	health *healthLog
-	logs   *syncBuffer
+	clock  *servicetest.FakeClock
+	health *servicetest.Health
+	logs   *servicetest.Logs
 	reg    *prometheus.Registry
 	state  string
 
@@ -159,11 +43,11 @@ func newHarness(t *testing.T, cfg Config, stateDir string) *harness {
 	if stateDir == "" {
 		stateDir = t.TempDir()
 	}
-	h := &harness{t: t, clock: newFakeClock(t0), health: &healthLog{}, logs: &syncBuffer{},
+	h := &harness{t: t, clock: servicetest.NewFakeClock(t0), health: &servicetest.Health{}, logs: &servicetest.Logs{},
 		reg: prometheus.NewRegistry(), state: stateDir}
 	env := service.Env{
-		Logger:   slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("service", Name),
-		Now:      h.clock.Now,
+		Logger:   h.logs.Logger(Name),
+		Clock:    h.clock,
 		StateDir: stateDir,
 		Metrics:  h.reg,
 		Gatherer: h.reg,
@@ -174,7 +58,6 @@ func newHarness(t *testing.T, cfg Config, stateDir string) *harness {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	svc.clock = h.clock
 	svc.initOpts = backup.InitOptions{KDF: backuptest.FastKDF(), PackSize: 1 << 20}
 	h.svc = svc
 	return h
@@ -224,6 +107,17 @@ func (h *harness) idle() {
 		}
 		return nil
 	})
+}
+
+// healthNow returns the latest health report (ready, or the degraded
+// reason) and how many reports the service has made.
+func (h *harness) healthNow() (ready bool, reason string, reports int) {
+	rs := h.health.Reports()
+	if len(rs) == 0 {
+		return false, "", 0
+	}
+	last := rs[len(rs)-1]
+	return last.Ready, last.Reason(), len(rs)
 }
 
 // runsOf returns how many runs of job ended with each result.

@@ -181,16 +181,16 @@ func (j *job) loop(ctx context.Context) {
 		if stale := j.staleAt(); stale.After(now) {
 			wait = min(wait, stale.Sub(now))
 		}
-		ch, stop := j.s.clock.After(wait)
+		t := j.s.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			stop()
+			t.Stop()
 			return
 		case <-j.trigger:
-			stop()
+			t.Stop()
 			j.execute(ctx, j.begin(false))
 			next, missed = j.plan()
-		case <-ch:
+		case <-t.C():
 		}
 	}
 }

@@ -27,7 +27,7 @@ const maxWait = time.Minute
 type Service struct {
 	env    service.Env
 	log    *slog.Logger
-	clock  clock
+	clock  service.Clock
 	store  stateStore
 	jobs   []*job // sorted by name
 	byName map[string]*job
@@ -49,15 +49,7 @@ var (
 
 // New builds the service from a validated config. It starts nothing.
 func New(env service.Env, cfg Config) (*Service, error) {
-	if env.Logger == nil {
-		env.Logger = slog.New(slog.DiscardHandler)
-	}
-	if env.Now == nil {
-		env.Now = time.Now
-	}
-	if env.Health == nil {
-		env.Health = service.NopHealth{}
-	}
+	env = env.WithDefaults()
 	if env.Secrets == nil {
 		return nil, errors.New("backup service: no secret resolver")
 	}
@@ -67,7 +59,7 @@ func New(env service.Env, cfg Config) (*Service, error) {
 	s := &Service{
 		env:      env,
 		log:      env.Logger,
-		clock:    realClock{now: env.Now},
+		clock:    env.Clock,
 		store:    stateStore{dir: filepath.Join(env.StateDir, "jobs")},
 		byName:   map[string]*job{},
 		cacheDir: filepath.Join(env.StateDir, "cache"),
@@ -90,10 +82,8 @@ func New(env service.Env, cfg Config) (*Service, error) {
 	if len(s.jobs) == 0 {
 		return nil, errors.New("backup service: no jobs configured")
 	}
-	if env.Metrics != nil {
-		if err := env.Metrics.Register(&collector{s: s}); err != nil {
-			return nil, fmt.Errorf("register backup metrics: %w", err)
-		}
+	if err := env.Metrics.Register(&collector{s: s}); err != nil {
+		return nil, fmt.Errorf("register backup metrics: %w", err)
 	}
 	return s, nil
 }

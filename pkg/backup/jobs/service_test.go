@@ -65,7 +65,7 @@ func TestScheduledRunsApplyRetention(t *testing.T) {
 	if want := t0.Add(40 * time.Minute); !snaps[1].Time.Equal(want) {
 		t.Errorf("newest snapshot at %v, want %v (the fake clock)", snaps[1].Time, want)
 	}
-	if ready, reason, _ := h.health.get(); !ready {
+	if ready, reason, _ := h.healthNow(); !ready {
 		t.Errorf("degraded after successful runs: %s", reason)
 	}
 	saved, err := h.svc.store.load("home")
@@ -119,7 +119,7 @@ func TestMissedRunCatchesUpAtStart(t *testing.T) {
 					t.Errorf("no log line for the catch-up run:\n%s", h.logs.String())
 				}
 				h.idle()
-				if ready, reason, _ := h.health.get(); !ready {
+				if ready, reason, _ := h.healthNow(); !ready {
 					t.Errorf("degraded after the catch-up run: %s", reason)
 				}
 				return
@@ -130,7 +130,7 @@ func TestMissedRunCatchesUpAtStart(t *testing.T) {
 			}
 			// The last success is 2 days and 10 hours old, more than twice
 			// the daily period: the job is overdue.
-			ready, reason, _ := h.health.get()
+			ready, reason, _ := h.healthNow()
 			if ready || !strings.Contains(reason, "job home: last successful backup 58h") || !strings.Contains(reason, "more than twice its schedule's period") {
 				t.Errorf("health = ready %v %q, want degraded naming job home", ready, reason)
 			}
@@ -140,7 +140,7 @@ func TestMissedRunCatchesUpAtStart(t *testing.T) {
 			h.clock.Set(t0.Truncate(24 * time.Hour).Add(24 * time.Hour))
 			h.waitRuns("home", 1)
 			h.idle()
-			if ready, reason, _ := h.health.get(); !ready {
+			if ready, reason, _ := h.healthNow(); !ready {
 				t.Errorf("still degraded after a successful run: %s", reason)
 			}
 		})
@@ -219,7 +219,7 @@ func TestWrongPasswordDegradesOnlyThatJob(t *testing.T) {
 	if g := h.jobState("good"); g.LastResult != ResultSuccess {
 		t.Errorf("good job: %q %q", g.LastResult, g.LastError)
 	}
-	ready, reason, _ := h.health.get()
+	ready, reason, _ := h.healthNow()
 	if ready || reason != "job bad: "+wantErr {
 		t.Errorf("health: ready %v reason %q, want degraded with %q", ready, reason, "job bad: "+wantErr)
 	}
@@ -251,7 +251,7 @@ func TestWrongPasswordDegradesOnlyThatJob(t *testing.T) {
 	h.clock.Set(t0.Add(2 * time.Hour))
 	h.waitRuns("bad", 2)
 	h.idle()
-	if ready, reason, _ := h.health.get(); !ready {
+	if ready, reason, _ := h.healthNow(); !ready {
 		t.Errorf("still degraded after fixing the password: %s", reason)
 	}
 	if st := h.jobState("bad"); st.LastError != "" || st.LastResult != ResultSuccess {

@@ -91,13 +91,13 @@ func TestServeAgainReportsHealth(t *testing.T) {
 	h := newHarness(t, Config{Enable: true, Jobs: map[string]Job{"home": job}}, "")
 	h.serve()
 	h.idle()
-	_, _, first := h.health.get()
+	_, _, first := h.healthNow()
 	if err := h.stop(); err != nil {
 		t.Fatal(err)
 	}
 	h.serve()
 	h.idle()
-	if ready, _, again := h.health.get(); !ready || again <= first {
+	if ready, _, again := h.healthNow(); !ready || again <= first {
 		t.Errorf("after restart: ready %v, %d reports (before %d)", ready, again, first)
 	}
 }
@@ -119,7 +119,7 @@ func TestMissingSecret(t *testing.T) {
 	if st.LastResult != ResultFailed || !strings.HasPrefix(st.LastError, want) {
 		t.Errorf("result %q error %q, want failed starting with %q", st.LastResult, st.LastError, want)
 	}
-	if ready, reason, _ := h.health.get(); ready || !strings.HasPrefix(reason, "job home: "+want) {
+	if ready, reason, _ := h.healthNow(); ready || !strings.HasPrefix(reason, "job home: "+want) {
 		t.Errorf("health ready=%v %q", ready, reason)
 	}
 }

@@ -54,7 +54,7 @@ func TestStateSaveFailure(t *testing.T) {
 			// Serve keeps running the job instead of failing over and over.
 			want := "job home: save job state " + stateFile + ": " + tc.errno.Error()
 			isErr := func(s string) bool { return s == want }
-			if ready, reason, _ := h.health.get(); ready || !isErr(reason) {
+			if ready, reason, _ := h.healthNow(); ready || !isErr(reason) {
 				t.Errorf("health at start: ready %v reason %q, want degraded with %q", ready, reason, want)
 			}
 
@@ -67,7 +67,7 @@ func TestStateSaveFailure(t *testing.T) {
 			if res := r.result; res.Result != ResultSuccess {
 				t.Fatalf("run: %+v", res)
 			}
-			ready, reason, _ := h.health.get()
+			ready, reason, _ := h.healthNow()
 			if ready || !isErr(reason) {
 				t.Errorf("health after the run: ready %v reason %q, want degraded with %q", ready, reason, want)
 			}
@@ -97,7 +97,7 @@ func TestStateSaveFailure(t *testing.T) {
 			repair()
 			h.clock.Advance(maxWait)
 			testenv.WaitFor(t, 30*time.Second, func() error {
-				if ready, reason, _ := h.health.get(); !ready {
+				if ready, reason, _ := h.healthNow(); !ready {
 					return fmt.Errorf("still degraded: %s", reason)
 				}
 				return nil
