@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/hostd/hostd/internal/config"
+	"github.com/hostd/hostd/internal/config/configexample"
 )
 
 var update = flag.Bool("update", false, "rewrite configs/hostd.example.yaml")
@@ -28,7 +28,7 @@ const exampleHeader = `# hostd example configuration: every option, with its def
 // structs and compares it with the shipped file (go test -update rewrites
 // it), so every option is shown with its real default and documentation.
 func TestExampleConfigUpToDate(t *testing.T) {
-	g := &config.ExampleGenerator{SrcRoot: "../..", Module: "github.com/hostd/hostd", Header: exampleHeader}
+	g := &configexample.Generator{SrcRoot: "../..", Module: "github.com/hostd/hostd", Header: exampleHeader}
 	got, err := g.Generate(sectionsOf(registrations()), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)

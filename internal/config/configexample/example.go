@@ -1,4 +1,4 @@
-package config
+package configexample
 
 import (
 	"bytes"
@@ -14,14 +14,15 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/hostd/hostd/internal/config"
 	"github.com/hostd/hostd/internal/confkit"
 )
 
-// ExampleGenerator renders the annotated example config from the config
+// Generator renders the annotated example config from the config
 // structs themselves: every option with its default value and the doc
 // comment of its field, read from the Go source. The shipped
 // configs/hostd.example.yaml is its output, kept current by a test.
-type ExampleGenerator struct {
+type Generator struct {
 	// SrcRoot is the module's root directory.
 	SrcRoot string
 	// Module is the module path ("github.com/hostd/hostd").
@@ -33,11 +34,11 @@ type ExampleGenerator struct {
 }
 
 // Generate renders hostd, secrets and each section, in order.
-func (g *ExampleGenerator) Generate(sections []Section, getenv func(string) string) ([]byte, error) {
+func (g *Generator) Generate(sections []config.Section, getenv func(string) string) ([]byte, error) {
 	g.docs = map[string]map[string][]string{}
 	var b bytes.Buffer
 	b.WriteString(g.Header)
-	core := DefaultCore(getenv)
+	core := config.DefaultCore(getenv)
 	// Environment-dependent defaults are shown as comments.
 	core.StateDir, core.Socket = "", ""
 	all := []struct {
@@ -45,7 +46,7 @@ func (g *ExampleGenerator) Generate(sections []Section, getenv func(string) stri
 		v         any
 	}{
 		{"hostd", "hostd itself: logging, state, the local API socket and the HTTP listener.", &core},
-		{"secrets", "How secret references (sops:FILE#key, file:PATH, cred:NAME, env:NAME) are resolved.", &Secrets{}},
+		{"secrets", "How secret references (sops:FILE#key, file:PATH, cred:NAME, env:NAME) are resolved.", &config.Secrets{}},
 	}
 	for _, s := range sections {
 		all = append(all, struct {
@@ -69,7 +70,7 @@ func (g *ExampleGenerator) Generate(sections []Section, getenv func(string) stri
 		}
 		b.WriteString(s.name + ":\n")
 		var eff reflect.Value
-		if d, ok := s.v.(Defaulter); ok {
+		if d, ok := s.v.(config.Defaulter); ok {
 			eff = reflect.ValueOf(d.Effective())
 			for eff.Kind() == reflect.Pointer {
 				eff = eff.Elem()
@@ -84,8 +85,8 @@ func (g *ExampleGenerator) Generate(sections []Section, getenv func(string) stri
 	}
 	// The state directory and socket depend on how hostd runs; the
 	// example shows the system service's values, commented out.
-	out := strings.Replace(b.String(), "  state_dir: \"\"\n", "  # state_dir: "+DefaultStateDirRoot+"\n", 1)
-	out = strings.Replace(out, "  socket: \"\"\n", "  # socket: "+DefaultSocketRoot+"\n", 1)
+	out := strings.Replace(b.String(), "  state_dir: \"\"\n", "  # state_dir: "+config.DefaultStateDirRoot+"\n", 1)
+	out = strings.Replace(out, "  socket: \"\"\n", "  # socket: "+config.DefaultSocketRoot+"\n", 1)
 	return []byte(out), nil
 }
 
@@ -97,7 +98,7 @@ func wrap(s string) []string {
 	return out
 }
 
-func (g *ExampleGenerator) pkgDir(t reflect.Type) (string, bool) {
+func (g *Generator) pkgDir(t reflect.Type) (string, bool) {
 	p := t.PkgPath()
 	if p != g.Module && !strings.HasPrefix(p, g.Module+"/") {
 		return "", false
@@ -106,7 +107,7 @@ func (g *ExampleGenerator) pkgDir(t reflect.Type) (string, bool) {
 }
 
 // load parses the package of t and records every struct's field docs.
-func (g *ExampleGenerator) load(t reflect.Type) error {
+func (g *Generator) load(t reflect.Type) error {
 	key := t.PkgPath()
 	if _, ok := g.docs[key+".__loaded"]; ok {
 		return nil
@@ -162,14 +163,14 @@ func (g *ExampleGenerator) load(t reflect.Type) error {
 	return nil
 }
 
-func (g *ExampleGenerator) fieldDocs(t reflect.Type) (map[string][]string, error) {
+func (g *Generator) fieldDocs(t reflect.Type) (map[string][]string, error) {
 	if err := g.load(t); err != nil {
 		return nil, err
 	}
 	return g.docs[t.PkgPath()+"."+t.Name()], nil
 }
 
-func (g *ExampleGenerator) typeDoc(t reflect.Type) (string, error) {
+func (g *Generator) typeDoc(t reflect.Type) (string, error) {
 	d, err := g.fieldDocs(t)
 	if err != nil {
 		return "", err
@@ -209,7 +210,7 @@ func elemStruct(t reflect.Type) (reflect.Type, bool) {
 // struct with the defaults its service fills in (Defaulter); a key whose
 // value there differs is written commented out with that real default, so
 // the example states it without setting it.
-func (g *ExampleGenerator) emitStruct(b *bytes.Buffer, v, eff reflect.Value, depth int, sample bool) error {
+func (g *Generator) emitStruct(b *bytes.Buffer, v, eff reflect.Value, depth int, sample bool) error {
 	t := v.Type()
 	docs, err := g.fieldDocs(t)
 	if err != nil {
@@ -260,7 +261,7 @@ func (g *ExampleGenerator) emitStruct(b *bytes.Buffer, v, eff reflect.Value, dep
 }
 
 // emitValue writes one key and its value.
-func (g *ExampleGenerator) emitValue(b *bytes.Buffer, name string, fv reflect.Value, depth int, sample bool) error {
+func (g *Generator) emitValue(b *bytes.Buffer, name string, fv reflect.Value, depth int, sample bool) error {
 	ind := strings.Repeat("  ", depth)
 	ft := fv.Type()
 	for ft.Kind() == reflect.Pointer && !isLeaf(ft) {
