@@ -86,7 +86,7 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 	// between writing a file and renaming it. Keys and locks are written
 	// without a lock, so their temporary files must be old as well.
 	var temps []string
-	staleBefore := time.Now().Add(-TempFileAge)
+	staleBefore := r.now().Add(-TempFileAge)
 	err = repo.Backend().ListTemp(ctx, func(f backend.TempFile) error {
 		if !f.Locked() && f.ModTime.After(staleBefore) {
 			return nil
