@@ -11,6 +11,7 @@ import (
 
 	"github.com/hostd/hostd/internal/api"
 	"github.com/hostd/hostd/pkg/netcfg"
+	"github.com/hostd/hostd/pkg/netcfg/dhcp"
 )
 
 func newNetCmd(g *globals) *cobra.Command {
@@ -52,6 +53,7 @@ running.`,
 			return nil
 		},
 	})
+	cmd.AddCommand(newNetRenewCmd(g))
 	return cmd
 }
 
@@ -99,6 +101,9 @@ func printNetStatus(cmd *cobra.Command, st *netcfg.StatusDetails) error {
 		for _, e := range st.Events[max(0, n-8):] {
 			fmt.Fprintf(out, "  %s  %-7s %-11s %s %s\n", e.Time.Format("15:04:05"), e.Kind, e.Action, e.Link, e.Detail)
 		}
+	}
+	if err := printLeases(cmd, st.DHCP); err != nil {
+		return err
 	}
 	if d := st.DNS; d != nil {
 		fmt.Fprintln(out)
@@ -221,4 +226,74 @@ func netOrDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// newNetRenewCmd is `hostd net renew LINK`: renew a DHCP lease now.
+func newNetRenewCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "renew LINK",
+		Short: "Renew the DHCP lease of a link now",
+		Long: `Ask the link's DHCP server to renew the lease now, as at T1, and wait for
+the answer (or discover at once when the link has no lease).
+
+Exit status: 0 renewed, 1 refused or no answer, 3 when the daemon is not
+running.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			raw, err := g.client().Raw(cmd.Context(), "POST", api.RouteNetcfgDHCPRenew, netcfg.RenewRequest{Link: args[0]})
+			if err != nil {
+				return netcfgErr(err)
+			}
+			if g.json {
+				_, err = cmd.OutOrStdout().Write(raw)
+				return err
+			}
+			var st dhcp.Status
+			if err := json.Unmarshal(raw, &st); err != nil {
+				return fmt.Errorf("decode renew result: %w", err)
+			}
+			if st.Lease != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s from %s, expires %s\n", st.Link, st.Lease.Address, st.Lease.Server, leaseExpiry(st))
+			}
+			return nil
+		},
+	}
+}
+
+// printLeases prints the DHCP table of `hostd net status`.
+func printLeases(cmd *cobra.Command, leases []dhcp.Status) error {
+	if len(leases) == 0 {
+		return nil
+	}
+	fmt.Fprintln(cmd.OutOrStdout())
+	tw := table(cmd)
+	fmt.Fprintln(tw, "DHCP\tSTATE\tADDRESS\tSERVER\tEXPIRES\tDNS\tDOMAINS\tLAST ERROR")
+	for _, s := range leases {
+		addr, server, dnsServers, domains := "-", "-", "-", "-"
+		if l := s.Lease; l != nil {
+			addr, server = l.Address.String(), l.Server.String()
+			if len(l.DNS) > 0 {
+				var ds []string
+				for _, a := range l.DNS {
+					ds = append(ds, a.String())
+				}
+				dnsServers = strings.Join(ds, ",")
+			}
+			if len(l.Domains) > 0 {
+				domains = strings.Join(l.Domains, ",")
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Link, s.State, addr, server, leaseExpiry(s), dnsServers, domains, netOrDash(s.LastError))
+	}
+	return tw.Flush()
+}
+
+func leaseExpiry(s dhcp.Status) string {
+	switch {
+	case s.Lease == nil:
+		return "-"
+	case s.Expires.IsZero():
+		return "never"
+	}
+	return s.Expires.Local().Format("15:04:05")
 }

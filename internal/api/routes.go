@@ -83,6 +83,8 @@ const (
 	RouteNetcfgDNSQuery = "/v1/netcfg/dns/query"
 	// RouteNetcfgDNSFlush is POST, writers only: empty the DNS cache.
 	RouteNetcfgDNSFlush = "/v1/netcfg/dns/flush"
+	// RouteNetcfgDHCPRenew is POST, writers only: renew a link's DHCP lease now.
+	RouteNetcfgDHCPRenew = "/v1/netcfg/dhcp/renew"
 )
 
 // The containers service's routes (pkg/containers).

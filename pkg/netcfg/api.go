@@ -52,6 +52,8 @@ func (s *Service) Routes() []service.Route {
 			Doc: "resolve a name through hostd's resolver (QueryRequest -> QueryResult)"},
 		{Method: http.MethodPost, Path: api.RouteNetcfgDNSFlush, Access: service.Write, Handler: s.handleFlush,
 			Doc: "empty the DNS cache (FlushResult)"},
+		{Method: http.MethodPost, Path: api.RouteNetcfgDHCPRenew, Access: service.Write, Handler: s.handleRenew,
+			Doc: "renew a link's DHCP lease now (RenewRequest -> dhcp.Status)"},
 	}
 }
 

@@ -41,6 +41,8 @@ type Config struct {
 	Links []netwatch.LinkSpec `yaml:"links"`
 	// DNS is the caching resolver.
 	DNS DNSConfig `yaml:"dns"`
+	// DHCP is what links with `dhcp: v4` send and accept.
+	DHCP DHCPConfig `yaml:"dhcp"`
 }
 
 // DNSConfig is the "netcfg.dns" section.
@@ -131,6 +133,7 @@ func DefaultConfig() Config {
 			Timeout:     resolver.DefaultTimeout,
 			ResolvConf:  "/etc/resolv.conf",
 		},
+		DHCP: defaultDHCPConfig(),
 	}
 }
 
@@ -160,11 +163,14 @@ func (c *Config) Validate(v *confkit.Validator) {
 		names[l.Name] = i
 	}
 	if c.DNS.Enable {
-		c.DNS.validate(v.At("dns"))
+		c.DNS.validate(v.At("dns"), c.usesDHCP() && c.DHCP.UseDNS)
 	}
+	c.DHCP.validate(v.At("dhcp"))
 }
 
-func (d *DNSConfig) validate(v *confkit.Validator) {
+// validate checks the section; leaseDNS says DHCP leases bring upstreams,
+// so the config need not name any.
+func (d *DNSConfig) validate(v *confkit.Validator, leaseDNS bool) {
 	if d.Listen != "" {
 		v.CheckListen("listen", d.Listen)
 		if host, _, err := net.SplitHostPort(d.Listen); err == nil && net.ParseIP(host) == nil {
@@ -181,7 +187,7 @@ func (d *DNSConfig) validate(v *confkit.Validator) {
 			v.Errorf("allow_from", "required when listen (%s) is not a loopback address: list the networks that may query, e.g. [192.168.1.0/24] (an open resolver is abused to amplify attacks)", d.Listen)
 		}
 	}
-	if len(d.Upstreams) == 0 {
+	if len(d.Upstreams) == 0 && !leaseDNS {
 		v.Errorf("upstreams", "at least one upstream is required when dns is enabled")
 	}
 	for i, u := range d.Upstreams {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hostd/hostd/internal/config"
 	"github.com/hostd/hostd/internal/service"
+	"github.com/hostd/hostd/pkg/netcfg/dhcp"
 	"github.com/hostd/hostd/pkg/netcfg/netwatch"
 	"github.com/hostd/hostd/pkg/netcfg/resolver"
 )
@@ -35,6 +36,7 @@ type Service struct {
 	log     *slog.Logger
 	watcher *netwatch.Watcher
 	dns     *resolver.Resolver // nil when dns is off
+	leases  *leases            // nil when no link runs dhcp (lease.go)
 	euid    func() int
 
 	recheck chan struct{} // asks for an upstream recheck now
@@ -108,6 +110,9 @@ func New(env service.Env, cfg Config) (*Service, error) {
 		}
 		s.dns = r
 	}
+	if err := s.newLeases(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -161,6 +166,9 @@ func (s *Service) Serve(ctx context.Context) error {
 			}
 			defer h.Close()
 			ns = &h
+		}
+		if s.leases != nil {
+			g.Go(func() error { s.leases.run(ctx, ns); return nil })
 		}
 		return s.watcher.RunIn(ctx, ns)
 	})
@@ -298,6 +306,7 @@ func (s *Service) Details() *StatusDetails {
 		Problems:     st.Problems,
 		Events:       st.Events,
 		Changes:      st.Changes,
+		DHCP:         s.leaseStatus(),
 	}
 	if s.dns != nil {
 		rs := s.dns.Stats()
@@ -332,6 +341,7 @@ type StatusDetails struct {
 	Events       []netwatch.Event `json:"events,omitempty"`
 	Changes      int              `json:"changes"`
 	DNS          *DNSStatus       `json:"dns,omitempty"`
+	DHCP         []dhcp.Status    `json:"dhcp,omitempty"`
 }
 
 // DNSStatus is the resolver's part of the status; absent when DNS is off.
@@ -370,6 +380,9 @@ func (d *StatusDetails) Summary() string {
 	parts = append(parts, fmt.Sprintf("%d/%d links up", up, len(d.Links)))
 	if len(d.Problems) > 0 {
 		parts = append(parts, fmt.Sprintf("%d link problems", len(d.Problems)))
+	}
+	if s := dhcpSummary(d.DHCP); s != "" {
+		parts = append(parts, s)
 	}
 	if d.DNS != nil {
 		if d.DNS.Listen == "" {

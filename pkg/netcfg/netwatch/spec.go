@@ -26,6 +26,9 @@ type LinkSpec struct {
 	Addresses []string `yaml:"addresses" json:"addresses,omitempty"`
 	// Routes that must go through the link. Default: none.
 	Routes []RouteSpec `yaml:"routes" json:"routes,omitempty"`
+	// DHCP is "v4" to get an address by DHCPv4 (netcfg's dhcp client
+	// runs it; the watcher ignores it), or "" (default) for none.
+	DHCP string `yaml:"dhcp" json:"dhcp,omitempty"`
 }
 
 // RouteSpec is one declared route.
@@ -54,6 +57,16 @@ func (s LinkSpec) Check() []FieldProblem {
 	case "", "up", "down":
 	default:
 		add("state", "state %q: want up, down or empty", s.State)
+	}
+	switch s.DHCP {
+	case "", "v4":
+	case "v6", "both":
+		add("dhcp", "dhcp %q: only v4 is supported so far", s.DHCP)
+	default:
+		add("dhcp", "dhcp %q: want v4 or empty", s.DHCP)
+	}
+	if s.DHCP != "" && s.State == "down" {
+		add("state", "a link with dhcp cannot be declared down")
 	}
 	if s.MTU < 0 || s.MTU > 65535 || (s.MTU > 0 && s.MTU < 68) {
 		add("mtu", "mtu %d out of range 68..65535", s.MTU)

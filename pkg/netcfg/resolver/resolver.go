@@ -78,7 +78,8 @@ type Resolver struct {
 	retry    time.Duration
 	cache    *Cache
 	hosts    *hostsFile
-	routes   []route // longest domain first; the default route ("." ) last
+	routes   []route    // longest domain first; the default route ("." ) last
+	links    linkRoutes // routes from the config plus links' DNS servers (links.go)
 	metrics  *metrics
 	flight   singleflight.Group
 	bufs     sync.Pool // of *[]byte, for answers in wire form
@@ -131,6 +132,7 @@ func New(o Options) (*Resolver, error) {
 		onHealth: o.OnUpstreamHealth,
 		cache:    NewCache(CacheOptions{Size: o.CacheSize, MaxTTL: o.MaxTTL, NegativeTTL: o.NegativeTTL, Now: o.Now}),
 	}
+	r.links.timeout = o.Timeout
 	r.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	if o.HostsPath != "" {
 		r.hosts = &hostsFile{path: o.HostsPath, now: o.Now}
@@ -190,7 +192,7 @@ func orDefault(d, def time.Duration) time.Duration {
 
 // Close drops the idle upstream connections. The resolver stays usable.
 func (r *Resolver) Close() {
-	for _, rt := range r.routes {
+	for _, rt := range r.table() {
 		for _, u := range rt.ups {
 			u.ex.close()
 		}
@@ -342,8 +344,9 @@ func reply(q *dns.Msg, rcode int) *dns.Msg {
 
 // routeOf returns the upstreams for name (lower-case FQDN).
 func (r *Resolver) routeOf(name string) *route {
-	for i := range r.routes {
-		rt := &r.routes[i]
+	routes := r.table()
+	for i := range routes {
+		rt := &routes[i]
 		if rt.domain == "." || dns.IsSubDomain(rt.domain, name) {
 			return rt
 		}
@@ -486,7 +489,7 @@ func (r *Resolver) Stats() Stats {
 			s.HostsError = err.Error()
 		}
 	}
-	for _, rt := range slices.Backward(r.routes) {
+	for _, rt := range slices.Backward(r.table()) {
 		for _, u := range rt.ups {
 			u.mu.Lock()
 			us := UpstreamStatus{Upstream: u.ex.up.String(), Domain: rt.domain, Up: u.lastErr == nil}

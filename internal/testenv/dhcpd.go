@@ -1,0 +1,84 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// DHCPServer is Debian's dnsmasq serving DHCP (DNS off unless the options
+// turn it on) on the peer end of a NetNS's veth pair.
+type DHCPServer struct {
+	cancel  context.CancelFunc
+	exited  chan struct{}
+	leases  string // dnsmasq's lease file
+	logFile string
+}
+
+// StartDHCPServer starts dnsmasq in n's peer namespace on n.PeerLink with
+// the given options (a --dhcp-range among them); it is stopped when the
+// test ends, or by Stop. The peer link must be up with an address in the
+// range's subnet. A missing dnsmasq skips the test, or fails it with
+// CI=true.
+func StartDHCPServer(t testing.TB, n *NetNS, opts ...string) *DHCPServer {
+	t.Helper()
+	bin := LookPath(t, "dnsmasq")
+	dir := TempDir(t)
+	s := &DHCPServer{leases: filepath.Join(dir, "leases"), logFile: filepath.Join(dir, "log"), exited: make(chan struct{})}
+	args := []string{"netns", "exec", n.Peer, bin,
+		"--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--port=0",
+		"--interface=" + n.PeerLink, "--bind-interfaces", "--pid-file=", "--user=root",
+		"--dhcp-leasefile=" + s.leases, "--log-dhcp", "--log-facility=" + s.logFile,
+		"--dhcp-authoritative", "--no-ping",
+	}
+	args = append(args, opts...)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	cmd := exec.CommandContext(ctx, "ip", args...)
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start dnsmasq: %v", err)
+	}
+	go func() { cmd.Wait(); close(s.exited) }()
+	t.Cleanup(s.Stop)
+	// dnsmasq logs its DHCP range once it serves it.
+	err := Poll(context.Background(), 10*time.Second, func() error {
+		select {
+		case <-s.exited:
+			return errors.New("dnsmasq exited: " + s.Log())
+		default:
+		}
+		if !strings.Contains(s.Log(), "DHCP, IP range") {
+			return errors.New("dnsmasq does not serve dhcp yet: " + s.Log())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("start dnsmasq: %v", err)
+	}
+	return s
+}
+
+// Stop stops dnsmasq and waits for it to exit.
+func (s *DHCPServer) Stop() {
+	s.cancel()
+	<-s.exited
+}
+
+// Log is dnsmasq's log: every DHCP message it saw and sent (--log-dhcp).
+func (s *DHCPServer) Log() string {
+	b, _ := os.ReadFile(s.logFile)
+	return string(b)
+}
+
+// Leases is dnsmasq's lease file: expiry, MAC, address, hostname and
+// client-id of each lease.
+func (s *DHCPServer) Leases() string {
+	b, _ := os.ReadFile(s.leases)
+	return string(b)
+}

@@ -1,0 +1,25 @@
+// Package dhcp is netcfg's DHCPv4 client: one Client per link declared
+// with `dhcp: v4`.
+//
+// It owns the lease of its link: discovery (DISCOVER, OFFER, REQUEST,
+// ACK), renewal at T1 (unicast to the server), rebinding at T2
+// (broadcast), and removal of the address when the lease expires or a
+// server refuses it (NAK). The address is installed with the lease's
+// remaining time as its kernel lifetime, together with the default route
+// (option 3) or the classless static routes (option 121) and the MTU
+// (option 26). The lease is kept in a file of netcfg's state directory;
+// after a restart it is asked for again (INIT-REBOOT) and, when no server
+// answers, kept until it expires, so a restart of hostd never takes the
+// address off the link. On stop, the lease is released only when
+// Options.Release says so.
+//
+// Packets go through a packet socket on the link (insomniacslk/dhcp's
+// nclient4), open only for the length of one transaction. Everything a
+// server sends is checked by hostd's own parser (ParseLease,
+// ParseClasslessRoutes, ParseSearchList): bounded lists, ranges, no
+// pointer loops; it is fuzzed (FuzzParseLease).
+//
+// It does not do DHCPv6, router advertisements, ARP conflict detection or
+// DNS: the DNS servers and search domains of a lease are handed to the
+// caller (Options.OnChange), which feeds them to the resolver.
+package dhcp

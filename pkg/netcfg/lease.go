@@ -1,0 +1,320 @@
+package netcfg
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vishvananda/netns"
+
+	"github.com/hostd/hostd/internal/api"
+	"github.com/hostd/hostd/internal/confkit"
+	"github.com/hostd/hostd/internal/service"
+	"github.com/hostd/hostd/pkg/netcfg/dhcp"
+	"github.com/hostd/hostd/pkg/netcfg/resolver"
+)
+
+// DHCPConfig is the "netcfg.dhcp" section: what every link with
+// `dhcp: v4` sends and accepts.
+type DHCPConfig struct {
+	// Hostname is sent in option 12. Default: "" (the host's name, up to
+	// its first dot); "-" sends none.
+	Hostname string `yaml:"hostname"`
+	// ClientID is sent in option 61: "mac" (default: type 1 and the
+	// link's MAC), "none", or bytes in hex ("01:52:54:00:12:34:56").
+	ClientID string `yaml:"client_id"`
+	// ReleaseOnStop gives the lease back (DHCPRELEASE) and removes the
+	// address when netcfg stops. Default: false (the address stays and
+	// is asked for again at the next start, so a restart or reload does
+	// not drop it).
+	ReleaseOnStop bool `yaml:"release_on_stop"`
+	// RouteMetric is the priority of the routes from leases. Default: 1024.
+	RouteMetric int `yaml:"route_metric"`
+	// UseDNS feeds the lease's DNS servers and search domains to the
+	// resolver (split DNS by search domain). Default: true.
+	UseDNS bool `yaml:"use_dns"`
+	// UseRoutes installs the default route (option 3) or the classless
+	// static routes (option 121). Default: true.
+	UseRoutes bool `yaml:"use_routes"`
+	// UseMTU sets the link MTU from option 26. Default: true.
+	UseMTU bool `yaml:"use_mtu"`
+	// Timeout bounds one exchange with the server (retransmissions
+	// included). Default: 30s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+func defaultDHCPConfig() DHCPConfig {
+	return DHCPConfig{ClientID: "mac", RouteMetric: 1024, UseDNS: true, UseRoutes: true, UseMTU: true, Timeout: dhcp.DefaultTimeout}
+}
+
+func (d *DHCPConfig) validate(v *confkit.Validator) {
+	if _, err := d.clientID(); err != nil {
+		v.Errorf("client_id", "%v", err)
+	}
+	if d.RouteMetric < 0 {
+		v.Errorf("route_metric", "route metric %d is negative", d.RouteMetric)
+	}
+	if d.Timeout < time.Second {
+		v.Errorf("timeout", "timeout %s is shorter than 1s", d.Timeout)
+	}
+	if h := d.Hostname; h != "" && h != "-" && (len(h) > 63 || strings.ContainsAny(h, " ./\t")) {
+		v.Errorf("hostname", "hostname %q: want one label of at most 63 characters", h)
+	}
+}
+
+// clientID is ClientID as bytes; nil means the link's MAC.
+func (d *DHCPConfig) clientID() ([]byte, error) {
+	switch d.ClientID {
+	case "", "mac":
+		return nil, nil
+	case "none":
+		return []byte{}, nil
+	}
+	b, err := hex.DecodeString(strings.ReplaceAll(d.ClientID, ":", ""))
+	if err != nil || len(b) < 2 || len(b) > 64 {
+		return nil, fmt.Errorf("client id %q: want mac, none, or 2 to 64 bytes in hex", d.ClientID)
+	}
+	return b, nil
+}
+
+func (d *DHCPConfig) hostname() string {
+	switch d.Hostname {
+	case "-":
+		return ""
+	case "":
+		h, _ := os.Hostname()
+		h, _, _ = strings.Cut(h, ".")
+		return h
+	}
+	return d.Hostname
+}
+
+// usesDHCP reports whether any declared link runs DHCP.
+func (c *Config) usesDHCP() bool {
+	for _, l := range c.Links {
+		if l.DHCP != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// leases runs the DHCP clients of the declared links.
+type leases struct {
+	clients []*dhcp.Client
+
+	renewFailures *prometheus.CounterVec
+}
+
+// newLeases builds a client per link with dhcp; nothing runs until run.
+func (s *Service) newLeases() error {
+	ls := &leases{
+		renewFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hostd_netcfg_dhcp_renew_failures_total",
+			Help: "DHCP renewals and rebindings that got no lease, by link.",
+		}, []string{"link"}),
+	}
+	id, _ := s.cfg.DHCP.clientID() // checked by Validate
+	clock := s.env.Clock
+	if clock == nil {
+		clock = service.Env{Now: s.env.Now}.WithDefaults().Clock
+	}
+	for _, lc := range s.cfg.Links {
+		if lc.DHCP == "" {
+			continue
+		}
+		link := lc.Name
+		c, err := dhcp.New(dhcp.Options{
+			Link:         link,
+			Hostname:     s.cfg.DHCP.hostname(),
+			ClientID:     id,
+			Release:      s.cfg.DHCP.ReleaseOnStop,
+			RouteMetric:  s.cfg.DHCP.RouteMetric,
+			IgnoreRoutes: !s.cfg.DHCP.UseRoutes,
+			IgnoreMTU:    !s.cfg.DHCP.UseMTU,
+			LeaseFile:    s.leaseFile(link),
+			Timeout:      s.cfg.DHCP.Timeout,
+			Clock:        clock,
+			Logger:       s.log.With("dhcp", link),
+			OnChange:     func(l *dhcp.Lease) { s.leaseChanged(link, l) },
+			OnRenewFailure: func() {
+				ls.renewFailures.WithLabelValues(link).Inc()
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("netcfg.links %s: %w", link, err)
+		}
+		ls.clients = append(ls.clients, c)
+	}
+	if len(ls.clients) == 0 {
+		return nil
+	}
+	if s.env.Metrics != nil {
+		for _, col := range []prometheus.Collector{ls.renewFailures, leaseCollector{ls, clock.Now}} {
+			if err := s.env.Metrics.Register(col); err != nil {
+				return fmt.Errorf("register dhcp metrics: %w", err)
+			}
+		}
+	}
+	s.leases = ls
+	return nil
+}
+
+// leaseFile is where a link's lease is kept; "" without a state dir.
+func (s *Service) leaseFile(link string) string {
+	if s.env.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(s.env.StateDir, "dhcp4-"+link+".lease")
+}
+
+// runLeases runs every client until ctx ends, in the namespace ns (nil:
+// hostd's own). Each client ends only with ctx.
+func (ls *leases) run(ctx context.Context, ns *netns.NsHandle) {
+	var wg sync.WaitGroup
+	for _, c := range ls.clients {
+		wg.Go(func() {
+			c.RunIn(ctx, ns)
+		})
+	}
+	wg.Wait()
+}
+
+// leaseChanged feeds a link's DNS servers and search domains to the
+// resolver (when use_dns), and re-evaluates health.
+func (s *Service) leaseChanged(link string, l *dhcp.Lease) {
+	if s.dns != nil && s.cfg.DHCP.UseDNS {
+		var ups []resolver.Upstream
+		var domains []string
+		if l != nil {
+			for _, a := range l.DNS {
+				ups = append(ups, resolver.Upstream{Address: netip.AddrPortFrom(a, 53).String(), Protocol: "udp"})
+			}
+			domains = l.Domains
+		}
+		if err := s.dns.SetLinkUpstreams(link, ups, domains); err != nil {
+			s.log.Warn("dns servers from the dhcp lease not used", "link", link, "err", err)
+		} else if len(ups) > 0 {
+			s.log.Info("dns servers from the dhcp lease", "link", link, "servers", l.DNS, "domains", domains)
+		}
+	}
+	s.updateHealth()
+}
+
+// leaseStatus is the DHCP part of the status.
+func (s *Service) leaseStatus() []dhcp.Status {
+	if s.leases == nil {
+		return nil
+	}
+	out := make([]dhcp.Status, 0, len(s.leases.clients))
+	for _, c := range s.leases.clients {
+		out = append(out, c.Status())
+	}
+	return out
+}
+
+// decodeBody reads a small JSON request body strictly.
+func decodeBody(r *http.Request, out any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(out); err != nil {
+		return fmt.Errorf("decode request: %w", err)
+	}
+	return nil
+}
+
+// RenewRequest is the body of POST /v1/netcfg/dhcp/renew.
+type RenewRequest struct {
+	Link string `json:"link"`
+}
+
+// handleRenew forces a renewal of one link's lease (a Write route).
+func (s *Service) handleRenew(w http.ResponseWriter, r *http.Request) {
+	var req RenewRequest
+	if err := decodeBody(r, &req); err != nil {
+		api.WriteError(w, http.StatusBadRequest, err)
+		return
+	}
+	var c *dhcp.Client
+	if s.leases != nil {
+		for _, x := range s.leases.clients {
+			if x.Status().Link == req.Link {
+				c = x
+			}
+		}
+	}
+	if c == nil {
+		api.WriteError(w, http.StatusNotFound, fmt.Errorf("link %q does not run dhcp", req.Link))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.DHCP.Timeout+5*time.Second)
+	defer cancel()
+	if err := c.Renew(ctx); err != nil {
+		code := http.StatusBadGateway
+		if errors.Is(err, context.DeadlineExceeded) {
+			code = http.StatusGatewayTimeout
+		}
+		api.WriteError(w, code, err)
+		return
+	}
+	s.log.Info("dhcp lease renewed on request", "link", req.Link)
+	api.WriteJSON(w, http.StatusOK, c.Status())
+}
+
+// leaseCollector reports each lease's age from the clients' status, so a
+// lost lease leaves no stale series.
+type leaseCollector struct {
+	ls  *leases
+	now func() time.Time
+}
+
+var (
+	leaseAgeDesc = prometheus.NewDesc("hostd_netcfg_dhcp_lease_age_seconds",
+		"Time since the link's DHCP lease was last granted (obtained or renewed).", []string{"link"}, nil)
+	leaseExpiryDesc = prometheus.NewDesc("hostd_netcfg_dhcp_lease_expiry_seconds",
+		"Time left until the link's DHCP lease ends.", []string{"link"}, nil)
+)
+
+func (c leaseCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- leaseAgeDesc
+	ch <- leaseExpiryDesc
+}
+
+func (c leaseCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.now()
+	for _, cl := range c.ls.clients {
+		st := cl.Status()
+		if st.Lease == nil {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(leaseAgeDesc, prometheus.GaugeValue, now.Sub(st.Lease.Acquired).Seconds(), st.Link)
+		if !st.Expires.IsZero() {
+			ch <- prometheus.MustNewConstMetric(leaseExpiryDesc, prometheus.GaugeValue, st.Expires.Sub(now).Seconds(), st.Link)
+		}
+	}
+}
+
+// dhcpSummary is the status line's part about leases: "dhcp 1/2 bound".
+func dhcpSummary(st []dhcp.Status) string {
+	if len(st) == 0 {
+		return ""
+	}
+	bound := 0
+	for _, s := range st {
+		if s.Lease != nil {
+			bound++
+		}
+	}
+	return fmt.Sprintf("dhcp %d/%d bound", bound, len(st))
+}
