@@ -12,11 +12,25 @@
 #
 # Environment: BENCH_DIR (work dir, default a new dir under /var/tmp,
 # removed at the end unless BENCH_KEEP=1), BENCH_SIZE (bytes of the
-# generated set), BENCH_SETS (default "goroot gen"), BENCH_REPS (3).
+# generated set), BENCH_SETS (default "goroot gen"), BENCH_REPS (3),
+# BENCH_BACKENDS ("local", the default: repositories in the work dir;
+# "s3": hostd and restic, which speaks S3 natively, against one SeaweedFS
+# S3 server on loopback, each repository a prefix of one bucket, with the
+# S3 requests of each step counted from the server's metrics; borg has
+# no S3 backend and sits this one out). The s3 mode runs the weed binary
+# the tests build (internal/testenv, cached under
+# ~/.cache/hostd-test/weed-VERSION) and builds it the same way if it is
+# missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-for tool in restic borg /usr/bin/time go; do
+BACKENDS=${BENCH_BACKENDS:-local}
+case $BACKENDS in
+local) NEED=(restic borg /usr/bin/time go) ;;
+s3) NEED=(restic rclone curl /usr/bin/time go) ;;
+*) echo "run.sh: BENCH_BACKENDS=$BACKENDS: want local or s3" >&2; exit 2 ;;
+esac
+for tool in "${NEED[@]}"; do
 	command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (scripts/install-test-deps.sh installs it)" >&2; exit 1; }
 done
 
@@ -25,9 +39,12 @@ SIZE=${BENCH_SIZE:-1073741824}
 SETS=${BENCH_SETS:-goroot gen}
 REPS=${BENCH_REPS:-3}
 mkdir -p "$WORK"
-if [[ ${BENCH_KEEP:-0} != 1 ]]; then
-	trap 'rm -rf "$WORK"' EXIT
-fi
+WEED_PID=
+cleanup() {
+	if [[ -n $WEED_PID ]]; then kill -9 -- "-$WEED_PID" 2>/dev/null || true; fi
+	if [[ ${BENCH_KEEP:-0} != 1 ]]; then rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
 
 export HOSTD_BACKUP_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench
 export BORG_BASE_DIR=$WORK/borg-base BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
@@ -49,6 +66,56 @@ declare -A REPO CACHE # REPO[set,tool], CACHE[set,tool]: the current ones
 # last one ended (its work directory was just deleted).
 TOOLS=(hostd restic borg)
 
+# s3 mode: one SeaweedFS server (master, volume, filer, S3 gateway in one
+# process) on loopback ports, as internal/testenv starts it.
+if [[ $BACKENDS == s3 ]]; then
+	TOOLS=(hostd restic)
+	WEED_VERSION=$(sed -n 's/^const WeedVersion = "\(.*\)"/\1/p' internal/testenv/seaweedfs.go)
+	WEED=${XDG_CACHE_HOME:-$HOME/.cache}/hostd-test/weed-$WEED_VERSION/weed
+	if [[ ! -x $WEED ]]; then
+		echo "run.sh: building weed $WEED_VERSION (minutes)" >&2
+		moddir=$(cd /tmp && GOFLAGS=-mod=mod go mod download -json "github.com/seaweedfs/seaweedfs@$WEED_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+		src=$(mktemp -d /tmp/hostd-weed-src-XXXXXX)
+		cp -r "$moddir/." "$src/" && chmod -R u+w "$src"
+		mkdir -p "$(dirname "$WEED")"
+		(cd "$src" && GOFLAGS=-mod=mod GOWORK=off CGO_ENABLED=0 go build -o "$WEED.tmp-$$" ./weed)
+		mv "$WEED.tmp-$$" "$WEED"
+		rm -rf "$src"
+	fi
+	freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+	S3PORT=$(freeport) METRICS=$(freeport)
+	export AWS_ACCESS_KEY_ID=bench$RANDOM AWS_SECRET_ACCESS_KEY=bench$RANDOM$RANDOM$RANDOM
+	mkdir -p "$WORK/weed/data"
+	printf '{"identities":[{"name":"bench","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]}]}' \
+		"$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$WORK/weed/s3.json"
+	setsid "$WEED" server -s3 -filer -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$WORK/weed/data" \
+		-master.port="$(freeport)" -master.port.grpc="$(freeport)" -volume.port="$(freeport)" -volume.port.grpc="$(freeport)" \
+		-filer.port="$(freeport)" -filer.port.grpc="$(freeport)" -filer.localSocket="$WORK/weed/filer.sock" \
+		-s3.port="$S3PORT" -s3.port.grpc="$(freeport)" -s3.port.iceberg=0 -s3.port.lance=0 \
+		-s3.config="$WORK/weed/s3.json" -metricsPort="$METRICS" -metricsIp=127.0.0.1 \
+		-master.volumeSizeLimitMB=256 -volume.max=200 -master.telemetry=false >"$WORK/weed/log" 2>&1 &
+	WEED_PID=$!
+	disown "$WEED_PID"
+	for _ in $(seq 300); do
+		code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$S3PORT/" || true)
+		[[ $code =~ ^[234] ]] && break
+		sleep 0.3
+	done
+	[[ $code =~ ^[234] ]] || { echo "run.sh: seaweedfs did not start:" >&2; tail -20 "$WORK/weed/log" >&2; exit 1; }
+	S3=http://127.0.0.1:$S3PORT
+	# rclone measures the repositories' sizes (what each prefix holds);
+	# its S3 client refuses to start with $AWS_CA_BUNDLE set.
+	export RCLONE_CONFIG=$WORK/rclone.conf RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=SeaweedFS \
+		RCLONE_CONFIG_BENCH_ENDPOINT=$S3 RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID \
+		RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true
+	: >"$RCLONE_CONFIG"
+fi
+
+# s3requests: every S3 request the server has answered so far.
+s3requests() {
+	curl -s "http://127.0.0.1:$METRICS/metrics" | awk '/^SeaweedFS_s3_request_total\{/ { n += $NF } END { printf "%d", n }'
+}
+
 # measure SET TOOL METRIC CMD...: runs CMD, records wall seconds and peak RSS.
 # Dirty pages left by the step before (a restore leaves up to 1 GiB) are
 # written first, so no tool's step pays for another's writeback.
@@ -56,6 +123,7 @@ measure() {
 	local set=$1 tool=$2 metric=$3
 	shift 3
 	sync
+	if [[ $BACKENDS == s3 ]]; then REQ0=$(s3requests); fi
 	if ! /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err"; then
 		echo "run.sh: $tool $metric on $set failed:" >&2
 		cat "$WORK/err" >&2
@@ -63,6 +131,10 @@ measure() {
 	fi
 	local wall rss
 	read -r wall rss <"$WORK/time"
+	if [[ $BACKENDS == s3 ]]; then
+		local reqs=$(($(s3requests) - REQ0))
+		R[$set,$tool,req_$metric]=$reqs
+	fi
 	local best=${R[$set,$tool,$metric]:-}
 	if [[ -z $best ]] || awk -v a="$wall" -v b="$best" 'BEGIN { exit !(a < b) }'; then
 		R[$set,$tool,$metric]=$wall
@@ -114,6 +186,7 @@ for set in $SETS; do
 	R[$set,bytes]=$(du -sb "$WORK/data/$set" | cut -f1)
 	initrepo() { # SET TOOL REP: a fresh, empty repository and cache
 		REPO[$1,$2]=$WORK/repo-$1-$2-$3 CACHE[$1,$2]=$WORK/cache-$1-$2-$3
+		if [[ $BACKENDS == s3 ]]; then REPO[$1,$2]=s3:$S3/bench/$1-$2-$3; fi
 		case $2 in
 		hostd) "$HOSTD" backup init -r "${REPO[$1,$2]}" >/dev/null ;;
 		restic) restic init -r "${REPO[$1,$2]}" >/dev/null 2>&1 ;;
@@ -124,7 +197,13 @@ for set in $SETS; do
 	for rep in $(seq "$REPS"); do
 		for t in "${TOOLS[@]}"; do initrepo "$set" "$t" "$rep"; backup "$set" "$t" first 1; done
 	done
-	for t in "${TOOLS[@]}"; do R[$set,$t,size]=$(du -sb "${REPO[$set,$t]}" | cut -f1); done
+	for t in "${TOOLS[@]}"; do
+		if [[ $BACKENDS == s3 ]]; then
+			R[$set,$t,size]=$(env -u AWS_CA_BUNDLE rclone size --json "BENCH:bench/${REPO[$set,$t]##*/bench/}" | sed 's/.*"bytes":\([0-9]*\).*/\1/')
+		else
+			R[$set,$t,size]=$(du -sb "${REPO[$set,$t]}" | cut -f1)
+		fi
+	done
 	for rep in $(seq "$REPS"); do
 		n=$((n + 1))
 		for t in "${TOOLS[@]}"; do backup "$set" "$t" unchanged "u$n"; done
@@ -153,6 +232,29 @@ done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 mib() { awk -v a="$1" 'BEGIN { printf "%.1f MiB", a / 1048576 }'; }
+
+if [[ $BACKENDS == s3 ]]; then
+	echo
+	echo "hostd $(git describe --always --dirty 2>/dev/null || echo dev), $(restic version | cut -d' ' -f1-2), SeaweedFS $WEED_VERSION on loopback S3; $(nproc) cores; best of $REPS; requests of the last repetition; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo
+	echo "| set | figure | hostd | restic | hostd/restic |"
+	echo "|---|---|---|---|---|"
+	for set in $SETS; do
+		label="$set ($(mib "${R[$set,bytes]}"), ${R[$set,files]} files)"
+		for m in first unchanged changed5 restore; do
+			h=${R[$set,hostd,$m]} r=${R[$set,restic,$m]}
+			echo "| $label | $m (s) | $h | $r | $(ratio "$h" "$r") |"
+			label=""
+			h=${R[$set,hostd,req_$m]} r=${R[$set,restic,req_$m]}
+			echo "| | $m (S3 requests) | $h | $r | $(ratio "$h" "$r") |"
+		done
+		h=${R[$set,hostd,size]} r=${R[$set,restic,size]}
+		echo "| | repository size (after first) | $(mib "$h") | $(mib "$r") | $(ratio "$h" "$r") |"
+		h=${R[$set,hostd,rss]} r=${R[$set,restic,rss]}
+		echo "| | peak RSS | $((h / 1024)) MiB | $((r / 1024)) MiB | $(ratio "$h" "$r") |"
+	done
+	exit 0
+fi
 
 echo
 echo "hostd $(git describe --always --dirty 2>/dev/null || echo dev), $(restic version | cut -d' ' -f1-2), $(borg --version); $(nproc) cores; best of $REPS; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -2,19 +2,23 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/hostd/hostd/internal/codepages"
-	"github.com/hostd/hostd/internal/service"
+	"github.com/hostd/hostd/internal/safefile"
 	"github.com/hostd/hostd/pkg/backup"
 	"github.com/hostd/hostd/pkg/backup/backend"
 )
@@ -24,10 +28,12 @@ type backupFlags struct {
 	g            *globals
 	repo         string
 	passwordFile string
+	passwordCmd  string
 	cacheDir     string
 	noCache      bool
 	knownHosts   string
 	identities   []string
+	keyHint      string
 }
 
 // newBackupCmd is "hostd backup": the engine's verbs, working on a
@@ -46,13 +52,16 @@ Exit status: 0 success, 1 error, 3 partial backup (some files could not be read)
 	pf := cmd.PersistentFlags()
 	pf.StringVarP(&f.repo, "repo", "r", os.Getenv("HOSTD_BACKUP_REPOSITORY"), "repository: a path or sftp://user@host[:port]/path ($HOSTD_BACKUP_REPOSITORY)")
 	pf.StringVar(&f.passwordFile, "password-file", os.Getenv("HOSTD_BACKUP_PASSWORD_FILE"), "read the passphrase from this file ($HOSTD_BACKUP_PASSWORD_FILE)")
+	pf.StringVar(&f.passwordCmd, "password-command", os.Getenv("HOSTD_BACKUP_PASSWORD_COMMAND"), "run this shell command and read the passphrase from its output, e.g. 'pass show backup' ($HOSTD_BACKUP_PASSWORD_COMMAND; 60 s deadline)")
 	pf.StringVar(&f.cacheDir, "cache-dir", "", "file cache directory (default $XDG_CACHE_HOME/hostd/backup)")
 	pf.BoolVar(&f.noCache, "no-cache", false, "read every file instead of trusting the file cache")
+	pf.StringVar(&f.keyHint, "key-hint", os.Getenv("HOSTD_KEY_HINT"), "key file to try first: its name or a unique prefix, as hostd backup key list shows ($HOSTD_KEY_HINT)")
 	pf.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts file for sftp (default ~/.ssh/known_hosts)")
 	pf.StringSliceVar(&f.identities, "identity", nil, "private key for sftp (default ~/.ssh/id_ed25519, id_ecdsa, id_rsa, and the agent)")
 	cmd.AddCommand(
 		f.initCmd(), f.keyCmd(), f.createCmd(), f.snapshotsCmd(), f.lsCmd(), f.diffCmd(),
-		f.restoreCmd(), f.dumpCmd(), f.checkCmd(), f.forgetCmd(), f.pruneCmd(), f.repairCmd(), f.breakLockCmd(), f.statsCmd(),
+		f.restoreCmd(), f.dumpCmd(), f.checkCmd(), f.forgetCmd(), f.tagCmd(), f.findCmd(), f.listCmd(), f.catCmd(), f.pruneCmd(), f.repairCmd(), f.breakLockCmd(), f.statsCmd(),
+		f.rewriteCmd(),
 	)
 	return cmd
 }
@@ -68,11 +77,23 @@ func (f *backupFlags) repoURL() (string, error) {
 	return f.repo, nil
 }
 
-// password reads the passphrase: --password-file, $HOSTD_BACKUP_PASSWORD,
-// else a terminal prompt (twice when confirm is set).
+// passwordCommandTimeout bounds --password-command: long enough for a
+// pinentry or a hardware token's touch, short enough that a command
+// that hangs does not hold a scheduled job forever.
+const passwordCommandTimeout = 60 * time.Second
+
+// password reads the passphrase: --password-file, --password-command,
+// $HOSTD_BACKUP_PASSWORD, else a terminal prompt (twice when confirm is
+// set).
 func (f *backupFlags) password(cmd *cobra.Command, prompt string, confirm bool) ([]byte, error) {
+	if f.passwordFile != "" && f.passwordCmd != "" {
+		return nil, usageError(cmd, errors.New("give --password-file or --password-command, not both"))
+	}
+	if f.passwordCmd != "" {
+		return runPasswordCommand(cmd.Context(), f.passwordCmd, cmd.ErrOrStderr(), passwordCommandTimeout)
+	}
 	if f.passwordFile != "" {
-		b, err := os.ReadFile(f.passwordFile)
+		b, err := safefile.Read(f.passwordFile, safefile.SecretLimit)
 		if err != nil {
 			return nil, fmt.Errorf("read password file: %w", err)
 		}
@@ -86,6 +107,44 @@ func (f *backupFlags) password(cmd *cobra.Command, prompt string, confirm bool) 
 		return []byte(p), nil
 	}
 	return promptPassword(cmd, prompt, "--password-file or set HOSTD_BACKUP_PASSWORD", confirm)
+}
+
+// runPasswordCommand runs command with sh -c and returns the first line
+// of its output (at most safefile.SecretLimit bytes) without the line
+// end. Its stderr goes to stderr, its stdin is ours (for a pinentry);
+// it is killed after timeout.
+func runPasswordCommand(ctx context.Context, command string, stderr io.Writer, timeout time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c := exec.CommandContext(ctx, "/bin/sh", "-c", command)
+	c.Stdin = os.Stdin
+	c.Stderr = stderr
+	c.WaitDelay = time.Second
+	out, err := c.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("password command: %w", err)
+	}
+	if err := c.Start(); err != nil {
+		return nil, fmt.Errorf("password command: %w", err)
+	}
+	b, rerr := safefile.ReadAll(out, "password command output", safefile.SecretLimit)
+	werr := c.Wait()
+	switch {
+	case ctx.Err() == context.DeadlineExceeded:
+		return nil, fmt.Errorf("password command: no answer within %s", timeout)
+	case werr != nil:
+		return nil, fmt.Errorf("password command: %w", werr)
+	case rerr != nil:
+		return nil, fmt.Errorf("password command: %w", rerr)
+	}
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	b = bytes.TrimRight(b, "\r")
+	if len(b) == 0 {
+		return nil, errors.New("password command printed no passphrase")
+	}
+	return b, nil
 }
 
 // promptPassword asks on the terminal; sources says, for the error when
@@ -141,7 +200,7 @@ func (f *backupFlags) open(cmd *cobra.Command) (*backup.Repository, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := backup.Open(cmd.Context(), url, pw, backup.OpenOptions{Backend: f.backendOptions(), CacheDir: f.cacheDir, NoCache: f.noCache, Logger: cliLogger(cmd)})
+	r, err := backup.Open(cmd.Context(), url, pw, backup.OpenOptions{Backend: f.backendOptions(), CacheDir: f.cacheDir, NoCache: f.noCache, Logger: cliLogger(cmd), KeyHint: f.keyHint})
 	// The passphrase derivation (argon2id) is done: give its memory back
 	// before the real work.
 	debug.FreeOSMemory()
@@ -173,9 +232,6 @@ func limitHeap(floor int64, gcPercent int) {
 	runtime.ReadMemStats(&ms)
 	debug.SetMemoryLimit(max(floor, 3*int64(ms.HeapAlloc)))
 }
-
-// humanBytes formats a byte count as every verb prints it.
-func humanBytes(n int64) string { return service.FormatBytes(n) }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 

@@ -84,8 +84,20 @@ func (f *backupFlags) keyCmd() *cobra.Command {
 			return nil
 		}),
 	}
+	remove := &cobra.Command{
+		Use:   "remove KEY",
+		Short: "Remove a key (an ID prefix; not the key in use, nor the last one)",
+		Args:  cobra.ExactArgs(1),
+		RunE: f.withRepo(func(cmd *cobra.Command, args []string, r *backup.Repository) error {
+			name, err := r.RemoveKey(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return f.printKey(cmd, "removed key", name)
+		}),
+	}
 	cmd.PersistentFlags().StringVar(&newFile, "new-password-file", "", "read the new passphrase from this file ($HOSTD_BACKUP_NEW_PASSWORD)")
-	cmd.AddCommand(add, passwd, list)
+	cmd.AddCommand(add, passwd, list, remove)
 	return cmd
 }
 

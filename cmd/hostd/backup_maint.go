@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -61,19 +62,29 @@ func (f *backupFlags) checkCmd() *cobra.Command {
 }
 
 func (f *backupFlags) forgetCmd() *cobra.Command {
-	var p backup.RetentionPolicy
-	var dry, prune bool
+	var o backup.ForgetOptions
+	var group groupByFlag
+	var prune bool
 	cmd := &cobra.Command{
-		Use:   "forget",
-		Short: "Remove snapshots not kept by the policy (restic's rule; run prune to free space)",
-		Args:  cobra.NoArgs,
-		RunE: f.withRepo(func(cmd *cobra.Command, _ []string, r *backup.Repository) error {
-			res, err := r.Forget(cmd.Context(), p, dry)
+		Use:   "forget [SNAPSHOT...]",
+		Short: "Remove snapshots not kept by the policy, or those named (restic's rule; run prune to free space)",
+		Long: `Remove the snapshots the keep options do not keep, or the snapshots named.
+The policy is applied to each group of snapshots on its own: by default the
+snapshots of one host with the same paths (--group-by host,paths; any of
+host, paths and tags, or "" for one group). --host, --path and --tag limit
+forget to the snapshots they select. Each group is listed with what was kept
+and why. Data is freed by prune (--prune runs it afterwards).`,
+		RunE: f.withRepo(func(cmd *cobra.Command, args []string, r *backup.Repository) error {
+			o.Snapshots = args
+			if group.set {
+				o.GroupBy = &group.by
+			}
+			res, err := r.ForgetWith(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
 			out := map[string]any{"forget": res}
-			if prune && !dry {
+			if prune && !o.DryRun {
 				pr, err := r.Prune(cmd.Context(), backup.PruneOptions{})
 				if err != nil {
 					return err
@@ -83,20 +94,36 @@ func (f *backupFlags) forgetCmd() *cobra.Command {
 			if f.g.json {
 				return printJSON(cmd, out)
 			}
-			w := table(cmd)
-			fmt.Fprintln(w, "ACTION\tID\tTIME\tHOST\tREASONS")
-			for _, e := range res.Keep {
-				fmt.Fprintf(w, "keep\t%s\t%s\t%s\t%s\n", e.ShortID, e.Time.Local().Format("2006-01-02 15:04:05"), e.Hostname, strings.Join(e.Reasons, ","))
+			w := cmd.OutOrStdout()
+			if len(args) == 0 {
+				fmt.Fprintf(w, "applying policy: %s\n", describePolicy(o.Policy))
 			}
 			verb := "remove"
-			if dry {
+			if o.DryRun {
 				verb = "would remove"
 			}
-			for _, e := range res.Remove {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t\n", verb, e.ShortID, e.Time.Local().Format("2006-01-02 15:04:05"), e.Hostname)
+			for i, g := range res.Groups {
+				if i > 0 {
+					fmt.Fprintln(w)
+				}
+				if k := g.Key.String(); k != "" {
+					fmt.Fprintf(w, "snapshots for (%s):\n", k)
+				}
+				if len(g.Keep) > 0 {
+					fmt.Fprintf(w, "keep %d snapshots:\n", len(g.Keep))
+					if err := forgetTable(cmd, w, g.Keep); err != nil {
+						return err
+					}
+				}
+				if len(g.Remove) > 0 {
+					fmt.Fprintf(w, "%s %d snapshots:\n", verb, len(g.Remove))
+					if err := forgetTable(cmd, w, g.Remove); err != nil {
+						return err
+					}
+				}
 			}
-			if err := w.Flush(); err != nil {
-				return err
+			if len(res.Groups) == 0 {
+				fmt.Fprintln(w, "no snapshots")
 			}
 			if pr, ok := out["prune"].(*backup.PruneResult); ok {
 				printPrune(cmd, pr)
@@ -105,6 +132,7 @@ func (f *backupFlags) forgetCmd() *cobra.Command {
 		}),
 	}
 	fl := cmd.Flags()
+	p := &o.Policy
 	fl.IntVar(&p.Last, "keep-last", 0, "keep the N newest snapshots (-1: all)")
 	fl.IntVar(&p.Hourly, "keep-hourly", 0, "keep the newest snapshot of each of the N newest hours with snapshots")
 	fl.IntVar(&p.Daily, "keep-daily", 0, "keep the newest snapshot of each of the N newest days with snapshots")
@@ -112,9 +140,45 @@ func (f *backupFlags) forgetCmd() *cobra.Command {
 	fl.IntVar(&p.Monthly, "keep-monthly", 0, "same per month")
 	fl.IntVar(&p.Yearly, "keep-yearly", 0, "same per year")
 	fl.Var((*withinFlag)(&p.Within), "keep-within", "keep every snapshot younger than this before the newest (e.g. 72h, 7d, 2w, 1y; m is minutes)")
-	fl.BoolVarP(&dry, "dry-run", "n", false, "only show what would be removed")
+	fl.StringArrayVar(&p.Tags, "keep-tag", nil, "keep every snapshot with these tags (comma-separated: all of them; repeatable: any one list)")
+	addFilterFlags(fl, &o.Filter)
+	fl.Var(&group, "group-by", "apply the policy to each group of host, paths and/or tags (default host,paths; \"\" for one group)")
+	fl.BoolVarP(&o.DryRun, "dry-run", "n", false, "only show what would be removed")
 	fl.BoolVar(&prune, "prune", false, "run prune afterwards")
 	return cmd
+}
+
+// forgetTable prints forget's decisions with their reasons.
+func forgetTable(cmd *cobra.Command, w io.Writer, es []backup.ForgetEntry) error {
+	snaps := make([]backup.SnapshotInfo, len(es))
+	reasons := make([][]string, len(es))
+	for i, e := range es {
+		snaps[i], reasons[i] = e.SnapshotInfo, e.Reasons
+	}
+	return snapshotTable(w, snaps, reasons)
+}
+
+// describePolicy says what p keeps, in forget's flags.
+func describePolicy(p backup.RetentionPolicy) string {
+	var f []string
+	for _, c := range []struct {
+		name string
+		n    int
+	}{{"last", p.Last}, {"hourly", p.Hourly}, {"daily", p.Daily}, {"weekly", p.Weekly}, {"monthly", p.Monthly}, {"yearly", p.Yearly}} {
+		switch {
+		case c.n > 0:
+			f = append(f, fmt.Sprintf("keep-%s %d", c.name, c.n))
+		case c.n < 0:
+			f = append(f, fmt.Sprintf("keep-%s all", c.name))
+		}
+	}
+	if p.Within > 0 {
+		f = append(f, "keep-within "+p.Within.String())
+	}
+	for _, t := range p.Tags {
+		f = append(f, "keep-tag "+t)
+	}
+	return strings.Join(f, ", ")
 }
 
 // withinFlag is --keep-within: a duration in the config file's units

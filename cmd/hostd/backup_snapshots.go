@@ -11,30 +11,47 @@ import (
 )
 
 func (f *backupFlags) snapshotsCmd() *cobra.Command {
-	return &cobra.Command{
+	var filter backup.SnapshotFilter
+	var group groupByFlag
+	cmd := &cobra.Command{
 		Use:   "snapshots",
-		Short: "List snapshots",
+		Short: "List snapshots (--host, --path, --tag select; --group-by groups them)",
 		Args:  cobra.NoArgs,
 		RunE: f.withRepo(func(cmd *cobra.Command, _ []string, r *backup.Repository) error {
-			snaps, err := r.Snapshots(cmd.Context())
+			groups, err := r.SnapshotGroups(cmd.Context(), filter, group.by)
 			if err != nil {
 				return err
 			}
-			if f.g.json {
-				return printJSON(cmd, snaps)
-			}
-			w := table(cmd)
-			fmt.Fprintln(w, "ID\tTIME\tHOST\tTAGS\tPATHS\tSIZE")
-			for _, s := range snaps {
-				size := ""
-				if s.Summary != nil {
-					size = service.FormatBytes(s.Summary.BytesTotal)
+			if !group.set || group.by.None() {
+				snaps := []backup.SnapshotInfo{}
+				for _, g := range groups {
+					snaps = append(snaps, g.Snapshots...)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ShortID, s.Time.Local().Format("2006-01-02 15:04:05"), s.Hostname, strings.Join(s.Tags, ","), strings.Join(s.Paths, " "), size)
+				if f.g.json {
+					return printJSON(cmd, snaps)
+				}
+				return snapshotTable(cmd.OutOrStdout(), snaps, nil)
 			}
-			return w.Flush()
+			if f.g.json {
+				return printJSON(cmd, groups)
+			}
+			w := cmd.OutOrStdout()
+			for i, g := range groups {
+				if i > 0 {
+					fmt.Fprintln(w)
+				}
+				fmt.Fprintf(w, "snapshots for (%s):\n", g.Key)
+				if err := snapshotTable(w, g.Snapshots, nil); err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "%d snapshots\n", len(g.Snapshots))
+			}
+			return nil
 		}),
 	}
+	addFilterFlags(cmd.Flags(), &filter)
+	cmd.Flags().Var(&group, "group-by", "group snapshots by host, paths and/or tags (comma-separated)")
+	return cmd
 }
 
 func (f *backupFlags) lsCmd() *cobra.Command {

@@ -270,6 +270,14 @@ func TestProxyConfigCheckSecrets(t *testing.T) {
 	}
 	section, _, _ := w.section(t, "")
 	lan := strings.ReplaceAll(section, "listen: 127.0.0.1:", "listen: 0.0.0.0:") + "  allow_lan: true\n  auth:\n    username: u\n"
+	// server.link from a file: its content is checked as a literal
+	// link is, and never shown.
+	const garbage = "garbage not a link"
+	withLink := func(link string) string {
+		return regexpReplace(section, "(?s)  server:\n.*short_id: file:[^\n]*\n", "  server:\n    link: file:"+w.secret(t, "link", link)+"\n")
+	}
+	linkFile := filepath.Join(w.dir, "link")
+	notUUID := w.secret(t, "not-uuid", "not-a-uuid")
 	tests := []struct {
 		name, section string
 		want          []string
@@ -277,6 +285,8 @@ func TestProxyConfigCheckSecrets(t *testing.T) {
 		{"empty password", lan + "    password: file:" + empty + "\n", []string{"proxy.auth.password", "file:" + empty, "secret is empty"}},
 		{"fifo user id", regexpReplace(section, "user_id: file:[^\n]*", "user_id: file:"+fifo), []string{"proxy.server.user_id", "file:" + fifo, "not a regular file"}},
 		{"dev zero link", regexpReplace(section, "user_id: file:[^\n]*", "user_id: file:/dev/zero"), []string{"proxy.server.user_id", "file:/dev/zero", "not a regular file"}},
+		{"garbage link in a file", withLink(garbage), []string{"proxy.server.link: secret file:" + linkFile + ": link scheme is not vless://"}},
+		{"user id in a file not a UUID", regexpReplace(section, "user_id: file:[^\n]*", "user_id: file:"+notUUID), []string{"proxy.server.user_id: secret file:" + notUUID + ": user id is not a UUID"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -308,7 +318,19 @@ func TestProxyConfigCheckSecrets(t *testing.T) {
 				}
 			}
 			assertNoProxySecrets(t, w, []string{res.out})
+			if strings.Contains(res.out, garbage) || strings.Contains(res.out, "not-a-uuid") {
+				t.Errorf("config check shows a secret's value:\n%s", res.out)
+			}
 		})
+	}
+	// A real link in the file passes.
+	good := withLink(fmt.Sprintf("vless://%s@%s:%d?security=reality&type=tcp&pbk=%s&sid=%s&sni=%s",
+		w.xray.UserID, w.xray.Host, w.xray.Port, w.xray.PublicKey, w.xray.ShortID, w.xray.ServerName))
+	if err := os.WriteFile(filepath.Join(w.dir, "good-link.yaml"), []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runCLI(t, "config", "check", filepath.Join(w.dir, "good-link.yaml")); code != 0 {
+		t.Errorf("config check of a link in a file: exit %d:\n%s", code, out)
 	}
 	// The same section with a password is fine.
 	pw := w.secret(t, "pw", "s3cret-pw")

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 
 	"github.com/hostd/hostd/internal/confkit"
 	"github.com/hostd/hostd/internal/secrets"
@@ -48,12 +49,32 @@ func (c *Config) CheckSecrets(ctx context.Context, getenv func(string) string) c
 	}
 	var errs confkit.Errors
 	for _, s := range c.SecretRefs() {
-		if err := r.Check(ctx, s.Ref); err != nil {
+		v, err := r.Resolve(ctx, s.Ref)
+		if err != nil {
 			errs = append(errs, confkit.Error{File: fileOr(c.File), Pos: c.Positions.Lookup(s.Path), Path: s.Path,
 				Msg: fmt.Sprintf("secret cannot be resolved: %v", err)})
+			continue
 		}
+		name, sub, _ := strings.Cut(s.Path, ".")
+		if sv, ok := c.Sections[name].(SecretValidator); ok {
+			if err := sv.ValidateSecret(sub, v); err != nil {
+				errs = append(errs, confkit.Error{File: fileOr(c.File), Pos: c.Positions.Lookup(s.Path), Path: s.Path,
+					Msg: fmt.Sprintf("secret %s: %v", s.Ref, err)})
+			}
+		}
+		clear(v)
 	}
 	return errs
+}
+
+// SecretValidator is implemented by section configs (pointer receiver)
+// whose secrets must have a form, as a literal value of the same key
+// must: the proxy's server.link is a vless:// link. CheckSecrets calls
+// ValidateSecret with each resolved value and its key path within the
+// section ("server.link"). The error must not hold the value; it is
+// reported at the key, naming the reference.
+type SecretValidator interface {
+	ValidateSecret(path string, value []byte) error
 }
 
 // findRefs finds the secrets.Ref values of an enabled config value.

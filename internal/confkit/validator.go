@@ -57,8 +57,15 @@ func (v *Validator) CheckListen(path, addr string) {
 }
 
 // JoinPath joins key paths: JoinPath("a", "b") is "a.b"; index suffixes
-// ("[0]") are appended without a dot.
+// ("[0]") are appended without a dot. A key b holding a character that
+// is not printable (a newline, a bidi control, invalid UTF-8: see
+// DisplayPath) is quoted with Go's escapes, so paths built from the
+// file's keys are safe to print: JoinPath("jobs", "a\nb") is
+// `jobs."a\nb"`.
 func JoinPath(a, b string) string {
+	if !plainKey(b) {
+		b = strconv.Quote(b)
+	}
 	switch {
 	case a == "":
 		return b

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -38,7 +39,8 @@ type InitOptions struct {
 	// Compression is the zstd level, 1..MaxCompression (0: the default,
 	// 3); -1 stores uncompressed.
 	Compression int
-	// PackSize is the target pack size in bytes (default 4 MiB).
+	// PackSize is the target pack size in bytes (default 4 MiB; 16 MiB,
+	// backend.RemotePackSize, on S3, REST and rclone repositories).
 	PackSize int
 	// Chunker overrides the chunk sizes (default 256 KiB / 512 KiB / 4 MiB).
 	Chunker *chunker.Params
@@ -61,6 +63,9 @@ type OpenOptions struct {
 	// diff, check and prune (zero fields: repository.DefaultMaxWalkNodes
 	// nodes, repository.DefaultMaxTreeDepth levels).
 	Limits repository.Limits
+	// KeyHint names the key file to try first (repository.Options.KeyHint):
+	// the one that opened the repository last time (KeyInUse).
+	KeyHint string
 }
 
 // Repository is an open repository.
@@ -89,6 +94,8 @@ func Init(ctx context.Context, repoURL string, password []byte, opts InitOptions
 	}
 	if opts.PackSize > 0 {
 		cfg.PackSize = opts.PackSize
+	} else if ph, ok := be.(backend.PackSizeHinter); ok {
+		cfg.PackSize = ph.PackSizeHint() // object storage: fewer, larger packs
 	}
 	if opts.Chunker != nil {
 		cfg.Chunker = *opts.Chunker
@@ -118,7 +125,7 @@ func Open(ctx context.Context, repoURL string, password []byte, opts OpenOptions
 	if err != nil {
 		return nil, err
 	}
-	r, err := repository.Open(ctx, be, password, repository.Options{Logger: opts.Logger, Now: opts.Now})
+	r, err := repository.Open(ctx, be, password, repository.Options{Logger: opts.Logger, Now: opts.Now, KeyHint: opts.KeyHint})
 	if err != nil {
 		be.Close()
 		return nil, err
@@ -148,6 +155,26 @@ type BackupOptions struct {
 	// Warn receives each path that could not be saved (also counted in
 	// BackupSummary.Errors); default: logged.
 	Warn func(path string, err error)
+	// FilesFrom names files listing paths to back up, one a line (empty
+	// lines and lines starting with # skipped, shell globs expanded);
+	// FilesFromRaw names files of NUL-separated paths taken as they are.
+	// "-" is stdin.
+	FilesFrom, FilesFromRaw []string
+	// ExcludeListFiles name files of exclude patterns, one a line (as
+	// --exclude; empty lines and # comments skipped).
+	ExcludeListFiles []string
+	// ExcludeLargerThan skips files larger than this (bytes; 0: none).
+	ExcludeLargerThan int64
+	// Time is the snapshot's time (zero: now).
+	Time time.Time
+	// DryRun decides what would be read without reading a file or
+	// writing to the repository (no lock is taken); DryRunFile receives
+	// each file that would be read: its size, the bytes that would be
+	// read (a sparse file's data only) and "new" or "changed".
+	DryRun     bool
+	DryRunFile func(path string, size, read int64, status string)
+	// Stdin reads what would be listed in paths from this file.
+	Stdin io.Reader
 }
 
 // Progress is a live view of a backup or restore.
@@ -185,11 +212,33 @@ type BackupSummary struct {
 // snapshot is written, and the summary is returned with ctx's error.
 func (r *Repository) Backup(ctx context.Context, opts BackupOptions) (*BackupSummary, error) {
 	m := pattern.NewMatcher()
-	rules, err := pattern.ParseExcludes(opts.Excludes)
+	excludes := slices.Clone(opts.Excludes)
+	for _, f := range opts.ExcludeListFiles {
+		lines, err := readListFile(f, opts.Stdin, false)
+		if err != nil {
+			return nil, fmt.Errorf("backup: exclude file: %w", err)
+		}
+		excludes = append(excludes, lines...)
+	}
+	rules, err := pattern.ParseExcludes(excludes)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	m.Add(rules...)
+	for _, f := range opts.FilesFrom {
+		lines, err := readListFile(f, opts.Stdin, false)
+		if err != nil {
+			return nil, fmt.Errorf("backup: files from: %w", err)
+		}
+		opts.Paths = append(slices.Clip(opts.Paths), expandGlobs(lines)...)
+	}
+	for _, f := range opts.FilesFromRaw {
+		lines, err := readListFile(f, opts.Stdin, true)
+		if err != nil {
+			return nil, fmt.Errorf("backup: files from: %w", err)
+		}
+		opts.Paths = append(slices.Clip(opts.Paths), lines...)
+	}
 	for _, f := range opts.ExcludeFiles {
 		fh, err := os.Open(f)
 		if err != nil {
@@ -233,16 +282,18 @@ func (r *Repository) Backup(ctx context.Context, opts BackupOptions) (*BackupSum
 	if opts.Hostname == "" {
 		opts.Hostname, _ = os.Hostname()
 	}
-	lock, err := r.repo.Lock(ctx, false)
-	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	defer lock.Unlock()
-	// Packs of an interrupted run that never got indexed are reused.
-	if n, err := r.repo.AdoptPacks(ctx); err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	} else if n > 0 {
-		r.log.Info("reusing packs of an interrupted backup", "packs", n)
+	if !opts.DryRun {
+		lock, err := r.repo.Lock(ctx, false)
+		if err != nil {
+			return nil, fmt.Errorf("backup: %w", err)
+		}
+		defer lock.Unlock()
+		// Packs of an interrupted run that never got indexed are reused.
+		if n, err := r.repo.AdoptPacks(ctx); err != nil {
+			return nil, fmt.Errorf("backup: %w", err)
+		} else if n > 0 {
+			r.log.Info("reusing packs of an interrupted backup", "packs", n)
+		}
 	}
 	var cache *archiver.FileCache
 	if !r.opts.NoCache {
@@ -253,6 +304,7 @@ func (r *Repository) Backup(ctx context.Context, opts BackupOptions) (*BackupSum
 		ExcludeIfPresent: opts.ExcludeIfPresent, OneFileSystem: opts.OneFileSystem,
 		Hostname: opts.Hostname, Tags: opts.Tags, Cache: cache, Now: r.now,
 		ProgressInterval: opts.ProgressInterval, Warn: opts.Warn,
+		ExcludeLargerThan: opts.ExcludeLargerThan, Time: opts.Time, DryRun: opts.DryRun, DryRunFile: opts.DryRunFile,
 	}
 	if opts.Progress != nil {
 		aopts.Progress = func(p archiver.Progress) {
@@ -303,11 +355,17 @@ type SnapshotInfo struct {
 	Tags     []string                    `json:"tags,omitempty"`
 	Tree     string                      `json:"tree"`
 	Summary  *repository.SnapshotSummary `json:"summary,omitempty"`
+	// Original is the snapshot this one replaced (tag, rewrite).
+	Original string `json:"original,omitempty"`
 }
 
 func snapshotInfo(s *repository.Snapshot) SnapshotInfo {
-	return SnapshotInfo{ID: s.ID().String(), ShortID: s.ID().Short(), Time: s.Time, Hostname: s.Hostname,
+	si := SnapshotInfo{ID: s.ID().String(), ShortID: s.ID().Short(), Time: s.Time, Hostname: s.Hostname,
 		Username: s.Username, Paths: s.Paths, Tags: s.Tags, Tree: s.Tree.String(), Summary: s.Summary}
+	if s.Original != nil {
+		si.Original = s.Original.String()
+	}
+	return si
 }
 
 // Snapshots lists snapshots oldest first. Unreadable snapshot files are
@@ -338,6 +396,12 @@ type RestoreOptions struct {
 	// NoLock skips the shared lock, for a repository that cannot be
 	// written (read-only media, a full disk).
 	NoLock bool
+	// Exclude leaves out snapshot paths matching these patterns (borg
+	// styles, as create's --exclude).
+	Exclude []string
+	// Verify reads every restored file back and checks it against the
+	// snapshot's content IDs; a file that differs is an error.
+	Verify bool
 }
 
 // RestoreSummary is the outcome of Restore.
@@ -350,6 +414,8 @@ type RestoreSummary struct {
 	Bytes      int64         `json:"bytes"`
 	Errors     int64         `json:"errors"`
 	Duration   time.Duration `json:"duration_ns"`
+	// Verified counts files read back and found identical (Verify).
+	Verified int64 `json:"verified,omitempty"`
 }
 
 // Restore restores snapshot ("latest" or an ID prefix) into opts.Target,
@@ -370,7 +436,7 @@ func (r *Repository) Restore(ctx context.Context, snapshot string, opts RestoreO
 		return nil, err
 	}
 	return &RestoreSummary{SnapshotID: snap.ID().String(), Files: sum.Files, Dirs: sum.Dirs, HardLinks: sum.Links,
-		Special: sum.Special, Bytes: sum.Bytes, Errors: sum.Errors, Duration: sum.Duration}, nil
+		Special: sum.Special, Bytes: sum.Bytes, Errors: sum.Errors, Duration: sum.Duration, Verified: sum.Verified}, nil
 }
 
 // RepoStats describes the repository's size.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"slices"
 	"syscall"
@@ -21,11 +20,36 @@ import (
 // package forget). Counts of -1 are unlimited.
 type RetentionPolicy = forget.Policy
 
-// ForgetResult lists the decisions of Forget.
+// ForgetOptions configure ForgetWith.
+type ForgetOptions struct {
+	Policy RetentionPolicy
+	DryRun bool
+	// Filter limits forget to the snapshots it selects; the others are
+	// neither kept nor removed, and not listed.
+	Filter SnapshotFilter
+	// GroupBy groups the snapshots the policy is applied to on its own;
+	// nil is host and paths (restic's default).
+	GroupBy *GroupBy
+	// Snapshots names snapshots to remove ("latest" or ID prefixes)
+	// instead of a policy.
+	Snapshots []string
+}
+
+// ForgetResult lists the decisions of Forget: all of them in Keep and
+// Remove, and per group in Groups.
 type ForgetResult struct {
+	Keep    []ForgetEntry `json:"keep"`
+	Remove  []ForgetEntry `json:"remove"`
+	Groups  []ForgetGroup `json:"groups"`
+	GroupBy string        `json:"group_by"`
+	DryRun  bool          `json:"dry_run,omitempty"`
+}
+
+// ForgetGroup is what forget decided in one group, newest first.
+type ForgetGroup struct {
+	Key    GroupKey      `json:"group_key"`
 	Keep   []ForgetEntry `json:"keep"`
 	Remove []ForgetEntry `json:"remove"`
-	DryRun bool          `json:"dry_run,omitempty"`
 }
 
 // ForgetEntry is a snapshot and why it is kept.
@@ -35,20 +59,38 @@ type ForgetEntry struct {
 }
 
 // Forget removes the snapshots policy does not keep (only lists them with
-// dryRun). Data is freed by Prune. An empty policy is refused.
+// dryRun), grouped by host and paths. Data is freed by Prune. An empty
+// policy is refused.
 func (r *Repository) Forget(ctx context.Context, policy RetentionPolicy, dryRun bool) (*ForgetResult, error) {
+	return r.ForgetWith(ctx, ForgetOptions{Policy: policy, DryRun: dryRun})
+}
+
+// ForgetWith is Forget on the snapshots o.Filter selects, grouped by
+// o.GroupBy.
+func (r *Repository) ForgetWith(ctx context.Context, o ForgetOptions) (*ForgetResult, error) {
+	policy := o.Policy
 	if err := policy.Validate(); err != nil {
 		return nil, fmt.Errorf("forget: %w", err)
+	}
+	if len(o.Snapshots) > 0 {
+		if !policy.Empty() {
+			return nil, errors.New("forget: give snapshots to remove or a policy, not both")
+		}
+		return r.forgetNamed(ctx, o)
 	}
 	if policy.Empty() {
 		return nil, errors.New("forget: empty policy would remove every snapshot; give at least one keep option")
 	}
-	lock, err := r.repo.Lock(ctx, !dryRun)
+	by := forget.DefaultGroupBy
+	if o.GroupBy != nil {
+		by = *o.GroupBy
+	}
+	lock, err := r.repo.Lock(ctx, !o.DryRun)
 	if err != nil {
 		return nil, fmt.Errorf("forget: %w", err)
 	}
 	defer lock.Unlock()
-	snaps, _, err := r.repo.Snapshots(ctx)
+	snaps, err := r.filteredSnapshots(ctx, o.Filter)
 	if err != nil {
 		return nil, fmt.Errorf("forget: %w", err)
 	}
@@ -56,23 +98,56 @@ func (r *Repository) Forget(ctx context.Context, policy RetentionPolicy, dryRun 
 	items := make([]forget.Item, 0, len(snaps))
 	for _, s := range snaps {
 		byID[s.ID().String()] = s
-		items = append(items, forget.Item{ID: s.ID().String(), Time: s.Time, Hostname: s.Hostname, Paths: s.Paths})
+		items = append(items, forget.Item{ID: s.ID().String(), Time: s.Time, Hostname: s.Hostname, Paths: s.Paths, Tags: s.Tags})
 	}
-	res := &ForgetResult{Keep: []ForgetEntry{}, Remove: []ForgetEntry{}, DryRun: dryRun}
-	for _, d := range forget.Apply(items, policy, time.Local) {
-		s := byID[d.ID]
-		e := ForgetEntry{SnapshotInfo: snapshotInfo(s), Reasons: d.Reasons}
-		if d.Keep {
-			res.Keep = append(res.Keep, e)
-			continue
+	res := &ForgetResult{Keep: []ForgetEntry{}, Remove: []ForgetEntry{}, Groups: []ForgetGroup{}, GroupBy: by.String(), DryRun: o.DryRun}
+	for _, g := range forget.ApplyGrouped(items, policy, time.Local, by) {
+		fg := ForgetGroup{Key: g.Key, Keep: []ForgetEntry{}, Remove: []ForgetEntry{}}
+		for _, d := range g.Decisions {
+			s := byID[d.ID]
+			e := ForgetEntry{SnapshotInfo: snapshotInfo(s), Reasons: d.Reasons}
+			if d.Keep {
+				fg.Keep = append(fg.Keep, e)
+				res.Keep = append(res.Keep, e)
+				continue
+			}
+			fg.Remove = append(fg.Remove, e)
+			res.Remove = append(res.Remove, e)
+			if !o.DryRun {
+				if err := r.repo.RemoveSnapshot(ctx, s.ID()); err != nil {
+					return res, fmt.Errorf("forget: %w", err)
+				}
+			}
 		}
+		res.Groups = append(res.Groups, fg)
+	}
+	return res, nil
+}
+
+// forgetNamed removes the snapshots o names.
+func (r *Repository) forgetNamed(ctx context.Context, o ForgetOptions) (*ForgetResult, error) {
+	lock, err := r.repo.Lock(ctx, !o.DryRun)
+	if err != nil {
+		return nil, fmt.Errorf("forget: %w", err)
+	}
+	defer lock.Unlock()
+	snaps, err := r.selectSnapshots(ctx, o.Snapshots, o.Filter)
+	if err != nil {
+		return nil, fmt.Errorf("forget: %w", err)
+	}
+	res := &ForgetResult{Keep: []ForgetEntry{}, Remove: []ForgetEntry{}, Groups: []ForgetGroup{}, DryRun: o.DryRun}
+	g := ForgetGroup{Keep: []ForgetEntry{}, Remove: []ForgetEntry{}}
+	for _, s := range snaps {
+		e := ForgetEntry{SnapshotInfo: snapshotInfo(s)}
 		res.Remove = append(res.Remove, e)
-		if !dryRun {
+		g.Remove = append(g.Remove, e)
+		if !o.DryRun {
 			if err := r.repo.RemoveSnapshot(ctx, s.ID()); err != nil {
-				return res, fmt.Errorf("forget: %w", err)
+				return res, fmt.Errorf("forget: snapshot %s: %w", s.ID().Short(), err)
 			}
 		}
 	}
+	res.Groups = append(res.Groups, g)
 	return res, nil
 }
 
@@ -309,33 +384,6 @@ func (d *differ) trees(ctx context.Context, a, b *repository.ID, dir string, dep
 				*out = append(*out, change("M", p))
 			}
 		}
-	}
-	return nil
-}
-
-// Dump writes the content of file p in snapshot to w.
-func (r *Repository) Dump(ctx context.Context, snapshot, p string, w io.Writer) error {
-	snap, err := r.repo.FindSnapshot(ctx, snapshot)
-	if err != nil {
-		return fmt.Errorf("dump: %w", err)
-	}
-	n, err := r.repo.FindNode(ctx, snap.Tree, p)
-	if err != nil {
-		return fmt.Errorf("dump: %w", err)
-	}
-	if n == nil || n.Type != repository.NodeFile {
-		return fmt.Errorf("dump %s: not a regular file", p)
-	}
-	var buf []byte
-	for _, id := range n.Content {
-		data, err := r.repo.LoadBlob(ctx, repository.BlobHandle{Type: repository.DataBlob, ID: id}, buf)
-		if err != nil {
-			return fmt.Errorf("dump %s: %w", p, err)
-		}
-		if _, err := w.Write(data); err != nil {
-			return fmt.Errorf("dump %s: %w", p, err)
-		}
-		buf = data
 	}
 	return nil
 }

@@ -10,7 +10,8 @@ import (
 
 func restorerOptions(o RestoreOptions, r *Repository) restorer.Options {
 	ro := restorer.Options{Target: o.Target, Include: o.Include, Overwrite: o.Overwrite,
-		ProgressInterval: o.ProgressInterval, Warn: o.Warn, Now: r.now, Limits: r.opts.Limits}
+		ProgressInterval: o.ProgressInterval, Warn: o.Warn, Now: r.now, Limits: r.opts.Limits,
+		Exclude: o.Exclude, Verify: o.Verify}
 	if ro.Warn == nil {
 		ro.Warn = func(p string, err error) { r.log.Warn("cannot restore", "path", p, "err", err) }
 	}

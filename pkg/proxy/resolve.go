@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/hostd/hostd/internal/config"
 	"github.com/hostd/hostd/internal/secrets"
 )
 
@@ -62,13 +63,7 @@ func resolve(ctx context.Context, r *secrets.Resolver, c Config) (settings, erro
 			val   Value
 			parse func(string) error
 		}{
-			{"address", c.Server.Address, func(v string) error {
-				if v == "" || strings.ContainsAny(v, " /@") {
-					return fmt.Errorf("not a host name or IP address")
-				}
-				e.Address = v
-				return nil
-			}},
+			{"address", c.Server.Address, func(v string) error { e.Address = v; return checkAddress(v) }},
 			{"port", c.Server.Port, func(v string) (err error) { e.Port, err = parsePort(v); return err }},
 			{"user_id", c.Server.UserID, func(v string) error { e.UserID = v; return checkUUID(v) }},
 			{"public_key", c.Server.PublicKey, func(v string) (err error) { e.PublicKey, err = parsePublicKey(v); return err }},
@@ -110,4 +105,38 @@ func resolveRef(ctx context.Context, r *secrets.Resolver, ref secrets.Ref) (stri
 		return "", err
 	}
 	return string(b), nil
+}
+
+// checkAddress accepts a host name or IP address.
+func checkAddress(v string) error {
+	if v == "" || strings.ContainsAny(v, " /@") {
+		return fmt.Errorf("not a host name or IP address")
+	}
+	return nil
+}
+
+var _ config.SecretValidator = (*Config)(nil)
+
+// ValidateSecret checks a resolved secret of the section as a literal
+// value of its key is checked (config.SecretValidator): `hostd config
+// check` then refuses a server.link file holding no vless:// link, as
+// the daemon would. Errors never hold the value.
+func (c *Config) ValidateSecret(path string, value []byte) error {
+	v := strings.TrimSpace(string(value))
+	var err error
+	switch path {
+	case "server.link":
+		_, err = ParseLink(v)
+	case "server.address":
+		err = checkAddress(v)
+	case "server.port":
+		_, err = parsePort(v)
+	case "server.user_id":
+		err = checkUUID(v)
+	case "server.public_key":
+		_, err = parsePublicKey(v)
+	case "server.short_id":
+		_, err = parseShortID(v)
+	}
+	return err
 }

@@ -43,6 +43,17 @@ type Options struct {
 	ProgressInterval time.Duration
 	// Warn is called for each path that could not be saved.
 	Warn func(path string, err error)
+	// ExcludeLargerThan skips regular files larger than this many bytes
+	// (0: no limit).
+	ExcludeLargerThan int64
+	// Time is the snapshot's time (zero: when the run started).
+	Time time.Time
+	// DryRun walks and decides as a backup would, reading no file and
+	// writing nothing to the repository; DryRunFile is called for each
+	// file that would be read, with its size, the bytes that would be
+	// read (less for a sparse file) and "new" or "changed".
+	DryRun     bool
+	DryRunFile func(path string, size, read int64, status string)
 }
 
 // Progress is a live view of a run.
@@ -92,6 +103,10 @@ func Run(ctx context.Context, repo *repository.Repository, opts Options) (*Resul
 		dirBuf: make([]byte, dirBufSize)}
 	a.before = repo.Stats()
 	res, err := a.run(ctx, paths)
+	if opts.DryRun {
+		res.Summary.End = opts.Now()
+		return &res.Result, err
+	}
 	// The file cache is written while the last packs and the index are:
 	// it only names blobs, and a later run uses an entry only if the
 	// index has all of its blobs, so it is safe ahead of the snapshot.
@@ -114,8 +129,12 @@ func Run(ctx context.Context, repo *repository.Repository, opts Options) (*Resul
 		<-cacheSaved
 		return &res.Result, err
 	}
+	when := a.start
+	if !opts.Time.IsZero() {
+		when = opts.Time
+	}
 	snap := &repository.Snapshot{
-		Time: a.start, Tree: res.rootID, Paths: paths, Hostname: opts.Hostname,
+		Time: when, Tree: res.rootID, Paths: paths, Hostname: opts.Hostname,
 		Username: currentUsername(), Tags: opts.Tags,
 	}
 	sum := res.Summary
@@ -434,7 +453,8 @@ func (a *archiver) walkDir(ctx context.Context, dir string, st *unix.Stat_t, exc
 		// A regular file the cache does not know is opened anyway: its
 		// metadata and extended attributes come from the open file
 		// (saveFile), not from a stat and a listxattr by path here.
-		newFile := e.typ == unix.DT_REG && !a.opts.Cache.Known(p)
+		// With a size limit every file is stat'ed: its size decides.
+		newFile := e.typ == unix.DT_REG && !a.opts.Cache.Known(p) && a.opts.ExcludeLargerThan <= 0
 		var cst unix.Stat_t
 		if !newFile {
 			if err := unix.Fstatat(fd, e.name, &cst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -533,9 +553,14 @@ func (a *archiver) addEntry(ctx context.Context, task *dirTask, p, name string, 
 		n.LinkTarget = repository.Bytes(target)
 		task.nodes = append(task.nodes, n)
 	case repository.NodeFile:
+		if a.opts.ExcludeLargerThan > 0 && int64(n.Size) > a.opts.ExcludeLargerThan {
+			return nil
+		}
 		if content, ok := a.opts.Cache.Lookup(p, &n); ok && a.allKnown(content) {
 			n.Content = content
-			a.opts.Cache.Store(p, &n, content)
+			if !a.opts.DryRun {
+				a.opts.Cache.Store(p, &n, content)
+			}
 			a.mu.Lock()
 			a.summary.FilesUnchanged++
 			a.summary.BytesTotal += int64(n.Size)

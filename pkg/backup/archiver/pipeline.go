@@ -98,6 +98,27 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob, bufs *workerBufs)
 		fresh.Xattrs = x
 	}
 	*n = fresh
+	if a.opts.DryRun {
+		status := "new"
+		if a.opts.Cache.Known(job.path) {
+			status = "changed"
+		}
+		// A sparse file would be read by its data extents: about its
+		// allocated blocks.
+		toRead := st.Size
+		if n.Sparse {
+			toRead = min(st.Size, st.Blocks*512)
+		}
+		if a.opts.DryRunFile != nil {
+			a.opts.DryRunFile(job.path, st.Size, toRead, status)
+		}
+		a.bytesDone.Add(st.Size)
+		a.mu.Lock()
+		a.summary.BytesRead += toRead
+		a.summary.BytesTotal += st.Size
+		a.mu.Unlock()
+		return nil
+	}
 
 	var futures []chan blobResult
 	var read int64
@@ -171,7 +192,14 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob, bufs *workerBufs)
 	if cap(bufs.large) < size {
 		bufs.large = make([]byte, size)
 	}
-	err = a.repo.Chunker().Split(io.LimitReader(f, 1<<62), bufs.large[:size], cut)
+	var src io.Reader = f
+	var sparse *sparseReader
+	if n.Sparse {
+		// Holes are given to the chunker as zeros without reading them.
+		sparse = &sparseReader{fd: fd, size: st.Size}
+		src = sparse
+	}
+	err = a.repo.Chunker().Split(io.LimitReader(src, 1<<62), bufs.large[:size], cut)
 	content := make([]repository.ID, 0, len(futures))
 	var ferr error
 	for _, ch := range futures {
@@ -191,7 +219,11 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob, bufs *workerBufs)
 		}
 		return fmt.Errorf("read: %w", err)
 	}
-	return a.fileSaved(job, fd, &st, read, content)
+	diskRead := read
+	if sparse != nil {
+		diskRead = sparse.diskRead
+	}
+	return a.fileSavedSparse(job, fd, &st, read, diskRead, content)
 }
 
 // readBufMax is the read buffer of large files: four average chunks, so
@@ -222,9 +254,15 @@ func (fd fdReader) Read(p []byte) (int, error) {
 // fileSaved records a file's content and flags a file that changed while
 // being read.
 func (a *archiver) fileSaved(job *fileJob, fd int, st *unix.Stat_t, read int64, content []repository.ID) error {
+	return a.fileSavedSparse(job, fd, st, read, read, content)
+}
+
+// fileSavedSparse is fileSaved for a file of read bytes of which only
+// diskRead were read from the disk (the rest were holes).
+func (a *archiver) fileSavedSparse(job *fileJob, fd int, st *unix.Stat_t, read, diskRead int64, content []repository.ID) error {
 	n := job.node
 	a.mu.Lock()
-	a.summary.BytesRead += read
+	a.summary.BytesRead += diskRead
 	a.summary.BytesTotal += read
 	a.mu.Unlock()
 	var after unix.Stat_t
@@ -296,6 +334,10 @@ func (a *archiver) treeFinisher(ctx context.Context) error {
 			}
 		}
 		tree.Sort()
+		if a.opts.DryRun {
+			*t = dirTask{path: t.path}
+			continue
+		}
 		id, err := a.repo.SaveTree(ctx, tree)
 		if err != nil {
 			return fmt.Errorf("save tree %s: %w", t.path, err)

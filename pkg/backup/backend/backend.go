@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"path"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hostd/hostd/internal/safefile"
+	"github.com/hostd/hostd/internal/secrets"
 )
 
 // FileType is a kind of repository file, and the directory holding it.
@@ -127,6 +129,55 @@ func LoadInto(ctx context.Context, be Backend, h Handle, offset int64, length in
 	return buf, nil
 }
 
+// PackSizeHinter is implemented by backends that suit packs larger than
+// the repository's default: on object storage every pack is a request
+// (and a charge), and large objects stream as fast as small ones. Init
+// uses the hint when no pack size is given.
+type PackSizeHinter interface {
+	PackSizeHint() int
+}
+
+// RemotePackSize is the pack size S3, REST and rclone repositories are
+// made with by default (restic's default too).
+const RemotePackSize = 16 << 20
+
+// WholeLoader is implemented by backends that read a whole file in one
+// request (a round trip saved per config, key, index, snapshot and lock
+// file on object storage). LoadWhole refuses a file the server says is
+// larger than limit before reading it, and never reads more than limit
+// bytes whatever the server says.
+type WholeLoader interface {
+	LoadWhole(ctx context.Context, h Handle, limit int64) ([]byte, error)
+}
+
+// readWhole reads a whole file body of announced size (-1: unknown)
+// into memory, at most limit bytes: a body longer than announced, or
+// than limit, is refused.
+func readWhole(h Handle, body io.Reader, size, limit int64) ([]byte, error) {
+	if size >= 0 {
+		if err := checkSize(h, size, limit); err != nil {
+			return nil, err
+		}
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(body, buf); err != nil {
+			return nil, fmt.Errorf("read: %w", err)
+		}
+		var one [1]byte
+		if n, _ := body.Read(one[:]); n > 0 {
+			return nil, fmt.Errorf("load %s: server sent more than the %d bytes it announced", h, size)
+		}
+		return buf, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("load %s: %w: more than %d bytes", h, ErrTooLarge, limit)
+	}
+	return b, nil
+}
+
 // ErrTooLarge is wrapped by errors for files larger than the caller (or
 // FileLimit) allows: the storage is not trusted to keep files small.
 var ErrTooLarge = safefile.ErrTooLarge
@@ -175,6 +226,9 @@ func FileLimit(t FileType) int64 {
 // more memory.
 func LoadFile(ctx context.Context, be Backend, h Handle, limit int64) ([]byte, error) {
 	limit = min(limit, FileLimit(h.Type))
+	if wl, ok := be.(WholeLoader); ok {
+		return wl.LoadWhole(ctx, h, limit)
+	}
 	size, err := be.Stat(ctx, h)
 	if err != nil {
 		return nil, err
@@ -212,7 +266,9 @@ func wholeLength(h Handle, offset, size int64) (int, error) {
 }
 
 // Open returns the backend for a repository URL: a plain path or file://
-// URL for a local directory, or sftp://user@host[:port]/path.
+// URL for a local directory, sftp://user@host[:port]/path,
+// s3:http[s]://HOST/BUCKET/PREFIX, rest:http[s]://HOST/PATH or
+// rclone:REMOTE:PATH.
 func Open(ctx context.Context, repoURL string, opts Options) (Backend, error) {
 	switch {
 	case strings.HasPrefix(repoURL, "sftp://"):
@@ -223,8 +279,14 @@ func Open(ctx context.Context, repoURL string, opts Options) (Backend, error) {
 		return OpenSFTP(ctx, u, opts.SFTP)
 	case strings.HasPrefix(repoURL, "file://"):
 		return NewLocal(strings.TrimPrefix(repoURL, "file://")), nil
+	case strings.HasPrefix(repoURL, "s3:"):
+		return OpenS3(ctx, repoURL, opts.S3, opts.HTTP, opts.Secrets)
+	case strings.HasPrefix(repoURL, "rest:"):
+		return OpenREST(ctx, repoURL, opts.REST, opts.HTTP, opts.Secrets)
+	case strings.HasPrefix(repoURL, "rclone:"):
+		return OpenRclone(ctx, repoURL, opts.Rclone, opts.HTTP, opts.Secrets)
 	case strings.Contains(repoURL, "://"):
-		return nil, fmt.Errorf("repository url %q: unsupported scheme (want a path, file:// or sftp://)", repoURL)
+		return nil, fmt.Errorf("repository url %q: unsupported scheme (want a path, file://, sftp://, s3:, rest: or rclone:)", repoURL)
 	case repoURL == "":
 		return nil, errors.New("repository location is empty")
 	default:
@@ -232,9 +294,59 @@ func Open(ctx context.Context, repoURL string, opts Options) (Backend, error) {
 	}
 }
 
+// Remote reports whether repoURL names a repository on another machine
+// (sftp, s3, rest, rclone): jobs using one wait for the network.
+func Remote(repoURL string) bool {
+	for _, p := range []string{"sftp://", "s3:", "rest:", "rclone:"} {
+		if strings.HasPrefix(repoURL, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckURL checks the syntax of a repository URL without connecting or
+// resolving anything (for config validation): the forms Open takes,
+// with no credentials in the URL.
+func CheckURL(repoURL string) error {
+	var err error
+	switch {
+	case repoURL == "":
+		err = errors.New("repository location is empty")
+	case strings.HasPrefix(repoURL, "sftp://"):
+		var u *url.URL
+		if u, err = url.Parse(repoURL); err != nil {
+			err = fmt.Errorf("parse repository url: %w", err)
+		} else if u.Host == "" || u.Path == "" {
+			err = fmt.Errorf("repository url %s: want sftp://user@host[:port]/path", redactURL(u))
+		} else if _, pw := u.User.Password(); pw {
+			err = fmt.Errorf("repository url %s: must not hold a password (SFTP authenticates with keys)", redactURL(u))
+		}
+	case strings.HasPrefix(repoURL, "s3:"):
+		_, _, _, err = ParseS3(repoURL)
+	case strings.HasPrefix(repoURL, "rest:"):
+		_, err = ParseREST(repoURL)
+	case strings.HasPrefix(repoURL, "rclone:"):
+		_, err = ParseRclone(repoURL)
+	case strings.HasPrefix(repoURL, "file://"):
+	case strings.Contains(repoURL, "://"):
+		err = fmt.Errorf("repository url %q: unsupported scheme (want a path, file://, sftp://, s3:, rest: or rclone:)", repoURL)
+	}
+	return err
+}
+
 // Options configures backends.
 type Options struct {
-	SFTP SFTPOptions
+	SFTP   SFTPOptions
+	S3     S3Options
+	REST   RESTOptions
+	Rclone RcloneOptions
+	// HTTP holds the deadlines, retries and rate limits of the S3, REST
+	// and rclone backends.
+	HTTP HTTPOptions
+	// Secrets resolves the secret references of S3Options, RESTOptions
+	// and RcloneOptions; nil: a resolver of the process environment.
+	Secrets *secrets.Resolver
 }
 
 // isTemp reports names of temporary files a crashed writer left behind.

@@ -20,9 +20,26 @@ import (
 	"github.com/hostd/hostd/pkg/backup/backend"
 )
 
-// exercise runs the behaviour every backend must have; root is the
-// repository's directory on this machine's disk.
-func exercise(t *testing.T, be backend.Backend, root string) {
+// plantFunc writes a file into a repository behind its backend's back,
+// at a slash path inside it (as a crashed writer, another tool or
+// whoever holds the storage would).
+type plantFunc func(rel string, data []byte)
+
+// plantFile plants files in the repository directory root on this
+// machine's disk.
+func plantFile(t *testing.T, root string) plantFunc {
+	return func(rel string, data []byte) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(root, filepath.FromSlash(rel)), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// exercise runs the behaviour every backend must have; plant writes
+// files behind the backend's back (nil: the backend has no temporary
+// files to test).
+func exercise(t *testing.T, be backend.Backend, plant plantFunc) {
 	t.Helper()
 	ctx := context.Background()
 	if err := be.Create(ctx); err != nil {
@@ -72,20 +89,20 @@ func exercise(t *testing.T, be backend.Backend, root string) {
 	if err := be.Create(ctx); err == nil {
 		t.Fatal("create over an existing repository succeeded")
 	}
-	exerciseTemp(t, be, root)
+	if plant != nil {
+		exerciseTemp(t, be, plant)
+	}
 }
 
 // exerciseTemp checks that the temporary files interrupted writes leave
 // are listed, hidden from List, and removable, and that RemoveTemp
 // deletes nothing else.
-func exerciseTemp(t *testing.T, be backend.Backend, root string) {
+func exerciseTemp(t *testing.T, be backend.Backend, plant plantFunc) {
 	t.Helper()
 	ctx := context.Background()
 	temps := map[string]int{".tmp-0a": 1, "data/ab/.tmp-0b": 22, "index/.tmp-0c": 333, "snapshots/.tmp-0d": 0}
 	for rel, n := range temps {
-		if err := os.WriteFile(filepath.Join(root, filepath.FromSlash(rel)), make([]byte, n), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		plant(rel, make([]byte, n))
 	}
 	pack := backend.Handle{Type: backend.Pack, Name: strings.Repeat("cd", 32)}
 	if err := be.Save(ctx, pack, []byte("pack")); err != nil {
@@ -137,7 +154,7 @@ func exerciseTemp(t *testing.T, be backend.Backend, root string) {
 
 func TestLocal(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "repo")
-	exercise(t, backend.NewLocal(root), root)
+	exercise(t, backend.NewLocal(root), plantFile(t, root))
 }
 
 func TestSFTP(t *testing.T) {
@@ -151,7 +168,7 @@ func TestSFTP(t *testing.T) {
 		t.Fatalf("connect: %v\nsshd log:\n%s", err, s.Log())
 	}
 	defer be.Close()
-	exercise(t, be, dir)
+	exercise(t, be, plantFile(t, dir))
 	// The files really are on the server's disk, written atomically.
 	if _, err := os.Stat(filepath.Join(dir, "config")); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package forget
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -16,6 +17,9 @@ type Policy struct {
 	Monthly int           `json:"keep_monthly,omitempty"`
 	Yearly  int           `json:"keep_yearly,omitempty"`
 	Within  time.Duration `json:"keep_within,omitempty"`
+	// Tags keeps every snapshot that has all tags of any one entry; an
+	// entry is a comma-separated list ("daily,db").
+	Tags []string `json:"keep_tags,omitempty"`
 }
 
 // Validate rejects counts below -1 (-1 means no limit) and a negative
@@ -37,7 +41,8 @@ func (p Policy) Validate() error {
 
 // Empty reports whether the policy keeps nothing (callers refuse it).
 func (p Policy) Empty() bool {
-	return p.Last == 0 && p.Hourly == 0 && p.Daily == 0 && p.Weekly == 0 && p.Monthly == 0 && p.Yearly == 0 && p.Within == 0
+	return p.Last == 0 && p.Hourly == 0 && p.Daily == 0 && p.Weekly == 0 && p.Monthly == 0 && p.Yearly == 0 && p.Within == 0 &&
+		len(p.Tags) == 0
 }
 
 // Item is a snapshot as the rule sees it.
@@ -46,6 +51,7 @@ type Item struct {
 	Time     time.Time
 	Hostname string
 	Paths    []string
+	Tags     []string
 }
 
 // Decision is the fate of one snapshot.
@@ -62,27 +68,57 @@ type bucket struct {
 	last  int
 }
 
-// Apply decides for every item; loc is the time zone of the calendar
-// buckets (nil: local). Results are newest first within each group,
-// groups sorted by key.
+// Apply decides for every item, grouped by host and paths (restic's
+// default); loc is the time zone of the calendar buckets (nil: local).
+// Results are newest first within each group, groups sorted by key.
 func Apply(items []Item, p Policy, loc *time.Location) []Decision {
+	var out []Decision
+	for _, g := range ApplyGrouped(items, p, loc, DefaultGroupBy) {
+		out = append(out, g.Decisions...)
+	}
+	return out
+}
+
+// Group is the decisions of one group of snapshots.
+type Group struct {
+	Key       GroupKey
+	Decisions []Decision // newest first
+}
+
+// ApplyGrouped decides for every item, the rule applied to each group of
+// by on its own. Groups are sorted by key.
+func ApplyGrouped(items []Item, p Policy, loc *time.Location, by GroupBy) []Group {
 	if loc == nil {
 		loc = time.Local
 	}
-	groups := map[string][]Item{}
+	var out []Group
+	for _, g := range GroupItems(items, by) {
+		out = append(out, Group{Key: g.Key, Decisions: applyGroup(g.Items, p, loc)})
+	}
+	return out
+}
+
+// ItemGroup is the items of one group, in the order given.
+type ItemGroup struct {
+	Key   GroupKey
+	Items []Item
+}
+
+// GroupItems sorts items into the groups of by, sorted by key.
+func GroupItems(items []Item, by GroupBy) []ItemGroup {
+	idx := map[string]int{}
+	var out []ItemGroup
 	for _, it := range items {
-		k := it.Hostname + "\x00" + strings.Join(sortedCopy(it.Paths), "\x00")
-		groups[k] = append(groups[k], it)
+		k := by.Key(it.Hostname, it.Paths, it.Tags)
+		i, ok := idx[k.id()]
+		if !ok {
+			i = len(out)
+			idx[k.id()] = i
+			out = append(out, ItemGroup{Key: k})
+		}
+		out[i].Items = append(out[i].Items, it)
 	}
-	keys := make([]string, 0, len(groups))
-	for k := range groups {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var out []Decision
-	for _, k := range keys {
-		out = append(out, applyGroup(groups[k], p, loc)...)
-	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key.id() < out[j].Key.id() })
 	return out
 }
 
@@ -104,6 +140,10 @@ func applyGroup(items []Item, p Policy, loc *time.Location) []Decision {
 	for nr, it := range items {
 		d := Decision{Item: it}
 		t := it.Time.In(loc)
+		if hasTags(it.Tags, p.Tags) {
+			d.Keep = true
+			d.Reasons = append(d.Reasons, "tags")
+		}
 		if p.Within > 0 && !it.Time.Before(newest.Add(-p.Within)) {
 			d.Keep = true
 			d.Reasons = append(d.Reasons, "within "+p.Within.String())
@@ -127,8 +167,34 @@ func applyGroup(items []Item, p Policy, loc *time.Location) []Decision {
 	return out
 }
 
-func sortedCopy(s []string) []string {
-	c := append([]string(nil), s...)
-	sort.Strings(c)
-	return c
+// hasTags reports whether tags hold every tag of any one entry of lists
+// (each a comma-separated list); an empty entry matches a snapshot
+// without tags.
+func hasTags(tags, lists []string) bool {
+	for _, l := range lists {
+		if l == "" {
+			if len(tags) == 0 {
+				return true
+			}
+			continue
+		}
+		all := true
+		for _, t := range strings.Split(l, ",") {
+			if !slices.Contains(tags, t) {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// HasTags is the tag rule of --tag filters and --keep-tag: tags hold
+// every tag of at least one entry of lists (each entry comma-separated;
+// "" matches a snapshot without tags). Empty lists match everything.
+func HasTags(tags, lists []string) bool {
+	return len(lists) == 0 || hasTags(tags, lists)
 }

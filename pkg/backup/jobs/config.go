@@ -220,12 +220,25 @@ func (r *Retention) policy() forget.Policy {
 		Monthly: r.KeepMonthly, Yearly: r.KeepYearly, Within: r.KeepWithin}
 }
 
+// MaxJobs bounds backup.jobs. Each job is a goroutine, a timer, a state
+// file, a line of `hostd status` and a set of metric series, and the
+// service's health is a pass over every job; a host needs a job per
+// repository and schedule, rarely more than a few dozen. 1,000 leaves
+// room for generated configs while status stays under a few hundred KiB
+// and a pass over the jobs well under a millisecond.
+const MaxJobs = 1000
+
 // Validate reports every problem of the section: missing or unknown
 // jobs, paths that do not exist, schedules that do not parse, malformed
 // secret references and patterns.
 func (c *Config) Validate(v *confkit.Validator) {
 	if !c.hasShorthand() && len(c.Jobs) == 0 {
 		v.Errorf("", "no backup job: set repository and paths, or add jobs.<name>")
+		return
+	}
+	if len(c.Jobs) > MaxJobs {
+		// Each job's own problems would drown this one.
+		v.Errorf("jobs", "%d jobs, at most %d: group paths into fewer jobs (one job backs up many paths)", len(c.Jobs), MaxJobs)
 		return
 	}
 	if c.hasShorthand() {

@@ -149,6 +149,8 @@ func TestConfigErrors(t *testing.T) {
 		{"bad job name and duplicate default", fmt.Sprintf("backup:\n  enable: true\n  repository: /r\n  paths: [%[1]s]\n  password: env:PW\n  jobs:\n    default: {repository: /q, paths: [%[1]s], password: env:PW}\n    \"bad name\": {repository: /q2, paths: [%[1]s], password: env:PW}\n", src), []string{
 			`hostd.yaml:7:14: backup.jobs.default: job "default" is already defined by the top-level repository and paths`,
 			`hostd.yaml:8:17: backup.jobs.bad name: job name "bad name" must be letters, digits, '-' and '_' (at most 64)`}},
+		{"job name with a newline and a bidi control", fmt.Sprintf("backup:\n  enable: true\n  jobs:\n    \"x\\ny\\u202ez\": {repository: /q2, paths: [%[1]s], password: env:PW}\n", src), []string{
+			`hostd.yaml:4:20: backup.jobs."x\ny\u202ez": job name "x\ny\u202ez" must be letters, digits, '-' and '_' (at most 64)`}},
 		{"shared repository", fmt.Sprintf("backup:\n  enable: true\n  jobs:\n    a: {repository: /r, paths: [%[1]s], password: env:PW}\n    b: {repository: /r/, paths: [%[1]s], password: env:PW, retention: {keep_last: 1}}\n", src), []string{
 			`: backup.jobs.b.retention: job "b" shares repository /r/ with job "a" but not its retention; jobs on one repository need the same retention`,
 			`: backup.jobs.b.paths: job "b" backs up the same paths into the same repository as job "a"`}},

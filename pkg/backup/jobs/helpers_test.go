@@ -89,8 +89,8 @@ func (h *harness) stop() error {
 	}
 }
 
-// idle waits until every job loop sleeps on the fake clock and no run is
-// in progress.
+// idle waits until every job loop sleeps on the fake clock, no run is
+// in progress and the health reflects the last change.
 func (h *harness) idle() {
 	h.t.Helper()
 	testenv.WaitFor(h.t, 60*time.Second, func() error {
@@ -104,6 +104,9 @@ func (h *harness) idle() {
 		}
 		if n := h.clock.Waiters(); n < len(h.svc.jobs) {
 			return fmt.Errorf("%d of %d job loops wait", n, len(h.svc.jobs))
+		}
+		if !h.svc.healthSettled() {
+			return fmt.Errorf("health not reported since the last change")
 		}
 		return nil
 	})

@@ -43,6 +43,11 @@ type job struct {
 	saveErr    string
 	saveErrAt  time.Time
 	saveErrors int64 // failed saves since start, for hostd_backup_state_save_errors_total
+	// staleBase and stale cache staleAt: stale is resolved from the
+	// schedule again only when the base (last success, or first seen)
+	// changes.
+	staleBase time.Time
+	stale     time.Time
 }
 
 func newJob(s *Service, nj namedJob, host string) (*job, error) {
@@ -124,12 +129,14 @@ func (j *job) saveState() {
 		if err.Error() != j.saveErr {
 			// Logged once per distinct error, not on every retry.
 			j.log.Error("cannot save job state; the job stays degraded until a save succeeds", "err", err)
+			defer j.s.healthChanged()
 		}
 		j.saveErr, j.saveErrAt = err.Error(), now
 		return
 	}
 	if j.saveErr != "" {
 		j.log.Info("job state saved again", "file", j.s.store.path(j.name))
+		defer j.s.healthChanged()
 	}
 	j.saveErr, j.saveErrAt = "", time.Time{}
 }
@@ -147,25 +154,33 @@ func (j *job) nextRun(now time.Time) (next time.Time, missed bool) {
 	j.mu.Lock()
 	last := j.st.LastTrigger
 	j.mu.Unlock()
+	j.s.resolutions.Add(1)
 	return j.timer.Next(last, now), j.timer.Missed(last, now)
 }
 
 // loop waits for the schedule or a request and runs the job, until ctx
 // is done. The next run time is computed once per run, so a randomized
 // delay added to a catch-up run stays put while the loop sleeps in
-// steps of at most maxWait.
+// steps of at most maxWait. The loop announces a change of the job's
+// health (a run ended, a save failed or succeeded, the job became
+// overdue), never recomputes the service's: that is one pass over
+// every job, done by the service's refresher.
 func (j *job) loop(ctx context.Context) {
 	j.mu.Lock()
 	j.alive = true
 	j.mu.Unlock()
 	defer j.stop()
 	next, missed := j.plan()
+	var overdue time.Time // the staleAt already announced as passed
 	for ctx.Err() == nil {
 		if j.saveFailing() {
 			j.saveState()
 		}
 		now := j.s.clock.Now()
-		j.s.refreshHealth()
+		if stale := j.staleAt(); !stale.IsZero() && now.After(stale) && !stale.Equal(overdue) {
+			overdue = stale
+			j.s.healthChanged()
+		}
 		if !next.IsZero() && !now.Before(next) {
 			if missed {
 				j.log.Info("running a scheduled backup that was missed while hostd was down or the job was busy")
@@ -257,22 +272,32 @@ func (j *job) begin(scheduled bool) *run {
 }
 
 // staleAt is when the job becomes overdue: its last success (or, if it
-// never succeeded, when it was first seen) plus twice its period.
+// never succeeded, when it was first seen) plus twice its period. The
+// schedule is resolved once per base, not on every call: status, health
+// and the job's loop all ask.
 func (j *job) staleAt() time.Time {
 	j.mu.Lock()
 	base := j.st.LastSuccess
 	if base.IsZero() {
 		base = j.st.FirstSeen
 	}
+	if base.Equal(j.staleBase) {
+		stale := j.stale
+		j.mu.Unlock()
+		return stale
+	}
 	j.mu.Unlock()
-	if base.IsZero() {
-		return time.Time{}
+	var stale time.Time
+	if !base.IsZero() {
+		j.s.resolutions.Add(1)
+		if p, ok := stalePeriod(j.timer.Schedule, base, j.cfg.RandomizedDelay); ok {
+			stale = base.Add(p)
+		}
 	}
-	p, ok := stalePeriod(j.timer.Schedule, base, j.cfg.RandomizedDelay)
-	if !ok {
-		return time.Time{}
-	}
-	return base.Add(p)
+	j.mu.Lock()
+	j.staleBase, j.stale = base, stale
+	j.mu.Unlock()
+	return stale
 }
 
 // problem says why this job makes the service degraded, or "": the

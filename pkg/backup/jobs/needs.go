@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/hostd/hostd/internal/service"
+	"github.com/hostd/hostd/pkg/backup/backend"
 )
 
 var _ service.Dependent = (*Service)(nil)
@@ -20,5 +21,8 @@ func (s *Service) Needs() []string {
 	return nil
 }
 
-// isRemote reports whether a repository is reached over the network.
-func isRemote(repo string) bool { return strings.Contains(repo, "://") }
+// isRemote reports whether a repository is reached over the network:
+// sftp://, s3:, rest: and rclone: (whose remote may be anywhere).
+func isRemote(repo string) bool {
+	return strings.Contains(repo, "://") || backend.Remote(repo)
+}

@@ -177,8 +177,10 @@ func (j *job) endRun(r *run, res RunResult, start time.Time, started bool) {
 		}
 		j.log.Info("backup finished", attrs...)
 	}
+	// Announced before the run's followers hear of its end, so that
+	// whoever waits for the run and then for the health sees both.
+	j.s.healthChanged()
 	r.finish(res)
-	j.s.refreshHealth()
 }
 
 // perform does the work of one run.
@@ -264,10 +266,14 @@ func (j *job) open(ctx context.Context) (*backup.Repository, error) {
 	}
 	defer clear(pw)
 	where := redactURL(j.cfg.Repository)
-	opts := backup.OpenOptions{Logger: j.log, Now: j.s.clock.Now, CacheDir: j.s.cacheDir}
+	j.mu.Lock()
+	hint := j.st.KeyName
+	j.mu.Unlock()
+	opts := backup.OpenOptions{Logger: j.log, Now: j.s.clock.Now, CacheDir: j.s.cacheDir, KeyHint: hint}
 	repo, err := backup.Open(ctx, j.cfg.Repository, pw, opts)
 	switch {
 	case err == nil:
+		j.rememberKey(repo)
 		return repo, nil
 	case errors.Is(err, backup.ErrWrongPassword):
 		return nil, fmt.Errorf("open repository %s: wrong password (from %s)", where, j.cfg.Password)
@@ -286,7 +292,16 @@ func (j *job) open(ctx context.Context) (*backup.Repository, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", where, err)
 	}
+	j.rememberKey(repo)
 	return repo, nil
+}
+
+// rememberKey records the key file that opened the repository, saved
+// with the state at the end of the run.
+func (j *job) rememberKey(repo *backup.Repository) {
+	j.mu.Lock()
+	j.st.KeyName = repo.KeyInUse()
+	j.mu.Unlock()
 }
 
 // due reports whether a task on sched that last ran at last is due now:

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hostd/hostd/internal/schedule"
@@ -37,9 +38,21 @@ type Service struct {
 	// cacheDir holds the engine's file caches.
 	cacheDir string
 
+	// Health is computed by one goroutine (refreshLoop) when a job says
+	// its problem may have changed (healthChanged): each change costs
+	// one pass over the jobs at most, and changes that come while a
+	// pass runs share the next one.
+	healthKick chan struct{} // capacity 1
+	healthGen  atomic.Int64  // changes announced
+	healthDone atomic.Int64  // changes reflected in the last report
 	healthMu   sync.Mutex
 	lastHealth string // last reason reported, "" = ready
 	reported   bool
+
+	// resolutions counts schedule resolutions (when a job becomes
+	// overdue, when it runs next): tests check they grow with the
+	// number of jobs, not its square.
+	resolutions atomic.Int64
 }
 
 var (
@@ -57,12 +70,13 @@ func New(env service.Env, cfg Config) (*Service, error) {
 		return nil, errors.New("backup service: no state directory")
 	}
 	s := &Service{
-		env:      env,
-		log:      env.Logger,
-		clock:    env.Clock,
-		store:    stateStore{dir: filepath.Join(env.StateDir, "jobs")},
-		byName:   map[string]*job{},
-		cacheDir: filepath.Join(env.StateDir, "cache"),
+		env:        env,
+		log:        env.Logger,
+		clock:      env.Clock,
+		store:      stateStore{dir: filepath.Join(env.StateDir, "jobs")},
+		byName:     map[string]*job{},
+		cacheDir:   filepath.Join(env.StateDir, "cache"),
+		healthKick: make(chan struct{}, 1),
 	}
 	host := machineID()
 	locks := map[string]*repoLock{}
@@ -105,8 +119,14 @@ func (s *Service) Serve(ctx context.Context) error {
 	s.healthMu.Lock()
 	s.reported = false
 	s.healthMu.Unlock()
-	s.refreshHealth()
+	s.healthDone.Store(s.healthGen.Load())
+	s.refreshHealth(ctx)
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.refreshLoop(ctx)
+	}()
 	for _, j := range s.jobs {
 		wg.Add(1)
 		go func() {
@@ -176,20 +196,64 @@ func (s *Service) list() JobList {
 	return out
 }
 
-// refreshHealth reports ready, or degraded naming every job with a
-// problem.
-func (s *Service) refreshHealth() {
+// maxHealthProblems is how many jobs the degraded reason names; status
+// and `hostd backup jobs` show every job's problem.
+const maxHealthProblems = 20
+
+// healthChanged says a job's problem may have changed: the refresher
+// reports the service's health again. It never blocks.
+func (s *Service) healthChanged() {
+	s.healthGen.Add(1)
+	select {
+	case s.healthKick <- struct{}{}:
+	default:
+	}
+}
+
+// healthSettled reports whether the last health report reflects every
+// change announced so far.
+func (s *Service) healthSettled() bool { return s.healthDone.Load() == s.healthGen.Load() }
+
+// refreshLoop reports the health after each change until ctx is done;
+// nothing is reported once it is.
+func (s *Service) refreshLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.healthKick:
+		}
+		gen := s.healthGen.Load()
+		s.refreshHealth(ctx)
+		s.healthDone.Store(gen)
+	}
+}
+
+// refreshHealth reports ready, or degraded naming the jobs with a
+// problem (the first maxHealthProblems of them). It costs one pass over
+// the jobs: each job's problem is O(1), its schedule resolved only when
+// its last success changes.
+func (s *Service) refreshHealth(ctx context.Context) {
 	now := s.clock.Now()
 	var problems []string
+	n := 0
 	for _, j := range s.jobs {
 		if p := j.problem(now); p != "" {
-			problems = append(problems, p)
+			if n < maxHealthProblems {
+				problems = append(problems, p)
+			}
+			n++
 		}
+	}
+	if n > maxHealthProblems {
+		problems = append(problems, fmt.Sprintf("and %d more jobs with problems", n-maxHealthProblems))
 	}
 	reason := strings.Join(problems, "; ")
 	s.healthMu.Lock()
 	defer s.healthMu.Unlock()
-	if s.reported && reason == s.lastHealth {
+	if ctx.Err() != nil || s.reported && reason == s.lastHealth {
+		// A stopping service reports nothing more: the supervisor
+		// said it is stopping.
 		return
 	}
 	s.reported, s.lastHealth = true, reason

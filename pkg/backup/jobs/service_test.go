@@ -183,7 +183,7 @@ func TestProblem(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			j := &job{name: "j", st: tc.st, timer: schedule.Timer{Schedule: sched, RandomizedDelay: tc.delay}, cfg: Job{RandomizedDelay: tc.delay}}
+			j := &job{s: &Service{}, name: "j", st: tc.st, timer: schedule.Timer{Schedule: sched, RandomizedDelay: tc.delay}, cfg: Job{RandomizedDelay: tc.delay}}
 			if got := j.problem(t0); got != tc.want {
 				t.Errorf("problem = %q\nwant %q", got, tc.want)
 			}

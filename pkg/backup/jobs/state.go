@@ -57,6 +57,11 @@ type state struct {
 	// MaintenanceError is why the last retention or check failed; it
 	// keeps the job degraded until they next succeed.
 	MaintenanceError string `json:"maintenance_error,omitempty"`
+	// KeyName is the key file that last opened the job's repository:
+	// the next run tries it first (backup.OpenOptions.KeyHint), so key
+	// files planted in the storage cannot spend the budget of key
+	// derivations before it.
+	KeyName string `json:"key_name,omitempty"`
 	// LastCheck is when the last check succeeded.
 	LastCheck time.Time `json:"last_check,omitzero"`
 	// RepositorySize is the repository's size after the last run.

@@ -15,22 +15,46 @@ import (
 	"github.com/hostd/hostd/pkg/backup/crypto"
 )
 
-// MaxKeyFiles is how many key files Open tries: whoever holds the storage
-// can add key files, and each costs a key derivation.
-const MaxKeyFiles = 32
+// Bounds on what opening a repository may cost. Whoever holds the storage
+// can add key files: reading one is cheap, deriving its wrapping key is
+// not, so the two are bounded apart. Key files that cannot be read or
+// decoded, or ask for KDF parameters out of range, are skipped before any
+// derivation and spend nothing of the derivation budget.
+const (
+	// MaxKeyFiles is how many key files Open reads (the first by name),
+	// each at most backend.KeyLimit; only their KDF parameters and
+	// sealed keys are kept.
+	MaxKeyFiles = 1024
+	// MaxKeyDerivations is how many key derivations Open runs.
+	MaxKeyDerivations = 32
+	// MaxKeyDerivationWork bounds the summed argon2id work (memory in
+	// KiB times passes, crypto.KDFParams.Work) of those derivations: four
+	// of the dearest key files crypto.MaxKDFWork allows, or 32 of the
+	// keys hostd writes.
+	MaxKeyDerivationWork = 4 * crypto.MaxKDFWork
+	// maxKeyProblems is how many skipped key files an error names.
+	maxKeyProblems = 8
+)
 
-// findKey tries the key files with password: at most MaxKeyFiles of them
-// (the first by name), the cheapest to derive first, so a planted key
-// file never delays a genuine one that costs less. A key file that
-// cannot be read or decoded, or asks for KDF parameters out of range, is
-// skipped (and reported if no key opens) before any derivation.
-func findKey(ctx context.Context, be backend.Backend, password []byte, opensConfig func(*crypto.Key) bool) (*crypto.Key, string, error) {
+// findKey tries the key files with password: the one named by hint
+// first (a name or a prefix of one: the key that opened the repository
+// last time), then the others, cheapest to derive first, so a planted key
+// file never delays a genuine one that costs less. At most MaxKeyFiles
+// are read and at most MaxKeyDerivations derived, MaxKeyDerivationWork
+// in all; a key file that cannot be read or decoded, or asks for KDF
+// parameters out of range, is skipped (and reported if no key opens)
+// before any derivation.
+func findKey(ctx context.Context, be backend.Backend, password []byte, hint string, opensConfig func(*crypto.Key) bool) (*crypto.Key, string, error) {
 	// The first MaxKeyFiles names, kept sorted while listing, so that
-	// millions of planted names cost no memory.
-	var names []string
+	// millions of planted names cost no memory; and the names the hint
+	// matches, wherever they sort.
+	var names, hinted []string
 	total := 0
 	if err := be.List(ctx, backend.Key, func(name string, _ int64) error {
 		total++
+		if hint != "" && strings.HasPrefix(name, hint) && len(hinted) < 2 {
+			hinted = append(hinted, name)
+		}
 		i := sort.SearchStrings(names, name)
 		if i >= MaxKeyFiles {
 			return nil
@@ -43,50 +67,84 @@ func findKey(ctx context.Context, be backend.Backend, password []byte, opensConf
 	}); err != nil {
 		return nil, "", fmt.Errorf("list keys: %w", err)
 	}
-	if len(names) == 0 {
+	if total == 0 {
 		return nil, "", fmt.Errorf("no key files: %w", ErrNotRepository)
 	}
 	kerr := &KeyError{Total: total, Tried: len(names)}
+	if hint != "" && len(hinted) != 1 {
+		// No key file, or more than one, has that name: the hint is
+		// ignored.
+		kerr.Hint = hint
+		hinted = nil
+	}
 	type candidate struct {
 		name string
-		kf   *KeyFile
+		kdf  crypto.KDFParams
+		data []byte
 	}
-	var cands []candidate
-	for _, n := range names {
+	read := func(n string) (candidate, bool) {
 		b, err := backend.LoadFile(ctx, be, backend.Handle{Type: backend.Key, Name: n}, backend.KeyLimit)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, "", ctx.Err()
-			}
-			kerr.Damaged = append(kerr.Damaged, KeyFileProblem{Name: n, Err: fmt.Errorf("unreadable: %w", err)})
-			continue
+			kerr.damaged(n, fmt.Errorf("unreadable: %w", err))
+			return candidate{}, false
 		}
 		kf, err := DecodeKeyFile(b)
 		if err != nil {
-			kerr.Damaged = append(kerr.Damaged, KeyFileProblem{Name: n, Err: err})
-			continue
+			kerr.damaged(n, err)
+			return candidate{}, false
 		}
-		cands = append(cands, candidate{n, kf})
+		return candidate{n, kf.KDF, kf.Data}, true
 	}
-	sort.SliceStable(cands, func(i, j int) bool { return cands[i].kf.KDF.Work() < cands[j].kf.KDF.Work() })
-	unwrapped := false
-	for _, c := range cands {
+	var cands []candidate
+	for _, n := range hinted {
+		if c, ok := read(n); ok {
+			cands = append(cands, c)
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, "", err
 		}
-		w, err := crypto.DeriveWrappingKey(password, c.kf.KDF)
-		if err != nil { // Validate passed in DecodeKeyFile
-			kerr.Damaged = append(kerr.Damaged, KeyFileProblem{Name: c.name, Err: err})
+	}
+	nHinted := len(cands)
+	for _, n := range names {
+		if slices.Contains(hinted, n) {
 			continue
 		}
-		k, err := w.Unwrap(c.kf.Data)
+		c, ok := read(n)
+		if err := ctx.Err(); err != nil {
+			return nil, "", err
+		}
+		if ok {
+			cands = append(cands, c)
+		}
+	}
+	rest := cands[nHinted:]
+	sort.SliceStable(rest, func(i, j int) bool { return rest[i].kdf.Work() < rest[j].kdf.Work() })
+	unwrapped := false
+	var work uint64
+	for i, c := range cands {
+		if err := ctx.Err(); err != nil {
+			return nil, "", err
+		}
+		if kerr.Derived == MaxKeyDerivations || work+c.kdf.Work() > MaxKeyDerivationWork {
+			// Cheapest first: the rest cost as much or more.
+			kerr.OverBudget = len(cands) - i
+			break
+		}
+		kerr.Derived++
+		work += c.kdf.Work()
+		w, err := crypto.DeriveWrappingKey(password, c.kdf)
+		if err != nil { // Validate passed in DecodeKeyFile
+			kerr.damaged(c.name, err)
+			continue
+		}
+		k, err := w.Unwrap(c.data)
 		switch {
 		case errors.Is(err, crypto.ErrUnauthenticated):
-			kerr.Unauthenticated = append(kerr.Unauthenticated, c.name)
+			kerr.unauthenticated(c.name)
 		case err != nil:
 			// Authenticated, so written with this password, yet not a
 			// master key.
-			kerr.Damaged = append(kerr.Damaged, KeyFileProblem{Name: c.name, Err: fmt.Errorf("%w: master key: %w", ErrKeyFileDamaged, err)})
+			kerr.damaged(c.name, fmt.Errorf("%w: master key: %w", ErrKeyFileDamaged, err))
 		case opensConfig(k):
 			return k, c.name, nil
 		default:
@@ -117,30 +175,57 @@ type KeyFileProblem struct {
 // crypto.ErrKDFOutOfRange when a key file was skipped for that reason.
 type KeyError struct {
 	Total           int              // key files in the repository
-	Tried           int              // key files considered (at most MaxKeyFiles)
+	Tried           int              // key files read (at most MaxKeyFiles)
+	Derived         int              // key derivations run (at most MaxKeyDerivations)
+	OverBudget      int              // readable key files not derived: the budget was spent
+	Hint            string           // a key hint that named no key file, or more than one
 	Unauthenticated []string         // key files the password did not open
 	Damaged         []KeyFileProblem // key files skipped before trying the password
 }
 
+func (e *KeyError) damaged(name string, err error) {
+	e.Damaged = append(e.Damaged, KeyFileProblem{Name: name, Err: err})
+}
+
+func (e *KeyError) unauthenticated(name string) {
+	e.Unauthenticated = append(e.Unauthenticated, name)
+}
+
 func (e *KeyError) Error() string {
 	var parts []string
+	names := e.Unauthenticated
+	more := ""
+	if len(names) > maxKeyProblems {
+		names, more = names[:maxKeyProblems], fmt.Sprintf(" and %d more", len(names)-maxKeyProblems)
+	}
 	switch len(e.Unauthenticated) {
 	case 0:
 		parts = append(parts, "no usable key file")
 	case 1:
-		parts = append(parts, fmt.Sprintf("wrong password, or key file %s was modified", e.Unauthenticated[0]))
+		parts = append(parts, fmt.Sprintf("wrong password, or key file %s was modified", names[0]))
 	default:
-		parts = append(parts, fmt.Sprintf("wrong password, or key files %s were modified", strings.Join(e.Unauthenticated, ", ")))
+		parts = append(parts, fmt.Sprintf("wrong password, or key files %s%s were modified", strings.Join(names, ", "), more))
 	}
-	for _, p := range e.Damaged {
+	for i, p := range e.Damaged {
+		if i == maxKeyProblems {
+			parts = append(parts, fmt.Sprintf("%d more key files damaged or out of range", len(e.Damaged)-i))
+			break
+		}
 		if errors.Is(p.Err, crypto.ErrKDFOutOfRange) || errors.Is(p.Err, ErrKeyFileDamaged) {
 			parts = append(parts, fmt.Sprintf("key file %s: %v", p.Name, p.Err))
 		} else {
 			parts = append(parts, fmt.Sprintf("key file %s: damaged: %v", p.Name, p.Err))
 		}
 	}
+	if e.OverBudget > 0 {
+		parts = append(parts, fmt.Sprintf("%d key files not tried (at most %d key derivations, %d MiB-passes in all, are run; give the key's name as a key hint)",
+			e.OverBudget, MaxKeyDerivations, MaxKeyDerivationWork>>10))
+	}
 	if e.Total > e.Tried {
 		parts = append(parts, fmt.Sprintf("%d more key files not tried (at most %d are)", e.Total-e.Tried, MaxKeyFiles))
+	}
+	if e.Hint != "" {
+		parts = append(parts, fmt.Sprintf("key hint %q names no single key file", e.Hint))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -79,7 +79,7 @@ func Open(ctx context.Context, be backend.Backend, password []byte, o Options) (
 	// The key must also open the config: a key file left by an init that
 	// crashed before writing its config wraps another master key.
 	var plain []byte
-	key, keyName, err := findKey(ctx, be, password, func(k *crypto.Key) bool {
+	key, keyName, err := findKey(ctx, be, password, o.KeyHint, func(k *crypto.Key) bool {
 		var derr error
 		plain, derr = decryptFile(k, nil, raw)
 		return derr == nil

@@ -51,6 +51,12 @@ const zstdWindow = groupTargetData
 type Options struct {
 	Logger *slog.Logger     // default: discard
 	Now    func() time.Time // default: time.Now
+	// KeyHint names the key file Open tries first (a name or a unique
+	// prefix): the one that opened the repository last time, so that
+	// key files planted in the storage cannot use up the budget of key
+	// derivations before it. Empty: none; one naming no key file is
+	// ignored.
+	KeyHint string
 }
 
 func (o *Options) defaults() {

@@ -25,6 +25,9 @@ type Snapshot struct {
 	Tags     []string         `json:"tags,omitempty"`
 	Parent   *ID              `json:"parent,omitempty"`
 	Summary  *SnapshotSummary `json:"summary,omitempty"`
+	// Original names the snapshot this one replaces, when it was
+	// written by tag or rewrite rather than by a backup.
+	Original *ID `json:"original,omitempty"`
 
 	id ID
 }

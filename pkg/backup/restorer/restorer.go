@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hostd/hostd/pkg/backup/pattern"
 	"github.com/hostd/hostd/pkg/backup/repository"
 )
 
@@ -43,6 +44,12 @@ type Options struct {
 	// defaults), so a hostile repository cannot grow the plan without
 	// bound.
 	Limits repository.Limits
+	// Exclude leaves out the snapshot paths these borg-style patterns
+	// match (and what is below them), as create's --exclude.
+	Exclude []string
+	// Verify reads every restored file back and checks each of its
+	// chunks against the snapshot's content IDs, and its size.
+	Verify bool
 }
 
 // Progress is a live view of a restore.
@@ -62,6 +69,8 @@ type Summary struct {
 	Bytes    int64         `json:"bytes"`
 	Errors   int64         `json:"errors"`
 	Duration time.Duration `json:"duration_ns"`
+	// Verified counts the files read back and found identical (Verify).
+	Verified int64 `json:"verified,omitempty"`
 }
 
 type fileJob struct {
@@ -107,6 +116,8 @@ type restorer struct {
 	totalF int64
 	// token makes this run's temporary names unique.
 	token string
+	// failed holds the paths warned about (not verified).
+	failed sync.Map
 }
 
 // TempPrefix starts the names of files being restored. A file is written
@@ -151,11 +162,16 @@ func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snap
 	for _, p := range opts.Include {
 		includes = append(includes, filepath.Clean("/"+p))
 	}
+	rules, err := pattern.ParseExcludes(opts.Exclude)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	excl := pattern.NewMatcher(rules...)
 
 	// Pass 1: work out what to restore. Nothing is written before the
 	// arguments are known to be good: a failed restore leaves the target
 	// as it was.
-	pl, err := makePlan(ctx, repo, snap, target, includes, opts.Limits)
+	pl, err := makePlan(ctx, repo, snap, target, includes, excl, opts.Limits)
 	if err != nil {
 		return nil, fmt.Errorf("restore: snapshot %s: %w", snap.ID().Short(), err)
 	}
@@ -236,6 +252,11 @@ func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snap
 			r.warn(d.path, err)
 		}
 	}
+	if opts.Verify {
+		if err := r.verify(ctx, pl); err != nil {
+			return nil, fmt.Errorf("restore: verify: %w", err)
+		}
+	}
 	r.sum.Files = r.files.Load()
 	r.sum.Bytes = r.bytes.Load()
 	r.sum.Errors = r.errs.Load()
@@ -256,6 +277,7 @@ func (r *restorer) report(start time.Time) {
 }
 
 func (r *restorer) warn(p string, err error) {
+	r.failed.Store(p, true)
 	r.errs.Add(1)
 	r.opts.Warn(p, err)
 }
@@ -268,13 +290,19 @@ func (r *restorer) warn(p string, err error) {
 // each tree's entries before they are planned), so the plan of a DAG of
 // trees that names the same subtrees over and over stops at the limit
 // instead of growing until memory runs out.
-func makePlan(ctx context.Context, repo *repository.Repository, snap *repository.Snapshot, target string, includes []string, lim repository.Limits) (*plan, error) {
+func makePlan(ctx context.Context, repo *repository.Repository, snap *repository.Snapshot, target string, includes []string, excl *pattern.Matcher, lim repository.Limits) (*plan, error) {
 	pl := &plan{matched: len(includes) == 0}
 	seenInode := map[[2]uint64]string{}
 	err := repo.WalkTreeBudget(ctx, snap.Tree, "/", repository.NewBudget(lim), func(p string, n *repository.Node) error {
 		sel := selected(p, includes)
 		if sel == skip {
 			return repository.ErrSkipDir
+		}
+		if a := excl.Match(p); a == pattern.Exclude || a == pattern.ExcludeNoRecurse {
+			if n.Type == repository.NodeDir {
+				return repository.ErrSkipDir
+			}
+			return nil
 		}
 		dst := filepath.Join(target, p)
 		if sel == ancestor {

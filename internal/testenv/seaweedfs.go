@@ -1,0 +1,299 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// WeedVersion is the SeaweedFS module version the S3 tests run. The
+// project tags its releases without the "v" Go wants, so the module
+// proxy knows it by pseudo-version only.
+const WeedVersion = "v0.0.0-20261109003541-7506e5f91cd6"
+
+// weedModule is SeaweedFS's Go module.
+const weedModule = "github.com/seaweedfs/seaweedfs"
+
+// weedBuild builds weed once per test binary.
+var weedBuild struct {
+	sync.Once
+	path string
+	err  error
+}
+
+// Weed returns the path of SeaweedFS's weed binary, built from its Go
+// module into the user cache directory
+// (os.UserCacheDir()/hostd-test/weed-VERSION/weed) the first time and
+// reused afterwards. `go install` refuses the module (its go.mod has
+// replace directives), so the module is downloaded, copied to a writable
+// temporary directory and built there; the binary is built under a
+// temporary name and renamed when complete, so an interrupted build
+// leaves no binary behind. The build takes minutes on two cores.
+func Weed(t testing.TB) string {
+	t.Helper()
+	goBin := LookPath(t, "go")
+	weedBuild.Do(func() { weedBuild.path, weedBuild.err = buildWeed(t, goBin) })
+	Require(t, "weed "+WeedVersion+" (built from "+weedModule+")", weedBuild.err)
+	return weedBuild.path
+}
+
+func buildWeed(t testing.TB, goBin string) (string, error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(cache, "hostd-test", "weed-"+WeedVersion)
+	bin := filepath.Join(dir, "weed")
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	start := time.Now()
+	dl := exec.Command(goBin, "mod", "download", "-json", weedModule+"@"+WeedVersion)
+	dl.Dir = os.TempDir()
+	dl.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
+	out, err := dl.Output()
+	var mod struct{ Dir, Error string }
+	if jerr := json.Unmarshal(out, &mod); err != nil || jerr != nil || mod.Dir == "" {
+		return "", fmt.Errorf("go mod download %s@%s: %v %v %s", weedModule, WeedVersion, err, jerr, mod.Error)
+	}
+	src, err := os.MkdirTemp("", "hostd-weed-src-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(src)
+	// The module cache is read-only: the copy is writable, so the build
+	// may write go.sum entries.
+	if err := os.CopyFS(src, os.DirFS(mod.Dir)); err != nil {
+		return "", fmt.Errorf("copy %s: %w", mod.Dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	tmp := filepath.Join(dir, ".weed-"+randHex(8))
+	defer os.Remove(tmp)
+	build := exec.Command(goBin, "build", "-o", tmp, "./weed")
+	build.Dir = src
+	build.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off", "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./weed: %v: %s", err, tail(out, 4096))
+	}
+	if err := os.Rename(tmp, bin); err != nil {
+		return "", err
+	}
+	t.Logf("built weed %s in %s", WeedVersion, time.Since(start).Round(time.Second))
+	return bin, nil
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// SeaweedFS is a real SeaweedFS cluster in one process (`weed server
+// -s3`: master, volume server, filer and S3 gateway) on loopback ports,
+// with one identity allowed everything.
+type SeaweedFS struct {
+	Endpoint    string // http://127.0.0.1:PORT of the S3 gateway
+	S3Addr      string // 127.0.0.1:PORT
+	MetricsAddr string // 127.0.0.1:PORT, Prometheus metrics
+	AccessKey   string
+	SecretKey   string
+	Dir         string // data and config
+	Domain      string // s3.domainName: virtual-host style as BUCKET.Domain
+
+	bin  string
+	args []string
+	mu   sync.Mutex
+	log  bytes.Buffer
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Write collects weed's output.
+func (s *SeaweedFS) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.log.Len() > 1<<20 {
+		s.log.Reset()
+	}
+	return s.log.Write(p)
+}
+
+// Log returns what weed wrote (the last MiB or so).
+func (s *SeaweedFS) Log() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.log.String()
+}
+
+// StartSeaweedFS builds weed if needed, starts a cluster with fresh
+// data, waits until its S3 gateway answers, and stops it when the test
+// ends. Virtual-host style requests work for BUCKET.localhost.
+func StartSeaweedFS(t testing.TB) *SeaweedFS {
+	t.Helper()
+	bin := Weed(t)
+	dir := TempDir(t)
+	s := &SeaweedFS{bin: bin, Dir: dir, AccessKey: "hostd" + randHex(4), SecretKey: randHex(16), Domain: "localhost"}
+	cfg := map[string]any{"identities": []any{map[string]any{
+		"name":        "hostd",
+		"credentials": []any{map[string]string{"accessKey": s.AccessKey, "secretKey": s.SecretKey}},
+		"actions":     []string{"Admin", "Read", "Write", "List", "Tagging"},
+	}}}
+	b, _ := json.Marshal(cfg)
+	if err := os.WriteFile(filepath.Join(dir, "s3.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		port := func() string { return strconv.Itoa(FreePort(t)) }
+		s3Port, metrics := port(), port()
+		s.S3Addr = "127.0.0.1:" + s3Port
+		s.Endpoint = "http://" + s.S3Addr
+		s.MetricsAddr = "127.0.0.1:" + metrics
+		s.args = []string{"server", "-s3", "-filer",
+			"-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-dir=" + data,
+			"-master.port=" + port(), "-master.port.grpc=" + port(),
+			"-volume.port=" + port(), "-volume.port.grpc=" + port(),
+			"-filer.port=" + port(), "-filer.port.grpc=" + port(),
+			"-filer.localSocket=" + filepath.Join(dir, "filer.sock"),
+			"-s3.port=" + s3Port, "-s3.port.grpc=" + port(),
+			"-s3.port.iceberg=0", "-s3.port.lance=0",
+			"-s3.config=" + filepath.Join(dir, "s3.json"), "-s3.domainName=" + s.Domain,
+			"-metricsPort=" + metrics, "-metricsIp=127.0.0.1",
+			// Small volumes, no preallocation: the data directory stays
+			// small. No telemetry: nothing leaves the machine.
+			"-master.volumeSizeLimitMB=64", "-volume.max=100", "-master.telemetry=false",
+		}
+		if lastErr = s.start(); lastErr == nil {
+			t.Cleanup(func() { s.Kill() })
+			return s
+		}
+		s.Kill()
+	}
+	t.Fatalf("start seaweedfs: %v", lastErr)
+	return nil
+}
+
+func (s *SeaweedFS) start() error {
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Dir = s.Dir
+	cmd.Stdout, cmd.Stderr = s, s
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start weed: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	s.mu.Lock()
+	s.cmd, s.done = cmd, done
+	s.mu.Unlock()
+	ctx := context.Background()
+	err := Poll(ctx, 90*time.Second, func() error {
+		select {
+		case <-done:
+			return errors.New("weed exited")
+		default:
+		}
+		// An unsigned request is refused (403) once the gateway and the
+		// filer behind it are up.
+		c := http.Client{Timeout: 2 * time.Second}
+		resp, err := c.Get(s.Endpoint + "/")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 500 {
+			return fmt.Errorf("s3 gateway answered %s", resp.Status)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w; log:\n%s", err, tail([]byte(s.Log()), 8192))
+	}
+	return nil
+}
+
+// Kill ends the cluster at once (SIGKILL to its process group), as a
+// crash or power loss would.
+func (s *SeaweedFS) Kill() {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-done
+}
+
+// Restart starts the cluster again on the same ports and data after
+// Kill.
+func (s *SeaweedFS) Restart(t testing.TB) {
+	t.Helper()
+	s.Kill()
+	if err := s.start(); err != nil {
+		t.Fatalf("restart seaweedfs: %v", err)
+	}
+}
+
+// S3Requests returns the number of requests the S3 gateway has served
+// since it started, by type (PUT, GET, HEAD, LIST...), from its
+// Prometheus metrics.
+func (s *SeaweedFS) S3Requests(t testing.TB) map[string]float64 {
+	t.Helper()
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + s.MetricsAddr + "/metrics")
+	if err != nil {
+		t.Fatalf("seaweedfs metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(http.MaxBytesReader(nil, resp.Body, 16<<20))
+	return parseS3Requests(buf.String())
+}
+
+// parseS3Requests sums SeaweedFS_s3_request_total by its type label.
+func parseS3Requests(metrics string) map[string]float64 {
+	out := map[string]float64{}
+	for _, line := range strings.Split(metrics, "\n") {
+		rest, ok := strings.CutPrefix(line, "SeaweedFS_s3_request_total{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		typ := "?"
+		for _, l := range strings.Split(labels, ",") {
+			if k, val, ok := strings.Cut(l, "="); ok && k == "type" {
+				typ = strings.Trim(val, `"`)
+			}
+		}
+		out[typ] += v
+	}
+	return out
+}
