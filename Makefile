@@ -25,7 +25,7 @@ NORACE_PKGS ?= $(shell $(GO) list ./pkg/backup/... | grep -v /jobs)
 RACE_FLAGS ?= -race -gcflags=all=-d=checkptr=0
 TEST_FLAGS ?= -count=1 -timeout 25m
 
-.PHONY: all build run test test-deps test-race test-norace bench vet fmt clean package install check fuzz fuzz-short
+.PHONY: all build run test test-deps test-race test-norace bench vet fmt clean package install check fuzz fuzz-short soak soak-short
 
 all: build
 
@@ -59,6 +59,7 @@ test: test-deps vet check
 	$(MAKE) test-norace
 	$(MAKE) test-race
 	$(MAKE) fuzz-short
+	$(MAKE) soak-short
 
 # Checks on the tree itself: no hostd package linked into the binary
 # imports testing or httptest; every file formatted and its imports grouped
@@ -86,6 +87,14 @@ test-norace:
 
 vet:
 	$(GO) vet ./...
+
+# Every service on at once under load beside the daemons hostd replaces
+# (docs/soak.md): 10 minutes, and the 2-minute version CI runs.
+soak:
+	bash bench/soak/run.sh
+
+soak-short:
+	SOAK_DURATION=2m bash bench/soak/run.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
