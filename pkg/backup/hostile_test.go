@@ -471,3 +471,56 @@ func TestRestoreKill9(t *testing.T) {
 		t.Errorf("%d files after a second restore, want 4", n)
 	}
 }
+
+// TestTreeDAGBombDefaultLimits walks the bomb under the default limits:
+// the walks stop once they meet the same entries more than
+// DefaultMaxExpansion times over, within DefaultExpansionFloor nodes,
+// long before DefaultMaxWalkNodes and its gigabytes.
+func TestTreeDAGBombDefaultLimits(t *testing.T) {
+	ctx := context.Background()
+	dir, r := newRepo(t)
+	src := t.TempDir()
+	backuptest.RandomFile(t, filepath.Join(src, "f"), 1000)
+	if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}}); err != nil {
+		t.Fatal(err)
+	}
+	bomb := saveBomb(t, r.Internal(), 40)
+	r.Close()
+	r = open(t, dir)
+	snaps, err := r.Snapshots(ctx)
+	if err != nil || len(snaps) != 2 {
+		t.Fatalf("snapshots: %v %v", snaps, err)
+	}
+	good := snaps[0].ID
+	if good == bomb {
+		good = snaps[1].ID
+	}
+	const maxAlloc = 512 << 20
+	tests := []struct {
+		name string
+		run  func() error
+	}{
+		{"restore", func() error {
+			_, err := r.Restore(ctx, bomb, backup.RestoreOptions{Target: t.TempDir()})
+			return err
+		}},
+		{"ls", func() error { _, err := r.Ls(ctx, bomb, "/"); return err }},
+		{"diff", func() error { _, err := r.Diff(ctx, good, bomb); return err }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var err error
+			_, alloc := heapGrowth(func() { err = tc.run() })
+			if !errors.Is(err, repository.ErrWalkLimit) || !strings.Contains(err.Error(), "-fold") {
+				t.Fatalf("%s of the bomb: err = %v, want the expansion limit", tc.name, err)
+			}
+			if alloc > maxAlloc {
+				t.Errorf("%s allocated %d MiB before stopping", tc.name, alloc>>20)
+			}
+		})
+	}
+	// A real snapshot walks as before.
+	if _, err := r.Restore(ctx, good, backup.RestoreOptions{Target: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+}

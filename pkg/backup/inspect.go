@@ -104,7 +104,7 @@ func (f *finder) walk(ctx context.Context, id repository.ID, dir string, depth i
 	if err != nil {
 		return false, err
 	}
-	if err := f.budget.Add(len(t.Nodes)); err != nil {
+	if err := f.budget.AddTree(id, len(t.Nodes)); err != nil {
 		return false, err
 	}
 	found := false

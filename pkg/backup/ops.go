@@ -326,8 +326,16 @@ func (d *differ) trees(ctx context.Context, a, b *repository.ID, dir string, dep
 	}
 	// Counted before anything is compared, so the changes listed stay
 	// within the limit.
-	if err := d.budget.Add(len(ta.Nodes) + len(tb.Nodes)); err != nil {
-		return err
+	for _, t := range []struct {
+		id *repository.ID
+		n  int
+	}{{a, len(ta.Nodes)}, {b, len(tb.Nodes)}} {
+		if t.id == nil {
+			continue
+		}
+		if err := d.budget.AddTree(*t.id, t.n); err != nil {
+			return err
+		}
 	}
 	i, j := 0, 0
 	for i < len(ta.Nodes) || j < len(tb.Nodes) {

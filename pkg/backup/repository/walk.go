@@ -40,6 +40,25 @@ const (
 	// DefaultMaxTreeDepth bounds how deep directories nest: a path of
 	// MaxPathBytes holds at most 2048 names.
 	DefaultMaxTreeDepth = MaxPathBytes / 2
+	// DefaultMaxExpansion bounds how many times over a walk may meet the
+	// same entries: past DefaultExpansionFloor nodes, a walk that has met
+	// more than this many nodes per distinct node of the trees it loaded
+	// stops. A snapshot names a subtree more than once only where a
+	// directory was copied whole (the same content at two paths); a
+	// thousand copies of everything is no real host, while a DAG of trees
+	// naming each other twice (41 trees, 2^40 paths) passes that ratio
+	// within the floor, long before MaxNodes, and so costs megabytes, not
+	// gigabytes, to refuse.
+	DefaultMaxExpansion = 1024
+	// DefaultExpansionFloor is the walk size below which the expansion
+	// ratio is not judged: a small snapshot of a few copied directories
+	// may well name each entry many times.
+	DefaultExpansionFloor = 256 << 10
+	// maxDistinctTracked bounds the tree IDs a Budget remembers to count
+	// distinct entries; past it the expansion ratio is no longer judged
+	// (a walk with that many distinct trees is no small DAG) and MaxNodes
+	// alone bounds the walk.
+	maxDistinctTracked = 1 << 20
 )
 
 // ErrWalkLimit is matched (errors.Is) by the error of a walk stopped by
@@ -50,6 +69,10 @@ var ErrWalkLimit = errors.New("the repository may be hostile or damaged")
 type Limits struct {
 	MaxNodes int64 // nodes met, a subtree counted at each path naming it; 0: DefaultMaxWalkNodes
 	MaxDepth int   // directory levels below the root; 0: DefaultMaxTreeDepth
+	// MaxExpansion bounds nodes met per distinct node loaded, judged past
+	// ExpansionFloor nodes; 0: DefaultMaxExpansion, DefaultExpansionFloor.
+	MaxExpansion   int64
+	ExpansionFloor int64
 }
 
 func (l Limits) withDefaults() Limits {
@@ -58,6 +81,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxDepth <= 0 {
 		l.MaxDepth = DefaultMaxTreeDepth
+	}
+	if l.MaxExpansion <= 0 {
+		l.MaxExpansion = DefaultMaxExpansion
+	}
+	if l.ExpansionFloor <= 0 {
+		l.ExpansionFloor = DefaultExpansionFloor
 	}
 	return l
 }
@@ -68,6 +97,10 @@ func (l Limits) withDefaults() Limits {
 type Budget struct {
 	lim   Limits
 	nodes int64
+
+	seen     map[ID]struct{} // trees loaded, up to maxDistinctTracked
+	distinct int64           // nodes of the trees in seen
+	untraced bool            // seen is full: the expansion is not judged
 }
 
 // NewBudget returns a budget for lim (zero fields: the defaults).
@@ -86,6 +119,32 @@ func (b *Budget) Add(n int) error {
 	b.nodes += int64(n)
 	if b.nodes > b.lim.MaxNodes {
 		return fmt.Errorf("tree expands past %d entries; %w", b.lim.MaxNodes, ErrWalkLimit)
+	}
+	return nil
+}
+
+// AddTree counts the n nodes of tree id like Add, and also stops a walk
+// that meets the same entries more than MaxExpansion times over (see
+// DefaultMaxExpansion).
+func (b *Budget) AddTree(id ID, n int) error {
+	if !b.untraced {
+		if b.seen == nil {
+			b.seen = map[ID]struct{}{}
+		}
+		if _, ok := b.seen[id]; !ok {
+			if len(b.seen) >= maxDistinctTracked {
+				b.untraced = true
+			} else {
+				b.seen[id] = struct{}{}
+				b.distinct += int64(n)
+			}
+		}
+	}
+	if err := b.Add(n); err != nil {
+		return err
+	}
+	if !b.untraced && b.nodes > b.lim.ExpansionFloor && b.nodes > b.lim.MaxExpansion*max(b.distinct, 1) {
+		return fmt.Errorf("tree expands to %d entries from %d distinct ones, more than %d-fold; %w", b.nodes, b.distinct, b.lim.MaxExpansion, ErrWalkLimit)
 	}
 	return nil
 }
@@ -143,7 +202,7 @@ func (w *walker) walk(ctx context.Context, id ID, prefix string, depth int) erro
 	if err != nil {
 		return err
 	}
-	if err := w.b.Add(len(t.Nodes)); err != nil {
+	if err := w.b.AddTree(id, len(t.Nodes)); err != nil {
 		return err
 	}
 	for i := range t.Nodes {
