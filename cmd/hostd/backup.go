@@ -60,8 +60,8 @@ Exit status: 0 success, 1 error, 3 partial backup (some files could not be read)
 	pf.StringSliceVar(&f.identities, "identity", nil, "private key for sftp (default ~/.ssh/id_ed25519, id_ecdsa, id_rsa, and the agent)")
 	cmd.AddCommand(
 		f.initCmd(), f.keyCmd(), f.createCmd(), f.snapshotsCmd(), f.lsCmd(), f.diffCmd(),
-		f.restoreCmd(), f.dumpCmd(), f.checkCmd(), f.forgetCmd(), f.tagCmd(), f.findCmd(), f.listCmd(), f.catCmd(), f.pruneCmd(), f.repairCmd(), f.breakLockCmd(), f.statsCmd(),
-		f.rewriteCmd(),
+		f.restoreCmd(), f.dumpCmd(), f.checkCmd(), f.forgetCmd(), f.tagCmd(), f.findCmd(), f.listCmd(), f.catCmd(), f.pruneCmd(), f.repairCmd(), f.breakLockCmd(), f.statsCmd(), f.importCmd(),
+		f.rewriteCmd(), f.mountCmd(),
 	)
 	return cmd
 }

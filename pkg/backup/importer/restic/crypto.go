@@ -107,14 +107,14 @@ func (k *key) seal(iv, plain []byte) []byte {
 // Bounds of the scrypt parameters of a key file, checked before any
 // derivation: a key file is read before anything authenticates it. restic
 // writes N=2^15, r=8, p=1..4 by default and calibrates to at most 60 MiB
-// and half a second; these allow four times the memory and 64 times the
+// and half a second; these allow four times the memory and 16 times the
 // work of the default.
 const (
 	maxScryptN      = 1 << 20
 	maxScryptR      = 64
 	maxScryptP      = 64
 	maxScryptMemory = 256 << 20 // 128·N·r bytes
-	maxScryptWork   = 1 << 26   // N·r·p
+	maxScryptWork   = 1 << 24   // N·r·p
 	minSaltLen      = 16
 	maxSaltLen      = 256
 )
