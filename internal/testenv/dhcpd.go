@@ -12,12 +12,13 @@ import (
 )
 
 // DHCPServer is Debian's dnsmasq serving DHCP (DNS off unless the options
-// turn it on) on the peer end of a NetNS's veth pair.
+// turn it on with --port=53) on the peer end of a NetNS's veth pair.
 type DHCPServer struct {
 	cancel  context.CancelFunc
 	exited  chan struct{}
 	leases  string // dnsmasq's lease file
 	logFile string
+	stderr  string // dnsmasq's own errors, once it exited
 }
 
 // StartDHCPServer starts dnsmasq in n's peer namespace on n.PeerLink with
@@ -30,27 +31,39 @@ func StartDHCPServer(t testing.TB, n *NetNS, opts ...string) *DHCPServer {
 	bin := LookPath(t, "dnsmasq")
 	dir := TempDir(t)
 	s := &DHCPServer{leases: filepath.Join(dir, "leases"), logFile: filepath.Join(dir, "log"), exited: make(chan struct{})}
+	port := "--port=0" // no DNS unless an option sets the port
+	for _, o := range opts {
+		if strings.HasPrefix(o, "--port=") {
+			port = o
+		}
+	}
 	args := []string{"netns", "exec", n.Peer, bin,
-		"--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--port=0",
+		"--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", port,
 		"--interface=" + n.PeerLink, "--bind-interfaces", "--pid-file=", "--user=root",
 		"--dhcp-leasefile=" + s.leases, "--log-dhcp", "--log-facility=" + s.logFile,
 		"--dhcp-authoritative", "--no-ping",
 	}
-	args = append(args, opts...)
+	for _, o := range opts {
+		if !strings.HasPrefix(o, "--port=") {
+			args = append(args, o)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	cmd := exec.CommandContext(ctx, "ip", args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		cancel()
 		t.Fatalf("start dnsmasq: %v", err)
 	}
-	go func() { cmd.Wait(); close(s.exited) }()
+	go func() { cmd.Wait(); s.stderr = stderr.String(); close(s.exited) }()
 	t.Cleanup(s.Stop)
 	// dnsmasq logs its DHCP range once it serves it.
 	err := Poll(context.Background(), 10*time.Second, func() error {
 		select {
 		case <-s.exited:
-			return errors.New("dnsmasq exited: " + s.Log())
+			return errors.New("dnsmasq exited: " + s.stderr + s.Log())
 		default:
 		}
 		if !strings.Contains(s.Log(), "DHCP, IP range") {

@@ -92,7 +92,7 @@ func (s *Service) handleQuery(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
-	start := time.Now()
+	start := s.env.Clock.Now()
 	resp, source := s.dns.Query(r.Context(), req.Name, qtype)
 	res := QueryResult{
 		Name:     dns.Fqdn(req.Name),
@@ -100,7 +100,7 @@ func (s *Service) handleQuery(w http.ResponseWriter, r *http.Request) {
 		Rcode:    dns.RcodeToString[resp.Rcode],
 		Source:   source,
 		Answer:   []string{},
-		Duration: time.Since(start).Round(time.Microsecond).String(),
+		Duration: s.env.Clock.Now().Sub(start).Round(time.Microsecond).String(),
 	}
 	for _, rr := range resp.Answer {
 		res.Answer = append(res.Answer, rr.String())

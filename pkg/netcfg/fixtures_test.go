@@ -3,12 +3,10 @@ package netcfg_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,48 +16,26 @@ import (
 
 	"github.com/hostd/hostd/internal/api"
 	"github.com/hostd/hostd/internal/service"
+	"github.com/hostd/hostd/internal/service/servicetest"
 	"github.com/hostd/hostd/internal/testenv"
 	"github.com/hostd/hostd/pkg/netcfg"
 )
 
-// health records what a service reports.
-type health struct {
-	mu      sync.Mutex
-	ready   bool
-	reason  string
-	reports []string
-}
-
-func (h *health) Ready() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.ready, h.reason = true, ""
-	h.reports = append(h.reports, "ready")
-}
-
-func (h *health) Degraded(err error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.ready, h.reason = false, err.Error()
-	h.reports = append(h.reports, "degraded: "+err.Error())
-}
-
-// is returns a condition: ready, or degraded with a reason containing want.
-func (h *health) is(ready bool, want string) func() error {
-	return func() error {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if h.ready != ready || !strings.Contains(h.reason, want) {
-			return fmt.Errorf("ready=%v reason=%q, want ready=%v reason containing %q (reports %q)", h.ready, h.reason, ready, want, h.reports)
-		}
-		return nil
+// waitHealth waits up to d for the service's latest health report to
+// match.
+func waitHealth(t *testing.T, s *running, d time.Duration, match func(servicetest.Report) bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if _, err := s.health.Wait(ctx, match); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // running is a service under test.
 type running struct {
 	*netcfg.Service
-	health *health
+	health *servicetest.Health
 	reg    *prometheus.Registry
 	state  string
 	client *api.Client
@@ -80,7 +56,7 @@ func startService(t *testing.T, cfg netcfg.Config) *running {
 // startServiceIn is startService with prepare run on the state dir first.
 func startServiceIn(t *testing.T, cfg netcfg.Config, prepare func(stateDir string)) *running {
 	t.Helper()
-	h := &health{}
+	h := &servicetest.Health{}
 	reg := prometheus.NewRegistry()
 	dir := testenv.TempDir(t)
 	if prepare != nil {
@@ -88,7 +64,6 @@ func startServiceIn(t *testing.T, cfg netcfg.Config, prepare func(stateDir strin
 	}
 	s, err := netcfg.New(service.Env{
 		Logger:   testLogger(t),
-		Now:      time.Now,
 		StateDir: dir,
 		Metrics:  reg,
 		Gatherer: reg,

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -22,6 +24,7 @@ import (
 	"github.com/hostd/hostd/internal/confkit"
 	"github.com/hostd/hostd/internal/service"
 	"github.com/hostd/hostd/pkg/netcfg/dhcp"
+	"github.com/hostd/hostd/pkg/netcfg/netwatch"
 	"github.com/hostd/hostd/pkg/netcfg/resolver"
 )
 
@@ -52,10 +55,29 @@ type DHCPConfig struct {
 	// Timeout bounds one exchange with the server (retransmissions
 	// included). Default: 30s.
 	Timeout time.Duration `yaml:"timeout"`
+	// ARPProbe is how long an offered address is probed by ARP (RFC 5227,
+	// three probes spread over it) before it is configured; when another
+	// host answers for it, the offer is declined (DHCPDECLINE) and
+	// discovery starts again 10 s later. 0 does not probe. Default:
+	// 200ms (a host on the link answers ARP well within it).
+	ARPProbe time.Duration `yaml:"arp_probe"`
+	// CarrierLossGrace is how long a lease's address and routes stay on a
+	// link that lost carrier before they are removed; the lease is kept
+	// and asked for again (INIT-REBOOT) when carrier returns. 0 removes
+	// them at once (systemd-networkd's IgnoreCarrierLoss=no). Default: 5s,
+	// the grace networkd gives a link whose MTU a lease changed, so a
+	// driver resetting the link does not drop the address.
+	CarrierLossGrace time.Duration `yaml:"carrier_loss_grace"`
 }
 
+// DefaultCarrierLossGrace is dhcp.carrier_loss_grace's default.
+const DefaultCarrierLossGrace = 5 * time.Second
+
+// DefaultARPProbe is dhcp.arp_probe's default.
+const DefaultARPProbe = 200 * time.Millisecond
+
 func defaultDHCPConfig() DHCPConfig {
-	return DHCPConfig{ClientID: "mac", RouteMetric: 1024, UseDNS: true, UseRoutes: true, UseMTU: true, Timeout: dhcp.DefaultTimeout}
+	return DHCPConfig{ClientID: "mac", RouteMetric: 1024, UseDNS: true, UseRoutes: true, UseMTU: true, Timeout: dhcp.DefaultTimeout, CarrierLossGrace: DefaultCarrierLossGrace, ARPProbe: DefaultARPProbe}
 }
 
 func (d *DHCPConfig) validate(v *confkit.Validator) {
@@ -64,6 +86,12 @@ func (d *DHCPConfig) validate(v *confkit.Validator) {
 	}
 	if d.RouteMetric < 0 {
 		v.Errorf("route_metric", "route metric %d is negative", d.RouteMetric)
+	}
+	if d.ARPProbe < 0 || d.ARPProbe > 10*time.Second {
+		v.Errorf("arp_probe", "arp probe %s: want 0 (off) to 10s", d.ARPProbe)
+	}
+	if d.CarrierLossGrace < 0 {
+		v.Errorf("carrier_loss_grace", "carrier loss grace %s is negative", d.CarrierLossGrace)
 	}
 	if d.Timeout < time.Second {
 		v.Errorf("timeout", "timeout %s is shorter than 1s", d.Timeout)
@@ -113,6 +141,9 @@ func (c *Config) usesDHCP() bool {
 // leases runs the DHCP clients of the declared links.
 type leases struct {
 	clients []*dhcp.Client
+	ra      []string // links with IPv6 autoconfiguration (dhcp: v6 or both)
+	clock   service.Clock
+	log     *slog.Logger
 
 	renewFailures *prometheus.CounterVec
 }
@@ -126,12 +157,13 @@ func (s *Service) newLeases() error {
 		}, []string{"link"}),
 	}
 	id, _ := s.cfg.DHCP.clientID() // checked by Validate
-	clock := s.env.Clock
-	if clock == nil {
-		clock = service.Env{Now: s.env.Now}.WithDefaults().Clock
-	}
+	clock := s.env.Clock           // set by WithDefaults in New
+	ls.clock, ls.log = clock, s.log
 	for _, lc := range s.cfg.Links {
-		if lc.DHCP == "" {
+		if lc.DHCP == "v6" || lc.DHCP == "both" {
+			ls.ra = append(ls.ra, lc.Name)
+		}
+		if lc.DHCP != "v4" && lc.DHCP != "both" {
 			continue
 		}
 		link := lc.Name
@@ -145,9 +177,12 @@ func (s *Service) newLeases() error {
 			IgnoreMTU:    !s.cfg.DHCP.UseMTU,
 			LeaseFile:    s.leaseFile(link),
 			Timeout:      s.cfg.DHCP.Timeout,
+			CarrierGrace: s.cfg.DHCP.CarrierLossGrace,
+			ARPProbe:     s.cfg.DHCP.ARPProbe,
 			Clock:        clock,
 			Logger:       s.log.With("dhcp", link),
 			OnChange:     func(l *dhcp.Lease) { s.leaseChanged(link, l) },
+			OnState:      func(string) { s.updateHealth() },
 			OnRenewFailure: func() {
 				ls.renewFailures.WithLabelValues(link).Inc()
 			},
@@ -157,7 +192,7 @@ func (s *Service) newLeases() error {
 		}
 		ls.clients = append(ls.clients, c)
 	}
-	if len(ls.clients) == 0 {
+	if len(ls.clients) == 0 && len(ls.ra) == 0 {
 		return nil
 	}
 	if s.env.Metrics != nil {
@@ -188,6 +223,9 @@ func (ls *leases) run(ctx context.Context, ns *netns.NsHandle) {
 			c.RunIn(ctx, ns)
 		})
 	}
+	for _, link := range ls.ra {
+		wg.Go(func() { dhcp.RunRA(ctx, ns, link, ls.clock, ls.log) })
+	}
 	wg.Wait()
 }
 
@@ -199,7 +237,7 @@ func (s *Service) leaseChanged(link string, l *dhcp.Lease) {
 		var domains []string
 		if l != nil {
 			for _, a := range l.DNS {
-				ups = append(ups, resolver.Upstream{Address: netip.AddrPortFrom(a, 53).String(), Protocol: "udp"})
+				ups = append(ups, resolver.Upstream{Address: netip.AddrPortFrom(a, 53).String(), Protocol: "udp", Dial: s.linkDial()})
 			}
 			domains = l.Domains
 		}
@@ -210,6 +248,57 @@ func (s *Service) leaseChanged(link string, l *dhcp.Lease) {
 		}
 	}
 	s.updateHealth()
+}
+
+// leaseVerdict makes online follow the lease on a DHCP link: while the
+// link that carries the default route has no confirmed lease (init,
+// rebooting after carrier came back, no carrier), the host is offline,
+// even if the kernel still holds the route.
+func (s *Service) leaseVerdict(st *netwatch.State) {
+	if s.leases == nil || !st.Online || st.DefaultRoute == nil {
+		return
+	}
+	for _, c := range s.leases.clients {
+		cs := c.Status()
+		if cs.Link != st.DefaultRoute.Link {
+			continue
+		}
+		switch cs.State {
+		case dhcp.StateBound, dhcp.StateRenewing, dhcp.StateRebinding:
+			return
+		}
+		st.Online = false
+		st.Reason = fmt.Sprintf("offline: dhcp on %s is %s", cs.Link, cs.State)
+		return
+	}
+}
+
+// linkDial is how the resolver reaches a server a link learned: in the
+// link's namespace when netcfg.netns is set (the server is on that
+// namespace's network), else nil (hostd's own, as every upstream).
+func (s *Service) linkDial() func(ctx context.Context, network, address string) (net.Conn, error) {
+	if s.cfg.NetNS == "" {
+		return nil
+	}
+	name := s.cfg.NetNS
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		h, err := netns.GetFromName(name)
+		if err != nil {
+			return nil, fmt.Errorf("open network namespace %s: %w", name, err)
+		}
+		defer h.Close()
+		var conn net.Conn
+		err = dhcp.InNetNS(&h, func() error {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, network, address)
+			conn = c
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("dial %s in network namespace %s: %w", address, name, err)
+		}
+		return conn, nil
+	}
 }
 
 // leaseStatus is the DHCP part of the status.

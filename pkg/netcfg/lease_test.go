@@ -4,12 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
 	"github.com/hostd/hostd/internal/api"
+	"github.com/hostd/hostd/internal/service/servicetest"
 	"github.com/hostd/hostd/internal/testenv"
 	"github.com/hostd/hostd/pkg/netcfg"
 	"github.com/hostd/hostd/pkg/netcfg/dhcp"
@@ -39,7 +45,7 @@ func TestServiceDHCPLease(t *testing.T) {
 	cfg.DHCP.Hostname = "hostd-svc"
 	s := startService(t, cfg)
 
-	testenv.WaitFor(t, 30*time.Second, s.health.is(true, ""))
+	waitHealth(t, s, 30*time.Second, servicetest.IsReady)
 	testenv.WaitFor(t, 30*time.Second, func() error {
 		if d := s.Details(); len(d.DHCP) != 1 || d.DHCP[0].Lease == nil {
 			return errors.New("no lease yet")
@@ -86,11 +92,137 @@ func TestServiceDHCPLease(t *testing.T) {
 		t.Error("renew of a link without dhcp succeeded")
 	}
 
+	// Carrier lost: offline at once (the grace keeps the address, not the
+	// verdict); back: ready again once the lease is confirmed.
+	ns.PeerIP(t, "link", "set", ns.PeerLink, "down")
+	waitHealth(t, s, 30*time.Second, servicetest.IsDegraded("offline"))
+	ns.PeerIP(t, "link", "set", ns.PeerLink, "up")
+	waitHealth(t, s, 30*time.Second, servicetest.IsReady)
+	if d := s.Details(); d.DHCP[0].State != dhcp.StateBound || d.DHCP[0].Lease == nil || d.DHCP[0].Lease.Address != l.Address {
+		t.Errorf("after carrier came back: %+v", d.DHCP[0])
+	}
+
 	// Stop without release_on_stop: the address stays, the lease file too.
 	if err := s.stop(); err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
 	}
 	if lf, err := dhcp.LoadLease(s.state+"/dhcp4-"+ns.Link+".lease", ns.Link); err != nil || lf.Address != l.Address {
 		t.Errorf("stored lease %+v (%v)", lf, err)
+	}
+}
+
+// TestServiceIPv6Autoconf: a link declared with dhcp: both gets its IPv4
+// lease and, from dnsmasq's router advertisements, a SLAAC address in the
+// advertised prefix and an IPv6 default route through the router.
+func TestServiceIPv6Autoconf(t *testing.T) {
+	ns := testenv.NewNetNS(t)
+	ns.PeerIP(t, "addr", "add", "10.99.0.1/24", "dev", ns.PeerLink)
+	ns.PeerIP(t, "addr", "add", "fd99::1/64", "dev", ns.PeerLink, "nodad")
+	ns.PeerIP(t, "link", "set", ns.PeerLink, "up")
+	testenv.StartDHCPServer(t, ns,
+		"--dhcp-range=10.99.0.100,10.99.0.150,255.255.255.0,2m",
+		"--dhcp-option=option:router,10.99.0.1",
+		"--enable-ra", "--dhcp-range=fd99::,ra-only,64", "--ra-param="+ns.PeerLink+",10,600")
+
+	cfg := netcfg.DefaultConfig()
+	cfg.NetNS = ns.Name
+	cfg.Links = []netwatch.LinkSpec{{Name: ns.Link, DHCP: "both"}}
+	s := startService(t, cfg)
+	h := nsHandle(t, ns)
+
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		l, err := h.LinkByName(ns.Link)
+		if err != nil {
+			return err
+		}
+		as, err := h.AddrList(l, netlink.FAMILY_V6)
+		if err != nil {
+			return err
+		}
+		slaac := false
+		for _, a := range as {
+			if strings.HasPrefix(a.IPNet.String(), "fd99::") && a.Flags&unix.IFA_F_TENTATIVE == 0 {
+				slaac = true
+			}
+		}
+		if !slaac {
+			return fmt.Errorf("no SLAAC address in fd99::/64 yet: %v", as)
+		}
+		rs, err := h.RouteList(l, netlink.FAMILY_V6)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if (r.Dst == nil || r.Dst.String() == "::/0") && r.Gw != nil && r.Gw.IsLinkLocalUnicast() {
+				return nil
+			}
+		}
+		return fmt.Errorf("no IPv6 default route yet: %v", rs)
+	})
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if d := s.Details(); len(d.DHCP) != 1 || d.DHCP[0].Lease == nil {
+			return errors.New("no DHCPv4 lease yet")
+		}
+		return nil
+	})
+}
+
+// nsHandle is a netlink handle in ns's namespace under test.
+func nsHandle(t *testing.T, ns *testenv.NetNS) *netlink.Handle {
+	t.Helper()
+	h, err := netlink.NewHandleAt(ns.Handle(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+// TestServiceLeaseDNSAnswers: the DNS server a lease names (dnsmasq in the
+// peer namespace, serving DHCP and DNS) answers a name under the lease's
+// search domain through hostd's resolver. The resolver listens on
+// loopback in the test's namespace and reaches the server in the link's
+// namespace.
+func TestServiceLeaseDNSAnswers(t *testing.T) {
+	ns := testenv.NewNetNS(t)
+	ns.PeerIP(t, "addr", "add", "10.99.0.1/24", "dev", ns.PeerLink)
+	ns.PeerIP(t, "link", "set", ns.PeerLink, "up")
+	srv := testenv.StartDHCPServer(t, ns,
+		"--port=53", "--address=/www.lan.test/192.0.2.77", "--log-queries",
+		"--dhcp-range=10.99.0.100,10.99.0.150,255.255.255.0,2m",
+		"--dhcp-option=option:router,10.99.0.1",
+		"--dhcp-option=option:dns-server,10.99.0.1",
+		"--dhcp-option=option:domain-search,lan.test")
+
+	cfg := netcfg.DefaultConfig()
+	cfg.NetNS = ns.Name
+	cfg.Links = []netwatch.LinkSpec{{Name: ns.Link, DHCP: "v4"}}
+	cfg.DNS.Enable = true
+	cfg.DNS.Listen = "127.0.0.1:0"
+	cfg.DNS.HostsFile = ""
+	s := startService(t, cfg)
+	waitHealth(t, s, 30*time.Second, servicetest.IsReady)
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if d := s.Details(); d.DNS == nil || d.DNS.Listen == "" || len(d.DHCP) != 1 || d.DHCP[0].Lease == nil {
+			return errors.New("no lease or resolver yet")
+		}
+		return nil
+	})
+
+	q := new(dns.Msg)
+	q.SetQuestion("www.lan.test.", dns.TypeA)
+	c := &dns.Client{Timeout: 5 * time.Second}
+	resp, _, err := c.Exchange(q, s.Details().DNS.Listen)
+	if err != nil {
+		t.Fatalf("query hostd's resolver: %v", err)
+	}
+	if resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 1 {
+		t.Fatalf("answer %v", resp)
+	}
+	if a, ok := resp.Answer[0].(*dns.A); !ok || a.A.String() != "192.0.2.77" {
+		t.Fatalf("answer %v, want 192.0.2.77", resp.Answer[0])
+	}
+	if !strings.Contains(srv.Log(), "query[A] www.lan.test") {
+		t.Errorf("the lease's server did not see the query:\n%s", srv.Log())
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/thejerf/suture/v4"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sync/errgroup"
 
@@ -56,22 +55,14 @@ var (
 
 // New builds the service from its config. Nothing is started.
 func New(env service.Env, cfg Config) (*Service, error) {
-	if env.Now == nil {
-		env.Now = time.Now
-	}
-	if env.Logger == nil {
-		env.Logger = slog.New(slog.DiscardHandler)
-	}
-	if env.Health == nil {
-		env.Health = service.NopHealth{}
-	}
+	env = env.WithDefaults()
 	s := &Service{cfg: cfg, env: env, log: env.Logger, euid: os.Geteuid, recheck: make(chan struct{}, 1)}
 	wo := netwatch.Options{
 		Links:         cfg.Links,
 		ProbeURL:      cfg.ProbeURL,
 		ProbeInterval: cfg.ProbeInterval,
 		ProbeTimeout:  cfg.ProbeTimeout,
-		Now:           env.Now,
+		Clock:         env.Clock,
 		Logger:        env.Logger,
 		Metrics:       env.Metrics,
 		OnChange: func(st netwatch.State) {
@@ -97,7 +88,7 @@ func New(env service.Env, cfg Config) (*Service, error) {
 	s.watcher = w
 	if cfg.DNS.Enable {
 		o := cfg.DNS.options()
-		o.Now, o.Logger, o.Metrics = env.Now, env.Logger, env.Metrics
+		o.Clock, o.Logger, o.Metrics = env.Clock, env.Logger, env.Metrics
 		o.OnUpstreamHealth = func(err error) {
 			s.mu.Lock()
 			s.dnsErr = err
@@ -168,7 +159,13 @@ func (s *Service) Serve(ctx context.Context) error {
 			ns = &h
 		}
 		if s.leases != nil {
-			g.Go(func() error { s.leases.run(ctx, ns); return nil })
+			// The DHCP clients use ns: they end (lctx) and are waited
+			// for before the handle is closed.
+			lctx, cancel := context.WithCancel(ctx)
+			var wg sync.WaitGroup
+			wg.Go(func() { s.leases.run(lctx, ns) })
+			defer wg.Wait()
+			defer cancel()
 		}
 		return s.watcher.RunIn(ctx, ns)
 	})
@@ -197,15 +194,16 @@ const recheckInterval = 30 * time.Second
 // Without it, an idle resolver would stay degraded after the network
 // came back.
 func (s *Service) recheckLoop(ctx context.Context) {
-	t := time.NewTicker(recheckInterval)
+	t := s.env.Clock.NewTimer(recheckInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		case <-s.recheck:
 		}
+		t.Reset(recheckInterval)
 		s.mu.Lock()
 		failing := s.dnsErr != nil
 		s.mu.Unlock()
@@ -243,7 +241,7 @@ func (s *Service) listenDNS(ctx context.Context) (*resolver.Server, error) {
 func (s *Service) manageResolvConf(rc *resolvConf, addr string) error {
 	host, port, _ := net.SplitHostPort(addr)
 	if port != "53" {
-		return fmt.Errorf("manage resolv.conf: the resolver listens on %s, and resolv.conf can only name servers on port 53 (set netcfg.dns.listen): %w", addr, suture.ErrDoNotRestart)
+		return service.Permanent(fmt.Errorf("manage resolv.conf: the resolver listens on %s, and resolv.conf can only name servers on port 53 (set netcfg.dns.listen)", addr))
 	}
 	if err := rc.apply(host); err != nil {
 		return fmt.Errorf("manage resolv.conf: %w", err)
@@ -261,6 +259,7 @@ func (s *Service) updateHealth() {
 	s.healthMu.Lock()
 	defer s.healthMu.Unlock()
 	st := s.watcher.State()
+	s.leaseVerdict(&st)
 	s.mu.Lock()
 	var reason error
 	switch {
@@ -297,6 +296,7 @@ func (s *Service) Status() service.Status {
 // Details is the full status, as served by GET /v1/netcfg/status.
 func (s *Service) Details() *StatusDetails {
 	st := s.watcher.State()
+	s.leaseVerdict(&st)
 	d := &StatusDetails{
 		Online:       st.Online,
 		Reason:       st.Reason,

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/hostd/hostd/internal/api"
+	"github.com/hostd/hostd/internal/service/servicetest"
 	"github.com/hostd/hostd/internal/testenv"
 	"github.com/hostd/hostd/pkg/netcfg"
 	"github.com/hostd/hostd/pkg/netcfg/netwatch"
@@ -84,9 +85,9 @@ func TestServiceReadinessFollowsDefaultRoute(t *testing.T) {
 	up := testenv.StartDnsmasq(t, testenv.DnsmasqOptions{Addresses: map[string]string{"www.hostd.test": "192.0.2.80"}})
 	s := startService(t, dnsConfig(t, ns, up.Addr))
 
-	testenv.WaitFor(t, 10*time.Second, s.health.is(false, "offline: no default route"))
+	waitHealth(t, s, 10*time.Second, servicetest.IsDegraded("offline: no default route"))
 	ns.IP(t, "route", "add", "default", "via", "192.0.2.1")
-	testenv.WaitFor(t, 10*time.Second, s.health.is(true, ""))
+	waitHealth(t, s, 10*time.Second, servicetest.IsReady)
 
 	var st netcfg.StatusDetails
 	if err := s.client.Get(context.Background(), "/v1/netcfg/status", &st); err != nil {
@@ -103,7 +104,7 @@ func TestServiceReadinessFollowsDefaultRoute(t *testing.T) {
 	}
 
 	ns.IP(t, "route", "del", "default")
-	testenv.WaitFor(t, 10*time.Second, s.health.is(false, "offline: no default route"))
+	waitHealth(t, s, 10*time.Second, servicetest.IsDegraded("offline: no default route"))
 	if v := testutil.ToFloat64(gauge(t, s, "hostd_netcfg_online")); v != 0 {
 		t.Errorf("hostd_netcfg_online = %v, want 0", v)
 	}
@@ -117,7 +118,7 @@ func TestServiceDNSThroughLocalAPI(t *testing.T) {
 	up := testenv.StartDnsmasq(t, testenv.DnsmasqOptions{Addresses: map[string]string{"www.hostd.test": "192.0.2.80"}})
 	s := startService(t, dnsConfig(t, ns, up.Addr))
 	addr := listenOf(t, s)
-	testenv.WaitFor(t, 10*time.Second, s.health.is(true, ""))
+	waitHealth(t, s, 10*time.Second, servicetest.IsReady)
 
 	if got := digShort(t, addr, "www.hostd.test", "A"); !slices.Equal(got, []string{"192.0.2.80"}) {
 		t.Errorf("dig = %q", got)
@@ -163,7 +164,7 @@ func TestServiceAllUpstreamsDown(t *testing.T) {
 	ns.IP(t, "route", "add", "default", "via", "192.0.2.1")
 	s := startService(t, dnsConfig(t, ns, closedPort(t), "tcp://"+closedPort(t)))
 	addr := listenOf(t, s)
-	testenv.WaitFor(t, 10*time.Second, s.health.is(true, ""))
+	waitHealth(t, s, 10*time.Second, servicetest.IsReady)
 
 	host, port, _ := net.SplitHostPort(addr)
 	start := time.Now()
@@ -174,7 +175,7 @@ func TestServiceAllUpstreamsDown(t *testing.T) {
 	if !strings.Contains(string(out), "status: SERVFAIL") {
 		t.Errorf("want SERVFAIL, got\n%s", out)
 	}
-	testenv.WaitFor(t, 10*time.Second, s.health.is(false, "dns: no upstream answered"))
+	waitHealth(t, s, 10*time.Second, servicetest.IsDegraded("dns: no upstream answered"))
 	if d := s.Details().DNS; d.LastError == "" || d.Upstreams[0].Up || d.Upstreams[1].Up {
 		t.Errorf("dns status = %+v, want both upstreams down and the error", d)
 	}
@@ -183,9 +184,9 @@ func TestServiceAllUpstreamsDown(t *testing.T) {
 	// network coming back online makes the service ask again.
 	startDNSAt(t, s.cfgUpstream(0))
 	ns.IP(t, "route", "del", "default")
-	testenv.WaitFor(t, 10*time.Second, s.health.is(false, "offline: no default route"))
+	waitHealth(t, s, 10*time.Second, servicetest.IsDegraded("offline: no default route"))
 	ns.IP(t, "route", "add", "default", "via", "192.0.2.1")
-	testenv.WaitFor(t, 10*time.Second, s.health.is(true, ""))
+	waitHealth(t, s, 10*time.Second, servicetest.IsReady)
 }
 
 func TestServicePortInUse(t *testing.T) {
@@ -204,7 +205,7 @@ func TestServicePortInUse(t *testing.T) {
 			t.Errorf("serve error = %v, want it to say %q", err, want)
 		}
 	}
-	testenv.WaitFor(t, time.Second, s.health.is(false, "address already in use"))
+	waitHealth(t, s, time.Second, servicetest.IsDegraded("address already in use"))
 }
 
 func TestServiceManagesResolvConf(t *testing.T) {

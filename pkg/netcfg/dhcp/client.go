@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -25,6 +25,9 @@ const (
 	DefaultAttempt  = 1 * time.Second  // first retransmission timeout; doubles per try
 	DefaultTries    = 4
 	DefaultRetryMin = 60 * time.Second // shortest wait between renew/rebind attempts (RFC 2131 4.4.5)
+	// DefaultDeclineWait is the wait after declining an address in use
+	// before discovering again (RFC 2131 3.1.5: at least ten seconds).
+	DefaultDeclineWait = 10 * time.Second
 	// leaseFileLimit caps a stored lease file.
 	leaseFileLimit = 64 << 10
 )
@@ -70,6 +73,20 @@ type Options struct {
 	// RetryMin is the shortest wait between renew or rebind attempts.
 	// Default DefaultRetryMin.
 	RetryMin time.Duration
+	// ARPProbe is how long an offered address is probed by ARP (RFC
+	// 5227, ProbeCount probes spread over it) before it is configured;
+	// when another host answers for it, the offer is declined
+	// (DHCPDECLINE) and discovery starts again after DeclineWait. 0 does
+	// not probe.
+	ARPProbe time.Duration
+	// DeclineWait is the wait after a DHCPDECLINE before discovery starts
+	// again. Default DefaultDeclineWait.
+	DeclineWait time.Duration
+	// CarrierGrace is how long the address stays on the link after the
+	// link lost carrier; then the address and routes go, and the lease
+	// is kept to be asked for again (INIT-REBOOT) when carrier comes
+	// back. 0 removes them at once.
+	CarrierGrace time.Duration
 	// Backoff spaces discovery attempts that get no lease. Default
 	// 1s doubling up to 1m, with jitter.
 	Backoff *service.Backoff
@@ -79,6 +96,11 @@ type Options struct {
 	// OnChange is called (from Run's goroutine) whenever the lease
 	// changes: obtained, renewed with other values, lost (nil).
 	OnChange func(l *Lease)
+	// OnDecline is called when an offered address was found in use and
+	// declined.
+	OnDecline func(addr netip.Addr)
+	// OnState is called (from Run's goroutine) with each new state.
+	OnState func(state string)
 	// OnRenewFailure is called when a renew or rebind gets no lease.
 	OnRenewFailure func()
 }
@@ -101,6 +123,10 @@ type Client struct {
 	ex    exchanger
 	cfg   configurer
 	force chan chan error // Renew's requests
+	// carrier receives the link's carrier changes (nil: carrier is
+	// never lost); up is the last one, owned by run's goroutine.
+	carrier <-chan bool
+	up      bool
 
 	mu       sync.Mutex
 	state    string
@@ -132,11 +158,14 @@ func New(o Options) (*Client, error) {
 	if o.RetryMin <= 0 {
 		o.RetryMin = DefaultRetryMin
 	}
+	if o.DeclineWait <= 0 {
+		o.DeclineWait = DefaultDeclineWait
+	}
 	if o.Backoff == nil {
 		o.Backoff = &service.Backoff{Min: time.Second, Max: time.Minute, Jitter: 0.2}
 	}
 	o.Backoff.Clock = o.Clock
-	c := &Client{o: o, log: o.Logger.With("link", o.Link), clock: o.Clock, force: make(chan chan error), state: StateInit}
+	c := &Client{o: o, log: o.Logger.With("link", o.Link), clock: o.Clock, force: make(chan chan error), state: StateInit, up: true}
 	return c, nil
 }
 
@@ -218,6 +247,14 @@ func (c *Client) runIn(ctx context.Context, nsh *netns.NsHandle) error {
 	if id == nil {
 		id = append([]byte{1}, hw...)
 	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	carrier := make(chan bool, 1)
+	if err := watchCarrier(wctx, nsh, c.o.Link, carrier); err != nil {
+		return fmt.Errorf("dhcp: %w", err)
+	}
+	c.up = <-carrier
+	c.carrier = carrier
 	c.ex = &rawExchanger{link: c.o.Link, ns: nsh, hw: hw, clientID: id, hostname: c.o.Hostname, attempt: c.o.Attempt, tries: c.o.Tries}
 	c.cfg = cfg
 	return c.run(ctx)
@@ -227,11 +264,21 @@ func (c *Client) runIn(ctx context.Context, nsh *netns.NsHandle) error {
 func (c *Client) run(ctx context.Context) error {
 	defer c.setState(StateStopped)
 	l := c.load()
-	if l != nil {
+	if l != nil && c.up {
 		c.setState(StateRebooting)
 		l = c.reboot(ctx, l)
 	}
 	for ctx.Err() == nil {
+		if !c.up {
+			l = c.noCarrier(ctx, l)
+			if c.up && l != nil && ctx.Err() == nil {
+				// Back on a network, maybe another one: confirm the
+				// lease first (RFC 2131 3.2).
+				c.setState(StateRebooting)
+				l = c.reboot(ctx, l)
+			}
+			continue
+		}
 		if l == nil {
 			l = c.discover(ctx)
 			continue
@@ -284,9 +331,20 @@ func (c *Client) discover(ctx context.Context) *Lease {
 	if err == nil {
 		l, err = ParseLease(ack, sent)
 	}
+	if err == nil && c.o.ARPProbe > 0 {
+		if err = c.probe(ctx, l); errors.Is(err, ErrAddressInUse) {
+			c.decline(ctx, l, err)
+			return nil
+		}
+	}
 	if err == nil {
 		c.o.Backoff.Reset()
 		c.bind(nil, l, "obtained")
+		if c.o.ARPProbe > 0 {
+			if err := c.ex.announce(l.Address.Addr()); err != nil {
+				c.log.Warn("arp announcement", "err", err)
+			}
+		}
 		return l
 	}
 	if ctx.Err() != nil {
@@ -299,10 +357,96 @@ func (c *Client) discover(ctx context.Context) *Lease {
 	select {
 	case <-ctx.Done():
 	case <-t.C():
+	case c.up = <-c.carrier:
 	case res := <-c.force:
 		res <- nil // a discovery starts at once; its outcome shows in status
 	}
 	return nil
+}
+
+// probe checks that nobody else uses l's address.
+func (c *Client) probe(ctx context.Context, l *Lease) error {
+	tctx, cancel := context.WithTimeout(ctx, c.o.ARPProbe+c.o.Timeout)
+	defer cancel()
+	return c.ex.probe(tctx, l.Address.Addr(), c.o.ARPProbe)
+}
+
+// decline tells the server that l's address is in use (DHCPDECLINE) and
+// waits DeclineWait before the next discovery (RFC 2131 3.1.5).
+func (c *Client) decline(ctx context.Context, l *Lease, cause error) {
+	c.log.Warn("offered address in use, declined", "address", l.Address, "server", l.Server, "err", cause)
+	c.fail(cause)
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	err := c.ex.decline(dctx, l)
+	cancel()
+	if err != nil {
+		c.log.Warn("dhcp decline", "err", err)
+	}
+	if c.o.OnDecline != nil {
+		c.o.OnDecline(l.Address.Addr())
+	}
+	t := c.clock.NewTimer(c.o.DeclineWait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C():
+	case c.up = <-c.carrier:
+	}
+}
+
+// noCarrier waits for the link's carrier to come back. The address of l
+// stays for CarrierGrace, then it and its routes go; l itself is kept
+// (it is returned, to be asked for again) until it expires.
+func (c *Client) noCarrier(ctx context.Context, l *Lease) *Lease {
+	c.log.Info("link lost carrier", "grace", c.o.CarrierGrace)
+	c.setState(StateNoCarrier)
+	var grace, expiry <-chan time.Time
+	if l != nil {
+		if c.o.CarrierGrace > 0 {
+			t := c.clock.NewTimer(c.o.CarrierGrace)
+			defer t.Stop()
+			grace = t.C()
+		} else {
+			c.unconfigure(l)
+		}
+		if exp := l.Expires(); !exp.IsZero() {
+			t := c.clock.NewTimer(exp.Sub(c.clock.Now()))
+			defer t.Stop()
+			expiry = t.C()
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return l
+		case c.up = <-c.carrier:
+			if c.up {
+				c.log.Info("link has carrier again")
+				return l
+			}
+		case <-grace:
+			grace = nil
+			c.unconfigure(l)
+		case <-expiry:
+			grace, expiry = nil, nil
+			c.log.Warn("dhcp lease expired without carrier", "address", l.Address)
+			c.drop(l)
+			c.setState(StateNoCarrier)
+			l = nil
+		case res := <-c.force:
+			res <- fmt.Errorf("renew %s: the link has no carrier", c.o.Link)
+		}
+	}
+}
+
+// unconfigure takes l off the link after carrier loss but keeps it, for
+// INIT-REBOOT when carrier comes back.
+func (c *Client) unconfigure(l *Lease) {
+	if err := c.cfg.remove(l); err != nil {
+		c.log.Warn("remove dhcp lease", "err", err)
+	}
+	c.log.Info("dhcp address removed after carrier loss; lease kept", "address", l.Address, "expires", l.Expires())
+	c.publish(StateNoCarrier, nil)
 }
 
 // keep holds l: it waits for T1, renews, rebinds after T2, and gives the
@@ -335,6 +479,9 @@ func (c *Client) keep(ctx context.Context, l *Lease) *Lease {
 		case <-t.C():
 		case res = <-c.force:
 			t.Stop()
+		case c.up = <-c.carrier:
+			t.Stop()
+			return l // run looks at the carrier again
 		}
 	}
 	if kind == reqRebind {
@@ -380,6 +527,7 @@ func (c *Client) keep(ctx context.Context, l *Lease) *Lease {
 		select {
 		case <-ctx.Done():
 		case <-t.C():
+		case c.up = <-c.carrier:
 		case res := <-c.force:
 			// Ask again now: keep sees the same lease, due at once.
 			go func() { res <- nil }()
@@ -453,10 +601,14 @@ func (c *Client) stop(l *Lease) {
 func (c *Client) publish(state string, l *Lease) {
 	c.mu.Lock()
 	changed := !sameLease(c.lease, l)
+	moved := c.state != state
 	c.state, c.lease = state, l
 	c.mu.Unlock()
 	if changed && c.o.OnChange != nil {
 		c.o.OnChange(l)
+	}
+	if moved && c.o.OnState != nil {
+		c.o.OnState(state)
 	}
 }
 
@@ -474,8 +626,12 @@ func sameLease(a, b *Lease) bool {
 
 func (c *Client) setState(s string) {
 	c.mu.Lock()
+	moved := c.state != s
 	c.state = s
 	c.mu.Unlock()
+	if moved && c.o.OnState != nil {
+		c.o.OnState(s)
+	}
 }
 
 func (c *Client) fail(err error) {

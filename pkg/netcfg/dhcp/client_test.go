@@ -263,3 +263,77 @@ func mac(t *testing.T, h *netlink.Handle, link string) string {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// TestCarrierLossGraceThenReboot: carrier lost for less than the grace
+// keeps the address; carrier back asks for the lease again (INIT-REBOOT).
+// Lost for longer, the address and routes go but the lease is kept, and
+// carrier back brings the same address again. The grace runs on a fake
+// clock; carrier follows the peer end of the veth pair.
+func TestCarrierLossGraceThenReboot(t *testing.T) {
+	n := testNet(t)
+	srv := startDHCP(t, n, defaultRange...)
+	h := handle(t, n)
+	clk := servicetest.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	const grace = 10 * time.Second
+	c, changes, _, _ := runClient(t, n, Options{Clock: clk, CarrierGrace: grace})
+	l := next(t, changes)
+	reboots := func() int {
+		return strings.Count(srv.Log(), "DHCPREQUEST("+n.PeerLink+") "+l.Address.Addr().String())
+	}
+	waitState := func(want string) {
+		t.Helper()
+		testenv.WaitFor(t, 30*time.Second, func() error {
+			if st := c.Status(); st.State != want {
+				return errString("state " + st.State + ", want " + want)
+			}
+			return nil
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// A short loss: nothing is removed; carrier back means INIT-REBOOT.
+	before := reboots()
+	n.PeerIP(t, "link", "set", n.PeerLink, "down")
+	waitState(StateNoCarrier)
+	if got := addrs(t, h, n.Link); !slices.Contains(got, l.Address.String()) {
+		t.Fatalf("address removed at once on carrier loss: %v", got)
+	}
+	n.PeerIP(t, "link", "set", n.PeerLink, "up")
+	waitState(StateBound)
+	if reboots() <= before {
+		t.Errorf("no INIT-REBOOT request after carrier came back:\n%s", srv.Log())
+	}
+	if got := addrs(t, h, n.Link); !slices.Contains(got, l.Address.String()) {
+		t.Fatalf("address %s gone after a short carrier loss: %v", l.Address, got)
+	}
+
+	// A loss past the grace: address and routes go, the lease stays.
+	n.PeerIP(t, "link", "set", n.PeerLink, "down")
+	waitState(StateNoCarrier)
+	if err := clk.BlockUntil(ctx, 2); err != nil { // grace and expiry
+		t.Fatal(err)
+	}
+	clk.Advance(grace)
+	if got := next(t, changes); got != nil {
+		t.Fatalf("lease change %+v after the grace, want nil", got)
+	}
+	if got := addrs(t, h, n.Link); slices.Contains(got, l.Address.String()) {
+		t.Fatalf("address still there after the grace: %v", got)
+	}
+	if got := routes(t, h, n.Link); slices.Contains(got, "default via 10.99.0.1") {
+		t.Errorf("default route still there after the grace: %v", got)
+	}
+	before = reboots()
+	n.PeerIP(t, "link", "set", n.PeerLink, "up")
+	l2 := next(t, changes)
+	if l2 == nil || l2.Address != l.Address {
+		t.Fatalf("after carrier came back: lease %+v, want %s", l2, l.Address)
+	}
+	if reboots() <= before {
+		t.Errorf("no INIT-REBOOT request after carrier came back:\n%s", srv.Log())
+	}
+	if got := addrs(t, h, n.Link); !slices.Contains(got, l.Address.String()) {
+		t.Errorf("address %s not back: %v", l.Address, got)
+	}
+}

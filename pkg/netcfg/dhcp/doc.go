@@ -19,7 +19,16 @@
 // ParseClasslessRoutes, ParseSearchList): bounded lists, ranges, no
 // pointer loops; it is fuzzed (FuzzParseLease).
 //
-// It does not do DHCPv6, router advertisements, ARP conflict detection or
-// DNS: the DNS servers and search domains of a lease are handed to the
-// caller (Options.OnChange), which feeds them to the resolver.
+// Before an offered address is configured it is probed by ARP (RFC 5227,
+// Options.ARPProbe) and declined (DHCPDECLINE) when another host answers
+// for it. The link's carrier is followed through netlink: on loss the
+// address stays for Options.CarrierGrace, then goes while the lease is
+// kept; when carrier returns, the lease is asked for again (INIT-REBOOT).
+//
+// For IPv6 (`dhcp: v6`), EnableRA and RunRA turn on the kernel's router
+// advertisement handling (SLAAC addresses, default routes) for a link.
+//
+// It does not do DHCPv6 or DNS: the DNS servers and search domains of a
+// lease are handed to the caller (Options.OnChange), which feeds them to
+// the resolver.
 package dhcp

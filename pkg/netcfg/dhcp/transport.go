@@ -41,6 +41,11 @@ type exchanger interface {
 	release(ctx context.Context, l *Lease) error
 	// decline tells the server l's address is in use by someone else.
 	decline(ctx context.Context, l *Lease) error
+	// probe looks for another host using addr (RFC 5227) over window;
+	// an error wrapping ErrAddressInUse when there is one.
+	probe(ctx context.Context, addr netip.Addr, window time.Duration) error
+	// announce tells the link that addr is now in use here.
+	announce(addr netip.Addr) error
 }
 
 // rawExchanger sends and receives through a packet socket on the link, so

@@ -26,8 +26,10 @@ type LinkSpec struct {
 	Addresses []string `yaml:"addresses" json:"addresses,omitempty"`
 	// Routes that must go through the link. Default: none.
 	Routes []RouteSpec `yaml:"routes" json:"routes,omitempty"`
-	// DHCP is "v4" to get an address by DHCPv4 (netcfg's dhcp client
-	// runs it; the watcher ignores it), or "" (default) for none.
+	// DHCP is "v4" to get an address by DHCPv4, "v6" to take addresses
+	// and default routes from router advertisements (SLAAC), "both" for
+	// the two, or "" (default) for none. netcfg's dhcp package runs them;
+	// the watcher ignores it.
 	DHCP string `yaml:"dhcp" json:"dhcp,omitempty"`
 }
 
@@ -59,11 +61,9 @@ func (s LinkSpec) Check() []FieldProblem {
 		add("state", "state %q: want up, down or empty", s.State)
 	}
 	switch s.DHCP {
-	case "", "v4":
-	case "v6", "both":
-		add("dhcp", "dhcp %q: only v4 is supported so far", s.DHCP)
+	case "", "v4", "v6", "both":
 	default:
-		add("dhcp", "dhcp %q: want v4 or empty", s.DHCP)
+		add("dhcp", "dhcp %q: want v4, v6, both or empty", s.DHCP)
 	}
 	if s.DHCP != "" && s.State == "down" {
 		add("state", "a link with dhcp cannot be declared down")

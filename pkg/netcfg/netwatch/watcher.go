@@ -16,6 +16,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/hostd/hostd/internal/service"
 )
 
 // Defaults used when Options leave a field zero.
@@ -48,7 +50,7 @@ type Options struct {
 	// HTTPClient makes the probe requests; nil uses a client with no proxy.
 	HTTPClient *http.Client
 
-	Now     func() time.Time      // clock; time.Now when nil
+	Clock   service.Clock         // nil: service.RealClock
 	Logger  *slog.Logger          // nil discards
 	Metrics prometheus.Registerer // nil registers nothing
 
@@ -78,8 +80,8 @@ type Watcher struct {
 
 // New checks the options and builds a Watcher; Run starts it.
 func New(o Options) (*Watcher, error) {
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = service.RealClock{}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -404,7 +406,7 @@ func (w *Watcher) publish(update func(*State)) {
 
 // record appends an event.
 func (w *Watcher) record(e Event) {
-	e.Time = w.o.Now()
+	e.Time = w.o.Clock.Now()
 	w.mu.Lock()
 	w.state.Events = append(w.state.Events, e)
 	if n := len(w.state.Events); n > keptEvents {
@@ -480,17 +482,18 @@ func (w *Watcher) routeEvent(u netlink.RouteUpdate) {
 	w.record(Event{Kind: "route", Action: action, Link: w.linkName(u.Route.LinkIndex), Detail: dst})
 }
 
-// probeLoop probes on request and every ProbeInterval.
+// probeLoop probes on request and ProbeInterval after the last probe.
 func (w *Watcher) probeLoop(ctx context.Context, now <-chan struct{}, out chan<- Probe) {
-	t := time.NewTicker(w.o.ProbeInterval)
+	t := w.o.Clock.NewTimer(w.o.ProbeInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-now:
-		case <-t.C:
+		case <-t.C():
 		}
+		t.Reset(w.o.ProbeInterval)
 		p := w.probe(ctx)
 		select {
 		case out <- p:
@@ -516,7 +519,7 @@ func (w *Watcher) probe(ctx context.Context) Probe {
 			}
 		}
 	}
-	p.Checked = w.o.Now()
+	p.Checked = w.o.Clock.Now()
 	p.OK = err == nil
 	if err != nil {
 		p.Error = err.Error()

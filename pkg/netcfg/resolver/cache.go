@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/hostd/hostd/internal/service"
 )
 
 // Cache holds upstream answers until their TTL runs out. It is bounded
@@ -28,10 +30,10 @@ type Cache struct {
 
 // CacheOptions bounds a Cache.
 type CacheOptions struct {
-	Size        int              // maximum number of entries; 0 disables the cache
-	MaxTTL      time.Duration    // longest time an answer is kept, whatever its TTL
-	NegativeTTL time.Duration    // time a negative answer without SOA is kept, and the cap for those with one
-	Now         func() time.Time // clock; time.Now when nil
+	Size        int           // maximum number of entries; 0 disables the cache
+	MaxTTL      time.Duration // longest time an answer is kept, whatever its TTL
+	NegativeTTL time.Duration // time a negative answer without SOA is kept, and the cap for those with one
+	Clock       service.Clock // nil: service.RealClock
 }
 
 // A cache key is the question in wire form: the name with ASCII letters
@@ -92,11 +94,11 @@ type cacheEntry struct {
 
 // NewCache returns an empty cache.
 func NewCache(o CacheOptions) *Cache {
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = service.RealClock{}
 	}
 	return &Cache{
-		now:     o.Now,
+		now:     o.Clock.Now,
 		max:     o.Size,
 		maxTTL:  o.MaxTTL,
 		negTTL:  o.NegativeTTL,

@@ -55,7 +55,7 @@ func TestCacheTTL(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := newFakeClock()
-			c := resolver.NewCache(resolver.CacheOptions{Size: 10, MaxTTL: time.Hour, NegativeTTL: 30 * time.Second, Now: clock.Now})
+			c := resolver.NewCache(resolver.CacheOptions{Size: 10, MaxTTL: time.Hour, NegativeTTL: 30 * time.Second, Clock: clock})
 			q := question("a.hostd.test", dns.TypeA)
 			c.Put(q, answer(t, q, tc.rcode, tc.rrs...))
 			if tc.keepFor == 0 {
@@ -89,7 +89,7 @@ func TestCacheTTL(t *testing.T) {
 }
 
 func TestCacheSizeBound(t *testing.T) {
-	c := resolver.NewCache(resolver.CacheOptions{Size: 3, MaxTTL: time.Hour, Now: newFakeClock().Now})
+	c := resolver.NewCache(resolver.CacheOptions{Size: 3, MaxTTL: time.Hour, Clock: newFakeClock()})
 	put := func(i int) {
 		q := question(fmt.Sprintf("n%d.hostd.test", i), dns.TypeA)
 		c.Put(q, answer(t, q, dns.RcodeSuccess, fmt.Sprintf("n%d.hostd.test. 300 IN A 192.0.2.%d", i, i)))
@@ -111,7 +111,7 @@ func TestCacheSizeBound(t *testing.T) {
 }
 
 func TestCacheKeysOnCaseAndDO(t *testing.T) {
-	c := resolver.NewCache(resolver.CacheOptions{Size: 10, MaxTTL: time.Hour, Now: newFakeClock().Now})
+	c := resolver.NewCache(resolver.CacheOptions{Size: 10, MaxTTL: time.Hour, Clock: newFakeClock()})
 	q := question("Mixed.HOSTD.test", dns.TypeA)
 	c.Put(q, answer(t, q, dns.RcodeSuccess, "mixed.hostd.test. 300 IN A 192.0.2.1"))
 	if c.Get(question("mixed.hostd.test", dns.TypeA)) == nil {
@@ -142,7 +142,7 @@ func ExampleCache() {
 
 func TestCacheAppendWire(t *testing.T) {
 	clock := newFakeClock()
-	c := resolver.NewCache(resolver.CacheOptions{Size: 10, MaxTTL: time.Hour, NegativeTTL: time.Minute, Now: clock.Now})
+	c := resolver.NewCache(resolver.CacheOptions{Size: 10, MaxTTL: time.Hour, NegativeTTL: time.Minute, Clock: clock})
 	stored := question("www.hostd.test", dns.TypeCNAME)
 	c.Put(stored, answer(t, stored, dns.RcodeSuccess, "www.hostd.test. 300 IN CNAME web.hostd.test."))
 	clock.Advance(100 * time.Second)
@@ -198,7 +198,7 @@ func TestServeWireMatchesResolve(t *testing.T) {
 	writeFile(t, hosts, "192.0.2.7 nas\n")
 	// A fixed clock: both paths must age TTLs alike.
 	clock := newFakeClock()
-	r, err := resolver.New(resolver.Options{Upstreams: []resolver.Upstream{{Address: up}}, HostsPath: hosts, Now: clock.Now})
+	r, err := resolver.New(resolver.Options{Upstreams: []resolver.Upstream{{Address: up}}, HostsPath: hosts, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,20 +22,15 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hostd/hostd/internal/service/servicetest"
 	"github.com/hostd/hostd/internal/testenv"
 	"github.com/hostd/hostd/pkg/netcfg/resolver"
 )
 
-// fakeClock is a settable clock.
-type fakeClock struct{ t atomic.Int64 }
-
-func newFakeClock() *fakeClock {
-	c := &fakeClock{}
-	c.t.Store(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano())
-	return c
+// newFakeClock is the clock of the cache and resolver tests.
+func newFakeClock() *servicetest.FakeClock {
+	return servicetest.NewFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 }
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.t.Load()) }
-func (c *fakeClock) Advance(d time.Duration) { c.t.Add(int64(d)) }
 
 // served is a resolver listening on a free loopback port.
 type served struct {

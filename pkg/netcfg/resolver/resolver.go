@@ -14,6 +14,8 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/hostd/hostd/internal/service"
 )
 
 // Defaults used when Options leave a field zero.
@@ -60,7 +62,7 @@ type Options struct {
 	Deadline    time.Duration // all attempts of one query; 0 means DefaultDeadline
 	RetryAfter  time.Duration // 0 means DefaultRetryAfter
 
-	Now     func() time.Time      // clock; time.Now when nil
+	Clock   service.Clock         // nil: service.RealClock
 	Logger  *slog.Logger          // nil discards
 	Metrics prometheus.Registerer // nil registers nothing
 
@@ -107,8 +109,8 @@ type upstreamState struct {
 
 // New checks the options and builds a Resolver.
 func New(o Options) (*Resolver, error) {
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = service.RealClock{}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -125,22 +127,22 @@ func New(o Options) (*Resolver, error) {
 		o.CacheSize = 0
 	}
 	r := &Resolver{
-		now:      o.Now,
+		now:      o.Clock.Now,
 		log:      o.Logger,
 		deadline: o.Deadline,
 		retry:    o.RetryAfter,
 		onHealth: o.OnUpstreamHealth,
-		cache:    NewCache(CacheOptions{Size: o.CacheSize, MaxTTL: o.MaxTTL, NegativeTTL: o.NegativeTTL, Now: o.Now}),
+		cache:    NewCache(CacheOptions{Size: o.CacheSize, MaxTTL: o.MaxTTL, NegativeTTL: o.NegativeTTL, Clock: o.Clock}),
 	}
 	r.links.timeout = o.Timeout
 	r.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	if o.HostsPath != "" {
-		r.hosts = &hostsFile{path: o.HostsPath, now: o.Now}
+		r.hosts = &hostsFile{path: o.HostsPath, now: o.Clock.Now}
 	}
 	build := func(domain string, ups []Upstream) error {
 		rt := route{domain: domain}
 		for i, u := range ups {
-			ex, err := newExchanger(u, o.Timeout, o.Now)
+			ex, err := newExchanger(u, o.Timeout, o.Clock.Now)
 			if err != nil {
 				if domain == "." {
 					return fmt.Errorf("upstreams[%d]: %w", i, err)

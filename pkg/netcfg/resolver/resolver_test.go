@@ -154,7 +154,7 @@ func TestResolverFailover(t *testing.T) {
 	clock := newFakeClock()
 	r, err := resolver.New(resolver.Options{
 		Upstreams: []resolver.Upstream{mustUpstream(t, closedUDPPort(t)), mustUpstream(t, up.Addr)},
-		Now:       clock.Now,
+		Clock:     clock,
 		CacheSize: -1,
 	})
 	if err != nil {

@@ -44,6 +44,10 @@ type Upstream struct {
 	// CAFile is a PEM bundle of CAs trusted for "tls" instead of the
 	// system roots. Default: the system roots.
 	CAFile string `yaml:"ca_file,omitempty" json:"ca_file,omitempty"`
+	// Dial opens the connections to the upstream instead of a plain
+	// net.Dialer: netcfg reaches the servers a link learned in the link's
+	// network namespace. It is bounded by ctx. Not part of the config.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error) `yaml:"-" json:"-"`
 }
 
 // ParseUpstream parses the short form of an upstream:
@@ -200,13 +204,20 @@ func (e *exchanger) exchange(parent context.Context, q *dns.Msg) (*dns.Msg, erro
 	defer cancel()
 	var resp *dns.Msg
 	var err error
-	if e.up.Protocol == ProtoUDP {
+	switch {
+	case e.up.Protocol == ProtoUDP && e.up.Dial != nil:
+		resp, err = e.exchangeDialed(ctx, e.client, "udp", q)
+	case e.up.Protocol == ProtoUDP:
 		resp, _, err = e.client.ExchangeContext(ctx, q, e.up.Address)
-	} else {
+	default:
 		resp, err = e.exchangeStream(ctx, q)
 	}
 	if err == nil && resp.Truncated && e.tcp != nil {
-		resp, _, err = e.tcp.ExchangeContext(ctx, q, e.up.Address)
+		if e.up.Dial != nil {
+			resp, err = e.exchangeDialed(ctx, e.tcp, "tcp", q)
+		} else {
+			resp, _, err = e.tcp.ExchangeContext(ctx, q, e.up.Address)
+		}
 	}
 	if err != nil && parent.Err() == nil && (ctx.Err() != nil || timedOut(err)) {
 		return nil, fmt.Errorf("query %s: timeout: no answer within %s: %w", e.up, e.timeout, err)
@@ -221,6 +232,37 @@ func (e *exchanger) exchange(parent context.Context, q *dns.Msg) (*dns.Msg, erro
 		return nil, fmt.Errorf("query %s: answer is for %v, not for the question asked %v", e.up, resp.Question, q.Question)
 	}
 	return resp, nil
+}
+
+// exchangeDialed sends q over one connection opened by Upstream.Dial.
+func (e *exchanger) exchangeDialed(ctx context.Context, c *dns.Client, network string, q *dns.Msg) (*dns.Msg, error) {
+	conn, err := e.up.Dial(ctx, network, e.up.Address)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	resp, _, err := c.ExchangeWithConnContext(ctx, q, &dns.Conn{Conn: conn, UDPSize: upstreamUDPSize})
+	return resp, err
+}
+
+// dialStream opens a TCP or TLS connection to the upstream.
+func (e *exchanger) dialStream(ctx context.Context) (*dns.Conn, error) {
+	if e.up.Dial == nil {
+		return e.client.DialContext(ctx, e.up.Address)
+	}
+	conn, err := e.up.Dial(ctx, "tcp", e.up.Address)
+	if err != nil {
+		return nil, err
+	}
+	if e.up.Protocol == ProtoTLS {
+		tc := tls.Client(conn, e.client.TLSConfig)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	return &dns.Conn{Conn: conn}, nil
 }
 
 // timedOut reports whether err is a deadline passing (the connection's
@@ -243,7 +285,7 @@ func (e *exchanger) exchangeStream(ctx context.Context, q *dns.Msg) (*dns.Msg, e
 			return nil, err
 		}
 	}
-	conn, err := e.client.DialContext(ctx, e.up.Address)
+	conn, err := e.dialStream(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,101 @@
+package dhcp
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// StateNoCarrier is the state of a client whose link has lost carrier: its
+// address stays for Options.CarrierGrace, then goes; the lease is kept
+// and asked for again (INIT-REBOOT) when carrier comes back.
+const StateNoCarrier = "no-carrier"
+
+// watchCarrier follows the link's carrier through a netlink subscription
+// in ns until ctx ends, and sends each change on out. The state sent is
+// read afresh from the kernel after each event, so an event older than
+// the last read never reports a stale state. The first value sent is the
+// state at subscription time.
+func watchCarrier(ctx context.Context, ns *netns.NsHandle, link string, out chan<- bool) error {
+	nsh := netns.None()
+	if ns != nil {
+		nsh = *ns
+	}
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		return fmt.Errorf("netlink for carrier of %s: %w", link, err)
+	}
+	updates := make(chan netlink.LinkUpdate, 16)
+	done := make(chan struct{})
+	// Errors of the subscription end it (its channel closes), which is
+	// handled below; the callback only keeps them from being printed.
+	opts := netlink.LinkSubscribeOptions{Namespace: ns, ErrorCallback: func(error) {}}
+	if err := netlink.LinkSubscribeWithOptions(updates, done, opts); err != nil {
+		h.Close()
+		return fmt.Errorf("subscribe to link changes of %s: %w", link, err)
+	}
+	read := func() (bool, error) {
+		l, err := h.LinkByName(link)
+		if err != nil {
+			return false, fmt.Errorf("link %s: %w", link, err)
+		}
+		return hasCarrier(l.Attrs()), nil
+	}
+	up, err := read()
+	if err != nil {
+		close(done)
+		h.Close()
+		return err
+	}
+	out <- up
+	go func() {
+		defer func() {
+			h.Close()
+			close(done)
+			for range updates { // until the subscription's goroutine ends
+			}
+		}()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case u, ok := <-updates:
+				if !ok {
+					// The subscription failed: report no carrier rather
+					// than trust a link that cannot be followed.
+					send(ctx, out, false)
+					<-ctx.Done()
+					return
+				}
+				if u.Attrs().Name != link {
+					continue
+				}
+				now, err := read()
+				if err != nil {
+					now = false // the link is gone
+				}
+				if now != up {
+					up = now
+					send(ctx, out, up)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// hasCarrier reports whether the link is admin up with carrier.
+func hasCarrier(a *netlink.LinkAttrs) bool {
+	return a.Flags&net.FlagUp != 0 && a.RawFlags&unix.IFF_LOWER_UP != 0
+}
+
+func send(ctx context.Context, out chan<- bool, v bool) {
+	select {
+	case out <- v:
+	case <-ctx.Done():
+	}
+}
