@@ -89,6 +89,7 @@ func newRoot() (*cobra.Command, *globals) {
 		newVersionCmd(g),
 		backup,
 		newMetricsCmd(g),
+		newAlertsCmd(g),
 		newProxyCmd(g),
 		newContainersCmd(g),
 		newAudioCmd(g),

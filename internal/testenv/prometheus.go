@@ -27,6 +27,9 @@ type PrometheusOptions struct {
 	ScrapeInterval time.Duration
 	// Retention is --storage.tsdb.retention.time; default 1d.
 	Retention string
+	// RuleFiles are the config's rule_files, evaluated every
+	// ScrapeInterval.
+	RuleFiles []string
 }
 
 // Prometheus is a Debian prometheus server on a loopback port with its own
@@ -53,6 +56,9 @@ func StartPrometheus(t testing.TB, o PrometheusOptions) *Prometheus {
 	}
 	dir := TempDir(t)
 	cfg := fmt.Sprintf("global:\n  scrape_interval: %s\n  evaluation_interval: %s\n", o.ScrapeInterval, o.ScrapeInterval)
+	if len(o.RuleFiles) > 0 {
+		cfg += "rule_files: ['" + strings.Join(o.RuleFiles, "','") + "']\n"
+	}
 	if len(o.ScrapeTargets) > 0 {
 		cfg += "scrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['" + strings.Join(o.ScrapeTargets, "','") + "']\n"
 	}

@@ -21,10 +21,12 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 )
 
-// Version is what /api/v1/status/buildinfo reports. Grafana reads it to
-// pick its Prometheus feature set, so it names the Prometheus API version
-// hostd's query API follows.
-const Version = "3.0.0"
+// Version is what /api/v1/status/buildinfo reports as "version". Grafana
+// reads it to pick its Prometheus feature set, so it is the release of the
+// Prometheus packages hostd's engine and TSDB are built from: module
+// github.com/prometheus/prometheus v0.316.0 is Prometheus 3.16.0.
+// TestVersionMatchesGoMod keeps it in step with go.mod.
+const Version = "3.16.0"
 
 // APIOptions are the query API's limits.
 type APIOptions struct {
@@ -40,6 +42,8 @@ type APIOptions struct {
 	LookbackDelta time.Duration // default 5m
 	// Now is the clock for queries without a time; default time.Now.
 	Now func() time.Time
+	// Sources feed the status, targets, rules and alerts endpoints.
+	Sources APISources
 }
 
 func (o *APIOptions) setDefaults() {
@@ -101,10 +105,15 @@ func NewAPI(q storage.Queryable, metadata func() map[string]Metadata, opts APIOp
 	}
 }
 
-// Handler routes /api/v1/... to the API.
+// Engine is the PromQL engine the API evaluates queries with; the rule
+// manager shares it, and its limits.
+func (a *API) Engine() *promql.Engine { return a.engine }
+
+// Handler routes /api/v1/... and /-/healthy, /-/ready to the API.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	for path, h := range map[string]func(*http.Request) (any, annotations.Annotations, *apiError){
+	mux.Handle("/-/", a.lifecycleHandler())
+	routes := map[string]func(*http.Request) (any, annotations.Annotations, *apiError){
 		"/api/v1/query":               a.query,
 		"/api/v1/query_range":         a.queryRange,
 		"/api/v1/labels":              a.labelNames,
@@ -113,7 +122,11 @@ func (a *API) Handler() http.Handler {
 		"/api/v1/status/buildinfo":    a.buildInfo,
 		"/api/v1/query_exemplars":     a.exemplars,
 		"/api/v1/label/{name}/values": a.labelValues,
-	} {
+	}
+	for path, h := range a.statusRoutes() {
+		routes[path] = h
+	}
+	for path, h := range routes {
 		mux.HandleFunc("GET "+path, a.wrap(h))
 		mux.HandleFunc("POST "+path, a.wrap(h))
 	}
@@ -523,12 +536,16 @@ func (a *API) metadataHandler(r *http.Request) (any, annotations.Annotations, *a
 
 // buildInfo answers like Prometheus' /api/v1/status/buildinfo.
 func (a *API) buildInfo(*http.Request) (any, annotations.Annotations, *apiError) {
+	rev, date := buildRevision()
+	if rev == "" {
+		rev = "unknown"
+	}
 	return map[string]string{
 		"version":   Version,
-		"revision":  "hostd",
+		"revision":  rev,
 		"branch":    "",
-		"buildUser": "",
-		"buildDate": "",
+		"buildUser": "hostd",
+		"buildDate": date,
 		"goVersion": runtime.Version(),
 	}, nil, nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -88,7 +90,13 @@ func TestAPIQueries(t *testing.T) {
 		{name: "metadata", method: "GET", path: "/api/v1/metadata", form: url.Values{"metric": {"test_requests_total"}},
 			wantCode: 200, wantData: `{"test_requests_total":[{"type":"counter","help":"Requests served.","unit":""}]}`},
 		{name: "exemplars", method: "GET", path: "/api/v1/query_exemplars", form: url.Values{"query": {"test_requests_total"}}, wantCode: 200, wantData: `[]`},
-		{name: "unknown endpoint", method: "GET", path: "/api/v1/rules", wantCode: 404, wantErrType: "not_found"},
+		{name: "unknown endpoint", method: "GET", path: "/api/v1/nonexistent", wantCode: 404, wantErrType: "not_found"},
+		{name: "rules without a rule manager", method: "GET", path: "/api/v1/rules", wantCode: 200, wantData: `{"groups":[]}`},
+		{name: "alerts without a rule manager", method: "GET", path: "/api/v1/alerts", wantCode: 200, wantData: `{"alerts":[]}`},
+		{name: "format_query", method: "POST", path: "/api/v1/format_query", form: url.Values{"query": {"sum(rate(x[5m]))by(a)"}}, wantCode: 200, wantData: `"sum by (a) (rate(x[5m]))"`},
+		{name: "format_query bad", method: "GET", path: "/api/v1/format_query", form: url.Values{"query": {"sum("}}, wantCode: 400, wantErrType: "bad_data"},
+		{name: "tsdb limit", method: "GET", path: "/api/v1/status/tsdb", form: url.Values{"limit": {"0"}}, wantCode: 400, wantErrType: "bad_data"},
+		{name: "rules bad type", method: "GET", path: "/api/v1/rules", form: url.Values{"type": {"x"}}, wantCode: 400, wantErrType: "bad_data"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,6 +134,27 @@ func TestAPIBuildInfo(t *testing.T) {
 	}
 	if bi["version"] != Version {
 		t.Errorf("version %q", bi["version"])
+	}
+	for mod, want := range map[string]string{"v0.42.0": "2.42.0", "v0.316.0": "3.16.0", "v0.316.1-rc.0": "3.16.1", "v1.0.0": "x"} {
+		if got := prometheusVersion(mod, "x"); got != want {
+			t.Errorf("prometheusVersion(%s) = %s, want %s", mod, got, want)
+		}
+	}
+}
+
+// TestVersionMatchesGoMod checks that buildinfo names the Prometheus
+// release whose packages go.mod requires.
+func TestVersionMatchesGoMod(t *testing.T) {
+	mod, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*github\.com/prometheus/prometheus (v\S+)`).FindSubmatch(mod)
+	if m == nil {
+		t.Fatal("go.mod does not require github.com/prometheus/prometheus")
+	}
+	if want := prometheusVersion(string(m[1]), ""); Version != want {
+		t.Fatalf("Version = %s, but go.mod requires prometheus %s, release %s", Version, m[1], want)
 	}
 }
 

@@ -63,3 +63,13 @@ func TestLocalAPIQuery(t *testing.T) {
 		t.Fatalf("local API bad query: %d %s", rec.Code, rec.Body.String())
 	}
 }
+
+func TestWriteAlertsTableEmptyAndError(t *testing.T) {
+	var b strings.Builder
+	if err := WriteAlertsTable(&b, []byte(`{"status":"success","data":{"alerts":[]}}`)); err != nil || b.String() != "no alerts pending or firing\n" {
+		t.Fatalf("empty: %q %v", b.String(), err)
+	}
+	if err := WriteAlertsTable(&b, []byte(`{"status":"error","errorType":"internal","error":"x"}`)); err == nil || !strings.Contains(err.Error(), "internal") {
+		t.Fatalf("error answer: %v", err)
+	}
+}

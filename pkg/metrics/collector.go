@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,6 +84,15 @@ type HostOptions struct {
 	// with node_filesystem_device_error 1 and skipped until it answers.
 	MountTimeout time.Duration // default 5s
 
+	// FSMountPointsExclude and FSTypesExclude are the mount points and
+	// filesystem types the filesystem collector leaves out; defaults
+	// DefaultFSMountPointsExclude and DefaultFSTypesExclude.
+	FSMountPointsExclude, FSTypesExclude *regexp.Regexp
+
+	// TextfileDir is the directory whose *.prom files the textfile
+	// collector exports; empty exports none.
+	TextfileDir string
+
 	// Now is the clock of the time collector; default time.Now.
 	Now func() time.Time
 }
@@ -124,6 +135,12 @@ func newHost(opts HostOptions, logger *slog.Logger) (*host, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.FSMountPointsExclude == nil {
+		opts.FSMountPointsExclude = regexp.MustCompile(DefaultFSMountPointsExclude)
+	}
+	if opts.FSTypesExclude == nil {
+		opts.FSTypesExclude = regexp.MustCompile(DefaultFSTypesExclude)
 	}
 	proc, err := procfs.NewFS(opts.ProcPath)
 	if err != nil {
@@ -219,6 +236,16 @@ func newNodeCollector(h *host, names []string, logger *slog.Logger) (*NodeCollec
 
 // Names returns the enabled collectors, sorted.
 func (n *NodeCollector) Names() []string { return append([]string(nil), n.names...) }
+
+// Owns tells whether a metric family comes from the node collectors: the
+// node_ families and those the textfile collector last read.
+func (n *NodeCollector) Owns(family string) bool {
+	if strings.HasPrefix(family, namespace+"_") {
+		return true
+	}
+	tf, ok := n.collectors["textfile"].(*textfileCollector)
+	return ok && tf.owns(family)
+}
 
 // Failing returns the collectors whose last run failed, with the error.
 func (n *NodeCollector) Failing() map[string]string {

@@ -54,6 +54,7 @@ func TestCollectorsOnFixtures(t *testing.T) {
 		{"vmstat", []string{`node_vmstat_pgfault 1.1831745e+07`, `node_vmstat_oom_kill 0`, "# TYPE node_vmstat_pgfault untyped"},
 			[]string{"nr_free_pages"}},
 		{"filefd", []string{`node_filefd_allocated 921`, `node_filefd_maximum 2.466177e+06`}, nil},
+		{"selinux", []string{`node_selinux_enabled 0`}, []string{"node_selinux_current_mode"}},
 		{"pressure", []string{
 			`node_pressure_io_waiting_seconds_total 3.19855`,
 			`node_pressure_io_stalled_seconds_total 2.526259`,
@@ -69,6 +70,8 @@ func TestCollectorsOnFixtures(t *testing.T) {
 			`node_network_receive_bytes_total{device="eth0"} 4.6597067e+08`,
 			`node_network_transmit_packets_total{device="eth0"} 14479`,
 			"# HELP node_network_receive_bytes_total Network device statistic receive_bytes.",
+			// From /sys/class/net/eth0/statistics: /proc/net/dev lacks it.
+			`node_network_receive_nohandler_total{device="eth0"} 7`,
 		}, nil},
 		{"netclass", []string{
 			`node_network_info{address="02:fc:00:00:00:01",broadcast="ff:ff:ff:ff:ff:ff",device="eth0",duplex="unknown",ifalias="",operstate="up"} 1`,
@@ -150,6 +153,9 @@ func TestParseBadInput(t *testing.T) {
 		{"file-nr bad max", "12 0 x\n", "maximum", func(s string) error { _, _, err := parseFileNr(s); return err }},
 		{"stat bad cpu time", "cpu0 1 2 x 4\n", "cpu0:", func(s string) error { return parseProcStat([]byte(s), &procStat{}) }},
 		{"stat bad ctxt", "ctxt -1\n", "ctxt:", func(s string) error { return parseProcStat([]byte(s), &procStat{}) }},
+		{"udp short line", "header\n1: a b 07\n", "short line", func(s string) error { _, _, err := parseUDPQueues([]byte(s)); return err }},
+		{"udp bad queue", "header\n1: a b 07 0000000x:00000000 00\n", "bad queue column", func(s string) error { _, _, err := parseUDPQueues([]byte(s)); return err }},
+		{"udp no colon", "header\n1: a b 07 00000000 00\n", "bad queue column", func(s string) error { _, _, err := parseUDPQueues([]byte(s)); return err }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -314,7 +320,7 @@ func TestFilesystemStuckMount(t *testing.T) {
 	proc := t.TempDir()
 	writeMountinfo(t, proc,
 		"20 1 254:0 / / rw - ext4 /dev/vda rw",
-		"30 20 0:50 / /mnt/nfs rw - nfs4 server:/export rw",
+		"30 20 0:50 / /srv/nfs rw - nfs4 server:/export rw",
 	)
 	opts := fixtureHostOptions()
 	opts.ProcPath = proc
@@ -326,7 +332,7 @@ func TestFilesystemStuckMount(t *testing.T) {
 	release := make(chan struct{})
 	var nfsCalls atomic.Int32
 	h.statfs = func(path string, buf *unix.Statfs_t) error {
-		if path == "/mnt/nfs" {
+		if path == "/srv/nfs" {
 			nfsCalls.Add(1)
 			<-release
 			return errors.New("stale file handle")
@@ -339,7 +345,7 @@ func TestFilesystemStuckMount(t *testing.T) {
 	}
 	for i := 0; i < 3; i++ {
 		out := exposition(t, n)
-		if !strings.Contains(out, `node_filesystem_device_error{device="server:/export",fstype="nfs4",mountpoint="/mnt/nfs"} 1`) {
+		if !strings.Contains(out, `node_filesystem_device_error{device="server:/export",fstype="nfs4",mountpoint="/srv/nfs"} 1`) {
 			t.Fatalf("scrape %d: stuck mount not reported as error:\n%s", i, out)
 		}
 		if !strings.Contains(out, `node_filesystem_size_bytes{device="/dev/vda",fstype="ext4",mountpoint="/"}`) {

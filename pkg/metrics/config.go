@@ -3,11 +3,17 @@ package metrics
 import (
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/alecthomas/units"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
 	"gopkg.in/yaml.v3"
 
 	"github.com/hostd/hostd/internal/confkit"
@@ -26,9 +32,10 @@ type Config struct {
 	// MaxSize caps the TSDB on disk ("512MiB", "2GiB"); the oldest blocks
 	// go first. 0 means no size limit. Default: 0.
 	MaxSize ByteSize `yaml:"max_size"`
-	// Collectors are the node collectors to run, of cpu, diskstats,
-	// filefd, filesystem, hwmon, loadavg, meminfo, netclass, netdev,
-	// netstat, pressure, sockstat, stat, thermal_zone, time, uname and
+	// Collectors are the node collectors to run, of arp, conntrack, cpu,
+	// diskstats, entropy, filefd, filesystem, hwmon, loadavg, meminfo,
+	// netclass, netdev, netstat, os, pressure, selinux, sockstat, softnet,
+	// stat, textfile, thermal_zone, time, timex, udp_queues, uname and
 	// vmstat. Default: all but netstat (node_exporter's protocol counters,
 	// which cost about a fifth more CPU per scrape; list it to have them).
 	Collectors []string `yaml:"collectors"`
@@ -43,8 +50,36 @@ type Config struct {
 	// answer (a stuck NFS server) is reported with
 	// node_filesystem_device_error 1. Default: 5s.
 	MountTimeout time.Duration `yaml:"mount_timeout"`
+	// FilesystemMountPointsExclude is a regular expression of mount points
+	// the filesystem collector leaves out (node_exporter's
+	// --collector.filesystem.mount-points-exclude). Default: Debian
+	// node_exporter's, ^/(dev|proc|run|sys|mnt|media|var/lib/docker/.+|var/lib/containers/storage/.+)($|/).
+	FilesystemMountPointsExclude string `yaml:"filesystem_mount_points_exclude"`
+	// FilesystemFSTypesExclude is a regular expression of filesystem types
+	// the filesystem collector leaves out (--collector.filesystem.
+	// fs-types-exclude). Default: node_exporter's pseudo filesystems,
+	// overlay and squashfs.
+	FilesystemFSTypesExclude string `yaml:"filesystem_fs_types_exclude"`
+	// TextfileDirectory is where the textfile collector reads *.prom
+	// files (node_exporter's --collector.textfile.directory; Debian's
+	// node_exporter uses /var/lib/prometheus/node-exporter). Empty reads
+	// none. Default: empty.
+	TextfileDirectory string `yaml:"textfile_directory"`
+	// Instance is the instance label of every stored series and of up.
+	// Default: the host name.
+	Instance string `yaml:"instance"`
+	// ExternalLabels are added to every series sent by remote_write and
+	// to every alert sent to Alertmanager or a webhook, unless the series
+	// or alert has a label of that name, as Prometheus'
+	// global.external_labels. They are not stored locally. Default: none.
+	ExternalLabels map[string]string `yaml:"external_labels"`
 	// Query holds the query API's limits.
 	Query QueryConfig `yaml:"query"`
+	// Rules are recording and alerting rules in Prometheus' rule file
+	// format, evaluated in-process over the stored metrics.
+	Rules RulesConfig `yaml:"rules"`
+	// Alerting says where firing and resolved alerts are sent.
+	Alerting AlertingConfig `yaml:"alerting"`
 	// RemoteWrite lists Prometheus-compatible receivers (Prometheus,
 	// Mimir, VictoriaMetrics) every scrape is pushed to with the Remote
 	// Write 1.0 protocol. Default: none.
@@ -64,6 +99,52 @@ type QueryConfig struct {
 	// LookbackDelta is how far back an instant selector looks for a
 	// sample. Default: 5m.
 	LookbackDelta time.Duration `yaml:"lookback_delta"`
+}
+
+// RulesConfig selects the rule files.
+type RulesConfig struct {
+	// Default evaluates hostd's built-in rules (backup failed or too old,
+	// filesystem full within 24h, service degraded, proxy down, DNS
+	// upstreams failing, clock not synchronised, memory pressure).
+	// Default: true.
+	Default bool `yaml:"default"`
+	// Files are more rule files, as Prometheus' rule_files: paths or
+	// globs of YAML files `promtool check rules` accepts. Default: none.
+	Files []string `yaml:"files"`
+	// EvaluationInterval is how often every rule group is evaluated,
+	// unless the group sets its own interval. Default: 15s.
+	EvaluationInterval time.Duration `yaml:"evaluation_interval"`
+}
+
+// AlertingConfig says where alerts go.
+type AlertingConfig struct {
+	// Alertmanagers receive alerts through the Alertmanager v2 API
+	// (POST <url>/api/v2/alerts). Default: none.
+	Alertmanagers []NotifyConfig `yaml:"alertmanagers"`
+	// Webhooks receive the same JSON array of alerts by POST to their URL.
+	// Default: none.
+	Webhooks []NotifyConfig `yaml:"webhooks"`
+	// ResendDelay is how often a firing alert is sent again, as
+	// Prometheus' --rules.alert.resend-delay. Default: 1m.
+	ResendDelay time.Duration `yaml:"resend_delay"`
+	// ExternalURL is the URL alerts link back to (generatorURL) and
+	// templates see as $externalURL. Default: none.
+	ExternalURL string `yaml:"external_url"`
+	// QueueSize is the most alerts waiting to be sent; beyond it the
+	// oldest are dropped and counted. Default: 10000.
+	QueueSize int `yaml:"queue_size"`
+}
+
+// NotifyConfig is one Alertmanager or webhook.
+type NotifyConfig struct {
+	// URL is the Alertmanager's base URL (http://127.0.0.1:9093) or the
+	// webhook's full URL. Required.
+	URL string `yaml:"url"`
+	// Timeout bounds one POST, all of it: connect, sending the alerts and
+	// reading the answer. A receiver that does not answer in time counts
+	// as a failed notification; the alerts are sent again after
+	// resend_delay while they fire. Default: 10s.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // RemoteWriteConfig is one remote_write receiver.
@@ -97,14 +178,18 @@ type RemoteWriteConfig struct {
 // DefaultConfig returns the defaults: enabled, 15s interval, 15d retention.
 func DefaultConfig() Config {
 	return Config{
-		Enable:       true,
-		Interval:     15 * time.Second,
-		Retention:    15 * 24 * time.Hour,
-		Collectors:   DefaultCollectorNames(),
-		ProcPath:     "/proc",
-		SysPath:      "/sys",
-		RootPath:     "/",
-		MountTimeout: 5 * time.Second,
+		Enable:                       true,
+		Interval:                     15 * time.Second,
+		Retention:                    15 * 24 * time.Hour,
+		Collectors:                   DefaultCollectorNames(),
+		ProcPath:                     "/proc",
+		SysPath:                      "/sys",
+		RootPath:                     "/",
+		MountTimeout:                 5 * time.Second,
+		FilesystemMountPointsExclude: DefaultFSMountPointsExclude,
+		FilesystemFSTypesExclude:     DefaultFSTypesExclude,
+		Rules:                        RulesConfig{Default: true, EvaluationInterval: 15 * time.Second},
+		Alerting:                     AlertingConfig{ResendDelay: time.Minute, QueueSize: 10000},
 		Query: QueryConfig{
 			MaxSamples:    5_000_000,
 			Timeout:       30 * time.Second,
@@ -170,6 +255,27 @@ func (c *Config) Validate(v *confkit.Validator) {
 			v.Errorf(f.path, "must be an absolute path, not %q", f.val)
 		}
 	}
+	for _, f := range []struct{ path, re string }{
+		{"filesystem_mount_points_exclude", c.FilesystemMountPointsExclude},
+		{"filesystem_fs_types_exclude", c.FilesystemFSTypesExclude},
+	} {
+		if _, err := regexp.Compile(f.re); err != nil {
+			v.Errorf(f.path, "invalid regular expression: %v", err)
+		}
+	}
+	if d := c.TextfileDirectory; d != "" && !filepath.IsAbs(d) {
+		v.Errorf("textfile_directory", "must be an absolute path, not %q", d)
+	}
+	for _, k := range sortedKeys(c.ExternalLabels) {
+		switch {
+		case !model.LegacyValidation.IsValidLabelName(k):
+			v.Errorf("external_labels."+k, "invalid label name %q (want [a-zA-Z_][a-zA-Z0-9_]*)", k)
+		case strings.HasPrefix(k, "__"):
+			v.Errorf("external_labels."+k, "label names starting with __ are reserved")
+		case c.ExternalLabels[k] == "":
+			v.Errorf("external_labels."+k, "must not be empty")
+		}
+	}
 	if c.MountTimeout <= 0 {
 		v.Errorf("mount_timeout", "must be positive")
 	}
@@ -185,6 +291,7 @@ func (c *Config) Validate(v *confkit.Validator) {
 	if c.Query.LookbackDelta <= 0 {
 		v.Errorf("query.lookback_delta", "must be positive")
 	}
+	c.validateAlerting(v)
 	names := map[string]bool{}
 	for i, r := range c.RemoteWrite {
 		p := fmt.Sprintf("remote_write[%d]", i)
@@ -219,6 +326,76 @@ func (c *Config) Validate(v *confkit.Validator) {
 	}
 }
 
+func (c *Config) validateAlerting(v *confkit.Validator) {
+	if c.Rules.EvaluationInterval < time.Second {
+		v.Errorf("rules.evaluation_interval", "must be at least 1s, not %s", c.Rules.EvaluationInterval)
+	}
+	for i, f := range c.Rules.Files {
+		p := fmt.Sprintf("rules.files[%d]", i)
+		if !filepath.IsAbs(f) {
+			v.Errorf(p, "must be an absolute path or glob, not %q", f)
+			continue
+		}
+		if _, err := filepath.Glob(f); err != nil {
+			v.Errorf(p, "bad glob %q: %v", f, err)
+		}
+	}
+	if c.Alerting.ResendDelay <= 0 {
+		v.Errorf("alerting.resend_delay", "must be positive")
+	}
+	if c.Alerting.QueueSize <= 0 {
+		v.Errorf("alerting.queue_size", "must be positive")
+	}
+	if u := c.Alerting.ExternalURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			v.Errorf("alerting.external_url", "must be an http:// or https:// URL, not %q", u)
+		}
+	}
+	for _, dests := range []struct {
+		kind string
+		list []NotifyConfig
+	}{{"alertmanagers", c.Alerting.Alertmanagers}, {"webhooks", c.Alerting.Webhooks}} {
+		for i, n := range dests.list {
+			p := fmt.Sprintf("alerting.%s[%d]", dests.kind, i)
+			u, err := url.Parse(n.URL)
+			switch {
+			case n.URL == "":
+				v.Errorf(p+".url", "is required")
+			case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+				v.Errorf(p+".url", "must be an http:// or https:// URL, not %q", n.URL)
+			}
+			if n.Timeout < 0 {
+				v.Errorf(p+".timeout", "must not be negative")
+			}
+		}
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// externalLabels returns ExternalLabels as sorted labels.
+func (c *Config) externalLabels() labels.Labels {
+	return labels.FromMap(c.ExternalLabels)
+}
+
+// instance returns Instance, or the host name, or "localhost".
+func (c *Config) instance() string {
+	if c.Instance != "" {
+		return c.Instance
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
+}
+
 // ByteSize is a size in bytes written as an integer or with a unit
 // ("512MiB", "2GB"; units are powers of 1024 as in Prometheus'
 // --storage.tsdb.retention.size).
@@ -244,3 +421,12 @@ func (b *ByteSize) UnmarshalConfig(n *yaml.Node) error {
 
 // String formats the size for config dumps.
 func (b ByteSize) String() string { return units.Base2Bytes(b).String() }
+
+// compileOrNil compiles a pattern Validate accepted; empty means the
+// collector's default.
+func compileOrNil(re string) *regexp.Regexp {
+	if re == "" {
+		return nil
+	}
+	return regexp.MustCompile(re)
+}

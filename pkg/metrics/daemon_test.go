@@ -138,4 +138,18 @@ func TestDaemonWithMetrics(t *testing.T) {
 	if !errors.As(err, &he) || he.Code != 400 || !strings.Contains(he.Msg, "parse error") {
 		t.Fatalf("bad query over the socket: %v", err)
 	}
+	// `hostd alerts`' route, and the Prometheus routes on the listener.
+	raw, err = api.NewClient(sock).Raw(context.Background(), "GET", metrics.RouteAlerts, nil)
+	if err != nil || !strings.HasPrefix(string(raw), `{"status":"success","data":{"alerts":[`) {
+		t.Fatalf("socket alerts: %v %s", err, raw)
+	}
+	for _, p := range []string{"/-/ready", "/api/v1/rules", "/api/v1/status/runtimeinfo", "/api/v1/targets"} {
+		if code, body := httpGet(t, base+p); code != 200 {
+			t.Fatalf("%s: %d %s", p, code, body)
+		}
+	}
+	code, body = httpGet(t, base+"/api/v1/label/job/values")
+	if code != 200 || !strings.Contains(body, `"hostd","node"`) {
+		t.Fatalf("job values: %d %s", code, body)
+	}
 }

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"log/slog"
 	"net/http"
@@ -32,6 +33,13 @@ func TestDashboardInChromium(t *testing.T) {
 	health := &healthRecorder{}
 	cfg := DefaultConfig()
 	cfg.Interval = time.Hour
+	// One alert that always fires, shown at the top of the page.
+	ruleFile := filepath.Join(t.TempDir(), "dashboard.rules.yml")
+	if err := os.WriteFile(ruleFile, []byte("groups:\n  - name: dashboard\n    rules:\n      - alert: DashboardAlert\n        expr: vector(1)\n        labels: {severity: warning}\n        annotations: {summary: the dashboard shows firing alerts}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Rules.Files = []string{ruleFile}
+	cfg.Rules.EvaluationInterval = time.Second
 	s, err := New(service.Env{
 		Logger: slog.New(slog.DiscardHandler), Now: clock.Now, StateDir: t.TempDir(),
 		Metrics: reg, Gatherer: reg, Health: health,
@@ -54,6 +62,13 @@ func TestDashboardInChromium(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if as := ActiveAlerts(s.RuleGroups()); len(as) == 0 || as[0].State != "firing" {
+			return fmt.Errorf("alerts %+v", as)
+		}
+		return nil
+	})
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
@@ -87,7 +102,8 @@ func TestDashboardInChromium(t *testing.T) {
 		return out
 	}
 	dom := string(run("--dump-dom", srv.URL+"/"))
-	for _, want := range []string{`data-loaded="1"`, "<svg", ">metrics<", ">degraded<", "repository locked", "<path d=\"M"} {
+	for _, want := range []string{`data-loaded="1"`, "<svg", ">metrics<", ">degraded<", "repository locked", "<path d=\"M",
+		`<span class="state firing">firing</span><strong> DashboardAlert </strong>`, "the dashboard shows firing alerts"} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered page lacks %q", want)
 		}

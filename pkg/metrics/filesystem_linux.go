@@ -18,11 +18,12 @@ import (
 
 func init() { registerCollector("filesystem", newFilesystemCollector) }
 
-// Defaults of node_exporter's --collector.filesystem.mount-points-exclude
-// and fs-types-exclude: pseudo filesystems and overlay mounts.
-var (
-	fsIgnoredMounts = regexp.MustCompile(`^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)`)
-	fsIgnoredTypes  = regexp.MustCompile(`^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$`)
+// Defaults of Debian's node_exporter --collector.filesystem.mount-points-
+// exclude and fs-types-exclude: pseudo filesystems, overlay mounts, and
+// what is mounted below /dev, /proc, /run, /sys, /mnt and /media.
+const (
+	DefaultFSMountPointsExclude = `^/(dev|proc|run|sys|mnt|media|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)`
+	DefaultFSTypesExclude       = `^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$`
 )
 
 var fsLabels = []string{"device", "mountpoint", "fstype"}
@@ -112,14 +113,14 @@ func (c *filesystemCollector) mounts() ([]mount, error) {
 	} else if infos, err = c.h.proc.GetProcMounts(1); err != nil {
 		return nil, fmt.Errorf("read %s: %w", pid1, err)
 	}
-	c.selected = selectMounts(infos, c.h.opts.RootPath)
+	c.selected = selectMounts(infos, c.h.opts.RootPath, c.h.opts.FSMountPointsExclude, c.h.opts.FSTypesExclude)
 	c.parsed = append(c.parsed[:0], raw...)
 	return c.selected, nil
 }
 
-// selectMounts drops pseudo and overlay filesystems and maps mount points
-// below rootPath back to the host's view.
-func selectMounts(infos []*procfs.MountInfo, rootPath string) []mount {
+// selectMounts drops the mount points and filesystem types the patterns
+// exclude and maps mount points below rootPath back to the host's view.
+func selectMounts(infos []*procfs.MountInfo, rootPath string, mountsExclude, typesExclude *regexp.Regexp) []mount {
 	var out []mount
 	seen := map[string]bool{}
 	for _, mi := range infos {
@@ -133,7 +134,7 @@ func selectMounts(infos []*procfs.MountInfo, rootPath string) []mount {
 				mp = "/"
 			}
 		}
-		if fsIgnoredMounts.MatchString(mp) || fsIgnoredTypes.MatchString(mi.FSType) {
+		if mountsExclude.MatchString(mp) || typesExclude.MatchString(mi.FSType) {
 			continue
 		}
 		key := mi.Source + "\x00" + mp

@@ -45,6 +45,11 @@ var netdevDescs = func() map[string]*prometheus.Desc {
 	return m
 }()
 
+// nohandlerDesc is the one counter /proc/net/dev lacks; node_exporter gets
+// it from netlink, hostd from /sys/class/net/<dev>/statistics.
+var nohandlerDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "network", "receive_nohandler_total"),
+	"Network device statistic receive_nohandler.", []string{"device"}, nil)
+
 // netdevCollector exports per-interface counters from /proc/net/dev.
 type netdevCollector struct{ h *host }
 
@@ -62,6 +67,11 @@ func (c *netdevCollector) Update(ch chan<- prometheus.Metric) error {
 	}
 	for _, m := range netdevMetrics(nd) {
 		ch <- m
+	}
+	for name := range nd {
+		if v, err := readNumberFile(c.h.sysPath("class", "net", name, "statistics", "rx_nohandler")); err == nil {
+			ch <- prometheus.MustNewConstMetric(nohandlerDesc, prometheus.CounterValue, v, name)
+		}
 	}
 	return nil
 }

@@ -26,6 +26,11 @@ import (
 // dropped and counted. A receiver answering 4xx (other than 429) rejected
 // the data for good; that batch is dropped and counted, not retried.
 type RemoteWriter struct {
+	// ExternalLabels are added to every series pushed, unless the series
+	// has a label of that name, as Prometheus' global external_labels
+	// are. Set before Run.
+	ExternalLabels labels.Labels
+
 	cfg    RemoteWriteConfig
 	client *http.Client
 	auth   func(*http.Request)
@@ -181,6 +186,12 @@ func (e *permanentError) Error() string { return e.err.Error() }
 // EncodeWriteRequest builds the snappy-compressed Remote Write 1.0 body
 // for samples: one TimeSeries per label set, samples in time order.
 func EncodeWriteRequest(samples []Sample) ([]byte, error) {
+	return encodeWriteRequest(samples, labels.EmptyLabels())
+}
+
+// encodeWriteRequest is EncodeWriteRequest with external labels added to
+// every series that does not have a label of the same name.
+func encodeWriteRequest(samples []Sample, external labels.Labels) ([]byte, error) {
 	type series struct {
 		ls  labels.Labels
 		smp []prompb.Sample
@@ -201,7 +212,17 @@ func EncodeWriteRequest(samples []Sample) ([]byte, error) {
 	for _, se := range order {
 		sort.Slice(se.smp, func(i, j int) bool { return se.smp[i].Timestamp < se.smp[j].Timestamp })
 		ts := prompb.TimeSeries{Samples: se.smp}
-		se.ls.Range(func(l labels.Label) {
+		ls := se.ls
+		if !external.IsEmpty() {
+			b := labels.NewBuilder(se.ls)
+			external.Range(func(l labels.Label) {
+				if !se.ls.Has(l.Name) {
+					b.Set(l.Name, l.Value)
+				}
+			})
+			ls = b.Labels()
+		}
+		ls.Range(func(l labels.Label) {
 			ts.Labels = append(ts.Labels, prompb.Label{Name: l.Name, Value: l.Value})
 		})
 		req.Timeseries = append(req.Timeseries, ts)
@@ -214,7 +235,7 @@ func EncodeWriteRequest(samples []Sample) ([]byte, error) {
 }
 
 func (w *RemoteWriter) send(ctx context.Context, batch []Sample) error {
-	body, err := EncodeWriteRequest(batch)
+	body, err := encodeWriteRequest(batch, w.ExternalLabels)
 	if err != nil {
 		return &permanentError{err}
 	}

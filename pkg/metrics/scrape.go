@@ -56,6 +56,13 @@ type Scraper struct {
 	// included) after they were committed; the remote writer hooks in here.
 	// The slice is reused by the next scrape: copy what you keep.
 	OnSamples func([]Sample)
+	// Targets, if set, give every stored series the job and instance
+	// labels Prometheus gives a scraped target's series, and add one
+	// up{job,instance} series per target. A family goes to the first
+	// target whose Families accepts it; a family no target accepts is
+	// stored without job and instance. Nil stores the series as
+	// gathered, without up.
+	Targets []ScrapeTarget
 
 	scrapeMu sync.Mutex // one scrape at a time; guards the fields below
 	// prev holds the series of the last scrape by label hash; spare is the
@@ -64,10 +71,22 @@ type Scraper struct {
 	samples     []Sample // this scrape's samples, reused
 	hashes      []uint64 // label hash of each sample, reused
 	builder     labels.ScratchBuilder
+	target      *ScrapeTarget // the target of the family being flattened
+	up          dto.Metric    // the up series' (label-less) metric
 	scratch     labels.Labels // the builder's output before it is known to be new
 
 	mu   sync.RWMutex
 	meta map[string]Metadata
+}
+
+// ScrapeTarget is one job of the in-process scrape, as a scrape_config's
+// target is in Prometheus.
+type ScrapeTarget struct {
+	Job      string // value of the job label
+	Instance string // value of the instance label
+	// Families tells whether a metric family (by name) belongs to this
+	// target; nil accepts every family.
+	Families func(name string) bool
 }
 
 // scrapedSeries is what the scraper remembers of one series between
@@ -108,6 +127,13 @@ func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
 	}
 	clear(cur)
 	s.flatten(mfs, ts, cur)
+	// up is 1 for every target: gathering in-process either returns
+	// families or fails the scrape above.
+	for i := range s.Targets {
+		s.target = &s.Targets[i]
+		s.add(cur, ts, "up", &s.up, 1, "", "")
+	}
+	s.target = nil
 	samples := s.samples
 	var stale []Sample
 	var staleRefs []storage.SeriesRef
@@ -180,6 +206,13 @@ func (s *Scraper) flatten(mfs []*dto.MetricFamily, ts int64, cur map[uint64]scra
 	s.samples, s.hashes = s.samples[:0], s.hashes[:0]
 	for _, mf := range mfs {
 		name := mf.GetName()
+		s.target = nil
+		for i := range s.Targets {
+			if f := s.Targets[i].Families; f == nil || f(name) {
+				s.target = &s.Targets[i]
+				break
+			}
+		}
 		for _, m := range mf.GetMetric() {
 			switch mf.GetType() {
 			case dto.MetricType_COUNTER:
@@ -221,10 +254,20 @@ func (s *Scraper) add(cur map[uint64]scrapedSeries, ts int64, name string, m *dt
 	b.Reset()
 	b.Add(labels.MetricName, name)
 	for _, l := range m.GetLabel() {
-		b.Add(l.GetName(), l.GetValue())
+		n := l.GetName()
+		if s.target != nil && (n == "job" || n == "instance") {
+			// Prometheus keeps a target's own job and instance labels
+			// under exported_ when honor_labels is off.
+			n = "exported_" + n
+		}
+		b.Add(n, l.GetValue())
 	}
 	if ln != "" {
 		b.Add(ln, lv)
+	}
+	if t := s.target; t != nil {
+		b.Add("instance", t.Instance)
+		b.Add("job", t.Job)
 	}
 	b.Sort()
 	b.Overwrite(&s.scratch)

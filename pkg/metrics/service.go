@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/thejerf/suture/v4"
 	"golang.org/x/sync/errgroup"
@@ -31,11 +32,14 @@ type Service struct {
 	api        *API
 	apiHandler http.Handler
 	public     http.Handler
+	notifier   *Notifier
+	started    time.Time
 
 	mu       sync.RWMutex
 	store    *Storage
 	scraper  *Scraper
 	writers  []*RemoteWriter
+	rules    *rules.Manager // nil while not serving
 	last     ScrapeResult
 	lastAt   time.Time
 	lastErr  error
@@ -76,11 +80,14 @@ func New(env service.Env, cfg Config) (*Service, error) {
 		env.Health = service.NopHealth{}
 	}
 	node, err := NewNodeCollector(HostOptions{
-		ProcPath:     cfg.ProcPath,
-		SysPath:      cfg.SysPath,
-		RootPath:     cfg.RootPath,
-		MountTimeout: cfg.MountTimeout,
-		Now:          env.Now,
+		ProcPath:             cfg.ProcPath,
+		SysPath:              cfg.SysPath,
+		RootPath:             cfg.RootPath,
+		MountTimeout:         cfg.MountTimeout,
+		TextfileDir:          cfg.TextfileDirectory,
+		FSMountPointsExclude: compileOrNil(cfg.FilesystemMountPointsExclude),
+		FSTypesExclude:       compileOrNil(cfg.FilesystemFSTypesExclude),
+		Now:                  env.Now,
 	}, cfg.Collectors, env.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("create node collectors: %w", err)
@@ -114,8 +121,10 @@ func New(env service.Env, cfg Config) (*Service, error) {
 		}
 		return float64(s.store.DB.Head().NumSeries())
 	})
+	s.notifier = NewNotifier(cfg.Alerting, cfg.externalLabels(), env.Logger.With("component", "notifier"))
+	s.started = env.Now()
 	if env.Metrics != nil {
-		for _, c := range []prometheus.Collector{node, s.scrapeDuration, s.scrapeSamples, s.scrapeFailures, s.walRepairs, headSeries, remoteWriteCollector{s}} {
+		for _, c := range []prometheus.Collector{s.notifier, node, s.scrapeDuration, s.scrapeSamples, s.scrapeFailures, s.walRepairs, headSeries, remoteWriteCollector{s}} {
 			if err := env.Metrics.Register(c); err != nil {
 				return nil, fmt.Errorf("register metrics: %w", err)
 			}
@@ -127,10 +136,15 @@ func New(env service.Env, cfg Config) (*Service, error) {
 		MaxPoints:     cfg.Query.MaxPoints,
 		LookbackDelta: cfg.Query.LookbackDelta,
 		Now:           env.Now,
+		Sources:       s.apiSources(),
 	}, env.Logger)
+	if err := s.checkRules(); err != nil {
+		return nil, fmt.Errorf("%w: %w", err, suture.ErrDoNotRestart)
+	}
 	s.apiHandler = s.api.Handler()
 	mux := http.NewServeMux()
 	mux.Handle("/api/", s.apiHandler)
+	mux.Handle("/-/", s.apiHandler)
 	mux.Handle("/", dashboardHandler())
 	s.public = mux
 	return s, nil
@@ -160,7 +174,7 @@ func (s *Service) Serve(ctx context.Context) error {
 		_ = store.Close()
 		return err
 	}
-	scraper := &Scraper{Gatherer: s.env.Gatherer, Storage: store.DB, Now: s.now}
+	scraper := &Scraper{Gatherer: s.env.Gatherer, Storage: store.DB, Now: s.now, Targets: s.targets()}
 	if len(writers) > 0 {
 		scraper.OnSamples = func(smp []Sample) {
 			for _, w := range writers {
@@ -181,6 +195,20 @@ func (s *Service) Serve(ctx context.Context) error {
 	}()
 
 	g, gctx := errgroup.WithContext(ctx)
+	mgr, stopRules, err := s.startRules(gctx, store)
+	if err != nil {
+		return err
+	}
+	defer stopRules()
+	s.mu.Lock()
+	s.rules = mgr
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.rules = nil
+		s.mu.Unlock()
+	}()
+	g.Go(func() error { return s.notifier.Run(gctx) })
 	for _, w := range writers {
 		g.Go(func() error { return w.Run(gctx) })
 	}
@@ -252,7 +280,9 @@ func (s *Service) remoteWriters(ctx context.Context) ([]*RemoteWriter, error) {
 			}
 			auth = func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok))) }
 		}
-		out = append(out, NewRemoteWriter(rc, auth, s.logger))
+		w := NewRemoteWriter(rc, auth, s.logger)
+		w.ExternalLabels = s.cfg.externalLabels()
+		out = append(out, w)
 	}
 	return out, nil
 }

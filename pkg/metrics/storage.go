@@ -43,6 +43,7 @@ type Storage struct {
 	WALRepairs int
 	MinBlock   time.Duration
 	MaxBlock   time.Duration
+	reg        *prometheus.Registry // the TSDB's own metrics
 }
 
 // OpenStorage opens (creating if needed) the TSDB in o.Dir. A corrupted
@@ -71,7 +72,7 @@ func OpenStorage(o StorageOptions, logger *slog.Logger) (*Storage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open tsdb %s: %w", o.Dir, err)
 	}
-	s := &Storage{DB: db, MinBlock: minB, MaxBlock: maxB}
+	s := &Storage{DB: db, MinBlock: minB, MaxBlock: maxB, reg: reg}
 	mfs, err := reg.Gather()
 	if err == nil {
 		for _, mf := range mfs {
@@ -89,4 +90,19 @@ func (s *Storage) Close() error {
 		return fmt.Errorf("close tsdb: %w", err)
 	}
 	return nil
+}
+
+// headChunks is the number of chunks in the head, as Prometheus'
+// /api/v1/status/tsdb reports it.
+func (s *Storage) headChunks() int64 {
+	mfs, err := s.reg.Gather()
+	if err != nil {
+		return 0
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "prometheus_tsdb_head_chunks" && len(mf.GetMetric()) > 0 {
+			return int64(mf.GetMetric()[0].GetGauge().GetValue())
+		}
+	}
+	return 0
 }
