@@ -78,15 +78,24 @@ type Repository struct {
 
 // Init creates a repository at repoURL protected by password.
 func Init(ctx context.Context, repoURL string, password []byte, opts InitOptions) error {
-	be, err := backend.Open(ctx, repoURL, opts.Backend)
+	r, err := create(ctx, repoURL, password, opts)
 	if err != nil {
 		return err
+	}
+	return r.Close()
+}
+
+// create is Init, returning the created repository open.
+func create(ctx context.Context, repoURL string, password []byte, opts InitOptions) (*repository.Repository, error) {
+	be, err := backend.Open(ctx, repoURL, opts.Backend)
+	if err != nil {
+		return nil, err
 	}
 	cfg := repository.DefaultConfig()
 	switch {
 	case opts.Compression < -1 || opts.Compression > MaxCompression:
 		be.Close()
-		return fmt.Errorf("init repository: compression level %d: want 1..%d, or -1 for none", opts.Compression, MaxCompression)
+		return nil, fmt.Errorf("init repository: compression level %d: want 1..%d, or -1 for none", opts.Compression, MaxCompression)
 	case opts.Compression < 0:
 		cfg.Compression = 0
 	case opts.Compression > 0:
@@ -107,9 +116,9 @@ func Init(ctx context.Context, repoURL string, password []byte, opts InitOptions
 	r, err := repository.Create(ctx, be, password, cfg, kdf, repository.Options{})
 	if err != nil {
 		be.Close()
-		return err
+		return nil, err
 	}
-	return r.Close()
+	return r, nil
 }
 
 // Open unlocks the repository at repoURL. Errors wrap ErrNotRepository or

@@ -296,59 +296,65 @@ func (r *REST) Stat(ctx context.Context, h Handle) (int64, error) {
 // arrives: memory stays bounded however long it is.
 func (r *REST) List(ctx context.Context, t FileType, fn func(string, int64) error) error {
 	hdr := http.Header{"Accept": {restV2}}
+	// A listing that breaks off after fn saw part of it is not retried:
+	// a retry would repeat names.
 	var called bool
 	err := r.do(ctx, func(ctx context.Context) error {
-		if called {
-			// fn saw part of a listing that broke off: a retry would
-			// repeat names. Start over only if nothing was passed on.
-			return permanent{errors.New("listing broke off")}
+		err := r.listOnce(ctx, t, hdr, fn, &called)
+		if err != nil && called {
+			return permanent{err}
 		}
-		resp, err := r.request(ctx, http.MethodGet, string(t)+"/", nil, hdr)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // no directory yet: no files
-			}
-			return err
-		}
-		defer resp.Body.Close()
-		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, restV2) {
-			return permanent{fmt.Errorf("server does not speak version 2 of the REST protocol (listing of type %q)", ct)}
-		}
-		br := &budgetReader{r: resp.Body, budget: listEntryBudget}
-		dec := json.NewDecoder(br)
-		if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
-			return permanent{fmt.Errorf("listing is not a JSON array (%v)", err)}
-		}
-		for n := 0; dec.More(); n++ {
-			if n >= maxListed {
-				return permanent{fmt.Errorf("more than %d files", maxListed)}
-			}
-			var e struct {
-				Name string `json:"name"`
-				Size int64  `json:"size"`
-			}
-			if err := dec.Decode(&e); err != nil {
-				if retryable(err) {
-					return err
-				}
-				return permanent{fmt.Errorf("listing: %w", err)}
-			}
-			br.budget = listEntryBudget
-			if e.Name == "" || strings.ContainsAny(e.Name, "/\\") || e.Name == "." || e.Name == ".." || isTemp(e.Name) || e.Size < 0 {
-				continue
-			}
-			called = true
-			if err := fn(e.Name, e.Size); err != nil {
-				return permanent{err}
-			}
-		}
-		if _, err := dec.Token(); err != nil {
-			return err
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("list %s: %w", t, err)
+	}
+	return nil
+}
+
+// listOnce is one attempt of List; called records whether fn was called.
+func (r *REST) listOnce(ctx context.Context, t FileType, hdr http.Header, fn func(string, int64) error, called *bool) error {
+	resp, err := r.request(ctx, http.MethodGet, string(t)+"/", nil, hdr)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // no directory yet: no files
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, restV2) {
+		return permanent{fmt.Errorf("server does not speak version 2 of the REST protocol (listing of type %q)", ct)}
+	}
+	br := &budgetReader{r: resp.Body, budget: listEntryBudget}
+	dec := json.NewDecoder(br)
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return permanent{fmt.Errorf("listing is not a JSON array (%v)", err)}
+	}
+	for n := 0; dec.More(); n++ {
+		if n >= maxListed {
+			return permanent{fmt.Errorf("more than %d files", maxListed)}
+		}
+		var e struct {
+			Name string `json:"name"`
+			Size int64  `json:"size"`
+		}
+		if err := dec.Decode(&e); err != nil {
+			if retryable(err) {
+				return err
+			}
+			return permanent{fmt.Errorf("listing: %w", err)}
+		}
+		br.budget = listEntryBudget
+		if e.Name == "" || strings.ContainsAny(e.Name, "/\\") || e.Name == "." || e.Name == ".." || isTemp(e.Name) || e.Size < 0 {
+			continue
+		}
+		*called = true
+		if err := fn(e.Name, e.Size); err != nil {
+			return permanent{err}
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return err
 	}
 	return nil
 }

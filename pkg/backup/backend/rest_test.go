@@ -4,8 +4,11 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hostd/hostd/internal/testenv"
 	"github.com/hostd/hostd/pkg/backup/backend"
@@ -68,4 +71,77 @@ func TestRcloneBadRemote(t *testing.T) {
 		t.Fatalf("open an unknown remote: %v", err)
 	}
 	t.Logf("unknown remote: %v", err)
+}
+
+// LimitUpload and LimitDownload cap the transfer rate.
+func TestRateLimits(t *testing.T) {
+	srv := testenv.StartRcloneREST(t, filepath.Join(t.TempDir(), "repo"))
+	ctx := context.Background()
+	be, err := backend.Open(ctx, "rest:"+srv.URL, backend.Options{HTTP: backend.HTTPOptions{LimitUpload: 1 << 20, LimitDownload: 1 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	if err := be.Create(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := backend.Handle{Type: backend.Pack, Name: strings.Repeat("7b", 32)}
+	data := make([]byte, 3<<20)
+	start := time.Now()
+	if err := be.Save(ctx, h, data); err != nil {
+		t.Fatal(err)
+	}
+	// 1 MiB of burst, then 2 MiB at 1 MiB/s.
+	if d := time.Since(start); d < 1500*time.Millisecond {
+		t.Fatalf("3 MiB uploaded in %s at 1 MiB/s", d)
+	}
+	start = time.Now()
+	if _, err := be.Load(ctx, h, 0, len(data)); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 1500*time.Millisecond {
+		t.Fatalf("3 MiB downloaded in %s at 1 MiB/s", d)
+	}
+}
+
+// rclone dying between requests (killed, crashed) costs the request
+// under way at most: the next one starts rclone again.
+func TestRcloneRestarts(t *testing.T) {
+	rclone := testenv.Rclone(t)
+	dir := t.TempDir()
+	pids := filepath.Join(dir, "pids")
+	wrapper := filepath.Join(dir, "rclone-wrapper")
+	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\necho $$ >>"+pids+"\nexec "+rclone+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	be, err := backend.Open(ctx, "rclone::local:"+filepath.Join(dir, "repo"), backend.Options{Rclone: backend.RcloneOptions{Program: wrapper}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	if err := be.Create(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := backend.Handle{Type: backend.Index, Name: strings.Repeat("1d", 32)}
+	if err := be.Save(ctx, h, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(pids)
+	first := strings.Fields(string(b))
+	if len(first) != 1 {
+		t.Fatalf("rclone started %d times", len(first))
+	}
+	pid, _ := strconv.Atoi(first[0])
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got, err := be.Load(ctx, h, 0, 0); err != nil || string(got) != "before" {
+		t.Fatalf("load after rclone was killed: %q %v", got, err)
+	}
+	b, _ = os.ReadFile(pids)
+	if n := len(strings.Fields(string(b))); n != 2 {
+		t.Fatalf("rclone started %d times, want 2", n)
+	}
 }
