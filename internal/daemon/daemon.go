@@ -349,8 +349,10 @@ func (d *Daemon) apply(name string, cfg *config.Config) {
 			Secrets:  secrets.NewResolver(base, cfg.Secrets.AgeKeyFile),
 			Health:   h,
 			Peers:    d.tree,
-			// Backup jobs give back their memory when they end.
+			// Backup jobs run under a bounded heap and give back their
+			// memory when they end.
 			ReleaseMemory: d.releaseMemory,
+			LimitMemory:   limitMemory,
 		}
 		return reg.Build(env, sectionCfg)
 	})

@@ -71,6 +71,13 @@ type Env struct {
 	// work (a backup job): the Go heap's free pages, and the executable's
 	// pages unless hostd.code_trim_interval is 0. Nil outside the daemon.
 	ReleaseMemory func()
+	// LimitMemory bounds the Go heap during a burst of work that needs
+	// about budget bytes more than the daemon holds (a backup job): a
+	// soft memory limit of what the runtime holds when the first burst
+	// starts plus the largest budget of the bursts under way, and a
+	// garbage collector target of at most 50, until every burst has
+	// called its restore. Nil outside the daemon.
+	LimitMemory func(budget int64) (restore func())
 }
 
 // WithDefaults returns e with what every service needs filled in where it
@@ -83,8 +90,8 @@ type Env struct {
 //   - Health is NopHealth;
 //   - Metrics is a fresh registry, and Gatherer (if unset) gathers it.
 //
-// StateDir, Secrets, Peers and ReleaseMemory stay as they are: a service
-// that needs them checks them itself.
+// StateDir, Secrets, Peers, ReleaseMemory and LimitMemory stay as they
+// are: a service that needs them checks them itself.
 func (e Env) WithDefaults() Env {
 	if e.Logger == nil {
 		e.Logger = slog.New(slog.DiscardHandler)

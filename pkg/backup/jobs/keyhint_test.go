@@ -72,10 +72,16 @@ func TestJobRemembersKey(t *testing.T) {
 		t.Fatalf("open without the hint: %v, want the planted keys to spend the budget", err)
 	}
 
+	// As after a restart: the key the first run unlocked is forgotten,
+	// the hint remains.
+	h.svc.keys.clear()
 	h.clock.Set(t0.Add(2 * time.Hour))
 	h.waitRuns("home", 2)
 	h.idle()
 	if st := h.jobState("home"); st.LastResult != ResultSuccess || st.KeyName != genuine {
 		t.Fatalf("run beside planted keys: result %q (%s), key %q", st.LastResult, st.LastError, st.KeyName)
+	}
+	if n := h.svc.keyDerivations.Load(); n != 2 {
+		t.Fatalf("%d key derivations, want 2 (one a run)", n)
 	}
 }

@@ -121,7 +121,9 @@ func (j *job) execute(ctx context.Context, r *run) {
 	j.st.LastStart = start
 	j.mu.Unlock()
 	j.log.Info("backup started", "scheduled", r.scheduled)
+	restore := j.s.limitMemory()
 	res := j.perform(ctx, r)
+	restore()
 	j.s.releaseMemory()
 	j.endRun(r, res, start, true)
 }
@@ -258,7 +260,10 @@ func (j *job) perform(ctx context.Context, r *run) RunResult {
 }
 
 // open resolves the password and opens the repository, creating it
-// when the job says init and it does not exist.
+// when the job says init and it does not exist. The key that opened it
+// last time is used again if the password, the key file and the
+// repository are still the same (keyCache); else the key is derived from
+// the password.
 func (j *job) open(ctx context.Context) (*backup.Repository, error) {
 	pw, err := j.s.env.Secrets.Resolve(ctx, j.cfg.Password)
 	if err != nil {
@@ -270,10 +275,27 @@ func (j *job) open(ctx context.Context) (*backup.Repository, error) {
 	hint := j.st.KeyName
 	j.mu.Unlock()
 	opts := backup.OpenOptions{Logger: j.log, Now: j.s.clock.Now, CacheDir: j.s.cacheDir, KeyHint: hint}
+	if key, ok := j.s.keys.get(j.cfg.Repository, hint, pw); ok {
+		repo, err := backup.OpenUnlocked(ctx, j.cfg.Repository, key, opts)
+		if err == nil {
+			return repo, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("open repository %s: %w", where, err)
+		}
+		// The key file is gone, the repository was created anew, or the
+		// storage failed: the password decides, as without the key.
+		j.s.keys.drop(j.cfg.Repository, hint, pw)
+		j.log.Debug("the remembered key did not open the repository; deriving it from the password", "err", err)
+	}
 	repo, err := backup.Open(ctx, j.cfg.Repository, pw, opts)
+	if err == nil || errors.Is(err, backup.ErrWrongPassword) {
+		j.s.derived()
+	}
 	switch {
 	case err == nil:
 		j.rememberKey(repo)
+		j.s.keys.put(j.cfg.Repository, pw, repo.UnlockedKey())
 		return repo, nil
 	case errors.Is(err, backup.ErrWrongPassword):
 		return nil, fmt.Errorf("open repository %s: wrong password (from %s)", where, j.cfg.Password)
@@ -284,16 +306,29 @@ func (j *job) open(ctx context.Context) (*backup.Repository, error) {
 	}
 	iopts := j.s.initOpts
 	iopts.Compression = j.cfg.Compression
-	if err := backup.Init(ctx, j.cfg.Repository, pw, iopts); err != nil {
+	key, err := backup.InitUnlocked(ctx, j.cfg.Repository, pw, iopts)
+	if err != nil {
 		return nil, fmt.Errorf("create repository %s: %w", where, err)
 	}
+	j.s.derived()
 	j.log.Info("created repository", "repository", where)
-	repo, err = backup.Open(ctx, j.cfg.Repository, pw, opts)
+	// Opened with the key the init unlocked: no second derivation.
+	repo, err = backup.OpenUnlocked(ctx, j.cfg.Repository, key, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", where, err)
 	}
 	j.rememberKey(repo)
+	j.s.keys.put(j.cfg.Repository, pw, key)
 	return repo, nil
+}
+
+// derived counts a key derivation and returns its memory to the system
+// before the run goes on: the 32 MiB of argon2id are garbage once the key
+// is unlocked, but their pages would stay resident under the engine's
+// buffers (which live outside the heap) until the run ends.
+func (s *Service) derived() {
+	s.keyDerivations.Add(1)
+	debug.FreeOSMemory()
 }
 
 // rememberKey records the key file that opened the repository, saved
@@ -312,6 +347,23 @@ func due(sched interface{ Next(time.Time) time.Time }, last, now time.Time) bool
 	}
 	n := sched.Next(last)
 	return !n.IsZero() && !n.After(now)
+}
+
+// MemoryBudget is how much a run may add to the daemon's memory: while
+// jobs run, the daemon's soft memory limit is what it held when the
+// first started plus this (env.LimitMemory). The engine keeps about
+// this much live at its peak (pack and compression buffers, the index,
+// a key derivation on the run that creates the repository); above it
+// the collector runs more often rather than letting the heap grow.
+const MemoryBudget = 40 << 20
+
+// limitMemory bounds the heap for a run (env.LimitMemory); the returned
+// function ends the bound. Outside the daemon it does nothing.
+func (s *Service) limitMemory() (restore func()) {
+	if f := s.env.LimitMemory; f != nil && s.memoryBudget > 0 {
+		return f(s.memoryBudget)
+	}
+	return func() {}
 }
 
 // releaseMemory gives the memory of a finished run back to the system.

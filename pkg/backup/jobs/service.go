@@ -37,6 +37,13 @@ type Service struct {
 	initOpts backup.InitOptions
 	// cacheDir holds the engine's file caches.
 	cacheDir string
+	// keys are the repository keys the jobs unlocked; keyDerivations
+	// counts the opens that derived one from a password.
+	keys           *keyCache
+	keyDerivations atomic.Int64
+	// memoryBudget is what a run may add to the daemon's memory
+	// (env.LimitMemory); tests change it.
+	memoryBudget int64
 
 	// Health is computed by one goroutine (refreshLoop) when a job says
 	// its problem may have changed (healthChanged): each change costs
@@ -70,13 +77,15 @@ func New(env service.Env, cfg Config) (*Service, error) {
 		return nil, errors.New("backup service: no state directory")
 	}
 	s := &Service{
-		env:        env,
-		log:        env.Logger,
-		clock:      env.Clock,
-		store:      stateStore{dir: filepath.Join(env.StateDir, "jobs")},
-		byName:     map[string]*job{},
-		cacheDir:   filepath.Join(env.StateDir, "cache"),
-		healthKick: make(chan struct{}, 1),
+		env:          env,
+		log:          env.Logger,
+		clock:        env.Clock,
+		store:        stateStore{dir: filepath.Join(env.StateDir, "jobs")},
+		byName:       map[string]*job{},
+		cacheDir:     filepath.Join(env.StateDir, "cache"),
+		healthKick:   make(chan struct{}, 1),
+		keys:         newKeyCache(),
+		memoryBudget: MemoryBudget,
 	}
 	host := machineID()
 	locks := map[string]*repoLock{}
@@ -135,6 +144,7 @@ func (s *Service) Serve(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	s.keys.clear()
 	return nil
 }
 
