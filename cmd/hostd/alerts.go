@@ -23,7 +23,7 @@ files of metrics.rules.files; /api/v1/rules on the HTTP listener shows
 them all.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, err := g.client().Raw(cmd.Context(), "GET", metrics.RouteAlerts, nil)
+			raw, err := g.client().Raw(cmd.Context(), "GET", api.RouteMetricsAlerts, nil)
 			var he *api.HTTPError
 			if errors.As(err, &he) && len(he.Body) > 0 && !g.json {
 				raw, err = he.Body, nil // Prometheus' error envelope, reported below

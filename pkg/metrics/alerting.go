@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/prometheus/rules"
 
 	"github.com/hostd/hostd/internal/safefile"
+	"github.com/hostd/hostd/internal/service"
 )
 
 // DefaultRulesFile names hostd's built-in rule file in /api/v1/rules and
@@ -134,6 +135,9 @@ type notifyDest struct {
 // the rule manager sends every firing alert again after resend_delay, as
 // Prometheus does.
 type Notifier struct {
+	// Clock stamps LastSent. Default: the real clock. Set before Run.
+	Clock service.Clock
+
 	dests     []*notifyDest
 	external  labels.Labels
 	queueSize int
@@ -211,6 +215,13 @@ func (n *Notifier) Send(alerts ...*notifier.Alert) {
 	}
 }
 
+func (n *Notifier) now() time.Time {
+	if n.Clock == nil {
+		return time.Now()
+	}
+	return n.Clock.Now()
+}
+
 // Run posts queued alerts until ctx ends.
 func (n *Notifier) Run(ctx context.Context) error {
 	for {
@@ -260,7 +271,7 @@ func (n *Notifier) post(ctx context.Context, d *notifyDest, body []byte, count i
 		d.st.LastError = err.Error()
 	} else {
 		d.st.Sent += int64(count)
-		d.st.LastSent = time.Now()
+		d.st.LastSent = n.now()
 		d.st.LastError = ""
 	}
 	d.mu.Unlock()

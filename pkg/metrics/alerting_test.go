@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hostd/hostd/internal/api"
 	"github.com/hostd/hostd/internal/confkit"
 	"github.com/hostd/hostd/internal/service"
 	"github.com/hostd/hostd/internal/testenv"
@@ -136,7 +137,7 @@ func TestAlertsReachAlertmanagerAndWebhook(t *testing.T) {
 	}
 	// `hostd alerts` reads the same through the daemon's socket.
 	rec := httptest.NewRecorder()
-	rs.LocalAPI().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, RouteAlerts, nil))
+	rs.LocalAPI().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, api.RouteMetricsAlerts, nil))
 	var table strings.Builder
 	if err := WriteAlertsTable(&table, rec.Body.Bytes()); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hostd/hostd/internal/service/servicetest"
 )
 
 // t0 is the first scrape of the API fixtures.
@@ -27,8 +29,8 @@ func newTestAPI(t testing.TB, opts APIOptions) (http.Handler, *Scraper) {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "test_requests_total", Help: "Requests served."}, []string{"code"})
 	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "test_temperature_celsius", Help: "Temperature."}, []string{"device"})
 	reg.MustRegister(c, g)
-	clock := newFakeClock(t0)
-	sc := &Scraper{Gatherer: reg, Storage: store.DB, Now: clock.Now}
+	clock := servicetest.NewFakeClock(t0)
+	sc := &Scraper{Gatherer: reg, Storage: store.DB, Clock: clock}
 	for i := 0; i < 40; i++ {
 		c.WithLabelValues("200").Add(10)
 		c.WithLabelValues("500").Add(1)
@@ -37,7 +39,7 @@ func newTestAPI(t testing.TB, opts APIOptions) (http.Handler, *Scraper) {
 		if _, err := sc.Scrape(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		clock.Add(15 * time.Second)
+		clock.Advance(15 * time.Second)
 	}
 	opts.Now = func() time.Time { return t0.Add(10 * time.Minute) }
 	return NewAPI(store.DB, sc.Metadata, opts, nil).Handler(), sc

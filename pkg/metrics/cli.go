@@ -15,16 +15,11 @@ import (
 	"github.com/hostd/hostd/internal/service"
 )
 
-// RouteAlerts is GET on the daemon's unix socket: the pending and firing
-// alerts, answered as /api/v1/alerts (Prometheus' envelope around
-// {"alerts": [...]}), for `hostd alerts`. Its path is declared with the
-// other routes' in internal/api.
-const RouteAlerts = api.RouteMetricsAlerts
-
 // Routes implements service.LocalAPI: the query routes answer as
 // /api/v1/query and /api/v1/query_range on the HTTP listener, for `hostd
 // metrics query` (which then needs no HTTP address, and works with the
-// listener off), and RouteAlerts as /api/v1/alerts.
+// listener off), and api.RouteMetricsAlerts as /api/v1/alerts, for `hostd
+// alerts`.
 func (s *Service) Routes() []service.Route {
 	forward := func(to string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -38,7 +33,7 @@ func (s *Service) Routes() []service.Route {
 			Doc: "a PromQL instant query (query, time, timeout), answered as Prometheus' /api/v1/query"},
 		{Method: http.MethodGet, Path: api.RouteMetricsQueryRange, Access: service.Read, Handler: forward("/api/v1/query_range"),
 			Doc: "a PromQL range query (query, start, end, step, timeout), answered as Prometheus' /api/v1/query_range"},
-		{Method: http.MethodGet, Path: RouteAlerts, Access: service.Read, Handler: forward("/api/v1/alerts"),
+		{Method: http.MethodGet, Path: api.RouteMetricsAlerts, Access: service.Read, Handler: forward("/api/v1/alerts"),
 			Doc: "pending and firing alerts, answered as Prometheus' /api/v1/alerts"},
 	}
 }

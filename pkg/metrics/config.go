@@ -7,17 +7,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/alecthomas/units"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
-	"gopkg.in/yaml.v3"
 
 	"github.com/hostd/hostd/internal/confkit"
 	"github.com/hostd/hostd/internal/secrets"
+	"github.com/hostd/hostd/internal/service"
 )
 
 // Config is the `metrics` section.
@@ -31,7 +29,7 @@ type Config struct {
 	Retention time.Duration `yaml:"retention"`
 	// MaxSize caps the TSDB on disk ("512MiB", "2GiB"); the oldest blocks
 	// go first. 0 means no size limit. Default: 0.
-	MaxSize ByteSize `yaml:"max_size"`
+	MaxSize service.ByteSize `yaml:"max_size"`
 	// Collectors are the node collectors to run, of arp, conntrack, cpu,
 	// diskstats, entropy, filefd, filesystem, hwmon, loadavg, meminfo,
 	// netclass, netdev, netstat, os, pressure, selinux, sockstat, softnet,
@@ -395,32 +393,6 @@ func (c *Config) instance() string {
 	}
 	return "localhost"
 }
-
-// ByteSize is a size in bytes written as an integer or with a unit
-// ("512MiB", "2GB"; units are powers of 1024 as in Prometheus'
-// --storage.tsdb.retention.size).
-type ByteSize int64
-
-// UnmarshalConfig implements confkit.Unmarshaler.
-func (b *ByteSize) UnmarshalConfig(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("want a size such as 512MiB")
-	}
-	s := strings.TrimSpace(n.Value)
-	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-		*b = ByteSize(i)
-		return nil
-	}
-	v, err := units.ParseBase2Bytes(strings.Replace(s, "iB", "B", 1))
-	if err != nil {
-		return fmt.Errorf("invalid size %q: want a number with a unit such as 512MiB or 2GB", s)
-	}
-	*b = ByteSize(v)
-	return nil
-}
-
-// String formats the size for config dumps.
-func (b ByteSize) String() string { return units.Base2Bytes(b).String() }
 
 // compileOrNil compiles a pattern Validate accepted; empty means the
 // collector's default.

@@ -7,14 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hostd/hostd/internal/api"
 	"github.com/hostd/hostd/internal/daemon"
+	"github.com/hostd/hostd/internal/daemon/daemontest"
 	"github.com/hostd/hostd/internal/testenv"
 	"github.com/hostd/hostd/pkg/metrics"
 )
@@ -43,50 +42,14 @@ func httpTry(url string) (int, string, error) {
 // metrics are stored and queryable, the dashboard is served, and the CLI's
 // socket route answers.
 func TestDaemonWithMetrics(t *testing.T) {
-	dir := testenv.TempDir(t)
-	sock := filepath.Join(dir, "hostd.sock")
-	addr := testenv.FreeAddr(t)
-	cfgPath := filepath.Join(dir, "hostd.yaml")
-	cfg := fmt.Sprintf("hostd:\n  state_dir: %s\n  socket: %s\n  http:\n    listen: %s\n  log_format: text\nmetrics:\n  interval: 1s\n",
-		filepath.Join(dir, "state"), sock, addr)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(dir, "log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- daemon.Run(ctx, daemon.Options{
-			ConfigFile:    cfgPath,
-			Registrations: []daemon.Registration{daemon.Register("metrics", metrics.DefaultConfig, metrics.New)},
-			Version:       "test",
-			Stderr:        logf,
-			Signals:       make(chan os.Signal),
-		})
-	}()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("daemon did not stop")
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("daemon log:\n%s", b)
-		}
-	}()
-	base := "http://" + addr
+	d := daemontest.Start(t, daemontest.Options{
+		Registrations: []daemon.Registration{daemon.Register("metrics", metrics.DefaultConfig, metrics.New)},
+		Config: func(d *daemontest.Daemon) string {
+			return d.HostdSection("log_format: text") + "metrics:\n  interval: 1s\n"
+		},
+	})
+	base := "http://" + d.HTTP
 	testenv.WaitFor(t, 30*time.Second, func() error {
-		select {
-		case err := <-done:
-			t.Fatalf("daemon exited: %v", err)
-		default:
-		}
 		// Ready, and at least two scrapes stored.
 		code, body, err := httpTry(base + `/api/v1/query?query=count_over_time(hostd_service_state{service="metrics",state="ready"}[1m])>=2`)
 		if err != nil {
@@ -125,7 +88,7 @@ func TestDaemonWithMetrics(t *testing.T) {
 		t.Fatalf("grafana health check: %d %s", code, body)
 	}
 
-	raw, err := api.NewClient(sock).Raw(context.Background(), "GET", "/v1/metrics/query?query=node_load1", nil)
+	raw, err := d.Client().Raw(context.Background(), "GET", api.RouteMetricsQuery+"?query=node_load1", nil)
 	if err != nil {
 		t.Fatalf("socket query: %v", err)
 	}
@@ -133,13 +96,13 @@ func TestDaemonWithMetrics(t *testing.T) {
 	if err := metrics.WriteQueryTable(&table, raw); err != nil || !strings.Contains(table.String(), "node_load1") {
 		t.Fatalf("socket query table: %v\n%s", err, table.String())
 	}
-	_, err = api.NewClient(sock).Raw(context.Background(), "GET", "/v1/metrics/query?query=sum(", nil)
+	_, err = d.Client().Raw(context.Background(), "GET", api.RouteMetricsQuery+"?query=sum(", nil)
 	var he *api.HTTPError
 	if !errors.As(err, &he) || he.Code != 400 || !strings.Contains(he.Msg, "parse error") {
 		t.Fatalf("bad query over the socket: %v", err)
 	}
 	// `hostd alerts`' route, and the Prometheus routes on the listener.
-	raw, err = api.NewClient(sock).Raw(context.Background(), "GET", metrics.RouteAlerts, nil)
+	raw, err = d.Client().Raw(context.Background(), "GET", api.RouteMetricsAlerts, nil)
 	if err != nil || !strings.HasPrefix(string(raw), `{"status":"success","data":{"alerts":[`) {
 		t.Fatalf("socket alerts: %v %s", err, raw)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hostd/hostd/internal/api"
 	"github.com/hostd/hostd/internal/service"
+	"github.com/hostd/hostd/internal/service/servicetest"
 	"github.com/hostd/hostd/internal/testenv"
 )
 
@@ -28,11 +29,12 @@ import (
 // artifact directory (go test -artifacts keeps them).
 func TestDashboardInChromium(t *testing.T) {
 	chromium := testenv.LookPath(t, "chromium")
-	clock := newFakeClock(time.Now().Add(-time.Hour))
+	clock := servicetest.NewFakeClock(time.Now().Add(-time.Hour))
 	reg := prometheus.NewRegistry()
-	health := &healthRecorder{}
 	cfg := DefaultConfig()
-	cfg.Interval = time.Hour
+	// The scrape loop's next scrape is a day away on the fake clock: the
+	// test's hand-made hour of scrapes is all there is.
+	cfg.Interval = 24 * time.Hour
 	// One alert that always fires, shown at the top of the page.
 	ruleFile := filepath.Join(t.TempDir(), "dashboard.rules.yml")
 	if err := os.WriteFile(ruleFile, []byte("groups:\n  - name: dashboard\n    rules:\n      - alert: DashboardAlert\n        expr: vector(1)\n        labels: {severity: warning}\n        annotations: {summary: the dashboard shows firing alerts}\n"), 0o644); err != nil {
@@ -41,8 +43,8 @@ func TestDashboardInChromium(t *testing.T) {
 	cfg.Rules.Files = []string{ruleFile}
 	cfg.Rules.EvaluationInterval = time.Second
 	s, err := New(service.Env{
-		Logger: slog.New(slog.DiscardHandler), Now: clock.Now, StateDir: t.TempDir(),
-		Metrics: reg, Gatherer: reg, Health: health,
+		Logger: slog.New(slog.DiscardHandler), Clock: clock, StateDir: t.TempDir(),
+		Metrics: reg, Gatherer: reg, Health: &servicetest.Health{},
 	}, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +59,7 @@ func TestDashboardInChromium(t *testing.T) {
 	})
 	// An hour of history, one scrape every 15s, of this host's real values.
 	for i := 0; i < 240; i++ {
-		clock.Add(15 * time.Second)
+		clock.Advance(15 * time.Second)
 		if _, err := s.Scrape(context.Background()); err != nil {
 			t.Fatal(err)
 		}

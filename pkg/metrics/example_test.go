@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hostd/hostd/internal/service/servicetest"
 	"github.com/hostd/hostd/pkg/metrics"
 )
 
@@ -50,8 +51,8 @@ func ExampleNewAPI() {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "room_temperature_celsius", Help: "Room temperature."})
 	reg.MustRegister(g)
 	g.Set(21.5)
-	at := time.Unix(1_700_000_000, 0)
-	sc := &metrics.Scraper{Gatherer: reg, Storage: store.DB, Now: func() time.Time { return at }}
+	clock := servicetest.NewFakeClock(time.Unix(1_700_000_000, 0))
+	sc := &metrics.Scraper{Gatherer: reg, Storage: store.DB, Clock: clock}
 	if _, err := sc.Scrape(context.Background()); err != nil {
 		fmt.Println(err)
 		return

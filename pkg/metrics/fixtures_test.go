@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -78,54 +77,6 @@ func gatherText(t testing.TB, g prometheus.Gatherer) string {
 		}
 	}
 	return buf.String()
-}
-
-// fakeClock is a settable clock for scrapes.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// healthRecorder records what a service reports to its supervisor.
-type healthRecorder struct {
-	mu       sync.Mutex
-	ready    int
-	degraded []error
-	state    string
-}
-
-func (h *healthRecorder) Ready() {
-	h.mu.Lock()
-	h.ready++
-	h.state = "ready"
-	h.mu.Unlock()
-}
-
-func (h *healthRecorder) Degraded(err error) {
-	h.mu.Lock()
-	h.degraded = append(h.degraded, err)
-	h.state = "degraded"
-	h.mu.Unlock()
-}
-
-func (h *healthRecorder) State() string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.state
 }
 
 // openTestStorage opens a TSDB in a temporary directory, closed at the end.

@@ -17,6 +17,8 @@ import (
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/hostd/hostd/internal/service"
 )
 
 // RemoteWriter pushes samples to one receiver with the Remote Write 1.0
@@ -30,6 +32,9 @@ type RemoteWriter struct {
 	// has a label of that name, as Prometheus' global external_labels
 	// are. Set before Run.
 	ExternalLabels labels.Labels
+	// Clock times the retries and LastSent. Default: the real clock.
+	// Set before Run.
+	Clock service.Clock
 
 	cfg    RemoteWriteConfig
 	client *http.Client
@@ -109,7 +114,11 @@ func (w *RemoteWriter) Status() RemoteWriteStatus {
 
 // Run sends queued samples until ctx ends.
 func (w *RemoteWriter) Run(ctx context.Context) error {
-	backoff := w.cfg.MinBackoff
+	clock := w.Clock
+	if clock == nil {
+		clock = service.RealClock{}
+	}
+	backoff := service.Backoff{Min: w.cfg.MinBackoff, Max: w.cfg.MaxBackoff, Clock: clock}
 	for {
 		w.mu.Lock()
 		n := min(len(w.queue), w.cfg.BatchSize)
@@ -136,7 +145,7 @@ func (w *RemoteWriter) Run(ctx context.Context) error {
 			w.removed += drop
 			if err == nil {
 				w.stats.Sent += int64(n)
-				w.stats.LastSent = time.Now()
+				w.stats.LastSent = clock.Now()
 				w.stats.LastError = ""
 			} else {
 				w.stats.Dropped += int64(n)
@@ -150,7 +159,7 @@ func (w *RemoteWriter) Run(ctx context.Context) error {
 			} else if wasFailing {
 				w.logger.Info("remote write recovered")
 			}
-			backoff = w.cfg.MinBackoff
+			backoff.Reset()
 		default:
 			if ctx.Err() != nil {
 				return nil
@@ -164,14 +173,9 @@ func (w *RemoteWriter) Run(ctx context.Context) error {
 			if first {
 				w.logger.Warn("remote write failed; retrying with backoff", "err", err)
 			}
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if backoff.Wait(ctx) != nil {
 				return nil
-			case <-t.C:
 			}
-			backoff = min(backoff*2, w.cfg.MaxBackoff)
 		}
 	}
 }

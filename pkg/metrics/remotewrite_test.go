@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/hostd/hostd/internal/service/servicetest"
 	"github.com/hostd/hostd/internal/testenv"
 )
 
@@ -86,8 +87,8 @@ func TestRemoteWriteMatchesPrometheus(t *testing.T) {
 	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "test_temperature_celsius", Help: "Temperature."}, []string{"device"})
 	reg.MustRegister(c, g)
 	start := time.Now().Add(-20 * time.Minute).Truncate(time.Minute)
-	clock := newFakeClock(start)
-	sc := &Scraper{Gatherer: reg, Storage: store.DB, Now: clock.Now, OnSamples: w.Enqueue}
+	clock := servicetest.NewFakeClock(start)
+	sc := &Scraper{Gatherer: reg, Storage: store.DB, Clock: clock, OnSamples: w.Enqueue}
 	for i := 0; i < 40; i++ {
 		c.WithLabelValues("200").Add(float64(10 + i%4))
 		c.WithLabelValues("500").Add(1)
@@ -100,7 +101,7 @@ func TestRemoteWriteMatchesPrometheus(t *testing.T) {
 		if _, err := sc.Scrape(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		clock.Add(15 * time.Second)
+		clock.Advance(15 * time.Second)
 	}
 	testenv.WaitFor(t, 30*time.Second, func() error {
 		if st := w.Status(); st.Queued > 0 || st.Sent == 0 {
@@ -348,4 +349,62 @@ func TestRemoteWriteStuckReceiver(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
+}
+
+// TestRemoteWriteBackoffOnClock drives the retry waits with a fake clock:
+// they double from min_backoff up to max_backoff, start over after a
+// push succeeds, and LastSent is the clock's time.
+func TestRemoteWriteBackoffOnClock(t *testing.T) {
+	var fails atomic.Int32 // pushes still to answer with 503
+	fails.Store(4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fails.Add(-1) >= 0 {
+			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	clock := servicetest.NewFakeClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	w := NewRemoteWriter(RemoteWriteConfig{URL: srv.URL, MinBackoff: time.Second, MaxBackoff: 4 * time.Second}, nil, nil)
+	w.Clock = clock
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	// waitFor waits until the writer sleeps, checks for how long, and
+	// lets that time pass.
+	waitFor := func(want time.Duration) {
+		t.Helper()
+		if err := clock.BlockUntil(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		at, _ := clock.NextTimer()
+		if got := at.Sub(clock.Now()); got != want {
+			t.Fatalf("retry after %s, want %s (status %+v)", got, want, w.Status())
+		}
+		clock.Advance(want)
+	}
+	sample := func(v float64) []Sample {
+		return []Sample{{Labels: labels.FromStrings("__name__", "rw_backoff"), T: int64(v) * 1000, V: v}}
+	}
+	w.Enqueue(sample(1))
+	for _, d := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
+		waitFor(d)
+	}
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if st := w.Status(); st.Sent != 1 {
+			return fmt.Errorf("sample not sent: %+v", st)
+		}
+		return nil
+	})
+	if st := w.Status(); st.Failed != 4 || !st.LastSent.Equal(clock.Now()) || st.LastError != "" {
+		t.Fatalf("after recovery: %+v, want 4 failed pushes and last_sent %s", st, clock.Now())
+	}
+	// A success starts the waits over at min_backoff.
+	fails.Store(1)
+	w.Enqueue(sample(2))
+	waitFor(time.Second)
 }

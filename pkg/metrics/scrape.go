@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/hostd/hostd/internal/service"
 )
 
 // Sample is one appended value.
@@ -51,7 +53,9 @@ type ScrapeResult struct {
 type Scraper struct {
 	Gatherer prometheus.Gatherer
 	Storage  storage.Appendable
-	Now      func() time.Time
+	// Clock gives each scrape its timestamp and measures its duration.
+	// Default: the real clock.
+	Clock service.Clock
 	// OnSamples, if set, receives every scrape's samples (stale markers
 	// included) after they were committed; the remote writer hooks in here.
 	// The slice is reused by the next scrape: copy what you keep.
@@ -108,11 +112,11 @@ func (s *Scraper) Metadata() map[string]Metadata {
 func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
 	s.scrapeMu.Lock()
 	defer s.scrapeMu.Unlock()
-	now := time.Now
-	if s.Now != nil {
-		now = s.Now
+	clock := s.Clock
+	if clock == nil {
+		clock = service.RealClock{}
 	}
-	start := now()
+	start := clock.Now()
 	ts := start.UnixMilli()
 	mfs, gatherErr := s.Gatherer.Gather()
 	if gatherErr != nil && len(mfs) == 0 {
@@ -186,7 +190,7 @@ func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
 	if s.OnSamples != nil {
 		s.OnSamples(append(samples, stale...))
 	}
-	res.Duration = now().Sub(start)
+	res.Duration = clock.Now().Sub(start)
 	return res, nil
 }
 

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/hostd/hostd/internal/service/servicetest"
 )
 
 func TestBlockDurations(t *testing.T) {
@@ -68,8 +70,8 @@ func TestScraperAppendsAndMarksStale(t *testing.T) {
 	h.Observe(3)
 	sm.Observe(4)
 
-	clock := newFakeClock(time.UnixMilli(1_700_000_000_000))
-	sc := &Scraper{Gatherer: reg, Storage: store.DB, Now: clock.Now}
+	clock := servicetest.NewFakeClock(time.UnixMilli(1_700_000_000_000))
+	sc := &Scraper{Gatherer: reg, Storage: store.DB, Clock: clock}
 	res, err := sc.Scrape(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +81,7 @@ func TestScraperAppendsAndMarksStale(t *testing.T) {
 		t.Fatalf("first scrape = %+v, want 10 samples, 0 stale", res)
 	}
 	g.DeleteLabelValues("b")
-	clock.Add(15 * time.Second)
+	clock.Advance(15 * time.Second)
 	res, err = sc.Scrape(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -110,13 +112,13 @@ func TestScraperRejectsOutOfOrderQuietly(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "test_total", Help: "h"})
 	reg.MustRegister(c)
-	clock := newFakeClock(time.UnixMilli(1_700_000_000_000))
-	sc := &Scraper{Gatherer: reg, Storage: store.DB, Now: clock.Now}
+	clock := servicetest.NewFakeClock(time.UnixMilli(1_700_000_000_000))
+	sc := &Scraper{Gatherer: reg, Storage: store.DB, Clock: clock}
 	if _, err := sc.Scrape(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	// A clock stepping backwards (NTP) must not fail the scrape.
-	clock.Add(-time.Minute)
+	clock.Advance(-time.Minute)
 	res, err := sc.Scrape(context.Background())
 	if err != nil {
 		t.Fatalf("scrape after clock step back: %v", err)
@@ -141,12 +143,12 @@ func BenchmarkTSDBAppend(b *testing.B) {
 	for i := 0; i < series; i++ {
 		g.WithLabelValues(strconv.Itoa(i)).Set(float64(i))
 	}
-	clock := newFakeClock(time.UnixMilli(1_700_000_000_000))
-	sc := &Scraper{Gatherer: reg, Storage: store.DB, Now: clock.Now}
+	clock := servicetest.NewFakeClock(time.UnixMilli(1_700_000_000_000))
+	sc := &Scraper{Gatherer: reg, Storage: store.DB, Clock: clock}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		clock.Add(time.Second)
+		clock.Advance(time.Second)
 		if _, err := sc.Scrape(context.Background()); err != nil {
 			b.Fatal(err)
 		}
@@ -169,12 +171,12 @@ func BenchmarkScrapeHost(b *testing.B) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(nc)
-	clock := newFakeClock(time.Now())
-	sc := &Scraper{Gatherer: reg, Storage: store.DB, Now: clock.Now}
+	clock := servicetest.NewFakeClock(time.Now())
+	sc := &Scraper{Gatherer: reg, Storage: store.DB, Clock: clock}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		clock.Add(time.Second)
+		clock.Advance(time.Second)
 		if _, err := sc.Scrape(context.Background()); err != nil {
 			b.Fatal(err)
 		}
@@ -197,14 +199,14 @@ func TestCompactionAndRetention(t *testing.T) {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "test_gauge", Help: "h"})
 	reg.MustRegister(g)
 	start := time.UnixMilli(1_700_000_000_000).Truncate(time.Hour)
-	clock := newFakeClock(start)
-	sc := &Scraper{Gatherer: reg, Storage: store.DB, Now: clock.Now}
+	clock := servicetest.NewFakeClock(start)
+	sc := &Scraper{Gatherer: reg, Storage: store.DB, Clock: clock}
 	for i := 0; i < 12*6; i++ {
 		g.Set(float64(i))
 		if _, err := sc.Scrape(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		clock.Add(10 * time.Minute)
+		clock.Advance(10 * time.Minute)
 	}
 	if err := store.DB.Compact(context.Background()); err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/thejerf/suture/v4"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hostd/hostd/internal/confkit"
@@ -27,7 +26,7 @@ type Service struct {
 	env        service.Env
 	cfg        Config
 	logger     *slog.Logger
-	now        func() time.Time
+	clock      service.Clock
 	node       *NodeCollector
 	api        *API
 	apiHandler http.Handler
@@ -61,6 +60,7 @@ var (
 // New builds the metrics service and registers the node collectors and
 // the service's own metrics in env.Metrics. Nothing is opened until Serve.
 func New(env service.Env, cfg Config) (*Service, error) {
+	env = env.WithDefaults()
 	v := confkit.NewValidator("metrics")
 	cfg.Validate(v)
 	if errs := v.Errors(); len(errs) > 0 {
@@ -68,16 +68,7 @@ func New(env service.Env, cfg Config) (*Service, error) {
 		for i, e := range errs {
 			msgs[i] = e.Path + ": " + e.Msg
 		}
-		return nil, fmt.Errorf("invalid metrics config: %s: %w", strings.Join(msgs, "; "), suture.ErrDoNotRestart)
-	}
-	if env.Logger == nil {
-		env.Logger = slog.New(slog.DiscardHandler)
-	}
-	if env.Now == nil {
-		env.Now = time.Now
-	}
-	if env.Health == nil {
-		env.Health = service.NopHealth{}
+		return nil, service.Permanent(fmt.Errorf("invalid metrics config: %s", strings.Join(msgs, "; ")))
 	}
 	node, err := NewNodeCollector(HostOptions{
 		ProcPath:             cfg.ProcPath,
@@ -87,7 +78,7 @@ func New(env service.Env, cfg Config) (*Service, error) {
 		TextfileDir:          cfg.TextfileDirectory,
 		FSMountPointsExclude: compileOrNil(cfg.FilesystemMountPointsExclude),
 		FSTypesExclude:       compileOrNil(cfg.FilesystemFSTypesExclude),
-		Now:                  env.Now,
+		Now:                  env.Clock.Now,
 	}, cfg.Collectors, env.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("create node collectors: %w", err)
@@ -96,7 +87,7 @@ func New(env service.Env, cfg Config) (*Service, error) {
 		env:    env,
 		cfg:    cfg,
 		logger: env.Logger,
-		now:    env.Now,
+		clock:  env.Clock,
 		node:   node,
 		scrapeDuration: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hostd_metrics_scrape_duration_seconds", Help: "Time the last scrape into the TSDB took.",
@@ -122,12 +113,11 @@ func New(env service.Env, cfg Config) (*Service, error) {
 		return float64(s.store.DB.Head().NumSeries())
 	})
 	s.notifier = NewNotifier(cfg.Alerting, cfg.externalLabels(), env.Logger.With("component", "notifier"))
-	s.started = env.Now()
-	if env.Metrics != nil {
-		for _, c := range []prometheus.Collector{s.notifier, node, s.scrapeDuration, s.scrapeSamples, s.scrapeFailures, s.walRepairs, headSeries, remoteWriteCollector{s}} {
-			if err := env.Metrics.Register(c); err != nil {
-				return nil, fmt.Errorf("register metrics: %w", err)
-			}
+	s.notifier.Clock = env.Clock
+	s.started = env.Clock.Now()
+	for _, c := range []prometheus.Collector{s.notifier, node, s.scrapeDuration, s.scrapeSamples, s.scrapeFailures, s.walRepairs, headSeries, remoteWriteCollector{s}} {
+		if err := env.Metrics.Register(c); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
 		}
 	}
 	s.api = NewAPI(liveQueryable{s}, s.metadata, APIOptions{
@@ -135,11 +125,11 @@ func New(env service.Env, cfg Config) (*Service, error) {
 		Timeout:       cfg.Query.Timeout,
 		MaxPoints:     cfg.Query.MaxPoints,
 		LookbackDelta: cfg.Query.LookbackDelta,
-		Now:           env.Now,
+		Now:           env.Clock.Now,
 		Sources:       s.apiSources(),
 	}, env.Logger)
 	if err := s.checkRules(); err != nil {
-		return nil, fmt.Errorf("%w: %w", err, suture.ErrDoNotRestart)
+		return nil, service.Permanent(err)
 	}
 	s.apiHandler = s.api.Handler()
 	mux := http.NewServeMux()
@@ -174,7 +164,7 @@ func (s *Service) Serve(ctx context.Context) error {
 		_ = store.Close()
 		return err
 	}
-	scraper := &Scraper{Gatherer: s.env.Gatherer, Storage: store.DB, Now: s.now, Targets: s.targets()}
+	scraper := &Scraper{Gatherer: s.env.Gatherer, Storage: store.DB, Clock: s.clock, Targets: s.targets()}
 	if len(writers) > 0 {
 		scraper.OnSamples = func(smp []Sample) {
 			for _, w := range writers {
@@ -212,19 +202,7 @@ func (s *Service) Serve(ctx context.Context) error {
 	for _, w := range writers {
 		g.Go(func() error { return w.Run(gctx) })
 	}
-	g.Go(func() error {
-		s.scrapeOnce(gctx, scraper)
-		t := time.NewTicker(s.cfg.Interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-gctx.Done():
-				return nil
-			case <-t.C:
-				s.scrapeOnce(gctx, scraper)
-			}
-		}
-	})
+	g.Go(func() error { return s.scrapeLoop(gctx, scraper) })
 	err = g.Wait()
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -232,12 +210,30 @@ func (s *Service) Serve(ctx context.Context) error {
 	return err
 }
 
+// scrapeLoop scrapes now and then every interval on the service's clock
+// until ctx ends, keeping a ticker's cadence: a scrape that overran one
+// or more intervals is followed at once by the next, in the old phase.
+func (s *Service) scrapeLoop(ctx context.Context, sc *Scraper) error {
+	interval := s.cfg.Interval
+	next := s.clock.Now()
+	for {
+		s.scrapeOnce(ctx, sc)
+		next = next.Add(interval)
+		if late := s.clock.Now().Sub(next); late > 0 {
+			next = next.Add(late / interval * interval) // the missed ticks are dropped
+		}
+		if service.Sleep(ctx, s.clock, next.Sub(s.clock.Now())) != nil {
+			return nil
+		}
+	}
+}
+
 // scrapeOnce appends one scrape and turns failures to store it (a full
 // disk) into a degraded state, and success back into ready.
 func (s *Service) scrapeOnce(ctx context.Context, sc *Scraper) {
 	res, err := sc.Scrape(ctx)
 	s.mu.Lock()
-	s.last, s.lastAt, s.lastErr = res, s.now(), err
+	s.last, s.lastAt, s.lastErr = res, s.clock.Now(), err
 	wasDegraded := s.degraded
 	s.degraded = err != nil
 	s.mu.Unlock()
@@ -282,6 +278,7 @@ func (s *Service) remoteWriters(ctx context.Context) ([]*RemoteWriter, error) {
 		}
 		w := NewRemoteWriter(rc, auth, s.logger)
 		w.ExternalLabels = s.cfg.externalLabels()
+		w.Clock = s.clock
 		out = append(out, w)
 	}
 	return out, nil

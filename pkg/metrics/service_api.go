@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/tsdb/index"
 	"gopkg.in/yaml.v3"
+
+	"github.com/hostd/hostd/internal/service"
 )
 
 // apiSources answers the status, targets, rules and alerts endpoints from
@@ -54,7 +56,7 @@ func (s *Service) runtimeInfo() RuntimeInfo {
 		StartTime:           s.started.UTC(),
 		CWD:                 cwd,
 		Hostname:            host,
-		ServerTime:          s.now().UTC(),
+		ServerTime:          s.clock.Now().UTC(),
 		ReloadConfigSuccess: true, // a config that fails to load never replaces the running one
 		LastConfigTime:      s.started.UTC(),
 		CorruptionCount:     int64(repairs),
@@ -147,12 +149,21 @@ func (s *Service) prometheusConfig() string {
 	return string(b)
 }
 
+// prometheusSize writes a size as Prometheus' flags show it: "0B" for
+// none, otherwise as the config takes it ("512MiB").
+func prometheusSize(b service.ByteSize) string {
+	if b == 0 {
+		return "0B"
+	}
+	return b.String()
+}
+
 // prometheusFlags are the Prometheus flags hostd's options stand for.
 func (s *Service) prometheusFlags() map[string]string {
 	return map[string]string{
 		"storage.tsdb.path":                        s.env.StateDir + "/tsdb",
 		"storage.tsdb.retention.time":              fmtDuration(s.cfg.Retention),
-		"storage.tsdb.retention.size":              s.cfg.MaxSize.String(),
+		"storage.tsdb.retention.size":              prometheusSize(s.cfg.MaxSize),
 		"query.lookback-delta":                     fmtDuration(s.cfg.Query.LookbackDelta),
 		"query.max-samples":                        fmt.Sprint(s.cfg.Query.MaxSamples),
 		"query.timeout":                            fmtDuration(s.cfg.Query.Timeout),

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,16 +15,19 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/tsdb/wlog"
 
 	"github.com/hostd/hostd/internal/confkit"
 	"github.com/hostd/hostd/internal/secrets"
 	"github.com/hostd/hostd/internal/service"
+	"github.com/hostd/hostd/internal/service/servicetest"
 	"github.com/hostd/hostd/internal/testenv"
 )
 
@@ -42,34 +44,9 @@ func fixtureConfig() Config {
 type runningService struct {
 	*Service
 	reg    *prometheus.Registry
-	health *healthRecorder
-	logs   *syncBuffer
+	health *servicetest.Health
+	logs   *servicetest.Logs
 	stop   func() error
-}
-
-type syncBuffer struct {
-	mu chanMutex
-	b  bytes.Buffer
-}
-
-// chanMutex is a mutex usable from slog handlers and tests alike.
-type chanMutex chan struct{}
-
-func (m chanMutex) Lock()   { m <- struct{}{} }
-func (m chanMutex) Unlock() { <-m }
-
-func newSyncBuffer() *syncBuffer { return &syncBuffer{mu: make(chanMutex, 1)} }
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // startService runs the metrics service in stateDir until the test ends or
@@ -89,11 +66,10 @@ func startServiceWithSecrets(t *testing.T, cfg Config) *runningService {
 func startServiceEnv(t *testing.T, stateDir string, cfg Config, res *secrets.Resolver) *runningService {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	health := &healthRecorder{}
-	logs := newSyncBuffer()
+	health := &servicetest.Health{}
+	logs := &servicetest.Logs{}
 	s, err := New(service.Env{
 		Logger:   slog.New(slog.NewTextHandler(logs, nil)).With("service", "metrics"),
-		Now:      time.Now,
 		StateDir: stateDir,
 		Metrics:  reg,
 		Gatherer: reg,
@@ -165,8 +141,8 @@ func TestServiceServesQueriesAndStatus(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `<script src="app.js">`) {
 		t.Fatalf("dashboard: %d %.200s", resp.StatusCode, body)
 	}
-	if rs.health.State() != "ready" {
-		t.Fatalf("health %q, want ready", rs.health.State())
+	if r, _ := rs.health.Last(); !r.Ready {
+		t.Fatalf("health %q, want ready", r)
 	}
 	st := rs.Status()
 	d := st.Details.(StatusDetails)
@@ -245,8 +221,8 @@ func TestServiceRepairsCorruptedWAL(t *testing.T) {
 	if v := testutil.ToFloat64(rs.walRepairs); v != 1 {
 		t.Fatalf("hostd_metrics_wal_repairs_total = %v", v)
 	}
-	if rs.health.State() != "ready" {
-		t.Fatalf("health after repair %q", rs.health.State())
+	if r, _ := rs.health.Last(); !r.Ready {
+		t.Fatalf("health after repair %q", r)
 	}
 }
 
@@ -281,14 +257,8 @@ func TestServiceDegradedWhenDiskFull(t *testing.T) {
 		}
 		return nil
 	})
-	if rs.health.State() != "degraded" {
-		t.Fatalf("health %q on a full disk", rs.health.State())
-	}
-	rs.health.mu.Lock()
-	reason := rs.health.degraded[len(rs.health.degraded)-1]
-	rs.health.mu.Unlock()
-	if !strings.Contains(reason.Error(), "no space left on device") {
-		t.Fatalf("degraded reason %q does not say the disk is full", reason)
+	if r, _ := rs.health.Last(); !servicetest.IsDegraded("no space left on device")(r) {
+		t.Fatalf("health %q on a full disk, want degraded because it is full", r)
 	}
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
@@ -297,8 +267,8 @@ func TestServiceDegradedWhenDiskFull(t *testing.T) {
 		_, err := rs.Scrape(context.Background())
 		return err
 	})
-	if rs.health.State() != "ready" {
-		t.Fatalf("health %q after space was freed", rs.health.State())
+	if r, _ := rs.health.Last(); !r.Ready {
+		t.Fatalf("health %q after space was freed", r)
 	}
 	if got := strings.Count(rs.logs.String(), "cannot store metrics"); got != 1 {
 		t.Fatalf("disk-full error logged %d times, want once:\n%s", got, rs.logs.String())
@@ -391,11 +361,20 @@ func TestServiceWithoutNodeCollectors(t *testing.T) {
 func TestDecodeConfig(t *testing.T) {
 	tests := []struct {
 		yaml    string
-		want    ByteSize
+		want    service.ByteSize
 		wantErr string
 	}{
 		{"max_size: 512MiB\n", 512 << 20, ""},
 		{"max_size: 2GB\n", 2 << 30, ""},
+		{"max_size: 2GiB\n", 2 << 30, ""},
+		{"max_size: 512MB\n", 512 << 20, ""},
+		{"max_size: 1.5GiB\n", 3 << 29, ""},
+		{"max_size: 1.5 GB\n", 3 << 29, ""},
+		{"max_size: 40g\n", 40 << 30, ""},
+		{"max_size: 1TB\n", 1 << 40, ""},
+		{"max_size: 0\n", 0, ""},
+		{"max_size: -1\n", 0, `invalid size "-1"`},
+		{"max_size: 1GB512MB\n", 0, `invalid size "1GB512MB"`}, // no longer taken (docs/metrics.md)
 		{"max_size: 0B\n", 0, ""},
 		{"max_size: 1048576\n", 1 << 20, ""},
 		{"max_size: lots\n", 0, `metrics.yaml:1:11: max_size: invalid size "lots"`},
@@ -420,5 +399,73 @@ func TestDecodeConfig(t *testing.T) {
 				t.Fatalf("errors %v, want one containing %q", errs, tt.wantErr)
 			}
 		})
+	}
+}
+
+// slowGatherer gathers reg; once delay is set, the next gather moves
+// clock on by delay: one scrape that takes that long.
+type slowGatherer struct {
+	reg   *prometheus.Registry
+	clock *servicetest.FakeClock
+	delay atomic.Int64
+}
+
+func (g *slowGatherer) Gather() ([]*dto.MetricFamily, error) {
+	g.clock.Advance(time.Duration(g.delay.Swap(0)))
+	return g.reg.Gather()
+}
+
+// TestScrapeLoopOnClock drives the scrape loop with a fake clock: a
+// scrape every interval from the first; after a scrape that overran two
+// intervals, one scrape at once, then on in the first scrape's phase.
+func TestScrapeLoopOnClock(t *testing.T) {
+	start := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	clock := servicetest.NewFakeClock(start)
+	reg := prometheus.NewRegistry()
+	gatherer := &slowGatherer{reg: reg, clock: clock}
+	cfg := fixtureConfig()
+	cfg.Interval = 15 * time.Second
+	s, err := New(service.Env{Clock: clock, StateDir: t.TempDir(), Metrics: reg, Gatherer: gatherer}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("Serve returned %v", err)
+		}
+	}()
+	// next waits for the loop to sleep and returns when it will wake.
+	next := func() time.Time {
+		t.Helper()
+		if err := clock.BlockUntil(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		at, _ := clock.NextTimer()
+		return at
+	}
+	lastScrape := func() time.Time { return s.Status().Details.(StatusDetails).LastScrape }
+	if at := next(); !at.Equal(start.Add(15 * time.Second)) {
+		t.Fatalf("second scrape at %s, want 15s after the first", at)
+	}
+	clock.Advance(15 * time.Second)
+	if at := next(); !at.Equal(start.Add(30 * time.Second)) {
+		t.Fatalf("third scrape at %s, want 30s after the first", at)
+	}
+	if got := lastScrape(); !got.Equal(start.Add(15 * time.Second)) {
+		t.Fatalf("last scrape at %s", got)
+	}
+	// The third scrape takes 40s, ending at +70s: the +45s scrape runs at
+	// once, the +60s one is dropped, and the next is at +75s.
+	gatherer.delay.Store(int64(40 * time.Second))
+	clock.Advance(15 * time.Second)
+	if at := next(); !at.Equal(start.Add(75 * time.Second)) {
+		t.Fatalf("scrape after the overrun at %s, want 75s after the first", at)
+	}
+	if got := lastScrape(); !got.Equal(start.Add(70 * time.Second)) {
+		t.Fatalf("last scrape at %s, want at once after the overrun", got)
 	}
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/hostd/hostd/internal/service/servicetest"
 )
 
 func TestScraperTargetLabelsAndUp(t *testing.T) {
@@ -20,8 +22,8 @@ func TestScraperTargetLabelsAndUp(t *testing.T) {
 	reg.MustRegister(node, own)
 	node.Set(0.5)
 	own.WithLabelValues("nightly").Set(1)
-	clock := newFakeClock(time.UnixMilli(1_700_000_000_000))
-	sc := &Scraper{Gatherer: reg, Storage: store.DB, Now: clock.Now, Targets: []ScrapeTarget{
+	clock := servicetest.NewFakeClock(time.UnixMilli(1_700_000_000_000))
+	sc := &Scraper{Gatherer: reg, Storage: store.DB, Clock: clock, Targets: []ScrapeTarget{
 		{Job: "node", Instance: "host-a", Families: func(n string) bool { return strings.HasPrefix(n, "node_") }},
 		{Job: "hostd", Instance: "host-a"},
 	}}
