@@ -7,7 +7,7 @@
 #     the server in the peer namespace (--no-ping: no server-side delay);
 #   - the clients take turns, N rounds each; the median is reported;
 #   - dhcpcd runs twice: as shipped (ARP probe of the offered address,
-#     RFC 5227) and with noarp, which is what hostd does today.
+#     RFC 5227) and with noarp; hostd probes too, for arp_probe (200 ms).
 # Nothing leaves the namespaces. Needs root, ip, dnsmasq, dhcpcd.
 # Usage: bench/dhcp/run.sh [N]
 set -euo pipefail
@@ -22,7 +22,14 @@ T=$(mktemp -d /tmp/hostd-dhcpbench.XXXXXX)
 NS=hostd-dhcpb-$$ PEER=hostd-dhcpb-$$-p
 CLIENT_PID="" SERVER_PID=""
 stop_pids() {
-	for p in $CLIENT_PID $SERVER_PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	# dhcpcd sometimes ignores a SIGTERM that comes early in its start-up:
+	# KILL after 5 s.
+	for p in $CLIENT_PID $SERVER_PID; do
+		kill "$p" 2>/dev/null || true
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
 	CLIENT_PID="" SERVER_PID=""
 }
 cleanup() {

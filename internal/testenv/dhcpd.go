@@ -11,8 +11,9 @@ import (
 	"time"
 )
 
-// DHCPServer is Debian's dnsmasq serving DHCP (DNS off unless the options
-// turn it on with --port=53) on the peer end of a NetNS's veth pair.
+// DHCPServer is Debian's dnsmasq serving DHCPv4, DHCPv6 or router
+// advertisements, as its options say (DNS off unless they turn it on with
+// --port=53), on the peer end of a NetNS's veth pair.
 type DHCPServer struct {
 	cancel  context.CancelFunc
 	exited  chan struct{}
@@ -59,17 +60,21 @@ func StartDHCPServer(t testing.TB, n *NetNS, opts ...string) *DHCPServer {
 	}
 	go func() { cmd.Wait(); s.stderr = stderr.String(); close(s.exited) }()
 	t.Cleanup(s.Stop)
-	// dnsmasq logs its DHCP range once it serves it.
+	// dnsmasq logs its DHCP range (or, with ra-only, its advertised
+	// prefix) once it serves it.
 	err := Poll(context.Background(), 10*time.Second, func() error {
 		select {
 		case <-s.exited:
 			return errors.New("dnsmasq exited: " + s.stderr + s.Log())
 		default:
 		}
-		if !strings.Contains(s.Log(), "DHCP, IP range") {
-			return errors.New("dnsmasq does not serve dhcp yet: " + s.Log())
+		log := s.Log()
+		for _, ready := range []string{"DHCP, IP range", "DHCPv6, IP range", "router advertisement on"} {
+			if strings.Contains(log, ready) {
+				return nil
+			}
 		}
-		return nil
+		return errors.New("dnsmasq does not serve dhcp yet: " + log)
 	})
 	if err != nil {
 		t.Fatalf("start dnsmasq: %v", err)

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -141,9 +143,16 @@ func (c *Config) usesDHCP() bool {
 // leases runs the DHCP clients of the declared links.
 type leases struct {
 	clients []*dhcp.Client
-	ra      []string // links with IPv6 autoconfiguration (dhcp: v6 or both)
+	v6      []*dhcp.Client6 // DHCPv6 clients (dhcp: v6 or both)
+	ra      []string        // links with IPv6 autoconfiguration (dhcp: v6 or both)
 	clock   service.Clock
 	log     *slog.Logger
+	// onRA receives a link's DNS from router advertisements; nil when
+	// they are not used (use_dns off, or no resolver).
+	onRA func(link string) func(dhcp.RADNS)
+
+	raMu  sync.Mutex
+	raDNS map[string]dhcp.RADNS // by link, for the status
 
 	renewFailures *prometheus.CounterVec
 }
@@ -159,9 +168,44 @@ func (s *Service) newLeases() error {
 	id, _ := s.cfg.DHCP.clientID() // checked by Validate
 	clock := s.env.Clock           // set by WithDefaults in New
 	ls.clock, ls.log = clock, s.log
+	ls.onRA = func(link string) func(dhcp.RADNS) {
+		return func(r dhcp.RADNS) {
+			ls.raMu.Lock()
+			if ls.raDNS == nil {
+				ls.raDNS = map[string]dhcp.RADNS{}
+			}
+			if len(r.Servers)+len(r.Domains) == 0 {
+				delete(ls.raDNS, link)
+			} else {
+				ls.raDNS[link] = r
+			}
+			ls.raMu.Unlock()
+			s.setLinkDNS(link, dnsFromRA, r.Addrs(), r.Names())
+		}
+	}
 	for _, lc := range s.cfg.Links {
 		if lc.DHCP == "v6" || lc.DHCP == "both" {
 			ls.ra = append(ls.ra, lc.Name)
+			link := lc.Name
+			c6, err := dhcp.New6(dhcp.Options6{
+				Link:    link,
+				Release: s.cfg.DHCP.ReleaseOnStop,
+				Timeout: s.cfg.DHCP.Timeout,
+				Clock:   clock,
+				Logger:  s.log.With("dhcp6", link),
+				OnChange: func(l *dhcp.Lease6) {
+					var servers []netip.Addr
+					var domains []string
+					if l != nil {
+						servers, domains = l.DNS, l.Domains
+					}
+					s.setLinkDNS(link, dnsFromDHCP6, servers, domains)
+				},
+			})
+			if err != nil {
+				return fmt.Errorf("netcfg.links %s: %w", link, err)
+			}
+			ls.v6 = append(ls.v6, c6)
 		}
 		if lc.DHCP != "v4" && lc.DHCP != "both" {
 			continue
@@ -223,8 +267,11 @@ func (ls *leases) run(ctx context.Context, ns *netns.NsHandle) {
 			c.RunIn(ctx, ns)
 		})
 	}
+	for _, c := range ls.v6 {
+		wg.Go(func() { c.RunIn(ctx, ns) })
+	}
 	for _, link := range ls.ra {
-		wg.Go(func() { dhcp.RunRA(ctx, ns, link, ls.clock, ls.log) })
+		wg.Go(func() { dhcp.RunRA(ctx, ns, link, ls.clock, ls.log, ls.onRA(link)) })
 	}
 	wg.Wait()
 }
@@ -232,22 +279,70 @@ func (ls *leases) run(ctx context.Context, ns *netns.NsHandle) {
 // leaseChanged feeds a link's DNS servers and search domains to the
 // resolver (when use_dns), and re-evaluates health.
 func (s *Service) leaseChanged(link string, l *dhcp.Lease) {
-	if s.dns != nil && s.cfg.DHCP.UseDNS {
-		var ups []resolver.Upstream
-		var domains []string
-		if l != nil {
-			for _, a := range l.DNS {
+	var servers []netip.Addr
+	var domains []string
+	if l != nil {
+		servers, domains = l.DNS, l.Domains
+	}
+	s.setLinkDNS(link, dnsFromDHCP4, servers, domains)
+	s.updateHealth()
+}
+
+// Where a link's DNS servers come from, in the order they are tried.
+const (
+	dnsFromDHCP4 = iota
+	dnsFromDHCP6
+	dnsFromRA
+	dnsSources
+)
+
+var dnsSourceName = [dnsSources]string{"dhcp lease", "dhcpv6 lease", "router advertisement"}
+
+// linkDNS is what each source says about one link's DNS.
+type linkDNS [dnsSources]struct {
+	servers []netip.Addr
+	domains []string
+}
+
+// setLinkDNS records what source says about link's DNS and hands the
+// resolver the union of all sources (DHCPv4 first, then DHCPv6, then
+// router advertisements), when use_dns.
+func (s *Service) setLinkDNS(link string, source int, servers []netip.Addr, domains []string) {
+	if s.dns == nil || !s.cfg.DHCP.UseDNS {
+		return
+	}
+	s.linkDNSMu.Lock()
+	defer s.linkDNSMu.Unlock()
+	if s.linkDNS == nil {
+		s.linkDNS = map[string]*linkDNS{}
+	}
+	ld := s.linkDNS[link]
+	if ld == nil {
+		ld = new(linkDNS)
+		s.linkDNS[link] = ld
+	}
+	ld[source].servers, ld[source].domains = slices.Clone(servers), slices.Clone(domains)
+	var ups []resolver.Upstream
+	var doms []string
+	seen := map[netip.Addr]bool{}
+	for _, src := range ld {
+		for _, a := range src.servers {
+			if !seen[a] {
+				seen[a] = true
 				ups = append(ups, resolver.Upstream{Address: netip.AddrPortFrom(a, 53).String(), Protocol: "udp", Dial: s.linkDial()})
 			}
-			domains = l.Domains
 		}
-		if err := s.dns.SetLinkUpstreams(link, ups, domains); err != nil {
-			s.log.Warn("dns servers from the dhcp lease not used", "link", link, "err", err)
-		} else if len(ups) > 0 {
-			s.log.Info("dns servers from the dhcp lease", "link", link, "servers", l.DNS, "domains", domains)
+		for _, d := range src.domains {
+			if !slices.Contains(doms, d) {
+				doms = append(doms, d)
+			}
 		}
 	}
-	s.updateHealth()
+	if err := s.dns.SetLinkUpstreams(link, ups, doms); err != nil {
+		s.log.Warn("dns servers from the "+dnsSourceName[source]+" not used", "link", link, "err", err)
+	} else if len(servers) > 0 {
+		s.log.Info("dns servers from the "+dnsSourceName[source], "link", link, "servers", servers, "domains", domains)
+	}
 }
 
 // leaseVerdict makes online follow the lease on a DHCP link: while the
@@ -311,6 +406,23 @@ func (s *Service) leaseStatus() []dhcp.Status {
 		out = append(out, c.Status())
 	}
 	return out
+}
+
+// lease6Status is the DHCPv6 and router advertisement part of the status.
+func (s *Service) lease6Status() ([]dhcp.Status6, map[string]dhcp.RADNS) {
+	if s.leases == nil {
+		return nil, nil
+	}
+	var out []dhcp.Status6
+	for _, c := range s.leases.v6 {
+		out = append(out, c.Status())
+	}
+	s.leases.raMu.Lock()
+	defer s.leases.raMu.Unlock()
+	if len(s.leases.raDNS) == 0 {
+		return out, nil
+	}
+	return out, maps.Clone(s.leases.raDNS)
 }
 
 // decodeBody reads a small JSON request body strictly.

@@ -226,3 +226,150 @@ func TestServiceLeaseDNSAnswers(t *testing.T) {
 		t.Errorf("the lease's server did not see the query:\n%s", srv.Log())
 	}
 }
+
+// TestServiceRADNSAnswers: on a link declared with dhcp: v6, the DNS
+// server and search domain of dnsmasq's router advertisements (RDNSS,
+// DNSSL, RFC 8106) become the link's upstreams in the resolver, and a name
+// under the domain is answered through them.
+func TestServiceRADNSAnswers(t *testing.T) {
+	ns := testenv.NewNetNS(t)
+	ns.PeerIP(t, "addr", "add", "fd99::1/64", "dev", ns.PeerLink, "nodad")
+	ns.PeerIP(t, "link", "set", ns.PeerLink, "up")
+	srv := testenv.StartDHCPServer(t, ns,
+		"--port=53", "--address=/www.lan6.test/192.0.2.66", "--log-queries",
+		"--enable-ra", "--dhcp-range=fd99::,ra-only,64", "--ra-param="+ns.PeerLink+",10,600",
+		"--dhcp-option=option6:dns-server,[fd99::1]",
+		"--dhcp-option=option6:domain-search,lan6.test")
+
+	cfg := netcfg.DefaultConfig()
+	cfg.NetNS = ns.Name
+	cfg.Links = []netwatch.LinkSpec{{Name: ns.Link, DHCP: "v6"}}
+	cfg.DNS.Enable = true
+	cfg.DNS.Listen = "127.0.0.1:0"
+	cfg.DNS.HostsFile = ""
+	s := startService(t, cfg)
+
+	want := "udp://[fd99::1]:53"
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		d := s.Details()
+		if d.DNS == nil || d.DNS.Listen == "" {
+			return errors.New("no resolver yet")
+		}
+		for _, u := range d.DNS.Upstreams {
+			if u.Upstream == want && u.Domain == "lan6.test." {
+				return nil
+			}
+		}
+		return fmt.Errorf("no upstream %s for lan6.test in %+v", want, d.DNS.Upstreams)
+	})
+
+	q := new(dns.Msg)
+	q.SetQuestion("www.lan6.test.", dns.TypeA)
+	c := &dns.Client{Timeout: 5 * time.Second}
+	resp, _, err := c.Exchange(q, s.Details().DNS.Listen)
+	if err != nil {
+		t.Fatalf("query hostd's resolver: %v", err)
+	}
+	if resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 1 {
+		t.Fatalf("answer %v", resp)
+	}
+	if a, ok := resp.Answer[0].(*dns.A); !ok || a.A.String() != "192.0.2.66" {
+		t.Fatalf("answer %v, want 192.0.2.66", resp.Answer[0])
+	}
+	if !strings.Contains(srv.Log(), "query[A] www.lan6.test") {
+		t.Errorf("the advertised server did not see the query:\n%s", srv.Log())
+	}
+}
+
+// TestServiceDHCPv6Lease: on a link declared with dhcp: v6, dnsmasq as
+// DHCPv6 server (its advertisements set the M flag) hands out an address
+// in fd99::100-1ff and a DNS server with a search domain: the address is
+// installed as a /128 with a finite valid lifetime, the status shows the
+// lease, the DNS server answers the domain through hostd's resolver, and
+// with release_on_stop the address goes when netcfg stops.
+func TestServiceDHCPv6Lease(t *testing.T) {
+	ns := testenv.NewNetNS(t)
+	ns.PeerIP(t, "addr", "add", "fd99::1/64", "dev", ns.PeerLink, "nodad")
+	ns.PeerIP(t, "link", "set", ns.PeerLink, "up")
+	srv := testenv.StartDHCPServer(t, ns,
+		"--port=53", "--address=/www.v6.test/192.0.2.67", "--log-queries",
+		"--enable-ra", "--dhcp-range=fd99::100,fd99::1ff,64,2m",
+		"--dhcp-option=option6:dns-server,[fd99::1]",
+		"--dhcp-option=option6:domain-search,v6.test")
+
+	cfg := netcfg.DefaultConfig()
+	cfg.NetNS = ns.Name
+	cfg.Links = []netwatch.LinkSpec{{Name: ns.Link, DHCP: "v6"}}
+	cfg.DNS.Enable = true
+	cfg.DNS.Listen = "127.0.0.1:0"
+	cfg.DNS.HostsFile = ""
+	cfg.DHCP.ReleaseOnStop = true
+	s := startService(t, cfg)
+	h := nsHandle(t, ns)
+
+	var leased netlink.Addr
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		d := s.Details()
+		if len(d.DHCP6) != 1 || d.DHCP6[0].Lease == nil {
+			return fmt.Errorf("no dhcpv6 lease yet: %+v", d.DHCP6)
+		}
+		l, err := h.LinkByName(ns.Link)
+		if err != nil {
+			return err
+		}
+		as, err := h.AddrList(l, netlink.FAMILY_V6)
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			if a.IP.Equal(d.DHCP6[0].Lease.Address.AsSlice()) {
+				leased = a
+				return nil
+			}
+		}
+		return fmt.Errorf("leased %s not on the link: %v", d.DHCP6[0].Lease.Address, as)
+	})
+	if ones, _ := leased.Mask.Size(); ones != 128 || leased.ValidLft <= 0 || leased.ValidLft > 120 || !strings.HasPrefix(leased.IP.String(), "fd99::1") {
+		t.Errorf("address %s valid %d preferred %d", leased.IPNet, leased.ValidLft, leased.PreferedLft)
+	}
+	st := s.Details().DHCP6[0]
+	if st.State != dhcp.StateBound || !slices.Equal(st.Lease.Domains, []string{"v6.test"}) || len(st.Lease.DNS) != 1 || st.Lease.DNS[0].String() != "fd99::1" {
+		t.Errorf("status %+v", st)
+	}
+
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		for _, u := range s.Details().DNS.Upstreams {
+			if u.Upstream == "udp://[fd99::1]:53" && u.Domain == "v6.test." {
+				return nil
+			}
+		}
+		return fmt.Errorf("no upstream for v6.test: %+v", s.Details().DNS.Upstreams)
+	})
+	// The server is reached once the advertisement's on-link prefix is in.
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		q := new(dns.Msg)
+		q.SetQuestion("www.v6.test.", dns.TypeA)
+		resp, _, err := (&dns.Client{Timeout: 5 * time.Second}).Exchange(q, s.Details().DNS.Listen)
+		if err != nil || resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 1 {
+			return fmt.Errorf("query www.v6.test: %v %v", resp, err)
+		}
+		return nil
+	})
+	if !strings.Contains(srv.Log(), "query[A] www.v6.test") {
+		t.Errorf("the lease's server did not see the query:\n%s", srv.Log())
+	}
+
+	if err := s.stop(); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	if !strings.Contains(srv.Log(), "DHCPRELEASE") {
+		t.Errorf("dnsmasq saw no release:\n%s", srv.Log())
+	}
+	l, _ := h.LinkByName(ns.Link)
+	as, _ := h.AddrList(l, netlink.FAMILY_V6)
+	for _, a := range as {
+		if a.IP.Equal(leased.IP) {
+			t.Errorf("released address %s still on the link", a.IPNet)
+		}
+	}
+}

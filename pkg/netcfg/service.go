@@ -40,6 +40,9 @@ type Service struct {
 
 	recheck chan struct{} // asks for an upstream recheck now
 
+	linkDNSMu sync.Mutex
+	linkDNS   map[string]*linkDNS // DNS each link learned, by source (lease.go)
+
 	healthMu sync.Mutex // orders health reports
 	mu       sync.Mutex
 	listen   string // the address the resolver serves, once bound
@@ -308,6 +311,7 @@ func (s *Service) Details() *StatusDetails {
 		Changes:      st.Changes,
 		DHCP:         s.leaseStatus(),
 	}
+	d.DHCP6, d.RA = s.lease6Status()
 	if s.dns != nil {
 		rs := s.dns.Stats()
 		s.mu.Lock()
@@ -342,6 +346,9 @@ type StatusDetails struct {
 	Changes      int              `json:"changes"`
 	DNS          *DNSStatus       `json:"dns,omitempty"`
 	DHCP         []dhcp.Status    `json:"dhcp,omitempty"`
+	DHCP6        []dhcp.Status6   `json:"dhcp6,omitempty"`
+	// RA is the DNS each link holds from router advertisements.
+	RA map[string]dhcp.RADNS `json:"ra,omitempty"`
 }
 
 // DNSStatus is the resolver's part of the status; absent when DNS is off.

@@ -1,5 +1,6 @@
-// Package dhcp is netcfg's DHCPv4 client: one Client per link declared
-// with `dhcp: v4`.
+// Package dhcp is netcfg's DHCP side: the DHCPv4 client (one Client per
+// link declared with `dhcp: v4`), the DHCPv6 client and the router
+// advertisement DNS of links declared with `dhcp: v6`.
 //
 // It owns the lease of its link: discovery (DISCOVER, OFFER, REQUEST,
 // ACK), renewal at T1 (unicast to the server), rebinding at T2
@@ -26,9 +27,15 @@
 // kept; when carrier returns, the lease is asked for again (INIT-REBOOT).
 //
 // For IPv6 (`dhcp: v6`), EnableRA and RunRA turn on the kernel's router
-// advertisement handling (SLAAC addresses, default routes) for a link.
+// advertisement handling (SLAAC addresses, default routes) for a link and
+// follow the RDNSS and DNSSL options of its advertisements, read from
+// netlink (RTM_NEWNDUSEROPT, parsed by ParseNDUserOpts, fuzzed), each kept
+// for its lifetime. Client6 is the DHCPv6 client (nclient6): one address
+// (IA_NA) installed with its lifetimes, renewed at T1, rebound at T2,
+// released on stop when asked, and the DNS options 23 and 24 (checked by
+// ParseLease6, fuzzed).
 //
-// It does not do DHCPv6 or DNS: the DNS servers and search domains of a
-// lease are handed to the caller (Options.OnChange), which feeds them to
-// the resolver.
+// It does not do DNS itself: the DNS servers and search domains of a
+// lease or an advertisement are handed to the caller (Options.OnChange,
+// Options6.OnChange, RunRA's onDNS), which feeds them to the resolver.
 package dhcp
