@@ -15,10 +15,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/hostd/hostd/internal/codepages"
 	"github.com/hostd/hostd/internal/safefile"
+	"github.com/hostd/hostd/internal/secrets"
 	"github.com/hostd/hostd/pkg/backup"
 	"github.com/hostd/hostd/pkg/backup/backend"
 )
@@ -34,6 +36,87 @@ type backupFlags struct {
 	knownHosts   string
 	identities   []string
 	keyHint      string
+	remote       remoteFlags
+}
+
+// remoteFlags fill backend.Options for S3, REST and rclone repositories.
+// Credentials are secret references, checked when the flag is parsed.
+type remoteFlags struct {
+	s3AccessKey, s3SecretKey refFlag
+	s3Region                 string
+	s3BucketLookup           lookupFlag
+	s3StorageClass           string
+	restUser, restPassword   refFlag
+	rcloneProgram            string
+	limitUpload              sizeFlag
+	limitDownload            sizeFlag
+}
+
+// add registers the flags on fs (the backup command's persistent flags:
+// every verb takes them).
+func (r *remoteFlags) add(fs *pflag.FlagSet) {
+	fs.Var(&r.s3AccessKey, "s3-access-key", "S3 access key: a secret reference, env:NAME, file:PATH, cred:NAME or sops:FILE#key (default env:AWS_ACCESS_KEY_ID)")
+	fs.Var(&r.s3SecretKey, "s3-secret-key", "S3 secret key: a secret reference (default env:AWS_SECRET_ACCESS_KEY)")
+	fs.StringVar(&r.s3Region, "s3-region", "", "S3 region (default $AWS_DEFAULT_REGION, else us-east-1)")
+	fs.Var(&r.s3BucketLookup, "s3-bucket-lookup", "S3 bucket addressing: path (HOST/BUCKET) or dns (BUCKET.HOST) (default dns for amazonaws.com, else path)")
+	fs.StringVar(&r.s3StorageClass, "s3-storage-class", "", "S3 storage class of the objects written, e.g. STANDARD_IA (default the bucket's)")
+	fs.Var(&r.restUser, "rest-user", "REST server user name: a secret reference (default none)")
+	fs.Var(&r.restPassword, "rest-password", "REST server password: a secret reference (default none)")
+	fs.StringVar(&r.rcloneProgram, "rclone-program", "", "rclone executable for rclone: repositories (default rclone from $PATH)")
+	fs.Var(&r.limitUpload, "limit-upload", "cap uploads to S3, REST and rclone repositories at SIZE per second, e.g. 10MiB (default none)")
+	fs.Var(&r.limitDownload, "limit-download", "cap downloads from S3, REST and rclone repositories at SIZE per second (default none)")
+}
+
+// options returns backend options with these flags filled in; secret
+// references are resolved from the process's environment when the
+// backend opens.
+func (r *remoteFlags) options(o backend.Options) backend.Options {
+	o.S3.AccessKey, o.S3.SecretKey = r.s3AccessKey.ref, r.s3SecretKey.ref
+	o.S3.Region, o.S3.BucketLookup, o.S3.StorageClass = r.s3Region, string(r.s3BucketLookup), r.s3StorageClass
+	o.REST.Username, o.REST.Password = r.restUser.ref, r.restPassword.ref
+	o.Rclone.Program = r.rcloneProgram
+	o.HTTP.LimitUpload, o.HTTP.LimitDownload = int64(r.limitUpload), int64(r.limitDownload)
+	return o
+}
+
+// lookupFlag is --s3-bucket-lookup: path or dns.
+type lookupFlag string
+
+func (l *lookupFlag) String() string { return string(*l) }
+func (l *lookupFlag) Type() string   { return "path|dns" }
+func (l *lookupFlag) Set(v string) error {
+	if v != "path" && v != "dns" {
+		return fmt.Errorf("%q: want path or dns", v)
+	}
+	*l = lookupFlag(v)
+	return nil
+}
+
+// refFlag is a secret reference (env:NAME, file:PATH, cred:NAME,
+// sops:FILE#key or an absolute path), never a secret itself. A value
+// that is not a reference is kept out of every message (pflag would
+// quote it: it may be a key pasted by mistake) and refused by check.
+type refFlag struct {
+	ref secrets.Ref
+	bad bool
+}
+
+func (r *refFlag) String() string { return r.ref.String() }
+func (r *refFlag) Type() string   { return "ref" }
+func (r *refFlag) Set(v string) error {
+	ref, err := secrets.ParseRef(v)
+	r.ref, r.bad = ref, err != nil
+	return nil
+}
+
+// check refuses the reference flags given something else.
+func (r *remoteFlags) check(cmd *cobra.Command) error {
+	for name, f := range map[string]*refFlag{"s3-access-key": &r.s3AccessKey, "s3-secret-key": &r.s3SecretKey, "rest-user": &r.restUser, "rest-password": &r.restPassword} {
+		if f.bad {
+			return usageError(cmd, fmt.Errorf("--%s: not a secret reference: want env:NAME, file:PATH, cred:NAME, sops:FILE#key or an absolute path (the value is not shown: it may be a secret)", name))
+		}
+	}
+	return nil
 }
 
 // newBackupCmd is "hostd backup": the engine's verbs, working on a
@@ -43,14 +126,17 @@ func newBackupCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "backup",
 		Short: "Deduplicating, compressed, encrypted backups (repository verbs and scheduled jobs)",
-		Long: `Work on a backup repository: a local directory or sftp://user@host[:port]/path.
+		Long: `Work on a backup repository: a local directory, sftp://user@host[:port]/path,
+s3:https://HOST/BUCKET[/PREFIX], rest:https://HOST/PATH or rclone:REMOTE:PATH.
+Credentials of S3 and REST come from secret references (--s3-access-key env:NAME,
+file:PATH, cred:NAME, sops:FILE#key), never from the URL.
 
 The passphrase comes from --password-file, $HOSTD_BACKUP_PASSWORD, or a prompt
 on a terminal. The repository comes from --repo or $HOSTD_BACKUP_REPOSITORY.
 Exit status: 0 success, 1 error, 3 partial backup (some files could not be read).`,
 	}
 	pf := cmd.PersistentFlags()
-	pf.StringVarP(&f.repo, "repo", "r", os.Getenv("HOSTD_BACKUP_REPOSITORY"), "repository: a path or sftp://user@host[:port]/path ($HOSTD_BACKUP_REPOSITORY)")
+	pf.StringVarP(&f.repo, "repo", "r", os.Getenv("HOSTD_BACKUP_REPOSITORY"), "repository: a path, sftp://user@host[:port]/path, s3:URL/BUCKET[/PREFIX], rest:URL or rclone:REMOTE:PATH ($HOSTD_BACKUP_REPOSITORY)")
 	pf.StringVar(&f.passwordFile, "password-file", os.Getenv("HOSTD_BACKUP_PASSWORD_FILE"), "read the passphrase from this file ($HOSTD_BACKUP_PASSWORD_FILE)")
 	pf.StringVar(&f.passwordCmd, "password-command", os.Getenv("HOSTD_BACKUP_PASSWORD_COMMAND"), "run this shell command and read the passphrase from its output, e.g. 'pass show backup' ($HOSTD_BACKUP_PASSWORD_COMMAND; 60 s deadline)")
 	pf.StringVar(&f.cacheDir, "cache-dir", "", "file cache directory (default $XDG_CACHE_HOME/hostd/backup)")
@@ -58,16 +144,27 @@ Exit status: 0 success, 1 error, 3 partial backup (some files could not be read)
 	pf.StringVar(&f.keyHint, "key-hint", os.Getenv("HOSTD_KEY_HINT"), "key file to try first: its name or a unique prefix, as hostd backup key list shows ($HOSTD_KEY_HINT)")
 	pf.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts file for sftp (default ~/.ssh/known_hosts)")
 	pf.StringSliceVar(&f.identities, "identity", nil, "private key for sftp (default ~/.ssh/id_ed25519, id_ecdsa, id_rsa, and the agent)")
+	f.remote.add(pf)
+	// The root's hook (--json checks) runs first: cobra runs only the
+	// nearest PersistentPreRunE.
+	cmd.PersistentPreRunE = func(c *cobra.Command, args []string) error {
+		if root := c.Root(); root != cmd && root.PersistentPreRunE != nil {
+			if err := root.PersistentPreRunE(c, args); err != nil {
+				return err
+			}
+		}
+		return f.remote.check(c)
+	}
 	cmd.AddCommand(
 		f.initCmd(), f.keyCmd(), f.createCmd(), f.snapshotsCmd(), f.lsCmd(), f.diffCmd(),
 		f.restoreCmd(), f.dumpCmd(), f.checkCmd(), f.forgetCmd(), f.tagCmd(), f.findCmd(), f.listCmd(), f.catCmd(), f.pruneCmd(), f.repairCmd(), f.breakLockCmd(), f.statsCmd(), f.importCmd(),
-		f.rewriteCmd(), f.mountCmd(),
+		f.rewriteCmd(), f.mountCmd(), f.copyCmd(),
 	)
 	return cmd
 }
 
 func (f *backupFlags) backendOptions() backend.Options {
-	return backend.Options{SFTP: backend.SFTPOptions{KnownHosts: f.knownHosts, IdentityFiles: f.identities}}
+	return f.remote.options(backend.Options{SFTP: backend.SFTPOptions{KnownHosts: f.knownHosts, IdentityFiles: f.identities}})
 }
 
 func (f *backupFlags) repoURL() (string, error) {

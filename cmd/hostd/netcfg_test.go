@@ -3,13 +3,17 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/hostd/hostd/internal/daemon"
 	"github.com/hostd/hostd/internal/testenv"
 	"github.com/hostd/hostd/pkg/netcfg"
+	"github.com/hostd/hostd/pkg/netcfg/dhcp"
 )
 
 // TestNetAndDNSCLI drives `hostd net status` and `hostd dns query|flush`
@@ -66,5 +70,33 @@ func TestNetAndDNSCLI(t *testing.T) {
 	// Of the queries above only the one after the flush reached dnsmasq.
 	if n := up.Queries("web.hostd.test") - before; n != 1 {
 		t.Errorf("dnsmasq saw %d more queries for web.hostd.test, want 1 (after the flush)", n)
+	}
+}
+
+// TestPrintNetStatusDHCP6: `hostd net status` shows a DHCPv6 table beside
+// the DHCPv4 one.
+func TestPrintNetStatusDHCP6(t *testing.T) {
+	var out strings.Builder
+	cmd := &cobra.Command{}
+	cmd.SetOut(&out)
+	exp := time.Date(2026, 1, 1, 12, 0, 0, 0, time.Local)
+	st := &netcfg.StatusDetails{
+		Online: true,
+		DHCP:   []dhcp.Status{{Link: "eth0", State: dhcp.StateInit}},
+		DHCP6: []dhcp.Status6{
+			{Link: "eth0", State: dhcp.StateBound, Expires: exp, Lease: &dhcp.Lease6{
+				Address: netip.MustParseAddr("fd99::137"), ServerID: []byte{0, 1, 0xab},
+				DNS: []netip.Addr{netip.MustParseAddr("fd99::1")}, Domains: []string{"lan.test"},
+			}},
+			{Link: "eth1", State: dhcp.StateNoCarrier, LastError: "no answer"},
+		},
+	}
+	if err := printNetStatus(cmd, st); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"DHCPV6", "fd99::137", "00:01:ab", "12:00:00", "fd99::1", "lan.test", "no-carrier", "no answer"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("output lacks %q:\n%s", w, out.String())
+		}
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/hostd/hostd/internal/confkit"
 	"github.com/hostd/hostd/internal/schedule"
 	"github.com/hostd/hostd/internal/secrets"
+	"github.com/hostd/hostd/internal/service"
+	"github.com/hostd/hostd/pkg/backup/backend"
 	"github.com/hostd/hostd/pkg/backup/forget"
 	"github.com/hostd/hostd/pkg/backup/pattern"
 )
@@ -40,9 +42,25 @@ type Config struct {
 
 // Job is one scheduled backup.
 type Job struct {
-	// Repository is where snapshots go: an absolute directory, or
-	// sftp://user@host[:port]/path. Required.
+	// Repository is where snapshots go: an absolute directory,
+	// sftp://user@host[:port]/path, s3:https://HOST/BUCKET[/PREFIX],
+	// rest:https://HOST/PATH or rclone:REMOTE:PATH; never with
+	// credentials in it (they come from s3, rest and rclone). Required.
 	Repository string `yaml:"repository"`
+	// S3 holds the credentials and options of an s3: repository.
+	// Default: the keys from env:AWS_ACCESS_KEY_ID and
+	// env:AWS_SECRET_ACCESS_KEY of hostd's environment.
+	S3 S3 `yaml:"s3,omitempty"`
+	// REST holds the credentials of a rest: repository. Default: none.
+	REST REST `yaml:"rest,omitempty"`
+	// Rclone configures the rclone process of an rclone: repository.
+	// Default: rclone from $PATH with its own config file.
+	Rclone Rclone `yaml:"rclone,omitempty"`
+	// LimitUpload and LimitDownload cap the transfer rate to and from an
+	// S3, REST or rclone repository, in bytes per second ("10MiB").
+	// Default: 0, no limit.
+	LimitUpload   service.ByteSize `yaml:"limit_upload,omitempty"`
+	LimitDownload service.ByteSize `yaml:"limit_download,omitempty"`
 	// Paths are the absolute paths to back up; each must exist. Required.
 	Paths []string `yaml:"paths"`
 	// Exclude are patterns of paths to leave out, in borg's styles:
@@ -92,6 +110,61 @@ type Job struct {
 	// Tags are added to every snapshot, besides "job=<name>".
 	// Default: none.
 	Tags []string `yaml:"tags"`
+}
+
+// S3 is a job's S3 credentials and options (backend.S3Options).
+type S3 struct {
+	// AccessKey and SecretKey are secret references (file:, cred:,
+	// sops:, env:) to the key pair. Default: env:AWS_ACCESS_KEY_ID and
+	// env:AWS_SECRET_ACCESS_KEY.
+	AccessKey secrets.Ref `yaml:"access_key,omitempty"`
+	SecretKey secrets.Ref `yaml:"secret_key,omitempty"`
+	// SessionToken is a secret reference to a temporary session token.
+	// Default: none.
+	SessionToken secrets.Ref `yaml:"session_token,omitempty"`
+	// Region signs the requests. Default: $AWS_DEFAULT_REGION, else
+	// us-east-1.
+	Region string `yaml:"region,omitempty"`
+	// BucketLookup is "path" (HOST/BUCKET) or "dns" (BUCKET.HOST).
+	// Default: dns for amazonaws.com, path for every other server.
+	BucketLookup string `yaml:"bucket_lookup,omitempty"`
+	// StorageClass of the objects written (STANDARD_IA, ...). Default:
+	// the bucket's.
+	StorageClass string `yaml:"storage_class,omitempty"`
+}
+
+// REST is a job's REST server credentials (backend.RESTOptions).
+type REST struct {
+	// User and Password are secret references for HTTP basic
+	// authentication. Default: none.
+	User     secrets.Ref `yaml:"user,omitempty"`
+	Password secrets.Ref `yaml:"password,omitempty"`
+}
+
+// Rclone configures the rclone process (backend.RcloneOptions).
+type Rclone struct {
+	// Program is the rclone executable. Default: rclone from $PATH.
+	Program string `yaml:"program,omitempty"`
+	// Args are added to rclone's command line (--config FILE, ...).
+	// Default: none.
+	Args []string `yaml:"args,omitempty"`
+	// Env sets environment variables of rclone from secret references,
+	// such as RCLONE_CONFIG_PASS or RCLONE_CONFIG_<REMOTE>_<OPTION>.
+	// Default: none.
+	Env map[string]secrets.Ref `yaml:"env,omitempty"`
+}
+
+// backendOptions returns the backend options of the job's repository,
+// its secret references to be resolved by res (the service's resolver).
+func (j *Job) backendOptions(res *secrets.Resolver) backend.Options {
+	return backend.Options{
+		S3: backend.S3Options{AccessKey: j.S3.AccessKey, SecretKey: j.S3.SecretKey, SessionToken: j.S3.SessionToken,
+			Region: j.S3.Region, BucketLookup: j.S3.BucketLookup, StorageClass: j.S3.StorageClass},
+		REST:    backend.RESTOptions{Username: j.REST.User, Password: j.REST.Password},
+		Rclone:  backend.RcloneOptions{Program: j.Rclone.Program, Args: j.Rclone.Args, Env: j.Rclone.Env},
+		HTTP:    backend.HTTPOptions{LimitUpload: j.LimitUpload.Bytes(), LimitDownload: j.LimitDownload.Bytes()},
+		Secrets: res,
+	}
 }
 
 // Retention is a job's snapshot retention policy, with restic's rules:
@@ -296,7 +369,7 @@ func sortedClean(paths []string) []string {
 
 // validate checks one job (defaults already filled in).
 func (j *Job) validate(v *confkit.Validator) {
-	validateRepository(v, j.Repository)
+	j.validateRepository(v)
 	if len(j.Paths) == 0 {
 		v.Errorf("paths", "at least one path to back up is required")
 	}
@@ -374,10 +447,15 @@ func checkSchedule(v *confkit.Validator, path, expr string) {
 	}
 }
 
-func validateRepository(v *confkit.Validator, repo string) {
+// validateRepository checks the repository URL (backend.CheckURL: the
+// forms backend.Open takes, without credentials in them) and that the
+// options of one kind of repository are not given to another.
+func (j *Job) validateRepository(v *confkit.Validator) {
+	repo := j.Repository
 	switch {
 	case repo == "":
-		v.Errorf("repository", "repository is required: an absolute directory or sftp://user@host/path")
+		v.Errorf("repository", "repository is required: an absolute directory, sftp://user@host/path, s3:URL/BUCKET, rest:URL or rclone:REMOTE:PATH")
+		return
 	case strings.HasPrefix(repo, "sftp://"):
 		u, err := url.Parse(repo)
 		if err != nil || u.Host == "" || u.Path == "" {
@@ -385,10 +463,43 @@ func validateRepository(v *confkit.Validator, repo string) {
 		} else if _, hasPassword := u.User.Password(); hasPassword {
 			v.Errorf("repository", "repository URL must not hold a password; hostd authenticates with SSH keys or the agent")
 		}
-	case strings.Contains(repo, "://"):
-		v.Errorf("repository", "repository %q: only local directories and sftp:// are supported", redactURL(repo))
+	case backend.Remote(repo) || strings.Contains(repo, "://"):
+		// s3:, rest:, rclone: (credentials come from the s3, rest and
+		// rclone keys, never the URL), file://, or an unknown scheme.
+		if err := backend.CheckURL(repo); err != nil {
+			v.Errorf("repository", "%v", err)
+		}
 	case !filepath.IsAbs(repo):
 		v.Errorf("repository", "repository %q must be an absolute directory", repo)
+	}
+	kind, _, _ := strings.Cut(repo, ":")
+	for _, o := range []struct {
+		key, kind string
+		set       bool
+	}{
+		{"s3", "s3", j.S3 != (S3{})},
+		{"rest", "rest", j.REST != (REST{})},
+		{"rclone", "rclone", j.Rclone.Program != "" || len(j.Rclone.Args) > 0 || len(j.Rclone.Env) > 0},
+	} {
+		if o.set && kind != o.kind {
+			v.Errorf(o.key, "%s options are for %s: repositories, and the repository is %s", o.key, o.kind, redactURL(repo))
+		}
+	}
+	if b := j.S3.BucketLookup; b != "" && b != "path" && b != "dns" {
+		v.Errorf("s3.bucket_lookup", "%q: want path or dns", b)
+	}
+	for name := range j.Rclone.Env {
+		if name == "" || strings.ContainsAny(name, "=\x00") {
+			v.Errorf("rclone.env", "environment variable name %q is not valid", name)
+		}
+	}
+	for _, l := range []struct {
+		key string
+		n   service.ByteSize
+	}{{"limit_upload", j.LimitUpload}, {"limit_download", j.LimitDownload}} {
+		if l.n != 0 && kind != "s3" && kind != "rest" && kind != "rclone" {
+			v.Errorf(l.key, "bandwidth limits apply to s3:, rest: and rclone: repositories only")
+		}
 	}
 }
 

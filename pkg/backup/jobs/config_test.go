@@ -145,7 +145,7 @@ func TestConfigErrors(t *testing.T) {
 		{"sftp with a password", fmt.Sprintf("backup:\n  enable: true\n  repository: sftp://u:secretpw@host/r\n  paths: [%s]\n  password: env:PW\n", src), []string{
 			"hostd.yaml:3:15: backup.repository: repository URL must not hold a password; hostd authenticates with SSH keys or the agent"}},
 		{"unsupported scheme", fmt.Sprintf("backup:\n  enable: true\n  repository: s3://bucket/r\n  paths: [%s]\n  password: env:PW\n", src), []string{
-			`hostd.yaml:3:15: backup.repository: repository "s3://bucket/r": only local directories and sftp:// are supported`}},
+			`hostd.yaml:3:15: backup.repository: repository url "s3://bucket/r": want s3:https://HOST/BUCKET/PREFIX`}},
 		{"bad job name and duplicate default", fmt.Sprintf("backup:\n  enable: true\n  repository: /r\n  paths: [%[1]s]\n  password: env:PW\n  jobs:\n    default: {repository: /q, paths: [%[1]s], password: env:PW}\n    \"bad name\": {repository: /q2, paths: [%[1]s], password: env:PW}\n", src), []string{
 			`hostd.yaml:7:14: backup.jobs.default: job "default" is already defined by the top-level repository and paths`,
 			`hostd.yaml:8:17: backup.jobs.bad name: job name "bad name" must be letters, digits, '-' and '_' (at most 64)`}},

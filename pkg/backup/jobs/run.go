@@ -274,7 +274,7 @@ func (j *job) open(ctx context.Context) (*backup.Repository, error) {
 	j.mu.Lock()
 	hint := j.st.KeyName
 	j.mu.Unlock()
-	opts := backup.OpenOptions{Logger: j.log, Now: j.s.clock.Now, CacheDir: j.s.cacheDir, KeyHint: hint}
+	opts := backup.OpenOptions{Logger: j.log, Now: j.s.clock.Now, CacheDir: j.s.cacheDir, KeyHint: hint, Backend: j.cfg.backendOptions(j.s.env.Secrets)}
 	if key, ok := j.s.keys.get(j.cfg.Repository, hint, pw); ok {
 		repo, err := backup.OpenUnlocked(ctx, j.cfg.Repository, key, opts)
 		if err == nil {
@@ -306,6 +306,7 @@ func (j *job) open(ctx context.Context) (*backup.Repository, error) {
 	}
 	iopts := j.s.initOpts
 	iopts.Compression = j.cfg.Compression
+	iopts.Backend = j.cfg.backendOptions(j.s.env.Secrets)
 	key, err := backup.InitUnlocked(ctx, j.cfg.Repository, pw, iopts)
 	if err != nil {
 		return nil, fmt.Errorf("create repository %s: %w", where, err)

@@ -1,13 +1,17 @@
 package mount_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/hostd/hostd/pkg/backup"
@@ -30,10 +34,10 @@ func needFUSE(t *testing.T) {
 	}
 }
 
-// mounted backs up a test tree twice (tags, hosts), mounts the
-// repository and returns the source tree and the mount point; the mount
-// is undone when the test ends.
-func mounted(t *testing.T, o mount.Options) (backuptest.Tree, string, *mount.Mounted) {
+// mounted backs up a test tree (with what prep, if not nil, adds to it)
+// twice (tags, hosts), mounts the repository and returns the source tree
+// and the mount point; the mount is undone when the test ends.
+func mounted(t *testing.T, o mount.Options, prep func(root string)) (backuptest.Tree, string, *mount.Mounted) {
 	t.Helper()
 	needFUSE(t)
 	ctx := context.Background()
@@ -48,6 +52,9 @@ func mounted(t *testing.T, o mount.Options) (backuptest.Tree, string, *mount.Mou
 	}
 	t.Cleanup(func() { r.Close() })
 	src := backuptest.MakeTree(t, dir)
+	if prep != nil {
+		prep(src.Root)
+	}
 	for _, bo := range []backup.BackupOptions{
 		{Paths: []string{src.Root}, Hostname: "h1", Tags: []string{"daily"}},
 		{Paths: []string{src.Root}, Hostname: "h2", Tags: []string{"weekly", "a/b"}},
@@ -74,7 +81,7 @@ func mounted(t *testing.T, o mount.Options) (backuptest.Tree, string, *mount.Mou
 }
 
 func TestMountMatchesSource(t *testing.T) {
-	src, mp, m := mounted(t, mount.Options{})
+	src, mp, m := mounted(t, mount.Options{}, nil)
 	if m.Snapshots != 2 {
 		t.Fatalf("mounted %d snapshots, want 2", m.Snapshots)
 	}
@@ -134,7 +141,7 @@ func TestMountMatchesSource(t *testing.T) {
 }
 
 func TestMountLayout(t *testing.T) {
-	_, mp, _ := mounted(t, mount.Options{})
+	_, mp, _ := mounted(t, mount.Options{}, nil)
 	ents, err := os.ReadDir(filepath.Join(mp, "snapshots"))
 	if err != nil {
 		t.Fatal(err)
@@ -177,11 +184,80 @@ func TestMountLayout(t *testing.T) {
 }
 
 func TestMountFilter(t *testing.T) {
-	_, mp, m := mounted(t, mount.Options{Filter: backup.SnapshotFilter{Hosts: []string{"h1"}}})
+	_, mp, m := mounted(t, mount.Options{Filter: backup.SnapshotFilter{Hosts: []string{"h1"}}}, nil)
 	if m.Snapshots != 1 {
 		t.Fatalf("mounted %d snapshots, want 1", m.Snapshots)
 	}
 	if _, err := os.Stat(filepath.Join(mp, "hosts", "h2")); !os.IsNotExist(err) {
 		t.Fatalf("hosts/h2 with a filter on h1: %v", err)
+	}
+}
+
+// Many small files share segments: readers in parallel, with a cache
+// that keeps nothing, one that evicts and reuses buffers while others
+// read, and the default, all get the source's bytes.
+func TestMountConcurrentReads(t *testing.T) {
+	many := func(root string) {
+		rnd := rand.New(rand.NewPCG(1, 2))
+		for i := range 400 {
+			data := make([]byte, rnd.IntN(40<<10))
+			for j := range data {
+				data[j] = byte('a' + rnd.IntN(8))
+			}
+			d := filepath.Join(root, "many", fmt.Sprint(i%7))
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("f%03d", i)), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tests := []struct {
+		name  string
+		bytes int
+	}{
+		{"nothing kept", 1 << 20},
+		{"evicting", 12 << 20},
+		{"default", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src, mp, _ := mounted(t, mount.Options{BlobCacheBytes: tc.bytes}, many)
+			latest := filepath.Join(mp, "snapshots", "latest", src.Root)
+			var files []string
+			err := filepath.WalkDir(src.Root, func(p string, e os.DirEntry, err error) error {
+				if err == nil && e.Type().IsRegular() {
+					files = append(files, strings.TrimPrefix(p, src.Root))
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var g errgroup.Group
+			for w := range 6 {
+				g.Go(func() error {
+					for i := range files {
+						rel := files[(i+w*len(files)/6)%len(files)]
+						got, err := os.ReadFile(filepath.Join(latest, rel))
+						if err != nil {
+							return err
+						}
+						want, err := os.ReadFile(filepath.Join(src.Root, rel))
+						if err != nil {
+							return err
+						}
+						if !bytes.Equal(got, want) {
+							return fmt.Errorf("%s: content differs from the source", rel)
+						}
+					}
+					return nil
+				})
+			}
+			if err := g.Wait(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

@@ -22,9 +22,10 @@ type node struct {
 	depth int             // directory levels below the snapshot's root
 	n     repository.Node // immutable: shared with the tree it came from
 
-	// Offsets of the file's blobs, computed at the first read.
+	// Where the file's blobs are, from the index at the first read.
 	once    sync.Once
-	offsets []uint64 // offsets[i]: where blob i starts; last: the end
+	offsets []uint64              // offsets[i]: where blob i starts; last: the end
+	locs    []repository.Location // locs[i]: blob i's place in the packs
 	offErr  error
 }
 
@@ -34,6 +35,7 @@ var (
 	_ fs.NodeGetattrer   = (*node)(nil)
 	_ fs.NodeReadlinker  = (*node)(nil)
 	_ fs.NodeOpener      = (*node)(nil)
+	_ fs.NodeFlusher     = (*node)(nil)
 	_ fs.NodeReader      = (*node)(nil)
 	_ fs.NodeGetxattrer  = (*node)(nil)
 	_ fs.NodeListxattrer = (*node)(nil)
@@ -200,6 +202,12 @@ func (d *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	return uint32(size), 0
 }
 
+// Open tells the kernel that opens need no request: it then opens every
+// file of the view without asking (FUSE's no_open, Linux 3.14 and later)
+// and keeps what it read in its page cache across opens, as
+// FOPEN_KEEP_CACHE would (nothing in the view changes). A file of a
+// small segment is then read with one request instead of three.
+// Writes are refused by the kernel (the mount is read-only).
 func (d *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
 		return nil, 0, syscall.EROFS
@@ -207,19 +215,23 @@ func (d *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if d.n.Type != repository.NodeFile {
 		return nil, 0, syscall.EINVAL
 	}
-	// The content never changes: the kernel may keep what it read.
-	return nil, fuse.FOPEN_KEEP_CACHE, 0
+	return nil, 0, syscall.ENOSYS
 }
+
+// Flush answers ENOSYS, so the kernel stops sending one on every close
+// (there is nothing to write back).
+func (d *node) Flush(ctx context.Context, _ fs.FileHandle) syscall.Errno { return syscall.ENOSYS }
 
 // errShortContent: the index's blob lengths do not add up to the size
 // the tree gives the file.
 var errShortContent = errors.New("blob lengths in the index do not add up to the file's size")
 
-// blobOffsets computes where each of the file's blobs starts, from the
-// index.
-func (d *node) blobOffsets() ([]uint64, error) {
+// blobOffsets finds each of the file's blobs in the index and computes
+// where each starts in the file.
+func (d *node) blobOffsets() ([]uint64, []repository.Location, error) {
 	d.once.Do(func() {
 		offs := make([]uint64, 0, len(d.n.Content)+1)
+		locs := make([]repository.Location, 0, len(d.n.Content))
 		var pos uint64
 		for _, id := range d.n.Content {
 			loc, ok := d.v.repo.Index().Lookup(repository.BlobHandle{Type: repository.DataBlob, ID: id})
@@ -228,6 +240,7 @@ func (d *node) blobOffsets() ([]uint64, error) {
 				return
 			}
 			offs = append(offs, pos)
+			locs = append(locs, loc)
 			pos += uint64(loc.RawLength)
 		}
 		offs = append(offs, pos)
@@ -235,9 +248,9 @@ func (d *node) blobOffsets() ([]uint64, error) {
 			d.offErr = errShortContent
 			return
 		}
-		d.offsets = offs
+		d.offsets, d.locs = offs, locs
 	})
-	return d.offsets, d.offErr
+	return d.offsets, d.locs, d.offErr
 }
 
 func (d *node) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -251,7 +264,7 @@ func (d *node) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off int64
 	if pos >= d.n.Size || len(dest) == 0 {
 		return fuse.ReadResultData(nil), 0
 	}
-	offs, err := d.blobOffsets()
+	offs, locs, err := d.blobOffsets()
 	if err != nil {
 		d.v.log.Error("read file", "snapshot", d.snap.Short(), "path", d.Path(nil), "err", err)
 		return nil, syscall.EIO
@@ -260,8 +273,9 @@ func (d *node) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off int64
 	i := sort.Search(len(offs)-1, func(i int) bool { return offs[i+1] > pos })
 	n := 0
 	for n < len(dest) && i < len(d.n.Content) && pos < d.n.Size {
-		b, err := d.v.blobs.load(ctx, d.v.repo, d.n.Content[i])
+		b, seg, err := d.v.segs.blob(ctx, d.n.Content[i], locs[i])
 		if err == nil && uint64(len(b)) != offs[i+1]-offs[i] {
+			d.v.segs.release(seg)
 			err = errors.New("blob " + d.n.Content[i].Short() + " is not as long as the index says")
 		}
 		if err != nil {
@@ -269,6 +283,7 @@ func (d *node) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off int64
 			return nil, syscall.EIO
 		}
 		c := copy(dest[n:], b[pos-offs[i]:])
+		d.v.segs.release(seg)
 		n += c
 		pos += uint64(c)
 		i++

@@ -27,8 +27,10 @@ const (
 	maxHeaderSize  = 16 << 20
 	flagCompressed = 1
 	// packSlack is the room a pack buffer has past the pack size for the
-	// sealed header; maxPackBlobs keeps the header within it, so a pack
-	// of many small blobs is never copied to a larger buffer.
+	// sealed header. maxPackBlobs is how many blobs' entries fit in it
+	// alone; packs no longer close at that count but when the next
+	// segment or the header would not fit the buffer (save.go), so a pack
+	// of many small blobs fills to its size.
 	packSlack    = 64 << 10
 	maxPackBlobs = (packSlack - len(packMagicV2) - crypto.Overhead - 4) / (segHeaderSize + segBlobSize)
 	// maxSegmentBlobs bounds the blobs of one segment (a uint16 count).

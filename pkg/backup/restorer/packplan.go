@@ -16,8 +16,36 @@ import (
 )
 
 // maxSpan bounds the bytes one worker reads from a pack at once, so a
-// pack holding many small files is shared among workers.
-const maxSpan = 4 << 20
+// pack holding many small files is shared among workers; blobs further
+// apart than maxGap are read with two requests rather than one that
+// reads the gap too.
+const (
+	maxSpan = 4 << 20
+	maxGap  = 1 << 20
+)
+
+// On object storage and REST servers (backends that hint a pack size,
+// backend.PackSizeHinter: S3, REST, rclone) every span is a request with
+// a round trip: RemoteWorkers spans are read at once, each up to 6 MiB,
+// and a gap of up to remoteMaxGap is read and dropped rather than paid
+// for with another request. (Spans of 8 MiB with gaps of 4 MiB made
+// fewer requests but, with eight workers, a peak RSS above restic's on
+// the Go tree: 146 MiB against 134.) Each worker's
+// span buffer lives outside the Go heap (an anonymous mapping, pages
+// touched only as far as spans reach), so eight of them neither push the
+// heap past the CLI's soft limit nor are scanned by the collector.
+const (
+	RemoteWorkers = 8
+	remoteMaxSpan = 6 << 20
+	remoteMaxGap  = 2 << 20
+)
+
+// isRemote reports whether repo's backend is object storage or a REST
+// server (it hints a pack size for that reason).
+func isRemote(repo *repository.Repository) bool {
+	_, ok := repo.Backend().(backend.PackSizeHinter)
+	return ok
+}
 
 // plannedFile is a file being restored from blobs spread over packs.
 type plannedFile struct {
@@ -116,7 +144,7 @@ func (r *restorer) restoreContents(ctx context.Context, files []fileJob) error {
 			if u.loc.Offset > cur.end {
 				gap = u.loc.Offset - cur.end
 			}
-			if len(cur.blobs) > 0 && (end-cur.start > maxSpan || gap > 1<<20) {
+			if len(cur.blobs) > 0 && (end-cur.start > r.maxSpan || gap > r.maxGap) {
 				spans = append(spans, cur)
 				cur = span{pack: p}
 			}
@@ -139,6 +167,10 @@ func (r *restorer) restoreContents(ctx context.Context, files []fileJob) error {
 	for range r.opts.Workers {
 		g.Go(func() error {
 			w := spanBuffers{dec: r.repo.NewSegmentDecoder()}
+			if r.remote {
+				w.mapRead(int(r.maxSpan) + 1<<20)
+				defer w.unmap()
+			}
 			for s := range work {
 				if err := r.restoreSpan(gctx, s, &w); err != nil {
 					return err
@@ -166,6 +198,26 @@ type spanBuffers struct {
 	read  []byte // sealed bytes of the span
 	plain []byte // the blob being written
 	dec   *repository.SegmentDecoder
+	// mapped is read's anonymous mapping (remote repositories), unmapped
+	// when the worker ends; a span larger than it is read into the heap.
+	mapped []byte
+}
+
+// mapRead gives the worker a span buffer of size bytes outside the heap;
+// without one (out of mappings) spans are read into the heap.
+func (w *spanBuffers) mapRead(size int) {
+	b, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return
+	}
+	w.mapped, w.read = b, b[:0]
+}
+
+func (w *spanBuffers) unmap() {
+	if w.mapped != nil {
+		_ = unix.Munmap(w.mapped)
+		w.mapped, w.read = nil, nil
+	}
 }
 
 func (r *restorer) restoreSpan(ctx context.Context, s span, w *spanBuffers) error {

@@ -33,7 +33,11 @@ type Options struct {
 	Target    string   // directory to restore into (created if missing)
 	Include   []string // snapshot paths to restore (with what is below them); empty: everything
 	Overwrite bool     // allow a non-empty target, replacing existing files
-	Workers   int      // pack spans restored concurrently; default GOMAXPROCS
+	// Workers is how many pack spans are read and restored at once;
+	// default GOMAXPROCS, and RemoteWorkers for a repository on object
+	// storage or a REST server, where each span is a request whose round
+	// trip the others overlap.
+	Workers int
 	// Progress, when set, is called about every ProgressInterval and at
 	// the end.
 	Progress         func(Progress)
@@ -118,6 +122,10 @@ type restorer struct {
 	token string
 	// failed holds the paths warned about (not verified).
 	failed sync.Map
+	// maxSpan and maxGap shape the reads of packs (see restoreContents);
+	// remote reads each worker's spans into a buffer outside the heap.
+	maxSpan, maxGap uint32
+	remote          bool
 }
 
 // TempPrefix starts the names of files being restored. A file is written
@@ -129,8 +137,12 @@ const TempPrefix = ".hostd-restore-"
 
 // Run restores snap into opts.Target.
 func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snapshot, opts Options) (*Summary, error) {
+	remote := isRemote(repo)
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
+		if remote {
+			opts.Workers = RemoteWorkers
+		}
 	}
 	if opts.Warn == nil {
 		opts.Warn = func(string, error) {}
@@ -157,7 +169,11 @@ func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snap
 	if _, err := rand.Read(tok[:]); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
-	r := &restorer{repo: repo, opts: opts, root: os.Geteuid() == 0, owners: newOwners(), token: hex.EncodeToString(tok[:])}
+	r := &restorer{repo: repo, opts: opts, root: os.Geteuid() == 0, owners: newOwners(), token: hex.EncodeToString(tok[:]),
+		maxSpan: maxSpan, maxGap: maxGap, remote: remote}
+	if remote {
+		r.maxSpan, r.maxGap = remoteMaxSpan, remoteMaxGap
+	}
 	includes := make([]string, 0, len(opts.Include))
 	for _, p := range opts.Include {
 		includes = append(includes, filepath.Clean("/"+p))
