@@ -105,6 +105,9 @@ func printNetStatus(cmd *cobra.Command, st *netcfg.StatusDetails) error {
 	if err := printLeases(cmd, st.DHCP); err != nil {
 		return err
 	}
+	if err := printLeases6(cmd, st.DHCP6); err != nil {
+		return err
+	}
 	if d := st.DNS; d != nil {
 		fmt.Fprintln(out)
 		listen := d.Listen
@@ -232,9 +235,10 @@ func netOrDash(s string) string {
 func newNetRenewCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "renew LINK",
-		Short: "Renew the DHCP lease of a link now",
-		Long: `Ask the link's DHCP server to renew the lease now, as at T1, and wait for
-the answer (or discover at once when the link has no lease).
+		Short: "Renew the DHCP leases of a link now",
+		Long: `Ask the link's DHCP servers to renew its leases now, DHCPv4 and DHCPv6, as at
+T1, and wait for the answers (or discover/solicit at once when the link
+has no lease).
 
 Exit status: 0 renewed, 1 refused or no answer, 3 when the daemon is not
 running.`,
@@ -248,12 +252,15 @@ running.`,
 				_, err = cmd.OutOrStdout().Write(raw)
 				return err
 			}
-			var st dhcp.Status
-			if err := json.Unmarshal(raw, &st); err != nil {
+			var res netcfg.RenewResult
+			if err := json.Unmarshal(raw, &res); err != nil {
 				return fmt.Errorf("decode renew result: %w", err)
 			}
-			if st.Lease != nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s from %s, expires %s\n", st.Link, st.Lease.Address, st.Lease.Server, leaseExpiry(st))
+			if st := res.Status; st != nil && st.Lease != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s from %s, expires %s\n", st.Link, st.Lease.Address, st.Lease.Server, leaseExpiry(*st))
+			}
+			if st := res.DHCP6; st != nil && st.Lease != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s from %s (dhcpv6), expires %s\n", st.Link, st.Lease.Address, duidString(st.Lease.ServerID), lease6Expiry(*st))
 			}
 			return nil
 		},
@@ -289,6 +296,59 @@ func printLeases(cmd *cobra.Command, leases []dhcp.Status) error {
 }
 
 func leaseExpiry(s dhcp.Status) string {
+	switch {
+	case s.Lease == nil:
+		return "-"
+	case s.Expires.IsZero():
+		return "never"
+	}
+	return s.Expires.Local().Format("15:04:05")
+}
+
+// printLeases6 prints the DHCPv6 table of `hostd net status`.
+func printLeases6(cmd *cobra.Command, leases []dhcp.Status6) error {
+	if len(leases) == 0 {
+		return nil
+	}
+	fmt.Fprintln(cmd.OutOrStdout())
+	tw := table(cmd)
+	fmt.Fprintln(tw, "DHCPV6\tSTATE\tADDRESS\tSERVER\tEXPIRES\tDNS\tDOMAINS\tLAST ERROR")
+	for _, s := range leases {
+		addr, server, dnsServers, domains := "-", "-", "-", "-"
+		if l := s.Lease; l != nil {
+			addr, server = l.Address.String(), duidString(l.ServerID)
+			if len(l.DNS) > 0 {
+				var ds []string
+				for _, a := range l.DNS {
+					ds = append(ds, a.String())
+				}
+				dnsServers = strings.Join(ds, ",")
+			}
+			if len(l.Domains) > 0 {
+				domains = strings.Join(l.Domains, ",")
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Link, s.State, addr, server, lease6Expiry(s), dnsServers, domains, netOrDash(s.LastError))
+	}
+	return tw.Flush()
+}
+
+// duidString shows a server's DUID as colon-separated hex.
+func duidString(b []byte) string {
+	if len(b) == 0 {
+		return "-"
+	}
+	var sb strings.Builder
+	for i, x := range b {
+		if i > 0 {
+			sb.WriteByte(':')
+		}
+		fmt.Fprintf(&sb, "%02x", x)
+	}
+	return sb.String()
+}
+
+func lease6Expiry(s dhcp.Status6) string {
 	switch {
 	case s.Lease == nil:
 		return "-"

@@ -53,7 +53,7 @@ func (s *Service) Routes() []service.Route {
 		{Method: http.MethodPost, Path: api.RouteNetcfgDNSFlush, Access: service.Write, Handler: s.handleFlush,
 			Doc: "empty the DNS cache (FlushResult)"},
 		{Method: http.MethodPost, Path: api.RouteNetcfgDHCPRenew, Access: service.Write, Handler: s.handleRenew,
-			Doc: "renew a link's DHCP lease now (RenewRequest -> dhcp.Status)"},
+			Doc: "renew a link's DHCPv4 and DHCPv6 leases now (RenewRequest -> RenewResult)"},
 	}
 }
 

@@ -188,11 +188,19 @@ func (s *Service) newLeases() error {
 			ls.ra = append(ls.ra, lc.Name)
 			link := lc.Name
 			c6, err := dhcp.New6(dhcp.Options6{
-				Link:    link,
-				Release: s.cfg.DHCP.ReleaseOnStop,
-				Timeout: s.cfg.DHCP.Timeout,
-				Clock:   clock,
-				Logger:  s.log.With("dhcp6", link),
+				Link:         link,
+				Release:      s.cfg.DHCP.ReleaseOnStop,
+				Timeout:      s.cfg.DHCP.Timeout,
+				LeaseFile:    s.leaseFile6(link),
+				CarrierGrace: s.cfg.DHCP.CarrierLossGrace,
+				// both: stateful only when the router says so (M flag);
+				// v6 asks for an address in any case.
+				RequireManaged: lc.DHCP == "both",
+				Clock:          clock,
+				Logger:         s.log.With("dhcp6", link),
+				OnRenewFailure: func() {
+					ls.renewFailures.WithLabelValues(link).Inc()
+				},
 				OnChange: func(l *dhcp.Lease6) {
 					var servers []netip.Addr
 					var domains []string
@@ -256,6 +264,15 @@ func (s *Service) leaseFile(link string) string {
 		return ""
 	}
 	return filepath.Join(s.env.StateDir, "dhcp4-"+link+".lease")
+}
+
+// leaseFile6 is where a link's DHCPv6 lease is kept; "" without a state
+// dir.
+func (s *Service) leaseFile6(link string) string {
+	if s.env.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(s.env.StateDir, "dhcp6-"+link+".lease")
 }
 
 // runLeases runs every client until ctx ends, in the namespace ns (nil:
@@ -440,7 +457,16 @@ type RenewRequest struct {
 	Link string `json:"link"`
 }
 
-// handleRenew forces a renewal of one link's lease (a Write route).
+// RenewResult answers POST /v1/netcfg/dhcp/renew: the link's DHCPv4
+// status (its fields inline, as before DHCPv6 was added; absent on a
+// `dhcp: v6` link) and its DHCPv6 status (on `v6` and `both` links).
+type RenewResult struct {
+	*dhcp.Status
+	DHCP6 *dhcp.Status6 `json:"dhcp6,omitempty"`
+}
+
+// handleRenew forces a renewal of one link's leases, DHCPv4 and DHCPv6
+// (a Write route).
 func (s *Service) handleRenew(w http.ResponseWriter, r *http.Request) {
 	var req RenewRequest
 	if err := decodeBody(r, &req); err != nil {
@@ -448,20 +474,36 @@ func (s *Service) handleRenew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var c *dhcp.Client
+	var c6 *dhcp.Client6
 	if s.leases != nil {
 		for _, x := range s.leases.clients {
 			if x.Status().Link == req.Link {
 				c = x
 			}
 		}
+		for _, x := range s.leases.v6 {
+			if x.Status().Link == req.Link {
+				c6 = x
+			}
+		}
 	}
-	if c == nil {
+	if c == nil && c6 == nil {
 		api.WriteError(w, http.StatusNotFound, fmt.Errorf("link %q does not run dhcp", req.Link))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.DHCP.Timeout+5*time.Second)
 	defer cancel()
-	if err := c.Renew(ctx); err != nil {
+	// Both at once: each exchange may take up to the timeout.
+	var errs [2]error
+	var wg sync.WaitGroup
+	if c != nil {
+		wg.Go(func() { errs[0] = c.Renew(ctx) })
+	}
+	if c6 != nil {
+		wg.Go(func() { errs[1] = c6.Renew(ctx) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
 		code := http.StatusBadGateway
 		if errors.Is(err, context.DeadlineExceeded) {
 			code = http.StatusGatewayTimeout
@@ -470,7 +512,16 @@ func (s *Service) handleRenew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("dhcp lease renewed on request", "link", req.Link)
-	api.WriteJSON(w, http.StatusOK, c.Status())
+	var res RenewResult
+	if c != nil {
+		st := c.Status()
+		res.Status = &st
+	}
+	if c6 != nil {
+		st := c6.Status()
+		res.DHCP6 = &st
+	}
+	api.WriteJSON(w, http.StatusOK, res)
 }
 
 // leaseCollector reports each lease's age from the clients' status, so a

@@ -182,6 +182,81 @@ func TestServerGoneLeaseKeptUntilExpiry(t *testing.T) {
 	}
 }
 
+// TestRebindToNewServer: the server that granted the lease goes away and
+// another one (another server identifier, address and router, its own
+// empty lease database) serves the link: the renewal at T1 (unicast to
+// the old server) gets no answer, the rebinding at T2 (broadcast) is
+// answered by the new server, which keeps the address; the lease then
+// names the new server, and its router replaces the old default route.
+func TestRebindToNewServer(t *testing.T) {
+	n := testNet(t)
+	srv := startDHCP(t, n, defaultRange...)
+	h := handle(t, n)
+	clk := servicetest.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	c, changes, _, _ := runClient(t, n, Options{Clock: clk, Tries: 2, Attempt: 500 * time.Millisecond, RetryMin: time.Second, Timeout: 5 * time.Second})
+	l := next(t, changes)
+	if l == nil || l.Server.String() != "10.99.0.1" {
+		t.Fatalf("lease %+v", l)
+	}
+
+	// The old server goes; the new one takes the link over.
+	srv.Stop()
+	n.PeerIP(t, "addr", "del", "10.99.0.1/24", "dev", n.PeerLink)
+	n.PeerIP(t, "addr", "add", "10.99.0.2/24", "dev", n.PeerLink)
+	srv2 := startDHCP(t, n,
+		"--dhcp-range=10.99.0.100,10.99.0.150,255.255.255.0,2m",
+		"--dhcp-option=option:router,10.99.0.2",
+		"--dhcp-option=option:dns-server,10.99.0.2")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// T1: the renewal, unicast to the old server, gets no answer.
+	if err := clk.BlockUntil(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(l.RenewAt())
+	testenv.WaitFor(t, 20*time.Second, func() error {
+		if st := c.Status(); st.RenewFailures < 1 {
+			return errString("renewal failure not counted yet")
+		}
+		return nil
+	})
+	if got := addrs(t, h, n.Link); !slices.Contains(got, l.Address.String()) {
+		t.Fatalf("address gone after the failed renewal: %v", got)
+	}
+	// T2: the rebinding is answered by the new server.
+	if err := clk.BlockUntil(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(l.RebindAt())
+	var nl *Lease
+	for nl == nil || nl.Server.String() != "10.99.0.2" {
+		nl = next(t, changes)
+		if nl == nil {
+			t.Fatalf("lease lost instead of rebound:\n%s", srv2.Log())
+		}
+	}
+	if nl.Address != l.Address || !nl.Acquired.Equal(l.RebindAt()) {
+		t.Errorf("rebound lease %+v, want %s acquired at T2", nl, l.Address)
+	}
+	if st := c.Status(); st.State != StateBound || st.Lease == nil || st.Lease.Server != nl.Server {
+		t.Errorf("status %+v", st)
+	}
+	log2 := srv2.Log()
+	if strings.Contains(log2, "DHCPDISCOVER") || !strings.Contains(log2, "DHCPACK("+n.PeerLink+") "+l.Address.Addr().String()) {
+		t.Errorf("the new server did not just ack the rebinding:\n%s", log2)
+	}
+	if got := addrs(t, h, n.Link); !slices.Contains(got, l.Address.String()) {
+		t.Errorf("address %s not kept: %v", l.Address, got)
+	}
+	if got := routes(t, h, n.Link); !slices.Contains(got, "default via 10.99.0.2") || slices.Contains(got, "default via 10.99.0.1") {
+		t.Errorf("routes %v, want the default route via the new server only", got)
+	}
+	if len(nl.DNS) != 1 || nl.DNS[0].String() != "10.99.0.2" {
+		t.Errorf("dns %v, want the new server's", nl.DNS)
+	}
+}
+
 // TestClasslessRoutesInstalled: option 121 routes go on the link, and the
 // router option is ignored (RFC 3442).
 func TestClasslessRoutesInstalled(t *testing.T) {

@@ -2,11 +2,13 @@ package dhcp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
 	"syscall"
@@ -19,6 +21,8 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/hostd/hostd/internal/atomicfile"
+	"github.com/hostd/hostd/internal/safefile"
 	"github.com/hostd/hostd/internal/service"
 )
 
@@ -30,6 +34,11 @@ import (
 // (REBIND), and drops the address when its valid lifetime ends. Messages
 // go through nclient6 on a UDP socket bound to the link-local address;
 // hostd checks what it uses of a reply itself (ParseLease6).
+
+// StateNoManaged is the state of a client with RequireManaged whose link's
+// router advertisements do not set the M flag (or that has seen none):
+// addresses come from SLAAC only, and nothing is solicited.
+const StateNoManaged = "no-managed-flag"
 
 // MaxServerIDLen bounds a server DUID kept (RFC 8415 11.1: 130 bytes).
 const MaxServerIDLen = 130
@@ -115,21 +124,47 @@ type Options6 struct {
 	// RetryMin is the shortest wait between renew or rebind attempts.
 	// Default DefaultRetryMin.
 	RetryMin time.Duration
-	Clock    service.Clock
-	Logger   *slog.Logger
+	// LeaseFile keeps the lease across restarts; empty keeps none. A
+	// stored lease is confirmed (CONFIRM) at the next start, its address
+	// kept on the link meanwhile, so a restart does not drop it.
+	LeaseFile string
+	// CarrierGrace is how long the address stays on a link that lost
+	// carrier; then it goes, and the lease is kept to be confirmed
+	// (CONFIRM) when carrier comes back. 0 removes it at once.
+	CarrierGrace time.Duration
+	// RequireManaged solicits only while the link's router advertisements
+	// set the M (managed address configuration) flag, as the kernel
+	// reports it (RTNLGRP_IPV6_IFINFO); until then the client waits in
+	// StateNoManaged. A lease already held is kept and renewed.
+	RequireManaged bool
+	Clock          service.Clock
+	Logger         *slog.Logger
 	// OnChange is called with each new lease, nil when it is lost.
 	OnChange func(l *Lease6)
+	// OnRenewFailure is called when a renew or rebind gets no lease.
+	OnRenewFailure func()
 }
 
 // Client6 is the DHCPv6 client of one link.
 type Client6 struct {
-	o   Options6
-	log *slog.Logger
+	o     Options6
+	log   *slog.Logger
+	force chan chan error // Renew's requests
+	// carrier receives the link's carrier changes; up is the last one,
+	// both owned by RunIn's goroutine.
+	carrier <-chan bool
+	up      bool
+	// managed receives the M flag's changes (RequireManaged), m is the
+	// last one.
+	managed <-chan bool
+	m       bool
 
-	mu      sync.Mutex
-	state   string
-	lease   *Lease6
-	lastErr error
+	mu       sync.Mutex
+	state    string
+	lease    *Lease6
+	lastErr  error
+	shown    bool // OnChange last had the lease (not nil)
+	failures int
 }
 
 // Status6 is a Client6's state, as shown in the status.
@@ -139,6 +174,8 @@ type Status6 struct {
 	Lease     *Lease6   `json:"lease,omitempty"`
 	Expires   time.Time `json:"expires,omitzero"`
 	LastError string    `json:"last_error,omitempty"`
+	// RenewFailures counts renewals and rebindings that got no lease.
+	RenewFailures int `json:"renew_failures"`
 }
 
 // New6 builds a DHCPv6 client; nothing is sent until RunIn.
@@ -158,14 +195,14 @@ func New6(o Options6) (*Client6, error) {
 	if o.RetryMin <= 0 {
 		o.RetryMin = DefaultRetryMin
 	}
-	return &Client6{o: o, log: o.Logger.With("link", o.Link), state: StateInit}, nil
+	return &Client6{o: o, log: o.Logger.With("link", o.Link), state: StateInit, force: make(chan chan error), up: true}, nil
 }
 
 // Status returns a snapshot; safe for concurrent use.
 func (c *Client6) Status() Status6 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := Status6{Link: c.o.Link, State: c.state}
+	st := Status6{Link: c.o.Link, State: c.state, RenewFailures: c.failures}
 	if c.lease != nil {
 		l := *c.lease
 		st.Lease, st.Expires = &l, l.Expires()
@@ -248,6 +285,23 @@ func (k *link6) iaid() [4]byte {
 	return id
 }
 
+// Renew asks the running client to renew its lease now (or to solicit at
+// once when it has none) and waits for the outcome or ctx.
+func (c *Client6) Renew(ctx context.Context) error {
+	res := make(chan error, 1)
+	select {
+	case c.force <- res:
+	case <-ctx.Done():
+		return fmt.Errorf("renew %s: the dhcpv6 client is busy or not running: %w", c.o.Link, ctx.Err())
+	}
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("renew %s: %w", c.o.Link, ctx.Err())
+	}
+}
+
 // RunIn obtains and keeps a lease in ns (nil: hostd's own) until ctx
 // ends; it returns only then.
 func (c *Client6) RunIn(ctx context.Context, ns *netns.NsHandle) {
@@ -257,10 +311,17 @@ func (c *Client6) RunIn(ctx context.Context, ns *netns.NsHandle) {
 	}
 	b := service.Backoff{Min: time.Second, Max: time.Minute, Jitter: 0.2, Clock: c.o.Clock}
 	var h *netlink.Handle
+	var carrier, managed chan bool
 	for ctx.Err() == nil {
 		var err error
 		if h, err = netlink.NewHandleAt(nsh); err == nil {
-			break
+			var stop context.CancelFunc
+			if carrier, managed, stop, err = c.watch(ctx, ns); err == nil {
+				defer stop()
+				break
+			}
+			h.Close()
+			h = nil
 		}
 		c.set(StateInit, nil, err)
 		if b.Wait(ctx) != nil {
@@ -271,11 +332,33 @@ func (c *Client6) RunIn(ctx context.Context, ns *netns.NsHandle) {
 		return
 	}
 	defer h.Close()
+	c.up, c.carrier = <-carrier, carrier
+	if c.o.RequireManaged {
+		c.m, c.managed = <-managed, managed
+	}
 	k := &link6{h: h, ns: ns, name: c.o.Link}
-	var l *Lease6
+	l := c.load()
+	if l != nil {
+		if !c.up {
+			// Keep it on the link (the grace runs below) until carrier.
+			c.bind(k, l, "restored")
+		} else {
+			l = c.confirm(ctx, k, l)
+		}
+	}
 	for ctx.Err() == nil {
-		var err error
+		if !c.up {
+			l = c.noCarrier(ctx, k, l)
+			if c.up && l != nil && ctx.Err() == nil {
+				l = c.confirm(ctx, k, l) // back on a network, maybe another one
+			}
+			continue
+		}
+		if l == nil && c.o.RequireManaged && !c.waitManaged(ctx) {
+			continue
+		}
 		if l == nil {
+			var err error
 			c.set(StateInit, nil, nil)
 			l, err = c.obtain(ctx, k)
 			if err == nil {
@@ -288,16 +371,200 @@ func (c *Client6) RunIn(ctx context.Context, ns *netns.NsHandle) {
 			}
 			c.set(StateInit, nil, err)
 			c.log.Warn("no dhcpv6 lease", "err", err, "attempt", b.Attempts()+1)
-			if b.Wait(ctx) != nil {
-				break
-			}
+			c.wait(ctx, b.Next())
 			continue
 		}
 		l = c.keep(ctx, k, l)
 	}
 	c.set(StateStopped, l, nil)
-	if l != nil && c.o.Release {
-		c.release(k, l)
+	if l != nil {
+		if c.o.Release {
+			c.release(k, l)
+		} else {
+			c.save(l)
+		}
+	}
+}
+
+// watch starts following the link's carrier and (RequireManaged) the M
+// flag of its router advertisements, until stop or ctx.
+func (c *Client6) watch(ctx context.Context, ns *netns.NsHandle) (carrier, managed chan bool, stop context.CancelFunc, err error) {
+	wctx, stop := context.WithCancel(ctx)
+	carrier, managed = make(chan bool, 1), make(chan bool, 1)
+	if err = watchCarrier(wctx, ns, c.o.Link, carrier); err == nil && c.o.RequireManaged {
+		err = watchManaged(wctx, ns, c.o.Link, managed)
+	}
+	if err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return carrier, managed, stop, nil
+}
+
+// waitManaged waits for the M flag; false when it returns without it
+// (carrier changed, or ctx ended).
+func (c *Client6) waitManaged(ctx context.Context) bool {
+	for {
+		select { // the latest value sent
+		case c.m = <-c.managed:
+			continue
+		default:
+		}
+		break
+	}
+	if c.m {
+		return true
+	}
+	c.set(StateNoManaged, nil, nil)
+	c.log.Info("router advertisements do not ask for dhcpv6 (no M flag); waiting")
+	for !c.m {
+		select {
+		case <-ctx.Done():
+			return false
+		case c.up = <-c.carrier:
+			if !c.up {
+				return false
+			}
+		case c.m = <-c.managed:
+		case res := <-c.force:
+			res <- fmt.Errorf("renew %s: router advertisements do not set the M flag", c.o.Link)
+		}
+	}
+	c.log.Info("router advertisements ask for dhcpv6 (M flag)")
+	return true
+}
+
+// wait waits d, or until ctx ends, carrier changes or a Renew asks (it
+// is answered nil: the exchange starts at once, its outcome shows in the
+// status).
+func (c *Client6) wait(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := c.o.Clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C():
+	case c.up = <-c.carrier:
+	case res := <-c.force:
+		res <- nil
+	}
+}
+
+// confirm asks whether a kept lease's address is still on-link (CONFIRM,
+// RFC 8415 18.2.3) after a restart or a carrier loss. The address stays
+// on the link meanwhile. Success, or no answer at all, keeps the lease
+// (the timers of its last grant go on); NotOnLink drops it.
+func (c *Client6) confirm(ctx context.Context, k *link6, l *Lease6) *Lease6 {
+	now := c.o.Clock.Now()
+	if exp := l.Expires(); !exp.IsZero() && !now.Before(exp) {
+		c.log.Info("stored dhcpv6 lease has expired", "address", l.Address)
+		c.drop(k, l)
+		return nil
+	}
+	c.set(StateRebooting, l, nil)
+	err := c.sendConfirm(ctx, k, l)
+	switch {
+	case err == nil:
+		c.bind(k, l, "confirmed")
+	case errors.Is(err, errNotOnLink):
+		c.log.Warn("dhcpv6 server says the lease is not on this link", "address", l.Address)
+		c.drop(k, l)
+		return nil
+	default:
+		if ctx.Err() != nil {
+			return l
+		}
+		c.log.Info("no answer to confirm, keeping the dhcpv6 lease while it lasts", "address", l.Address, "err", err)
+		c.bind(k, l, "kept")
+		c.set(StateBound, l, err)
+	}
+	return l
+}
+
+var errNotOnLink = errors.New("dhcpv6: not on link")
+
+// sendConfirm sends a CONFIRM for l and reads the REPLY's status.
+func (c *Client6) sendConfirm(ctx context.Context, k *link6, l *Lease6) error {
+	cl, err := k.open()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	m, err := c.message(k, l, dhcpv6.MessageTypeConfirm)
+	if err != nil {
+		return err
+	}
+	tctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
+	defer cancel()
+	rep, err := cl.SendAndRead(tctx, cl.RemoteAddr(), m, nclient6.IsMessageType(dhcpv6.MessageTypeReply))
+	if err != nil {
+		return fmt.Errorf("dhcpv6 confirm on %s: %w", k.name, err)
+	}
+	st := rep.Options.Status()
+	switch {
+	case st == nil || st.StatusCode == iana.StatusSuccess:
+		return nil
+	case st.StatusCode == iana.StatusNotOnLink:
+		return errNotOnLink
+	}
+	return fmt.Errorf("dhcpv6 confirm on %s: server says %s (%s)", k.name, st.StatusCode, sanitize(st.StatusMessage))
+}
+
+// noCarrier waits for carrier to come back. l's address stays for
+// CarrierGrace, then goes; l is kept (returned, to be confirmed) until
+// its valid lifetime ends.
+func (c *Client6) noCarrier(ctx context.Context, k *link6, l *Lease6) *Lease6 {
+	c.log.Info("link lost carrier", "grace", c.o.CarrierGrace)
+	c.set(StateNoCarrier, l, nil)
+	var grace, expiry <-chan time.Time
+	if l != nil {
+		if c.o.CarrierGrace > 0 {
+			t := c.o.Clock.NewTimer(c.o.CarrierGrace)
+			defer t.Stop()
+			grace = t.C()
+		} else {
+			c.unconfigure(k, l)
+		}
+		if exp := l.Expires(); !exp.IsZero() {
+			t := c.o.Clock.NewTimer(exp.Sub(c.o.Clock.Now()))
+			defer t.Stop()
+			expiry = t.C()
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return l
+		case c.up = <-c.carrier:
+			if c.up {
+				c.log.Info("link has carrier again")
+				return l
+			}
+		case <-grace:
+			grace = nil
+			c.unconfigure(k, l)
+		case <-expiry:
+			grace, expiry = nil, nil
+			c.log.Warn("dhcpv6 lease expired without carrier", "address", l.Address)
+			c.drop(k, l)
+			c.set(StateNoCarrier, nil, nil)
+			l = nil
+		case res := <-c.force:
+			res <- fmt.Errorf("renew %s: the link has no carrier", c.o.Link)
+		}
+	}
+}
+
+// unconfigure takes l's address off the link after carrier loss; the
+// lease is kept (in the status too) to be confirmed when carrier returns.
+func (c *Client6) unconfigure(k *link6, l *Lease6) {
+	c.delAddr(k, l)
+	c.log.Info("dhcpv6 address removed after carrier loss; lease kept", "address", l.Address, "expires", l.Expires())
+	c.set(StateNoCarrier, l, nil)
+	if c.o.OnChange != nil {
+		c.o.OnChange(nil)
 	}
 }
 
@@ -359,7 +626,7 @@ func (c *Client6) message(k *link6, l *Lease6, t dhcpv6.MessageType) (*dhcpv6.Me
 	}
 	m.MessageType = t
 	m.AddOption(dhcpv6.OptClientID(k.duid()))
-	if t != dhcpv6.MessageTypeRebind {
+	if t != dhcpv6.MessageTypeRebind && t != dhcpv6.MessageTypeConfirm {
 		sid, err := dhcpv6.DUIDFromBytes(l.ServerID)
 		if err != nil {
 			return nil, fmt.Errorf("stored server id: %w", err)
@@ -369,13 +636,18 @@ func (c *Client6) message(k *link6, l *Lease6, t dhcpv6.MessageType) (*dhcpv6.Me
 	m.AddOption(dhcpv6.OptElapsedTime(0))
 	m.AddOption(dhcpv6.OptRequestedOption(dhcpv6.OptionDNSRecursiveNameServer, dhcpv6.OptionDomainSearchList))
 	ia := &dhcpv6.OptIANA{IaId: k.iaid()}
-	ia.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: l.Address.AsSlice(), PreferredLifetime: l.Preferred, ValidLifetime: l.Valid})
+	ia2 := &dhcpv6.OptIAAddress{IPv6Addr: l.Address.AsSlice(), PreferredLifetime: l.Preferred, ValidLifetime: l.Valid}
+	if t == dhcpv6.MessageTypeConfirm {
+		ia2.PreferredLifetime, ia2.ValidLifetime = 0, 0 // RFC 8415 18.2.3
+	}
+	ia.Options.Add(ia2)
 	m.AddOption(ia)
 	return m, nil
 }
 
 // keep waits for T1, renews, rebinds after T2, and drops l when its valid
-// lifetime ends. It returns the lease in force, nil once lost.
+// lifetime ends. It returns the lease in force, nil once lost; it returns
+// early when carrier changes.
 func (c *Client6) keep(ctx context.Context, k *link6, l *Lease6) *Lease6 {
 	now := c.o.Clock.Now()
 	renewAt, rebindAt, end := l.Acquired.Add(l.T1), l.Acquired.Add(l.T2), l.Expires()
@@ -384,6 +656,7 @@ func (c *Client6) keep(ctx context.Context, k *link6, l *Lease6) *Lease6 {
 		c.drop(k, l)
 		return nil
 	}
+	var res chan error
 	if now.Before(renewAt) {
 		t := c.o.Clock.NewTimer(renewAt.Sub(now))
 		select {
@@ -391,6 +664,11 @@ func (c *Client6) keep(ctx context.Context, k *link6, l *Lease6) *Lease6 {
 			t.Stop()
 			return l
 		case <-t.C():
+		case res = <-c.force:
+			t.Stop()
+		case c.up = <-c.carrier:
+			t.Stop()
+			return l // RunIn looks at the carrier again
 		}
 	}
 	kind, until := dhcpv6.MessageTypeRenew, rebindAt
@@ -399,6 +677,9 @@ func (c *Client6) keep(ctx context.Context, k *link6, l *Lease6) *Lease6 {
 	}
 	c.set(map[bool]string{true: StateRenewing, false: StateRebinding}[kind == dhcpv6.MessageTypeRenew], l, nil)
 	nl, err := c.exchange(ctx, k, l, kind)
+	if res != nil {
+		res <- err
+	}
 	if err == nil {
 		c.bind(k, nl, "renewed")
 		return nl
@@ -407,18 +688,19 @@ func (c *Client6) keep(ctx context.Context, k *link6, l *Lease6) *Lease6 {
 		return l
 	}
 	c.set(StateBound, l, err)
+	c.mu.Lock()
+	c.failures++
+	c.mu.Unlock()
+	if c.o.OnRenewFailure != nil {
+		c.o.OnRenewFailure()
+	}
 	wait := c.o.RetryMin
 	if !until.IsZero() {
 		left := until.Sub(c.o.Clock.Now())
 		wait = min(max(left/2, c.o.RetryMin), max(left, time.Second))
 	}
 	c.log.Warn("dhcpv6 "+kind.String()+" failed", "address", l.Address, "err", err, "retry_in", wait)
-	t := c.o.Clock.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C():
-	}
+	c.wait(ctx, wait)
 	return l
 }
 
@@ -444,25 +726,36 @@ func (c *Client6) bind(k *link6, l *Lease6, how string) {
 	}
 	c.log.Info("dhcpv6 lease "+how, "address", l.Address, "valid", l.Valid, "t1", l.T1, "dns", l.DNS, "domains", l.Domains)
 	c.mu.Lock()
-	changed := c.lease == nil || c.lease.Address != l.Address || fmt.Sprint(c.lease.DNS, c.lease.Domains) != fmt.Sprint(l.DNS, l.Domains)
+	changed := !c.shown || c.lease == nil || c.lease.Address != l.Address || fmt.Sprint(c.lease.DNS, c.lease.Domains) != fmt.Sprint(l.DNS, l.Domains)
+	c.shown = true
 	c.mu.Unlock()
+	c.save(l)
 	c.set(StateBound, l, err)
 	if changed && c.o.OnChange != nil {
 		c.o.OnChange(l)
 	}
 }
 
-// drop removes l's address and publishes its loss.
+// drop removes l's address, forgets it and publishes its loss.
 func (c *Client6) drop(k *link6, l *Lease6) {
+	c.delAddr(k, l)
+	c.forget()
+	c.set(StateInit, nil, nil)
+	if c.o.OnChange != nil {
+		c.o.OnChange(nil)
+	}
+}
+
+// delAddr removes l's address from the link.
+func (c *Client6) delAddr(k *link6, l *Lease6) {
+	c.mu.Lock()
+	c.shown = false
+	c.mu.Unlock()
 	if link, err := k.h.LinkByName(k.name); err == nil {
 		err := k.h.AddrDel(link, &netlink.Addr{IPNet: &net.IPNet{IP: l.Address.AsSlice(), Mask: net.CIDRMask(128, 128)}})
 		if err != nil && !errors.Is(err, syscall.EADDRNOTAVAIL) {
 			c.log.Warn("remove dhcpv6 address", "address", l.Address, "err", err)
 		}
-	}
-	c.set(StateInit, nil, nil)
-	if c.o.OnChange != nil {
-		c.o.OnChange(nil)
 	}
 }
 
@@ -487,4 +780,93 @@ func (c *Client6) release(k *link6, l *Lease6) {
 	}
 	c.drop(k, l)
 	c.set(StateStopped, nil, nil)
+}
+
+// storedLease6 is a DHCPv6 lease file's content.
+type storedLease6 struct {
+	Version int     `json:"version"`
+	Link    string  `json:"link"`
+	Lease   *Lease6 `json:"lease6"`
+}
+
+func (c *Client6) save(l *Lease6) {
+	if c.o.LeaseFile == "" {
+		return
+	}
+	b, err := json.MarshalIndent(storedLease6{Version: 1, Link: c.o.Link, Lease: l}, "", "  ")
+	if err == nil {
+		err = atomicfile.WriteFile(c.o.LeaseFile, append(b, '\n'), 0o600)
+	}
+	if err != nil {
+		c.log.Warn("save dhcpv6 lease", "file", c.o.LeaseFile, "err", err)
+	}
+}
+
+func (c *Client6) forget() {
+	if c.o.LeaseFile == "" {
+		return
+	}
+	if err := os.Remove(c.o.LeaseFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		c.log.Warn("remove dhcpv6 lease file", "file", c.o.LeaseFile, "err", err)
+	}
+}
+
+func (c *Client6) load() *Lease6 {
+	if c.o.LeaseFile == "" {
+		return nil
+	}
+	l, err := LoadLease6(c.o.LeaseFile, c.o.Link)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			c.log.Warn("stored dhcpv6 lease ignored", "err", err)
+		}
+		return nil
+	}
+	return l
+}
+
+// LoadLease6 reads a DHCPv6 lease file written for link, bounded and
+// checked as a REPLY is.
+func LoadLease6(path, link string) (*Lease6, error) {
+	b, err := safefile.Read(path, leaseFileLimit)
+	if err != nil {
+		return nil, err
+	}
+	var s storedLease6
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("lease file %s: %w", path, err)
+	}
+	l := s.Lease
+	switch {
+	case s.Version != 1:
+		err = fmt.Errorf("version %d", s.Version)
+	case s.Link != link:
+		err = fmt.Errorf("written for link %q", s.Link)
+	case l == nil:
+		err = errors.New("no lease")
+	case !usableUnicast6(l.Address) || l.Address.IsLinkLocalUnicast():
+		err = fmt.Errorf("address %s", l.Address)
+	case len(l.ServerID) == 0 || len(l.ServerID) > MaxServerIDLen:
+		err = errors.New("server id")
+	case l.Valid < MinLeaseTime || l.Preferred > l.Valid || l.T1 <= 0 || l.T2 < l.T1:
+		err = errors.New("lease times out of order")
+	case len(l.DNS) > MaxDNSServers || len(l.Domains) > MaxSearchDomains:
+		err = errors.New("too many entries")
+	}
+	if err == nil {
+		for _, d := range l.Domains {
+			if cleanName(d) != d {
+				err = fmt.Errorf("domain %q", d)
+			}
+		}
+		for _, a := range l.DNS {
+			if !usableUnicast6(a) || a.IsLinkLocalUnicast() {
+				err = fmt.Errorf("dns server %s", a)
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lease file %s: %w", path, err)
+	}
+	return l, nil
 }

@@ -33,7 +33,11 @@
 // for its lifetime. Client6 is the DHCPv6 client (nclient6): one address
 // (IA_NA) installed with its lifetimes, renewed at T1, rebound at T2,
 // released on stop when asked, and the DNS options 23 and 24 (checked by
-// ParseLease6, fuzzed).
+// ParseLease6, fuzzed). Its lease is kept in a file too and confirmed
+// (CONFIRM) after a restart or when carrier returns, its address kept
+// meanwhile; it follows carrier as the DHCPv4 client does and, with
+// Options6.RequireManaged, solicits only while the link's router
+// advertisements set the M flag (ReadRAFlags, from the kernel).
 //
 // It does not do DNS itself: the DNS servers and search domains of a
 // lease or an advertisement are handed to the caller (Options.OnChange,
