@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -269,68 +271,77 @@ running.`,
 
 // printLeases prints the DHCP table of `hostd net status`.
 func printLeases(cmd *cobra.Command, leases []dhcp.Status) error {
-	if len(leases) == 0 {
-		return nil
-	}
-	fmt.Fprintln(cmd.OutOrStdout())
-	tw := table(cmd)
-	fmt.Fprintln(tw, "DHCP\tSTATE\tADDRESS\tSERVER\tEXPIRES\tDNS\tDOMAINS\tLAST ERROR")
+	rows := make([]leaseRow, 0, len(leases))
 	for _, s := range leases {
-		addr, server, dnsServers, domains := "-", "-", "-", "-"
+		r := leaseRow{link: s.Link, state: s.State, expires: leaseExpiry(s), lastErr: s.LastError}
 		if l := s.Lease; l != nil {
-			addr, server = l.Address.String(), l.Server.String()
-			if len(l.DNS) > 0 {
-				var ds []string
-				for _, a := range l.DNS {
-					ds = append(ds, a.String())
-				}
-				dnsServers = strings.Join(ds, ",")
-			}
-			if len(l.Domains) > 0 {
-				domains = strings.Join(l.Domains, ",")
-			}
+			r.addr, r.server, r.dns, r.domains = l.Address.String(), l.Server.String(), l.DNS, l.Domains
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Link, s.State, addr, server, leaseExpiry(s), dnsServers, domains, netOrDash(s.LastError))
+		rows = append(rows, r)
 	}
-	return tw.Flush()
-}
-
-func leaseExpiry(s dhcp.Status) string {
-	switch {
-	case s.Lease == nil:
-		return "-"
-	case s.Expires.IsZero():
-		return "never"
-	}
-	return s.Expires.Local().Format("15:04:05")
+	return printLeaseTable(cmd, "DHCP", rows)
 }
 
 // printLeases6 prints the DHCPv6 table of `hostd net status`.
 func printLeases6(cmd *cobra.Command, leases []dhcp.Status6) error {
-	if len(leases) == 0 {
+	rows := make([]leaseRow, 0, len(leases))
+	for _, s := range leases {
+		r := leaseRow{link: s.Link, state: s.State, expires: lease6Expiry(s), lastErr: s.LastError}
+		if l := s.Lease; l != nil {
+			r.addr, r.server, r.dns, r.domains = l.Address.String(), duidString(l.ServerID), l.DNS, l.Domains
+		}
+		rows = append(rows, r)
+	}
+	return printLeaseTable(cmd, "DHCPV6", rows)
+}
+
+// leaseRow is a row of the DHCP and DHCPv6 tables; addr and server are
+// empty without a lease.
+type leaseRow struct {
+	link, state, addr, server, expires, lastErr string
+	dns                                         []netip.Addr
+	domains                                     []string
+}
+
+// printLeaseTable prints a lease table of `hostd net status`, titled
+// title (nothing when there are no rows).
+func printLeaseTable(cmd *cobra.Command, title string, rows []leaseRow) error {
+	if len(rows) == 0 {
 		return nil
 	}
 	fmt.Fprintln(cmd.OutOrStdout())
 	tw := table(cmd)
-	fmt.Fprintln(tw, "DHCPV6\tSTATE\tADDRESS\tSERVER\tEXPIRES\tDNS\tDOMAINS\tLAST ERROR")
-	for _, s := range leases {
-		addr, server, dnsServers, domains := "-", "-", "-", "-"
-		if l := s.Lease; l != nil {
-			addr, server = l.Address.String(), duidString(l.ServerID)
-			if len(l.DNS) > 0 {
-				var ds []string
-				for _, a := range l.DNS {
-					ds = append(ds, a.String())
-				}
-				dnsServers = strings.Join(ds, ",")
+	fmt.Fprintln(tw, title+"\tSTATE\tADDRESS\tSERVER\tEXPIRES\tDNS\tDOMAINS\tLAST ERROR")
+	for _, r := range rows {
+		dnsServers, domains := "-", "-"
+		if len(r.dns) > 0 {
+			var ds []string
+			for _, a := range r.dns {
+				ds = append(ds, a.String())
 			}
-			if len(l.Domains) > 0 {
-				domains = strings.Join(l.Domains, ",")
-			}
+			dnsServers = strings.Join(ds, ",")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Link, s.State, addr, server, lease6Expiry(s), dnsServers, domains, netOrDash(s.LastError))
+		if len(r.domains) > 0 {
+			domains = strings.Join(r.domains, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.link, r.state, netOrDash(r.addr), netOrDash(r.server), r.expires, dnsServers, domains, netOrDash(r.lastErr))
 	}
 	return tw.Flush()
+}
+
+func leaseExpiry(s dhcp.Status) string { return expiryString(s.Lease != nil, s.Expires) }
+
+func lease6Expiry(s dhcp.Status6) string { return expiryString(s.Lease != nil, s.Expires) }
+
+// expiryString shows when a lease (if held) expires.
+func expiryString(held bool, expires time.Time) string {
+	switch {
+	case !held:
+		return "-"
+	case expires.IsZero():
+		return "never"
+	}
+	return expires.Local().Format("15:04:05")
 }
 
 // duidString shows a server's DUID as colon-separated hex.
@@ -346,14 +357,4 @@ func duidString(b []byte) string {
 		fmt.Fprintf(&sb, "%02x", x)
 	}
 	return sb.String()
-}
-
-func lease6Expiry(s dhcp.Status6) string {
-	switch {
-	case s.Lease == nil:
-		return "-"
-	case s.Expires.IsZero():
-		return "never"
-	}
-	return s.Expires.Local().Format("15:04:05")
 }

@@ -28,12 +28,8 @@ const WeedVersion = "v0.0.0-20261109003541-7506e5f91cd6"
 // weedModule is SeaweedFS's Go module.
 const weedModule = "github.com/seaweedfs/seaweedfs"
 
-// weedBuild builds weed once per test binary.
-var weedBuild struct {
-	sync.Once
-	path string
-	err  error
-}
+// weed is built once per test binary.
+var weed goTool
 
 // Weed returns the path of SeaweedFS's weed binary, built from its Go
 // module into the user cache directory
@@ -45,22 +41,13 @@ var weedBuild struct {
 // leaves no binary behind. The build takes minutes on two cores.
 func Weed(t testing.TB) string {
 	t.Helper()
-	goBin := LookPath(t, "go")
-	weedBuild.Do(func() { weedBuild.path, weedBuild.err = buildWeed(t, goBin) })
-	Require(t, "weed "+WeedVersion+" (built from "+weedModule+")", weedBuild.err)
-	return weedBuild.path
+	return weed.get(t, "weed "+WeedVersion+" (built from "+weedModule+")", "weed-"+WeedVersion, "weed", func(goBin, dir, bin string) error {
+		return buildWeed(t, goBin, dir, bin)
+	})
 }
 
-func buildWeed(t testing.TB, goBin string) (string, error) {
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(cache, "hostd-test", "weed-"+WeedVersion)
-	bin := filepath.Join(dir, "weed")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
+// buildWeed builds weed into bin, in the cache directory dir.
+func buildWeed(t testing.TB, goBin, dir, bin string) error {
 	start := time.Now()
 	dl := exec.Command(goBin, "mod", "download", "-json", weedModule+"@"+WeedVersion)
 	dl.Dir = os.TempDir()
@@ -68,20 +55,20 @@ func buildWeed(t testing.TB, goBin string) (string, error) {
 	out, err := dl.Output()
 	var mod struct{ Dir, Error string }
 	if jerr := json.Unmarshal(out, &mod); err != nil || jerr != nil || mod.Dir == "" {
-		return "", fmt.Errorf("go mod download %s@%s: %v %v %s", weedModule, WeedVersion, err, jerr, mod.Error)
+		return fmt.Errorf("go mod download %s@%s: %v %v %s", weedModule, WeedVersion, err, jerr, mod.Error)
 	}
 	src, err := os.MkdirTemp("", "hostd-weed-src-")
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer os.RemoveAll(src)
 	// The module cache is read-only: the copy is writable, so the build
 	// may write go.sum entries.
 	if err := os.CopyFS(src, os.DirFS(mod.Dir)); err != nil {
-		return "", fmt.Errorf("copy %s: %w", mod.Dir, err)
+		return fmt.Errorf("copy %s: %w", mod.Dir, err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
+		return err
 	}
 	tmp := filepath.Join(dir, ".weed-"+randHex(8))
 	defer os.Remove(tmp)
@@ -89,13 +76,13 @@ func buildWeed(t testing.TB, goBin string) (string, error) {
 	build.Dir = src
 	build.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off", "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./weed: %v: %s", err, tail(out, 4096))
+		return fmt.Errorf("go build ./weed: %v: %s", err, tail(out, 4096))
 	}
 	if err := os.Rename(tmp, bin); err != nil {
-		return "", err
+		return err
 	}
 	t.Logf("built weed %s in %s", WeedVersion, time.Since(start).Round(time.Second))
-	return bin, nil
+	return nil
 }
 
 func randHex(n int) string {

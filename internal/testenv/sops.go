@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"filippo.io/age"
@@ -16,41 +15,22 @@ import (
 // SOPSVersion is the sops release tests encrypt with.
 const SOPSVersion = "v3.13.3"
 
-// sopsBuild builds sops once per test binary.
-var sopsBuild struct {
-	sync.Once
-	path string
-	err  error
-}
+// sops is built once per test binary.
+var sops goTool
 
 // SOPS returns the path of the real sops tool, built from its Go module
 // into the user cache directory the first time and reused afterwards.
 func SOPS(t testing.TB) string {
 	t.Helper()
-	goBin := LookPath(t, "go")
-	sopsBuild.Do(func() {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			sopsBuild.err = err
-			return
-		}
-		dir := filepath.Join(cache, "hostd-test", "sops-"+SOPSVersion)
-		bin := filepath.Join(dir, "sops")
-		if _, err := os.Stat(bin); err == nil {
-			sopsBuild.path = bin
-			return
-		}
+	return sops.get(t, "sops "+SOPSVersion+" (go install)", "sops-"+SOPSVersion, "sops", func(goBin, dir, _ string) error {
 		cmd := exec.Command(goBin, "install", "github.com/getsops/sops/v3/cmd/sops@"+SOPSVersion)
 		cmd.Dir = os.TempDir()
 		cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-mod=mod")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			sopsBuild.err = errors.New(err.Error() + ": " + string(out))
-			return
+			return errors.New(err.Error() + ": " + string(out))
 		}
-		sopsBuild.path = bin
+		return nil
 	})
-	Require(t, "sops "+SOPSVersion+" (go install)", sopsBuild.err)
-	return sopsBuild.path
 }
 
 // AgeKey is a fresh age identity in a key file.

@@ -36,12 +36,7 @@ func TestServiceDHCPLease(t *testing.T) {
 		"--dhcp-option=option:dns-server,10.99.0.1",
 		"--dhcp-option=option:domain-search,lan.test")
 
-	cfg := netcfg.DefaultConfig()
-	cfg.NetNS = ns.Name
-	cfg.Links = []netwatch.LinkSpec{{Name: ns.Link, DHCP: "v4"}}
-	cfg.DNS.Enable = true
-	cfg.DNS.Listen = "127.0.0.1:0"
-	cfg.DNS.HostsFile = ""
+	cfg := dhcpConfig(ns, "v4")
 	cfg.DHCP.Hostname = "hostd-svc"
 	s := startService(t, cfg)
 
@@ -194,12 +189,7 @@ func TestServiceLeaseDNSAnswers(t *testing.T) {
 		"--dhcp-option=option:dns-server,10.99.0.1",
 		"--dhcp-option=option:domain-search,lan.test")
 
-	cfg := netcfg.DefaultConfig()
-	cfg.NetNS = ns.Name
-	cfg.Links = []netwatch.LinkSpec{{Name: ns.Link, DHCP: "v4"}}
-	cfg.DNS.Enable = true
-	cfg.DNS.Listen = "127.0.0.1:0"
-	cfg.DNS.HostsFile = ""
+	cfg := dhcpConfig(ns, "v4")
 	s := startService(t, cfg)
 	waitHealth(t, s, 30*time.Second, servicetest.IsReady)
 	testenv.WaitFor(t, 30*time.Second, func() error {
@@ -209,22 +199,7 @@ func TestServiceLeaseDNSAnswers(t *testing.T) {
 		return nil
 	})
 
-	q := new(dns.Msg)
-	q.SetQuestion("www.lan.test.", dns.TypeA)
-	c := &dns.Client{Timeout: 5 * time.Second}
-	resp, _, err := c.Exchange(q, s.Details().DNS.Listen)
-	if err != nil {
-		t.Fatalf("query hostd's resolver: %v", err)
-	}
-	if resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 1 {
-		t.Fatalf("answer %v", resp)
-	}
-	if a, ok := resp.Answer[0].(*dns.A); !ok || a.A.String() != "192.0.2.77" {
-		t.Fatalf("answer %v, want 192.0.2.77", resp.Answer[0])
-	}
-	if !strings.Contains(srv.Log(), "query[A] www.lan.test") {
-		t.Errorf("the lease's server did not see the query:\n%s", srv.Log())
-	}
+	resolveThrough(t, s, srv, "www.lan.test", "192.0.2.77", "the lease's server")
 }
 
 // TestServiceRADNSAnswers: on a link declared with dhcp: v6, the DNS
@@ -241,12 +216,7 @@ func TestServiceRADNSAnswers(t *testing.T) {
 		"--dhcp-option=option6:dns-server,[fd99::1]",
 		"--dhcp-option=option6:domain-search,lan6.test")
 
-	cfg := netcfg.DefaultConfig()
-	cfg.NetNS = ns.Name
-	cfg.Links = []netwatch.LinkSpec{{Name: ns.Link, DHCP: "v6"}}
-	cfg.DNS.Enable = true
-	cfg.DNS.Listen = "127.0.0.1:0"
-	cfg.DNS.HostsFile = ""
+	cfg := dhcpConfig(ns, "v6")
 	s := startService(t, cfg)
 
 	want := "udp://[fd99::1]:53"
@@ -263,22 +233,7 @@ func TestServiceRADNSAnswers(t *testing.T) {
 		return fmt.Errorf("no upstream %s for lan6.test in %+v", want, d.DNS.Upstreams)
 	})
 
-	q := new(dns.Msg)
-	q.SetQuestion("www.lan6.test.", dns.TypeA)
-	c := &dns.Client{Timeout: 5 * time.Second}
-	resp, _, err := c.Exchange(q, s.Details().DNS.Listen)
-	if err != nil {
-		t.Fatalf("query hostd's resolver: %v", err)
-	}
-	if resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 1 {
-		t.Fatalf("answer %v", resp)
-	}
-	if a, ok := resp.Answer[0].(*dns.A); !ok || a.A.String() != "192.0.2.66" {
-		t.Fatalf("answer %v, want 192.0.2.66", resp.Answer[0])
-	}
-	if !strings.Contains(srv.Log(), "query[A] www.lan6.test") {
-		t.Errorf("the advertised server did not see the query:\n%s", srv.Log())
-	}
+	resolveThrough(t, s, srv, "www.lan6.test", "192.0.2.66", "the advertised server")
 }
 
 // TestServiceDHCPv6Lease: on a link declared with dhcp: v6, dnsmasq as
@@ -297,12 +252,7 @@ func TestServiceDHCPv6Lease(t *testing.T) {
 		"--dhcp-option=option6:dns-server,[fd99::1]",
 		"--dhcp-option=option6:domain-search,v6.test")
 
-	cfg := netcfg.DefaultConfig()
-	cfg.NetNS = ns.Name
-	cfg.Links = []netwatch.LinkSpec{{Name: ns.Link, DHCP: "v6"}}
-	cfg.DNS.Enable = true
-	cfg.DNS.Listen = "127.0.0.1:0"
-	cfg.DNS.HostsFile = ""
+	cfg := dhcpConfig(ns, "v6")
 	cfg.DHCP.ReleaseOnStop = true
 	s := startService(t, cfg)
 	h := nsHandle(t, ns)
@@ -371,5 +321,40 @@ func TestServiceDHCPv6Lease(t *testing.T) {
 		if a.IP.Equal(leased.IP) {
 			t.Errorf("released address %s still on the link", a.IPNet)
 		}
+	}
+}
+
+// dhcpConfig is netcfg's config for the link of ns declared with dhcp
+// mode (v4, v6), and hostd's resolver on a loopback port without a hosts file.
+func dhcpConfig(ns *testenv.NetNS, mode string) netcfg.Config {
+	cfg := netcfg.DefaultConfig()
+	cfg.NetNS = ns.Name
+	cfg.Links = []netwatch.LinkSpec{{Name: ns.Link, DHCP: mode}}
+	cfg.DNS.Enable = true
+	cfg.DNS.Listen = "127.0.0.1:0"
+	cfg.DNS.HostsFile = ""
+	return cfg
+}
+
+// resolveThrough asks hostd's resolver in s for name's A record, wants
+// the address want, and wants srv (server: who it is, in the error) to
+// have seen the query.
+func resolveThrough(t *testing.T, s *running, srv *testenv.DHCPServer, name, want, server string) {
+	t.Helper()
+	q := new(dns.Msg)
+	q.SetQuestion(name+".", dns.TypeA)
+	c := &dns.Client{Timeout: 5 * time.Second}
+	resp, _, err := c.Exchange(q, s.Details().DNS.Listen)
+	if err != nil {
+		t.Fatalf("query hostd's resolver: %v", err)
+	}
+	if resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 1 {
+		t.Fatalf("answer %v", resp)
+	}
+	if a, ok := resp.Answer[0].(*dns.A); !ok || a.A.String() != want {
+		t.Fatalf("answer %v, want %s", resp.Answer[0], want)
+	}
+	if !strings.Contains(srv.Log(), "query[A] "+name) {
+		t.Errorf("%s did not see the query:\n%s", server, srv.Log())
 	}
 }

@@ -348,3 +348,88 @@ func readBody(r io.Reader, buf []byte) error {
 	}
 	return nil
 }
+
+// ranged is what a remote backend's ranged GET answered: the body, the
+// HTTP status (206, or 200 for the whole file) and the Content-Range.
+type ranged struct {
+	body         io.ReadCloser
+	status       int
+	contentRange string
+}
+
+// remoteLoad is Load of a remote backend on its Stat and LoadInto: it
+// reads length bytes of h at offset (length 0: to the end, within
+// FileLimit).
+func remoteLoad(ctx context.Context, b interface {
+	Backend
+	BufferLoader
+}, h Handle, offset int64, length int) ([]byte, error) {
+	if length <= 0 {
+		size, err := b.Stat(ctx, h)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", h, err)
+		}
+		if length, err = wholeLength(h, offset, size); err != nil {
+			return nil, err
+		}
+		if length == 0 {
+			return []byte{}, nil
+		}
+	}
+	buf := make([]byte, length)
+	if err := b.LoadInto(ctx, h, offset, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+// remoteLoadInto reads len(buf) bytes of h at offset into buf with get
+// (one ranged GET of rng, "bytes=START-END"), retried as o says,
+// checking that the server answered the range asked for.
+func remoteLoadInto(ctx context.Context, o HTTPOptions, h Handle, offset int64, buf []byte, get func(ctx context.Context, rng string) (ranged, error)) error {
+	if len(buf) == 0 {
+		return nil
+	}
+	rng := fmt.Sprintf("bytes=%d-%d", offset, offset+int64(len(buf))-1)
+	err := retry(ctx, o, func(ctx context.Context) error {
+		r, err := get(ctx, rng)
+		if err != nil {
+			return err
+		}
+		defer r.body.Close()
+		if _, err := checkRange(r.status, r.contentRange, offset); err != nil {
+			return permanent{err}
+		}
+		return readBody(r.body, buf)
+	})
+	if err != nil {
+		return fmt.Errorf("load %s: %w", h, err)
+	}
+	return nil
+}
+
+// remoteLoadWhole reads all of h with get (one GET returning the body
+// and its size, -1 when unknown), retried as o says, refusing a file
+// over limit before reading it.
+func remoteLoadWhole(ctx context.Context, o HTTPOptions, h Handle, limit int64, get func(ctx context.Context) (io.ReadCloser, int64, error)) ([]byte, error) {
+	var b []byte
+	err := retry(ctx, o, func(ctx context.Context) error {
+		body, size, err := get(ctx)
+		if err != nil {
+			return err
+		}
+		defer body.Close()
+		b, err = readWhole(h, body, size, limit)
+		if errors.Is(err, ErrTooLarge) {
+			return permanent{err}
+		}
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("load %s: %w", h, err)
+	}
+	return b, nil
+}

@@ -199,74 +199,34 @@ func (r *REST) Save(ctx context.Context, h Handle, data []byte) error {
 // Load reads length bytes of h at offset (length 0: to the end, within
 // FileLimit).
 func (r *REST) Load(ctx context.Context, h Handle, offset int64, length int) ([]byte, error) {
-	if length <= 0 {
-		size, err := r.Stat(ctx, h)
-		if err != nil {
-			return nil, fmt.Errorf("load %s: %w", h, err)
-		}
-		if length, err = wholeLength(h, offset, size); err != nil {
-			return nil, err
-		}
-		if length == 0 {
-			return []byte{}, nil
-		}
-	}
-	buf := make([]byte, length)
-	if err := r.LoadInto(ctx, h, offset, buf); err != nil {
-		return nil, err
-	}
-	return buf, nil
+	return remoteLoad(ctx, r, h, offset, length)
 }
 
 // LoadInto reads len(buf) bytes of h at offset into buf.
 func (r *REST) LoadInto(ctx context.Context, h Handle, offset int64, buf []byte) error {
-	if len(buf) == 0 {
-		return nil
-	}
-	hdr := http.Header{"Range": {fmt.Sprintf("bytes=%d-%d", offset, offset+int64(len(buf))-1)}}
-	err := r.do(ctx, func(ctx context.Context) error {
-		resp, err := r.request(ctx, http.MethodGet, h.restPath(), nil, hdr)
+	return remoteLoadInto(ctx, r.http, h, offset, buf, func(ctx context.Context, rng string) (ranged, error) {
+		resp, err := r.request(ctx, http.MethodGet, h.restPath(), nil, http.Header{"Range": {rng}})
 		if err != nil {
-			return err
+			return ranged{}, err
 		}
-		defer resp.Body.Close()
-		if _, err := checkRange(resp.StatusCode, resp.Header.Get("Content-Range"), offset); err != nil {
-			return permanent{err}
-		}
-		return readBody(resp.Body, buf)
+		return ranged{body: resp.Body, status: resp.StatusCode, contentRange: resp.Header.Get("Content-Range")}, nil
 	})
-	if err != nil {
-		return fmt.Errorf("load %s: %w", h, err)
-	}
-	return nil
 }
 
 // LoadWhole reads all of h with one GET, refusing a file over limit
 // before reading it.
 func (r *REST) LoadWhole(ctx context.Context, h Handle, limit int64) ([]byte, error) {
-	var b []byte
-	err := r.do(ctx, func(ctx context.Context) error {
+	return remoteLoadWhole(ctx, r.http, h, limit, func(ctx context.Context) (io.ReadCloser, int64, error) {
 		resp, err := r.request(ctx, http.MethodGet, h.restPath(), nil, nil)
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
-		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return permanent{fmt.Errorf("server answered %s to a GET of the whole file", resp.Status)}
+			resp.Body.Close()
+			return nil, 0, permanent{fmt.Errorf("server answered %s to a GET of the whole file", resp.Status)}
 		}
-		b, err = readWhole(h, resp.Body, resp.ContentLength, limit)
-		if errors.Is(err, ErrTooLarge) {
-			return permanent{err}
-		}
-		return err
+		return resp.Body, resp.ContentLength, nil
 	})
-	if err != nil {
-		if errors.Is(err, ErrTooLarge) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("load %s: %w", h, err)
-	}
-	return b, nil
 }
 
 // Stat returns the size of h (HEAD).

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -375,80 +376,39 @@ func (s *S3) saveMultipart(ctx context.Context, h Handle, data []byte) error {
 // Load reads length bytes of h at offset (length 0: to the end, within
 // FileLimit).
 func (s *S3) Load(ctx context.Context, h Handle, offset int64, length int) ([]byte, error) {
-	if length <= 0 {
-		size, err := s.Stat(ctx, h)
-		if err != nil {
-			return nil, fmt.Errorf("load %s: %w", h, err)
-		}
-		if length, err = wholeLength(h, offset, size); err != nil {
-			return nil, err
-		}
-		if length == 0 {
-			return []byte{}, nil
-		}
-	}
-	buf := make([]byte, length)
-	if err := s.LoadInto(ctx, h, offset, buf); err != nil {
-		return nil, err
-	}
-	return buf, nil
+	return remoteLoad(ctx, s, h, offset, length)
 }
 
 // LoadInto reads len(buf) bytes of h at offset into buf with one ranged
 // GET, checking that the server answered the range asked for.
 func (s *S3) LoadInto(ctx context.Context, h Handle, offset int64, buf []byte) error {
-	if len(buf) == 0 {
-		return nil
-	}
-	rng := fmt.Sprintf("bytes=%d-%d", offset, offset+int64(len(buf))-1)
-	err := s.do(ctx, func(ctx context.Context) error {
+	return remoteLoadInto(ctx, s.http, h, offset, buf, func(ctx context.Context, rng string) (ranged, error) {
 		out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(h)), Range: &rng})
 		if err != nil {
-			return s3Err(err)
+			return ranged{}, s3Err(err)
 		}
-		defer out.Body.Close()
 		status := http.StatusPartialContent
 		if out.ContentRange == nil {
 			status = http.StatusOK
 		}
-		if _, err := checkRange(status, aws.ToString(out.ContentRange), offset); err != nil {
-			return permanent{err}
-		}
-		return readBody(out.Body, buf)
+		return ranged{body: out.Body, status: status, contentRange: aws.ToString(out.ContentRange)}, nil
 	})
-	if err != nil {
-		return fmt.Errorf("load %s: %w", h, err)
-	}
-	return nil
 }
 
 // LoadWhole reads all of h with one GET, refusing a file over limit
 // before reading it.
 func (s *S3) LoadWhole(ctx context.Context, h Handle, limit int64) ([]byte, error) {
-	var b []byte
-	err := s.do(ctx, func(ctx context.Context) error {
+	return remoteLoadWhole(ctx, s.http, h, limit, func(ctx context.Context) (io.ReadCloser, int64, error) {
 		out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(h))})
 		if err != nil {
-			return s3Err(err)
+			return nil, 0, s3Err(err)
 		}
-		defer out.Body.Close()
 		size := int64(-1)
 		if out.ContentLength != nil {
 			size = *out.ContentLength
 		}
-		b, err = readWhole(h, out.Body, size, limit)
-		if errors.Is(err, ErrTooLarge) {
-			return permanent{err}
-		}
-		return err
+		return out.Body, size, nil
 	})
-	if err != nil {
-		if errors.Is(err, ErrTooLarge) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("load %s: %w", h, err)
-	}
-	return b, nil
 }
 
 // Stat returns the size of h.

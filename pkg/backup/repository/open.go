@@ -69,12 +69,9 @@ func Create(ctx context.Context, be backend.Backend, password []byte, cfg Config
 // Open unlocks the repository in be with password and loads its index.
 func Open(ctx context.Context, be backend.Backend, password []byte, o Options) (*Repository, error) {
 	o.defaults()
-	raw, err := backend.LoadFile(ctx, be, backend.Handle{Type: backend.Config}, backend.ConfigLimit)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("open repository %s: %w", be.Location(), ErrNotRepository)
-	}
+	raw, err := loadConfigFile(ctx, be)
 	if err != nil {
-		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
+		return nil, err
 	}
 	// The key must also open the config: a key file left by an init that
 	// crashed before writing its config wraps another master key.
@@ -94,6 +91,25 @@ func Open(ctx context.Context, be backend.Backend, password []byte, o Options) (
 	if key.Cipher != cfg.Cipher() {
 		return nil, fmt.Errorf("open repository %s: key cipher %s does not match repository version %d", be.Location(), key.Cipher, cfg.Version)
 	}
+	return openConfigured(ctx, be, key, keyName, cfg, o)
+}
+
+// loadConfigFile reads be's encrypted config file, for Open and
+// OpenWithKey.
+func loadConfigFile(ctx context.Context, be backend.Backend) ([]byte, error) {
+	raw, err := backend.LoadFile(ctx, be, backend.Handle{Type: backend.Config}, backend.ConfigLimit)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("open repository %s: %w", be.Location(), ErrNotRepository)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
+	}
+	return raw, nil
+}
+
+// openConfigured builds the repository of be once key (from the key file
+// keyName) has opened its config cfg, and loads its index.
+func openConfigured(ctx context.Context, be backend.Backend, key *crypto.Key, keyName string, cfg Config, o Options) (*Repository, error) {
 	r, err := newRepository(be, key, cfg, o)
 	if err != nil {
 		return nil, err

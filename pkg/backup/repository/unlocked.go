@@ -27,12 +27,9 @@ func OpenWithKey(ctx context.Context, be backend.Backend, key *crypto.Key, keyNa
 	if key == nil || keyName == "" {
 		return nil, fmt.Errorf("open repository %s: %w", be.Location(), ErrKeyGone)
 	}
-	raw, err := backend.LoadFile(ctx, be, backend.Handle{Type: backend.Config}, backend.ConfigLimit)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("open repository %s: %w", be.Location(), ErrNotRepository)
-	}
+	raw, err := loadConfigFile(ctx, be)
 	if err != nil {
-		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
+		return nil, err
 	}
 	if _, err := be.Stat(ctx, backend.Handle{Type: backend.Key, Name: keyName}); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("open repository %s: key file %s: %w", be.Location(), keyName, ErrKeyGone)
@@ -50,13 +47,5 @@ func OpenWithKey(ctx context.Context, be backend.Backend, key *crypto.Key, keyNa
 	if key.Cipher != cfg.Cipher() {
 		return nil, fmt.Errorf("open repository %s: %w", be.Location(), ErrKeyGone)
 	}
-	r, err := newRepository(be, key, cfg, o)
-	if err != nil {
-		return nil, err
-	}
-	r.keyName = keyName
-	if err := r.LoadIndex(ctx); err != nil {
-		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
-	}
-	return r, nil
+	return openConfigured(ctx, be, key, keyName, cfg, o)
 }

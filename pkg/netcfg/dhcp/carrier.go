@@ -3,11 +3,15 @@ package dhcp
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/hostd/hostd/internal/service"
 )
 
 // StateNoCarrier is the state of a client whose link has lost carrier: its
@@ -97,5 +101,82 @@ func send(ctx context.Context, out chan<- bool, v bool) {
 	select {
 	case out <- v:
 	case <-ctx.Done():
+	}
+}
+
+// carrierLoss is what the v4 and v6 clients share while their link has no
+// carrier: the grace of the address, the expiry of the lease, and Renew
+// refused.
+type carrierLoss struct {
+	clock   service.Clock
+	log     *slog.Logger
+	link    string
+	grace   time.Duration     // Options.CarrierGrace
+	carrier <-chan bool       // the link's carrier changes
+	force   <-chan chan error // Renew's requests
+	// held says a lease is held; it expires at expires (zero: never).
+	held    bool
+	expires time.Time
+	// unconfigure takes the held lease's address off the link but keeps
+	// the lease; expire drops the lease, which has expired.
+	unconfigure, expire func()
+}
+
+// wait waits for carrier to come back, or ctx to end, and sets *up to
+// each carrier value received. A held lease's address stays for grace,
+// then goes; the lease goes when it expires. wait reports whether the
+// lease is still held.
+func (w carrierLoss) wait(ctx context.Context, up *bool) bool {
+	var grace, expiry <-chan time.Time
+	if w.held {
+		if w.grace > 0 {
+			t := w.clock.NewTimer(w.grace)
+			defer t.Stop()
+			grace = t.C()
+		} else {
+			w.unconfigure()
+		}
+		if !w.expires.IsZero() {
+			t := w.clock.NewTimer(w.expires.Sub(w.clock.Now()))
+			defer t.Stop()
+			expiry = t.C()
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return w.held
+		case *up = <-w.carrier:
+			if *up {
+				w.log.Info("link has carrier again")
+				return w.held
+			}
+		case <-grace:
+			grace = nil
+			w.unconfigure()
+		case <-expiry:
+			grace, expiry = nil, nil
+			w.held = false
+			w.expire()
+		case res := <-w.force:
+			res <- fmt.Errorf("renew %s: the link has no carrier", w.link)
+		}
+	}
+}
+
+// askRenew sends a Renew request on force to the running client (named
+// in the error) of link and waits for the outcome or ctx.
+func askRenew(ctx context.Context, force chan<- chan error, link, client string) error {
+	res := make(chan error, 1)
+	select {
+	case force <- res:
+	case <-ctx.Done():
+		return fmt.Errorf("renew %s: %s is busy or not running: %w", link, client, ctx.Err())
+	}
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("renew %s: %w", link, ctx.Err())
 	}
 }

@@ -7,15 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
-	"github.com/hostd/hostd/internal/atomicfile"
-	"github.com/hostd/hostd/internal/safefile"
 	"github.com/hostd/hostd/internal/service"
 )
 
@@ -188,18 +185,7 @@ func (c *Client) Status() Status {
 // Renew asks the running client to renew its lease now (or to discover
 // at once when it has none) and waits for the outcome or ctx.
 func (c *Client) Renew(ctx context.Context) error {
-	res := make(chan error, 1)
-	select {
-	case c.force <- res:
-	case <-ctx.Done():
-		return fmt.Errorf("renew %s: the client is busy or not running: %w", c.o.Link, ctx.Err())
-	}
-	select {
-	case err := <-res:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("renew %s: %w", c.o.Link, ctx.Err())
-	}
+	return askRenew(ctx, c.force, c.o.Link, "the client")
 }
 
 // Run obtains and keeps a lease until ctx ends, in Options.NetNS.
@@ -400,43 +386,20 @@ func (c *Client) decline(ctx context.Context, l *Lease, cause error) {
 func (c *Client) noCarrier(ctx context.Context, l *Lease) *Lease {
 	c.log.Info("link lost carrier", "grace", c.o.CarrierGrace)
 	c.setState(StateNoCarrier)
-	var grace, expiry <-chan time.Time
+	w := carrierLoss{clock: c.clock, log: c.log, link: c.o.Link, grace: c.o.CarrierGrace, carrier: c.carrier, force: c.force}
 	if l != nil {
-		if c.o.CarrierGrace > 0 {
-			t := c.clock.NewTimer(c.o.CarrierGrace)
-			defer t.Stop()
-			grace = t.C()
-		} else {
-			c.unconfigure(l)
-		}
-		if exp := l.Expires(); !exp.IsZero() {
-			t := c.clock.NewTimer(exp.Sub(c.clock.Now()))
-			defer t.Stop()
-			expiry = t.C()
-		}
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return l
-		case c.up = <-c.carrier:
-			if c.up {
-				c.log.Info("link has carrier again")
-				return l
-			}
-		case <-grace:
-			grace = nil
-			c.unconfigure(l)
-		case <-expiry:
-			grace, expiry = nil, nil
+		w.held, w.expires = true, l.Expires()
+		w.unconfigure = func() { c.unconfigure(l) }
+		w.expire = func() {
 			c.log.Warn("dhcp lease expired without carrier", "address", l.Address)
 			c.drop(l)
 			c.setState(StateNoCarrier)
-			l = nil
-		case res := <-c.force:
-			res <- fmt.Errorf("renew %s: the link has no carrier", c.o.Link)
 		}
 	}
+	if !w.wait(ctx, &c.up) {
+		return nil
+	}
+	return l
 }
 
 // unconfigure takes l off the link after carrier loss but keeps it, for
@@ -651,51 +614,19 @@ type storedLease struct {
 }
 
 func (c *Client) save(l *Lease) {
-	if c.o.LeaseFile == "" {
-		return
-	}
-	b, err := json.MarshalIndent(storedLease{Version: 1, Link: c.o.Link, Lease: l}, "", "  ")
-	if err == nil {
-		err = atomicfile.WriteFile(c.o.LeaseFile, append(b, '\n'), 0o600)
-	}
-	if err != nil {
-		c.log.Warn("save dhcp lease", "file", c.o.LeaseFile, "err", err)
-	}
+	saveLease(c.log, "dhcp", c.o.LeaseFile, storedLease{Version: 1, Link: c.o.Link, Lease: l})
 }
 
-func (c *Client) forget() {
-	if c.o.LeaseFile == "" {
-		return
-	}
-	if err := os.Remove(c.o.LeaseFile); err != nil && !errors.Is(err, os.ErrNotExist) {
-		c.log.Warn("remove dhcp lease file", "file", c.o.LeaseFile, "err", err)
-	}
-}
+func (c *Client) forget() { forgetLease(c.log, "dhcp", c.o.LeaseFile) }
 
 // load reads the stored lease; nil when there is none or it is not usable.
-func (c *Client) load() *Lease {
-	if c.o.LeaseFile == "" {
-		return nil
-	}
-	l, err := LoadLease(c.o.LeaseFile, c.o.Link)
-	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			c.log.Warn("stored dhcp lease ignored", "err", err)
-		}
-		return nil
-	}
-	return l
-}
+func (c *Client) load() *Lease { return loadLease(c.log, "dhcp", c.o.LeaseFile, c.o.Link, LoadLease) }
 
 // LoadLease reads a lease file written for link, bounded and checked.
 func LoadLease(path, link string) (*Lease, error) {
-	b, err := safefile.Read(path, leaseFileLimit)
-	if err != nil {
-		return nil, err
-	}
 	var s storedLease
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("lease file %s: %w", path, err)
+	if err := readLeaseFile(path, &s); err != nil {
+		return nil, err
 	}
 	if err := s.check(link); err != nil {
 		return nil, fmt.Errorf("lease file %s: %w", path, err)

@@ -2,13 +2,11 @@ package dhcp
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"sync"
 	"syscall"
@@ -21,8 +19,6 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/hostd/hostd/internal/atomicfile"
-	"github.com/hostd/hostd/internal/safefile"
 	"github.com/hostd/hostd/internal/service"
 )
 
@@ -288,18 +284,7 @@ func (k *link6) iaid() [4]byte {
 // Renew asks the running client to renew its lease now (or to solicit at
 // once when it has none) and waits for the outcome or ctx.
 func (c *Client6) Renew(ctx context.Context) error {
-	res := make(chan error, 1)
-	select {
-	case c.force <- res:
-	case <-ctx.Done():
-		return fmt.Errorf("renew %s: the dhcpv6 client is busy or not running: %w", c.o.Link, ctx.Err())
-	}
-	select {
-	case err := <-res:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("renew %s: %w", c.o.Link, ctx.Err())
-	}
+	return askRenew(ctx, c.force, c.o.Link, "the dhcpv6 client")
 }
 
 // RunIn obtains and keeps a lease in ns (nil: hostd's own) until ctx
@@ -518,43 +503,20 @@ func (c *Client6) sendConfirm(ctx context.Context, k *link6, l *Lease6) error {
 func (c *Client6) noCarrier(ctx context.Context, k *link6, l *Lease6) *Lease6 {
 	c.log.Info("link lost carrier", "grace", c.o.CarrierGrace)
 	c.set(StateNoCarrier, l, nil)
-	var grace, expiry <-chan time.Time
+	w := carrierLoss{clock: c.o.Clock, log: c.log, link: c.o.Link, grace: c.o.CarrierGrace, carrier: c.carrier, force: c.force}
 	if l != nil {
-		if c.o.CarrierGrace > 0 {
-			t := c.o.Clock.NewTimer(c.o.CarrierGrace)
-			defer t.Stop()
-			grace = t.C()
-		} else {
-			c.unconfigure(k, l)
-		}
-		if exp := l.Expires(); !exp.IsZero() {
-			t := c.o.Clock.NewTimer(exp.Sub(c.o.Clock.Now()))
-			defer t.Stop()
-			expiry = t.C()
-		}
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return l
-		case c.up = <-c.carrier:
-			if c.up {
-				c.log.Info("link has carrier again")
-				return l
-			}
-		case <-grace:
-			grace = nil
-			c.unconfigure(k, l)
-		case <-expiry:
-			grace, expiry = nil, nil
+		w.held, w.expires = true, l.Expires()
+		w.unconfigure = func() { c.unconfigure(k, l) }
+		w.expire = func() {
 			c.log.Warn("dhcpv6 lease expired without carrier", "address", l.Address)
 			c.drop(k, l)
 			c.set(StateNoCarrier, nil, nil)
-			l = nil
-		case res := <-c.force:
-			res <- fmt.Errorf("renew %s: the link has no carrier", c.o.Link)
 		}
 	}
+	if !w.wait(ctx, &c.up) {
+		return nil
+	}
+	return l
 }
 
 // unconfigure takes l's address off the link after carrier loss; the
@@ -790,53 +752,24 @@ type storedLease6 struct {
 }
 
 func (c *Client6) save(l *Lease6) {
-	if c.o.LeaseFile == "" {
-		return
-	}
-	b, err := json.MarshalIndent(storedLease6{Version: 1, Link: c.o.Link, Lease: l}, "", "  ")
-	if err == nil {
-		err = atomicfile.WriteFile(c.o.LeaseFile, append(b, '\n'), 0o600)
-	}
-	if err != nil {
-		c.log.Warn("save dhcpv6 lease", "file", c.o.LeaseFile, "err", err)
-	}
+	saveLease(c.log, "dhcpv6", c.o.LeaseFile, storedLease6{Version: 1, Link: c.o.Link, Lease: l})
 }
 
-func (c *Client6) forget() {
-	if c.o.LeaseFile == "" {
-		return
-	}
-	if err := os.Remove(c.o.LeaseFile); err != nil && !errors.Is(err, os.ErrNotExist) {
-		c.log.Warn("remove dhcpv6 lease file", "file", c.o.LeaseFile, "err", err)
-	}
-}
+func (c *Client6) forget() { forgetLease(c.log, "dhcpv6", c.o.LeaseFile) }
 
 func (c *Client6) load() *Lease6 {
-	if c.o.LeaseFile == "" {
-		return nil
-	}
-	l, err := LoadLease6(c.o.LeaseFile, c.o.Link)
-	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			c.log.Warn("stored dhcpv6 lease ignored", "err", err)
-		}
-		return nil
-	}
-	return l
+	return loadLease(c.log, "dhcpv6", c.o.LeaseFile, c.o.Link, LoadLease6)
 }
 
 // LoadLease6 reads a DHCPv6 lease file written for link, bounded and
 // checked as a REPLY is.
 func LoadLease6(path, link string) (*Lease6, error) {
-	b, err := safefile.Read(path, leaseFileLimit)
-	if err != nil {
+	var s storedLease6
+	if err := readLeaseFile(path, &s); err != nil {
 		return nil, err
 	}
-	var s storedLease6
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("lease file %s: %w", path, err)
-	}
 	l := s.Lease
+	var err error
 	switch {
 	case s.Version != 1:
 		err = fmt.Errorf("version %d", s.Version)
