@@ -18,6 +18,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // WeedVersion is the SeaweedFS module version the S3 tests run. The
@@ -215,6 +218,36 @@ func (s *SeaweedFS) start() error {
 	})
 	if err != nil {
 		return fmt.Errorf("%w; log:\n%s", err, tail([]byte(s.Log()), 8192))
+	}
+	// The gateway answers before the filer and volume servers behind it
+	// can store anything (a bucket created then fails with 404): ready
+	// means a bucket can be created and removed.
+	client := s3.New(s3.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(s.Endpoint),
+		UsePathStyle: true,
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: s.AccessKey, SecretAccessKey: s.SecretKey}, nil
+		}),
+		HTTPClient: &http.Client{Timeout: 5 * time.Second},
+	})
+	probe := "hostd-ready-" + randHex(4)
+	err = Poll(ctx, 90*time.Second, func() error {
+		select {
+		case <-done:
+			return errors.New("weed exited")
+		default:
+		}
+		if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(probe)}); err != nil {
+			return fmt.Errorf("create a bucket: %w", err)
+		}
+		if _, err := client.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(probe)}); err != nil {
+			return fmt.Errorf("remove a bucket: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("seaweedfs not ready: %w; log:\n%s", err, tail([]byte(s.Log()), 8192))
 	}
 	return nil
 }
