@@ -231,8 +231,10 @@ func (s *SeaweedFS) start() error {
 		}),
 		HTTPClient: &http.Client{Timeout: 5 * time.Second},
 	})
-	probe := "hostd-ready-" + randHex(4)
 	err = Poll(ctx, 90*time.Second, func() error {
+		// A fresh name each try: a try that timed out may still have
+		// created its bucket.
+		probe := "hostd-ready-" + randHex(4)
 		select {
 		case <-done:
 			return errors.New("weed exited")
