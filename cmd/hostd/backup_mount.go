@@ -83,6 +83,6 @@ Unmount from elsewhere with: fusermount3 -u MOUNTPOINT.`,
 	fl := cmd.Flags()
 	addFilterFlags(fl, &o.Filter)
 	fl.BoolVar(&o.AllowOther, "allow-other", false, "let other users read the view (needs user_allow_other in /etc/fuse.conf unless root)")
-	fl.IntVar(&o.BlobCacheBytes, "cache-bytes", mount.DefaultBlobCacheBytes, "plaintext of file data blobs to keep in memory")
+	fl.IntVar(&o.BlobCacheBytes, "cache-bytes", mount.DefaultBlobCacheBytes, "bytes of decoded data segments to keep in memory")
 	return cmd
 }

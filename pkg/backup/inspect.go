@@ -35,9 +35,11 @@ type FindResult struct {
 
 // Find lists the nodes matching o in every snapshot o selects, oldest
 // snapshot first. Each snapshot's walk is bounded by OpenOptions.Limits.
-// A subtree in which nothing matched is not walked again when another
-// directory or snapshot names it (without a path pattern, whether a node
-// matches does not depend on where it is).
+// Without a path pattern, whether a node matches does not depend on
+// where it is, so each distinct tree is read once: what matched in it
+// and below it is kept by its ID, and a tree met again (in another
+// directory or snapshot) gives its matches from there, at the cost of
+// the matches; a tree in which nothing matched costs nothing.
 func (r *Repository) Find(ctx context.Context, o FindOptions) ([]FindResult, error) {
 	if _, err := path.Match(o.Pattern, ""); err != nil || o.Pattern == "" {
 		return nil, fmt.Errorf("find: pattern %q: want a shell pattern such as '*.go'", o.Pattern)
@@ -46,7 +48,7 @@ func (r *Repository) Find(ctx context.Context, o FindOptions) ([]FindResult, err
 	if err != nil {
 		return nil, fmt.Errorf("find: %w", err)
 	}
-	f := &finder{o: o, cache: r.repo.NewTreeCache(), empty: map[repository.ID]bool{}, byPath: strings.Contains(o.Pattern, "/")}
+	f := &finder{o: o, repo: r.repo, cache: r.repo.NewTreeCache(), seen: map[repository.ID][]found{}, byPath: strings.Contains(o.Pattern, "/")}
 	out := []FindResult{}
 	for _, s := range snaps {
 		f.budget = repository.NewBudget(r.opts.Limits)
@@ -63,11 +65,21 @@ func (r *Repository) Find(ctx context.Context, o FindOptions) ([]FindResult, err
 
 type finder struct {
 	o      FindOptions
-	cache  *repository.TreeCache
+	repo   *repository.Repository
+	cache  *repository.TreeCache // path patterns: trees are walked at each path
 	budget *repository.Budget
-	// empty holds trees below which nothing matches (name patterns only).
-	empty  map[repository.ID]bool
+	// seen holds, for each tree walked (name patterns only), what
+	// matched in it or below it, in walk order; empty: nothing did.
+	seen   map[repository.ID][]found
 	byPath bool
+}
+
+// found is a node of a walked tree that matched (match), or a directory
+// below which something did (below), or both.
+type found struct {
+	n     *repository.Node
+	match bool
+	below bool
 }
 
 func (f *finder) match(p string, n *repository.Node) bool {
@@ -91,45 +103,88 @@ func (f *finder) match(p string, n *repository.Node) bool {
 // walk appends the matches below tree id (at dir) and reports whether
 // there were any.
 func (f *finder) walk(ctx context.Context, id repository.ID, dir string, depth int, out *[]Entry) (bool, error) {
-	if !f.byPath && f.empty[id] {
-		return false, nil
-	}
 	if err := f.budget.Enter(depth); err != nil {
 		return false, err
 	}
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	t, err := f.cache.Load(ctx, id)
+	if !f.byPath {
+		if fs, ok := f.seen[id]; ok {
+			return len(fs) > 0, f.replay(ctx, id, fs, dir, depth, out)
+		}
+	}
+	var t *repository.Tree
+	var err error
+	if f.byPath {
+		t, err = f.cache.Load(ctx, id)
+	} else {
+		// Read once: what is needed again is in f.seen.
+		t, err = f.repo.LoadTree(ctx, id)
+	}
 	if err != nil {
 		return false, err
 	}
 	if err := f.budget.AddTree(id, len(t.Nodes)); err != nil {
 		return false, err
 	}
-	found := false
+	var fs []found
 	for i := range t.Nodes {
 		n := &t.Nodes[i]
 		p := path.Join(dir, string(n.Name))
 		if err := f.budget.AddPath(p); err != nil {
 			return false, err
 		}
-		if f.match(p, n) {
+		fd := found{n: n, match: f.match(p, n)}
+		if fd.match {
 			*out = append(*out, entry(p, n))
-			found = true
 		}
 		if n.Type == repository.NodeDir && n.Subtree != nil {
 			sub, err := f.walk(ctx, *n.Subtree, p, depth+1, out)
 			if err != nil {
 				return false, err
 			}
-			found = found || sub
+			fd.below = sub
+		}
+		if fd.match || fd.below {
+			fs = append(fs, fd)
 		}
 	}
-	if !found {
-		f.empty[id] = true
+	if !f.byPath {
+		if fs == nil {
+			fs = []found{}
+		}
+		f.seen[id] = fs
 	}
-	return found, nil
+	return len(fs) > 0, nil
+}
+
+// replay appends the matches of tree id, walked before, at dir. It
+// counts against the budget as a walk of a tree holding only the nodes
+// in fs would, so a DAG of trees naming each other many times is
+// stopped as a walk stops it.
+func (f *finder) replay(ctx context.Context, id repository.ID, fs []found, dir string, depth int, out *[]Entry) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	if err := f.budget.AddTree(id, len(fs)); err != nil {
+		return err
+	}
+	for _, fd := range fs {
+		p := path.Join(dir, string(fd.n.Name))
+		if err := f.budget.AddPath(p); err != nil {
+			return err
+		}
+		if fd.match {
+			*out = append(*out, entry(p, fd.n))
+		}
+		if fd.below {
+			if _, err := f.walk(ctx, *fd.n.Subtree, p, depth+1, out); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // ListKinds are the kinds List takes.
