@@ -241,15 +241,7 @@ func heapGrowth(f func()) (live, allocated uint64) {
 // prune visit each tree once and see a healthy repository.
 func TestTreeDAGBomb(t *testing.T) {
 	ctx := context.Background()
-	dir, r := newRepo(t)
-	src := t.TempDir()
-	backuptest.RandomFile(t, filepath.Join(src, "f"), 1000)
-	if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}}); err != nil {
-		t.Fatal(err)
-	}
-	good := "latest"
-	bomb := saveBomb(t, r.Internal(), 40)
-	r.Close()
+	dir, good, bomb := bombRepo(t)
 
 	const limit = 200_000
 	r, err := backup.Open(ctx, dir, backuptest.Password, backup.OpenOptions{NoCache: true, Limits: repository.Limits{MaxNodes: limit}})
@@ -257,14 +249,6 @@ func TestTreeDAGBomb(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	snaps, err := r.Snapshots(ctx)
-	if err != nil || len(snaps) != 2 {
-		t.Fatalf("snapshots: %v %v", snaps, err)
-	}
-	good = snaps[0].ID
-	if good == bomb {
-		good = snaps[1].ID
-	}
 	// A walk of `limit` nodes of this tree allocates a few hundred bytes
 	// a node; unbounded, it would not stop.
 	const maxAlloc = 512 << 20
@@ -478,23 +462,8 @@ func TestRestoreKill9(t *testing.T) {
 // long before DefaultMaxWalkNodes and its gigabytes.
 func TestTreeDAGBombDefaultLimits(t *testing.T) {
 	ctx := context.Background()
-	dir, r := newRepo(t)
-	src := t.TempDir()
-	backuptest.RandomFile(t, filepath.Join(src, "f"), 1000)
-	if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}}); err != nil {
-		t.Fatal(err)
-	}
-	bomb := saveBomb(t, r.Internal(), 40)
-	r.Close()
-	r = open(t, dir)
-	snaps, err := r.Snapshots(ctx)
-	if err != nil || len(snaps) != 2 {
-		t.Fatalf("snapshots: %v %v", snaps, err)
-	}
-	good := snaps[0].ID
-	if good == bomb {
-		good = snaps[1].ID
-	}
+	dir, good, bomb := bombRepo(t)
+	r := open(t, dir)
 	const maxAlloc = 512 << 20
 	tests := []struct {
 		name string
@@ -523,4 +492,21 @@ func TestTreeDAGBombDefaultLimits(t *testing.T) {
 	if _, err := r.Restore(ctx, good, backup.RestoreOptions{Target: t.TempDir()}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// bombRepo makes a repository holding one real snapshot and the DAG bomb
+// (saveBomb, 40 levels) and returns its directory and both snapshot IDs.
+func bombRepo(t *testing.T) (dir, good, bomb string) {
+	t.Helper()
+	ctx := context.Background()
+	dir, r := newRepo(t)
+	src := t.TempDir()
+	backuptest.RandomFile(t, filepath.Join(src, "f"), 1000)
+	snap, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bomb = saveBomb(t, r.Internal(), 40)
+	r.Close()
+	return dir, snap.SnapshotID, bomb
 }

@@ -85,10 +85,8 @@ func (p arpPacket) conflicts(addr netip.Addr, hw net.HardwareAddr) bool {
 // ErrAddressInUse is the cause of a declined offer.
 var ErrAddressInUse = errors.New("address in use")
 
-// probe sends ProbeCount ARP probes for addr spread over window and
-// listens until the window ends; it returns an error wrapping
-// ErrAddressInUse, naming the other host, when someone answers for addr.
-func (e *rawExchanger) probe(ctx context.Context, addr netip.Addr, window time.Duration) error {
+// openARP opens an ARP packet socket on the link, in its namespace.
+func (e *rawExchanger) openARP() (*packet.Conn, error) {
 	var conn *packet.Conn
 	err := InNetNS(e.ns, func() error {
 		ifi, err := net.InterfaceByName(e.link)
@@ -99,7 +97,18 @@ func (e *rawExchanger) probe(ctx context.Context, addr netip.Addr, window time.D
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("open arp socket on %s: %w", e.link, err)
+		return nil, fmt.Errorf("open arp socket on %s: %w", e.link, err)
+	}
+	return conn, nil
+}
+
+// probe sends ProbeCount ARP probes for addr spread over window and
+// listens until the window ends; it returns an error wrapping
+// ErrAddressInUse, naming the other host, when someone answers for addr.
+func (e *rawExchanger) probe(ctx context.Context, addr netip.Addr, window time.Duration) error {
+	conn, err := e.openARP()
+	if err != nil {
+		return err
 	}
 	defer conn.Close()
 	end := time.Now().Add(window)
@@ -147,17 +156,9 @@ func (e *rawExchanger) probe(ctx context.Context, addr netip.Addr, window time.D
 // announce sends an ARP announcement (RFC 5227 2.3) for addr, now ours,
 // so neighbours update their caches.
 func (e *rawExchanger) announce(addr netip.Addr) error {
-	var conn *packet.Conn
-	err := InNetNS(e.ns, func() error {
-		ifi, err := net.InterfaceByName(e.link)
-		if err != nil {
-			return err
-		}
-		conn, err = packet.Listen(ifi, packet.Datagram, unix.ETH_P_ARP, nil)
-		return err
-	})
+	conn, err := e.openARP()
 	if err != nil {
-		return fmt.Errorf("open arp socket on %s: %w", e.link, err)
+		return err
 	}
 	defer conn.Close()
 	p := arpPacket{Op: arpRequest, SenderHW: e.hw, TargetHW: make(net.HardwareAddr, 6), SenderIP: addr, TargetIP: addr}
