@@ -51,7 +51,8 @@ type Options struct {
 	// DryRun walks and decides as a backup would, reading no file and
 	// writing nothing to the repository; DryRunFile is called for each
 	// file that would be read, with its size, the bytes that would be
-	// read (less for a sparse file) and "new" or "changed".
+	// read (less for a sparse file) and "new" or "changed", one call at a
+	// time.
 	DryRun     bool
 	DryRunFile func(path string, size, read int64, status string)
 }

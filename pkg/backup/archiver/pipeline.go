@@ -109,11 +109,13 @@ func (a *archiver) saveFile(ctx context.Context, job *fileJob, bufs *workerBufs)
 		if n.Sparse {
 			toRead = min(st.Size, st.Blocks*512)
 		}
+		a.bytesDone.Add(st.Size)
+		a.mu.Lock()
+		// File workers run concurrently: the callback is called under
+		// the lock, one file at a time.
 		if a.opts.DryRunFile != nil {
 			a.opts.DryRunFile(job.path, st.Size, toRead, status)
 		}
-		a.bytesDone.Add(st.Size)
-		a.mu.Lock()
 		a.summary.BytesRead += toRead
 		a.summary.BytesTotal += st.Size
 		a.mu.Unlock()
