@@ -351,9 +351,13 @@ func (c *Config) Validate(v *confkit.Validator) {
 }
 
 // validateUnused reports top-level job keys that take effect only with
-// the shorthand's repository and paths.
+// the shorthand's repository and paths. A key holding its default is not
+// reported: `hostd config show` prints the top-level keys with their
+// defaults, and what it prints must load again.
 func (j *Job) validateUnused(v *confkit.Validator) {
-	if j.Schedule != "" || len(j.Exclude) > 0 || !j.Password.IsZero() || j.Retention != nil || j.Check != "" {
+	d := Job{}.withDefaults()
+	if (j.Schedule != "" && j.Schedule != d.Schedule) || len(j.Exclude) > 0 || !j.Password.IsZero() ||
+		(j.Retention != nil && *j.Retention != *d.Retention) || j.Check != "" {
 		v.Errorf("repository", "top-level job keys (schedule, exclude, password, ...) need repository and paths; or move them under jobs.<name>")
 	}
 }

@@ -154,7 +154,7 @@ func TestConfigErrors(t *testing.T) {
 		{"shared repository", fmt.Sprintf("backup:\n  enable: true\n  jobs:\n    a: {repository: /r, paths: [%[1]s], password: env:PW}\n    b: {repository: /r/, paths: [%[1]s], password: env:PW, retention: {keep_last: 1}}\n", src), []string{
 			`: backup.jobs.b.retention: job "b" shares repository /r/ with job "a" but not its retention; jobs on one repository need the same retention`,
 			`: backup.jobs.b.paths: job "b" backs up the same paths into the same repository as job "a"`}},
-		{"top-level keys without a job", "backup:\n  enable: true\n  schedule: daily\n  jobs:\n    a: {repository: /r, paths: [/], password: env:PW}\n", []string{
+		{"top-level keys without a job", "backup:\n  enable: true\n  schedule: weekly\n  jobs:\n    a: {repository: /r, paths: [/], password: env:PW}\n", []string{
 			"backup.repository: top-level job keys (schedule, exclude, password, ...) need repository and paths; or move them under jobs.<name>"}},
 		{"unknown key", "backup:\n  enable: true\n  jobs:\n    a: {repository: /r, paths: [/], password: env:PW, retenton: {}}\n", []string{
 			`hostd.yaml:4:55: backup.jobs.a.retenton: unknown key "retenton" (did you mean "retention"?)`}},
@@ -201,5 +201,28 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		"backup.jobs.b.repository", "backup.jobs.b.paths[0]", "backup.jobs.b.password"}
 	if strings.Join(paths, " ") != strings.Join(want, " ") {
 		t.Errorf("problems at %v, want %v", paths, want)
+	}
+}
+
+// TestConfigShowLoadsAgain checks that the section as `hostd config show`
+// prints it (every default filled in, the top-level keys included) loads
+// again: a config of named jobs only used to come back refused, the
+// top-level schedule and retention taken for keys set without a job.
+func TestConfigShowLoadsAgain(t *testing.T) {
+	src := t.TempDir()
+	cfg, err := loadConfig(t, fmt.Sprintf("backup:\n  enable: true\n  jobs:\n    home: {repository: /r, paths: [%q], password: env:PW}\n", src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown, err := confkit.Marshal(map[string]any{Name: cfg.Effective()}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := loadConfig(t, string(shown))
+	if err != nil {
+		t.Fatalf("config show's output refused: %v\n%s", err, shown)
+	}
+	if j := again.jobs(); len(j) != 1 || j[0].Name != "home" || j[0].Schedule != DefaultSchedule {
+		t.Errorf("jobs after a round trip: %+v", j)
 	}
 }
