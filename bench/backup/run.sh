@@ -7,7 +7,8 @@
 # the files, full restore, repository size after the first backup, and
 # the peak RSS over all runs. Every timed step runs BENCH_REPS times,
 # interleaving the tools, and the fastest run counts (the machine is
-# shared, so the minimum is the figure least distorted by other load).
+# shared, so the minimum is the figure least distorted by other load);
+# the s3 table also lists every run's time, so the spread shows.
 # Prints a markdown table with the ratios hostd/restic and hostd/borg.
 #
 # Environment: BENCH_DIR (work dir, default a new dir under /var/tmp,
@@ -135,6 +136,7 @@ measure() {
 		local reqs=$(($(s3requests) - REQ0))
 		R[$set,$tool,req_$metric]=$reqs
 	fi
+	R[$set,$tool,all_$metric]="${R[$set,$tool,all_$metric]:+${R[$set,$tool,all_$metric]} }$wall"
 	local best=${R[$set,$tool,$metric]:-}
 	if [[ -z $best ]] || awk -v a="$wall" -v b="$best" 'BEGIN { exit !(a < b) }'; then
 		R[$set,$tool,$metric]=$wall
@@ -245,6 +247,7 @@ if [[ $BACKENDS == s3 ]]; then
 			h=${R[$set,hostd,$m]} r=${R[$set,restic,$m]}
 			echo "| $label | $m (s) | $h | $r | $(ratio "$h" "$r") |"
 			label=""
+			echo "| | $m, every run (s) | ${R[$set,hostd,all_$m]} | ${R[$set,restic,all_$m]} | |"
 			h=${R[$set,hostd,req_$m]} r=${R[$set,restic,req_$m]}
 			echo "| | $m (S3 requests) | $h | $r | $(ratio "$h" "$r") |"
 		done

@@ -50,6 +50,7 @@ type remoteFlags struct {
 	rcloneProgram            string
 	limitUpload              sizeFlag
 	limitDownload            sizeFlag
+	caCert                   string
 }
 
 // add registers the flags on fs (the backup command's persistent flags:
@@ -65,6 +66,7 @@ func (r *remoteFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&r.rcloneProgram, "rclone-program", "", "rclone executable for rclone: repositories (default rclone from $PATH)")
 	fs.Var(&r.limitUpload, "limit-upload", "cap uploads to S3, REST and rclone repositories at SIZE per second, e.g. 10MiB (default none)")
 	fs.Var(&r.limitDownload, "limit-download", "cap downloads from S3, REST and rclone repositories at SIZE per second (default none)")
+	fs.StringVar(&r.caCert, "cacert", "", "PEM file of the certificate authorities trusted for s3:https:// and rest:https:// repositories, in place of the system's (default the system's)")
 }
 
 // options returns backend options with these flags filled in; secret
@@ -76,6 +78,7 @@ func (r *remoteFlags) options(o backend.Options) backend.Options {
 	o.REST.Username, o.REST.Password = r.restUser.ref, r.restPassword.ref
 	o.Rclone.Program = r.rcloneProgram
 	o.HTTP.LimitUpload, o.HTTP.LimitDownload = int64(r.limitUpload), int64(r.limitDownload)
+	o.HTTP.CACertFile = r.caCert
 	return o
 }
 

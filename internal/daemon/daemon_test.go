@@ -621,3 +621,30 @@ func TestCodeTrim(t *testing.T) {
 		})
 	}
 }
+
+// TestMetricsNotCompressed checks that /metrics answers uncompressed even
+// to a scraper that accepts gzip (each compressed scrape allocated a gzip
+// writer of about 1 MiB), and that it carries the memory governor's
+// counters.
+func TestMetricsNotCompressed(t *testing.T) {
+	p := startDaemon(t, "alpha: {}\n")
+	req, err := http.NewRequest(http.MethodGet, "http://"+p.http+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" {
+		t.Errorf("/metrics answered with Content-Encoding %q, want none", ce)
+	}
+	for _, want := range []string{`hostd_memory_governor_releases_total{reason="free"}`, `hostd_memory_governor_releases_total{reason="idle"}`, "hostd_memory_governor_released_bytes_total"} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

@@ -77,13 +77,30 @@ func (r *RcloneREST) Log() string {
 // arguments go before the remote.
 func StartRcloneREST(t *testing.T, remote string, args ...string) *RcloneREST {
 	t.Helper()
+	return startRcloneREST(t, remote, nil, args...)
+}
+
+// StartRcloneRESTTLS is StartRcloneREST serving https with cert
+// (NewTLSCert): URL is https://127.0.0.1:PORT/.
+func StartRcloneRESTTLS(t *testing.T, remote string, cert *TLSCert, args ...string) *RcloneREST {
+	t.Helper()
+	return startRcloneREST(t, remote, cert, args...)
+}
+
+func startRcloneREST(t *testing.T, remote string, cert *TLSCert, args ...string) *RcloneREST {
+	t.Helper()
 	bin := Rclone(t)
 	r := &RcloneREST{}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		r.Addr = FreeAddr(t)
 		r.URL = "http://" + r.Addr + "/"
-		a := append([]string{"serve", "restic", "--addr", r.Addr}, args...)
+		a := []string{"serve", "restic", "--addr", r.Addr}
+		if cert != nil {
+			r.URL = "https://" + r.Addr + "/"
+			a = append(a, "--cert", cert.CertFile, "--key", cert.KeyFile)
+		}
+		a = append(a, args...)
 		cmd := exec.Command(bin, append(a, remote)...)
 		cmd.Stdout, cmd.Stderr = r, r
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

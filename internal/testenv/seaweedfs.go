@@ -3,11 +3,19 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -105,6 +113,9 @@ type SeaweedFS struct {
 	SecretKey   string
 	Dir         string // data and config
 	Domain      string // s3.domainName: virtual-host style as BUCKET.Domain
+	// TLS is the certificate the gateway serves (StartSeaweedFSWith
+	// with TLS); Endpoint is then https://.
+	TLS *TLSCert
 
 	bin  string
 	args []string
@@ -136,9 +147,22 @@ func (s *SeaweedFS) Log() string {
 // ends. Virtual-host style requests work for BUCKET.localhost.
 func StartSeaweedFS(t testing.TB) *SeaweedFS {
 	t.Helper()
+	return StartSeaweedFSWith(t, SeaweedOptions{})
+}
+
+// SeaweedOptions change how StartSeaweedFSWith starts the cluster.
+type SeaweedOptions struct {
+	// TLS, when set, makes the S3 gateway serve https with this
+	// certificate (NewTLSCert) instead of http.
+	TLS *TLSCert
+}
+
+// StartSeaweedFSWith is StartSeaweedFS with options.
+func StartSeaweedFSWith(t testing.TB, o SeaweedOptions) *SeaweedFS {
+	t.Helper()
 	bin := Weed(t)
 	dir := TempDir(t)
-	s := &SeaweedFS{bin: bin, Dir: dir, AccessKey: "hostd" + randHex(4), SecretKey: randHex(16), Domain: "localhost"}
+	s := &SeaweedFS{bin: bin, Dir: dir, AccessKey: "hostd" + randHex(4), SecretKey: randHex(16), Domain: "localhost", TLS: o.TLS}
 	cfg := map[string]any{"identities": []any{map[string]any{
 		"name":        "hostd",
 		"credentials": []any{map[string]string{"accessKey": s.AccessKey, "secretKey": s.SecretKey}},
@@ -158,6 +182,9 @@ func StartSeaweedFS(t testing.TB) *SeaweedFS {
 		s3Port, metrics := port(), port()
 		s.S3Addr = "127.0.0.1:" + s3Port
 		s.Endpoint = "http://" + s.S3Addr
+		if s.TLS != nil {
+			s.Endpoint = "https://" + s.S3Addr
+		}
 		s.MetricsAddr = "127.0.0.1:" + metrics
 		s.args = []string{"server", "-s3", "-filer",
 			"-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-dir=" + data,
@@ -172,6 +199,9 @@ func StartSeaweedFS(t testing.TB) *SeaweedFS {
 			// Small volumes, no preallocation: the data directory stays
 			// small. No telemetry: nothing leaves the machine.
 			"-master.volumeSizeLimitMB=64", "-volume.max=100", "-master.telemetry=false",
+		}
+		if s.TLS != nil {
+			s.args = append(s.args, "-s3.cert.file="+s.TLS.CertFile, "-s3.key.file="+s.TLS.KeyFile)
 		}
 		if lastErr = s.start(); lastErr == nil {
 			t.Cleanup(func() { s.Kill() })
@@ -205,7 +235,7 @@ func (s *SeaweedFS) start() error {
 		}
 		// An unsigned request is refused (403) once the gateway and the
 		// filer behind it are up.
-		c := http.Client{Timeout: 2 * time.Second}
+		c := http.Client{Timeout: 2 * time.Second, Transport: s.transport()}
 		resp, err := c.Get(s.Endpoint + "/")
 		if err != nil {
 			return err
@@ -229,7 +259,7 @@ func (s *SeaweedFS) start() error {
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: s.AccessKey, SecretAccessKey: s.SecretKey}, nil
 		}),
-		HTTPClient: &http.Client{Timeout: 5 * time.Second},
+		HTTPClient: &http.Client{Timeout: 5 * time.Second, Transport: s.transport()},
 	})
 	err = Poll(ctx, 90*time.Second, func() error {
 		// A fresh name each try: a try that timed out may still have
@@ -252,6 +282,100 @@ func (s *SeaweedFS) start() error {
 		return fmt.Errorf("seaweedfs not ready: %w; log:\n%s", err, tail([]byte(s.Log()), 8192))
 	}
 	return nil
+}
+
+// transport returns the transport the harness talks to the gateway
+// with: trusting s.TLS's authority when it serves https.
+func (s *SeaweedFS) transport() *http.Transport {
+	tr := &http.Transport{}
+	if s.TLS != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: s.TLS.pool, MinVersion: tls.VersionTLS12}
+	}
+	return tr
+}
+
+// TLSCert is a throwaway certificate authority and a server certificate
+// it signed for 127.0.0.1 and localhost, as PEM files in a test's
+// temporary directory.
+type TLSCert struct {
+	CAFile   string // the authority's certificate
+	CertFile string // the server's certificate
+	KeyFile  string // the server's private key
+	// OtherCAFile is the certificate of another authority, which did
+	// not sign the server's: a client trusting only it must refuse the
+	// server.
+	OtherCAFile string
+
+	pool *x509.CertPool
+}
+
+// NewTLSCert makes a CA and a server certificate (ECDSA P-256, valid
+// for a day) for 127.0.0.1 and localhost, and another CA.
+func NewTLSCert(t testing.TB) *TLSCert {
+	t.Helper()
+	dir := t.TempDir()
+	c := &TLSCert{CAFile: filepath.Join(dir, "ca.pem"), CertFile: filepath.Join(dir, "server.pem"),
+		KeyFile: filepath.Join(dir, "server.key"), OtherCAFile: filepath.Join(dir, "other-ca.pem"), pool: x509.NewCertPool()}
+	now := time.Now()
+	newCA := func(name string) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: serial(t), Subject: pkix.Name{CommonName: name},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cert, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	}
+	ca, caKey, caPEM := newCA("hostd test CA")
+	c.pool.AddCert(ca)
+	_, _, otherPEM := newCA("hostd test CA (another)")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(t), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{
+		c.CAFile: caPEM, c.OtherCAFile: otherPEM,
+		c.CertFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		c.KeyFile:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+	} {
+		if err := os.WriteFile(name, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+func serial(t testing.TB) *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // Kill ends the cluster at once (SIGKILL to its process group), as a

@@ -213,8 +213,8 @@ func TestDefaultRulesEvaluate(t *testing.T) {
 				n++
 			}
 		}
-		if n != 9 {
-			return fmt.Errorf("%d rules evaluated, want 9: %s", n, r.raw)
+		if n != 8 {
+			return fmt.Errorf("%d rules evaluated, want 8: %s", n, r.raw)
 		}
 		return nil
 	})

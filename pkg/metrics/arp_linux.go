@@ -32,7 +32,7 @@ func (c *arpCollector) Update(ch chan<- prometheus.Metric) error {
 	}
 	sort.Strings(devs)
 	for _, d := range devs {
-		ch <- prometheus.MustNewConstMetric(arpEntriesDesc, prometheus.GaugeValue, float64(counts[d]), d)
+		ch <- c.h.series.metric(arpEntriesDesc, prometheus.GaugeValue, float64(counts[d]), d)
 	}
 	return nil
 }

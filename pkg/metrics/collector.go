@@ -45,22 +45,11 @@ func registerCollector(name string, f collectorFactory) {
 	factories[name] = f
 }
 
-// offByDefault are collectors that run only when listed in the config:
-// netstat reads three /proc/net files per scrape, which is most of a
-// scrape's cost again at a 1 s interval.
-var offByDefault = map[string]bool{"netstat": true}
-
 // DefaultCollectorNames lists the collectors that run when the config
-// names none: every one but those off by default, sorted.
-func DefaultCollectorNames() []string {
-	var names []string
-	for _, n := range CollectorNames() {
-		if !offByDefault[n] {
-			names = append(names, n)
-		}
-	}
-	return names
-}
+// names none: every one, sorted, as node_exporter's defaults are all on
+// (netstat included: dashboards built for node_exporter chart its
+// protocol counters).
+func DefaultCollectorNames() []string { return CollectorNames() }
 
 // CollectorNames lists every node collector hostd knows, sorted.
 func CollectorNames() []string {
@@ -107,6 +96,9 @@ type host struct {
 	uname  unameFunc
 	pageSz int
 	logger *slog.Logger
+	// series keeps the label pairs of the collectors' series between
+	// scrapes (seriesCache).
+	series *seriesCache
 }
 
 func (h *host) procPath(parts ...string) string {
@@ -163,6 +155,7 @@ func newHost(opts HostOptions, logger *slog.Logger) (*host, error) {
 		uname:  unixUname,
 		pageSz: pageSize(),
 		logger: logger,
+		series: &seriesCache{},
 	}, nil
 }
 
@@ -262,17 +255,17 @@ func (n *NodeCollector) Failing() map[string]string {
 // the collector is registered as unchecked, like node_exporter's.
 func (n *NodeCollector) Describe(chan<- *prometheus.Desc) {}
 
-// Collect runs every enabled collector concurrently.
+// Collect runs every enabled collector, one after the other in the
+// caller's goroutine. They read small /proc and /sys files, so running
+// them concurrently saved no time and cost a goroutine (and its stack
+// growth) per collector per scrape; the one collector whose calls can
+// hang, filesystem's statfs on a stuck mount, bounds them itself
+// (HostOptions.MountTimeout).
 func (n *NodeCollector) Collect(ch chan<- prometheus.Metric) {
-	var wg sync.WaitGroup
 	for _, name := range n.names {
-		wg.Add(1)
-		go func(name string, c collector) {
-			defer wg.Done()
-			n.run(name, c, ch)
-		}(name, n.collectors[name])
+		n.run(name, n.collectors[name], ch)
 	}
-	wg.Wait()
+	n.host.series.endRound()
 }
 
 func (n *NodeCollector) run(name string, c collector, ch chan<- prometheus.Metric) {

@@ -139,16 +139,20 @@ func TestUnameMetric(t *testing.T) {
 	}
 }
 
+func keepAll([]byte) bool                       { return true }
+func ignore(name []byte, v float64)             {}
+func ignoreMem(name []byte, kB bool, v float64) {}
+
 func TestParseBadInput(t *testing.T) {
 	tests := []struct {
 		name, input, wantErr string
 		parse                func(string) error
 	}{
-		{"meminfo no colon", "MemTotal 12 kB\n", "line 1: malformed", func(s string) error { _, err := parseMeminfo(strings.NewReader(s)); return err }},
-		{"meminfo bad value", "MemTotal: twelve kB\n", "line 1: value of MemTotal:", func(s string) error { _, err := parseMeminfo(strings.NewReader(s)); return err }},
-		{"meminfo bad unit", "MemFree: 1\nMemTotal: 12 MB\n", "line 2: unknown unit", func(s string) error { _, err := parseMeminfo(strings.NewReader(s)); return err }},
-		{"vmstat extra field", "pgfault 1 2\n", "line 1: malformed", func(s string) error { _, err := parseVmstat(strings.NewReader(s)); return err }},
-		{"vmstat bad value", "pgfault x\n", "line 1: value of pgfault", func(s string) error { _, err := parseVmstat(strings.NewReader(s)); return err }},
+		{"meminfo no colon", "MemTotal 12 kB\n", "line 1: malformed", func(s string) error { return parseMeminfo([]byte(s), ignoreMem) }},
+		{"meminfo bad value", "MemTotal: twelve kB\n", "line 1: value of MemTotal:", func(s string) error { return parseMeminfo([]byte(s), ignoreMem) }},
+		{"meminfo bad unit", "MemFree: 1\nMemTotal: 12 MB\n", "line 2: unknown unit", func(s string) error { return parseMeminfo([]byte(s), ignoreMem) }},
+		{"vmstat extra field", "pgfault 1 2\n", "line 1: malformed", func(s string) error { return parseVmstat([]byte(s), keepAll, ignore) }},
+		{"vmstat bad value", "pgfault x\n", "line 1: value of pgfault", func(s string) error { return parseVmstat([]byte(s), keepAll, ignore) }},
 		{"file-nr short", "12 0\n", "want 3 fields", func(s string) error { _, _, err := parseFileNr(s); return err }},
 		{"file-nr bad max", "12 0 x\n", "maximum", func(s string) error { _, _, err := parseFileNr(s); return err }},
 		{"stat bad cpu time", "cpu0 1 2 x 4\n", "cpu0:", func(s string) error { return parseProcStat([]byte(s), &procStat{}) }},
@@ -176,15 +180,19 @@ func FuzzParseMeminfo(f *testing.F) {
 	f.Add([]byte("Active(anon): 1 kB\nHugePages_Total: 0\n"))
 	f.Add([]byte("X:\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		fields, err := parseMeminfo(bytes.NewReader(b))
-		if err != nil {
+		var fields []string
+		var values []float64
+		if err := parseMeminfo(b, func(field []byte, kB bool, v float64) {
+			fields = append(fields, meminfoName(string(field), kB))
+			values = append(values, v)
+		}); err != nil {
 			return
 		}
-		for _, fv := range fields {
+		for i, name := range fields {
 			// Every name must make a valid metric name.
-			d := prometheus.NewDesc("node_memory_"+fv.name, "h", nil, nil)
-			if _, err := prometheus.NewConstMetric(d, prometheus.GaugeValue, fv.value); err != nil && !strings.Contains(err.Error(), "is not a valid metric name") {
-				t.Fatalf("field %q: %v", fv.name, err)
+			d := prometheus.NewDesc("node_memory_"+name, "h", nil, nil)
+			if _, err := prometheus.NewConstMetric(d, prometheus.GaugeValue, values[i]); err != nil && !strings.Contains(err.Error(), "is not a valid metric name") {
+				t.Fatalf("field %q: %v", name, err)
 			}
 		}
 	})

@@ -34,8 +34,7 @@ type Config struct {
 	// diskstats, entropy, filefd, filesystem, hwmon, loadavg, meminfo,
 	// netclass, netdev, netstat, os, pressure, selinux, sockstat, softnet,
 	// stat, textfile, thermal_zone, time, timex, udp_queues, uname and
-	// vmstat. Default: all but netstat (node_exporter's protocol counters,
-	// which cost about a fifth more CPU per scrape; list it to have them).
+	// vmstat. Default: all of them.
 	Collectors []string `yaml:"collectors"`
 	// ProcPath is where procfs is mounted. Default: /proc.
 	ProcPath string `yaml:"proc_path"`

@@ -20,22 +20,25 @@ var (
 )
 
 // cpuCollector exports per-CPU time from /proc/stat.
-type cpuCollector struct{ stat statReader }
+type cpuCollector struct {
+	stat   statReader
+	series *seriesCache
+}
 
 func newCPUCollector(h *host) (collector, error) {
-	return &cpuCollector{stat: statReader{path: h.procPath("stat")}}, nil
+	return &cpuCollector{stat: statReader{path: h.procPath("stat")}, series: h.series}, nil
 }
 
 func (c *cpuCollector) Update(ch chan<- prometheus.Metric) error {
 	return c.stat.read(func(st *procStat) {
-		for _, m := range cpuMetrics(st.cpus) {
+		for _, m := range cpuMetrics(st.cpus, c.series) {
 			ch <- m
 		}
 	})
 }
 
 // cpuMetrics turns parsed /proc/stat CPU lines into node_cpu_* metrics.
-func cpuMetrics(cpus []cpuTimes) []prometheus.Metric {
+func cpuMetrics(cpus []cpuTimes, sc *seriesCache) []prometheus.Metric {
 	out := make([]prometheus.Metric, 0, len(cpus)*10)
 	for _, s := range cpus {
 		for _, m := range [...]struct {
@@ -45,11 +48,11 @@ func cpuMetrics(cpus []cpuTimes) []prometheus.Metric {
 			{"user", s.user}, {"nice", s.nice}, {"system", s.system}, {"idle", s.idle},
 			{"iowait", s.iowait}, {"irq", s.irq}, {"softirq", s.softirq}, {"steal", s.steal},
 		} {
-			out = append(out, prometheus.MustNewConstMetric(cpuSecondsDesc, prometheus.CounterValue, m.v, s.id, m.mode))
+			out = append(out, sc.metric(cpuSecondsDesc, prometheus.CounterValue, m.v, s.id, m.mode))
 		}
 		out = append(out,
-			prometheus.MustNewConstMetric(cpuGuestSecondsDesc, prometheus.CounterValue, s.guest, s.id, "user"),
-			prometheus.MustNewConstMetric(cpuGuestSecondsDesc, prometheus.CounterValue, s.guestNice, s.id, "nice"),
+			sc.metric(cpuGuestSecondsDesc, prometheus.CounterValue, s.guest, s.id, "user"),
+			sc.metric(cpuGuestSecondsDesc, prometheus.CounterValue, s.guestNice, s.id, "nice"),
 		)
 	}
 	return out

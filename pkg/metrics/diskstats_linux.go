@@ -74,22 +74,22 @@ func (c *diskstatsCollector) Update(ch chan<- prometheus.Metric) error {
 			continue
 		}
 		props := readUdevProps(filepath.Join(c.h.opts.UdevPath, fmt.Sprintf("b%d:%d", s.MajorNumber, s.MinorNumber)))
-		for _, m := range diskMetrics(s, props) {
+		for _, m := range diskMetrics(s, props, c.h.series) {
 			ch <- m
 		}
 	}
 	return nil
 }
 
-func diskMetrics(s blockdevice.Diskstats, udev map[string]string) []prometheus.Metric {
-	out := []prometheus.Metric{prometheus.MustNewConstMetric(diskInfoDesc, prometheus.GaugeValue, 1,
+func diskMetrics(s blockdevice.Diskstats, udev map[string]string, sc *seriesCache) []prometheus.Metric {
+	out := []prometheus.Metric{sc.metric(diskInfoDesc, prometheus.GaugeValue, 1,
 		s.DeviceName, strconv.Itoa(int(s.MajorNumber)), strconv.Itoa(int(s.MinorNumber)),
 		udev["ID_PATH"], udev["ID_WWN"], udev["ID_MODEL"], udev["ID_SERIAL_SHORT"], udev["ID_REVISION"])}
 	for _, d := range diskDescs {
 		if s.IoStatsCount < d.min {
 			continue
 		}
-		out = append(out, prometheus.MustNewConstMetric(d.desc, d.typ, float64(d.get(s.IOStats))*d.scale, s.DeviceName))
+		out = append(out, sc.metric(d.desc, d.typ, float64(d.get(s.IOStats))*d.scale, s.DeviceName))
 	}
 	return out
 }

@@ -79,7 +79,7 @@ func (c *filesystemCollector) Update(ch chan<- prometheus.Metric) error {
 	}
 	for _, m := range mounts {
 		s := c.stat(m)
-		for _, metric := range fsMetrics(s) {
+		for _, metric := range fsMetrics(s, c.h.series) {
 			ch <- metric
 		}
 	}
@@ -196,7 +196,7 @@ func (c *filesystemCollector) stat(m mount) fsStats {
 	return s
 }
 
-func fsMetrics(s fsStats) []prometheus.Metric {
+func fsMetrics(s fsStats, sc *seriesCache) []prometheus.Metric {
 	l := []string{s.device, s.mountPoint, s.fsType}
 	b2f := func(b bool) float64 {
 		if b {
@@ -205,17 +205,17 @@ func fsMetrics(s fsStats) []prometheus.Metric {
 		return 0
 	}
 	out := []prometheus.Metric{
-		prometheus.MustNewConstMetric(fsErrorDesc, prometheus.GaugeValue, b2f(s.err), l...),
+		sc.metric(fsErrorDesc, prometheus.GaugeValue, b2f(s.err), l...),
 	}
 	if s.err {
 		return out
 	}
 	return append(out,
-		prometheus.MustNewConstMetric(fsReadOnlyDesc, prometheus.GaugeValue, b2f(s.readOnly), l...),
-		prometheus.MustNewConstMetric(fsSizeDesc, prometheus.GaugeValue, s.size, l...),
-		prometheus.MustNewConstMetric(fsFreeDesc, prometheus.GaugeValue, s.free, l...),
-		prometheus.MustNewConstMetric(fsAvailDesc, prometheus.GaugeValue, s.avail, l...),
-		prometheus.MustNewConstMetric(fsFilesDesc, prometheus.GaugeValue, s.files, l...),
-		prometheus.MustNewConstMetric(fsFilesFreeDesc, prometheus.GaugeValue, s.filesFree, l...),
+		sc.metric(fsReadOnlyDesc, prometheus.GaugeValue, b2f(s.readOnly), l...),
+		sc.metric(fsSizeDesc, prometheus.GaugeValue, s.size, l...),
+		sc.metric(fsFreeDesc, prometheus.GaugeValue, s.free, l...),
+		sc.metric(fsAvailDesc, prometheus.GaugeValue, s.avail, l...),
+		sc.metric(fsFilesDesc, prometheus.GaugeValue, s.files, l...),
+		sc.metric(fsFilesFreeDesc, prometheus.GaugeValue, s.filesFree, l...),
 	)
 }

@@ -166,7 +166,7 @@ func (c *hwmonCollector) chipMetrics(dir string) ([]prometheus.Metric, error) {
 	chip := hwmonChip(dir)
 	var out []prometheus.Metric
 	if b, err := os.ReadFile(filepath.Join(dir, "name")); err == nil {
-		out = append(out, prometheus.MustNewConstMetric(hwmonChipNames, prometheus.GaugeValue, 1, chip, strings.TrimSpace(string(b))))
+		out = append(out, c.h.series.metric(hwmonChipNames, prometheus.GaugeValue, 1, chip, strings.TrimSpace(string(b))))
 	}
 	// Sensor files live in the hwmon directory or, on older kernels, in
 	// its device directory.
@@ -188,7 +188,7 @@ func (c *hwmonCollector) chipMetrics(dir string) ([]prometheus.Metric, error) {
 		props := data[sensor]
 		typ := strings.TrimRight(sensor, "0123456789")
 		if label, ok := props["label"]; ok && strings.TrimSpace(label) != "" {
-			out = append(out, prometheus.MustNewConstMetric(hwmonSensorLabel, prometheus.GaugeValue, 1, chip, sensor, label))
+			out = append(out, c.h.series.metric(hwmonSensorLabel, prometheus.GaugeValue, 1, chip, sensor, label))
 		}
 		switch typ {
 		case "beep_enable":
@@ -243,5 +243,5 @@ func (c *hwmonCollector) chipMetrics(dir string) ([]prometheus.Metric, error) {
 
 func (c *hwmonCollector) metric(name, help string, vt prometheus.ValueType, v float64, labels ...string) prometheus.Metric {
 	d := c.descs.get(name+"\x00"+help, func() *prometheus.Desc { return prometheus.NewDesc(name, help, hwmonLabels, nil) })
-	return prometheus.MustNewConstMetric(d, vt, v, labels...)
+	return c.h.series.metric(d, vt, v, labels...)
 }

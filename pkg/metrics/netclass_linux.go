@@ -41,7 +41,7 @@ func (c *netclassCollector) Update(ch chan<- prometheus.Metric) error {
 		}
 		return fmt.Errorf("read %s: %w", c.h.sysPath("class", "net"), err)
 	}
-	for _, m := range netclassMetrics(nc, &c.descs) {
+	for _, m := range netclassMetrics(nc, &c.descs, c.h.series) {
 		ch <- m
 	}
 	return nil
@@ -52,7 +52,7 @@ func netPropDesc(name string) *prometheus.Desc {
 		"Network device property: "+name, []string{"device"}, nil)
 }
 
-func netclassMetrics(nc sysfs.NetClass, descs *descCache) []prometheus.Metric {
+func netclassMetrics(nc sysfs.NetClass, descs *descCache, sc *seriesCache) []prometheus.Metric {
 	names := make([]string, 0, len(nc))
 	for n := range nc {
 		names = append(names, n)
@@ -66,13 +66,13 @@ func netclassMetrics(nc sysfs.NetClass, descs *descCache) []prometheus.Metric {
 			up = 1
 		}
 		out = append(out,
-			prometheus.MustNewConstMetric(netUpDesc, prometheus.GaugeValue, up, n),
-			prometheus.MustNewConstMetric(netInfoDesc, prometheus.GaugeValue, 1, n, i.Address, i.Broadcast, i.Duplex, i.OperState, i.IfAlias),
+			sc.metric(netUpDesc, prometheus.GaugeValue, up, n),
+			sc.metric(netInfoDesc, prometheus.GaugeValue, 1, n, i.Address, i.Broadcast, i.Duplex, i.OperState, i.IfAlias),
 		)
 		prop := func(name string, v *int64, typ prometheus.ValueType) {
 			if v != nil {
 				d := descs.get(name, func() *prometheus.Desc { return netPropDesc(name) })
-				out = append(out, prometheus.MustNewConstMetric(d, typ, float64(*v), n))
+				out = append(out, sc.metric(d, typ, float64(*v), n))
 			}
 		}
 		prop("address_assign_type", i.AddrAssignType, prometheus.GaugeValue)

@@ -65,12 +65,12 @@ func (c *netdevCollector) Update(ch chan<- prometheus.Metric) error {
 			delete(nd, name)
 		}
 	}
-	for _, m := range netdevMetrics(nd) {
+	for _, m := range netdevMetrics(nd, c.h.series) {
 		ch <- m
 	}
 	for name := range nd {
 		if v, err := readNumberFile(c.h.sysPath("class", "net", name, "statistics", "rx_nohandler")); err == nil {
-			ch <- prometheus.MustNewConstMetric(nohandlerDesc, prometheus.CounterValue, v, name)
+			ch <- c.h.series.metric(nohandlerDesc, prometheus.CounterValue, v, name)
 		}
 	}
 	return nil
@@ -96,7 +96,7 @@ func (c *netdevCollector) loopback(name string) bool {
 	return err == nil && flags&unix.IFF_LOOPBACK != 0
 }
 
-func netdevMetrics(nd procfs.NetDev) []prometheus.Metric {
+func netdevMetrics(nd procfs.NetDev, sc *seriesCache) []prometheus.Metric {
 	names := make([]string, 0, len(nd))
 	for n := range nd {
 		names = append(names, n)
@@ -105,7 +105,7 @@ func netdevMetrics(nd procfs.NetDev) []prometheus.Metric {
 	out := make([]prometheus.Metric, 0, len(names)*len(netdevStats))
 	for _, n := range names {
 		for _, s := range netdevStats {
-			out = append(out, prometheus.MustNewConstMetric(netdevDescs[s.name], prometheus.CounterValue, float64(s.get(nd[n])), n))
+			out = append(out, sc.metric(netdevDescs[s.name], prometheus.CounterValue, float64(s.get(nd[n])), n))
 		}
 	}
 	return out

@@ -75,9 +75,18 @@ type Scraper struct {
 	samples     []Sample // this scrape's samples, reused
 	hashes      []uint64 // label hash of each sample, reused
 	builder     labels.ScratchBuilder
-	target      *ScrapeTarget // the target of the family being flattened
-	up          dto.Metric    // the up series' (label-less) metric
-	scratch     labels.Labels // the builder's output before it is known to be new
+	target      *ScrapeTarget   // the target of the family being flattened
+	famTargets  []*ScrapeTarget // the targets of the family being flattened, reused
+	up          dto.Metric      // the up series' (label-less) metric
+	scratch     labels.Labels   // the builder's output before it is known to be new
+	// known and spareKnown map a gathered series, by the identity of its
+	// label pairs, to its label hash: the node collectors and client
+	// metric vectors hand out the same label pairs every scrape, so a
+	// series seen last scrape is found without building, sorting and
+	// hashing its labels. known is the last scrape's; entries hold on to
+	// their label pairs, so their address cannot be reused by another
+	// series while the entry exists.
+	known, spareKnown map[seriesIdentity]knownSeries
 
 	mu   sync.RWMutex
 	meta map[string]Metadata
@@ -91,6 +100,25 @@ type ScrapeTarget struct {
 	// Families tells whether a metric family (by name) belongs to this
 	// target; nil accepts every family.
 	Families func(name string) bool
+	// Also tells whether a family that belongs to another target is
+	// stored under this one too; nil takes none.
+	Also func(name string) bool
+}
+
+// seriesIdentity tells a gathered series apart by the address of its
+// label pairs, its name (a family's series, or its _sum, _count, _bucket),
+// the extra label of summaries and histograms, and its target.
+type seriesIdentity struct {
+	pairs  *dto.LabelPair // the first label pair; nil without labels
+	n      int            // number of label pairs
+	name   string
+	ln, lv string
+	target *ScrapeTarget
+}
+
+type knownSeries struct {
+	hash  uint64
+	pairs []*dto.LabelPair // kept so the address stays this series'
 }
 
 // scrapedSeries is what the scraper remembers of one series between
@@ -130,6 +158,10 @@ func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
 		cur = make(map[uint64]scrapedSeries, len(s.prev))
 	}
 	clear(cur)
+	if s.spareKnown == nil {
+		s.spareKnown = make(map[seriesIdentity]knownSeries, len(s.known))
+	}
+	clear(s.spareKnown)
 	s.flatten(mfs, ts, cur)
 	// up is 1 for every target: gathering in-process either returns
 	// families or fails the scrape above.
@@ -182,6 +214,7 @@ func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
 	res.Samples = len(samples) - res.Rejected
 	res.Stale = len(stale)
 	s.prev, s.spare = cur, s.prev
+	s.known, s.spareKnown = s.spareKnown, s.known
 	if meta, changed := familiesMetadata(mfs, s.Metadata()); changed {
 		s.mu.Lock()
 		s.meta = meta
@@ -210,43 +243,61 @@ func (s *Scraper) flatten(mfs []*dto.MetricFamily, ts int64, cur map[uint64]scra
 	s.samples, s.hashes = s.samples[:0], s.hashes[:0]
 	for _, mf := range mfs {
 		name := mf.GetName()
-		s.target = nil
+		s.famTargets = s.famTargets[:0]
 		for i := range s.Targets {
 			if f := s.Targets[i].Families; f == nil || f(name) {
-				s.target = &s.Targets[i]
+				s.famTargets = append(s.famTargets, &s.Targets[i])
 				break
 			}
 		}
-		for _, m := range mf.GetMetric() {
-			switch mf.GetType() {
-			case dto.MetricType_COUNTER:
-				s.add(cur, ts, name, m, m.GetCounter().GetValue(), "", "")
-			case dto.MetricType_GAUGE:
-				s.add(cur, ts, name, m, m.GetGauge().GetValue(), "", "")
-			case dto.MetricType_SUMMARY:
-				sm := m.GetSummary()
-				for _, q := range sm.GetQuantile() {
-					s.add(cur, ts, name, m, q.GetValue(), "quantile", formatFloat(q.GetQuantile()))
-				}
-				s.add(cur, ts, name+"_sum", m, sm.GetSampleSum(), "", "")
-				s.add(cur, ts, name+"_count", m, float64(sm.GetSampleCount()), "", "")
-			case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
-				h := m.GetHistogram()
-				inf := false
-				for _, b := range h.GetBucket() {
-					if math.IsInf(b.GetUpperBound(), 1) {
-						inf = true
-					}
-					s.add(cur, ts, name+"_bucket", m, float64(b.GetCumulativeCount()), "le", formatFloat(b.GetUpperBound()))
-				}
-				if !inf {
-					s.add(cur, ts, name+"_bucket", m, float64(h.GetSampleCount()), "le", "+Inf")
-				}
-				s.add(cur, ts, name+"_sum", m, h.GetSampleSum(), "", "")
-				s.add(cur, ts, name+"_count", m, float64(h.GetSampleCount()), "", "")
-			default:
-				s.add(cur, ts, name, m, m.GetUntyped().GetValue(), "", "")
+		for i := range s.Targets {
+			t := &s.Targets[i]
+			if t.Also != nil && t.Also(name) && (len(s.famTargets) == 0 || s.famTargets[0] != t) {
+				s.famTargets = append(s.famTargets, t)
 			}
+		}
+		if len(s.famTargets) == 0 {
+			s.target = nil
+			s.flattenFamily(mf, name, ts, cur)
+		}
+		for _, t := range s.famTargets {
+			s.target = t
+			s.flattenFamily(mf, name, ts, cur)
+		}
+	}
+}
+
+// flattenFamily appends the samples of one family under s.target.
+func (s *Scraper) flattenFamily(mf *dto.MetricFamily, name string, ts int64, cur map[uint64]scrapedSeries) {
+	for _, m := range mf.GetMetric() {
+		switch mf.GetType() {
+		case dto.MetricType_COUNTER:
+			s.add(cur, ts, name, m, m.GetCounter().GetValue(), "", "")
+		case dto.MetricType_GAUGE:
+			s.add(cur, ts, name, m, m.GetGauge().GetValue(), "", "")
+		case dto.MetricType_SUMMARY:
+			sm := m.GetSummary()
+			for _, q := range sm.GetQuantile() {
+				s.add(cur, ts, name, m, q.GetValue(), "quantile", formatFloat(q.GetQuantile()))
+			}
+			s.add(cur, ts, name+"_sum", m, sm.GetSampleSum(), "", "")
+			s.add(cur, ts, name+"_count", m, float64(sm.GetSampleCount()), "", "")
+		case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+			h := m.GetHistogram()
+			inf := false
+			for _, b := range h.GetBucket() {
+				if math.IsInf(b.GetUpperBound(), 1) {
+					inf = true
+				}
+				s.add(cur, ts, name+"_bucket", m, float64(b.GetCumulativeCount()), "le", formatFloat(b.GetUpperBound()))
+			}
+			if !inf {
+				s.add(cur, ts, name+"_bucket", m, float64(h.GetSampleCount()), "le", "+Inf")
+			}
+			s.add(cur, ts, name+"_sum", m, h.GetSampleSum(), "", "")
+			s.add(cur, ts, name+"_count", m, float64(h.GetSampleCount()), "", "")
+		default:
+			s.add(cur, ts, name, m, m.GetUntyped().GetValue(), "", "")
 		}
 	}
 }
@@ -254,6 +305,20 @@ func (s *Scraper) flatten(mfs []*dto.MetricFamily, ts int64, cur map[uint64]scra
 // add appends one sample of series name with m's labels plus, if ln is
 // set, the label ln=lv.
 func (s *Scraper) add(cur map[uint64]scrapedSeries, ts int64, name string, m *dto.Metric, v float64, ln, lv string) {
+	pairs := m.GetLabel()
+	id := seriesIdentity{n: len(pairs), name: name, ln: ln, lv: lv, target: s.target}
+	if len(pairs) > 0 {
+		id.pairs = pairs[0]
+	}
+	if k, ok := s.known[id]; ok {
+		if sr, ok := s.prev[k.hash]; ok {
+			s.spareKnown[id] = k
+			cur[k.hash] = sr
+			s.samples = append(s.samples, Sample{Labels: sr.labels, T: ts, V: v})
+			s.hashes = append(s.hashes, k.hash)
+			return
+		}
+	}
 	b := &s.builder
 	b.Reset()
 	b.Add(labels.MetricName, name)
@@ -281,6 +346,7 @@ func (s *Scraper) add(cur map[uint64]scrapedSeries, ts int64, name string, m *dt
 		sr = scrapedSeries{labels: s.scratch.Copy()}
 	}
 	cur[h] = sr
+	s.spareKnown[id] = knownSeries{hash: h, pairs: pairs}
 	s.samples = append(s.samples, Sample{Labels: sr.labels, T: ts, V: v})
 	s.hashes = append(s.hashes, h)
 }

@@ -2,8 +2,11 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -229,5 +232,60 @@ func TestCompactionAndRetention(t *testing.T) {
 	first := got[`{__name__="test_gauge"}`][0]
 	if age := time.Duration(newest-int64(first[0])) * time.Millisecond; age > 8*time.Hour {
 		t.Errorf("oldest sample is %s old with a 6h retention", age)
+	}
+}
+
+// TestScraperKnownSeries: a series found by the identity of its label
+// pairs (a vector's child, a node collector's cached series) is stored
+// under the same labels as one built from scratch, and a series that
+// comes back with new label pairs (a deleted and re-created child) or
+// under another job is not mistaken for an old one.
+func TestScraperKnownSeries(t *testing.T) {
+	store := openTestStorage(t)
+	reg := prometheus.NewRegistry()
+	vec := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "node_thing", Help: "h"}, []string{"device"})
+	fds := prometheus.NewGauge(prometheus.GaugeOpts{Name: "process_open_fds", Help: "h"})
+	reg.MustRegister(vec, fds)
+	clock := servicetest.NewFakeClock(time.UnixMilli(1_700_000_000_000))
+	sc := &Scraper{Gatherer: reg, Storage: store.DB, Clock: clock, Targets: []ScrapeTarget{
+		{Job: "node", Instance: "h", Families: func(n string) bool { return strings.HasPrefix(n, "node_") }, Also: isProcessFamily},
+		{Job: "hostd", Instance: "h"},
+	}}
+	scrape := func(want ...string) {
+		t.Helper()
+		clock.Advance(time.Second)
+		res, err := sc.Scrape(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := rawSamples(t, store, labels.MustNewMatcher(labels.MatchRegexp, "__name__", "node_thing|process_open_fds"))
+		var live []string
+		for series, samples := range got {
+			if last := samples[len(samples)-1]; last[0] == float64(clock.Now().UnixMilli()) && !value.IsStaleNaN(last[1]) {
+				live = append(live, fmt.Sprintf("%s=%g", series, last[1]))
+			}
+		}
+		sort.Strings(live)
+		if strings.Join(live, " ") != strings.Join(want, " ") {
+			t.Fatalf("after scrape (%+v):\n got %v\nwant %v", res, live, want)
+		}
+	}
+	vec.WithLabelValues("a").Set(1)
+	vec.WithLabelValues("b").Set(2)
+	fds.Set(7)
+	scrape(`{__name__="node_thing", device="a", instance="h", job="node"}=1`, `{__name__="node_thing", device="b", instance="h", job="node"}=2`,
+		`{__name__="process_open_fds", instance="h", job="hostd"}=7`, `{__name__="process_open_fds", instance="h", job="node"}=7`)
+	vec.WithLabelValues("a").Set(3)
+	vec.DeleteLabelValues("b")
+	vec.WithLabelValues("c").Set(4)
+	fds.Set(8)
+	scrape(`{__name__="node_thing", device="a", instance="h", job="node"}=3`, `{__name__="node_thing", device="c", instance="h", job="node"}=4`,
+		`{__name__="process_open_fds", instance="h", job="hostd"}=8`, `{__name__="process_open_fds", instance="h", job="node"}=8`)
+	vec.DeleteLabelValues("c")
+	vec.WithLabelValues("b").Set(5)
+	scrape(`{__name__="node_thing", device="a", instance="h", job="node"}=3`, `{__name__="node_thing", device="b", instance="h", job="node"}=5`,
+		`{__name__="process_open_fds", instance="h", job="hostd"}=8`, `{__name__="process_open_fds", instance="h", job="node"}=8`)
+	if len(sc.known) != 6 { // and up for both jobs
+		t.Errorf("%d series known, want 6", len(sc.known))
 	}
 }

@@ -32,9 +32,9 @@ func (c *softnetCollector) Update(ch chan<- prometheus.Metric) error {
 		// node_exporter 1.5 numbers the lines, which is the CPU index on
 		// hosts whose CPUs are all online.
 		cpu := strconv.Itoa(i)
-		ch <- prometheus.MustNewConstMetric(softnetProcessedDesc, prometheus.CounterValue, float64(s.Processed), cpu)
-		ch <- prometheus.MustNewConstMetric(softnetDroppedDesc, prometheus.CounterValue, float64(s.Dropped), cpu)
-		ch <- prometheus.MustNewConstMetric(softnetSqueezedDesc, prometheus.CounterValue, float64(s.TimeSqueezed), cpu)
+		ch <- c.h.series.metric(softnetProcessedDesc, prometheus.CounterValue, float64(s.Processed), cpu)
+		ch <- c.h.series.metric(softnetDroppedDesc, prometheus.CounterValue, float64(s.Dropped), cpu)
+		ch <- c.h.series.metric(softnetSqueezedDesc, prometheus.CounterValue, float64(s.TimeSqueezed), cpu)
 	}
 	return nil
 }

@@ -19,12 +19,14 @@ func TestScraperTargetLabelsAndUp(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	node := prometheus.NewGauge(prometheus.GaugeOpts{Name: "node_load1", Help: "1m load average."})
 	own := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hostd_thing", Help: "A thing."}, []string{"job"})
-	reg.MustRegister(node, own)
+	fds := prometheus.NewGauge(prometheus.GaugeOpts{Name: "process_open_fds", Help: "Open fds."})
+	reg.MustRegister(node, own, fds)
 	node.Set(0.5)
 	own.WithLabelValues("nightly").Set(1)
+	fds.Set(9)
 	clock := servicetest.NewFakeClock(time.UnixMilli(1_700_000_000_000))
 	sc := &Scraper{Gatherer: reg, Storage: store.DB, Clock: clock, Targets: []ScrapeTarget{
-		{Job: "node", Instance: "host-a", Families: func(n string) bool { return strings.HasPrefix(n, "node_") }},
+		{Job: "node", Instance: "host-a", Families: func(n string) bool { return strings.HasPrefix(n, "node_") }, Also: isProcessFamily},
 		{Job: "hostd", Instance: "host-a"},
 	}}
 	if _, err := sc.Scrape(context.Background()); err != nil {
@@ -38,13 +40,17 @@ func TestScraperTargetLabelsAndUp(t *testing.T) {
 		`{__name__="hostd_thing", exported_job="nightly", instance="host-a", job="hostd"}`,
 		`{__name__="up", instance="host-a", job="node"}`,
 		`{__name__="up", instance="host-a", job="hostd"}`,
+		// The exporting process' own metrics under both jobs, as a
+		// Prometheus scraping node_exporter stores node_exporter's.
+		`{__name__="process_open_fds", instance="host-a", job="hostd"}`,
+		`{__name__="process_open_fds", instance="host-a", job="node"}`,
 	} {
 		if v := got[want]; len(v) != 1 || (strings.Contains(want, "up") && v[0][1] != 1) {
 			t.Errorf("series %s = %v, want one sample", want, v)
 		}
 	}
-	if len(got) != 4 {
-		t.Errorf("stored %d series, want 4: %v", len(got), got)
+	if len(got) != 6 {
+		t.Errorf("stored %d series, want 6: %v", len(got), got)
 	}
 }
 

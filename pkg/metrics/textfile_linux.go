@@ -101,7 +101,7 @@ func (c *textfileCollector) Update(ch chan<- prometheus.Metric) error {
 		for _, name := range names {
 			textfileFamily(ch, fams[name])
 		}
-		ch <- prometheus.MustNewConstMetric(textfileMtimeDesc, prometheus.GaugeValue, mtime, path)
+		ch <- c.h.series.metric(textfileMtimeDesc, prometheus.GaugeValue, mtime, path)
 	}
 	ch <- prometheus.MustNewConstMetric(textfileErrorDesc, prometheus.GaugeValue, failed)
 	return nil

@@ -27,7 +27,7 @@ func (c *thermalZoneCollector) Update(ch chan<- prometheus.Metric) error {
 		}
 		return fmt.Errorf("read %s: %w", c.h.sysPath("class", "thermal"), err)
 	}
-	ms := thermalMetrics(zones)
+	ms := thermalMetrics(zones, c.h.series)
 	if len(ms) == 0 {
 		return errNoData
 	}
@@ -37,13 +37,13 @@ func (c *thermalZoneCollector) Update(ch chan<- prometheus.Metric) error {
 	return nil
 }
 
-func thermalMetrics(zones []sysfs.ClassThermalZoneStats) []prometheus.Metric {
+func thermalMetrics(zones []sysfs.ClassThermalZoneStats, sc *seriesCache) []prometheus.Metric {
 	var out []prometheus.Metric
 	for _, z := range zones {
 		if z.ReadErrors != nil {
 			continue
 		}
-		out = append(out, prometheus.MustNewConstMetric(thermalZoneDesc, prometheus.GaugeValue, float64(z.Temp)/1000, z.Name, z.Type))
+		out = append(out, sc.metric(thermalZoneDesc, prometheus.GaugeValue, float64(z.Temp)/1000, z.Name, z.Type))
 	}
 	return out
 }

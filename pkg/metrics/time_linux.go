@@ -47,12 +47,12 @@ func (c *timeCollector) Update(ch chan<- prometheus.Metric) error {
 		dev := strings.TrimPrefix(filepath.Base(d), "clocksource")
 		if b, err := os.ReadFile(filepath.Join(d, "available_clocksource")); err == nil {
 			for _, cs := range strings.Fields(string(b)) {
-				ch <- prometheus.MustNewConstMetric(clocksourceAvailableDesc, prometheus.GaugeValue, 1, dev, cs)
+				ch <- c.h.series.metric(clocksourceAvailableDesc, prometheus.GaugeValue, 1, dev, cs)
 			}
 		}
 		if b, err := os.ReadFile(filepath.Join(d, "current_clocksource")); err == nil {
 			if cs := strings.TrimSpace(string(b)); cs != "" {
-				ch <- prometheus.MustNewConstMetric(clocksourceCurrentDesc, prometheus.GaugeValue, 1, dev, cs)
+				ch <- c.h.series.metric(clocksourceCurrentDesc, prometheus.GaugeValue, 1, dev, cs)
 			}
 		}
 	}

@@ -36,8 +36,8 @@ func (c *udpQueuesCollector) Update(ch chan<- prometheus.Metric) error {
 		if err != nil {
 			return fmt.Errorf("parse %s: %w", path, err)
 		}
-		ch <- prometheus.MustNewConstMetric(udpQueuesDesc, prometheus.GaugeValue, float64(tx), "tx", f.ip)
-		ch <- prometheus.MustNewConstMetric(udpQueuesDesc, prometheus.GaugeValue, float64(rx), "rx", f.ip)
+		ch <- c.h.series.metric(udpQueuesDesc, prometheus.GaugeValue, float64(tx), "tx", f.ip)
+		ch <- c.h.series.metric(udpQueuesDesc, prometheus.GaugeValue, float64(rx), "rx", f.ip)
 	}
 	return nil
 }

@@ -23,12 +23,12 @@ func (c *unameCollector) Update(ch chan<- prometheus.Metric) error {
 	if err != nil {
 		return fmt.Errorf("uname: %w", err)
 	}
-	ch <- unameMetric(u)
+	ch <- unameMetric(u, c.h.series)
 	return nil
 }
 
-func unameMetric(u unix.Utsname) prometheus.Metric {
-	return prometheus.MustNewConstMetric(unameDesc, prometheus.GaugeValue, 1,
+func unameMetric(u unix.Utsname, sc *seriesCache) prometheus.Metric {
+	return sc.metric(unameDesc, prometheus.GaugeValue, 1,
 		unix.ByteSliceToString(u.Sysname[:]), unix.ByteSliceToString(u.Release[:]),
 		unix.ByteSliceToString(u.Version[:]), unix.ByteSliceToString(u.Machine[:]),
 		unix.ByteSliceToString(u.Nodename[:]), unix.ByteSliceToString(u.Domainname[:]))

@@ -1,13 +1,11 @@
 package metrics
 
 import (
-	"bufio"
+	"bytes"
 	"fmt"
-	"io"
-	"os"
 	"regexp"
 	"strconv"
-	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -18,56 +16,77 @@ func init() { registerCollector("vmstat", newVmstatCollector) }
 var vmstatFields = regexp.MustCompile(`^(oom_kill|pgpg|pswp|pg.*fault).*`)
 
 // vmstatCollector exports the selected counters of /proc/vmstat (procfs
-// has no parser for this file).
+// has no parser for this file). The file is read into a reused buffer and
+// whether a field is kept is decided once per field name, not matched
+// against the filter on every scrape.
 type vmstatCollector struct {
-	h     *host
-	descs descCache
+	h *host
+
+	mu    sync.Mutex
+	buf   []byte
+	descs map[string]*prometheus.Desc // field -> desc, nil where filtered out
 }
 
-func newVmstatCollector(h *host) (collector, error) { return &vmstatCollector{h: h}, nil }
+func newVmstatCollector(h *host) (collector, error) {
+	return &vmstatCollector{h: h, descs: map[string]*prometheus.Desc{}}, nil
+}
 
 func (c *vmstatCollector) Update(ch chan<- prometheus.Metric) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	path := c.h.procPath("vmstat")
-	f, err := os.Open(path)
+	b, err := readFileReuse(path, c.buf)
+	c.buf = b
 	if err != nil {
 		return fmt.Errorf("read vmstat: %w", err)
 	}
-	defer f.Close()
-	fields, err := parseVmstat(f)
+	err = parseVmstat(b, func(name []byte) bool { return c.desc(name) != nil }, func(name []byte, v float64) {
+		ch <- c.h.series.metric(c.desc(name), prometheus.UntypedValue, v)
+	})
 	if err != nil {
 		return fmt.Errorf("parse %s: %w", path, err)
-	}
-	for _, fv := range fields {
-		d := c.descs.get(fv.name, func() *prometheus.Desc {
-			return prometheus.NewDesc(prometheus.BuildFQName(namespace, "vmstat", fv.name),
-				fmt.Sprintf("/proc/vmstat information field %s.", fv.name), nil, nil)
-		})
-		ch <- prometheus.MustNewConstMetric(d, prometheus.UntypedValue, fv.value)
 	}
 	return nil
 }
 
-func parseVmstat(r io.Reader) ([]memField, error) {
-	var out []memField
-	s := bufio.NewScanner(r)
-	line := 0
-	for s.Scan() {
-		line++
-		parts := strings.Fields(s.Text())
-		if len(parts) == 0 {
-			continue
-		}
-		if len(parts) != 2 {
-			return nil, fmt.Errorf("line %d: malformed %q", line, s.Text())
-		}
-		if !vmstatFields.MatchString(parts[0]) {
-			continue
-		}
-		v, err := strconv.ParseFloat(parts[1], 64)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: value of %s: %w", line, parts[0], err)
-		}
-		out = append(out, memField{name: parts[0], value: v})
+// desc returns the descriptor of a /proc/vmstat field, or nil when
+// node_exporter's default field filter drops it.
+func (c *vmstatCollector) desc(name []byte) *prometheus.Desc {
+	if d, ok := c.descs[string(name)]; ok {
+		return d
 	}
-	return out, s.Err()
+	n := string(name)
+	var d *prometheus.Desc
+	if vmstatFields.MatchString(n) {
+		d = prometheus.NewDesc(prometheus.BuildFQName(namespace, "vmstat", n),
+			fmt.Sprintf("/proc/vmstat information field %s.", n), nil, nil)
+	}
+	c.descs[n] = d
+	return d
+}
+
+// parseVmstat reads /proc/vmstat's "name value" lines, calling emit for
+// each whose name keep accepts.
+func parseVmstat(b []byte, keep func(name []byte) bool, emit func(name []byte, v float64)) error {
+	for line := 1; len(b) > 0; line++ {
+		var l []byte
+		l, b, _ = bytes.Cut(b, []byte("\n"))
+		name, rest := nextField(l)
+		if len(name) == 0 {
+			continue
+		}
+		value, rest := nextField(rest)
+		if extra, _ := nextField(rest); len(value) == 0 || len(extra) > 0 {
+			return fmt.Errorf("line %d: malformed %q", line, l)
+		}
+		if !keep(name) {
+			continue
+		}
+		v, err := strconv.ParseFloat(string(value), 64)
+		if err != nil {
+			return fmt.Errorf("line %d: value of %s: %w", line, name, err)
+		}
+		emit(name, v)
+	}
+	return nil
 }

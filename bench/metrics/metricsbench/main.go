@@ -18,13 +18,15 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: metricsbench compare [flags]")
+		fmt.Fprintln(os.Stderr, "usage: metricsbench compare|families [flags]")
 		os.Exit(2)
 	}
 	var err error
 	switch os.Args[1] {
 	case "compare":
 		err = compare(os.Args[2:])
+	case "families":
+		err = families(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

@@ -2,6 +2,8 @@ package backend
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/hostd/hostd/internal/safefile"
 	"github.com/hostd/hostd/internal/secrets"
 	"github.com/hostd/hostd/internal/service"
 )
@@ -43,7 +46,17 @@ type HTTPOptions struct {
 	// Dial, when set, opens the connections instead of a net.Dialer with
 	// Timeout (tests send virtual-host names to a loopback server).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// CACertFile is a PEM file of the certificate authorities trusted
+	// for https (restic's --cacert): a server on a private CA. Given,
+	// only its certificates are trusted, not the system's; empty: the
+	// system's roots. Read once when the backend is opened, at most
+	// MaxCACertFile bytes, through internal/safefile. Certificates are
+	// always verified, and TLS is 1.2 or later.
+	CACertFile string
 }
+
+// MaxCACertFile bounds HTTPOptions.CACertFile.
+const MaxCACertFile = 1 << 20
 
 // DefaultRetries is HTTPOptions.Retries when it is zero.
 const DefaultRetries = 5
@@ -95,9 +108,33 @@ func resolveSecret(ctx context.Context, r *secrets.Resolver, ref secrets.Ref) (s
 	return strings.TrimRight(string(v), "\r\n"), nil
 }
 
+// tlsConfig returns the TLS settings of the https backends: TLS 1.2 or
+// later, verified against o.CACertFile's authorities when given.
+func tlsConfig(o HTTPOptions) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if o.CACertFile == "" {
+		return c, nil
+	}
+	pem, err := safefile.Read(o.CACertFile, MaxCACertFile)
+	if err != nil {
+		return nil, fmt.Errorf("ca file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("ca file %s: no PEM certificate in it", o.CACertFile)
+	}
+	c.RootCAs = pool
+	return c, nil
+}
+
 // newTransport returns the HTTP transport of a backend: connect deadline,
-// a pool of keep-alive connections, HTTP/2 where the server offers it.
-func newTransport(o HTTPOptions) *http.Transport {
+// a pool of keep-alive connections, HTTP/2 where the server offers it,
+// TLS as tlsConfig says.
+func newTransport(o HTTPOptions) (*http.Transport, error) {
+	tc, err := tlsConfig(o)
+	if err != nil {
+		return nil, err
+	}
 	d := &net.Dialer{Timeout: o.Timeout, KeepAlive: 30 * time.Second}
 	dial := d.DialContext
 	if o.Dial != nil {
@@ -106,13 +143,14 @@ func newTransport(o HTTPOptions) *http.Transport {
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           dial,
+		TLSClientConfig:       tc,
 		TLSHandshakeTimeout:   o.Timeout,
 		MaxIdleConns:          64,
 		MaxIdleConnsPerHost:   16,
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		ForceAttemptHTTP2:     true,
-	}
+	}, nil
 }
 
 // errIdle is the cause of a request cancelled by its idle watchdog.
@@ -246,7 +284,7 @@ type statusCoder interface{ HTTPStatusCode() int }
 // retryable reports errors that another attempt may not have: timeouts,
 // dropped, reset or refused connections, 5xx and 429 answers.
 func retryable(err error) bool {
-	if err == nil || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrNotExist) {
+	if err == nil || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrNotExist) || tlsFailure(err) {
 		return false
 	}
 	if errors.Is(err, ErrTimeout) {
@@ -281,6 +319,17 @@ func retryable(err error) bool {
 		}
 	}
 	return false
+}
+
+// tlsFailure reports errors of TLS that another attempt would meet again:
+// a certificate that does not verify, a server that does not speak TLS.
+func tlsFailure(err error) bool {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var rh tls.RecordHeaderError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci) || errors.As(err, &rh)
 }
 
 // permanent marks an error not to retry whatever it wraps.

@@ -90,7 +90,10 @@ func OpenREST(ctx context.Context, repoURL string, opts RESTOptions, hopts HTTPO
 	if err != nil {
 		return nil, fmt.Errorf("open %s: password: %w", "rest:"+u.String(), err)
 	}
-	tr := newTransport(hopts)
+	tr, err := newTransport(hopts)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", "rest:"+u.String(), err)
+	}
 	r := &REST{loc: "rest:" + u.String(), base: u, client: newWatchClient(tr, hopts), http: hopts, user: user, pass: pass,
 		closeFn: func() error { tr.CloseIdleConnections(); return nil }}
 	return r, nil

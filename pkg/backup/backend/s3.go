@@ -176,7 +176,10 @@ func OpenS3(ctx context.Context, repoURL string, opts S3Options, hopts HTTPOptio
 	default:
 		return nil, fmt.Errorf("open %s: bucket lookup %q: want path, dns or empty", loc, opts.BucketLookup)
 	}
-	tr := newTransport(hopts)
+	tr, err := newTransport(hopts)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", loc, err)
+	}
 	hc := newWatchClient(tr, hopts)
 	client := s3.New(s3.Options{
 		Region:       region,

@@ -61,6 +61,10 @@ type Job struct {
 	// Default: 0, no limit.
 	LimitUpload   service.ByteSize `yaml:"limit_upload,omitempty"`
 	LimitDownload service.ByteSize `yaml:"limit_download,omitempty"`
+	// CAFile is a PEM file of the certificate authorities trusted for an
+	// s3:https:// or rest:https:// repository (restic's --cacert), in
+	// place of the system's. Default: the system's roots.
+	CAFile string `yaml:"ca_file,omitempty"`
 	// Paths are the absolute paths to back up; each must exist. Required.
 	Paths []string `yaml:"paths"`
 	// Exclude are patterns of paths to leave out, in borg's styles:
@@ -162,7 +166,7 @@ func (j *Job) backendOptions(res *secrets.Resolver) backend.Options {
 			Region: j.S3.Region, BucketLookup: j.S3.BucketLookup, StorageClass: j.S3.StorageClass},
 		REST:    backend.RESTOptions{Username: j.REST.User, Password: j.REST.Password},
 		Rclone:  backend.RcloneOptions{Program: j.Rclone.Program, Args: j.Rclone.Args, Env: j.Rclone.Env},
-		HTTP:    backend.HTTPOptions{LimitUpload: j.LimitUpload.Bytes(), LimitDownload: j.LimitDownload.Bytes()},
+		HTTP:    backend.HTTPOptions{LimitUpload: j.LimitUpload.Bytes(), LimitDownload: j.LimitDownload.Bytes(), CACertFile: j.CAFile},
 		Secrets: res,
 	}
 }
@@ -488,6 +492,12 @@ func (j *Job) validateRepository(v *confkit.Validator) {
 		if o.set && kind != o.kind {
 			v.Errorf(o.key, "%s options are for %s: repositories, and the repository is %s", o.key, o.kind, redactURL(repo))
 		}
+	}
+	switch {
+	case j.CAFile != "" && kind != "s3" && kind != "rest":
+		v.Errorf("ca_file", "a CA file applies to s3: and rest: repositories only")
+	case j.CAFile != "" && !filepath.IsAbs(j.CAFile):
+		v.Errorf("ca_file", "%q must be an absolute path", j.CAFile)
 	}
 	if b := j.S3.BucketLookup; b != "" && b != "path" && b != "dns" {
 		v.Errorf("s3.bucket_lookup", "%q: want path or dns", b)

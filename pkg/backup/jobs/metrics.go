@@ -1,6 +1,8 @@
 package jobs
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -22,6 +24,8 @@ var (
 		"1 while the job runs or waits for its repository.", []string{"job"}, nil)
 	descNextRun = prometheus.NewDesc("hostd_backup_next_run_timestamp_seconds",
 		"Unix time of the job's next scheduled run.", []string{"job"}, nil)
+	descInterval = prometheus.NewDesc("hostd_backup_schedule_interval_seconds",
+		"Seconds between the job's first two scheduled times after its last success (or, before one, after it was first seen): the period that makes it overdue when twice as long has passed.", []string{"job"}, nil)
 	descUnreadable = prometheus.NewDesc("hostd_backup_unreadable_files",
 		"Files or directories the job's last run could not read.", []string{"job"}, nil)
 	descStateSaveErrors = prometheus.NewDesc("hostd_backup_state_save_errors_total",
@@ -40,15 +44,23 @@ var _ prometheus.Collector = (*collector)(nil)
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLastSuccess, descLastDuration, descAddedBytes, descFiles, descErrors,
-		descRepoSize, descRunning, descNextRun, descUnreadable, descRuns, descStateSaveErrors} {
+		descRepoSize, descRunning, descNextRun, descInterval, descUnreadable, descRuns, descStateSaveErrors} {
 		ch <- d
 	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, j := range c.s.jobs {
+		// The interval is the one staleAt resolved for the current base
+		// (resolved once per base, cached): stale = base + 2*interval +
+		// randomized delay.
+		j.staleAt()
 		j.mu.Lock()
 		st, errs, saveErrs, next, running := j.st, j.errors, j.saveErrors, j.next, j.cur != nil
+		var interval time.Duration
+		if !j.stale.IsZero() && !j.staleBase.IsZero() {
+			interval = (j.stale.Sub(j.staleBase) - j.cfg.RandomizedDelay) / 2
+		}
 		runs := make(map[string]int64, len(j.runs))
 		for k, v := range j.runs {
 			runs[k] = v
@@ -76,6 +88,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if !next.IsZero() {
 			gauge(descNextRun, float64(next.Unix()))
+		}
+		if interval > 0 {
+			gauge(descInterval, interval.Seconds())
 		}
 		ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(errs), j.name)
 		ch <- prometheus.MustNewConstMetric(descStateSaveErrors, prometheus.CounterValue, float64(saveErrs), j.name)

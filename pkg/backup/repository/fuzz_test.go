@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -270,6 +271,50 @@ func FuzzDecryptFile(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if _, err := r.DecryptFile(b); err == nil && len(b) < crypto.MinOverhead {
 			t.Fatal("input shorter than nonce and tag decrypted")
+		}
+	})
+}
+
+// FuzzDecodeTreeFast holds the fast tree decoder to encoding/json: on
+// every input it accepts, json.Unmarshal succeeds with the same tree.
+func FuzzDecodeTreeFast(f *testing.F) {
+	id := ID{3}
+	for _, tr := range []*Tree{
+		{Nodes: []Node{}},
+		{Nodes: []Node{
+			{Name: "a\xff\nb", Type: NodeFile, Mode: 0o644, Content: []ID{{1}}},
+			{Name: "dir", Type: NodeDir, Subtree: &id},
+			{Name: "l", Type: NodeSymlink, LinkTarget: "\xfe/x", Xattrs: []Xattr{{Name: "user.x", Value: "\x00\x01"}}},
+		}},
+		{Nodes: []Node{
+			{Name: "f.go", Type: NodeFile, Mode: 0o100644, UID: 1000, GID: 1000, User: "u", Group: "g", Size: 1 << 40, MTimeNs: -1 << 63,
+				ATimeNs: 1<<63 - 1, CTimeNs: -1, Inode: 1<<64 - 1, Device: 2049, Links: 2, Rdev: 5, Content: []ID{{1}, {2}}, Sparse: true},
+			{Name: "l→ü", Type: NodeSymlink, LinkTarget: "../a", Xattrs: []Xattr{{Name: "user.a", Value: "1"}, {Name: "user.b", Value: ""}}},
+			{Name: "x", Type: NodeDir, Mode: 0o40755, Subtree: &id},
+		}},
+	} {
+		b, err := EncodeTree(tr)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"nodes":[{"name":"a","type":"file","mode":0,"uid":0,"gid":0,"mtime_ns":-0}]}`))
+	f.Add([]byte(`{"nodes":[{"name":"a","type":"file","mode":4294967296,"uid":0,"gid":0,"mtime_ns":0}]}`))
+	f.Add([]byte(`{"nodes":[{"name":"a","type":"file","mode":01,"uid":0,"gid":0,"mtime_ns":0}]}`))
+	f.Add([]byte(`{"nodes":[{"name":"a","type":"file","mode":0,"uid":0,"gid":0,"mtime_ns":9223372036854775808}]}`))
+	f.Add([]byte(`{"nodes":[{"name":"a","type":"file","mode":0,"uid":0,"gid":0,"mtime_ns":0,"content":["0300000000000000000000000000000000000000000000000000000000000000"],"sparse":true}]} `))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fast, ok := decodeTreeFast(b)
+		if !ok {
+			return
+		}
+		var slow Tree
+		if err := json.Unmarshal(b, &slow); err != nil {
+			t.Fatalf("fast decoder accepted what encoding/json refuses (%v): %q", err, b)
+		}
+		if !reflect.DeepEqual(fast, &slow) {
+			t.Fatalf("fast decoder differs from encoding/json on %q:\n%+v\n%+v", b, fast, &slow)
 		}
 	})
 }

@@ -159,9 +159,12 @@ func checkNodeSizes(n *Node) error {
 
 // DecodeTree parses and validates a tree blob.
 func DecodeTree(b []byte) (*Tree, error) {
-	var t Tree
-	if err := json.Unmarshal(b, &t); err != nil {
-		return nil, fmt.Errorf("decode tree: %w", err)
+	t, ok := decodeTreeFast(b)
+	if !ok {
+		t = new(Tree)
+		if err := json.Unmarshal(b, t); err != nil {
+			return nil, fmt.Errorf("decode tree: %w", err)
+		}
 	}
 	for i := range t.Nodes {
 		n := &t.Nodes[i]
@@ -179,7 +182,7 @@ func DecodeTree(b []byte) (*Tree, error) {
 			return nil, fmt.Errorf("decode tree: node %q out of order or duplicated", string(n.Name))
 		}
 	}
-	return &t, nil
+	return t, nil
 }
 
 // EncodeTree returns the JSON of t (nodes must be sorted): the bytes

@@ -7,6 +7,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/hostd/hostd/pkg/backup/backend"
 )
 
 // ErrSkipDir, returned by a WalkFunc for a directory, skips its contents.
@@ -187,6 +189,22 @@ func (r *Repository) WalkTreeBudget(ctx context.Context, id ID, prefix string, b
 	return w.walk(ctx, id, prefix, 0)
 }
 
+// WalkTreePrefetch is WalkTreeBudget reading ahead on object storage and
+// REST servers (backends that hint a pack size): the first tree needed
+// from a pack brings all the pack's tree segments, read in parallel, and
+// subtrees are decoded ahead of the walk (see PrefetchReaders). Elsewhere
+// it is WalkTreeBudget. Meant for walks that
+// visit most of a snapshot (a whole restore), not one path.
+func (r *Repository) WalkTreePrefetch(ctx context.Context, id ID, prefix string, b *Budget, fn WalkFunc) error {
+	w := walker{r: r, b: b, fn: fn, cache: r.NewTreeCache()}
+	if _, ok := r.be.(backend.PackSizeHinter); ok {
+		pf := r.newTreePrefetcher(ctx)
+		defer pf.close()
+		w.cache.pf = pf
+	}
+	return w.walk(ctx, id, prefix, 0)
+}
+
 type walker struct {
 	r     *Repository
 	b     *Budget
@@ -240,6 +258,7 @@ const treeCacheNodes = 1 << 16
 // again, and must not be changed. Not safe for concurrent use.
 type TreeCache struct {
 	r     *Repository
+	pf    *treePrefetcher // reads ahead, when set
 	trees map[ID]*Tree
 	order []ID
 	nodes int
@@ -253,7 +272,13 @@ func (c *TreeCache) Load(ctx context.Context, id ID) (*Tree, error) {
 	if t, ok := c.trees[id]; ok {
 		return t, nil
 	}
-	t, err := c.r.LoadTree(ctx, id)
+	var t *Tree
+	var err error
+	if c.pf != nil {
+		t, err = c.pf.load(ctx, id)
+	} else {
+		t, err = c.r.LoadTree(ctx, id)
+	}
 	if err != nil {
 		return nil, err
 	}

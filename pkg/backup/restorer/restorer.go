@@ -309,7 +309,11 @@ func (r *restorer) warn(p string, err error) {
 func makePlan(ctx context.Context, repo *repository.Repository, snap *repository.Snapshot, target string, includes []string, excl *pattern.Matcher, lim repository.Limits) (*plan, error) {
 	pl := &plan{matched: len(includes) == 0}
 	seenInode := map[[2]uint64]string{}
-	err := repo.WalkTreeBudget(ctx, snap.Tree, "/", repository.NewBudget(lim), func(p string, n *repository.Node) error {
+	walk := repo.WalkTreeBudget
+	if len(includes) == 0 {
+		walk = repo.WalkTreePrefetch // the whole snapshot: read its trees ahead
+	}
+	err := walk(ctx, snap.Tree, "/", repository.NewBudget(lim), func(p string, n *repository.Node) error {
 		sel := selected(p, includes)
 		if sel == skip {
 			return repository.ErrSkipDir
