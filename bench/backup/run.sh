@@ -8,7 +8,11 @@
 # the peak RSS over all runs. Every timed step runs BENCH_REPS times,
 # interleaving the tools, and the fastest run counts (the machine is
 # shared, so the minimum is the figure least distorted by other load);
-# the s3 table also lists every run's time, so the spread shows.
+# the s3 table also lists every run's time and the ratio of each pair of
+# runs, so the spread shows. Which tool goes first alternates from one
+# repetition to the next, so no tool always runs right after another's
+# step (its writeback, its page-cache use); each timed step starts after
+# a sync, whichever tool it is.
 # Prints a markdown table with the ratios hostd/restic and hostd/borg.
 #
 # Environment: BENCH_DIR (work dir, default a new dir under /var/tmp,
@@ -164,6 +168,13 @@ backup() { # SET TOOL METRIC N
 	esac
 }
 
+# order REP: the tools in the order repetition REP runs them, rotated by
+# one each repetition (hostd restic borg, restic borg hostd, ...).
+order() {
+	local n=${#TOOLS[@]} i
+	for ((i = 0; i < n; i++)); do printf '%s ' "${TOOLS[(i + $1 - 1) % n]}"; done
+}
+
 restore() { # SET TOOL REP
 	# Every restore goes to a new directory (see DELETIONS above).
 	local set=$1 tool=$2 repo=${REPO[$1,$2]} cache=${CACHE[$1,$2]} target=$WORK/restore-$1-$2-$3
@@ -197,7 +208,7 @@ for set in $SETS; do
 	}
 	n=0
 	for rep in $(seq "$REPS"); do
-		for t in "${TOOLS[@]}"; do initrepo "$set" "$t" "$rep"; backup "$set" "$t" first 1; done
+		for t in $(order "$rep"); do initrepo "$set" "$t" "$rep"; backup "$set" "$t" first 1; done
 	done
 	for t in "${TOOLS[@]}"; do
 		if [[ $BACKENDS == s3 ]]; then
@@ -208,15 +219,15 @@ for set in $SETS; do
 	done
 	for rep in $(seq "$REPS"); do
 		n=$((n + 1))
-		for t in "${TOOLS[@]}"; do backup "$set" "$t" unchanged "u$n"; done
+		for t in $(order "$rep"); do backup "$set" "$t" unchanged "u$n"; done
 	done
 	for rep in $(seq "$REPS"); do
 		n=$((n + 1))
 		"$WORK/gendata" -out "$WORK/data/$set" -change 0.05 -seed "$rep" >&2
-		for t in "${TOOLS[@]}"; do backup "$set" "$t" changed5 "c$n"; done
+		for t in $(order "$rep"); do backup "$set" "$t" changed5 "c$n"; done
 	done
 	for rep in $(seq "$REPS"); do
-		for t in "${TOOLS[@]}"; do restore "$set" "$t" "$rep"; done
+		for t in $(order "$rep"); do restore "$set" "$t" "$rep"; done
 		# A few large restored files go as soon as they are measured, giving
 		# their page cache back (nine restores of gen would fill 9 GiB of
 		# this 24 GiB machine, and later steps reclaim it); thousands of
@@ -232,6 +243,9 @@ for set in $SETS; do
 	fi
 done
 
+# pairs "A1 A2 ..." "B1 B2 ...": the ratios A1/B1 A2/B2 ... (the runs of
+# one repetition).
+pairs() { awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); split(b, y, " "); for (i = 1; i <= n; i++) printf "%s%.2f", (i > 1 ? " " : ""), (y[i] > 0 ? x[i] / y[i] : 0) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 mib() { awk -v a="$1" 'BEGIN { printf "%.1f MiB", a / 1048576 }'; }
 
@@ -247,7 +261,7 @@ if [[ $BACKENDS == s3 ]]; then
 			h=${R[$set,hostd,$m]} r=${R[$set,restic,$m]}
 			echo "| $label | $m (s) | $h | $r | $(ratio "$h" "$r") |"
 			label=""
-			echo "| | $m, every run (s) | ${R[$set,hostd,all_$m]} | ${R[$set,restic,all_$m]} | |"
+			echo "| | $m, every run (s) | ${R[$set,hostd,all_$m]} | ${R[$set,restic,all_$m]} | $(pairs "${R[$set,hostd,all_$m]}" "${R[$set,restic,all_$m]}") |"
 			h=${R[$set,hostd,req_$m]} r=${R[$set,restic,req_$m]}
 			echo "| | $m (S3 requests) | $h | $r | $(ratio "$h" "$r") |"
 		done

@@ -14,7 +14,7 @@
 # see bench/metrics/dashboard.sh), the dashboard's panels are counted that
 # show data from each stack.
 #
-# Usage: [DASHBOARD=file.json] bench/metrics/run.sh [DURATION_SECONDS] [INTERVAL]
+# Usage: [DASHBOARD=file.json [DASHCHECK_FLAGS=-v]] bench/metrics/run.sh [DURATION_SECONDS] [INTERVAL]
 # Needs: go, make, prometheus, prometheus-node-exporter (scripts/install-test-deps.sh).
 set -euo pipefail
 DURATION=${1:-300}
@@ -135,7 +135,7 @@ if [ -n "${DASHBOARD:-}" ]; then
 	echo
 	echo "== Grafana dashboard $(basename "$DASHBOARD"): panels with data over the last ${DURATION}s =="
 	"$WORK/bin/dashcheck" -dashboard "$DASHBOARD" -hostd "http://127.0.0.1:$HOSTD_PORT" \
-		-prometheus "http://127.0.0.1:$PROM_PORT" -range "${DURATION}s" -scrape-interval "$INTERVAL"
+		-prometheus "http://127.0.0.1:$PROM_PORT" -range "${DURATION}s" -scrape-interval "$INTERVAL" ${DASHCHECK_FLAGS:-}
 fi
 
 echo

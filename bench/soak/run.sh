@@ -30,6 +30,8 @@
 #   SOAK_SETTLE    sampling after the load stops (default 30 s)
 #   SOAK_DNS_QPS   queries/s to each resolver (default 200)
 #   SOAK_PROXY_BYTES  bytes per download through each proxy (4 MiB)
+#   SOAK_GC_PERCENT  hostd.gc_percent in hostd's config (default: unset,
+#                  hostd's own default of 100)
 #   HOSTD_BIN, XRAY_BIN  use these binaries instead of building them (the
 #                  xray client must be xray-core's main of go.mod's version)
 # Needs root, go, make, dockerd, docker, busybox, unshare, restic,
@@ -39,7 +41,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO_ROOT=$PWD
-COMMAND="SOAK_DURATION=${SOAK_DURATION:-10m}${SOAK_ENFORCE_TARGETS:+ SOAK_ENFORCE_TARGETS=1}${HOSTD_BIN:+ HOSTD_BIN=$HOSTD_BIN}${XRAY_BIN:+ XRAY_BIN=$XRAY_BIN} bash bench/soak/run.sh"
+COMMAND="SOAK_DURATION=${SOAK_DURATION:-10m}${SOAK_GC_PERCENT:+ SOAK_GC_PERCENT=$SOAK_GC_PERCENT}${SOAK_ENFORCE_TARGETS:+ SOAK_ENFORCE_TARGETS=1}${HOSTD_BIN:+ HOSTD_BIN=$HOSTD_BIN}${XRAY_BIN:+ XRAY_BIN=$XRAY_BIN} bash bench/soak/run.sh"
 
 secs() { # 90, 90s, 2m, 1h -> seconds
 	case $1 in
@@ -54,6 +56,7 @@ WARMUP=$(secs "${SOAK_WARMUP:-$((DURATION / 5 > 30 ? DURATION / 5 : 30))}")
 SETTLE=$(secs "${SOAK_SETTLE:-30}")
 DNS_QPS=${SOAK_DNS_QPS:-200}
 PROXY_BYTES=${SOAK_PROXY_BYTES:-4194304}
+[[ -z ${SOAK_GC_PERCENT:-} || ${SOAK_GC_PERCENT} =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: SOAK_GC_PERCENT must be a whole number (hostd.gc_percent)" >&2; exit 2; }
 ((DURATION >= 90)) || { echo "run.sh: SOAK_DURATION must be at least 90s (growth is judged after warm-up)" >&2; exit 2; }
 
 for tool in go make dockerd /usr/bin/docker busybox unshare restic prometheus prometheus-node-exporter dnsmasq dnsperf dig \
@@ -272,7 +275,8 @@ HTTP_PORT=$(free_port) H_SOCKS=$(free_port) H_HTTP=$(free_port)
 cat >"$T/hostd.yaml" <<YAML
 hostd:
   log_level: info
-  log_format: text
+  log_format: text${SOAK_GC_PERCENT:+
+  gc_percent: $SOAK_GC_PERCENT}
   state_dir: $T/hostd-state
   socket: $T/hostd.sock
   http: {listen: "127.0.0.1:$HTTP_PORT"}

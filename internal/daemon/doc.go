@@ -10,6 +10,12 @@
 // holds an exclusive lock on the state directory and on the socket for its
 // whole life, and recreates the socket if the file is deleted.
 //
+// It owns the process's memory settings: the collector's target
+// (hostd.gc_percent), the heap limits of bursts of work (Env.LimitMemory,
+// memory.go), the release of the executable's pages (codetrim.go) and a
+// memory governor that returns the heap's free pages after bursts and
+// collects garbage left at idle (governor.go).
+//
 // It owns no service logic; the list of services comes from the caller as
 // Registrations.
 package daemon

@@ -15,7 +15,7 @@ import (
 // that held them stay in the process: the runtime's background scavenger
 // returns only what exceeds about 10% over the next heap goal, at about
 // 1% of one CPU, and the goal itself still reflects the burst for a
-// cycle. Between bursts hostd then sits 5-15 MiB above what it uses. The
+// cycle. After the soak's load bursts hostd held 13-14 MiB so. The
 // governor reads the heap's free, unreleased bytes every GovernorInterval;
 // when they exceed the bound (GovernorMinFree, or a quarter of the live
 // heap if larger) at GovernorReadings readings in a row, it collects and
@@ -46,7 +46,7 @@ const (
 	GovernorMinGap = 10 * time.Second
 	// GovernorIdleCollect is how long the heap may go without a collection
 	// before the governor collects its garbage (a collection of hostd's
-	// heap at idle costs 2-5 ms of CPU).
+	// heap at idle costs a few milliseconds of CPU).
 	GovernorIdleCollect = 10 * time.Second
 	// GovernorMinGarbage is the least garbage for an idle collection.
 	GovernorMinGarbage = 1 << 20

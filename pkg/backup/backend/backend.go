@@ -93,6 +93,19 @@ type BufferLoader interface {
 	LoadInto(ctx context.Context, h Handle, offset int64, buf []byte) error
 }
 
+// RangeReader is implemented by backends that hand a range of a file
+// over as a stream, so a reader can use its first bytes while the rest
+// are still on the way (restore reads the packs of remote repositories
+// so). OpenRange makes one request for length bytes of h at offset,
+// retried like any other until the server answers with that range; the
+// reader then yields exactly length bytes and io.EOF, or an error
+// (io.ErrUnexpectedEOF for a body that ends early). A read that waits
+// longer than the backend's operation deadline for the server fails
+// with ErrTimeout; the caller may open the rest of the range again.
+type RangeReader interface {
+	OpenRange(ctx context.Context, h Handle, offset, length int64) (io.ReadCloser, error)
+}
+
 // Stager is implemented by backends that save a file in two steps:
 // Stage writes the data under a temporary name (the caller may reuse the
 // buffer once it returns), and Commit on the result makes the file

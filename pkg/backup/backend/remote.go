@@ -404,6 +404,9 @@ type ranged struct {
 	body         io.ReadCloser
 	status       int
 	contentRange string
+	// length is the body's announced length (Content-Length); -1 when
+	// the server did not say.
+	length int64
 }
 
 // remoteLoad is Load of a remote backend on its Stat and LoadInto: it
@@ -456,6 +459,85 @@ func remoteLoadInto(ctx context.Context, o HTTPOptions, h Handle, offset int64, 
 	}
 	return nil
 }
+
+// remoteOpenRange starts reading length bytes of h at offset with get
+// (one ranged GET), retried as o says until the server answers with the
+// range asked for, and returns the body as a rangeBody: exactly length
+// bytes, then io.EOF. A body announced shorter than the range, or (206)
+// longer, is refused before anything is read.
+func remoteOpenRange(ctx context.Context, o HTTPOptions, h Handle, offset, length int64, get func(ctx context.Context, rng string) (ranged, error)) (io.ReadCloser, error) {
+	if offset < 0 || length <= 0 {
+		return nil, fmt.Errorf("load %s: bad range %d+%d", h, offset, length)
+	}
+	rng := fmt.Sprintf("bytes=%d-%d", offset, offset+length-1)
+	var body io.ReadCloser
+	err := retry(ctx, o, func(ctx context.Context) error {
+		r, err := get(ctx, rng)
+		if err != nil {
+			return err
+		}
+		if _, err := checkRange(r.status, r.contentRange, offset); err != nil {
+			r.body.Close()
+			return permanent{err}
+		}
+		if err := checkLength(r, length); err != nil {
+			r.body.Close()
+			return permanent{err}
+		}
+		body = r.body
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", h, err)
+	}
+	return &rangeBody{rc: body, left: length, h: h}, nil
+}
+
+// checkLength checks the announced length of an answer to a ranged GET
+// of length bytes: a 206 must carry exactly the range, a 200 (the whole
+// file, from offset 0) at least as much.
+func checkLength(r ranged, length int64) error {
+	switch {
+	case r.length < 0:
+		return nil
+	case r.length < length:
+		return fmt.Errorf("server announced %d bytes, asked for %d", r.length, length)
+	case r.length > length && r.status != http.StatusOK:
+		return fmt.Errorf("server announced %d bytes, more than the %d asked for", r.length, length)
+	}
+	return nil
+}
+
+// rangeBody yields the first left bytes of a ranged answer, then io.EOF
+// (a 200 answer's further bytes are never read); a body that ends
+// before is io.ErrUnexpectedEOF.
+type rangeBody struct {
+	rc   io.ReadCloser
+	left int64
+	h    Handle
+}
+
+func (b *rangeBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	switch {
+	case b.left <= 0:
+		return n, nil
+	case err == io.EOF:
+		return n, fmt.Errorf("load %s: body ended %d bytes short: %w", b.h, b.left, io.ErrUnexpectedEOF)
+	case err != nil:
+		return n, fmt.Errorf("load %s: %w", b.h, err)
+	}
+	return n, nil
+}
+
+func (b *rangeBody) Close() error { return b.rc.Close() }
 
 // remoteLoadWhole reads all of h with get (one GET returning the body
 // and its size, -1 when unknown), retried as o says, refusing a file

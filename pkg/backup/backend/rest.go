@@ -212,7 +212,19 @@ func (r *REST) LoadInto(ctx context.Context, h Handle, offset int64, buf []byte)
 		if err != nil {
 			return ranged{}, err
 		}
-		return ranged{body: resp.Body, status: resp.StatusCode, contentRange: resp.Header.Get("Content-Range")}, nil
+		return ranged{body: resp.Body, status: resp.StatusCode, contentRange: resp.Header.Get("Content-Range"), length: -1}, nil
+	})
+}
+
+// OpenRange starts reading length bytes of h at offset with one ranged
+// GET (see RangeReader).
+func (r *REST) OpenRange(ctx context.Context, h Handle, offset, length int64) (io.ReadCloser, error) {
+	return remoteOpenRange(ctx, r.http, h, offset, length, func(ctx context.Context, rng string) (ranged, error) {
+		resp, err := r.request(ctx, http.MethodGet, h.restPath(), nil, http.Header{"Range": {rng}})
+		if err != nil {
+			return ranged{}, err
+		}
+		return ranged{body: resp.Body, status: resp.StatusCode, contentRange: resp.Header.Get("Content-Range"), length: resp.ContentLength}, nil
 	})
 }
 

@@ -385,7 +385,18 @@ func (s *S3) Load(ctx context.Context, h Handle, offset int64, length int) ([]by
 // LoadInto reads len(buf) bytes of h at offset into buf with one ranged
 // GET, checking that the server answered the range asked for.
 func (s *S3) LoadInto(ctx context.Context, h Handle, offset int64, buf []byte) error {
-	return remoteLoadInto(ctx, s.http, h, offset, buf, func(ctx context.Context, rng string) (ranged, error) {
+	return remoteLoadInto(ctx, s.http, h, offset, buf, s.getRange(h))
+}
+
+// OpenRange starts reading length bytes of h at offset with one ranged
+// GET (see RangeReader).
+func (s *S3) OpenRange(ctx context.Context, h Handle, offset, length int64) (io.ReadCloser, error) {
+	return remoteOpenRange(ctx, s.http, h, offset, length, s.getRange(h))
+}
+
+// getRange returns the ranged GET of h.
+func (s *S3) getRange(h Handle) func(ctx context.Context, rng string) (ranged, error) {
+	return func(ctx context.Context, rng string) (ranged, error) {
 		out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(h)), Range: &rng})
 		if err != nil {
 			return ranged{}, s3Err(err)
@@ -394,8 +405,12 @@ func (s *S3) LoadInto(ctx context.Context, h Handle, offset int64, buf []byte) e
 		if out.ContentRange == nil {
 			status = http.StatusOK
 		}
-		return ranged{body: out.Body, status: status, contentRange: aws.ToString(out.ContentRange)}, nil
-	})
+		length := int64(-1)
+		if out.ContentLength != nil {
+			length = *out.ContentLength
+		}
+		return ranged{body: out.Body, status: status, contentRange: aws.ToString(out.ContentRange), length: length}, nil
+	}
 }
 
 // LoadWhole reads all of h with one GET, refusing a file over limit

@@ -292,3 +292,40 @@ func TestS3Hostile(t *testing.T) {
 		t.Fatalf("LoadFile of a missing file: %v", err)
 	}
 }
+
+// OpenRange streams exactly the range asked for; a range the object
+// does not hold in full (the server answers fewer bytes) is refused
+// before anything is read, as is a bad range.
+func TestS3OpenRange(t *testing.T) {
+	s := testenv.StartSeaweedFS(t)
+	be := openS3(t, "s3:"+s.Endpoint+"/ranges", s3Opts(t, s))
+	ctx := context.Background()
+	if err := be.Create(ctx); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 1000)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	h := backend.Handle{Type: backend.Pack, Name: strings.Repeat("ab", 32)}
+	if err := be.Save(ctx, h, data); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := be.OpenRange(ctx, h, 100, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data[100:300]) {
+		t.Fatalf("range 100+200: %d bytes, %v", len(got), err)
+	}
+	for _, r := range [][2]int64{{900, 200}, {-1, 10}, {0, 0}} {
+		if rc, err := be.OpenRange(ctx, h, r[0], r[1]); err == nil {
+			rc.Close()
+			t.Errorf("range %d+%d of a %d-byte object opened", r[0], r[1], len(data))
+		} else {
+			t.Logf("range %d+%d: %v", r[0], r[1], err)
+		}
+	}
+}

@@ -3,7 +3,9 @@
 // directories, symlinks, hard links as hard links, FIFOs and device nodes
 // (as root), modes, owners (by name where the name exists, else by
 // number), timestamps and extended attributes. File contents are written
-// by parallel workers; directory metadata is applied last, deepest first.
+// by parallel workers (from object storage and REST servers, as each
+// pack's stream arrives: see RemoteWorkers); directory metadata is
+// applied last, deepest first.
 // A restore of include paths brings back what is below them and the
 // directories leading to them, those with their metadata too. The
 // snapshot is planned before anything is written, so a restore whose

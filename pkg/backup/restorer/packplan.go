@@ -24,29 +24,6 @@ const (
 	maxGap  = 1 << 20
 )
 
-// On object storage and REST servers (backends that hint a pack size,
-// backend.PackSizeHinter: S3, REST, rclone) every span is a request with
-// a round trip: RemoteWorkers spans are read at once, each up to 6 MiB,
-// and a gap of up to remoteMaxGap is read and dropped rather than paid
-// for with another request. (Spans of 8 MiB with gaps of 4 MiB made
-// fewer requests but, with eight workers, a peak RSS above restic's on
-// the Go tree: 146 MiB against 134.) Each worker's
-// span buffer lives outside the Go heap (an anonymous mapping, pages
-// touched only as far as spans reach), so eight of them neither push the
-// heap past the CLI's soft limit nor are scanned by the collector.
-const (
-	RemoteWorkers = 8
-	remoteMaxSpan = 6 << 20
-	remoteMaxGap  = 2 << 20
-)
-
-// isRemote reports whether repo's backend is object storage or a REST
-// server (it hints a pack size for that reason).
-func isRemote(repo *repository.Repository) bool {
-	_, ok := repo.Backend().(backend.PackSizeHinter)
-	return ok
-}
-
 // plannedFile is a file being restored from blobs spread over packs.
 type plannedFile struct {
 	path    string // the real name, given once every blob is written
@@ -80,16 +57,18 @@ type span struct {
 	blobs []*blobUse
 }
 
-// restoreContents writes every file's content pack by pack: each span of
-// a pack is read once and its blobs written to every file (and offset)
-// that uses them. Each file is written under a temporary name and
-// finished (sparse tail, size check, metadata, rename to its real name)
-// as its last blob lands; a file any of whose blobs fails is removed
-// instead, so its real name never holds unverified or missing bytes
-// (with Overwrite, whatever was there stays).
-func (r *restorer) restoreContents(ctx context.Context, files []fileJob) error {
+// contentPlan is what restoreContents writes: every regular file, and
+// the blobs each pack holds for them with the places each is written to.
+type contentPlan struct {
+	planned []*plannedFile
+	byPack  map[repository.ID][]*blobUse
+}
+
+// planContents works out, from the index, where each blob of files is
+// read from and written to. It only reads the index.
+func (r *restorer) planContents(files []fileJob) *contentPlan {
 	uses := map[repository.BlobHandle]*blobUse{}
-	var planned []*plannedFile
+	planned := make([]*plannedFile, 0, len(files))
 	for i, j := range files {
 		pf := &plannedFile{path: j.path, tmp: r.tempName(j.path, i), node: j.node, fd: -1}
 		planned = append(planned, pf)
@@ -111,6 +90,24 @@ func (r *restorer) restoreContents(ctx context.Context, files []fileJob) error {
 			pf.pending.Add(1)
 		}
 	}
+	byPack := map[repository.ID][]*blobUse{}
+	for _, u := range uses {
+		byPack[u.loc.Pack] = append(byPack[u.loc.Pack], u)
+	}
+	return &contentPlan{planned: planned, byPack: byPack}
+}
+
+// restoreContents writes every file's content pack by pack: each span of
+// a pack is read once and its blobs written to every file (and offset)
+// that uses them. Each file is written under a temporary name and
+// finished (sparse tail, size check, metadata, rename to its real name)
+// as its last blob lands; a file any of whose blobs fails is removed
+// instead, so its real name never holds unverified or missing bytes
+// (with Overwrite, whatever was there stays). With st (a remote
+// repository, whose packs st has been reading since the plan was
+// made) the blobs come from st's streams.
+func (r *restorer) restoreContents(ctx context.Context, cp *contentPlan, st *streamer) error {
+	planned, byPack := cp.planned, cp.byPack
 	// Failed plans are reported; empty files are created right away. The
 	// others are created when their first blob arrives, so each file is
 	// opened once and only while it is being written.
@@ -127,11 +124,10 @@ func (r *restorer) restoreContents(ctx context.Context, files []fileJob) error {
 			r.done(pf)
 		}
 	}
-	// Group blobs into spans per pack, in pack order.
-	byPack := map[repository.ID][]*blobUse{}
-	for _, u := range uses {
-		byPack[u.loc.Pack] = append(byPack[u.loc.Pack], u)
+	if st != nil {
+		return st.finish()
 	}
+	// Group blobs into spans per pack, in pack order.
 	var spans []span
 	for p, us := range byPack {
 		sort.Slice(us, func(i, j int) bool { return us[i].loc.Offset < us[j].loc.Offset })
@@ -167,10 +163,6 @@ func (r *restorer) restoreContents(ctx context.Context, files []fileJob) error {
 	for range r.opts.Workers {
 		g.Go(func() error {
 			w := spanBuffers{dec: r.repo.NewSegmentDecoder()}
-			if r.remote {
-				w.mapRead(int(r.maxSpan) + 1<<20)
-				defer w.unmap()
-			}
 			for s := range work {
 				if err := r.restoreSpan(gctx, s, &w); err != nil {
 					return err
@@ -198,26 +190,6 @@ type spanBuffers struct {
 	read  []byte // sealed bytes of the span
 	plain []byte // the blob being written
 	dec   *repository.SegmentDecoder
-	// mapped is read's anonymous mapping (remote repositories), unmapped
-	// when the worker ends; a span larger than it is read into the heap.
-	mapped []byte
-}
-
-// mapRead gives the worker a span buffer of size bytes outside the heap;
-// without one (out of mappings) spans are read into the heap.
-func (w *spanBuffers) mapRead(size int) {
-	b, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		return
-	}
-	w.mapped, w.read = b, b[:0]
-}
-
-func (w *spanBuffers) unmap() {
-	if w.mapped != nil {
-		_ = unix.Munmap(w.mapped)
-		w.mapped, w.read = nil, nil
-	}
 }
 
 func (r *restorer) restoreSpan(ctx context.Context, s span, w *spanBuffers) error {

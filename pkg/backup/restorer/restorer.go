@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hostd/hostd/pkg/backup/backend"
 	"github.com/hostd/hostd/pkg/backup/pattern"
 	"github.com/hostd/hostd/pkg/backup/repository"
 )
@@ -34,9 +35,10 @@ type Options struct {
 	Include   []string // snapshot paths to restore (with what is below them); empty: everything
 	Overwrite bool     // allow a non-empty target, replacing existing files
 	// Workers is how many pack spans are read and restored at once;
-	// default GOMAXPROCS, and RemoteWorkers for a repository on object
-	// storage or a REST server, where each span is a request whose round
-	// trip the others overlap.
+	// default GOMAXPROCS. For a repository on object storage or a REST
+	// server it is how many packs are read at once (default
+	// RemoteWorkers), each as one stream whose blobs are written as they
+	// arrive (see RemoteWorkers).
 	Workers int
 	// Progress, when set, is called about every ProgressInterval and at
 	// the end.
@@ -123,7 +125,7 @@ type restorer struct {
 	// failed holds the paths warned about (not verified).
 	failed sync.Map
 	// maxSpan and maxGap shape the reads of packs (see restoreContents);
-	// remote reads each worker's spans into a buffer outside the heap.
+	// remote repositories are read as streams (restoreStreams).
 	maxSpan, maxGap uint32
 	remote          bool
 }
@@ -171,9 +173,6 @@ func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snap
 	}
 	r := &restorer{repo: repo, opts: opts, root: os.Geteuid() == 0, owners: newOwners(), token: hex.EncodeToString(tok[:]),
 		maxSpan: maxSpan, maxGap: maxGap, remote: remote}
-	if remote {
-		r.maxSpan, r.maxGap = remoteMaxSpan, remoteMaxGap
-	}
 	includes := make([]string, 0, len(opts.Include))
 	for _, p := range opts.Include {
 		includes = append(includes, filepath.Clean("/"+p))
@@ -195,9 +194,22 @@ func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snap
 		return nil, fmt.Errorf("restore: include paths %v match nothing in snapshot %s", opts.Include, snap.ID().Short())
 	}
 	r.totalF, r.totalB = pl.totalF, pl.totalB
+	cp := r.planContents(pl.files)
+	// From a remote repository the packs are read from now on, while the
+	// directories are made; nothing is written before they are.
+	var st *streamer
+	if rr, ok := repo.Backend().(backend.RangeReader); ok && remote {
+		st = r.startStreams(ctx, rr, cp.byPack)
+	}
+	fail := func(err error) (*Summary, error) {
+		if st != nil {
+			st.abort()
+		}
+		return nil, err
+	}
 	if missing {
 		if err := os.MkdirAll(target, 0o700); err != nil {
-			return nil, fmt.Errorf("create restore target: %w", err)
+			return fail(fmt.Errorf("create restore target: %w", err))
 		}
 	} else {
 		r.removeTemps(target)
@@ -206,7 +218,7 @@ func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snap
 	// files.
 	for _, d := range pl.dirs {
 		if err := r.mkdir(d.path); err != nil {
-			return nil, fmt.Errorf("restore: %w", err)
+			return fail(fmt.Errorf("restore: %w", err))
 		}
 		if !d.onPath {
 			r.sum.Dirs++
@@ -240,7 +252,7 @@ func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snap
 	} else {
 		close(done)
 	}
-	err = r.restoreContents(ctx, pl.files)
+	err = r.restoreContents(ctx, cp, st)
 	close(stop)
 	<-done
 	if err != nil {
