@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -281,7 +282,7 @@ func (j *job) open(ctx context.Context) (*backup.Repository, error) {
 			return repo, nil
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("open repository %s: %w", where, err)
+			return nil, openError(where, err)
 		}
 		// The key file is gone, the repository was created anew, or the
 		// storage failed: the password decides, as without the key.
@@ -300,7 +301,7 @@ func (j *job) open(ctx context.Context) (*backup.Repository, error) {
 	case errors.Is(err, backup.ErrWrongPassword):
 		return nil, fmt.Errorf("open repository %s: wrong password (from %s)", where, j.cfg.Password)
 	case !errors.Is(err, backup.ErrNotRepository):
-		return nil, fmt.Errorf("open repository %s: %w", where, err)
+		return nil, openError(where, err)
 	case !j.cfg.Init:
 		return nil, fmt.Errorf("open repository %s: no repository there; set init: true on the job to create it, or run hostd backup init", where)
 	}
@@ -316,7 +317,7 @@ func (j *job) open(ctx context.Context) (*backup.Repository, error) {
 	// Opened with the key the init unlocked: no second derivation.
 	repo, err = backup.OpenUnlocked(ctx, j.cfg.Repository, key, opts)
 	if err != nil {
-		return nil, fmt.Errorf("open repository %s: %w", where, err)
+		return nil, openError(where, err)
 	}
 	j.rememberKey(repo)
 	j.s.keys.put(j.cfg.Repository, pw, key)
@@ -383,4 +384,14 @@ func (s *Service) releaseMemory() {
 		return
 	}
 	debug.FreeOSMemory()
+}
+
+// openError names the repository in an error of opening it, once: the
+// repository layer names it already in most of its errors (a damaged
+// config, a missing key), the backends in some.
+func openError(where string, err error) error {
+	if strings.Contains(err.Error(), "open repository ") {
+		return err
+	}
+	return fmt.Errorf("open repository %s: %w", where, err)
 }

@@ -469,3 +469,27 @@ func TestRandomizedDelayedCatchUp(t *testing.T) {
 		t.Errorf("run %q at %v, want success at %v", st.LastResult, st.LastStart, planned)
 	}
 }
+
+// TestOpenErrorNamesRepositoryOnce checks that a job's error names its
+// repository once: the repository layer already names it in the errors
+// of a damaged repository, and the job used to add the same prefix
+// again ("open repository R: open repository R: ...").
+func TestOpenErrorNamesRepositoryOnce(t *testing.T) {
+	repo := initRepo(t, "pw")
+	// The config file damaged: the key no longer opens it.
+	if err := os.WriteFile(filepath.Join(repo, "config"), []byte("not a repository config"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	job := testJob(repo, sourceTree(t, 1, 16), writeSecret(t, "pw"))
+	job.Schedule = "hourly UTC"
+	h := newHarness(t, Config{Enable: true, Jobs: map[string]Job{"home": job}}, "")
+	h.serve()
+	h.idle()
+	h.clock.Set(t0.Add(time.Hour))
+	h.waitRuns("home", 1)
+	st := h.jobState("home")
+	prefix := "open repository " + repo
+	if st.LastResult != ResultFailed || !strings.HasPrefix(st.LastError, prefix) || strings.Count(st.LastError, prefix) != 1 {
+		t.Errorf("result %q error %q: want failed, %q once", st.LastResult, st.LastError, prefix)
+	}
+}
