@@ -34,6 +34,9 @@ import (
 //     with no free slot waits, so what is read ahead is bounded by the
 //     arena (a unit larger than a slot, one segment of a large chunk, is
 //     read into the heap).
+//   - Reading starts as soon as the plan is made, while the directories
+//     are created; the writers start once they exist (startStreams,
+//     finish), so the first round trips overlap that work.
 //   - A stream that breaks off (a dropped connection, a body cut short,
 //     a server that stops sending for the operation deadline, or a reader
 //     that waited that long for a slot) is opened again from the first
@@ -45,7 +48,7 @@ const (
 	RemoteWorkers  = 8
 	streamGap      = 4 << 20
 	slotSize       = 2 << 20
-	remoteSlots    = 24
+	remoteSlots    = 16
 	streamRestarts = 3
 )
 
@@ -198,7 +201,7 @@ func (r *restorer) startStreams(ctx context.Context, rr backend.RangeReader, byP
 		g.Go(func() error {
 			defer readers.Done()
 			for s := range todo {
-				if err := r.readStream(gctx, rr, s, st.arena, jobs); err != nil {
+				if err := r.readStream(gctx, rr, s, st, jobs); err != nil {
 					return err
 				}
 			}
@@ -258,9 +261,10 @@ func (st *streamer) abort() {
 }
 
 // readStream reads s's units in order from one ranged GET (opened again
-// where it broke off, up to streamRestarts times) and hands each to the
-// writers.
-func (r *restorer) readStream(ctx context.Context, rr backend.RangeReader, s *stream, a *arena, jobs chan<- unitJob) error {
+// where it broke off; after streamRestarts breaks in a row without a
+// unit read, the units left are failed) and hands each to the writers.
+func (r *restorer) readStream(ctx context.Context, rr backend.RangeReader, s *stream, st *streamer, jobs chan<- unitJob) error {
+	a := st.arena
 	h := backend.Handle{Type: backend.Pack, Name: s.pack.String()}
 	var body io.ReadCloser
 	defer func() {
@@ -279,8 +283,7 @@ func (r *restorer) readStream(ctx context.Context, rr backend.RangeReader, s *st
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				r.unitsFailed(s.units[i:], err)
-				return nil
+				return r.unitsFailed(ctx, st, s.units[i:], err)
 			}
 			pos = u.start
 		}
@@ -302,8 +305,7 @@ func (r *restorer) readStream(ctx context.Context, rr backend.RangeReader, s *st
 				return ctx.Err()
 			}
 			if restarts++; restarts > streamRestarts {
-				r.unitsFailed(s.units[i:], fmt.Errorf("read pack %s at %d: %w", s.pack.Short(), u.start, err))
-				return nil
+				return r.unitsFailed(ctx, st, s.units[i:], fmt.Errorf("read pack %s at %d: %w", s.pack.Short(), u.start, err))
 			}
 			continue
 		}
@@ -339,7 +341,14 @@ func (r *restorer) writeUnit(j unitJob, w *spanBuffers) {
 	}
 }
 
-func (r *restorer) unitsFailed(us []unit, err error) {
+// unitsFailed fails the blobs of us, once the writers may touch files
+// (failing a file's last blob finishes it).
+func (r *restorer) unitsFailed(ctx context.Context, st *streamer, us []unit, err error) error {
+	select {
+	case <-st.ready:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	if err == nil {
 		err = errors.New("pack not read")
 	}
@@ -348,4 +357,5 @@ func (r *restorer) unitsFailed(us []unit, err error) {
 			r.blobFailed(b, err)
 		}
 	}
+	return nil
 }

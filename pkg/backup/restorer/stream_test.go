@@ -3,6 +3,7 @@ package restorer_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -35,12 +36,15 @@ import (
 // those of more than spoilOver bytes (the reads of file contents; the
 // tree reads of the plan are smaller and pass untouched).
 type packProxy struct {
-	URL   string
-	mode  atomic.Value // string: "", "short", "shortonce", "empty", "long", "flip"
-	mu    sync.Mutex
-	gets  int
-	once  atomic.Bool
-	spoil atomic.Int32 // answers spoiled
+	URL  string
+	mode atomic.Value // string: "", "short", "shortonce", "empty", "long", "flip", "stall"
+	// stalled gets a value when a read is held ("stall": until the
+	// client gives up).
+	stalled chan struct{}
+	mu      sync.Mutex
+	gets    int
+	once    atomic.Bool
+	spoil   atomic.Int32 // answers spoiled
 }
 
 const spoilOver = 256 << 10
@@ -51,7 +55,7 @@ func startPackProxy(t *testing.T, target string) *packProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pp := &packProxy{}
+	pp := &packProxy{stalled: make(chan struct{}, 1)}
 	pp.mode.Store("")
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.ModifyResponse = func(resp *http.Response) error {
@@ -69,6 +73,14 @@ func startPackProxy(t *testing.T, target string) *packProxy {
 		mode := pp.mode.Load().(string)
 		if mode == "" || mode == "shortonce" && !pp.once.CompareAndSwap(false, true) {
 			return nil
+		}
+		if mode == "stall" {
+			select {
+			case pp.stalled <- struct{}{}:
+			default:
+			}
+			<-req.Context().Done()
+			return req.Context().Err()
 		}
 		body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 		resp.Body.Close()
@@ -149,7 +161,8 @@ func s3Repo(t *testing.T, s *testenv.SeaweedFS, pp *packProxy, packSize int) *re
 // body longer than asked for, a flipped byte) makes the restore leave
 // the files it could not verify out and name them, never write wrong
 // bytes under a file's name, and never hang; a body cut short once is
-// read on from where it broke off and the restore is complete.
+// read on from where it broke off and the restore is complete; a
+// cancelled restore ends at once even while the server holds its reads.
 func TestRestoreStreamsPacks(t *testing.T) {
 	s := testenv.StartSeaweedFS(t)
 	pp := startPackProxy(t, s.Endpoint)
@@ -268,6 +281,36 @@ func TestRestoreStreamsPacks(t *testing.T) {
 			t.Logf("%d restored, %d left out; %d pack reads, %d broken", sum.Files, sum.Errors, gets, spoiled)
 		})
 	}
+	// A restore whose pack reads the server holds (it answers nothing)
+	// ends as soon as its context is cancelled (SIGTERM), with no file
+	// under a real name.
+	t.Run("held, cancelled", func(t *testing.T) {
+		pp.mode.Store("stall")
+		defer pp.mode.Store("")
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-pp.stalled:
+				cancel()
+			case <-rctx.Done():
+			}
+		}()
+		target := t.TempDir()
+		_, err := restorer.Run(rctx, repo, snap, restorer.Options{Target: target})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("restore of held packs, cancelled: %v, want context.Canceled", err)
+		}
+		ents, err := os.ReadDir(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			if !strings.HasPrefix(e.Name(), restorer.TempPrefix) {
+				t.Errorf("%s restored by a cancelled restore", e.Name())
+			}
+		}
+	})
 	for _, mode := range []string{"empty", "long", "flip"} {
 		t.Run(mode, func(t *testing.T) {
 			sum, warnings, _ := check(t, mode)
