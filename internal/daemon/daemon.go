@@ -152,7 +152,7 @@ func (d *Daemon) run(ctx context.Context, cfg *config.Config) error {
 	d.root = prometheus.NewRegistry()
 	d.root.MustRegister(
 		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newProcessCollector(),
 		collectors.NewBuildInfoCollector(),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "hostd_build_info",

@@ -1,11 +1,15 @@
 package daemon
 
 import (
-	"sort"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/procfs"
 )
 
 // gatherer gathers hostd's own registry plus the registry of each current
@@ -36,18 +40,141 @@ func (g *gatherer) drop(name string) {
 	g.mu.Unlock()
 }
 
-// Gather implements prometheus.Gatherer.
-func (g *gatherer) Gather() ([]*dto.MetricFamily, error) {
+// registries returns the root registry and the services' registries in
+// the order of their names.
+func (g *gatherer) registries() prometheus.Gatherers {
 	g.mu.Lock()
-	gs := prometheus.Gatherers{g.root}
+	defer g.mu.Unlock()
 	names := make([]string, 0, len(g.regs))
 	for n := range g.regs {
 		names = append(names, n)
 	}
-	sort.Strings(names)
+	slices.Sort(names)
+	gs := make(prometheus.Gatherers, 0, 1+len(names))
+	gs = append(gs, g.root)
 	for _, n := range names {
 		gs = append(gs, g.regs[n])
 	}
-	g.mu.Unlock()
-	return gs.Gather()
+	return gs
+}
+
+// Gather implements prometheus.Gatherer.
+//
+// Each registry checks its own metrics as it gathers them (names, label
+// consistency, duplicate series). Registries that share no family name
+// cannot hold the same series, so their families are merged as they are;
+// only when a family name appears in two registries does the gather go
+// through prometheus.Gatherers, which checks every metric again across
+// registries (what it did every gather before, about a tenth of the
+// metrics service's CPU at a one-second interval).
+func (g *gatherer) Gather() ([]*dto.MetricFamily, error) {
+	gs := g.registries()
+	var (
+		all  []*dto.MetricFamily
+		errs prometheus.MultiError
+	)
+	types := map[string]dto.MetricType{}
+	for i, r := range gs {
+		mfs, err := r.Gather()
+		if err != nil {
+			var me prometheus.MultiError
+			if errors.As(err, &me) {
+				for _, err := range me {
+					errs = append(errs, fmt.Errorf("[from Gatherer #%d] %w", i+1, err))
+				}
+			} else {
+				errs = append(errs, fmt.Errorf("[from Gatherer #%d] %w", i+1, err))
+			}
+		}
+		for _, mf := range mfs {
+			if _, dup := types[mf.GetName()]; dup {
+				return gs.Gather()
+			}
+			types[mf.GetName()] = mf.GetType()
+		}
+		all = append(all, mfs...)
+	}
+	// A family named like a summary's or histogram's _count, _sum or
+	// _bucket series collides with it in the text format;
+	// prometheus.Gatherers reports which.
+	for name := range types {
+		for _, suffix := range []string{"_count", "_sum", "_bucket"} {
+			if base, ok := strings.CutSuffix(name, suffix); ok {
+				switch types[base] {
+				case dto.MetricType_SUMMARY, dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+					return gs.Gather()
+				}
+			}
+		}
+	}
+	slices.SortFunc(all, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
+	return all, errs.MaybeUnwrap()
+}
+
+// processCollector exports the daemon's process_* metrics as
+// client_golang's process collector does (the families node_exporter
+// exports of itself), without its process_network_* pair: that is the
+// network namespace's IpExt octet counters from /proc/self/net/netstat,
+// which the metrics service's netstat collector exports already as
+// node_netstat_IpExt_InOctets and _OutOctets, and parsing the file cost as
+// much as that collector. The start time is read once: client_golang
+// parses all of /proc/stat for the boot time at every collection.
+type processCollector struct {
+	proc                                   procfs.Proc
+	start                                  float64 // 0: unknown
+	cpu, fds, maxFDs, vsize, maxVsize, rss *prometheus.Desc
+	startTime                              *prometheus.Desc
+}
+
+func newProcessCollector() *processCollector {
+	c := &processCollector{
+		cpu:       prometheus.NewDesc("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", nil, nil),
+		fds:       prometheus.NewDesc("process_open_fds", "Number of open file descriptors.", nil, nil),
+		maxFDs:    prometheus.NewDesc("process_max_fds", "Maximum number of open file descriptors.", nil, nil),
+		vsize:     prometheus.NewDesc("process_virtual_memory_bytes", "Virtual memory size in bytes.", nil, nil),
+		maxVsize:  prometheus.NewDesc("process_virtual_memory_max_bytes", "Maximum amount of virtual memory available in bytes.", nil, nil),
+		rss:       prometheus.NewDesc("process_resident_memory_bytes", "Resident memory size in bytes.", nil, nil),
+		startTime: prometheus.NewDesc("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", nil, nil),
+	}
+	p, err := procfs.Self()
+	if err != nil {
+		return c // collects nothing, as client_golang's without /proc
+	}
+	c.proc = p
+	if st, err := p.Stat(); err == nil {
+		if t, err := st.StartTime(); err == nil {
+			c.start = t
+		}
+	}
+	return c
+}
+
+// Describe implements prometheus.Collector.
+func (c *processCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.cpu, c.fds, c.maxFDs, c.vsize, c.maxVsize, c.rss, c.startTime} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector. As client_golang's collector
+// does by default, a figure it cannot read is left out.
+func (c *processCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.proc.PID == 0 {
+		return
+	}
+	if st, err := c.proc.Stat(); err == nil {
+		ch <- prometheus.MustNewConstMetric(c.cpu, prometheus.CounterValue, st.CPUTime())
+		ch <- prometheus.MustNewConstMetric(c.vsize, prometheus.GaugeValue, float64(st.VirtualMemory()))
+		ch <- prometheus.MustNewConstMetric(c.rss, prometheus.GaugeValue, float64(st.ResidentMemory()))
+	}
+	if c.start != 0 {
+		ch <- prometheus.MustNewConstMetric(c.startTime, prometheus.GaugeValue, c.start)
+	}
+	if n, err := c.proc.FileDescriptorsLen(); err == nil {
+		ch <- prometheus.MustNewConstMetric(c.fds, prometheus.GaugeValue, float64(n))
+	}
+	if l, err := c.proc.Limits(); err == nil {
+		ch <- prometheus.MustNewConstMetric(c.maxFDs, prometheus.GaugeValue, float64(l.OpenFiles))
+		ch <- prometheus.MustNewConstMetric(c.maxVsize, prometheus.GaugeValue, float64(l.AddressSpace))
+	}
 }

@@ -17,18 +17,28 @@ import (
 // 1% of one CPU, and the goal itself still reflects the burst for a
 // cycle. After the soak's load bursts hostd held 13-14 MiB so. The
 // governor reads the heap's free, unreleased bytes every GovernorInterval;
-// when they exceed the bound (GovernorMinFree, or a quarter of the live
-// heap if larger) at GovernorReadings readings in a row, it collects and
-// returns them at once (debug.FreeOSMemory), at most once per
-// GovernorMinGap. It stays out of the way while a burst bounded by
-// LimitMemory (a backup job) runs: the job releases its memory itself
-// when it ends.
+// when they exceed the bound (GovernorMinFree, or half the live heap if
+// larger) at GovernorReadings readings in a row, it collects and returns
+// them at once (debug.FreeOSMemory), at most once per GovernorMinGap. It
+// stays out of the way while a burst bounded by LimitMemory (a backup
+// job) runs: the job releases its memory itself when it ends.
+//
+// Each release costs a forced collection, the return of the pages
+// (madvise) and, when the heap grows again, a page fault for every page
+// taken back. Go 1.26 has no call that returns free pages without a
+// collection (debug.FreeOSMemory always collects first), so the governor
+// spends that only on free heap worth it: a steady collection cycle (the
+// metrics service's every-second scrape) leaves 2-4 MiB free after its
+// collections and fills it again before the next; releasing that every
+// 10 s (the governor's first bound, 2 MiB or a quarter of the live heap)
+// cost the metrics bench about a fifth of its CPU for memory taken back
+// within seconds.
 //
 // At idle the collector runs seldom: hostd allocates little, so the heap
 // fills with garbage toward its goal (twice the live heap at
-// hostd.gc_percent 100) over a minute or more and stays there. When no
-// collection has run for GovernorIdleCollect and at least GovernorMinGarbage
-// were allocated since the last one, the governor collects and returns the
+// hostd.gc_percent 100) over minutes and stays there. When no collection
+// has run for GovernorIdleCollect and at least GovernorMinGarbage were
+// allocated since the last one, the governor collects and returns the
 // pages too. Under load collections come every few seconds and this never
 // fires.
 const (
@@ -40,14 +50,16 @@ const (
 	// next allocations take back at once.
 	GovernorReadings = 2
 	// GovernorMinFree is the smallest bound on free, unreleased heap.
-	GovernorMinFree = 2 << 20
+	GovernorMinFree = 4 << 20
 	// GovernorMinGap is the least time between two releases: each is a
-	// forced collection, a few milliseconds of CPU at hostd's heap size.
-	GovernorMinGap = 10 * time.Second
+	// forced collection and the return of the free pages, a few
+	// milliseconds of CPU at hostd's heap size, plus the page faults when
+	// the heap grows into them again.
+	GovernorMinGap = 30 * time.Second
 	// GovernorIdleCollect is how long the heap may go without a collection
 	// before the governor collects its garbage (a collection of hostd's
 	// heap at idle costs a few milliseconds of CPU).
-	GovernorIdleCollect = 10 * time.Second
+	GovernorIdleCollect = 2 * time.Minute
 	// GovernorMinGarbage is the least garbage for an idle collection.
 	GovernorMinGarbage = 1 << 20
 )
@@ -112,7 +124,7 @@ func newGovernor(released func(reason string, bytes int64)) *governor {
 
 // bound is the free heap the governor tolerates with live bytes live.
 func governorBound(live int64) int64 {
-	return max(GovernorMinFree, live/4)
+	return max(GovernorMinFree, live/2)
 }
 
 // step takes one reading and releases the free heap when it has been

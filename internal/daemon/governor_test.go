@@ -24,6 +24,12 @@ func TestGovernorDecisions(t *testing.T) {
 		name     string
 		readings []reading
 	}{
+		// A steady collection cycle leaves up to half the live heap free
+		// after each collection and takes it back before the next.
+		{"a steady cycle's free heap", []reading{
+			{free: 3 * MiB, live: 8 * MiB, cycles: 1}, {free: 4 * MiB, live: 8 * MiB, cycles: 2, after: time.Second},
+			{free: 4 * MiB, live: 8 * MiB, cycles: 2, after: time.Second}, {free: 2 * MiB, live: 8 * MiB, cycles: 3, after: time.Second},
+		}},
 		{"below the bound", []reading{
 			{free: 1 * MiB, live: 8 * MiB}, {free: GovernorMinFree, live: 8 * MiB, after: time.Second}, {free: MiB / 2, live: 8 * MiB, after: time.Second},
 		}},
@@ -58,8 +64,8 @@ func TestGovernorDecisions(t *testing.T) {
 			{free: 1 * MiB, live: 5 * MiB, garbage: MiB / 2}, {free: 1 * MiB, live: 5 * MiB, garbage: MiB / 2, after: 5 * GovernorIdleCollect},
 		}},
 		{"bound grows with the live heap", []reading{
-			{free: 20 * MiB, live: 100 * MiB}, {free: 20 * MiB, live: 100 * MiB, after: time.Second},
-			{free: 30 * MiB, live: 100 * MiB, after: time.Second}, {free: 30 * MiB, live: 100 * MiB, after: time.Second, release: true},
+			{free: 40 * MiB, live: 100 * MiB}, {free: 40 * MiB, live: 100 * MiB, after: time.Second},
+			{free: 60 * MiB, live: 100 * MiB, after: time.Second}, {free: 60 * MiB, live: 100 * MiB, after: time.Second, release: true},
 		}},
 	}
 	for _, tc := range cases {
