@@ -206,8 +206,16 @@ func (r *restorer) restoreSpan(ctx context.Context, s span, w *spanBuffers) erro
 	if cap(data) > cap(w.read) {
 		w.read = data[:0]
 	}
-	for _, u := range s.blobs {
-		raw := data[u.loc.Offset-s.start : u.loc.Offset-s.start+u.loc.Length]
+	r.writeBlobs(s.blobs, s.start, data, w)
+	return nil
+}
+
+// writeBlobs authenticates, decodes and checks each of blobs, read from
+// its pack into data (which starts at the pack's offset start), and
+// writes it to every place that uses it.
+func (r *restorer) writeBlobs(blobs []*blobUse, start uint32, data []byte, w *spanBuffers) {
+	for _, u := range blobs {
+		raw := data[u.loc.Offset-start : u.loc.Offset-start+u.loc.Length]
 		plain, err := w.dec.Decode(u.h, raw, u.loc, w.plain)
 		if err != nil {
 			r.blobFailed(u, err)
@@ -220,7 +228,6 @@ func (r *restorer) restoreSpan(ctx context.Context, s span, w *spanBuffers) erro
 			w.plain = plain[:0] // not the decoder's segment buffer
 		}
 	}
-	return nil
 }
 
 func (r *restorer) blobFailed(u *blobUse, err error) {

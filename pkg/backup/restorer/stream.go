@@ -325,20 +325,7 @@ func (r *restorer) readStream(ctx context.Context, rr backend.RangeReader, s *st
 // writeUnit authenticates, decodes and checks each blob of a unit read
 // and writes it to every place that uses it.
 func (r *restorer) writeUnit(j unitJob, w *spanBuffers) {
-	for _, u := range j.u.blobs {
-		raw := j.data[u.loc.Offset-j.u.start : u.loc.Offset-j.u.start+u.loc.Length]
-		plain, err := w.dec.Decode(u.h, raw, u.loc, w.plain)
-		if err != nil {
-			r.blobFailed(u, err)
-			continue
-		}
-		for _, t := range u.targets {
-			r.write(t, plain)
-		}
-		if cap(plain) > cap(w.plain) && u.loc.Inner == 0 && u.loc.SegmentRaw == u.loc.RawLength {
-			w.plain = plain[:0] // not the decoder's segment buffer
-		}
-	}
+	r.writeBlobs(j.u.blobs, j.u.start, j.data, w)
 }
 
 // unitsFailed fails the blobs of us, once the writers may touch files
