@@ -110,7 +110,9 @@ func ParseLease(ack *dhcpv4.DHCPv4, acquired time.Time) (*Lease, error) {
 		return nil, errors.New("no lease time (option 51)")
 	}
 	l.LeaseTime = max(lt, MinLeaseTime)
-	l.T1, l.T2 = l.LeaseTime/2, l.LeaseTime*7/8
+	// Divided first: a lease time near 2^32 s times 7 overflows a
+	// Duration (found by FuzzParseLease).
+	l.T1, l.T2 = l.LeaseTime/2, l.LeaseTime/8*7
 	if t1, ok := seconds(ack.Options.Get(dhcpv4.OptionRenewTimeValue)); ok {
 		l.T1 = t1
 	}
@@ -118,10 +120,10 @@ func ParseLease(ack *dhcpv4.DHCPv4, acquired time.Time) (*Lease, error) {
 		l.T2 = t2
 	}
 	if l.T2 <= 0 || l.T2 >= l.LeaseTime {
-		l.T2 = l.LeaseTime * 7 / 8
+		l.T2 = l.LeaseTime / 8 * 7
 	}
 	if l.T1 <= 0 || l.T1 >= l.T2 {
-		l.T1 = min(l.LeaseTime/2, l.T2*4/7)
+		l.T1 = min(l.LeaseTime/2, l.T2/7*4)
 	}
 
 	if gw := ack.Options.Get(dhcpv4.OptionRouter); len(gw) >= 4 {
