@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
+	"time"
 
 	"github.com/hostd/hostd/internal/config"
 )
@@ -38,6 +39,16 @@ func applyMemorySettings(core config.Core, getenv func(string) string, log *slog
 // backup engine at the same target.
 const BurstGCPercent = 50
 
+// BurstCoolDown is how long the burst's target stays after the last
+// burst ends. The job's release collects while whatever else runs (proxy
+// transfers, the resolver's cache, a scrape) holds its own working set;
+// at the daemon's target of 100 the heap then grows to twice that before
+// the next collection, which made the seconds after a job the soak's
+// worst moment (docs/soak.md). A minute at the burst's target keeps the
+// heap near what is live until the load that overlapped the job has
+// passed; a host without jobs never pays for it.
+const BurstCoolDown = time.Minute
+
 // heap is the process's: the garbage collector's settings are global.
 var heap = &HeapLimiter{}
 
@@ -53,6 +64,9 @@ var heap = &HeapLimiter{}
 // burst keeps live.
 type HeapLimiter struct {
 	getenv func(string) string // nil: os.Getenv
+	// afterFunc runs f after d unless the returned stop is called first
+	// (nil: time.AfterFunc).
+	afterFunc func(d time.Duration, f func()) (stop func() bool)
 
 	mu sync.Mutex
 	// gcPercent is the daemon's target, applied when no burst runs; 0
@@ -65,6 +79,10 @@ type HeapLimiter struct {
 	// before the first burst under way.
 	saved   int64
 	savedGC int
+	// coolStop ends the cool-down under way (nil: none); coolGen tells
+	// a cool-down's timer whether it is still the current one.
+	coolStop func() bool
+	coolGen  int
 }
 
 // NewHeapLimiter returns a limiter that reads GOGC and GOMEMLIMIT with
@@ -81,14 +99,21 @@ func (l *HeapLimiter) env(name string) string {
 	return l.getenv(name)
 }
 
+func (l *HeapLimiter) after(d time.Duration, f func()) (stop func() bool) {
+	if l.afterFunc == nil {
+		return time.AfterFunc(d, f).Stop
+	}
+	return l.afterFunc(d, f)
+}
+
 // setGCPercent records the daemon's target and applies it unless a burst
-// runs.
+// runs or cools down.
 func (l *HeapLimiter) setGCPercent(pct int, log *slog.Logger) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.gcPercent = pct
-	if len(l.budgets) > 0 {
-		log.Debug("garbage collector target set; applied when the running backup jobs end", "gc_percent", pct)
+	if len(l.budgets) > 0 || l.coolStop != nil {
+		log.Debug("garbage collector target set; applied when the backup jobs' cool-down ends", "gc_percent", pct)
 		return
 	}
 	if old := debug.SetGCPercent(pct); old != pct {
@@ -103,9 +128,9 @@ func (l *HeapLimiter) setGCPercent(pct int, log *slog.Logger) {
 // base); while bursts run, the soft memory limit (debug.SetMemoryLimit)
 // is the base plus the largest budget of the bursts under way, and the
 // collector's target at most BurstGCPercent. When the last ends, the
-// limit before it and the daemon's target (as set meanwhile by a reload)
-// come back. A GOGC in the environment keeps the target as it is, a
-// GOMEMLIMIT the limit.
+// limit before it comes back, and the daemon's target (as set meanwhile
+// by a reload) BurstCoolDown later, unless another burst started. A GOGC
+// in the environment keeps the target as it is, a GOMEMLIMIT the limit.
 func (l *HeapLimiter) Limit(budget int64) (restore func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -121,8 +146,12 @@ func (l *HeapLimiter) Limit(budget int64) (restore func()) {
 			if l.gcPercent > 0 && l.gcPercent < pct {
 				pct = l.gcPercent
 			}
-			l.savedGC = debug.SetGCPercent(pct)
+			old := debug.SetGCPercent(pct)
+			if l.coolStop == nil { // in a cool-down, the target before it is kept
+				l.savedGC = old
+			}
 		}
+		l.endCoolDown()
 	}
 	id := l.nextID
 	l.nextID++
@@ -145,12 +174,44 @@ func (l *HeapLimiter) end(id int) {
 		debug.SetMemoryLimit(l.saved)
 	}
 	if l.env("GOGC") == "" {
-		pct := l.gcPercent // the daemon's, as a reload during the bursts set it
-		if pct == 0 {
-			pct = l.savedGC
-		}
-		debug.SetGCPercent(pct)
+		l.coolGen++
+		gen := l.coolGen
+		l.coolStop = l.after(BurstCoolDown, func() { l.cooled(gen) })
 	}
+}
+
+// cooled ends the cool-down gen, if it is still the current one: the
+// daemon's target comes back.
+func (l *HeapLimiter) cooled(gen int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if gen != l.coolGen || l.coolStop == nil || len(l.budgets) > 0 {
+		return
+	}
+	l.coolStop = nil
+	pct := l.gcPercent // the daemon's, as a reload during the bursts set it
+	if pct == 0 {
+		pct = l.savedGC
+	}
+	debug.SetGCPercent(pct)
+}
+
+// endCoolDown stops the cool-down under way, if any, leaving the
+// collector's target as it is.
+func (l *HeapLimiter) endCoolDown() {
+	if l.coolStop != nil {
+		l.coolStop()
+		l.coolStop = nil
+	}
+	l.coolGen++
+}
+
+// CoolingDown reports whether the target of the bursts is kept after
+// the last one ended.
+func (l *HeapLimiter) CoolingDown() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.coolStop != nil
 }
 
 // applyLimit sets the soft limit for the bursts under way.
