@@ -76,7 +76,8 @@ type Env struct {
 	// soft memory limit of what the runtime holds when the first burst
 	// starts plus the largest budget of the bursts under way, and a
 	// garbage collector target of at most 50, until every burst has
-	// called its restore. Nil outside the daemon.
+	// called its restore (the target a minute longer). Nil outside the
+	// daemon.
 	LimitMemory func(budget int64) (restore func())
 }
 
