@@ -37,6 +37,8 @@ type backupFlags struct {
 	identities   []string
 	keyHint      string
 	remote       remoteFlags
+	// prefetchSnapshots: the verb reads the snapshots next (restore).
+	prefetchSnapshots bool
 }
 
 // remoteFlags fill backend.Options for S3, REST and rclone repositories.
@@ -300,7 +302,8 @@ func (f *backupFlags) open(cmd *cobra.Command) (*backup.Repository, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := backup.Open(cmd.Context(), url, pw, backup.OpenOptions{Backend: f.backendOptions(), CacheDir: f.cacheDir, NoCache: f.noCache, Logger: cliLogger(cmd), KeyHint: f.keyHint})
+	r, err := backup.Open(cmd.Context(), url, pw, backup.OpenOptions{Backend: f.backendOptions(), CacheDir: f.cacheDir, NoCache: f.noCache, Logger: cliLogger(cmd), KeyHint: f.keyHint,
+		PrefetchSnapshots: f.prefetchSnapshots})
 	// The passphrase derivation (argon2id) is done: give its memory back
 	// before the real work.
 	debug.FreeOSMemory()

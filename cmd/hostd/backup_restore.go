@@ -21,6 +21,7 @@ func (f *backupFlags) restoreCmd() *cobra.Command {
 			if o.Target == "" {
 				return errors.New("restore: --target is required")
 			}
+			f.prefetchSnapshots = true
 			r, err := f.open(cmd)
 			if err != nil {
 				return err

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/hostd/hostd/pkg/backup/archiver"
 	"github.com/hostd/hostd/pkg/backup/backend"
 	"github.com/hostd/hostd/pkg/backup/chunker"
@@ -66,6 +68,10 @@ type OpenOptions struct {
 	// KeyHint names the key file to try first (repository.Options.KeyHint):
 	// the one that opened the repository last time (KeyInUse).
 	KeyHint string
+	// PrefetchSnapshots reads the snapshot files while the key is derived
+	// (repository.Options.PrefetchSnapshots): for a restore, dump, ls or
+	// snapshot listing, which read them next.
+	PrefetchSnapshots bool
 }
 
 // Repository is an open repository.
@@ -134,7 +140,8 @@ func Open(ctx context.Context, repoURL string, password []byte, opts OpenOptions
 	if err != nil {
 		return nil, err
 	}
-	r, err := repository.Open(ctx, be, password, repository.Options{Logger: opts.Logger, Now: opts.Now, KeyHint: opts.KeyHint})
+	r, err := repository.Open(ctx, be, password, repository.Options{Logger: opts.Logger, Now: opts.Now, KeyHint: opts.KeyHint,
+		PrefetchSnapshots: opts.PrefetchSnapshots})
 	if err != nil {
 		be.Close()
 		return nil, err
@@ -435,8 +442,20 @@ func (r *Repository) Restore(ctx context.Context, snapshot string, opts RestoreO
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 	defer lock.Unlock()
-	snap, err := r.repo.FindSnapshot(ctx, snapshot)
-	if err != nil {
+	// The index was read by Open, before the lock: once the lock is
+	// confirmed, it is brought to what the storage holds under it (one
+	// listing, while the snapshot is resolved).
+	var snap *repository.Snapshot
+	g, gctx := errgroup.WithContext(ctx)
+	if lock != nil {
+		g.Go(func() error { return r.repo.RefreshIndex(gctx) })
+	}
+	g.Go(func() error {
+		var err error
+		snap, err = r.repo.FindSnapshot(gctx, snapshot)
+		return err
+	})
+	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 	ropts := restorerOptions(opts, r)

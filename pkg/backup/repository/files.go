@@ -71,11 +71,21 @@ func (r *Repository) SaveFile(ctx context.Context, t backend.FileType, plain []b
 // LoadFile loads, verifies and decrypts a metadata file.
 func (r *Repository) LoadFile(ctx context.Context, t backend.FileType, id ID) ([]byte, error) {
 	h := backend.Handle{Type: t, Name: id.String()}
+	b, ok := r.takeEarly(h)
+	if ok {
+		return r.openFile(h, b, nil)
+	}
 	b, err := backend.LoadFile(ctx, r.be, h, backend.FileLimit(t))
+	return r.openFile(h, b, err)
+}
+
+// openFile checks b, the bytes of file h read with error err, against
+// its name and decrypts it.
+func (r *Repository) openFile(h backend.Handle, b []byte, err error) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fileID(b) != id {
+	if fileID(b).String() != h.Name {
 		return nil, fmt.Errorf("%s: content does not match its name (damaged)", h)
 	}
 	plain, err := r.DecryptFile(b)

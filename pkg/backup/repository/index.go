@@ -6,12 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"runtime"
 	"sort"
 	"sync"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/hostd/hostd/pkg/backup/backend"
+	"github.com/hostd/hostd/pkg/backup/crypto"
 )
 
 // Location says where a blob is stored.
@@ -221,10 +222,18 @@ func appendIndexBlob(b []byte, pb *PackBlob) []byte {
 
 // DecodeIndex parses the JSON of an index file.
 func DecodeIndex(b []byte) (map[ID][]PackBlob, error) {
-	var f indexFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("decode index: %w", err)
+	f, ok := decodeIndexFast(b)
+	if !ok {
+		f = indexFile{}
+		if err := json.Unmarshal(b, &f); err != nil {
+			return nil, fmt.Errorf("decode index: %w", err)
+		}
 	}
+	return indexPacks(f)
+}
+
+// indexPacks checks the index file f and returns its packs' blobs.
+func indexPacks(f indexFile) (map[ID][]PackBlob, error) {
 	if f.Version != 1 {
 		return nil, fmt.Errorf("decode index: unsupported version %d", f.Version)
 	}
@@ -272,49 +281,147 @@ func (r *Repository) IndexFiles() []ID {
 	return out
 }
 
-// LoadIndex reads every index file. Unreadable index files are recorded
-// (see IndexErrors) and their packs indexed from the pack headers, so a
-// damaged index never hides intact data.
-func (r *Repository) LoadIndex(ctx context.Context) error {
-	ids, err := r.List(ctx, backend.Index)
-	if err != nil {
-		return err
-	}
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(4)
-	var todo []ID
-	for id := range ids {
-		if !r.indexFiles[id] {
-			todo = append(todo, id)
-		}
-	}
-	for _, id := range todo {
-		g.Go(func() error {
-			b, err := r.LoadFile(gctx, backend.Index, id)
-			var packs map[ID][]PackBlob
-			if err == nil {
-				packs, err = DecodeIndex(b)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				r.indexErrs[id] = err
-				r.log.Warn("index file unreadable, indexing packs from their headers", "index", id.Short(), "err", err)
-				return nil
-			}
-			r.indexFiles[id] = true
-			for p, bs := range packs {
-				r.idx.AddPack(p, bs)
+// indexReaders is how many index files are read at once. A file read
+// waits, whole, until a decoder takes it, so at most this many wait.
+const indexReaders = 4
+
+// sealedFile is a repository file read whole: not yet checked against
+// its name nor decrypted.
+type sealedFile struct {
+	id   ID
+	data []byte
+	err  error
+}
+
+// fileFetch reads the files of one type ahead of their decryption.
+type fileFetch struct {
+	files chan sealedFile // closed once every listed file was sent
+	err   error           // of the listing; read once files is closed
+}
+
+// fetchFiles lists the files of type t that skip does not name and reads
+// them, indexReaders at once (each within backend.FileLimit), sending
+// each on the returned fetch's files. Nothing needs the key: Open reads
+// the index files while the key is derived. The reads stop when ctx is
+// done; the caller reads files until it is closed.
+func fetchFiles(ctx context.Context, be backend.Backend, t backend.FileType, skip map[ID]bool) *fileFetch {
+	f := &fileFetch{files: make(chan sealedFile)}
+	go func() {
+		defer close(f.files)
+		seen := map[ID]bool{}
+		var ids []ID
+		err := be.List(ctx, t, func(name string, _ int64) error {
+			if id, err := crypto.ParseID(name); err == nil && !skip[id] && !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
 			}
 			return nil
 		})
+		if err != nil {
+			f.err = fmt.Errorf("list %s: %w", t, err)
+			return
+		}
+		f.read(ctx, be, t, ids)
+	}()
+	return f
+}
+
+// readFiles reads the files ids of type t as fetchFiles does.
+func readFiles(ctx context.Context, be backend.Backend, t backend.FileType, ids []ID) *fileFetch {
+	f := &fileFetch{files: make(chan sealedFile)}
+	go func() {
+		defer close(f.files)
+		f.read(ctx, be, t, ids)
+	}()
+	return f
+}
+
+// read reads ids, indexReaders at once, and sends them on f.files.
+func (f *fileFetch) read(ctx context.Context, be backend.Backend, t backend.FileType, ids []ID) {
+	next := make(chan ID)
+	var wg sync.WaitGroup
+	for range min(indexReaders, len(ids)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range next {
+				b, err := backend.LoadFile(ctx, be, backend.Handle{Type: t, Name: id.String()}, backend.FileLimit(t))
+				select {
+				case f.files <- sealedFile{id: id, data: b, err: err}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
 	}
-	if err := g.Wait(); err != nil {
+feed:
+	for _, id := range ids {
+		select {
+		case next <- id:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+}
+
+// drain discards what f still reads, until its reads end.
+func (f *fileFetch) drain() {
+	for range f.files {
+	}
+}
+
+// LoadIndex reads every index file not loaded yet. Unreadable index
+// files are recorded (see IndexErrors) and their packs indexed from the
+// pack headers, so a damaged index never hides intact data.
+func (r *Repository) LoadIndex(ctx context.Context) error {
+	r.mu.Lock()
+	loaded := maps.Clone(r.indexFiles)
+	r.mu.Unlock()
+	return r.addIndexFiles(ctx, fetchFiles(ctx, r.be, backend.Index, loaded))
+}
+
+// addIndexFiles checks, decrypts and decodes the index files f reads,
+// GOMAXPROCS at once, and adds them to the index.
+func (r *Repository) addIndexFiles(ctx context.Context, f *fileFetch) error {
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for sf := range f.files {
+				h := backend.Handle{Type: backend.Index, Name: sf.id.String()}
+				var packs map[ID][]PackBlob
+				b, err := r.openFile(h, sf.data, sf.err)
+				if err == nil {
+					packs, err = DecodeIndex(b)
+				}
+				if err != nil {
+					if ctx.Err() != nil {
+						continue
+					}
+					r.mu.Lock()
+					r.indexErrs[sf.id] = err
+					r.mu.Unlock()
+					r.log.Warn("index file unreadable, indexing packs from their headers", "index", sf.id.Short(), "err", err)
+					continue
+				}
+				for p, bs := range packs {
+					r.idx.AddPack(p, bs)
+				}
+				r.mu.Lock()
+				r.indexFiles[sf.id] = true
+				r.mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if f.err != nil {
+		return f.err
 	}
 	if len(r.indexErrs) > 0 {
 		if _, err := r.AdoptPacks(ctx); err != nil {
@@ -322,6 +429,41 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// RefreshIndex brings the index to the index files the storage lists
+// now, with one listing: those added since they were loaded are read,
+// and if any loaded one is gone (prune rewrote the index), the index is
+// read again. Called once a lock is confirmed, it makes the index that
+// Open read before the lock the index under the lock: no exclusive
+// operation can change it any more.
+func (r *Repository) RefreshIndex(ctx context.Context) error {
+	ids, err := r.List(ctx, backend.Index)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	gone := false
+	for id := range r.indexFiles {
+		if _, ok := ids[id]; !ok {
+			gone = true
+		}
+	}
+	var added []ID
+	for id := range ids {
+		if _, bad := r.indexErrs[id]; !r.indexFiles[id] && !bad {
+			added = append(added, id)
+		}
+	}
+	r.mu.Unlock()
+	if gone {
+		r.log.Info("index files changed since the repository was opened, reading the index again")
+		return r.ReloadIndex(ctx)
+	}
+	if len(added) == 0 {
+		return nil
+	}
+	return r.addIndexFiles(ctx, readFiles(ctx, r.be, backend.Index, added))
 }
 
 // ReloadIndex drops the in-memory index and reads the index files again
@@ -371,6 +513,40 @@ func (r *Repository) WriteIndex(ctx context.Context, packs map[ID][]PackBlob) (I
 		return id, fmt.Errorf("save index: %w", err)
 	}
 	return id, nil
+}
+
+// writeSealedIndex writes sealed, the index file of packs that Flush
+// prepared while they were written, if they are exactly the packs saved
+// and not indexed yet; else (an index file was written meanwhile) it
+// writes the index of those as writeIndex does.
+func (r *Repository) writeSealedIndex(ctx context.Context, packs map[ID][]PackBlob, sealed []byte) error {
+	r.indexMu.Lock()
+	r.mu.Lock()
+	same := len(packs) == len(r.unindexed)
+	for id := range packs {
+		if _, ok := r.unindexed[id]; !ok {
+			same = false
+		}
+	}
+	if same {
+		r.unindexed = map[ID][]PackBlob{}
+	}
+	r.mu.Unlock()
+	if !same {
+		r.indexMu.Unlock()
+		return r.writeIndex(ctx)
+	}
+	defer r.indexMu.Unlock()
+	id := fileID(sealed)
+	err := r.be.Save(context.WithoutCancel(ctx), backend.Handle{Type: backend.Index, Name: id.String()}, sealed)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		maps.Copy(r.unindexed, packs)
+		return fmt.Errorf("save index: %w", err)
+	}
+	r.indexFiles[id] = true
+	return nil
 }
 
 // writeIndex writes an index file for the packs saved since the last one.

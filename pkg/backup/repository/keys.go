@@ -44,7 +44,10 @@ const (
 // in all; a key file that cannot be read or decoded, or asks for KDF
 // parameters out of range, is skipped (and reported if no key opens)
 // before any derivation.
-func findKey(ctx context.Context, be backend.Backend, password []byte, hint string, opensConfig func(*crypto.Key) bool) (*crypto.Key, string, error) {
+//
+// ready is called once the key files are read, before the first
+// derivation: its error (the config could not be read) ends the search.
+func findKey(ctx context.Context, be backend.Backend, password []byte, hint string, ready func() error, opensConfig func(*crypto.Key) bool) (*crypto.Key, string, error) {
 	// The first MaxKeyFiles names, kept sorted while listing, so that
 	// millions of planted names cost no memory; and the names the hint
 	// matches, wherever they sort.
@@ -116,6 +119,9 @@ func findKey(ctx context.Context, be backend.Backend, password []byte, hint stri
 		if ok {
 			cands = append(cands, c)
 		}
+	}
+	if err := ready(); err != nil {
+		return nil, "", err
 	}
 	rest := cands[nHinted:]
 	sort.SliceStable(rest, func(i, j int) bool { return rest[i].kdf.Work() < rest[j].kdf.Work() })

@@ -89,8 +89,22 @@ func (r *Repository) Locks(ctx context.Context) ([]LockEntry, error) {
 	if err != nil {
 		return nil, err
 	}
+	return r.readLocks(ctx, ids, ID{}, nil), nil
+}
+
+// readLocks reads the lock files ids but own. Lock files are named by
+// the hash of their contents, so one read before (in seen, which gets
+// what is read) is not read again.
+func (r *Repository) readLocks(ctx context.Context, ids map[ID]int64, own ID, seen map[ID]LockEntry) []LockEntry {
 	var out []LockEntry
 	for id := range ids {
+		if id == own {
+			continue
+		}
+		if e, ok := seen[id]; ok {
+			out = append(out, e)
+			continue
+		}
 		e := LockEntry{ID: id}
 		b, err := r.LoadFile(ctx, backend.Lock, id)
 		if err == nil {
@@ -100,16 +114,31 @@ func (r *Repository) Locks(ctx context.Context) ([]LockEntry, error) {
 			continue // released meanwhile
 		}
 		e.Err = err
+		if seen != nil && err == nil {
+			seen[id] = e
+		}
 		out = append(out, e)
 	}
-	return out, nil
+	return out
 }
 
 // Lock takes a shared or exclusive lock. Stale conflicting locks are
 // removed with a warning; live ones make Lock fail with ErrLocked.
+//
+// The lock files are checked before the new one is written (from the
+// list Open read ahead, when there is one, and again from the storage
+// if that finds a conflict) and after it is: only the second check,
+// listed after the new lock file is stored, decides.
 func (r *Repository) Lock(ctx context.Context, exclusive bool) (*Lock, error) {
 	host, _ := os.Hostname()
-	if err := r.checkLocks(ctx, exclusive, host, ID{}); err != nil {
+	seen := map[ID]LockEntry{}
+	early := r.takeEarlyLocks()
+	err := r.checkLocks(ctx, exclusive, host, ID{}, early, seen)
+	if err != nil && early != nil && errors.Is(err, ErrLocked) {
+		err = r.checkLocks(ctx, exclusive, host, ID{}, nil, seen) // the list read ahead may be old
+	}
+	r.dropEarly(backend.Lock) // what was used is in seen
+	if err != nil {
 		return nil, err
 	}
 	l := &Lock{r: r, info: LockInfo{Time: r.now().UTC(), Exclusive: exclusive, Hostname: host, Username: currentUser(), PID: os.Getpid()}}
@@ -118,7 +147,7 @@ func (r *Repository) Lock(ctx context.Context, exclusive bool) (*Lock, error) {
 		return nil, err
 	}
 	l.id = id
-	if err := r.checkLocks(ctx, exclusive, host, id); err != nil {
+	if err := r.checkLocks(ctx, exclusive, host, id, nil, seen); err != nil {
 		_ = r.be.Remove(context.WithoutCancel(ctx), backend.Handle{Type: backend.Lock, Name: id.String()})
 		return nil, err
 	}
@@ -139,11 +168,17 @@ func (r *Repository) saveLock(ctx context.Context, info LockInfo) (ID, error) {
 	return id, nil
 }
 
-func (r *Repository) checkLocks(ctx context.Context, exclusive bool, host string, own ID) error {
-	locks, err := r.Locks(ctx)
-	if err != nil {
-		return fmt.Errorf("check locks: %w", err)
+// checkLocks fails if a lock file but own conflicts with a lock of this
+// kind, removing stale ones; ids lists the lock files (nil: list them
+// now).
+func (r *Repository) checkLocks(ctx context.Context, exclusive bool, host string, own ID, ids map[ID]int64, seen map[ID]LockEntry) error {
+	if ids == nil {
+		var err error
+		if ids, err = r.List(ctx, backend.Lock); err != nil {
+			return fmt.Errorf("check locks: %w", err)
+		}
 	}
+	locks := r.readLocks(ctx, ids, own, seen)
 	now := r.now()
 	for _, e := range locks {
 		if e.ID == own {

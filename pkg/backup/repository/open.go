@@ -67,31 +67,74 @@ func Create(ctx context.Context, be backend.Backend, password []byte, cfg Config
 }
 
 // Open unlocks the repository in be with password and loads its index.
+// Whatever does not need the key is read while the key is derived: the
+// config, the key files, the index files (checked and decrypted once the
+// key is known), the lock files and, with Options.PrefetchSnapshots, the
+// snapshots. Nothing read is used before the key authenticates it.
 func Open(ctx context.Context, be backend.Backend, password []byte, o Options) (*Repository, error) {
 	o.defaults()
-	raw, err := loadConfigFile(ctx, be)
-	if err != nil {
-		return nil, err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	idx := fetchFiles(ctx, be, backend.Index, nil)
+	locks := fetchEarly(ctx, be, backend.Lock)
+	var snaps *earlyFetch
+	if o.PrefetchSnapshots {
+		snaps = fetchEarly(ctx, be, backend.Snapshot)
+	}
+	var raw []byte
+	var rawErr error
+	cfgDone := make(chan struct{})
+	go func() {
+		defer close(cfgDone)
+		raw, rawErr = loadConfigFile(ctx, be)
+	}()
+	stop := func() {
+		cancel()
+		idx.drain()
+		locks.wait()
+		snaps.wait()
+		<-cfgDone
 	}
 	// The key must also open the config: a key file left by an init that
 	// crashed before writing its config wraps another master key.
 	var plain []byte
-	key, keyName, err := findKey(ctx, be, password, o.KeyHint, func(k *crypto.Key) bool {
+	key, keyName, err := findKey(ctx, be, password, o.KeyHint, func() error {
+		<-cfgDone
+		return rawErr
+	}, func(k *crypto.Key) bool {
 		var derr error
 		plain, derr = decryptFile(k, nil, raw)
 		return derr == nil
 	})
 	if err != nil {
+		stop()
+		if rawErr != nil {
+			return nil, rawErr // not a repository, or its config unreadable
+		}
 		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
 	}
 	cfg, err := DecodeConfig(plain)
+	if err == nil && key.Cipher != cfg.Cipher() {
+		err = fmt.Errorf("key cipher %s does not match repository version %d", key.Cipher, cfg.Version)
+	}
 	if err != nil {
+		stop()
 		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
 	}
-	if key.Cipher != cfg.Cipher() {
-		return nil, fmt.Errorf("open repository %s: key cipher %s does not match repository version %d", be.Location(), key.Cipher, cfg.Version)
+	r, err := newRepository(be, key, cfg, o)
+	if err != nil {
+		stop()
+		return nil, err
 	}
-	return openConfigured(ctx, be, key, keyName, cfg, o)
+	r.keyName = keyName
+	if err := r.addIndexFiles(ctx, idx); err != nil {
+		stop()
+		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
+	}
+	locks.wait()
+	snaps.wait()
+	r.keepEarly(locks, snaps)
+	return r, nil
 }
 
 // loadConfigFile reads be's encrypted config file, for Open and

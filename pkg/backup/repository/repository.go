@@ -57,6 +57,11 @@ type Options struct {
 	// derivations before it. Empty: none; one naming no key file is
 	// ignored.
 	KeyHint string
+	// PrefetchSnapshots reads the snapshot files while the key is
+	// derived (at most MaxEarlyFiles of at most EarlyFileLimit bytes):
+	// for commands that list the snapshots or resolve "latest". They are
+	// checked against their names and decrypted when used.
+	PrefetchSnapshots bool
 }
 
 func (o *Options) defaults() {
@@ -91,6 +96,8 @@ type Repository struct {
 	pending   map[BlobHandle]struct{}
 	unindexed map[ID][]PackBlob // saved packs not yet in an index file
 	saved     map[ID][]PackBlob // every pack saved since Open
+	writing   map[ID][]PackBlob // packs sealed and being written
+	sealWG    sync.WaitGroup    // packs written in the background not sealed yet
 	saveErr   error
 	stats     WriteStats
 	uploads   chan struct{}  // slots for packs being written in the background
@@ -106,6 +113,12 @@ type Repository struct {
 	indexMu     sync.Mutex // serializes index file writes
 
 	segs segmentCache // plaintext of recently read shared segments
+
+	// Files Open read while it derived the key (Options.PrefetchSnapshots
+	// and the lock files), sealed, each used once (LoadFile), and the
+	// lock files' names as Open listed them (nil: not listed).
+	early      map[backend.Handle][]byte
+	earlyLocks map[ID]int64
 }
 
 // WriteStats counts what was written since Open.
@@ -142,6 +155,7 @@ func newRepository(be backend.Backend, key *crypto.Key, cfg Config, o Options) (
 		enc: enc, dec: dec, idx: NewIndex(),
 		indexFiles: map[ID]bool{}, indexErrs: map[ID]error{},
 		pending: map[BlobHandle]struct{}{}, unindexed: map[ID][]PackBlob{}, saved: map[ID][]PackBlob{},
+		writing:     map[ID][]PackBlob{},
 		uploads:     make(chan struct{}, uploadSlots),
 		compressing: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		// One buffer of each per background compression, plus the open

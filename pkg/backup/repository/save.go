@@ -3,6 +3,8 @@ package repository
 import (
 	"context"
 	"fmt"
+	"maps"
+	"sync"
 
 	"github.com/hostd/hostd/pkg/backup/backend"
 	"github.com/hostd/hostd/pkg/backup/crypto"
@@ -200,10 +202,13 @@ func (r *Repository) storeSegment(ctx context.Context, blobs []segBlob, payload 
 			return r.savePack(ctx, full, false)
 		}
 		r.uploadWG.Add(1)
+		r.sealWG.Add(1)
 		go func() {
 			defer r.uploadWG.Done()
 			defer func() { <-r.uploads }()
-			_ = r.savePack(ctx, full, true) // the error is kept in r.saveErr
+			data, id := r.sealPack(full)
+			r.sealWG.Done()
+			_ = r.storePack(ctx, full, data, id, true) // the error is kept in r.saveErr
 		}()
 	}
 	return nil
@@ -238,9 +243,24 @@ func (r *Repository) newPackBuilder(first int) *packBuilder {
 // written in the background, while other goroutines compress, is staged
 // and committed when the backend can; one the caller waits for is saved.
 func (r *Repository) savePack(ctx context.Context, p *packBuilder, background bool) error {
-	ctx = context.WithoutCancel(ctx)
+	data, id := r.sealPack(p)
+	return r.storePack(ctx, p, data, id, background)
+}
+
+// sealPack finishes p once its segments are sealed and records it as
+// being written (r.writing) until storePack is done with it.
+func (r *Repository) sealPack(p *packBuilder) ([]byte, ID) {
 	p.writers.Wait() // blobs still being sealed into it
 	data, id := p.finish(r.key, r.cfg.Grouped())
+	r.mu.Lock()
+	r.writing[id] = p.blobs
+	r.mu.Unlock()
+	return data, id
+}
+
+// storePack writes pack id, p's bytes data, and indexes it.
+func (r *Repository) storePack(ctx context.Context, p *packBuilder, data []byte, id ID, background bool) error {
+	ctx = context.WithoutCancel(ctx)
 	h := backend.Handle{Type: backend.Pack, Name: id.String()}
 	var err error
 	if stager, ok := r.be.(backend.Stager); ok && background {
@@ -257,6 +277,7 @@ func (r *Repository) savePack(ctx context.Context, p *packBuilder, background bo
 		r.packBufs.put(p.buf)
 	}
 	r.mu.Lock()
+	delete(r.writing, id)
 	if err != nil {
 		err = fmt.Errorf("save pack %s: %w", id.Short(), err)
 		if r.saveErr == nil {
@@ -282,6 +303,13 @@ func (r *Repository) savePack(ctx context.Context, p *packBuilder, background bo
 
 // Flush writes the pack being filled and an index file for every pack not
 // yet indexed. It completes even if ctx is cancelled (checkpoint).
+//
+// On storage that does not stage writes (object storage, REST, SFTP) the
+// last pack is written while the packs before it still are, and the
+// index file naming them all is encoded, compressed and sealed
+// meanwhile: once every pack is stored, only its upload is left. The
+// index file is written only after every pack it names is stored; if a
+// pack fails, the index names what was stored, as it always does.
 func (r *Repository) Flush(ctx context.Context) error {
 	r.mu.Lock()
 	groups := r.groups
@@ -296,6 +324,108 @@ func (r *Repository) Flush(ctx context.Context) error {
 		}
 	}
 	r.compressWG.Wait() // segments compressed in the background
+	if _, ok := r.be.(backend.Stager); ok {
+		return r.flushStaged(ctx, gerr)
+	}
+	r.sealWG.Wait() // packs written in the background are sealed
+	r.mu.Lock()
+	p := r.cur
+	r.cur = nil
+	r.mu.Unlock()
+	var lastMu sync.Mutex
+	var lastErr error
+	if p != nil && len(p.blobs) > 0 {
+		for _, part := range r.splitLast(p) {
+			data, id := r.sealPack(part)
+			r.uploadWG.Add(1)
+			go func() {
+				defer r.uploadWG.Done()
+				if err := r.storePack(ctx, part, data, id, false); err != nil {
+					lastMu.Lock()
+					lastErr = err
+					lastMu.Unlock()
+				}
+			}()
+		}
+	}
+	// Every pack is sealed: the index of them all is known.
+	r.mu.Lock()
+	packs := maps.Clone(r.unindexed)
+	maps.Copy(packs, r.writing)
+	r.mu.Unlock()
+	var sealed []byte
+	if len(packs) > 0 {
+		if b, err := EncodeIndex(packs); err == nil {
+			sealed = r.encryptFile(b)
+		}
+	}
+	r.uploadWG.Wait()
+	r.mu.Lock()
+	err := r.saveErr
+	r.mu.Unlock()
+	for _, e := range []error{gerr, lastErr} {
+		if err == nil {
+			err = e
+		}
+	}
+	var ierr error
+	if err == nil && sealed != nil {
+		ierr = r.writeSealedIndex(ctx, packs, sealed)
+	} else {
+		ierr = r.writeIndex(ctx)
+	}
+	if err == nil {
+		err = ierr
+	}
+	return err
+}
+
+// splitLast returns the last pack of a backup as two packs, cut at the
+// segment boundary nearest its middle, when it holds at least half the
+// pack size: nothing else is left to do but write it, and two writes of
+// half the size at once end sooner than one. A smaller pack, or one of
+// a single segment, is returned as it is.
+func (r *Repository) splitLast(p *packBuilder) []*packBuilder {
+	p.writers.Wait() // its segments are sealed
+	if len(p.buf) < r.cfg.PackSize/2 {
+		return []*packBuilder{p}
+	}
+	cut, best := uint32(0), len(p.buf)
+	for _, b := range p.blobs {
+		if d := abs(int(b.Offset) - len(p.buf)/2); b.Offset > 0 && d < best {
+			cut, best = b.Offset, d
+		}
+	}
+	if cut == 0 {
+		return []*packBuilder{p}
+	}
+	var first, second []PackBlob
+	for _, b := range p.blobs {
+		if b.Offset < cut {
+			first = append(first, b)
+			continue
+		}
+		b.Offset -= cut
+		second = append(second, b)
+	}
+	rest := len(p.buf) - int(cut)
+	hdr := len(packMagicV2) + crypto.Overhead + 4 + len(second)*(segHeaderSize+segBlobSize)
+	q := &packBuilder{buf: append(make([]byte, 0, rest+hdr), p.buf[cut:]...), blobs: second}
+	p.buf, p.blobs = p.buf[:cut], first
+	return []*packBuilder{p, q}
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// flushStaged is Flush's end on storage that stages writes (a local
+// directory, whose syncs are batched): the last pack is saved after the
+// others, then the index.
+func (r *Repository) flushStaged(ctx context.Context, gerr error) error {
 	r.uploadWG.Wait()
 	if st, ok := r.be.(backend.Stager); ok {
 		st.Idle() // the last pack is saved in the foreground, below

@@ -120,7 +120,9 @@ func (r *Repository) Snapshots(ctx context.Context) (snaps []*Snapshot, bad map[
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	r.dropEarly(backend.Snapshot) // read ahead for this listing
+	if err != nil {
 		return nil, nil, err
 	}
 	sort.Slice(snaps, func(i, j int) bool {

@@ -213,3 +213,45 @@ func TestWalkTreePrefetchDamaged(t *testing.T) {
 		}
 	})
 }
+
+// A walk of a repository whose tree segments lie in at most
+// PrefetchEagerPacks packs starts reading all of them when it needs its
+// first tree; with more packs, only the pack of that tree.
+func TestWalkTreePrefetchEager(t *testing.T) {
+	ctx := context.Background()
+	for _, packs := range []int{1, 5, PrefetchEagerPacks, PrefetchEagerPacks + 1, 40} {
+		t.Run(fmt.Sprint(packs), func(t *testing.T) {
+			be := &remoteLocal{Local: backend.NewLocal(t.TempDir())}
+			r, err := Create(ctx, be, []byte("pw"), DefaultConfig(), crypto.NewKDFParams(1, 64, 1), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			// Trees in packs the storage does not have: their reads fail,
+			// and the walk would read them one by one.
+			var first ID
+			for i := range packs {
+				id := ID{1, byte(i)}
+				if i == 0 {
+					first = id
+				}
+				r.idx.AddPack(ID{2, byte(i)}, []PackBlob{{BlobHandle: BlobHandle{Type: TreeBlob, ID: id}, Length: 100, RawLength: 50, SegmentRaw: 50}})
+			}
+			p := r.newTreePrefetcher(ctx)
+			defer p.close()
+			if _, seg := p.segment(first); seg == nil {
+				t.Fatal("first tree not prefetched")
+			}
+			p.mu.Lock()
+			started := len(p.started)
+			p.mu.Unlock()
+			want := packs
+			if packs > PrefetchEagerPacks {
+				want = 1
+			}
+			if started != want {
+				t.Errorf("%d packs of trees: %d started at the first tree, want %d", packs, started, want)
+			}
+		})
+	}
+}

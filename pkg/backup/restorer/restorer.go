@@ -194,6 +194,36 @@ func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snap
 		return nil, fmt.Errorf("restore: include paths %v match nothing in snapshot %s", opts.Include, snap.ID().Short())
 	}
 	r.totalF, r.totalB = pl.totalF, pl.totalB
+	// Pass 2: directories (parents before their entries), then special
+	// files, made while the contents are planned (on another core).
+	made := make(chan error, 1)
+	go func() {
+		if missing {
+			if err := os.MkdirAll(target, 0o700); err != nil {
+				made <- fmt.Errorf("create restore target: %w", err)
+				return
+			}
+		} else {
+			r.removeTemps(target)
+		}
+		for _, d := range pl.dirs {
+			if err := r.mkdir(d.path); err != nil {
+				made <- fmt.Errorf("restore: %w", err)
+				return
+			}
+			if !d.onPath {
+				r.sum.Dirs++
+			}
+		}
+		for _, s := range pl.special {
+			if err := r.special(s.path, s.node); err != nil {
+				r.warn(s.path, err)
+				continue
+			}
+			r.sum.Special++
+		}
+		made <- nil
+	}()
 	cp := r.planContents(pl.files)
 	// From a remote repository the packs are read from now on, while the
 	// directories are made; nothing is written before they are.
@@ -201,35 +231,11 @@ func Run(ctx context.Context, repo *repository.Repository, snap *repository.Snap
 	if rr, ok := repo.Backend().(backend.RangeReader); ok && remote {
 		st = r.startStreams(ctx, rr, cp.byPack)
 	}
-	fail := func(err error) (*Summary, error) {
+	if err := <-made; err != nil {
 		if st != nil {
 			st.abort()
 		}
 		return nil, err
-	}
-	if missing {
-		if err := os.MkdirAll(target, 0o700); err != nil {
-			return fail(fmt.Errorf("create restore target: %w", err))
-		}
-	} else {
-		r.removeTemps(target)
-	}
-	// Pass 2: directories (parents before their entries), then special
-	// files.
-	for _, d := range pl.dirs {
-		if err := r.mkdir(d.path); err != nil {
-			return fail(fmt.Errorf("restore: %w", err))
-		}
-		if !d.onPath {
-			r.sum.Dirs++
-		}
-	}
-	for _, s := range pl.special {
-		if err := r.special(s.path, s.node); err != nil {
-			r.warn(s.path, err)
-			continue
-		}
-		r.sum.Special++
 	}
 
 	// Pass 3: file contents in parallel.
