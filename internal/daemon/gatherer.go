@@ -3,13 +3,16 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 )
 
 // gatherer gathers hostd's own registry plus the registry of each current
@@ -41,8 +44,8 @@ func (g *gatherer) drop(name string) {
 }
 
 // registries returns the root registry and the services' registries in
-// the order of their names.
-func (g *gatherer) registries() prometheus.Gatherers {
+// the order of their names, leaving out skip (nil: none).
+func (g *gatherer) registries(skip prometheus.Registerer) prometheus.Gatherers {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	names := make([]string, 0, len(g.regs))
@@ -53,9 +56,18 @@ func (g *gatherer) registries() prometheus.Gatherers {
 	gs := make(prometheus.Gatherers, 0, 1+len(names))
 	gs = append(gs, g.root)
 	for _, n := range names {
-		gs = append(gs, g.regs[n])
+		if r := g.regs[n]; skip == nil || prometheus.Registerer(r) != skip {
+			gs = append(gs, r)
+		}
 	}
 	return gs
+}
+
+// GatherExcept gathers as Gather does, leaving out the registry skip (a
+// service's env.Metrics): the metrics service gathers its own node
+// collectors apart, appending them straight to its TSDB.
+func (g *gatherer) GatherExcept(skip prometheus.Registerer) ([]*dto.MetricFamily, error) {
+	return gatherAll(g.registries(skip))
 }
 
 // Gather implements prometheus.Gatherer.
@@ -68,7 +80,11 @@ func (g *gatherer) registries() prometheus.Gatherers {
 // registries (what it did every gather before, about a tenth of the
 // metrics service's CPU at a one-second interval).
 func (g *gatherer) Gather() ([]*dto.MetricFamily, error) {
-	gs := g.registries()
+	return gatherAll(g.registries(nil))
+}
+
+// gatherAll merges the families of gs, as Gather describes.
+func gatherAll(gs prometheus.Gatherers) ([]*dto.MetricFamily, error) {
 	var (
 		all  []*dto.MetricFamily
 		errs prometheus.MultiError
@@ -117,10 +133,20 @@ func (g *gatherer) Gather() ([]*dto.MetricFamily, error) {
 // network namespace's IpExt octet counters from /proc/self/net/netstat,
 // which the metrics service's netstat collector exports already as
 // node_netstat_IpExt_InOctets and _OutOctets, and parsing the file cost as
-// much as that collector. The start time is read once: client_golang
-// parses all of /proc/stat for the boot time at every collection.
+// much as that collector.
+//
+// It reads the same figures more cheaply, as it runs every scrape: the
+// start time once (client_golang parses all of /proc/stat for the boot
+// time at every collection); CPU time from getrusage(2) instead of
+// /proc/self/stat read with fmt.Fscan (the same utime+stime of every
+// thread, to the microsecond instead of the clock tick); virtual and
+// resident size from /proc/self/statm (the same page counts /proc/self/stat
+// reports); and the limits from getrlimit(2) instead of parsing
+// /proc/self/limits with a regular expression per line.
 type processCollector struct {
 	proc                                   procfs.Proc
+	statm                                  string // /proc/PID/statm
+	pageSize                               float64
 	start                                  float64 // 0: unknown
 	cpu, fds, maxFDs, vsize, maxVsize, rss *prometheus.Desc
 	startTime                              *prometheus.Desc
@@ -135,12 +161,14 @@ func newProcessCollector() *processCollector {
 		maxVsize:  prometheus.NewDesc("process_virtual_memory_max_bytes", "Maximum amount of virtual memory available in bytes.", nil, nil),
 		rss:       prometheus.NewDesc("process_resident_memory_bytes", "Resident memory size in bytes.", nil, nil),
 		startTime: prometheus.NewDesc("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", nil, nil),
+		pageSize:  float64(os.Getpagesize()),
 	}
 	p, err := procfs.Self()
 	if err != nil {
 		return c // collects nothing, as client_golang's without /proc
 	}
 	c.proc = p
+	c.statm = "/proc/" + strconv.Itoa(p.PID) + "/statm"
 	if st, err := p.Stat(); err == nil {
 		if t, err := st.StartTime(); err == nil {
 			c.start = t
@@ -162,10 +190,14 @@ func (c *processCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.proc.PID == 0 {
 		return
 	}
-	if st, err := c.proc.Stat(); err == nil {
-		ch <- prometheus.MustNewConstMetric(c.cpu, prometheus.CounterValue, st.CPUTime())
-		ch <- prometheus.MustNewConstMetric(c.vsize, prometheus.GaugeValue, float64(st.VirtualMemory()))
-		ch <- prometheus.MustNewConstMetric(c.rss, prometheus.GaugeValue, float64(st.ResidentMemory()))
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err == nil {
+		cpu := float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+		ch <- prometheus.MustNewConstMetric(c.cpu, prometheus.CounterValue, cpu)
+	}
+	if vsize, rss, err := readStatm(c.statm); err == nil {
+		ch <- prometheus.MustNewConstMetric(c.vsize, prometheus.GaugeValue, float64(vsize)*c.pageSize)
+		ch <- prometheus.MustNewConstMetric(c.rss, prometheus.GaugeValue, float64(rss)*c.pageSize)
 	}
 	if c.start != 0 {
 		ch <- prometheus.MustNewConstMetric(c.startTime, prometheus.GaugeValue, c.start)
@@ -173,8 +205,37 @@ func (c *processCollector) Collect(ch chan<- prometheus.Metric) {
 	if n, err := c.proc.FileDescriptorsLen(); err == nil {
 		ch <- prometheus.MustNewConstMetric(c.fds, prometheus.GaugeValue, float64(n))
 	}
-	if l, err := c.proc.Limits(); err == nil {
-		ch <- prometheus.MustNewConstMetric(c.maxFDs, prometheus.GaugeValue, float64(l.OpenFiles))
-		ch <- prometheus.MustNewConstMetric(c.maxVsize, prometheus.GaugeValue, float64(l.AddressSpace))
+	var files, as unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &files) == nil && unix.Getrlimit(unix.RLIMIT_AS, &as) == nil {
+		// RLIM_INFINITY is the largest uint64, as /proc/self/limits'
+		// "unlimited" reads in procfs.
+		ch <- prometheus.MustNewConstMetric(c.maxFDs, prometheus.GaugeValue, float64(files.Cur))
+		ch <- prometheus.MustNewConstMetric(c.maxVsize, prometheus.GaugeValue, float64(as.Cur))
 	}
+}
+
+// readStatm reads the first two fields of /proc/PID/statm: the virtual
+// size and the resident set, in pages.
+func readStatm(path string) (size, resident uint64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	var buf [128]byte
+	n, err := f.Read(buf[:])
+	if err != nil {
+		return 0, 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	fields := strings.Fields(string(buf[:n]))
+	if len(fields) < 2 {
+		return 0, 0, fmt.Errorf("read %s: %d fields, want at least 2", path, len(fields))
+	}
+	if size, err = strconv.ParseUint(fields[0], 10, 64); err == nil {
+		resident, err = strconv.ParseUint(fields[1], 10, 64)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("parse %s: %w", path, err)
+	}
+	return size, resident, nil
 }

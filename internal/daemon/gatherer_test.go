@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/hostd/hostd/pkg/metrics"
 )
 
 // The daemon's gatherer returns what prometheus.Gatherers returns over the
@@ -49,7 +51,7 @@ func TestGathererMatchesGatherers(t *testing.T) {
 				g.fresh(name).MustRegister(cs...)
 			}
 			got, gotErr := g.Gather()
-			want, wantErr := g.registries().Gather()
+			want, wantErr := g.registries(nil).Gather()
 			if (gotErr != nil) != tc.wantErr || (wantErr != nil) != tc.wantErr {
 				t.Fatalf("errors: gatherer %v, prometheus.Gatherers %v; want an error: %v", gotErr, wantErr, tc.wantErr)
 			}
@@ -130,6 +132,17 @@ func TestProcessCollectorMatchesClientGolang(t *testing.T) {
 			if gv, wv := g.GetMetric()[0].GetGauge().GetValue(), w.GetMetric()[0].GetGauge().GetValue(); gv != wv {
 				t.Errorf("%s = %v, client_golang %v", w.GetName(), gv, wv)
 			}
+		case "process_virtual_memory_bytes", "process_resident_memory_bytes":
+			// Read from statm, not stat: the same page counts, read a
+			// moment apart.
+			if gv, wv := g.GetMetric()[0].GetGauge().GetValue(), w.GetMetric()[0].GetGauge().GetValue(); gv < wv*0.8 || gv > wv*1.2 {
+				t.Errorf("%s = %v, client_golang %v", w.GetName(), gv, wv)
+			}
+		case "process_cpu_seconds_total":
+			// getrusage against /proc/self/stat's clock ticks.
+			if gv, wv := g.GetMetric()[0].GetCounter().GetValue(), w.GetMetric()[0].GetCounter().GetValue(); gv <= 0 || gv > wv+0.5 || gv < wv-0.5 {
+				t.Errorf("%s = %v, client_golang %v", w.GetName(), gv, wv)
+			}
 		}
 	}
 	for name := range byName {
@@ -151,9 +164,54 @@ func TestGathererChecksOnce(t *testing.T) {
 	}
 	g.fresh("metrics").MustRegister(vec)
 	ours := testing.AllocsPerRun(20, func() { _, _ = g.Gather() })
-	theirs := testing.AllocsPerRun(20, func() { _, _ = g.registries().Gather() })
+	theirs := testing.AllocsPerRun(20, func() { _, _ = g.registries(nil).Gather() })
 	t.Logf("allocations per gather of 500 series: %.0f, prometheus.Gatherers %.0f", ours, theirs)
 	if ours > theirs-500 {
 		t.Errorf("%.0f allocations per gather, prometheus.Gatherers %.0f: want at least one fewer per series", ours, theirs)
+	}
+}
+
+var _ metrics.ExceptGatherer = (*gatherer)(nil)
+
+// GatherExcept gathers what Gather does but the one registry it is
+// given: the metrics service appends its node collectors straight to its
+// TSDB and gathers the rest of hostd's metrics this way.
+func TestGathererExcept(t *testing.T) {
+	counter := func(name string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: name + " help"})
+	}
+	root := prometheus.NewRegistry()
+	root.MustRegister(counter("hostd_root_total"))
+	g := newGatherer(root)
+	g.fresh("backup").MustRegister(counter("hostd_backup_total"))
+	skip := g.fresh("metrics")
+	skip.MustRegister(counter("node_a_total"), counter("hostd_metrics_total"))
+	names := func(mfs []*dto.MetricFamily) string {
+		var out []string
+		for _, mf := range mfs {
+			out = append(out, mf.GetName())
+		}
+		return strings.Join(out, " ")
+	}
+	all, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(all), "hostd_backup_total hostd_metrics_total hostd_root_total node_a_total"; got != want {
+		t.Errorf("Gather: %s, want %s", got, want)
+	}
+	except, err := g.GatherExcept(skip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(except), "hostd_backup_total hostd_root_total"; got != want {
+		t.Errorf("GatherExcept: %s, want %s", got, want)
+	}
+	except, err = g.GatherExcept(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(except), names(all); got != want {
+		t.Errorf("GatherExcept of a registry it does not gather: %s, want %s", got, want)
 	}
 }

@@ -303,16 +303,28 @@ var (
 		[]string{"service"}, nil)
 )
 
-// Collect implements prometheus.Collector.
+// Collect implements prometheus.Collector. It reads each unit's state
+// and restarts only, not Status(): that asks every service for its own
+// status (the metrics service's reads its TSDB and formats a summary),
+// which a collection on every scrape does not need.
 func (t *Tree) Collect(ch chan<- prometheus.Metric) {
-	for _, s := range t.Status() {
+	t.mu.Lock()
+	units := make([]*unit, 0, len(t.order))
+	for _, n := range t.order {
+		units = append(units, t.units[n])
+	}
+	t.mu.Unlock()
+	for _, u := range units {
+		u.mu.Lock()
+		name, state, restarts := u.name, u.state, u.restarts
+		u.mu.Unlock()
 		for _, st := range AllStates() {
 			v := 0.0
-			if s.State == st {
+			if state == st {
 				v = 1
 			}
-			ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, v, s.Name, string(st))
+			ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, v, name, string(st))
 		}
-		ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(s.Restarts), s.Name)
+		ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(restarts), name)
 	}
 }

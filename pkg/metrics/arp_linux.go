@@ -17,7 +17,7 @@ type arpCollector struct{ h *host }
 
 func newARPCollector(h *host) (collector, error) { return &arpCollector{h: h}, nil }
 
-func (c *arpCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *arpCollector) Update(ch emitter) error {
 	entries, err := c.h.proc.GatherARPEntries()
 	if err != nil {
 		return fmt.Errorf("read arp table: %w", err)
@@ -32,7 +32,7 @@ func (c *arpCollector) Update(ch chan<- prometheus.Metric) error {
 	}
 	sort.Strings(devs)
 	for _, d := range devs {
-		ch <- c.h.series.metric(arpEntriesDesc, prometheus.GaugeValue, float64(counts[d]), d)
+		ch(c.h.series.metric(arpEntriesDesc, prometheus.GaugeValue, float64(counts[d]), d))
 	}
 	return nil
 }

@@ -26,10 +26,16 @@ const namespace = "node"
 // node_scrape_collector_success 0 but not logged as a failure.
 var errNoData = errors.New("collector returned no data")
 
-// collector is one node collector: it reads its source and sends metrics.
+// collector is one node collector: it reads its source and hands each
+// metric to emit.
 type collector interface {
-	Update(ch chan<- prometheus.Metric) error
+	Update(emit emitter) error
 }
+
+// emitter takes the metrics of a collection: sends them on a registry's
+// channel (Collect) or appends them to the TSDB as they come
+// (CollectTo, the scraper's direct path).
+type emitter func(prometheus.Metric)
 
 // collectorFactory builds a collector from the shared host view.
 type collectorFactory func(h *host) (collector, error)
@@ -262,23 +268,31 @@ func (n *NodeCollector) Describe(chan<- *prometheus.Desc) {}
 // hang, filesystem's statfs on a stuck mount, bounds them itself
 // (HostOptions.MountTimeout).
 func (n *NodeCollector) Collect(ch chan<- prometheus.Metric) {
+	n.CollectTo(func(m prometheus.Metric) { ch <- m })
+}
+
+// CollectTo runs every enabled collector as Collect does, handing each
+// metric to emit in the caller's goroutine: the scraper appends them
+// without a channel between two goroutines (a wake-up of the appending
+// one for nearly every metric).
+func (n *NodeCollector) CollectTo(emit func(prometheus.Metric)) {
 	for _, name := range n.names {
-		n.run(name, n.collectors[name], ch)
+		n.run(name, n.collectors[name], emit)
 	}
 	n.host.series.endRound()
 }
 
-func (n *NodeCollector) run(name string, c collector, ch chan<- prometheus.Metric) {
+func (n *NodeCollector) run(name string, c collector, emit emitter) {
 	start := time.Now()
-	err := c.Update(ch)
+	err := c.Update(emit)
 	dur := time.Since(start).Seconds()
 	success := 1.0
 	if err != nil {
 		success = 0
 	}
 	n.noteResult(name, err)
-	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, dur, name)
-	ch <- prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, success, name)
+	emit(n.host.series.metric(scrapeDurationDesc, prometheus.GaugeValue, dur, name))
+	emit(n.host.series.metric(scrapeSuccessDesc, prometheus.GaugeValue, success, name))
 }
 
 // noteResult logs a collector's failure when it begins and its recovery,

@@ -42,7 +42,7 @@ type conntrackCollector struct{ h *host }
 
 func newConntrackCollector(h *host) (collector, error) { return &conntrackCollector{h: h}, nil }
 
-func (c *conntrackCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *conntrackCollector) Update(ch emitter) error {
 	count, err := readNumberFile(c.h.procPath("sys", "net", "netfilter", "nf_conntrack_count"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return errNoData
@@ -54,8 +54,8 @@ func (c *conntrackCollector) Update(ch chan<- prometheus.Metric) error {
 	if err != nil {
 		return err
 	}
-	ch <- prometheus.MustNewConstMetric(conntrackEntriesDesc, prometheus.GaugeValue, count)
-	ch <- prometheus.MustNewConstMetric(conntrackLimitDesc, prometheus.GaugeValue, limit)
+	ch(c.h.series.metric(conntrackEntriesDesc, prometheus.GaugeValue, count))
+	ch(c.h.series.metric(conntrackLimitDesc, prometheus.GaugeValue, limit))
 	stats, err := c.h.proc.ConntrackStat()
 	if err != nil {
 		return nil // node_exporter also reports the table without the statistics
@@ -72,7 +72,7 @@ func (c *conntrackCollector) Update(ch chan<- prometheus.Metric) error {
 		t.searchRestart += s.SearchRestart
 	}
 	for _, d := range conntrackStatDescs {
-		ch <- prometheus.MustNewConstMetric(d.desc, prometheus.GaugeValue, float64(d.get(t)))
+		ch(c.h.series.metric(d.desc, prometheus.GaugeValue, float64(d.get(t))))
 	}
 	return nil
 }

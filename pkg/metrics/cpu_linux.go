@@ -29,10 +29,10 @@ func newCPUCollector(h *host) (collector, error) {
 	return &cpuCollector{stat: statReader{path: h.procPath("stat")}, series: h.series}, nil
 }
 
-func (c *cpuCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *cpuCollector) Update(ch emitter) error {
 	return c.stat.read(func(st *procStat) {
 		for _, m := range cpuMetrics(st.cpus, c.series) {
-			ch <- m
+			ch(m)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -114,5 +115,44 @@ func TestDaemonWithMetrics(t *testing.T) {
 	code, body = httpGet(t, base+"/api/v1/label/job/values")
 	if code != 200 || !strings.Contains(body, `"hostd","node"`) {
 		t.Fatalf("job values: %d %s", code, body)
+	}
+
+	// Every family of /metrics is stored: the node collectors' appended
+	// straight to the TSDB, the service's own and the other registries'
+	// gathered, and the node families under job="node" only.
+	_, expo := httpGet(t, base+"/metrics")
+	code, body = httpGet(t, base+"/api/v1/label/__name__/values")
+	if code != 200 {
+		t.Fatalf("names: %d %s", code, body)
+	}
+	var names struct{ Data []string }
+	if err := json.Unmarshal([]byte(body), &names); err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]bool{}
+	for _, n := range names.Data {
+		stored[n] = true
+	}
+	families := 0
+	for _, line := range strings.Split(expo, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 4 || f[0] != "#" || f[1] != "TYPE" {
+			continue
+		}
+		families++
+		name := f[2]
+		if f[3] == "summary" || f[3] == "histogram" {
+			name += "_count"
+		}
+		if !stored[name] {
+			t.Errorf("family %s of /metrics is not stored", name)
+		}
+	}
+	if families < 100 {
+		t.Errorf("/metrics has %d families", families)
+	}
+	code, body = httpGet(t, base+`/api/v1/query?query=count({__name__=~"node_.+",job!="node"})`)
+	if code != 200 || !strings.Contains(body, `"result":[]`) {
+		t.Errorf("node series stored under another job: %d %s", code, body)
 	}
 }

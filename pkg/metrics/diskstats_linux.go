@@ -64,7 +64,7 @@ type diskstatsCollector struct{ h *host }
 
 func newDiskstatsCollector(h *host) (collector, error) { return &diskstatsCollector{h: h}, nil }
 
-func (c *diskstatsCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *diskstatsCollector) Update(ch emitter) error {
 	stats, err := c.h.block.ProcDiskstats()
 	if err != nil {
 		return fmt.Errorf("read %s: %w", c.h.procPath("diskstats"), err)
@@ -75,7 +75,7 @@ func (c *diskstatsCollector) Update(ch chan<- prometheus.Metric) error {
 		}
 		props := readUdevProps(filepath.Join(c.h.opts.UdevPath, fmt.Sprintf("b%d:%d", s.MajorNumber, s.MinorNumber)))
 		for _, m := range diskMetrics(s, props, c.h.series) {
-			ch <- m
+			ch(m)
 		}
 	}
 	return nil

@@ -20,7 +20,7 @@ type entropyCollector struct{ h *host }
 
 func newEntropyCollector(h *host) (collector, error) { return &entropyCollector{h: h}, nil }
 
-func (c *entropyCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *entropyCollector) Update(ch emitter) error {
 	avail, err := readNumberFile(c.h.procPath("sys", "kernel", "random", "entropy_avail"))
 	if err != nil {
 		return fmt.Errorf("read entropy: %w", err)
@@ -29,7 +29,7 @@ func (c *entropyCollector) Update(ch chan<- prometheus.Metric) error {
 	if err != nil {
 		return fmt.Errorf("read entropy pool size: %w", err)
 	}
-	ch <- prometheus.MustNewConstMetric(entropyAvailDesc, prometheus.GaugeValue, avail)
-	ch <- prometheus.MustNewConstMetric(entropyPoolDesc, prometheus.GaugeValue, pool)
+	ch(c.h.series.metric(entropyAvailDesc, prometheus.GaugeValue, avail))
+	ch(c.h.series.metric(entropyPoolDesc, prometheus.GaugeValue, pool))
 	return nil
 }

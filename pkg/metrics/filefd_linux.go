@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -23,9 +22,10 @@ type filefdCollector struct{ h *host }
 
 func newFilefdCollector(h *host) (collector, error) { return &filefdCollector{h: h}, nil }
 
-func (c *filefdCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *filefdCollector) Update(ch emitter) error {
 	path := c.h.procPath("sys", "fs", "file-nr")
-	b, err := os.ReadFile(path)
+	var buf [128]byte
+	b, err := readSmallFile(path, buf[:])
 	if err != nil {
 		return fmt.Errorf("read file-nr: %w", err)
 	}
@@ -33,8 +33,8 @@ func (c *filefdCollector) Update(ch chan<- prometheus.Metric) error {
 	if err != nil {
 		return fmt.Errorf("parse %s: %w", path, err)
 	}
-	ch <- prometheus.MustNewConstMetric(filefdAllocatedDesc, prometheus.GaugeValue, alloc)
-	ch <- prometheus.MustNewConstMetric(filefdMaximumDesc, prometheus.GaugeValue, max)
+	ch(c.h.series.metric(filefdAllocatedDesc, prometheus.GaugeValue, alloc))
+	ch(c.h.series.metric(filefdMaximumDesc, prometheus.GaugeValue, max))
 	return nil
 }
 

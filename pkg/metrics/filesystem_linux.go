@@ -72,7 +72,7 @@ type fsStats struct {
 	err                                 bool
 }
 
-func (c *filesystemCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *filesystemCollector) Update(ch emitter) error {
 	mounts, err := c.mounts()
 	if err != nil {
 		return err
@@ -80,7 +80,7 @@ func (c *filesystemCollector) Update(ch chan<- prometheus.Metric) error {
 	for _, m := range mounts {
 		s := c.stat(m)
 		for _, metric := range fsMetrics(s, c.h.series) {
-			ch <- metric
+			ch(metric)
 		}
 	}
 	return nil

@@ -45,7 +45,7 @@ type hwmonCollector struct {
 
 func newHwmonCollector(h *host) (collector, error) { return &hwmonCollector{h: h}, nil }
 
-func (c *hwmonCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *hwmonCollector) Update(ch emitter) error {
 	dir := c.h.sysPath("class", "hwmon")
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -61,7 +61,7 @@ func (c *hwmonCollector) Update(ch chan<- prometheus.Metric) error {
 			return err
 		}
 		for _, m := range ms {
-			ch <- m
+			ch(m)
 			n++
 		}
 	}

@@ -20,21 +20,21 @@ type loadavgCollector struct{ h *host }
 
 func newLoadavgCollector(h *host) (collector, error) { return &loadavgCollector{h: h}, nil }
 
-func (c *loadavgCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *loadavgCollector) Update(ch emitter) error {
 	l, err := c.h.proc.LoadAvg()
 	if err != nil {
 		return fmt.Errorf("read %s: %w", c.h.procPath("loadavg"), err)
 	}
-	for _, m := range loadavgMetrics(l) {
-		ch <- m
+	for _, m := range loadavgMetrics(l, c.h.series) {
+		ch(m)
 	}
 	return nil
 }
 
-func loadavgMetrics(l *procfs.LoadAvg) []prometheus.Metric {
+func loadavgMetrics(l *procfs.LoadAvg, sc *seriesCache) []prometheus.Metric {
 	return []prometheus.Metric{
-		prometheus.MustNewConstMetric(loadDescs[0], prometheus.GaugeValue, l.Load1),
-		prometheus.MustNewConstMetric(loadDescs[1], prometheus.GaugeValue, l.Load5),
-		prometheus.MustNewConstMetric(loadDescs[2], prometheus.GaugeValue, l.Load15),
+		sc.metric(loadDescs[0], prometheus.GaugeValue, l.Load1),
+		sc.metric(loadDescs[1], prometheus.GaugeValue, l.Load5),
+		sc.metric(loadDescs[2], prometheus.GaugeValue, l.Load15),
 	}
 }

@@ -32,7 +32,7 @@ func newMeminfoCollector(h *host) (collector, error) {
 		counters: map[*prometheus.Desc]bool{}}, nil
 }
 
-func (c *meminfoCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *meminfoCollector) Update(ch emitter) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	path := c.h.procPath("meminfo")
@@ -47,7 +47,7 @@ func (c *meminfoCollector) Update(ch chan<- prometheus.Metric) error {
 		if c.counters[d] {
 			typ = prometheus.CounterValue
 		}
-		ch <- c.h.series.metric(d, typ, v)
+		ch(c.h.series.metric(d, typ, v))
 	})
 	if err != nil {
 		return fmt.Errorf("parse %s: %w", path, err)

@@ -33,7 +33,7 @@ func newNetclassCollector(h *host) (collector, error) {
 	return &netclassCollector{h: h}, nil
 }
 
-func (c *netclassCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *netclassCollector) Update(ch emitter) error {
 	nc, err := readNetClass(c.h.sysPath("class", "net"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -42,7 +42,7 @@ func (c *netclassCollector) Update(ch chan<- prometheus.Metric) error {
 		return fmt.Errorf("read %s: %w", c.h.sysPath("class", "net"), err)
 	}
 	for _, m := range netclassMetrics(nc, &c.descs, c.h.series) {
-		ch <- m
+		ch(m)
 	}
 	return nil
 }

@@ -55,7 +55,7 @@ type netdevCollector struct{ h *host }
 
 func newNetdevCollector(h *host) (collector, error) { return &netdevCollector{h: h}, nil }
 
-func (c *netdevCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *netdevCollector) Update(ch emitter) error {
 	nd, err := c.h.proc.NetDev()
 	if err != nil {
 		return fmt.Errorf("read %s: %w", c.h.procPath("net", "dev"), err)
@@ -66,11 +66,11 @@ func (c *netdevCollector) Update(ch chan<- prometheus.Metric) error {
 		}
 	}
 	for _, m := range netdevMetrics(nd, c.h.series) {
-		ch <- m
+		ch(m)
 	}
 	for name := range nd {
 		if v, err := readNumberFile(c.h.sysPath("class", "net", name, "statistics", "rx_nohandler")); err == nil {
-			ch <- c.h.series.metric(nohandlerDesc, prometheus.CounterValue, v, name)
+			ch(c.h.series.metric(nohandlerDesc, prometheus.CounterValue, v, name))
 		}
 	}
 	return nil

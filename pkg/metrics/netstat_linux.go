@@ -56,7 +56,7 @@ func (c *netstatCollector) read(name string) ([]byte, error) {
 	return b, err
 }
 
-func (c *netstatCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *netstatCollector) Update(ch emitter) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, name := range []string{"netstat", "snmp"} {
@@ -80,7 +80,7 @@ func (c *netstatCollector) Update(ch chan<- prometheus.Metric) error {
 
 // emitPairs reads the "Proto: name name ..." / "Proto: value value ..."
 // line pairs of /proc/net/netstat and /proc/net/snmp.
-func (c *netstatCollector) emitPairs(b []byte, ch chan<- prometheus.Metric) error {
+func (c *netstatCollector) emitPairs(b []byte, ch emitter) error {
 	for len(b) > 0 {
 		var header, values []byte
 		header, b, _ = bytes.Cut(b, []byte("\n"))
@@ -113,7 +113,7 @@ func (c *netstatCollector) emitPairs(b []byte, ch chan<- prometheus.Metric) erro
 			if err != nil {
 				return fmt.Errorf("%s value %q: %w", d, vals[i+1], err)
 			}
-			ch <- prometheus.MustNewConstMetric(d, prometheus.UntypedValue, v)
+			ch(c.h.series.metric(d, prometheus.UntypedValue, v))
 		}
 	}
 	return nil
@@ -121,7 +121,7 @@ func (c *netstatCollector) emitPairs(b []byte, ch chan<- prometheus.Metric) erro
 
 // emitSNMP6 reads /proc/net/snmp6's "Ip6InReceives 123" lines (the
 // protocol name ends at its "6": Ip6_InReceives).
-func (c *netstatCollector) emitSNMP6(b []byte, ch chan<- prometheus.Metric) error {
+func (c *netstatCollector) emitSNMP6(b []byte, ch emitter) error {
 	for len(b) > 0 {
 		var line []byte
 		line, b, _ = bytes.Cut(b, []byte("\n"))
@@ -145,7 +145,7 @@ func (c *netstatCollector) emitSNMP6(b []byte, ch chan<- prometheus.Metric) erro
 		if err != nil {
 			return fmt.Errorf("parse %s value %q: %w", name, value, err)
 		}
-		ch <- prometheus.MustNewConstMetric(d, prometheus.UntypedValue, v)
+		ch(c.h.series.metric(d, prometheus.UntypedValue, v))
 	}
 	return nil
 }

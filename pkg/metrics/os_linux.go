@@ -44,7 +44,7 @@ type osCollector struct {
 
 func newOSCollector(h *host) (collector, error) { return &osCollector{h: h}, nil }
 
-func (c *osCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *osCollector) Update(ch emitter) error {
 	kv, err := c.read()
 	if err != nil {
 		return err
@@ -53,10 +53,10 @@ func (c *osCollector) Update(ch chan<- prometheus.Metric) error {
 	for i, l := range osInfoLabels {
 		vals[i] = kv[strings.ToUpper(l)]
 	}
-	ch <- c.h.series.metric(osInfoDesc, prometheus.GaugeValue, 1, vals...)
+	ch(c.h.series.metric(osInfoDesc, prometheus.GaugeValue, 1, vals...))
 	if v := osVersionRE.FindString(kv["VERSION_ID"]); v != "" {
 		if f, err := strconv.ParseFloat(v, 64); err == nil {
-			ch <- c.h.series.metric(osVersionDesc, prometheus.GaugeValue, f, kv["ID"], kv["ID_LIKE"], kv["NAME"])
+			ch(c.h.series.metric(osVersionDesc, prometheus.GaugeValue, f, kv["ID"], kv["ID_LIKE"], kv["NAME"]))
 		}
 	}
 	return nil

@@ -2,10 +2,7 @@ package metrics
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strconv"
 	"sync"
 )
@@ -58,33 +55,6 @@ func (r *statReader) read(fn func(*procStat)) error {
 	}
 	fn(&r.st)
 	return nil
-}
-
-// readFileReuse reads the whole file at path into buf, growing it as
-// needed, and returns the filled slice.
-func readFileReuse(path string, buf []byte) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return buf[:0], err
-	}
-	defer f.Close()
-	if cap(buf) == 0 {
-		buf = make([]byte, 0, 4096)
-	}
-	buf = buf[:0]
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := f.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if errors.Is(err, io.EOF) || (err == nil && n == 0) {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
 }
 
 // parseProcStat parses the contents of /proc/stat into st, reusing its

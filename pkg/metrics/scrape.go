@@ -52,7 +52,15 @@ type ScrapeResult struct {
 // a scrape that finds the same series as the last one allocates no labels.
 type Scraper struct {
 	Gatherer prometheus.Gatherer
-	Storage  storage.Appendable
+	// Direct, if set, is a collector whose metrics the scraper appends
+	// as they are collected, without a registry's gather: no protobuf
+	// copy of each metric, no per-scrape family maps, checks and sorting.
+	// Its series are stored exactly as a registry gathering it would have
+	// given them (TestDirectMatchesRegistry). Gatherer must not gather it
+	// too. The node collectors, most of a host's series, go this way;
+	// /metrics still serves them through the registry.
+	Direct  prometheus.Collector
+	Storage storage.Appendable
 	// Clock gives each scrape its timestamp and measures its duration.
 	// Default: the real clock.
 	Clock service.Clock
@@ -77,7 +85,6 @@ type Scraper struct {
 	builder     labels.ScratchBuilder
 	target      *ScrapeTarget   // the target of the family being flattened
 	famTargets  []*ScrapeTarget // the targets of the family being flattened, reused
-	up          dto.Metric      // the up series' (label-less) metric
 	scratch     labels.Labels   // the builder's output before it is known to be new
 	// known and spareKnown map a gathered series, by the identity of its
 	// label pairs, to its label hash: the node collectors and client
@@ -87,6 +94,14 @@ type Scraper struct {
 	// their label pairs, so their address cannot be reused by another
 	// series while the entry exists.
 	known, spareKnown map[seriesIdentity]knownSeries
+	// direct holds what the scraper learned of each descriptor Direct
+	// collects (name, help, type, targets); round counts the scrapes, and
+	// seen lists the families collected in this one.
+	direct map[*prometheus.Desc]*directFamily
+	round  uint64
+	seen   []*directFamily
+	dm     dto.Metric          // a Direct metric that is not the series cache's, reused
+	names  map[string]struct{} // family names of this scrape, reused
 
 	mu   sync.RWMutex
 	meta map[string]Metadata
@@ -146,9 +161,15 @@ func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
 	}
 	start := clock.Now()
 	ts := start.UnixMilli()
-	mfs, gatherErr := s.Gatherer.Gather()
-	if gatherErr != nil && len(mfs) == 0 {
-		return ScrapeResult{}, fmt.Errorf("gather metrics: %w", gatherErr)
+	var (
+		mfs       []*dto.MetricFamily
+		gatherErr error
+	)
+	if s.Gatherer != nil {
+		mfs, gatherErr = s.Gatherer.Gather()
+		if gatherErr != nil && len(mfs) == 0 && s.Direct == nil {
+			return ScrapeResult{}, fmt.Errorf("gather metrics: %w", gatherErr)
+		}
 	}
 
 	// The series of this scrape, keyed by label hash; the map of the
@@ -163,11 +184,17 @@ func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
 	}
 	clear(s.spareKnown)
 	s.flatten(mfs, ts, cur)
+	if s.Direct != nil {
+		// A metric the collector could not make (a label value that is
+		// not UTF-8) drops that series, as a registry's gather does; a
+		// panic drops what the collector had not yet sent.
+		_ = s.collectDirect(ts, cur)
+	}
 	// up is 1 for every target: gathering in-process either returns
 	// families or fails the scrape above.
 	for i := range s.Targets {
 		s.target = &s.Targets[i]
-		s.add(cur, ts, "up", &s.up, 1, "", "")
+		s.add(cur, ts, "up", nil, 1, "", "")
 	}
 	s.target = nil
 	samples := s.samples
@@ -215,7 +242,7 @@ func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
 	res.Stale = len(stale)
 	s.prev, s.spare = cur, s.prev
 	s.known, s.spareKnown = s.spareKnown, s.known
-	if meta, changed := familiesMetadata(mfs, s.Metadata()); changed {
+	if meta, changed := s.familiesMetadata(mfs, s.Metadata()); changed {
 		s.mu.Lock()
 		s.meta = meta
 		s.mu.Unlock()
@@ -243,19 +270,7 @@ func (s *Scraper) flatten(mfs []*dto.MetricFamily, ts int64, cur map[uint64]scra
 	s.samples, s.hashes = s.samples[:0], s.hashes[:0]
 	for _, mf := range mfs {
 		name := mf.GetName()
-		s.famTargets = s.famTargets[:0]
-		for i := range s.Targets {
-			if f := s.Targets[i].Families; f == nil || f(name) {
-				s.famTargets = append(s.famTargets, &s.Targets[i])
-				break
-			}
-		}
-		for i := range s.Targets {
-			t := &s.Targets[i]
-			if t.Also != nil && t.Also(name) && (len(s.famTargets) == 0 || s.famTargets[0] != t) {
-				s.famTargets = append(s.famTargets, t)
-			}
-		}
+		s.famTargets = s.targetsOf(name, s.famTargets[:0])
 		if len(s.famTargets) == 0 {
 			s.target = nil
 			s.flattenFamily(mf, name, ts, cur)
@@ -265,47 +280,74 @@ func (s *Scraper) flatten(mfs []*dto.MetricFamily, ts int64, cur map[uint64]scra
 			s.flattenFamily(mf, name, ts, cur)
 		}
 	}
+	s.target = nil
+}
+
+// targetsOf appends to dst the targets a family is stored under: the first
+// target whose Families accepts it, then those whose Also takes it.
+func (s *Scraper) targetsOf(name string, dst []*ScrapeTarget) []*ScrapeTarget {
+	n := len(dst)
+	for i := range s.Targets {
+		if f := s.Targets[i].Families; f == nil || f(name) {
+			dst = append(dst, &s.Targets[i])
+			break
+		}
+	}
+	for i := range s.Targets {
+		t := &s.Targets[i]
+		if t.Also != nil && t.Also(name) && (len(dst) == n || dst[n] != t) {
+			dst = append(dst, t)
+		}
+	}
+	return dst
 }
 
 // flattenFamily appends the samples of one family under s.target.
 func (s *Scraper) flattenFamily(mf *dto.MetricFamily, name string, ts int64, cur map[uint64]scrapedSeries) {
+	typ := mf.GetType()
 	for _, m := range mf.GetMetric() {
-		switch mf.GetType() {
-		case dto.MetricType_COUNTER:
-			s.add(cur, ts, name, m, m.GetCounter().GetValue(), "", "")
-		case dto.MetricType_GAUGE:
-			s.add(cur, ts, name, m, m.GetGauge().GetValue(), "", "")
-		case dto.MetricType_SUMMARY:
-			sm := m.GetSummary()
-			for _, q := range sm.GetQuantile() {
-				s.add(cur, ts, name, m, q.GetValue(), "quantile", formatFloat(q.GetQuantile()))
-			}
-			s.add(cur, ts, name+"_sum", m, sm.GetSampleSum(), "", "")
-			s.add(cur, ts, name+"_count", m, float64(sm.GetSampleCount()), "", "")
-		case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
-			h := m.GetHistogram()
-			inf := false
-			for _, b := range h.GetBucket() {
-				if math.IsInf(b.GetUpperBound(), 1) {
-					inf = true
-				}
-				s.add(cur, ts, name+"_bucket", m, float64(b.GetCumulativeCount()), "le", formatFloat(b.GetUpperBound()))
-			}
-			if !inf {
-				s.add(cur, ts, name+"_bucket", m, float64(h.GetSampleCount()), "le", "+Inf")
-			}
-			s.add(cur, ts, name+"_sum", m, h.GetSampleSum(), "", "")
-			s.add(cur, ts, name+"_count", m, float64(h.GetSampleCount()), "", "")
-		default:
-			s.add(cur, ts, name, m, m.GetUntyped().GetValue(), "", "")
-		}
+		s.flattenMetric(typ, m, name, ts, cur)
 	}
 }
 
-// add appends one sample of series name with m's labels plus, if ln is
-// set, the label ln=lv.
-func (s *Scraper) add(cur map[uint64]scrapedSeries, ts int64, name string, m *dto.Metric, v float64, ln, lv string) {
+// flattenMetric appends the samples of one metric of a family of type typ
+// under s.target.
+func (s *Scraper) flattenMetric(typ dto.MetricType, m *dto.Metric, name string, ts int64, cur map[uint64]scrapedSeries) {
 	pairs := m.GetLabel()
+	switch typ {
+	case dto.MetricType_COUNTER:
+		s.add(cur, ts, name, pairs, m.GetCounter().GetValue(), "", "")
+	case dto.MetricType_GAUGE:
+		s.add(cur, ts, name, pairs, m.GetGauge().GetValue(), "", "")
+	case dto.MetricType_SUMMARY:
+		sm := m.GetSummary()
+		for _, q := range sm.GetQuantile() {
+			s.add(cur, ts, name, pairs, q.GetValue(), "quantile", formatFloat(q.GetQuantile()))
+		}
+		s.add(cur, ts, name+"_sum", pairs, sm.GetSampleSum(), "", "")
+		s.add(cur, ts, name+"_count", pairs, float64(sm.GetSampleCount()), "", "")
+	case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+		h := m.GetHistogram()
+		inf := false
+		for _, b := range h.GetBucket() {
+			if math.IsInf(b.GetUpperBound(), 1) {
+				inf = true
+			}
+			s.add(cur, ts, name+"_bucket", pairs, float64(b.GetCumulativeCount()), "le", formatFloat(b.GetUpperBound()))
+		}
+		if !inf {
+			s.add(cur, ts, name+"_bucket", pairs, float64(h.GetSampleCount()), "le", "+Inf")
+		}
+		s.add(cur, ts, name+"_sum", pairs, h.GetSampleSum(), "", "")
+		s.add(cur, ts, name+"_count", pairs, float64(h.GetSampleCount()), "", "")
+	default:
+		s.add(cur, ts, name, pairs, m.GetUntyped().GetValue(), "", "")
+	}
+}
+
+// add appends one sample of series name with the labels pairs plus, if ln
+// is set, the label ln=lv.
+func (s *Scraper) add(cur map[uint64]scrapedSeries, ts int64, name string, pairs []*dto.LabelPair, v float64, ln, lv string) {
 	id := seriesIdentity{n: len(pairs), name: name, ln: ln, lv: lv, target: s.target}
 	if len(pairs) > 0 {
 		id.pairs = pairs[0]
@@ -322,7 +364,7 @@ func (s *Scraper) add(cur map[uint64]scrapedSeries, ts int64, name string, m *dt
 	b := &s.builder
 	b.Reset()
 	b.Add(labels.MetricName, name)
-	for _, l := range m.GetLabel() {
+	for _, l := range pairs {
 		n := l.GetName()
 		if s.target != nil && (n == "job" || n == "instance") {
 			// Prometheus keeps a target's own job and instance labels
@@ -351,24 +393,40 @@ func (s *Scraper) add(cur map[uint64]scrapedSeries, ts int64, name string, m *dt
 	s.hashes = append(s.hashes, h)
 }
 
-// familiesMetadata returns the metadata of the gathered families, and
-// whether it differs from last: an unchanged set keeps the map the API
-// already holds instead of building a new one every scrape.
-func familiesMetadata(mfs []*dto.MetricFamily, last map[string]Metadata) (map[string]Metadata, bool) {
-	same := len(mfs) == len(last)
-	for _, mf := range mfs {
-		if !same {
-			break
-		}
-		md, ok := last[mf.GetName()]
-		same = ok && md == Metadata{Type: metricTypeName(mf.GetType()), Help: mf.GetHelp(), Unit: mf.GetUnit()}
+// familiesMetadata returns the metadata of the families of this scrape
+// (gathered and collected directly), and whether it differs from last:
+// an unchanged set keeps the map the API already holds instead of
+// building a new one every scrape.
+func (s *Scraper) familiesMetadata(mfs []*dto.MetricFamily, last map[string]Metadata) (map[string]Metadata, bool) {
+	if s.names == nil {
+		s.names = make(map[string]struct{}, len(last))
 	}
-	if same {
+	clear(s.names)
+	same := true
+	check := func(name string, md Metadata) {
+		s.names[name] = struct{}{}
+		if same {
+			old, ok := last[name]
+			same = ok && old == md
+		}
+	}
+	for _, mf := range mfs {
+		check(mf.GetName(), Metadata{Type: metricTypeName(mf.GetType()), Help: mf.GetHelp(), Unit: mf.GetUnit()})
+	}
+	for _, f := range s.seen {
+		check(f.name, Metadata{Type: metricTypeName(f.typ), Help: f.help})
+	}
+	if same && len(s.names) == len(last) {
 		return last, false
 	}
-	meta := make(map[string]Metadata, len(mfs))
+	meta := make(map[string]Metadata, len(s.names))
 	for _, mf := range mfs {
 		meta[mf.GetName()] = Metadata{Type: metricTypeName(mf.GetType()), Help: mf.GetHelp(), Unit: mf.GetUnit()}
+	}
+	for _, f := range s.seen {
+		if _, ok := meta[f.name]; !ok {
+			meta[f.name] = Metadata{Type: metricTypeName(f.typ), Help: f.help}
+		}
 	}
 	return meta, true
 }

@@ -28,14 +28,14 @@ type selinuxCollector struct{ h *host }
 
 func newSELinuxCollector(h *host) (collector, error) { return &selinuxCollector{h: h}, nil }
 
-func (c *selinuxCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *selinuxCollector) Update(ch emitter) error {
 	enforce, err := readNumberFile(c.h.sysPath("fs", "selinux", "enforce"))
 	if err != nil {
-		ch <- prometheus.MustNewConstMetric(selinuxEnabledDesc, prometheus.GaugeValue, 0)
+		ch(c.h.series.metric(selinuxEnabledDesc, prometheus.GaugeValue, 0))
 		return nil
 	}
-	ch <- prometheus.MustNewConstMetric(selinuxEnabledDesc, prometheus.GaugeValue, 1)
-	ch <- prometheus.MustNewConstMetric(selinuxCurrentModeDesc, prometheus.GaugeValue, enforce)
+	ch(c.h.series.metric(selinuxEnabledDesc, prometheus.GaugeValue, 1))
+	ch(c.h.series.metric(selinuxCurrentModeDesc, prometheus.GaugeValue, enforce))
 	mode := -1.0
 	if b, err := os.ReadFile(filepath.Join(c.h.opts.RootPath, "etc", "selinux", "config")); err == nil {
 		sc := bufio.NewScanner(bytes.NewReader(b))
@@ -50,6 +50,6 @@ func (c *selinuxCollector) Update(ch chan<- prometheus.Metric) error {
 			}
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(selinuxConfigModeDesc, prometheus.GaugeValue, mode)
+	ch(c.h.series.metric(selinuxConfigModeDesc, prometheus.GaugeValue, mode))
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
 	"golang.org/x/sync/errgroup"
@@ -33,6 +34,10 @@ type Service struct {
 	public     http.Handler
 	notifier   *Notifier
 	started    time.Time
+	// own are the service's own collectors (everything it registers in
+	// env.Metrics but the node collectors): the scraper appends them
+	// directly with the node collectors (scrapeSources).
+	own []prometheus.Collector
 
 	mu       sync.RWMutex
 	store    *Storage
@@ -115,7 +120,11 @@ func New(env service.Env, cfg Config) (*Service, error) {
 	s.notifier = NewNotifier(cfg.Alerting, cfg.externalLabels(), env.Logger.With("component", "notifier"))
 	s.notifier.Clock = env.Clock
 	s.started = env.Clock.Now()
-	for _, c := range []prometheus.Collector{s.notifier, node, s.scrapeDuration, s.scrapeSamples, s.scrapeFailures, s.walRepairs, headSeries, remoteWriteCollector{s}} {
+	if err := env.Metrics.Register(node); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	s.own = []prometheus.Collector{s.notifier, s.scrapeDuration, s.scrapeSamples, s.scrapeFailures, s.walRepairs, headSeries, remoteWriteCollector{s}}
+	for _, c := range s.own {
 		if err := env.Metrics.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
@@ -164,7 +173,8 @@ func (s *Service) Serve(ctx context.Context) error {
 		_ = store.Close()
 		return err
 	}
-	scraper := &Scraper{Gatherer: s.env.Gatherer, Storage: store.DB, Clock: s.clock, Targets: s.targets()}
+	gather, direct := s.scrapeSources()
+	scraper := &Scraper{Gatherer: gather, Direct: direct, Storage: store.DB, Clock: s.clock, Targets: s.targets()}
 	if len(writers) > 0 {
 		scraper.OnSamples = func(smp []Sample) {
 			for _, w := range writers {
@@ -208,6 +218,58 @@ func (s *Service) Serve(ctx context.Context) error {
 		return ctx.Err()
 	}
 	return err
+}
+
+// ExceptGatherer is a prometheus.Gatherer that gathers several registries
+// and can leave one of them out: the daemon's, which gathers hostd's own
+// registry and every service's.
+type ExceptGatherer interface {
+	prometheus.Gatherer
+	// GatherExcept gathers every registry but skip.
+	GatherExcept(skip prometheus.Registerer) ([]*dto.MetricFamily, error)
+}
+
+// scrapeSources returns what the scraper gathers and the collectors it
+// appends directly. The node collectors (most of a host's series) and the
+// service's own collectors are appended as they are collected when the
+// service can gather everything else hostd publishes without them: every
+// registry but this service's (env.Gatherer an ExceptGatherer). Any other
+// gatherer is gathered as it is, node collectors and all.
+func (s *Service) scrapeSources() (prometheus.Gatherer, prometheus.Collector) {
+	g, ok := s.env.Gatherer.(ExceptGatherer)
+	if !ok {
+		return s.env.Gatherer, nil
+	}
+	return gathererFunc(func() ([]*dto.MetricFamily, error) { return g.GatherExcept(s.env.Metrics) }),
+		collectors(append([]prometheus.Collector{s.node}, s.own...))
+}
+
+// gathererFunc is a function as a prometheus.Gatherer.
+type gathererFunc func() ([]*dto.MetricFamily, error)
+
+func (f gathererFunc) Gather() ([]*dto.MetricFamily, error) { return f() }
+
+// collectors collects each of its collectors in turn.
+type collectors []prometheus.Collector
+
+var _ DirectCollector = collectors(nil)
+
+func (cs collectors) Describe(chan<- *prometheus.Desc) {}
+
+func (cs collectors) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range cs {
+		c.Collect(ch)
+	}
+}
+
+// CollectTo implements DirectCollector: the node collectors hand their
+// metrics over in the caller's goroutine, the others through a channel.
+func (cs collectors) CollectTo(emit func(prometheus.Metric)) {
+	for _, c := range cs {
+		// One that panics loses what it had not handed out, not the
+		// others' metrics (as in a registry's gather).
+		_ = collectTo(c, emit)
+	}
 }
 
 // scrapeLoop scrapes now and then every interval on the service's clock

@@ -22,7 +22,7 @@ type sockstatCollector struct {
 
 func newSockstatCollector(h *host) (collector, error) { return &sockstatCollector{h: h}, nil }
 
-func (c *sockstatCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *sockstatCollector) Update(ch emitter) error {
 	s4, err := c.h.proc.NetSockstat()
 	if err != nil {
 		return fmt.Errorf("read %s: %w", c.h.procPath("net", "sockstat"), err)
@@ -31,12 +31,12 @@ func (c *sockstatCollector) Update(ch chan<- prometheus.Metric) error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) { // IPv6 may be disabled
 		return fmt.Errorf("read %s: %w", c.h.procPath("net", "sockstat6"), err)
 	}
-	for _, m := range sockstatMetrics(s4, c.h.pageSz, &c.descs) {
-		ch <- m
+	for _, m := range sockstatMetrics(s4, c.h.pageSz, &c.descs, c.h.series) {
+		ch(m)
 	}
 	if s6 != nil {
-		for _, m := range sockstatMetrics(s6, c.h.pageSz, &c.descs) {
-			ch <- m
+		for _, m := range sockstatMetrics(s6, c.h.pageSz, &c.descs, c.h.series) {
+			ch(m)
 		}
 	}
 	return nil
@@ -44,10 +44,10 @@ func (c *sockstatCollector) Update(ch chan<- prometheus.Metric) error {
 
 // sockstatMetrics converts one sockstat file; procfs already names the IPv6
 // protocols "TCP6", "UDP6", ... as node_exporter does.
-func sockstatMetrics(s *procfs.NetSockstat, pageSize int, descs *descCache) []prometheus.Metric {
+func sockstatMetrics(s *procfs.NetSockstat, pageSize int, descs *descCache, sc *seriesCache) []prometheus.Metric {
 	var out []prometheus.Metric
 	if s.Used != nil {
-		out = append(out, prometheus.MustNewConstMetric(sockstatUsedDesc, prometheus.GaugeValue, float64(*s.Used)))
+		out = append(out, sc.metric(sockstatUsedDesc, prometheus.GaugeValue, float64(*s.Used)))
 	}
 	for _, p := range s.Protocols {
 		proto := p.Protocol
@@ -56,7 +56,7 @@ func sockstatMetrics(s *procfs.NetSockstat, pageSize int, descs *descCache) []pr
 				return prometheus.NewDesc(prometheus.BuildFQName(namespace, "sockstat", proto+"_"+state),
 					fmt.Sprintf("Number of %s sockets in state %s.", proto, state), nil, nil)
 			})
-			out = append(out, prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v))
+			out = append(out, sc.metric(d, prometheus.GaugeValue, v))
 		}
 		add("inuse", float64(p.InUse))
 		if p.Orphan != nil {

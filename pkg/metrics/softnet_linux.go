@@ -23,7 +23,7 @@ type softnetCollector struct{ h *host }
 
 func newSoftnetCollector(h *host) (collector, error) { return &softnetCollector{h: h}, nil }
 
-func (c *softnetCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *softnetCollector) Update(ch emitter) error {
 	stats, err := c.h.proc.NetSoftnetStat()
 	if err != nil {
 		return fmt.Errorf("read softnet_stat: %w", err)
@@ -32,9 +32,9 @@ func (c *softnetCollector) Update(ch chan<- prometheus.Metric) error {
 		// node_exporter 1.5 numbers the lines, which is the CPU index on
 		// hosts whose CPUs are all online.
 		cpu := strconv.Itoa(i)
-		ch <- c.h.series.metric(softnetProcessedDesc, prometheus.CounterValue, float64(s.Processed), cpu)
-		ch <- c.h.series.metric(softnetDroppedDesc, prometheus.CounterValue, float64(s.Dropped), cpu)
-		ch <- c.h.series.metric(softnetSqueezedDesc, prometheus.CounterValue, float64(s.TimeSqueezed), cpu)
+		ch(c.h.series.metric(softnetProcessedDesc, prometheus.CounterValue, float64(s.Processed), cpu))
+		ch(c.h.series.metric(softnetDroppedDesc, prometheus.CounterValue, float64(s.Dropped), cpu))
+		ch(c.h.series.metric(softnetSqueezedDesc, prometheus.CounterValue, float64(s.TimeSqueezed), cpu))
 	}
 	return nil
 }

@@ -23,27 +23,30 @@ var (
 
 // statCollector exports the kernel-wide counters of /proc/stat, including
 // the boot time that uptime is derived from.
-type statCollector struct{ stat statReader }
-
-func newStatCollector(h *host) (collector, error) {
-	return &statCollector{stat: statReader{path: h.procPath("stat")}}, nil
+type statCollector struct {
+	stat   statReader
+	series *seriesCache
 }
 
-func (c *statCollector) Update(ch chan<- prometheus.Metric) error {
+func newStatCollector(h *host) (collector, error) {
+	return &statCollector{stat: statReader{path: h.procPath("stat")}, series: h.series}, nil
+}
+
+func (c *statCollector) Update(ch emitter) error {
 	return c.stat.read(func(st *procStat) {
-		for _, m := range statMetrics(st) {
-			ch <- m
+		for _, m := range statMetrics(st, c.series) {
+			ch(m)
 		}
 	})
 }
 
-func statMetrics(s *procStat) []prometheus.Metric {
+func statMetrics(s *procStat, sc *seriesCache) []prometheus.Metric {
 	return []prometheus.Metric{
-		prometheus.MustNewConstMetric(intrDesc, prometheus.CounterValue, float64(s.intr)),
-		prometheus.MustNewConstMetric(contextSwitchesDesc, prometheus.CounterValue, float64(s.ctxt)),
-		prometheus.MustNewConstMetric(forksDesc, prometheus.CounterValue, float64(s.processes)),
-		prometheus.MustNewConstMetric(bootTimeDesc, prometheus.GaugeValue, float64(s.btime)),
-		prometheus.MustNewConstMetric(procsRunningDesc, prometheus.GaugeValue, float64(s.running)),
-		prometheus.MustNewConstMetric(procsBlockedDesc, prometheus.GaugeValue, float64(s.blocked)),
+		sc.metric(intrDesc, prometheus.CounterValue, float64(s.intr)),
+		sc.metric(contextSwitchesDesc, prometheus.CounterValue, float64(s.ctxt)),
+		sc.metric(forksDesc, prometheus.CounterValue, float64(s.processes)),
+		sc.metric(bootTimeDesc, prometheus.GaugeValue, float64(s.btime)),
+		sc.metric(procsRunningDesc, prometheus.GaugeValue, float64(s.running)),
+		sc.metric(procsBlockedDesc, prometheus.GaugeValue, float64(s.blocked)),
 	}
 }

@@ -50,11 +50,11 @@ func (c *textfileCollector) owns(name string) bool {
 	return c.names[name]
 }
 
-func (c *textfileCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *textfileCollector) Update(ch emitter) error {
 	dir := c.h.opts.TextfileDir
 	if dir == "" {
 		// No directory: no files and no error, as node_exporter reports.
-		ch <- prometheus.MustNewConstMetric(textfileErrorDesc, prometheus.GaugeValue, 0)
+		ch(c.h.series.metric(textfileErrorDesc, prometheus.GaugeValue, 0))
 		return nil
 	}
 	failed := 0.0
@@ -101,9 +101,9 @@ func (c *textfileCollector) Update(ch chan<- prometheus.Metric) error {
 		for _, name := range names {
 			textfileFamily(ch, fams[name])
 		}
-		ch <- c.h.series.metric(textfileMtimeDesc, prometheus.GaugeValue, mtime, path)
+		ch(c.h.series.metric(textfileMtimeDesc, prometheus.GaugeValue, mtime, path))
 	}
-	ch <- prometheus.MustNewConstMetric(textfileErrorDesc, prometheus.GaugeValue, failed)
+	ch(c.h.series.metric(textfileErrorDesc, prometheus.GaugeValue, failed))
 	return nil
 }
 
@@ -141,7 +141,7 @@ func readTextfile(path string) (map[string]*dto.MetricFamily, float64, error) {
 // textfileFamily sends a parsed family as const metrics. Every sample gets
 // the union of the family's label names, missing ones empty, as
 // node_exporter does.
-func textfileFamily(ch chan<- prometheus.Metric, mf *dto.MetricFamily) {
+func textfileFamily(ch emitter, mf *dto.MetricFamily) {
 	nameSet := map[string]bool{}
 	for _, m := range mf.GetMetric() {
 		for _, l := range m.GetLabel() {
@@ -188,6 +188,6 @@ func textfileFamily(ch chan<- prometheus.Metric, mf *dto.MetricFamily) {
 			// by the gatherer with an error naming it.
 			metric = prometheus.NewInvalidMetric(desc, fmt.Errorf("textfile metric %s: %w", mf.GetName(), err))
 		}
-		ch <- metric
+		ch(metric)
 	}
 }

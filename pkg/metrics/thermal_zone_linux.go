@@ -19,7 +19,7 @@ type thermalZoneCollector struct{ h *host }
 
 func newThermalZoneCollector(h *host) (collector, error) { return &thermalZoneCollector{h: h}, nil }
 
-func (c *thermalZoneCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *thermalZoneCollector) Update(ch emitter) error {
 	zones, err := c.h.sys.ClassThermalZoneStats()
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -32,7 +32,7 @@ func (c *thermalZoneCollector) Update(ch chan<- prometheus.Metric) error {
 		return errNoData
 	}
 	for _, m := range ms {
-		ch <- m
+		ch(m)
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -38,21 +37,22 @@ func newTimeCollector(h *host) (collector, error) {
 	return &timeCollector{h: h, clocksources: dirs}, nil
 }
 
-func (c *timeCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *timeCollector) Update(ch emitter) error {
 	now := c.h.opts.Now()
-	ch <- prometheus.MustNewConstMetric(timeDesc, prometheus.GaugeValue, float64(now.UnixNano())/1e9)
+	ch(c.h.series.metric(timeDesc, prometheus.GaugeValue, float64(now.UnixNano())/1e9))
 	zone, offset := now.Zone()
-	ch <- prometheus.MustNewConstMetric(timeZoneDesc, prometheus.GaugeValue, float64(offset), zone)
+	ch(c.h.series.metric(timeZoneDesc, prometheus.GaugeValue, float64(offset), zone))
 	for _, d := range c.clocksources {
 		dev := strings.TrimPrefix(filepath.Base(d), "clocksource")
-		if b, err := os.ReadFile(filepath.Join(d, "available_clocksource")); err == nil {
+		var buf [512]byte
+		if b, err := readSmallFile(filepath.Join(d, "available_clocksource"), buf[:]); err == nil {
 			for _, cs := range strings.Fields(string(b)) {
-				ch <- c.h.series.metric(clocksourceAvailableDesc, prometheus.GaugeValue, 1, dev, cs)
+				ch(c.h.series.metric(clocksourceAvailableDesc, prometheus.GaugeValue, 1, dev, cs))
 			}
 		}
-		if b, err := os.ReadFile(filepath.Join(d, "current_clocksource")); err == nil {
+		if b, err := readSmallFile(filepath.Join(d, "current_clocksource"), buf[:]); err == nil {
 			if cs := strings.TrimSpace(string(b)); cs != "" {
-				ch <- c.h.series.metric(clocksourceCurrentDesc, prometheus.GaugeValue, 1, dev, cs)
+				ch(c.h.series.metric(clocksourceCurrentDesc, prometheus.GaugeValue, 1, dev, cs))
 			}
 		}
 	}

@@ -49,20 +49,20 @@ func newTimexCollector(h *host) (collector, error) {
 	return &timexCollector{h: h, adjtime: unix.Adjtimex}, nil
 }
 
-func (c *timexCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *timexCollector) Update(ch emitter) error {
 	var tx unix.Timex
 	state, err := c.adjtime(&tx)
 	if err != nil {
 		return fmt.Errorf("adjtimex: %w", err)
 	}
-	for _, m := range timexMetrics(&tx, state) {
-		ch <- m
+	for _, m := range timexMetrics(&tx, state, c.h.series) {
+		ch(m)
 	}
 	return nil
 }
 
 // timexMetrics turns one adjtimex answer into node_exporter's metrics.
-func timexMetrics(tx *unix.Timex, state int) []prometheus.Metric {
+func timexMetrics(tx *unix.Timex, state int, sc *seriesCache) []prometheus.Metric {
 	sync := 1.0
 	if state == unix.TIME_ERROR {
 		sync = 0
@@ -72,10 +72,10 @@ func timexMetrics(tx *unix.Timex, state int) []prometheus.Metric {
 		divisor = 1e9 // ... or nanoseconds
 	}
 	g := func(d *prometheus.Desc, v float64) prometheus.Metric {
-		return prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+		return sc.metric(d, prometheus.GaugeValue, v)
 	}
 	cnt := func(d *prometheus.Desc, v float64) prometheus.Metric {
-		return prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+		return sc.metric(d, prometheus.CounterValue, v)
 	}
 	return []prometheus.Metric{
 		g(timexSyncDesc, sync),

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -18,28 +18,41 @@ var udpQueuesDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "udp", 
 
 // udpQueuesCollector sums the send and receive queues of /proc/net/udp
 // and udp6. A host without IPv6 reports only v4.
-type udpQueuesCollector struct{ h *host }
+type udpQueuesCollector struct {
+	h   *host
+	mu  sync.Mutex // guards buf between concurrent gathers
+	buf []byte     // the last file read, reused
+}
 
 func newUDPQueuesCollector(h *host) (collector, error) { return &udpQueuesCollector{h: h}, nil }
 
-func (c *udpQueuesCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *udpQueuesCollector) Update(ch emitter) error {
 	for _, f := range []struct{ file, ip string }{{"udp", "v4"}, {"udp6", "v6"}} {
 		path := c.h.procPath("net", f.file)
-		b, err := os.ReadFile(path)
+		tx, rx, err := c.read(path)
 		if f.ip == "v6" && errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("read %s: %w", path, err)
-		}
-		tx, rx, err := parseUDPQueues(b)
-		if err != nil {
 			return fmt.Errorf("parse %s: %w", path, err)
 		}
-		ch <- c.h.series.metric(udpQueuesDesc, prometheus.GaugeValue, float64(tx), "tx", f.ip)
-		ch <- c.h.series.metric(udpQueuesDesc, prometheus.GaugeValue, float64(rx), "rx", f.ip)
+		ch(c.h.series.metric(udpQueuesDesc, prometheus.GaugeValue, float64(tx), "tx", f.ip))
+		ch(c.h.series.metric(udpQueuesDesc, prometheus.GaugeValue, float64(rx), "rx", f.ip))
 	}
 	return nil
+}
+
+// read sums the queues of one file.
+func (c *udpQueuesCollector) read(path string) (tx, rx uint64, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.buf, err = readFileReuse(path, c.buf); err != nil {
+		return 0, 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	if tx, rx, err = parseUDPQueues(c.buf); err != nil {
+		return 0, 0, fmt.Errorf("parse %s: %w", path, err)
+	}
+	return tx, rx, nil
 }
 
 // parseUDPQueues sums the tx_queue:rx_queue column (hexadecimal, the

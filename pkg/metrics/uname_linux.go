@@ -18,12 +18,12 @@ type unameCollector struct{ h *host }
 
 func newUnameCollector(h *host) (collector, error) { return &unameCollector{h: h}, nil }
 
-func (c *unameCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *unameCollector) Update(ch emitter) error {
 	u, err := c.h.uname()
 	if err != nil {
 		return fmt.Errorf("uname: %w", err)
 	}
-	ch <- unameMetric(u, c.h.series)
+	ch(unameMetric(u, c.h.series))
 	return nil
 }
 

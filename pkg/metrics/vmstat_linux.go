@@ -31,7 +31,7 @@ func newVmstatCollector(h *host) (collector, error) {
 	return &vmstatCollector{h: h, descs: map[string]*prometheus.Desc{}}, nil
 }
 
-func (c *vmstatCollector) Update(ch chan<- prometheus.Metric) error {
+func (c *vmstatCollector) Update(ch emitter) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	path := c.h.procPath("vmstat")
@@ -41,7 +41,7 @@ func (c *vmstatCollector) Update(ch chan<- prometheus.Metric) error {
 		return fmt.Errorf("read vmstat: %w", err)
 	}
 	err = parseVmstat(b, func(name []byte) bool { return c.desc(name) != nil }, func(name []byte, v float64) {
-		ch <- c.h.series.metric(c.desc(name), prometheus.UntypedValue, v)
+		ch(c.h.series.metric(c.desc(name), prometheus.UntypedValue, v))
 	})
 	if err != nil {
 		return fmt.Errorf("parse %s: %w", path, err)

@@ -1,0 +1,236 @@
+package metrics
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/model"
+)
+
+// directFamily is what the scraper knows of one descriptor of its Direct
+// collector.
+type directFamily struct {
+	name, help string
+	err        error          // the descriptor is invalid: its metrics are dropped
+	typ        dto.MetricType // of the last metric collected
+	round      uint64         // the last scrape that collected it
+	listed     uint64         // the last scrape that stored a series of it
+	targets    []*ScrapeTarget
+}
+
+// DirectCollector is a collector that can hand its metrics to a function
+// in the caller's goroutine instead of sending them on a channel, as
+// NodeCollector does.
+type DirectCollector interface {
+	CollectTo(emit func(prometheus.Metric))
+}
+
+// directQueue is how many metrics a Direct collector that is not a
+// DirectCollector may send ahead of the scraper appending them.
+const directQueue = 256
+
+// collectDirect collects s.Direct and appends what it hands out as it
+// comes: in the scraper's goroutine for a DirectCollector, else from a
+// channel its Collect sends on in a goroutine of its own. It returns
+// when the collector has returned, with the errors of the metrics it
+// dropped.
+func (s *Scraper) collectDirect(ts int64, cur map[uint64]scrapedSeries) error {
+	s.round++
+	s.seen = s.seen[:0]
+	var errs []error
+	emit := func(m prometheus.Metric) {
+		if err := s.addDirect(m, ts, cur); err != nil && len(errs) < 10 {
+			errs = append(errs, err)
+		}
+	}
+	err := collectTo(s.Direct, emit)
+	s.target = nil
+	if s.round%sweepRounds == 0 {
+		for d, f := range s.direct {
+			if s.round-f.round > sweepRounds {
+				delete(s.direct, d)
+			}
+		}
+	}
+	return errors.Join(append(errs, err)...)
+}
+
+// collectTo hands every metric of c to emit in the caller's goroutine. A
+// collector that panics drops what it had not handed out, as a
+// registry's gather does; the scrape and the process go on.
+func collectTo(c prometheus.Collector, emit func(prometheus.Metric)) (err error) {
+	if dc, ok := c.(DirectCollector); ok {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("collector %T panicked: %v", c, r)
+			}
+		}()
+		dc.CollectTo(emit)
+		return nil
+	}
+	ch := make(chan prometheus.Metric, directQueue)
+	go func() {
+		defer close(ch)
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("collector %T panicked: %v", c, r)
+			}
+		}()
+		c.Collect(ch)
+	}()
+	for m := range ch {
+		emit(m)
+	}
+	return err
+}
+
+// addDirect appends the samples of one metric of the Direct collector.
+func (s *Scraper) addDirect(m prometheus.Metric, ts int64, cur map[uint64]scrapedSeries) error {
+	f := s.directFamily(m.Desc())
+	if f.err != nil {
+		return f.err
+	}
+	if cm, ok := m.(*cachedMetric); ok {
+		// The series cache's metrics carry their label pairs, checked
+		// when the series was first made, and their value as it is.
+		f.typ = valueTypeDTO(cm.typ)
+		s.list(f)
+		for _, t := range f.targets {
+			s.target = t
+			s.add(cur, ts, f.name, cm.pairs, cm.v, "", "")
+		}
+		if len(f.targets) == 0 {
+			s.target = nil
+			s.add(cur, ts, f.name, cm.pairs, cm.v, "", "")
+		}
+		return nil
+	}
+	s.dm.Reset()
+	if err := m.Write(&s.dm); err != nil {
+		return fmt.Errorf("collect %s: %w", f.name, err)
+	}
+	switch {
+	case s.dm.Counter != nil:
+		f.typ = dto.MetricType_COUNTER
+	case s.dm.Gauge != nil:
+		f.typ = dto.MetricType_GAUGE
+	case s.dm.Summary != nil:
+		f.typ = dto.MetricType_SUMMARY
+	case s.dm.Histogram != nil:
+		f.typ = dto.MetricType_HISTOGRAM
+	case s.dm.Untyped != nil:
+		f.typ = dto.MetricType_UNTYPED
+	default:
+		return fmt.Errorf("collect %s: a metric without a value", f.name)
+	}
+	if err := checkPairs(f.name, s.dm.Label); err != nil {
+		return err
+	}
+	s.list(f)
+	for _, t := range f.targets {
+		s.target = t
+		s.flattenMetric(f.typ, &s.dm, f.name, ts, cur)
+	}
+	if len(f.targets) == 0 {
+		s.target = nil
+		s.flattenMetric(f.typ, &s.dm, f.name, ts, cur)
+	}
+	return nil
+}
+
+// list enters f in the families of this scrape (its metadata), once.
+func (s *Scraper) list(f *directFamily) {
+	if f.listed != s.round {
+		f.listed = s.round
+		s.seen = append(s.seen, f)
+	}
+}
+
+// checkPairs refuses label pairs a registry's gather refuses: a name that
+// is not a label name, or reserved, a value that is not UTF-8. Constant
+// metrics were checked when they were made; this guards other metrics.
+func checkPairs(family string, pairs []*dto.LabelPair) error {
+	for _, p := range pairs {
+		if err := checkPair(p.GetName(), p.GetValue()); err != nil {
+			return fmt.Errorf("collect %s: %w", family, err)
+		}
+	}
+	return nil
+}
+
+// directFamily returns what the scraper knows of d, learning it the first
+// time d is collected, and its targets afresh in each scrape (the
+// textfile collector's families change with its files).
+func (s *Scraper) directFamily(d *prometheus.Desc) *directFamily {
+	f, ok := s.direct[d]
+	if !ok {
+		f = &directFamily{}
+		f.name, f.help, f.err = descNameHelp(d)
+		if s.direct == nil {
+			s.direct = map[*prometheus.Desc]*directFamily{}
+		}
+		s.direct[d] = f
+	}
+	if f.round != s.round {
+		f.round = s.round
+		f.targets = s.targetsOf(f.name, f.targets[:0])
+	}
+	return f
+}
+
+// descNameHelp reads a descriptor's metric name and help, which
+// prometheus.Desc keeps to itself but for its String form,
+// `Desc{fqName: "name", help: "help", ...}`, read once per descriptor.
+func descNameHelp(d *prometheus.Desc) (name, help string, err error) {
+	str := d.String()
+	name, rest, err := quotedField(str, "Desc{fqName: ")
+	if err == nil {
+		help, _, err = quotedField(rest, ", help: ")
+	}
+	if err != nil || name == "" {
+		return "", "", fmt.Errorf("invalid metric descriptor %s", str)
+	}
+	return name, help, nil
+}
+
+// quotedField reads the Go-quoted string after prefix at the start of s,
+// and returns it unquoted with what follows it.
+func quotedField(s, prefix string) (string, string, error) {
+	rest, ok := strings.CutPrefix(s, prefix)
+	if !ok {
+		return "", "", errors.New("no " + strings.TrimSpace(prefix))
+	}
+	q, err := strconv.QuotedPrefix(rest)
+	if err != nil {
+		return "", "", err
+	}
+	v, err := strconv.Unquote(q)
+	return v, rest[len(q):], err
+}
+
+func valueTypeDTO(t prometheus.ValueType) dto.MetricType {
+	switch t {
+	case prometheus.CounterValue:
+		return dto.MetricType_COUNTER
+	case prometheus.GaugeValue:
+		return dto.MetricType_GAUGE
+	}
+	return dto.MetricType_UNTYPED
+}
+
+// checkPair tells whether a label pair is one a registry's gather accepts:
+// a valid name that is not reserved (__), a UTF-8 value.
+func checkPair(name, value string) error {
+	if !model.UTF8Validation.IsValidLabelName(name) || strings.HasPrefix(name, model.ReservedLabelPrefix) {
+		return fmt.Errorf("invalid label name %q", name)
+	}
+	if !utf8.ValidString(value) {
+		return fmt.Errorf("label %s: value is not UTF-8: %q", name, value)
+	}
+	return nil
+}
