@@ -125,6 +125,22 @@ type SeaweedFS struct {
 	done chan struct{}
 }
 
+// KeyFiles writes the access and secret key to files in a test's
+// temporary directory (mode 0600) and returns their paths, for the
+// file: secret references the S3 backend takes.
+func (s *SeaweedFS) KeyFiles(t testing.TB) (accessFile, secretFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	accessFile, secretFile = filepath.Join(dir, "access"), filepath.Join(dir, "secret")
+	if err := os.WriteFile(accessFile, []byte(s.AccessKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(secretFile, []byte(s.SecretKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return accessFile, secretFile
+}
+
 // Write collects weed's output.
 func (s *SeaweedFS) Write(p []byte) (int, error) {
 	s.mu.Lock()

@@ -22,14 +22,7 @@ import (
 // secret files, with short retries for tests.
 func seaweedOpts(t *testing.T, s *testenv.SeaweedFS) backend.Options {
 	t.Helper()
-	dir := t.TempDir()
-	ak, sk := filepath.Join(dir, "access"), filepath.Join(dir, "secret")
-	if err := os.WriteFile(ak, []byte(s.AccessKey), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(sk, []byte(s.SecretKey), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ak, sk := s.KeyFiles(t)
 	return backend.Options{
 		S3:   backend.S3Options{AccessKey: secrets.Ref("file:" + ak), SecretKey: secrets.Ref("file:" + sk)},
 		HTTP: backend.HTTPOptions{OpTimeout: 5 * time.Second, Retries: 2, Backoff: service.Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond}},

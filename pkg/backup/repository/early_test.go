@@ -106,14 +106,7 @@ func snapshotsRepo(t *testing.T, be backend.Backend, n int) {
 func TestOpenReadsAheadS3(t *testing.T) {
 	s := testenv.StartSeaweedFS(t)
 	ctx := context.Background()
-	dir := t.TempDir()
-	ak, sk := filepath.Join(dir, "access"), filepath.Join(dir, "secret")
-	if err := os.WriteFile(ak, []byte(s.AccessKey), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(sk, []byte(s.SecretKey), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ak, sk := s.KeyFiles(t)
 	s3, err := backend.Open(ctx, "s3:"+s.Endpoint+"/early/repo", backend.Options{
 		S3: backend.S3Options{AccessKey: secrets.Ref("file:" + ak), SecretKey: secrets.Ref("file:" + sk)}})
 	if err != nil {

@@ -128,14 +128,7 @@ func (pp *packProxy) packGets() int {
 func s3Repo(t *testing.T, s *testenv.SeaweedFS, pp *packProxy, packSize int) *repository.Repository {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	ak, sk := filepath.Join(dir, "access"), filepath.Join(dir, "secret")
-	if err := os.WriteFile(ak, []byte(s.AccessKey), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(sk, []byte(s.SecretKey), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ak, sk := s.KeyFiles(t)
 	opts := backend.Options{
 		S3:   backend.S3Options{AccessKey: secrets.Ref("file:" + ak), SecretKey: secrets.Ref("file:" + sk)},
 		HTTP: backend.HTTPOptions{OpTimeout: 5 * time.Second, Retries: 1, Backoff: service.Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond}},
