@@ -271,16 +271,23 @@ func (s *Scraper) flatten(mfs []*dto.MetricFamily, ts int64, cur map[uint64]scra
 	for _, mf := range mfs {
 		name := mf.GetName()
 		s.famTargets = s.targetsOf(name, s.famTargets[:0])
-		if len(s.famTargets) == 0 {
-			s.target = nil
-			s.flattenFamily(mf, name, ts, cur)
-		}
-		for _, t := range s.famTargets {
-			s.target = t
-			s.flattenFamily(mf, name, ts, cur)
-		}
+		s.forTargets(s.famTargets, func() { s.flattenFamily(mf, name, ts, cur) })
 	}
 	s.target = nil
+}
+
+// forTargets runs f with s.target set to each of targets in turn, or once
+// with no target when there are none.
+func (s *Scraper) forTargets(targets []*ScrapeTarget, f func()) {
+	if len(targets) == 0 {
+		s.target = nil
+		f()
+		return
+	}
+	for _, t := range targets {
+		s.target = t
+		f()
+	}
 }
 
 // targetsOf appends to dst the targets a family is stored under: the first

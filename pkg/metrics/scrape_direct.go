@@ -100,14 +100,7 @@ func (s *Scraper) addDirect(m prometheus.Metric, ts int64, cur map[uint64]scrape
 		// when the series was first made, and their value as it is.
 		f.typ = valueTypeDTO(cm.typ)
 		s.list(f)
-		for _, t := range f.targets {
-			s.target = t
-			s.add(cur, ts, f.name, cm.pairs, cm.v, "", "")
-		}
-		if len(f.targets) == 0 {
-			s.target = nil
-			s.add(cur, ts, f.name, cm.pairs, cm.v, "", "")
-		}
+		s.forTargets(f.targets, func() { s.add(cur, ts, f.name, cm.pairs, cm.v, "", "") })
 		return nil
 	}
 	s.dm.Reset()
@@ -132,14 +125,7 @@ func (s *Scraper) addDirect(m prometheus.Metric, ts int64, cur map[uint64]scrape
 		return err
 	}
 	s.list(f)
-	for _, t := range f.targets {
-		s.target = t
-		s.flattenMetric(f.typ, &s.dm, f.name, ts, cur)
-	}
-	if len(f.targets) == 0 {
-		s.target = nil
-		s.flattenMetric(f.typ, &s.dm, f.name, ts, cur)
-	}
+	s.forTargets(f.targets, func() { s.flattenMetric(f.typ, &s.dm, f.name, ts, cur) })
 	return nil
 }
 
