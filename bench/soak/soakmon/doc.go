@@ -3,7 +3,8 @@
 //	soakmon sample -out FILE -until UNIX -hostd PID -http ADDR \
 //	    [-daemon NAME=PID ...] [-transient-dir DIR] [-interval 2s]
 //	    every interval until UNIX: polls hostd's /readyz, reads
-//	    go_goroutines and the Go memory figures from its /metrics, counts
+//	    go_goroutines and the Go memory figures that its metrics service
+//	    stored (a PromQL query, so that observing runs no collector), counts
 //	    /proc/PID/fd, and reads the resident set and CPU time of hostd and
 //	    of every daemon hostd replaces (and of the process trees whose
 //	    pids are in DIR/*.pid: restic, docker system prune); one JSON

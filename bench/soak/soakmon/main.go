@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -50,11 +51,11 @@ type Sample struct {
 	// Ready is /readyz's status code, 0 when the request failed.
 	Ready      int    `json:"ready"`
 	ReadyBody  string `json:"ready_body,omitempty"`
-	Goroutines int    `json:"goroutines"` // go_goroutines, -1 when /metrics failed
+	Goroutines int    `json:"goroutines"` // go_goroutines, -1 when the query failed
 	FDs        int    `json:"fds"`        // entries of /proc/PID/fd
 	// Hostd is hostd's own process.
 	Hostd Proc `json:"hostd"`
-	// Go memory figures from /metrics, bytes.
+	// Go memory figures stored by hostd's metrics service, bytes.
 	HeapInuse    float64 `json:"heap_inuse"`
 	HeapIdle     float64 `json:"heap_idle"`
 	HeapReleased float64 `json:"heap_released"`
@@ -180,9 +181,22 @@ func readyz(ctx context.Context, c *http.Client, addr string) (int, string) {
 	return resp.StatusCode, strings.TrimSpace(string(b))
 }
 
-// scrape reads the unlabelled samples of hostd's /metrics.
+// runtimeQuery selects hostd's own Go runtime figures among the series
+// its metrics service stores (job "hostd", collected every
+// metrics.interval).
+const runtimeQuery = `{job="hostd",__name__=~"go_goroutines|go_memstats_(heap_inuse|heap_idle|heap_released|stack_inuse|sys)_bytes"}`
+
+// scrape reads hostd's goroutines and Go memory figures from its metrics
+// service's query API: the values it stored at its last collection.
+//
+// The soak observes hostd without adding to its work. Reading /metrics
+// instead would run every node collector and encode every family at
+// each sample, 7 times as often as Prometheus scrapes node_exporter on
+// the replaced side, and hostd's CPU and memory would carry the
+// observer's load.
 func scrape(ctx context.Context, c *http.Client, addr string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	u := "http://" + addr + "/api/v1/query?query=" + url.QueryEscape(runtimeQuery)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -192,28 +206,33 @@ func scrape(ctx context.Context, c *http.Client, addr string) (map[string]float6
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
+		return nil, fmt.Errorf("GET /api/v1/query: %s", resp.Status)
+	}
+	var body struct {
+		Data struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Value  [2]any            `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
+		return nil, fmt.Errorf("decode /api/v1/query: %w", err)
 	}
 	m := map[string]float64{}
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") || strings.Contains(line, "{") {
-			continue
-		}
-		name, val, ok := strings.Cut(line, " ")
+	for _, r := range body.Data.Result {
+		v, ok := r.Value[1].(string)
 		if !ok {
 			continue
 		}
-		if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
-			m[name] = v
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			m[r.Metric["__name__"]] = f
 		}
 	}
 	if _, ok := m["go_goroutines"]; !ok {
-		return nil, errors.New("no go_goroutines in /metrics")
+		return nil, errors.New("no go_goroutines stored yet")
 	}
-	return m, sc.Err()
+	return m, nil
 }
 
 func countFDs(pid int) int {
