@@ -50,7 +50,7 @@ func StartAlertmanager(t testing.TB) *Alertmanager {
 		)
 		cmd.Stdout = &promLogWriter{mu: &am.mu, w: &am.log}
 		cmd.Stderr = cmd.Stdout
-		if err := cmd.Start(); err != nil {
+		if err := startTied(cmd); err != nil {
 			cancel()
 			t.Fatalf("start alertmanager: %v", err)
 		}

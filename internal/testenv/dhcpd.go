@@ -40,7 +40,7 @@ func StartDHCPServer(t testing.TB, n *NetNS, opts ...string) *DHCPServer {
 	}
 	args := []string{"netns", "exec", n.Peer, bin,
 		"--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", port,
-		"--interface=" + n.PeerLink, "--bind-interfaces", "--pid-file=", "--user=root",
+		"--interface=" + n.PeerLink, "--bind-interfaces", "--pid-file=", "--user=root", "--group=root",
 		"--dhcp-leasefile=" + s.leases, "--log-dhcp", "--log-facility=" + s.logFile,
 		"--dhcp-authoritative", "--no-ping",
 	}
@@ -54,7 +54,9 @@ func StartDHCPServer(t testing.TB, n *NetNS, opts ...string) *DHCPServer {
 	cmd := exec.CommandContext(ctx, "ip", args...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
+	// ip execs dnsmasq in the namespace: the same process, tied to the
+	// test binary (see dnsmasq.go for its group).
+	if err := startTied(cmd); err != nil {
 		cancel()
 		t.Fatalf("start dnsmasq: %v", err)
 	}

@@ -74,7 +74,11 @@ func StartDnsmasq(t testing.TB, o DnsmasqOptions) *Dnsmasq {
 			"--keep-in-foreground", "--conf-file=/dev/null",
 			"--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces",
 			"--listen-address=" + o.ListenIP, "--port=" + strconv.Itoa(port),
-			"--pid-file=", "--user=root", "--log-queries", "--log-facility=" + d.logFile,
+			// root's group too: a dnsmasq that changes its group (Debian's
+			// default is dip) loses the signal that kills it with the test
+			// binary (startTied; the kernel clears it on a change of
+			// credentials).
+			"--pid-file=", "--user=root", "--group=root", "--log-queries", "--log-facility=" + d.logFile,
 			"--cache-size=0", "--local-ttl=" + strconv.Itoa(o.TTL),
 		}
 		for name, ip := range o.Addresses {
@@ -96,7 +100,7 @@ func StartDnsmasq(t testing.TB, o DnsmasqOptions) *Dnsmasq {
 			cancel()
 			t.Fatalf("dnsmasq stderr pipe: %v", err)
 		}
-		if err := cmd.Start(); err != nil {
+		if err := startTied(cmd); err != nil {
 			cancel()
 			t.Fatalf("start dnsmasq: %v", err)
 		}

@@ -160,13 +160,13 @@ func (d *Docker) Start() error {
 	)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	// A network namespace of its own keeps its bridges off the host;
-	// Pdeathsig stops it if the test binary dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
+	// startTied stops it if the test binary dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
 	out, err := cmd.StderrPipe()
 	if err != nil {
 		return err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startTied(cmd); err != nil {
 		return fmt.Errorf("start dockerd: %w", err)
 	}
 	exited := make(chan struct{})

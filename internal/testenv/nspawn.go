@@ -202,7 +202,13 @@ func BootContainer(ctx context.Context, o ContainerOptions) (*Container, error) 
 	}
 	c.cmd = exec.Command(nspawn, args...)
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
-	if err := c.cmd.Start(); err != nil {
+	// systemd-nspawn runs as the first process of a PID namespace of its
+	// own: when it dies (startTied kills it with the test binary), the
+	// kernel kills every process of that namespace and of the
+	// container's inside it. Killing nspawn alone leaves the container's
+	// systemd running.
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+	if err := startTied(c.cmd); err != nil {
 		c.cleanup()
 		return nil, fmt.Errorf("start systemd-nspawn: %w", err)
 	}

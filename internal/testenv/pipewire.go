@@ -144,8 +144,8 @@ func (p *PipeWire) start(t testing.TB, name string, args ...string) {
 	cmd.Env = p.env
 	cmd.Dir = p.root
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := startTied(cmd); err != nil {
 		logf.Close()
 		Require(t, name, err)
 	}

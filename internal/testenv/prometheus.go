@@ -83,7 +83,7 @@ func StartPrometheus(t testing.TB, o PrometheusOptions) *Prometheus {
 		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Stdout = &promLogWriter{mu: &p.mu, w: &p.log}
 		cmd.Stderr = cmd.Stdout
-		if err := cmd.Start(); err != nil {
+		if err := startTied(cmd); err != nil {
 			cancel()
 			t.Fatalf("start prometheus: %v", err)
 		}
@@ -133,7 +133,7 @@ func StartNodeExporter(t testing.TB, extra ...string) *NodeExporter {
 		var log bytes.Buffer
 		cmd := exec.CommandContext(ctx, bin, append([]string{"--web.listen-address=" + addr}, extra...)...)
 		cmd.Stdout, cmd.Stderr = &log, &log
-		if err := cmd.Start(); err != nil {
+		if err := startTied(cmd); err != nil {
 			cancel()
 			t.Fatalf("start node_exporter: %v", err)
 		}

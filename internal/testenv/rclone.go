@@ -103,8 +103,8 @@ func startRcloneREST(t *testing.T, remote string, cert *TLSCert, args ...string)
 		a = append(a, args...)
 		cmd := exec.Command(bin, append(a, remote)...)
 		cmd.Stdout, cmd.Stderr = r, r
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := startTied(cmd); err != nil {
 			t.Fatalf("start rclone: %v", err)
 		}
 		done := make(chan struct{})

@@ -233,8 +233,8 @@ func (s *SeaweedFS) start() error {
 	cmd := exec.Command(s.bin, s.args...)
 	cmd.Dir = s.Dir
 	cmd.Stdout, cmd.Stderr = s, s
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := startTied(cmd); err != nil {
 		return fmt.Errorf("start weed: %w", err)
 	}
 	done := make(chan struct{})

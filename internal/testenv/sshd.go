@@ -116,7 +116,7 @@ func StartSSHD(t testing.TB) *SSHD {
 		ctx, cancel := context.WithCancel(context.Background())
 		cmd := exec.CommandContext(ctx, sshd, "-D", "-e", "-f", cfgPath)
 		cmd.Stdout, cmd.Stderr = s, s
-		if err := cmd.Start(); err != nil {
+		if err := startTied(cmd); err != nil {
 			cancel()
 			t.Fatalf("start sshd: %v", err)
 		}
@@ -170,7 +170,7 @@ func StartSSHAgent(t testing.TB, keys ...string) string {
 	cmd := exec.CommandContext(ctx, agentBin, "-D", "-a", sock)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	if err := startTied(cmd); err != nil {
 		cancel()
 		t.Fatalf("start ssh-agent: %v", err)
 	}
