@@ -171,8 +171,13 @@ func BootContainer(ctx context.Context, o ContainerOptions) (*Container, error) 
 	if err != nil {
 		return nil, fmt.Errorf("debian root: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "hostd-nspawn-")
+	reapContainerDirs(os.TempDir())
+	dir, err := os.MkdirTemp("", containerDirPrefix)
 	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "owner"), []byte(processID(os.Getpid())), 0o644); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	b := make([]byte, 4)
@@ -398,4 +403,51 @@ func tail(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
+}
+
+// containerDirPrefix names the directories of BootContainer's containers
+// under the temporary directory: the overlay's upper, work and root, and
+// the owner file (the test process, as processID writes it).
+const containerDirPrefix = "hostd-nspawn-"
+
+// processID identifies a process across pid reuse: its pid and its start
+// time in clock ticks after boot (/proc/PID/stat); empty once it is gone.
+func processID(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(string(b[i+1:])) // state is f[0], starttime the 22nd field of the line
+	if len(f) < 20 || f[0] == "Z" {
+		return ""
+	}
+	return strconv.Itoa(pid) + " " + f[19]
+}
+
+// reapContainerDirs unmounts and removes the container directories under
+// tmp whose test process is gone: Close never ran for them (the test
+// binary was killed; its container died with it, see BootContainer), and
+// their overlay stayed mounted. Directories without an owner file, or
+// whose owner still runs, are left alone.
+func reapContainerDirs(tmp string) {
+	dirs, _ := filepath.Glob(filepath.Join(tmp, containerDirPrefix+"*"))
+	for _, dir := range dirs {
+		owner, err := os.ReadFile(filepath.Join(dir, "owner"))
+		if err != nil {
+			continue
+		}
+		pid, _, _ := strings.Cut(string(owner), " ")
+		n, err := strconv.Atoi(pid)
+		if err != nil || processID(n) == string(owner) {
+			continue
+		}
+		if err := syscall.Unmount(filepath.Join(dir, "root"), syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
+			continue
+		}
+		_ = os.RemoveAll(dir)
+	}
 }

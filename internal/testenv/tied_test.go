@@ -19,15 +19,7 @@ var errMainThread = errors.New("on the main thread")
 
 // running reports whether pid is a process that has not exited (a zombie
 // has).
-func running(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// pid (comm) STATE ...: comm may hold spaces and parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
-}
+func running(pid int) bool { return processID(pid) != "" }
 
 // A child forked from a thread the Go runtime retires (its goroutine
 // exited locked to it) is killed at once when it was started with
