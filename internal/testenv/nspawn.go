@@ -266,20 +266,29 @@ func (c *Container) waitBoot(ctx context.Context) error {
 
 // childOf returns the first child process of pid.
 func childOf(pid int) (int, error) {
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	if err != nil {
-		return 0, err
+	if c := children(pid); len(c) > 0 {
+		return c[0], nil
 	}
+	return 0, fmt.Errorf("process %d has no child yet", pid)
+}
+
+// children returns the pids of pid's children, as its threads list them
+// (/proc/PID/task/*/children).
+func children(pid int) []int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var out []int
 	for _, t := range tasks {
 		b, err := os.ReadFile(t)
 		if err != nil {
 			continue
 		}
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			return strconv.Atoi(f[0])
+		for _, f := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				out = append(out, n)
+			}
 		}
 	}
-	return 0, fmt.Errorf("process %d has no child yet", pid)
+	return out
 }
 
 // containerExecTimeout bounds one command run inside when the caller's

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -159,34 +158,15 @@ func TestTiedHelper(t *testing.T) {
 	select {}
 }
 
-// childrenOf returns the processes whose parent is pid, by command name
-// (/proc/PID/comm, at most 15 bytes).
+// childrenOf returns pid's children by command name (/proc/PID/comm, at
+// most 15 bytes).
 func childrenOf(t *testing.T, pid int) map[string]int {
 	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]int{}
-	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
+	for _, n := range children(pid) {
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", n)); err == nil {
+			out[strings.TrimSpace(string(comm))] = n
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n))
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		j := bytes.IndexByte(b, '(')
-		if i < 0 || j < 0 || j > i {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 2 || f[1] != strconv.Itoa(pid) {
-			continue
-		}
-		out[string(b[j+1:i])] = n
 	}
 	return out
 }

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 func main() {
@@ -210,24 +212,15 @@ func scrape(ctx context.Context, c *http.Client, addr string) (map[string]float6
 	}
 	var body struct {
 		Data struct {
-			Result []struct {
-				Metric map[string]string `json:"metric"`
-				Value  [2]any            `json:"value"`
-			} `json:"result"`
+			Result model.Vector `json:"result"`
 		} `json:"data"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
 		return nil, fmt.Errorf("decode /api/v1/query: %w", err)
 	}
 	m := map[string]float64{}
-	for _, r := range body.Data.Result {
-		v, ok := r.Value[1].(string)
-		if !ok {
-			continue
-		}
-		if f, err := strconv.ParseFloat(v, 64); err == nil {
-			m[r.Metric["__name__"]] = f
-		}
+	for _, s := range body.Data.Result {
+		m[string(s.Metric[model.MetricNameLabel])] = float64(s.Value)
 	}
 	if _, ok := m["go_goroutines"]; !ok {
 		return nil, errors.New("no go_goroutines stored yet")
