@@ -25,6 +25,20 @@ func newRepo(t *testing.T) (string, *backup.Repository) {
 	return dir, r
 }
 
+// newRepoWithFile is newRepo with one snapshot, of a new directory (src)
+// holding a random 1000-byte file f.
+func newRepoWithFile(t *testing.T) (dir string, r *backup.Repository, src string, snap *backup.BackupSummary) {
+	t.Helper()
+	dir, r = newRepo(t)
+	src = t.TempDir()
+	backuptest.RandomFile(t, filepath.Join(src, "f"), 1000)
+	snap, err := r.Backup(context.Background(), backup.BackupOptions{Paths: []string{src}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, r, src, snap
+}
+
 func open(t *testing.T, dir string) *backup.Repository {
 	t.Helper()
 	r, err := backup.Open(context.Background(), dir, backuptest.Password, backup.OpenOptions{CacheDir: filepath.Join(filepath.Dir(dir), "cache")})

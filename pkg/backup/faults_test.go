@@ -215,12 +215,7 @@ func TestFlippedByteNarrowedToSegment(t *testing.T) {
 
 func TestRestoreRefusesNonEmptyTarget(t *testing.T) {
 	ctx := context.Background()
-	_, r := newRepo(t)
-	src := t.TempDir()
-	backuptest.RandomFile(t, filepath.Join(src, "f"), 1000)
-	if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}}); err != nil {
-		t.Fatal(err)
-	}
+	_, r, src, _ := newRepoWithFile(t)
 	target := t.TempDir()
 	keep := filepath.Join(target, "precious")
 	if err := os.WriteFile(keep, []byte("keep me"), 0o600); err != nil {

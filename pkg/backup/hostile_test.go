@@ -498,14 +498,7 @@ func TestTreeDAGBombDefaultLimits(t *testing.T) {
 // (saveBomb, 40 levels) and returns its directory and both snapshot IDs.
 func bombRepo(t *testing.T) (dir, good, bomb string) {
 	t.Helper()
-	ctx := context.Background()
-	dir, r := newRepo(t)
-	src := t.TempDir()
-	backuptest.RandomFile(t, filepath.Join(src, "f"), 1000)
-	snap, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, r, _, snap := newRepoWithFile(t)
 	bomb = saveBomb(t, r.Internal(), 40)
 	r.Close()
 	return dir, snap.SnapshotID, bomb

@@ -79,12 +79,7 @@ func TestInitAfterInterruptedInit(t *testing.T) {
 // where no lock can be taken), and without it they are refused.
 func TestNoLock(t *testing.T) {
 	ctx := context.Background()
-	dir, r := newRepo(t)
-	src := t.TempDir()
-	backuptest.RandomFile(t, filepath.Join(src, "f"), 1000)
-	if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}}); err != nil {
-		t.Fatal(err)
-	}
+	dir, r, src, _ := newRepoWithFile(t)
 	holder := open(t, dir)
 	unlock, err := holder.Internal().Lock(ctx, true)
 	if err != nil {

@@ -67,12 +67,7 @@ func TestRestoreAfterPruneSinceOpen(t *testing.T) {
 // nothing into its target.
 func TestRestoreRefusesExclusiveLockSinceOpen(t *testing.T) {
 	ctx := context.Background()
-	dir, r := newRepo(t)
-	src := t.TempDir()
-	backuptest.RandomFile(t, filepath.Join(src, "f"), 1000)
-	if _, err := r.Backup(ctx, backup.BackupOptions{Paths: []string{src}}); err != nil {
-		t.Fatal(err)
-	}
+	dir, _, _, _ := newRepoWithFile(t)
 	restorer, err := backup.Open(ctx, dir, backuptest.Password, backup.OpenOptions{CacheDir: t.TempDir(), PrefetchSnapshots: true})
 	if err != nil {
 		t.Fatal(err)
