@@ -56,8 +56,9 @@ type Core struct {
 	// executable it has mapped but no longer runs (start-up code, a
 	// backup that finished) from its resident set. The pages stay in the
 	// kernel's page cache, and code still in use maps them back on its next
-	// run. hostd also releases them once all services have started. 0
-	// turns releasing off. Default: 10m.
+	// run. hostd also releases them once all services have started, and
+	// before and after each backup job. 0 turns releasing off.
+	// Default: 10m.
 	CodeTrimInterval time.Duration `yaml:"code_trim_interval"`
 }
 

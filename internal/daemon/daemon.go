@@ -377,7 +377,7 @@ func (d *Daemon) apply(name string, cfg *config.Config) {
 			// Backup jobs run under a bounded heap and give back their
 			// memory when they end.
 			ReleaseMemory: d.releaseMemory,
-			LimitMemory:   limitMemory,
+			LimitMemory:   d.limitMemory,
 		}
 		return reg.Build(env, sectionCfg)
 	})

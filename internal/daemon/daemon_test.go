@@ -400,7 +400,7 @@ func TestSIGHUPReload(t *testing.T) {
 		return nil
 	})
 	logs := p.logs()
-	for _, want := range []string{"beta.mode: must be ok, panic, error, hang or degraded", `beta.colour: unknown key \"colour\"`, "hostd.yaml:14:9: beta.mode", "hostd.yaml:15:3: beta.colour"} {
+	for _, want := range []string{"beta.mode: must be ok, panic, error, hang, degraded or burst", `beta.colour: unknown key \"colour\"`, "hostd.yaml:14:9: beta.mode", "hostd.yaml:15:3: beta.colour"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
 		}
@@ -582,21 +582,21 @@ func TestGCPercent(t *testing.T) {
 }
 
 // TestCodeTrim checks that the daemon releases its executable's unused
-// pages once started and once ready by default, and never when
-// hostd.code_trim_interval is 0. Both releases are logged before "hostd
-// ready".
+// pages once started and once ready by default, before and after a burst
+// of work (a backup job), and never when hostd.code_trim_interval is 0.
 func TestCodeTrim(t *testing.T) {
 	cases := []struct {
-		name, setting string
-		want          []string
+		name, setting, services string
+		want                    []string
 	}{
-		{"default", "", []string{`msg="released executable pages" when=start`, `msg="released executable pages" when=ready`}},
-		{"off", "  code_trim_interval: 0s\n", nil},
-		{"every 50ms", "  code_trim_interval: 50ms\n", []string{`msg="released executable pages" when=ready`, `msg="released executable pages" when=interval`}},
+		{"default", "", "alpha: {}\n", []string{`msg="released executable pages" when=start`, `msg="released executable pages" when=ready`}},
+		{"off", "  code_trim_interval: 0s\n", "alpha: {mode: burst}\n", nil},
+		{"every 50ms", "  code_trim_interval: 50ms\n", "alpha: {}\n", []string{`msg="released executable pages" when=ready`, `msg="released executable pages" when=interval`}},
+		{"a burst of work", "", "alpha: {mode: burst}\n", []string{`msg="released executable pages" when="before work"`, `msg="released executable pages" when="after work"`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := startDaemon(t, tc.setting+"alpha: {}\n")
+			p := startDaemon(t, tc.setting+tc.services)
 			testenv.WaitFor(t, 10*time.Second, func() error {
 				logs := p.logs()
 				if !strings.Contains(logs, "hostd ready") {

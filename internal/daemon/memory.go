@@ -249,5 +249,13 @@ func runtimeMemory() int64 {
 // RuntimeMemory is runtimeMemory, for tests that watch a burst.
 func RuntimeMemory() int64 { return runtimeMemory() }
 
-// limitMemory is service.Env.LimitMemory.
-func limitMemory(budget int64) (restore func()) { return heap.Limit(budget) }
+// limitMemory is service.Env.LimitMemory. The burst first releases the
+// executable's pages, as the end of one does: the code the other
+// services ran since the last release (a proxy transfer, a scrape, a
+// reload) stays mapped until the next, so a burst's own peak (a key
+// derivation's 32 MiB, the backup engine's buffers) stacked on all of
+// it. Pages still in use come back at their next fault.
+func (d *Daemon) limitMemory(budget int64) (restore func()) {
+	d.trimCode("before work")
+	return heap.Limit(budget)
+}

@@ -18,9 +18,11 @@ import (
 type Config struct {
 	// Enable turns the service on. Default: true.
 	Enable bool `yaml:"enable"`
-	// Mode is ok, panic, error, hang (ignores cancellation) or degraded.
-	// panic, error and degraded apply only while FaultFile exists (always
-	// when FaultFile is empty). Default: ok.
+	// Mode is ok, panic, error, hang (ignores cancellation), degraded or
+	// burst (once ready, one burst of work under env.LimitMemory, then
+	// env.ReleaseMemory, as a backup job). panic, error and degraded
+	// apply only while FaultFile exists (always when FaultFile is empty).
+	// Default: ok.
 	Mode string `yaml:"mode"`
 	// FaultFile switches the fault on while it exists.
 	FaultFile string `yaml:"fault_file"`
@@ -40,9 +42,9 @@ func DefaultConfig() Config { return Config{Enable: true, Mode: "ok"} }
 // Validate implements the config contract.
 func (c *Config) Validate(v *confkit.Validator) {
 	switch c.Mode {
-	case "ok", "panic", "error", "hang", "degraded":
+	case "ok", "panic", "error", "hang", "degraded", "burst":
 	default:
-		v.Errorf("mode", "must be ok, panic, error, hang or degraded, not %q", c.Mode)
+		v.Errorf("mode", "must be ok, panic, error, hang, degraded or burst, not %q", c.Mode)
 	}
 	v.CheckListen("listen", c.Listen)
 }
@@ -115,6 +117,11 @@ func (s *Service) Serve(ctx context.Context) error {
 		select {} // ignores ctx on purpose
 	}
 	s.env.Health.Ready()
+	if s.cfg.Mode == "burst" && s.env.LimitMemory != nil && s.env.ReleaseMemory != nil {
+		restore := s.env.LimitMemory(1 << 20)
+		restore()
+		s.env.ReleaseMemory()
+	}
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
