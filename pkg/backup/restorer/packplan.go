@@ -295,12 +295,16 @@ func pwriteAll(fd int, data []byte, off int64) error {
 	return nil
 }
 
-// writeSparseFd writes data at off, leaving holes for 4 KiB blocks of
-// zeros.
+// writeSparseFd writes data at off into a new file, leaving holes where
+// a 4 KiB block of the file (aligned to file offsets, as the file
+// system's blocks are) would hold only zeros. Blobs start anywhere, so
+// windows counted from the blob's start straddled two blocks, and the
+// zeros of one written next to the data of the other allocated a block
+// the original did not have.
 func writeSparseFd(fd int, data []byte, off int64) error {
 	const block = 4096
 	for len(data) > 0 {
-		n := min(block, len(data))
+		n := min(block-int(off%block), len(data))
 		if !allZero(data[:n]) {
 			if err := pwriteAll(fd, data[:n], off); err != nil {
 				return err

@@ -525,7 +525,7 @@ func (r *restorer) restoreFile(ctx context.Context, p string, n *repository.Node
 				return err
 			}
 			if n.Sparse {
-				err = writeSparse(f, data, off)
+				err = writeSparseFd(int(f.Fd()), data, off)
 			} else {
 				_, err = f.WriteAt(data, off)
 			}
@@ -558,21 +558,6 @@ func (r *restorer) restoreFile(ctx context.Context, p string, n *repository.Node
 	}
 	r.bytes.Add(off)
 	r.files.Add(1)
-	return nil
-}
-
-// writeSparse writes data at off, leaving holes for 4 KiB blocks of zeros.
-func writeSparse(f *os.File, data []byte, off int64) error {
-	const block = 4096
-	for len(data) > 0 {
-		n := min(block, len(data))
-		if !allZero(data[:n]) {
-			if _, err := f.WriteAt(data[:n], off); err != nil {
-				return err
-			}
-		}
-		data, off = data[n:], off+int64(n)
-	}
 	return nil
 }
 
