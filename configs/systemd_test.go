@@ -535,6 +535,42 @@ func TestSystemdTimex(t *testing.T) {
 	}
 }
 
+// TestSystemdFaultAround: under the shipped unit hostd's executable is
+// registered so that the kernel maps only the pages hostd touches ("uw"
+// in the VmFlags of its code and read-only data; internal/faultaround).
+// userfaultfd(2) is in the filter's @system-service, and hostd asks only
+// for what an unprivileged process may (UFFD_USER_MODE_ONLY), so neither
+// the filter nor the capability bounding set (no CAP_SYS_PTRACE) stops
+// it; a unit that filtered the call would fail here.
+func TestSystemdFaultAround(t *testing.T) {
+	c := installed(t)
+	configure(t, c, baseConfig)
+	waitService(t, c, "metrics", "ready")
+	pid, _ := c.UnitProperty(context.Background(), "hostd.service", "MainPID")
+	smaps := run(t, c, "cat", "/proc/"+pid+"/smaps")
+	registered, mappings := 0, 0
+	inExe := false
+	for _, l := range strings.Split(smaps, "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			inExe = len(f) >= 6 && f[5] == "/usr/bin/hostd" && (f[1] == "r-xp" || f[1] == "r--p")
+			if inExe {
+				mappings++
+			}
+		case inExe && len(f) > 0 && f[0] == "VmFlags:":
+			for _, fl := range f[1:] {
+				if fl == "uw" {
+					registered++
+				}
+			}
+		}
+	}
+	if mappings == 0 || registered != mappings {
+		t.Errorf("%d of hostd's %d read-only executable mappings registered under hostd.service\n%s", registered, mappings, smaps)
+	}
+}
+
 // TestSystemdDNS: the resolver on 127.0.0.53:53 answers, and with
 // manage_resolv_conf /etc/resolv.conf points at it while hostd runs and
 // is put back when it stops.

@@ -14,6 +14,10 @@ import (
 
 	"github.com/hostd/hostd/internal/api"
 	"github.com/hostd/hostd/internal/config"
+
+	// Maps only the pages of the executable that hostd runs, from before
+	// the other packages' initialisers on (internal/faultaround).
+	_ "github.com/hostd/hostd/internal/faultaround"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
