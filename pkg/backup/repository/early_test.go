@@ -279,3 +279,49 @@ func TestLockAfterOpenListedLocks(t *testing.T) {
 	}
 	l.Unlock()
 }
+
+// slowConfigBackend answers for the config file only after delay (or
+// when the request is cancelled), as a remote server may.
+type slowConfigBackend struct {
+	backend.Backend
+	delay time.Duration
+}
+
+func (s *slowConfigBackend) wait(ctx context.Context, h backend.Handle) error {
+	if h.Type != backend.Config {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(s.delay):
+		return nil
+	}
+}
+
+func (s *slowConfigBackend) Stat(ctx context.Context, h backend.Handle) (int64, error) {
+	if err := s.wait(ctx, h); err != nil {
+		return 0, err
+	}
+	return s.Backend.Stat(ctx, h)
+}
+
+func (s *slowConfigBackend) Load(ctx context.Context, h backend.Handle, off int64, n int) ([]byte, error) {
+	if err := s.wait(ctx, h); err != nil {
+		return nil, err
+	}
+	return s.Backend.Load(ctx, h, off, n)
+}
+
+// TestOpenNoRepositorySlowConfig opens a location that holds no
+// repository on a server slow to answer for the config: the key search
+// finds no key file before the config's answer is in, and Open must
+// still say there is no repository (which a job with init: true acts
+// on), not report the config read it cancelled.
+func TestOpenNoRepositorySlowConfig(t *testing.T) {
+	be := &slowConfigBackend{Backend: backend.NewLocal(t.TempDir()), delay: 200 * time.Millisecond}
+	_, err := Open(context.Background(), be, []byte("pw"), Options{})
+	if !errors.Is(err, ErrNotRepository) {
+		t.Fatalf("Open of an empty location = %v, want %v", err, ErrNotRepository)
+	}
+}

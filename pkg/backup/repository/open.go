@@ -107,6 +107,11 @@ func Open(ctx context.Context, be backend.Backend, password []byte, o Options) (
 		return derr == nil
 	})
 	if err != nil {
+		// The config's answer comes first: it says whether there is a
+		// repository at all (a location without one has no key files
+		// either, and the key search may fail before the config is in).
+		// Cancelling its read first would report that cancellation.
+		<-cfgDone
 		stop()
 		if rawErr != nil {
 			return nil, rawErr // not a repository, or its config unreadable
