@@ -133,7 +133,11 @@ func readProcFile(path string) ([]byte, error) {
 
 // readOnlySpans returns the private read-only mappings of the file exe
 // listed in a /proc/PID/maps text ("start-end perms offset dev inode
-// path"): the executable's code and read-only data.
+// path"): the executable's code and read-only data. Package codepages
+// finds the same mappings in /proc/self/smaps (and also checks them for
+// private pages, which releasing would lose; registering loses nothing),
+// but with strings and bufio, which this package may not import; hence
+// the small helpers below instead of package bytes.
 func readOnlySpans(maps []byte, exe string) []span {
 	exe = trimDeleted(exe)
 	var out []span
