@@ -105,6 +105,9 @@ type host struct {
 	// series keeps the label pairs of the collectors' series between
 	// scrapes (seriesCache).
 	series *seriesCache
+	// files keeps the files the collectors read every scrape open
+	// while the metrics service serves (openFiles).
+	files *openFiles
 }
 
 func (h *host) procPath(parts ...string) string {
@@ -162,6 +165,7 @@ func newHost(opts HostOptions, logger *slog.Logger) (*host, error) {
 		pageSz: pageSize(),
 		logger: logger,
 		series: &seriesCache{},
+		files:  &openFiles{},
 	}, nil
 }
 
@@ -280,7 +284,16 @@ func (n *NodeCollector) CollectTo(emit func(prometheus.Metric)) {
 		n.run(name, n.collectors[name], emit)
 	}
 	n.host.series.endRound()
+	n.host.files.endRound()
 }
+
+// keepFilesOpen keeps the files the collectors read every scrape open
+// from one collection to the next, until closeFiles (openFiles).
+func (n *NodeCollector) keepFilesOpen() { n.host.files.keep() }
+
+// closeFiles closes the files kept open and opens them on every read
+// again.
+func (n *NodeCollector) closeFiles() { n.host.files.close() }
 
 func (n *NodeCollector) run(name string, c collector, emit emitter) {
 	start := time.Now()

@@ -485,7 +485,7 @@ func TestReadNetClassMatchesProcfs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := readNetClass(filepath.Join(root, "class", "net"))
+			got, err := readNetClass(filepath.Join(root, "class", "net"), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

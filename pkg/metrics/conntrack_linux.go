@@ -43,14 +43,14 @@ type conntrackCollector struct{ h *host }
 func newConntrackCollector(h *host) (collector, error) { return &conntrackCollector{h: h}, nil }
 
 func (c *conntrackCollector) Update(ch emitter) error {
-	count, err := readNumberFile(c.h.procPath("sys", "net", "netfilter", "nf_conntrack_count"))
+	count, err := c.h.files.readNumberFile(c.h.procPath("sys", "net", "netfilter", "nf_conntrack_count"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return errNoData
 	}
 	if err != nil {
 		return err
 	}
-	limit, err := readNumberFile(c.h.procPath("sys", "net", "netfilter", "nf_conntrack_max"))
+	limit, err := c.h.files.readNumberFile(c.h.procPath("sys", "net", "netfilter", "nf_conntrack_max"))
 	if err != nil {
 		return err
 	}

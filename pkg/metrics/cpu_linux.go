@@ -26,7 +26,7 @@ type cpuCollector struct {
 }
 
 func newCPUCollector(h *host) (collector, error) {
-	return &cpuCollector{stat: statReader{path: h.procPath("stat")}, series: h.series}, nil
+	return &cpuCollector{stat: statReader{path: h.procPath("stat"), files: h.files}, series: h.series}, nil
 }
 
 func (c *cpuCollector) Update(ch emitter) error {

@@ -21,11 +21,11 @@ type entropyCollector struct{ h *host }
 func newEntropyCollector(h *host) (collector, error) { return &entropyCollector{h: h}, nil }
 
 func (c *entropyCollector) Update(ch emitter) error {
-	avail, err := readNumberFile(c.h.procPath("sys", "kernel", "random", "entropy_avail"))
+	avail, err := c.h.files.readNumberFile(c.h.procPath("sys", "kernel", "random", "entropy_avail"))
 	if err != nil {
 		return fmt.Errorf("read entropy: %w", err)
 	}
-	pool, err := readNumberFile(c.h.procPath("sys", "kernel", "random", "poolsize"))
+	pool, err := c.h.files.readNumberFile(c.h.procPath("sys", "kernel", "random", "poolsize"))
 	if err != nil {
 		return fmt.Errorf("read entropy pool size: %w", err)
 	}

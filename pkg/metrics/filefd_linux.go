@@ -25,7 +25,7 @@ func newFilefdCollector(h *host) (collector, error) { return &filefdCollector{h:
 func (c *filefdCollector) Update(ch emitter) error {
 	path := c.h.procPath("sys", "fs", "file-nr")
 	var buf [128]byte
-	b, err := readSmallFile(path, buf[:])
+	b, err := c.h.files.readSmallFile(path, buf[:])
 	if err != nil {
 		return fmt.Errorf("read file-nr: %w", err)
 	}

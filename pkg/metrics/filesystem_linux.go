@@ -94,10 +94,10 @@ func (c *filesystemCollector) mounts() ([]mount, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	pid1 := c.h.procPath("1", "mountinfo")
-	raw, err := readFileReuse(pid1, c.raw)
+	raw, err := c.h.files.readFileReuse(pid1, c.raw)
 	self := err != nil && (errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission))
 	if self {
-		raw, err = readFileReuse(c.h.procPath("self", "mountinfo"), raw)
+		raw, err = c.h.files.readFileReuse(c.h.procPath("self", "mountinfo"), raw)
 	}
 	c.raw = raw
 	if err == nil && c.parsed != nil && bytes.Equal(raw, c.parsed) {

@@ -36,7 +36,7 @@ func (c *meminfoCollector) Update(ch emitter) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	path := c.h.procPath("meminfo")
-	b, err := readFileReuse(path, c.buf)
+	b, err := c.h.files.readFileReuse(path, c.buf)
 	c.buf = b
 	if err != nil {
 		return fmt.Errorf("read meminfo: %w", err)

@@ -1,8 +1,11 @@
 package metrics
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sort"
 	"strconv"
@@ -34,7 +37,7 @@ func newNetclassCollector(h *host) (collector, error) {
 }
 
 func (c *netclassCollector) Update(ch emitter) error {
-	nc, err := readNetClass(c.h.sysPath("class", "net"))
+	nc, err := readNetClass(c.h.sysPath("class", "net"), c.h.files)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return errNoData
@@ -126,36 +129,34 @@ var netClassInts = []struct {
 }
 
 // readNetClass reads /sys/class/net into the same structure as
-// procfs' sysfs.FS.NetClass. It opens each interface directory once and
-// its attributes relative to it with plain syscalls: this collector reads
-// about twenty files per interface every scrape, and going through os.File
-// (netpoller registration, path walks) made it the costliest collector.
+// procfs' sysfs.FS.NetClass. This collector reads about twenty files per
+// interface every scrape: it reads them through files (kept open between
+// scrapes, openFiles), each under the inode of the interface's entry in
+// the directory, so an interface that takes another's name (a rename, or
+// one removed and another made) is read through files of its own.
 // Attributes the device does not support (EINVAL, as speed on virtual
-// links) are left nil, as procfs does.
-func readNetClass(dir string) (sysfs.NetClass, error) {
-	entries, err := os.ReadDir(dir)
+// links) are left nil, as procfs does; an interface none of whose
+// attributes can be read (removed while it was read) is left out.
+func readNetClass(dir string, files *openFiles) (sysfs.NetClass, error) {
+	entries, err := readDirInodes(dir)
 	if err != nil {
 		return nil, err
 	}
 	nc := sysfs.NetClass{}
 	var buf [256]byte
 	for _, e := range entries {
-		dfd, err := unix.Open(dir+"/"+e.Name(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			continue // bonding_masters and other plain files
+		if e.typ == unix.DT_REG {
+			continue // bonding_masters
 		}
-		i := sysfs.NetClassIface{Name: e.Name()}
+		i := sysfs.NetClassIface{Name: e.name}
+		found := false
 		read := func(name string) (string, bool) {
-			fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			b, err := files.read(dir+"/"+e.name+"/"+name, e.ino, buf[:], true)
 			if err != nil {
 				return "", false
 			}
-			n, err := unix.Read(fd, buf[:])
-			_ = unix.Close(fd)
-			if err != nil || n < 0 {
-				return "", false
-			}
-			return strings.TrimSpace(string(buf[:n])), true
+			found = true
+			return strings.TrimSpace(string(b)), true
 		}
 		for _, a := range netClassInts {
 			if s, ok := read(a.file); ok {
@@ -169,8 +170,69 @@ func readNetClass(dir string) (sysfs.NetClass, error) {
 		i.Duplex, _ = read("duplex")
 		i.IfAlias, _ = read("ifalias")
 		i.OperState, _ = read("operstate")
-		_ = unix.Close(dfd)
-		nc[i.Name] = i
+		if found {
+			nc[i.Name] = i
+		}
 	}
 	return nc, nil
+}
+
+// dirEntry is an entry of a directory as getdents(2) gives it.
+type dirEntry struct {
+	name string
+	ino  uint64
+	typ  uint8 // unix.DT_*
+}
+
+// readDirInodes lists dir with the inode number of each entry, which
+// os.ReadDir reads but does not give out. Written here, not taken from a
+// library: golang.org/x/sys/unix.ParseDirent gives names only.
+func readDirInodes(dir string) ([]dirEntry, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(fd)
+	var (
+		out []dirEntry
+		buf [8192]byte
+	)
+	for {
+		n, err := unix.Getdents(fd, buf[:])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "readdirent", Path: dir, Err: err}
+		}
+		if n <= 0 {
+			return out, nil
+		}
+		out = parseDirents(buf[:n], out)
+	}
+}
+
+// parseDirents appends the entries of b, struct linux_dirent64 records
+// (d_ino u64, d_off s64, d_reclen u16, d_type u8, d_name NUL-terminated),
+// to out, leaving out "." and "..". A record that does not fit ends the
+// parse.
+func parseDirents(b []byte, out []dirEntry) []dirEntry {
+	const head = 19 // the fixed fields
+	for len(b) >= head {
+		reclen := int(binary.NativeEndian.Uint16(b[16:18]))
+		if reclen < head || reclen > len(b) {
+			break
+		}
+		rec := b[:reclen]
+		b = b[reclen:]
+		name := rec[head:]
+		if i := bytes.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		if len(name) == 0 || string(name) == "." || string(name) == ".." {
+			continue
+		}
+		out = append(out, dirEntry{name: string(name), ino: binary.NativeEndian.Uint64(rec[0:8]), typ: rec[18]})
+	}
+	return out
 }

@@ -69,7 +69,9 @@ func (c *netdevCollector) Update(ch emitter) error {
 		ch(m)
 	}
 	for name := range nd {
-		if v, err := readNumberFile(c.h.sysPath("class", "net", name, "statistics", "rx_nohandler")); err == nil {
+		// Opened on every read, not kept (h.files): after two interfaces
+		// swap names, a kept descriptor would read the other one.
+		if v, err := (*openFiles)(nil).readNumberFile(c.h.sysPath("class", "net", name, "statistics", "rx_nohandler")); err == nil {
 			ch(c.h.series.metric(nohandlerDesc, prometheus.CounterValue, v, name))
 		}
 	}

@@ -51,7 +51,7 @@ func netstatDesc(key string) *prometheus.Desc {
 
 // read reads /proc/net/<name> into the collector's buffer.
 func (c *netstatCollector) read(name string) ([]byte, error) {
-	b, err := readFileReuse(c.h.procPath("net", name), c.buf)
+	b, err := c.h.files.readFileReuse(c.h.procPath("net", name), c.buf)
 	c.buf = b
 	return b, err
 }

@@ -57,7 +57,7 @@ func (c *pressureCollector) read(path string) (procfs.PSIStats, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var err error
-	if c.buf, err = readFileReuse(path, c.buf); err != nil {
+	if c.buf, err = c.h.files.readFileReuse(path, c.buf); err != nil {
 		return procfs.PSIStats{}, err
 	}
 	return parsePSITotals(c.buf)

@@ -34,7 +34,8 @@ type cpuTimes struct {
 // collectors read it every scrape without allocating: the file's per-IRQ
 // and softirq columns, which neither needs, are skipped unparsed.
 type statReader struct {
-	path string
+	path  string
+	files *openFiles // nil: opened on every read
 
 	mu  sync.Mutex // guards buf and st between concurrent gathers
 	buf []byte
@@ -47,7 +48,7 @@ func (r *statReader) read(fn func(*procStat)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var err error
-	if r.buf, err = readFileReuse(r.path, r.buf); err != nil {
+	if r.buf, err = r.files.readFileReuse(r.path, r.buf); err != nil {
 		return fmt.Errorf("read %s: %w", r.path, err)
 	}
 	if err := parseProcStat(r.buf, &r.st); err != nil {

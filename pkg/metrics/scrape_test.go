@@ -182,6 +182,8 @@ func BenchmarkScrapeHost(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			nc.keepFilesOpen() // as the service does while it serves
+			defer nc.closeFiles()
 			clock := servicetest.NewFakeClock(time.Now())
 			sc := &Scraper{Storage: store.DB, Clock: clock}
 			if direct {

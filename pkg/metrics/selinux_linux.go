@@ -29,7 +29,7 @@ type selinuxCollector struct{ h *host }
 func newSELinuxCollector(h *host) (collector, error) { return &selinuxCollector{h: h}, nil }
 
 func (c *selinuxCollector) Update(ch emitter) error {
-	enforce, err := readNumberFile(c.h.sysPath("fs", "selinux", "enforce"))
+	enforce, err := c.h.files.readNumberFile(c.h.sysPath("fs", "selinux", "enforce"))
 	if err != nil {
 		ch(c.h.series.metric(selinuxEnabledDesc, prometheus.GaugeValue, 0))
 		return nil

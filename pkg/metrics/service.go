@@ -173,6 +173,10 @@ func (s *Service) Serve(ctx context.Context) error {
 		_ = store.Close()
 		return err
 	}
+	// The node collectors keep their files open while the service
+	// serves (openFiles); a service stopped or replaced holds none.
+	s.node.keepFilesOpen()
+	defer s.node.closeFiles()
 	gather, direct := s.scrapeSources()
 	scraper := &Scraper{Gatherer: gather, Direct: direct, Storage: store.DB, Clock: s.clock, Targets: s.targets()}
 	if len(writers) > 0 {

@@ -470,3 +470,28 @@ func TestScrapeLoopOnClock(t *testing.T) {
 		t.Fatalf("last scrape at %s, want at once after the overrun", got)
 	}
 }
+
+// The node collectors keep this host's /proc and /sys files open while
+// the service serves, and none once Serve has returned, even when the
+// registry is gathered after (hostd's /metrics).
+func TestServiceKeepsFilesWhileServing(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Interval = time.Hour
+	cfg.Collectors = []string{"meminfo", "netclass", "stat"}
+	rs := startService(t, t.TempDir(), cfg)
+	if n := rs.node.host.files.len(); n < 10 {
+		t.Fatalf("%d files kept open while serving", n)
+	}
+	if err := rs.stop(); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Serve returned %v", err)
+	}
+	if n := rs.node.host.files.len(); n != 0 {
+		t.Fatalf("%d files kept open after Serve returned", n)
+	}
+	if _, err := rs.reg.Gather(); err != nil {
+		t.Fatal(err)
+	}
+	if n := rs.node.host.files.len(); n != 0 {
+		t.Fatalf("%d files kept open by a gather after Serve returned", n)
+	}
+}

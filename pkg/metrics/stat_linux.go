@@ -29,7 +29,7 @@ type statCollector struct {
 }
 
 func newStatCollector(h *host) (collector, error) {
-	return &statCollector{stat: statReader{path: h.procPath("stat")}, series: h.series}, nil
+	return &statCollector{stat: statReader{path: h.procPath("stat"), files: h.files}, series: h.series}, nil
 }
 
 func (c *statCollector) Update(ch emitter) error {

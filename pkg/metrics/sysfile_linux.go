@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,72 +32,28 @@ func openRead(path string) (int, error) {
 	}
 }
 
-// readFD reads from fd into b, retrying an interrupted read.
-func readFD(fd int, b []byte, path string) (int, error) {
-	for {
-		n, err := unix.Read(fd, b)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return 0, &fs.PathError{Op: "read", Path: path, Err: err}
-		}
-		return max(n, 0), nil
-	}
-}
-
 // readFileReuse reads the whole file at path into buf, growing it as
 // needed, and returns the filled slice.
-func readFileReuse(path string, buf []byte) ([]byte, error) {
-	fd, err := openRead(path)
-	if err != nil {
-		return buf[:0], err
-	}
-	defer unix.Close(fd)
-	if cap(buf) == 0 {
-		buf = make([]byte, 0, 4096)
-	}
-	buf = buf[:0]
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := readFD(fd, buf[len(buf):cap(buf)], path)
-		buf = buf[:len(buf)+n]
-		if err != nil || n == 0 {
-			return buf, err
-		}
-	}
+func (o *openFiles) readFileReuse(path string, buf []byte) ([]byte, error) {
+	return o.read(path, 0, buf, false)
 }
 
 // readSmallFile reads a file of at most len(buf) bytes into buf (a
 // longer one is cut) and returns what it read.
-func readSmallFile(path string, buf []byte) ([]byte, error) {
-	fd, err := openRead(path)
+func (o *openFiles) readSmallFile(path string, buf []byte) ([]byte, error) {
+	b, err := o.read(path, 0, buf, true)
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(fd)
-	n := 0
-	for n < len(buf) {
-		m, err := readFD(fd, buf[n:], path)
-		if err != nil {
-			return nil, err
-		}
-		if m == 0 {
-			break
-		}
-		n += m
-	}
-	return buf[:n], nil
+	return b, nil
 }
 
 // readNumberFile reads a /proc or /sys file holding one number. The file
 // is read into a small stack buffer with plain open/read: these are read
 // every scrape, and os.ReadFile allocates a page-sized buffer each time.
-func readNumberFile(path string) (float64, error) {
+func (o *openFiles) readNumberFile(path string) (float64, error) {
 	var buf [64]byte
-	b, err := readSmallFile(path, buf[:])
+	b, err := o.readSmallFile(path, buf[:])
 	if err != nil {
 		return 0, err
 	}
@@ -105,4 +62,190 @@ func readNumberFile(path string) (float64, error) {
 		return 0, fmt.Errorf("parse %s: %w", path, err)
 	}
 	return v, nil
+}
+
+// openFiles keeps the /proc and /sys files the node collectors read every
+// scrape open from one scrape to the next, and reads them again from
+// their start with pread(2). Opening such a file costs more than reading
+// it: a path walk with a dentry lookup per component (through
+// /sys/class/net's symlinks for the twenty-odd attributes of each
+// interface), a file and, in /proc, an inode allocated and freed again,
+// about a sixth of the metrics service's CPU at a one-second interval.
+// node_exporter opens them anew each time.
+//
+// Only files on procfs and sysfs are kept: there a read at offset 0 makes
+// the text anew, from the object the path named when it was opened. Such
+// an object that goes away (an interface removed, a sysctl table
+// unregistered) fails the read with ENODEV or ENOENT; the file is then
+// opened again by its path. A regular file (a test fixture) is read with
+// an open of its own every time, as it could have been replaced by a
+// rename that an open descriptor would not see.
+//
+// Each kept file holds a descriptor and, once read, the kernel's page of
+// its seq_file buffer; at most maxOpenFiles are kept, files not read for
+// sweepRounds scrapes are closed, and close closes them all.
+type openFiles struct {
+	mu    sync.Mutex
+	on    bool // keep files open (between keep and close)
+	m     map[fileKey]*openFile
+	round uint64
+}
+
+// fileKey names a kept file: its path and a generation the caller gives
+// for objects a path can name in turn (the netclass collector's
+// interfaces, which can be renamed: the inode of their entry in
+// /sys/class/net).
+type fileKey struct {
+	path string
+	gen  uint64
+}
+
+type openFile struct {
+	fd   int
+	used uint64 // round of the last read
+}
+
+// maxOpenFiles bounds the descriptors openFiles keeps: beyond it, files
+// are opened and closed on every read as before.
+const maxOpenFiles = 512
+
+// keep starts keeping files open.
+func (o *openFiles) keep() {
+	o.mu.Lock()
+	o.on = true
+	o.mu.Unlock()
+}
+
+// close closes every kept file and stops keeping them.
+func (o *openFiles) close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.on = false
+	for k, f := range o.m {
+		_ = unix.Close(f.fd)
+		delete(o.m, k)
+	}
+}
+
+// endRound marks the end of a scrape and, every sweepRounds, closes the
+// files no scrape read since the last sweep.
+func (o *openFiles) endRound() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.round++
+	if o.round%sweepRounds != 0 {
+		return
+	}
+	for k, f := range o.m {
+		if o.round-f.used > sweepRounds {
+			_ = unix.Close(f.fd)
+			delete(o.m, k)
+		}
+	}
+}
+
+// len is the number of files kept open.
+func (o *openFiles) len() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.m)
+}
+
+// read reads the file at path from its start into buf: the whole file,
+// growing buf, or with cut at most len(buf) bytes. A nil openFiles reads
+// with an open of its own, as does one not keeping files.
+func (o *openFiles) read(path string, gen uint64, buf []byte, cut bool) ([]byte, error) {
+	if o == nil {
+		return readOnce(path, buf, cut)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.on {
+		return readOnce(path, buf, cut)
+	}
+	k := fileKey{path, gen}
+	if f, ok := o.m[k]; ok {
+		b, err := preadAll(f.fd, path, buf, cut)
+		if !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ESTALE) {
+			// Read, or failed as the attribute fails (EINVAL from the
+			// speed of a virtual link): the file stays.
+			f.used = o.round
+			return b, err
+		}
+		_ = unix.Close(f.fd) // what it named is gone: open the path again
+		delete(o.m, k)
+	}
+	fd, err := openRead(path)
+	if err != nil {
+		return buf[:0], err
+	}
+	b, err := preadAll(fd, path, buf, cut)
+	if len(o.m) < maxOpenFiles && remakesOnRead(fd) {
+		if o.m == nil {
+			o.m = map[fileKey]*openFile{}
+		}
+		o.m[k] = &openFile{fd: fd, used: o.round}
+	} else {
+		_ = unix.Close(fd)
+	}
+	return b, err
+}
+
+// remakesOnRead tells whether fd is a file on procfs or sysfs, whose text
+// a read at offset 0 makes anew.
+func remakesOnRead(fd int) bool {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(fd, &st); err != nil {
+		return false
+	}
+	return st.Type == unix.PROC_SUPER_MAGIC || st.Type == unix.SYSFS_MAGIC
+}
+
+// readOnce opens path, reads it as openFiles.read does, and closes it.
+func readOnce(path string, buf []byte, cut bool) ([]byte, error) {
+	fd, err := openRead(path)
+	if err != nil {
+		return buf[:0], err
+	}
+	defer unix.Close(fd)
+	return preadAll(fd, path, buf, cut)
+}
+
+// preadAll reads fd from offset 0 into buf: to its end, growing buf, or
+// with cut to its end or len(buf) bytes, whichever comes first.
+func preadAll(fd int, path string, buf []byte, cut bool) ([]byte, error) {
+	if cut {
+		buf = buf[:len(buf):len(buf)]
+	} else if cap(buf) == 0 {
+		buf = make([]byte, 0, 4096)
+	}
+	n := 0
+	for {
+		if n == cap(buf) {
+			if cut {
+				return buf[:n], nil
+			}
+			buf = append(buf[:n], 0)
+		}
+		buf = buf[:cap(buf)]
+		m, err := preadFD(fd, buf[n:], int64(n), path)
+		n += m
+		if err != nil || m == 0 {
+			return buf[:n], err
+		}
+	}
+}
+
+// preadFD reads from fd at off into b, retrying an interrupted read.
+func preadFD(fd int, b []byte, off int64, path string) (int, error) {
+	for {
+		n, err := unix.Pread(fd, b, off)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return 0, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		return max(n, 0), nil
+	}
 }

@@ -4,15 +4,24 @@ import (
 	"bytes"
 	"errors"
 	"io/fs"
+	"maps"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hostd/hostd/internal/testenv"
 )
 
 // The collectors' own file reads (open/read without the runtime's
 // poller) read whole files of any size, cut small ones at their buffer,
 // and fail as os does: a *fs.PathError naming the file, fs.ErrNotExist
-// for a missing one.
+// for a missing one. They do so opened on every read (a nil openFiles)
+// and kept open, where a regular file is still opened every time.
 func TestReadSysFiles(t *testing.T) {
 	dir := t.TempDir()
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1000) // 16,000 bytes: grows the 4 KiB buffer
@@ -20,31 +29,194 @@ func TestReadSysFiles(t *testing.T) {
 	if err := os.WriteFile(path, big, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	got, err := readFileReuse(path, nil)
-	if err != nil || !bytes.Equal(got, big) {
-		t.Fatalf("readFileReuse: %d bytes, %v", len(got), err)
-	}
-	got, err = readFileReuse(path, got[:0])
-	if err != nil || !bytes.Equal(got, big) {
-		t.Fatalf("readFileReuse into its own buffer: %d bytes, %v", len(got), err)
-	}
-	var buf [10]byte
-	if got, err := readSmallFile(path, buf[:]); err != nil || string(got) != "0123456789" {
-		t.Fatalf("readSmallFile = %q, %v", got, err)
-	}
-	if got, err := readFileReuse("/proc/self/stat", nil); err != nil || len(got) == 0 {
-		t.Fatalf("readFileReuse(/proc/self/stat) = %q, %v", got, err)
-	}
-	missing := filepath.Join(dir, "missing")
-	for _, read := range []func() error{
-		func() error { _, err := readFileReuse(missing, nil); return err },
-		func() error { _, err := readSmallFile(missing, buf[:]); return err },
-		func() error { _, err := readNumberFile(missing); return err },
-	} {
-		err := read()
-		var pe *fs.PathError
-		if !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &pe) || pe.Path != missing {
-			t.Errorf("reading a missing file: %v, want a *fs.PathError for %s that is fs.ErrNotExist", err, missing)
+	kept := &openFiles{}
+	kept.keep()
+	defer kept.close()
+	for _, o := range []*openFiles{nil, kept} {
+		got, err := o.readFileReuse(path, nil)
+		if err != nil || !bytes.Equal(got, big) {
+			t.Fatalf("readFileReuse: %d bytes, %v", len(got), err)
+		}
+		got, err = o.readFileReuse(path, got[:0])
+		if err != nil || !bytes.Equal(got, big) {
+			t.Fatalf("readFileReuse into its own buffer: %d bytes, %v", len(got), err)
+		}
+		var buf [10]byte
+		if got, err := o.readSmallFile(path, buf[:]); err != nil || string(got) != "0123456789" {
+			t.Fatalf("readSmallFile = %q, %v", got, err)
+		}
+		if o != nil && o.len() != 0 {
+			t.Fatalf("a regular file was kept open (%d files)", o.len())
+		}
+		if got, err := o.readFileReuse("/proc/self/stat", nil); err != nil || len(got) == 0 {
+			t.Fatalf("readFileReuse(/proc/self/stat) = %q, %v", got, err)
+		}
+		missing := filepath.Join(dir, "missing")
+		for _, read := range []func() error{
+			func() error { _, err := o.readFileReuse(missing, nil); return err },
+			func() error { _, err := o.readSmallFile(missing, buf[:]); return err },
+			func() error { _, err := o.readNumberFile(missing); return err },
+		} {
+			err := read()
+			var pe *fs.PathError
+			if !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &pe) || pe.Path != missing {
+				t.Errorf("reading a missing file: %v, want a *fs.PathError for %s that is fs.ErrNotExist", err, missing)
+			}
 		}
 	}
+	if kept.len() != 1 {
+		t.Fatalf("%d files kept open, want /proc/self/stat", kept.len())
+	}
+}
+
+// A file kept open is read anew: /proc/uptime read twice through the
+// same descriptor gives two times.
+func TestKeptFileReadAnew(t *testing.T) {
+	files := &openFiles{}
+	files.keep()
+	defer files.close()
+	first, err := files.readFileReuse("/proc/uptime", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first = bytes.Clone(first)
+	fd := files.m[fileKey{path: "/proc/uptime"}].fd
+	time.Sleep(30 * time.Millisecond) // /proc/uptime counts hundredths
+	second, err := files.readFileReuse("/proc/uptime", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(first, second) {
+		t.Fatalf("/proc/uptime read %q twice 30 ms apart through a kept descriptor", first)
+	}
+	if f := files.m[fileKey{path: "/proc/uptime"}]; files.len() != 1 || f.fd != fd {
+		t.Fatalf("%d files kept, /proc/uptime on fd %d then %d", files.len(), fd, f.fd)
+	}
+	files.close()
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); !errors.Is(err, unix.EBADF) {
+		t.Fatalf("fd %d still open after close: %v", fd, err)
+	}
+}
+
+// TestNetClassKeptFiles reads /sys/class/net of a network namespace made
+// for the test through kept files while its interfaces are removed, made
+// again under the same names, renamed into each other's names and
+// changed: every read reports each interface as it is at that moment
+// (its ifindex as the kernel gives it), and files of interfaces gone are
+// closed. The reading runs in the test binary started again under `ip
+// netns exec`, which mounts the namespace's own sysfs.
+func TestNetClassKeptFiles(t *testing.T) {
+	if os.Getenv("HOSTD_TEST_NETCLASS_CHILD") == "1" {
+		netClassKeptFilesChild(t)
+		return
+	}
+	n := testenv.NewNetNS(t)
+	cmd := exec.Command("ip", "netns", "exec", n.Name, os.Args[0], "-test.run=^TestNetClassKeptFiles$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "HOSTD_TEST_NETCLASS_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestNetClassKeptFiles")) {
+		t.Fatalf("in netns %s: %v\n%s", n.Name, err, out)
+	}
+}
+
+func netClassKeptFilesChild(t *testing.T) {
+	files := &openFiles{}
+	files.keep()
+	defer files.close()
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v\n%s", args, err, out)
+		}
+	}
+	// check reads the class and compares each interface with the
+	// kernel's answer now; it returns the ifindexes it read.
+	check := func(step string) map[string]int64 {
+		t.Helper()
+		nc, err := readNetClass("/sys/class/net", files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int64{}
+		for name, i := range nc {
+			live, err := net.InterfaceByName(name)
+			if err != nil || i.IfIndex == nil || *i.IfIndex != int64(live.Index) || i.MTU == nil || *i.MTU != int64(live.MTU) {
+				t.Fatalf("%s: %s read with ifindex %v mtu %v, the kernel has %+v (%v)", step, name, deref(i.IfIndex), deref(i.MTU), live, err)
+			}
+			got[name] = *i.IfIndex
+		}
+		for _, name := range []string{"lo", "a0", "b0"} {
+			if _, ok := got[name]; !ok {
+				t.Fatalf("%s: %s not read (%v)", step, name, got)
+			}
+		}
+		return got
+	}
+	fds := func() map[fileKey]int {
+		m := map[fileKey]int{}
+		for k, f := range files.m {
+			m[k] = f.fd
+		}
+		return m
+	}
+	ip("link", "add", "a0", "type", "veth", "peer", "name", "b0")
+	first := check("first read")
+	kept := fds()
+	if len(kept) < 3*len(netClassInts) {
+		t.Fatalf("%d files kept after reading %d interfaces", len(kept), len(first))
+	}
+	check("second read")
+	if again := fds(); !maps.Equal(again, kept) {
+		t.Fatalf("the second read opened files again: %d kept, then %d", len(kept), len(again))
+	}
+
+	ip("link", "del", "a0")
+	ip("link", "add", "a0", "type", "veth", "peer", "name", "b0")
+	remade := check("after a0 and b0 were made again")
+	if remade["a0"] == first["a0"] {
+		t.Fatalf("a0 has ifindex %d again; the test needs a new interface", first["a0"])
+	}
+	ip("link", "set", "a0", "name", "t0")
+	ip("link", "set", "b0", "name", "a0")
+	ip("link", "set", "t0", "name", "b0")
+	ip("link", "set", "a0", "mtu", "1400")
+	swapped := check("after a0 and b0 swapped names")
+	if swapped["a0"] != remade["b0"] || swapped["b0"] != remade["a0"] {
+		t.Fatalf("after the swap a0=%d b0=%d, want %d and %d", swapped["a0"], swapped["b0"], remade["b0"], remade["a0"])
+	}
+
+	// A file kept under its path alone (generation 0) whose interface is
+	// removed fails with ENODEV and is opened again by its path.
+	var buf [64]byte
+	if b, err := files.readSmallFile("/sys/class/net/a0/mtu", buf[:]); err != nil || string(bytes.TrimSpace(b)) != "1400" {
+		t.Fatalf("a0/mtu = %q, %v", b, err)
+	}
+	ip("link", "del", "a0")
+	ip("link", "add", "a0", "mtu", "1300", "type", "veth", "peer", "name", "b0")
+	if b, err := files.readSmallFile("/sys/class/net/a0/mtu", buf[:]); err != nil || string(bytes.TrimSpace(b)) != "1300" {
+		t.Fatalf("a0/mtu of the new a0 = %q, %v", b, err)
+	}
+
+	// Files no read asks for are closed within two sweeps: what stays
+	// is what a fresh read of the interfaces there are now keeps.
+	for range 2 * sweepRounds {
+		check("sweeping")
+		files.endRound()
+	}
+	fresh := &openFiles{}
+	fresh.keep()
+	defer fresh.close()
+	if _, err := readNetClass("/sys/class/net", fresh); err != nil {
+		t.Fatal(err)
+	}
+	if files.len() != fresh.len() {
+		t.Fatalf("%d files kept after the sweeps, a fresh read keeps %d", files.len(), fresh.len())
+	}
+}
+
+func deref(p *int64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }

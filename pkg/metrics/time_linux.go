@@ -45,12 +45,12 @@ func (c *timeCollector) Update(ch emitter) error {
 	for _, d := range c.clocksources {
 		dev := strings.TrimPrefix(filepath.Base(d), "clocksource")
 		var buf [512]byte
-		if b, err := readSmallFile(filepath.Join(d, "available_clocksource"), buf[:]); err == nil {
+		if b, err := c.h.files.readSmallFile(filepath.Join(d, "available_clocksource"), buf[:]); err == nil {
 			for _, cs := range strings.Fields(string(b)) {
 				ch(c.h.series.metric(clocksourceAvailableDesc, prometheus.GaugeValue, 1, dev, cs))
 			}
 		}
-		if b, err := readSmallFile(filepath.Join(d, "current_clocksource"), buf[:]); err == nil {
+		if b, err := c.h.files.readSmallFile(filepath.Join(d, "current_clocksource"), buf[:]); err == nil {
 			if cs := strings.TrimSpace(string(b)); cs != "" {
 				ch(c.h.series.metric(clocksourceCurrentDesc, prometheus.GaugeValue, 1, dev, cs))
 			}

@@ -46,7 +46,7 @@ func (c *udpQueuesCollector) Update(ch emitter) error {
 func (c *udpQueuesCollector) read(path string) (tx, rx uint64, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.buf, err = readFileReuse(path, c.buf); err != nil {
+	if c.buf, err = c.h.files.readFileReuse(path, c.buf); err != nil {
 		return 0, 0, fmt.Errorf("read %s: %w", path, err)
 	}
 	if tx, rx, err = parseUDPQueues(c.buf); err != nil {

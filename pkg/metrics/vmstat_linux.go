@@ -35,7 +35,7 @@ func (c *vmstatCollector) Update(ch emitter) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	path := c.h.procPath("vmstat")
-	b, err := readFileReuse(path, c.buf)
+	b, err := c.h.files.readFileReuse(path, c.buf)
 	c.buf = b
 	if err != nil {
 		return fmt.Errorf("read vmstat: %w", err)
