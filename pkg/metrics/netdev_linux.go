@@ -1,10 +1,11 @@
 package metrics
 
 import (
+	"bytes"
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/procfs"
@@ -50,51 +51,127 @@ var netdevDescs = func() map[string]*prometheus.Desc {
 var nohandlerDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "network", "receive_nohandler_total"),
 	"Network device statistic receive_nohandler.", []string{"device"}, nil)
 
-// netdevCollector exports per-interface counters from /proc/net/dev.
-type netdevCollector struct{ h *host }
+// netdevCollector exports per-interface counters from /proc/net/dev. It
+// parses the file itself into maps it keeps (procfs allocates a line,
+// its fields and a map per scrape), and reads each interface's flags and
+// rx_nohandler through files kept open under the inode of its entry in
+// /sys/class/net, as the netclass collector does.
+type netdevCollector struct {
+	h *host
 
-func newNetdevCollector(h *host) (collector, error) { return &netdevCollector{h: h}, nil }
+	mu    sync.Mutex // guards what follows between concurrent gathers
+	buf   []byte
+	nd    procfs.NetDev
+	names map[string]string // interface names seen, to reuse their strings
+	inos  map[string]uint64 // /sys/class/net's entries in this scrape
+}
+
+func newNetdevCollector(h *host) (collector, error) {
+	return &netdevCollector{h: h, nd: procfs.NetDev{}, names: map[string]string{}, inos: map[string]uint64{}}, nil
+}
 
 func (c *netdevCollector) Update(ch emitter) error {
-	nd, err := c.h.proc.NetDev()
-	if err != nil {
-		return fmt.Errorf("read %s: %w", c.h.procPath("net", "dev"), err)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	path := c.h.procPath("net", "dev")
+	var err error
+	if c.buf, err = c.h.files.readFileReuse(path, c.buf); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
 	}
-	for name := range nd {
-		if c.loopback(name) {
-			delete(nd, name)
+	if err := c.parse(c.buf); err != nil {
+		return fmt.Errorf("parse %s: %w", path, err)
+	}
+	classDir := c.h.sysPath("class", "net")
+	clear(c.inos)
+	if entries, err := readDirInodes(classDir); err == nil {
+		for _, e := range entries {
+			c.inos[e.name] = e.ino
 		}
 	}
-	for _, m := range netdevMetrics(nd, c.h.series) {
+	for name := range c.nd {
+		if c.loopback(classDir, name) {
+			delete(c.nd, name)
+		}
+	}
+	for _, m := range netdevMetrics(c.nd, c.h.series) {
 		ch(m)
 	}
-	for name := range nd {
-		// Opened on every read, not kept (h.files): after two interfaces
-		// swap names, a kept descriptor would read the other one.
-		if v, err := (*openFiles)(nil).readNumberFile(c.h.sysPath("class", "net", name, "statistics", "rx_nohandler")); err == nil {
-			ch(c.h.series.metric(nohandlerDesc, prometheus.CounterValue, v, name))
+	for name := range c.nd {
+		var buf [64]byte
+		if b, err := c.sysFile(classDir, name, "statistics/rx_nohandler", buf[:]); err == nil {
+			if v, err := strconv.ParseFloat(string(b), 64); err == nil {
+				ch(c.h.series.metric(nohandlerDesc, prometheus.CounterValue, v, name))
+			}
 		}
 	}
 	return nil
 }
 
+// parse reads /proc/net/dev's interface lines ("name: 16 counters")
+// into c.nd, as procfs' NetDev does.
+func (c *netdevCollector) parse(b []byte) error {
+	clear(c.nd)
+	for n := 1; len(b) > 0; n++ {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		nameB, rest, ok := bytes.Cut(line, []byte(":"))
+		if n <= 2 || !ok {
+			continue // the two header lines
+		}
+		nameB = bytes.TrimSpace(nameB)
+		name, seen := c.names[string(nameB)]
+		if !seen {
+			if len(c.names) >= maxDiskNames {
+				clear(c.names)
+			}
+			name = string(nameB)
+			c.names[name] = name
+		}
+		l := procfs.NetDevLine{Name: name}
+		for _, dst := range []*uint64{&l.RxBytes, &l.RxPackets, &l.RxErrors, &l.RxDropped, &l.RxFIFO, &l.RxFrame, &l.RxCompressed, &l.RxMulticast,
+			&l.TxBytes, &l.TxPackets, &l.TxErrors, &l.TxDropped, &l.TxFIFO, &l.TxCollisions, &l.TxCarrier, &l.TxCompressed} {
+			var f []byte
+			if f, rest = nextField(rest); f == nil {
+				return fmt.Errorf("line %d (%s): fewer than 16 counters", n, name)
+			}
+			v, err := strconv.ParseUint(string(f), 10, 64)
+			if err != nil {
+				return fmt.Errorf("line %d (%s): %w", n, name, err)
+			}
+			*dst = v
+		}
+		c.nd[name] = l
+	}
+	return nil
+}
+
+// sysFile reads the file /sys/class/net/<name>/<file>, trimmed: kept
+// open under the inode of the interface's entry, or opened for this read
+// when the entry was not listed (an interface made since).
+func (c *netdevCollector) sysFile(classDir, name, file string, buf []byte) ([]byte, error) {
+	files := c.h.files
+	ino, ok := c.inos[name]
+	if !ok {
+		files = nil
+	}
+	b, err := files.read(classDir+"/"+name+"/"+file, ino, buf, true)
+	return bytes.TrimSpace(b), err
+}
+
 // loopback reports whether the interface has IFF_LOOPBACK set: like
 // node_exporter (which reads netlink and skips loopback), the counters of
 // lo are not exported.
-// The flags file is read into a small buffer with plain open/read:
-// os.ReadFile would allocate a page-sized buffer per interface and scrape.
-func (c *netdevCollector) loopback(name string) bool {
-	fd, err := unix.Open(c.h.sysPath("class", "net", name, "flags"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+func (c *netdevCollector) loopback(classDir, name string) bool {
+	var buf [64]byte
+	b, err := c.sysFile(classDir, name, "flags", buf[:])
 	if err != nil {
 		return name == "lo"
 	}
-	var buf [32]byte
-	n, err := unix.Read(fd, buf[:])
-	_ = unix.Close(fd)
-	if err != nil || n <= 0 {
-		return name == "lo"
-	}
-	flags, err := strconv.ParseInt(strings.TrimSpace(string(buf[:n])), 0, 64)
+	flags, err := strconv.ParseInt(string(b), 0, 64) // hexadecimal: 0x1003
 	return err == nil && flags&unix.IFF_LOOPBACK != 0
 }
 
