@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -96,6 +97,13 @@ func assertSameFamilies(t *testing.T, got, want []*dto.MetricFamily) {
 // types of client_golang's, less process_network_* (node_netstat's
 // IpExt octets under another name), with the same start time and limits.
 func TestProcessCollectorMatchesClientGolang(t *testing.T) {
+	for range 50 { // descriptors enough that a wrong count shows
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+	}
 	ours, theirs := prometheus.NewRegistry(), prometheus.NewRegistry()
 	ours.MustRegister(newProcessCollector())
 	theirs.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -136,6 +144,12 @@ func TestProcessCollectorMatchesClientGolang(t *testing.T) {
 			// Read from statm, not stat: the same page counts, read a
 			// moment apart.
 			if gv, wv := g.GetMetric()[0].GetGauge().GetValue(), w.GetMetric()[0].GetGauge().GetValue(); gv < wv*0.8 || gv > wv*1.2 {
+				t.Errorf("%s = %v, client_golang %v", w.GetName(), gv, wv)
+			}
+		case "process_open_fds":
+			// client_golang counts the entries of /proc/self/fd, with the
+			// descriptor it lists them through; ours is stat's size.
+			if gv, wv := g.GetMetric()[0].GetGauge().GetValue(), w.GetMetric()[0].GetGauge().GetValue(); gv < 50 || gv < wv-2 || gv > wv+2 {
 				t.Errorf("%s = %v, client_golang %v", w.GetName(), gv, wv)
 			}
 		case "process_cpu_seconds_total":

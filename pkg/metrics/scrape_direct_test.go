@@ -196,6 +196,15 @@ func (panickyDirect) CollectTo(emit func(prometheus.Metric)) {
 	panic("collector bug")
 }
 
+// sendsOne sends one metric on the channel.
+type sendsOne struct{}
+
+func (sendsOne) Describe(chan<- *prometheus.Desc) {}
+
+func (sendsOne) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(prometheus.NewDesc("hostd_sent", "Sent on a channel.", nil, nil), prometheus.GaugeValue, 1)
+}
+
 // A Direct collector that panics, in its own goroutine or in the
 // scraper's, costs the metrics it had not sent, not the scrape or the
 // process: what it sent and what was gathered are stored; in a set of
@@ -211,6 +220,7 @@ func TestDirectCollectorPanics(t *testing.T) {
 		{"channel", panicky{}, 2},
 		{"direct", panickyDirect{}, 2},
 		{"set", collectors{panickyDirect{}, other}, 3},
+		{"set on a channel", collectors{panicky{}, other, sendsOne{}}, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := openTestStorage(t)

@@ -267,12 +267,42 @@ func (cs collectors) Collect(ch chan<- prometheus.Metric) {
 }
 
 // CollectTo implements DirectCollector: the node collectors hand their
-// metrics over in the caller's goroutine, the others through a channel.
+// metrics over in the caller's goroutine, as do client_golang's metrics
+// (a Gauge, a Counter, a GaugeFunc), which are their own collectors and
+// their only metric; the others send theirs on one channel from one
+// goroutine (a channel and a goroutine each cost more than collecting
+// the service's own few metrics).
 func (cs collectors) CollectTo(emit func(prometheus.Metric)) {
+	var rest chanCollectors
 	for _, c := range cs {
-		// One that panics loses what it had not handed out, not the
-		// others' metrics (as in a registry's gather).
-		_ = collectTo(c, emit)
+		switch m := c.(type) {
+		case DirectCollector:
+			// One that panics loses what it had not handed out, not the
+			// others' metrics (as in a registry's gather).
+			_ = collectTo(c, emit)
+		case prometheus.Metric:
+			emit(m)
+		default:
+			rest = append(rest, c)
+		}
+	}
+	if len(rest) > 0 {
+		_ = collectTo(rest, emit)
+	}
+}
+
+// chanCollectors collects each of its collectors in turn on one channel;
+// one that panics loses what it had not sent, not the others' metrics.
+type chanCollectors []prometheus.Collector
+
+func (cs chanCollectors) Describe(chan<- *prometheus.Desc) {}
+
+func (cs chanCollectors) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range cs {
+		func() {
+			defer func() { _ = recover() }()
+			c.Collect(ch)
+		}()
 	}
 }
 
