@@ -79,7 +79,7 @@ type Daemon struct {
 	stopping atomic.Bool
 
 	tree     *supervisor.Tree
-	root     *prometheus.Registry
+	root     *registry
 	gatherer *gatherer
 	regs     map[string]Registration
 }
@@ -149,7 +149,7 @@ func (d *Daemon) run(ctx context.Context, cfg *config.Config) error {
 
 	d.cfg, d.loadedAt = cfg, time.Now()
 	d.trimCode("start")
-	d.root = prometheus.NewRegistry()
+	d.root = newRegistry()
 	d.root.MustRegister(
 		collectors.NewGoCollector(),
 		newProcessCollector(),

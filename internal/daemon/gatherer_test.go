@@ -45,7 +45,7 @@ func TestGathererMatchesGatherers(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			root := prometheus.NewRegistry()
+			root := newRegistry()
 			root.MustRegister(tc.root...)
 			g := newGatherer(root)
 			for name, cs := range tc.svcs {
@@ -170,7 +170,7 @@ func TestProcessCollectorMatchesClientGolang(t *testing.T) {
 // service's CPU at a one-second interval. Counted in allocations, not
 // time.
 func TestGathererChecksOnce(t *testing.T) {
-	root := prometheus.NewRegistry()
+	root := newRegistry()
 	g := newGatherer(root)
 	vec := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "node_things", Help: "h"}, []string{"i"})
 	for i := range 500 {
@@ -185,47 +185,54 @@ func TestGathererChecksOnce(t *testing.T) {
 	}
 }
 
-var _ metrics.ExceptGatherer = (*gatherer)(nil)
+var _ metrics.ExceptCollectors = (*gatherer)(nil)
 
-// GatherExcept gathers what Gather does but the one registry it is
-// given: the metrics service appends its node collectors straight to its
-// TSDB and gathers the rest of hostd's metrics this way.
-func TestGathererExcept(t *testing.T) {
+// CollectorsExcept lists the collectors of every registry but the one it
+// is given, in the order of the registries (root first, then the
+// services' by name) and of registration: the metrics service collects
+// them straight into its TSDB. A collector unregistered is left out; a
+// registration refused is not listed.
+func TestGathererCollectorsExcept(t *testing.T) {
 	counter := func(name string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: name + " help"})
 	}
-	root := prometheus.NewRegistry()
-	root.MustRegister(counter("hostd_root_total"))
+	root := newRegistry()
+	rootC, gone := counter("hostd_root_total"), counter("hostd_gone_total")
+	root.MustRegister(rootC, gone)
+	if err := root.Register(counter("hostd_root_total")); err == nil {
+		t.Fatal("a second hostd_root_total registered")
+	}
+	if !root.Unregister(gone) {
+		t.Fatal("unregister hostd_gone_total")
+	}
 	g := newGatherer(root)
-	g.fresh("backup").MustRegister(counter("hostd_backup_total"))
+	backup := counter("hostd_backup_total")
+	g.fresh("backup").MustRegister(backup)
 	skip := g.fresh("metrics")
-	skip.MustRegister(counter("node_a_total"), counter("hostd_metrics_total"))
-	names := func(mfs []*dto.MetricFamily) string {
+	nodeA, own := counter("node_a_total"), counter("hostd_metrics_total")
+	skip.MustRegister(nodeA, own)
+	names := func(cs []prometheus.Collector) string {
 		var out []string
-		for _, mf := range mfs {
-			out = append(out, mf.GetName())
+		for _, c := range cs {
+			out = append(out, c.(prometheus.Metric).Desc().String())
 		}
-		return strings.Join(out, " ")
+		return strings.Join(out, "\n")
 	}
-	all, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
+	descs := func(cs ...prometheus.Counter) []prometheus.Collector {
+		out := make([]prometheus.Collector, len(cs))
+		for i, c := range cs {
+			out[i] = c
+		}
+		return out
 	}
-	if got, want := names(all), "hostd_backup_total hostd_metrics_total hostd_root_total node_a_total"; got != want {
-		t.Errorf("Gather: %s, want %s", got, want)
+	if got, want := names(g.CollectorsExcept(skip)), names(descs(rootC, backup)); got != want {
+		t.Errorf("CollectorsExcept(metrics):\n%s\nwant\n%s", got, want)
 	}
-	except, err := g.GatherExcept(skip)
-	if err != nil {
-		t.Fatal(err)
+	if got, want := names(g.CollectorsExcept(newRegistry())), names(descs(rootC, backup, nodeA, own)); got != want {
+		t.Errorf("CollectorsExcept of a registry it does not hold:\n%s\nwant\n%s", got, want)
 	}
-	if got, want := names(except), "hostd_backup_total hostd_root_total"; got != want {
-		t.Errorf("GatherExcept: %s, want %s", got, want)
-	}
-	except, err = g.GatherExcept(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := names(except), names(all); got != want {
-		t.Errorf("GatherExcept of a registry it does not gather: %s, want %s", got, want)
+	g.drop("backup")
+	if got, want := names(g.CollectorsExcept(skip)), names(descs(rootC)); got != want {
+		t.Errorf("after the backup service was dropped:\n%s\nwant\n%s", got, want)
 	}
 }

@@ -421,7 +421,7 @@ func (s *Scraper) familiesMetadata(mfs []*dto.MetricFamily, last map[string]Meta
 		check(mf.GetName(), Metadata{Type: metricTypeName(mf.GetType()), Help: mf.GetHelp(), Unit: mf.GetUnit()})
 	}
 	for _, f := range s.seen {
-		check(f.name, Metadata{Type: metricTypeName(f.typ), Help: f.help})
+		check(f.name, Metadata{Type: metricTypeName(f.typ), Help: f.help, Unit: f.unit})
 	}
 	if same && len(s.names) == len(last) {
 		return last, false
@@ -432,7 +432,7 @@ func (s *Scraper) familiesMetadata(mfs []*dto.MetricFamily, last map[string]Meta
 	}
 	for _, f := range s.seen {
 		if _, ok := meta[f.name]; !ok {
-			meta[f.name] = Metadata{Type: metricTypeName(f.typ), Help: f.help}
+			meta[f.name] = Metadata{Type: metricTypeName(f.typ), Help: f.help, Unit: f.unit}
 		}
 	}
 	return meta, true

@@ -15,12 +15,12 @@ import (
 // directFamily is what the scraper knows of one descriptor of its Direct
 // collector.
 type directFamily struct {
-	name, help string
-	err        error          // the descriptor is invalid: its metrics are dropped
-	typ        dto.MetricType // of the last metric collected
-	round      uint64         // the last scrape that collected it
-	listed     uint64         // the last scrape that stored a series of it
-	targets    []*ScrapeTarget
+	name, help, unit string
+	err              error          // the descriptor is invalid: its metrics are dropped
+	typ              dto.MetricType // of the last metric collected
+	round            uint64         // the last scrape that collected it
+	listed           uint64         // the last scrape that stored a series of it
+	targets          []*ScrapeTarget
 }
 
 // DirectCollector is a collector that can hand its metrics to a function
@@ -156,7 +156,7 @@ func (s *Scraper) directFamily(d *prometheus.Desc) *directFamily {
 	f, ok := s.direct[d]
 	if !ok {
 		f = &directFamily{}
-		f.name, f.help, f.err = descNameHelp(d)
+		f.name, f.help, f.unit, f.err = descFields(d)
 		if s.direct == nil {
 			s.direct = map[*prometheus.Desc]*directFamily{}
 		}
@@ -169,19 +169,23 @@ func (s *Scraper) directFamily(d *prometheus.Desc) *directFamily {
 	return f
 }
 
-// descNameHelp reads a descriptor's metric name and help, which
+// descFields reads a descriptor's metric name, help and unit, which
 // prometheus.Desc keeps to itself but for its String form,
-// `Desc{fqName: "name", help: "help", ...}`, read once per descriptor.
-func descNameHelp(d *prometheus.Desc) (name, help string, err error) {
+// `Desc{fqName: "name", help: "help", unit: "unit", ...}`, read once per
+// descriptor.
+func descFields(d *prometheus.Desc) (name, help, unit string, err error) {
 	str := d.String()
 	name, rest, err := quotedField(str, "Desc{fqName: ")
 	if err == nil {
-		help, _, err = quotedField(rest, ", help: ")
+		help, rest, err = quotedField(rest, ", help: ")
+	}
+	if err == nil {
+		unit, _, err = quotedField(rest, ", unit: ")
 	}
 	if err != nil || name == "" {
-		return "", "", fmt.Errorf("invalid metric descriptor %s", str)
+		return "", "", "", fmt.Errorf("invalid metric descriptor %s", str)
 	}
-	return name, help, nil
+	return name, help, unit, nil
 }
 
 // quotedField reads the Go-quoted string after prefix at the start of s,

@@ -239,20 +239,21 @@ func TestDirectCollectorPanics(t *testing.T) {
 	}
 }
 
-func TestDescNameHelp(t *testing.T) {
+func TestDescFields(t *testing.T) {
 	for _, tc := range []struct {
-		desc       *prometheus.Desc
-		name, help string
-		bad        bool
+		desc             *prometheus.Desc
+		name, help, unit string
+		bad              bool
 	}{
-		{prometheus.NewDesc("a_b", "Plain.", nil, nil), "a_b", "Plain.", false},
-		{extraHistDesc, "node_extra_seconds", "A \"quoted\" help,\non two lines.", false},
-		{prometheus.NewDesc("x", `Desc{fqName: "y", help: "z"}`, []string{"l"}, prometheus.Labels{"k": `", help: "`}), "x", `Desc{fqName: "y", help: "z"}`, false},
-		{prometheus.NewInvalidDesc(errNoData), "", "", true},
+		{prometheus.NewDesc("a_b", "Plain.", nil, nil), "a_b", "Plain.", "", false},
+		{extraHistDesc, "node_extra_seconds", "A \"quoted\" help,\non two lines.", "", false},
+		{prometheus.V2.NewDesc("go_gc_gogc_percent", "GOGC.", prometheus.UnconstrainedLabels(nil), nil, prometheus.WithUnit("percent")), "go_gc_gogc_percent", "GOGC.", "percent", false},
+		{prometheus.NewDesc("x", `Desc{fqName: "y", help: "z", unit: "u"}`, []string{"l"}, prometheus.Labels{"k": `", help: "`}), "x", `Desc{fqName: "y", help: "z", unit: "u"}`, "", false},
+		{prometheus.NewInvalidDesc(errNoData), "", "", "", true},
 	} {
-		name, help, err := descNameHelp(tc.desc)
-		if (err != nil) != tc.bad || name != tc.name || help != tc.help {
-			t.Errorf("descNameHelp(%s) = %q, %q, %v", tc.desc, name, help, err)
+		name, help, unit, err := descFields(tc.desc)
+		if (err != nil) != tc.bad || name != tc.name || help != tc.help || unit != tc.unit {
+			t.Errorf("descFields(%s) = %q, %q, %q, %v", tc.desc, name, help, unit, err)
 		}
 	}
 }

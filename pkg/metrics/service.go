@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
 	"golang.org/x/sync/errgroup"
@@ -224,34 +223,44 @@ func (s *Service) Serve(ctx context.Context) error {
 	return err
 }
 
-// ExceptGatherer is a prometheus.Gatherer that gathers several registries
-// and can leave one of them out: the daemon's, which gathers hostd's own
-// registry and every service's.
-type ExceptGatherer interface {
-	prometheus.Gatherer
-	// GatherExcept gathers every registry but skip.
-	GatherExcept(skip prometheus.Registerer) ([]*dto.MetricFamily, error)
+// ExceptCollectors lists the collectors of several registries but one:
+// the daemon's gatherer, whose registries hold hostd's own metrics and
+// every service's.
+type ExceptCollectors interface {
+	// CollectorsExcept returns the collectors registered in every
+	// registry but skip.
+	CollectorsExcept(skip prometheus.Registerer) []prometheus.Collector
 }
 
 // scrapeSources returns what the scraper gathers and the collectors it
-// appends directly. The node collectors (most of a host's series) and the
-// service's own collectors are appended as they are collected when the
-// service can gather everything else hostd publishes without them: every
-// registry but this service's (env.Gatherer an ExceptGatherer). Any other
-// gatherer is gathered as it is, node collectors and all.
+// appends directly. When env.Gatherer lists its registries' collectors
+// (an ExceptCollectors), everything is appended as it is collected, in
+// the scraper's goroutine where a collector allows (collectors): the node
+// collectors (most of a host's series), the service's own, and every
+// other registry's, this service's left out. Any other gatherer is
+// gathered as it is, node collectors and all.
 func (s *Service) scrapeSources() (prometheus.Gatherer, prometheus.Collector) {
-	g, ok := s.env.Gatherer.(ExceptGatherer)
+	g, ok := s.env.Gatherer.(ExceptCollectors)
 	if !ok {
 		return s.env.Gatherer, nil
 	}
-	return gathererFunc(func() ([]*dto.MetricFamily, error) { return g.GatherExcept(s.env.Metrics) }),
-		collectors(append([]prometheus.Collector{s.node}, s.own...))
+	own := append([]prometheus.Collector{s.node}, s.own...)
+	return nil, collectorsFunc(func() collectors {
+		return append(own[:len(own):len(own)], g.CollectorsExcept(s.env.Metrics)...)
+	})
 }
 
-// gathererFunc is a function as a prometheus.Gatherer.
-type gathererFunc func() ([]*dto.MetricFamily, error)
+// collectorsFunc collects the collectors its function returns at each
+// collection (the services' registries change as they are replaced).
+type collectorsFunc func() collectors
 
-func (f gathererFunc) Gather() ([]*dto.MetricFamily, error) { return f() }
+var _ DirectCollector = collectorsFunc(nil)
+
+func (f collectorsFunc) Describe(chan<- *prometheus.Desc) {}
+
+func (f collectorsFunc) Collect(ch chan<- prometheus.Metric) { f().Collect(ch) }
+
+func (f collectorsFunc) CollectTo(emit func(prometheus.Metric)) { f().CollectTo(emit) }
 
 // collectors collects each of its collectors in turn.
 type collectors []prometheus.Collector

@@ -495,3 +495,104 @@ func TestServiceKeepsFilesWhileServing(t *testing.T) {
 		t.Fatalf("%d files kept open by a gather after Serve returned", n)
 	}
 }
+
+// exceptRegistries lists the collectors of its registries but skip, as
+// the daemon's gatherer does, and gathers them all.
+type exceptRegistries struct {
+	regs []*prometheus.Registry
+	cs   map[*prometheus.Registry][]prometheus.Collector
+}
+
+func (e *exceptRegistries) add(r *prometheus.Registry, cs ...prometheus.Collector) {
+	r.MustRegister(cs...)
+	e.regs = append(e.regs, r)
+	e.cs[r] = append(e.cs[r], cs...)
+}
+
+func (e *exceptRegistries) CollectorsExcept(skip prometheus.Registerer) []prometheus.Collector {
+	var out []prometheus.Collector
+	for _, r := range e.regs {
+		if prometheus.Registerer(r) != skip {
+			out = append(out, e.cs[r]...)
+		}
+	}
+	return out
+}
+
+func (e *exceptRegistries) Gather() ([]*dto.MetricFamily, error) {
+	gs := make(prometheus.Gatherers, len(e.regs))
+	for i, r := range e.regs {
+		gs[i] = r
+	}
+	return gs.Gather()
+}
+
+// With a gatherer that lists its registries' collectors (the daemon's),
+// the service collects the other registries straight into its TSDB:
+// every series a gather of them gives is stored, under the same metric
+// names and with the metadata (help, type, unit) the gather gives.
+func TestServiceCollectsOtherRegistries(t *testing.T) {
+	other := prometheus.NewRegistry()
+	vec := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hostd_test_things", Help: "Things."}, []string{"kind"})
+	vec.WithLabelValues("a").Set(1)
+	vec.WithLabelValues("b").Set(2)
+	hist := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hostd_test_seconds", Help: "Durations.", Buckets: []float64{0.1, 1}})
+	hist.Observe(0.5)
+	unitDesc := prometheus.V2.NewDesc("hostd_test_ratio_percent", "A ratio.", prometheus.UnconstrainedLabels(nil), nil, prometheus.WithUnit("percent"))
+	withUnit := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hostd_test_up", Help: "Up."}, func() float64 { return 1 })
+	ex := &exceptRegistries{cs: map[*prometheus.Registry][]prometheus.Collector{}}
+	ex.add(other, vec, hist, withUnit, sendsConst{unitDesc})
+
+	cfg := fixtureConfig()
+	metricsReg := prometheus.NewRegistry()
+	ex.regs = append(ex.regs, metricsReg) // the service's own, left out
+	s, err := New(service.Env{StateDir: t.TempDir(), Metrics: metricsReg, Gatherer: ex}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if d := s.Status().Details.(StatusDetails); d.LastScrape.IsZero() {
+			return errors.New("no scrape yet")
+		}
+		return nil
+	})
+	srv := httptest.NewServer(s.PublicHTTP())
+	defer srv.Close()
+	mfs, err := other.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		want := len(mf.GetMetric())
+		query := mf.GetName()
+		if mf.GetType() == dto.MetricType_HISTOGRAM {
+			query, want = mf.GetName()+"_bucket", 3 // 0.1, 1, +Inf
+		}
+		_, r := promGet(t, srv.URL, "/api/v1/query", url.Values{"query": {"count(" + query + ")"}})
+		if !strings.Contains(string(r.Data), fmt.Sprintf(`"%d"]`, want)) {
+			t.Errorf("count(%s) = %s, want %d", query, r.Data, want)
+		}
+		_, r = promGet(t, srv.URL, "/api/v1/metadata", url.Values{"metric": {mf.GetName()}})
+		wantMeta := fmt.Sprintf(`"type":%q,"help":%q,"unit":%q`, metricTypeName(mf.GetType()), mf.GetHelp(), mf.GetUnit())
+		if !strings.Contains(string(r.Data), wantMeta) {
+			t.Errorf("metadata of %s = %s, want %s", mf.GetName(), r.Data, wantMeta)
+		}
+	}
+	_, r := promGet(t, srv.URL, "/api/v1/query", url.Values{"query": {"node_load1"}})
+	if !strings.Contains(string(r.Data), `"0.5"]`) {
+		t.Errorf("node_load1 = %s", r.Data)
+	}
+}
+
+// sendsConst sends a constant metric of its descriptor.
+type sendsConst struct{ d *prometheus.Desc }
+
+func (c sendsConst) Describe(ch chan<- *prometheus.Desc) { ch <- c.d }
+
+func (c sendsConst) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.d, prometheus.GaugeValue, 42)
+}
