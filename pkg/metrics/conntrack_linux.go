@@ -1,8 +1,12 @@
 package metrics
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
+	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -38,11 +42,18 @@ type conntrackTotals struct {
 // conntrackCollector exports the netfilter connection tracking table's
 // size and its per-CPU statistics summed, as node_exporter does. A host
 // without the nf_conntrack module has nothing to report.
-type conntrackCollector struct{ h *host }
+type conntrackCollector struct {
+	h *host
+
+	mu  sync.Mutex // guards buf between concurrent gathers
+	buf []byte
+}
 
 func newConntrackCollector(h *host) (collector, error) { return &conntrackCollector{h: h}, nil }
 
 func (c *conntrackCollector) Update(ch emitter) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	count, err := c.h.files.readNumberFile(c.h.procPath("sys", "net", "netfilter", "nf_conntrack_count"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return errNoData
@@ -56,23 +67,64 @@ func (c *conntrackCollector) Update(ch emitter) error {
 	}
 	ch(c.h.series.metric(conntrackEntriesDesc, prometheus.GaugeValue, count))
 	ch(c.h.series.metric(conntrackLimitDesc, prometheus.GaugeValue, limit))
-	stats, err := c.h.proc.ConntrackStat()
-	if err != nil {
-		return nil // node_exporter also reports the table without the statistics
+	// node_exporter also reports the table without the statistics.
+	if c.buf, err = c.h.files.readFileReuse(c.h.procPath("net", "stat", "nf_conntrack"), c.buf); err != nil {
+		return nil
 	}
-	var t conntrackTotals
-	for _, s := range stats {
-		t.found += s.Found
-		t.invalid += s.Invalid
-		t.ignore += s.Ignore
-		t.insert += s.Insert
-		t.insertFailed += s.InsertFailed
-		t.drop += s.Drop
-		t.earlyDrop += s.EarlyDrop
-		t.searchRestart += s.SearchRestart
+	t, err := parseConntrackStat(c.buf)
+	if err != nil {
+		return nil
 	}
 	for _, d := range conntrackStatDescs {
 		ch(c.h.series.metric(d.desc, prometheus.GaugeValue, float64(d.get(t))))
 	}
 	return nil
+}
+
+// parseConntrackStat sums the per-CPU lines of /proc/net/stat/nf_conntrack
+// (a header line, then 16 or 17 hexadecimal columns per CPU, as procfs
+// reads them; search_restart is the 17th, missing before Linux 2.6.35).
+func parseConntrackStat(b []byte) (conntrackTotals, error) {
+	var t conntrackTotals
+	var cols [17]uint64
+	for n := 1; len(b) > 0; n++ {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		if n == 1 || len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		width := 0
+		for rest := line; ; width++ {
+			var f []byte
+			if f, rest = nextField(rest); f == nil {
+				break
+			}
+			if width == len(cols) {
+				return t, fmt.Errorf("line %d: more than %d columns", n, len(cols))
+			}
+			v, err := strconv.ParseUint(string(f), 16, 64)
+			if err != nil {
+				return t, fmt.Errorf("line %d: %w", n, err)
+			}
+			cols[width] = v
+		}
+		if width < 16 {
+			return t, fmt.Errorf("line %d: %d columns, want 16 or 17", n, width)
+		}
+		t.found += cols[2]
+		t.invalid += cols[4]
+		t.ignore += cols[5]
+		t.insert += cols[8]
+		t.insertFailed += cols[9]
+		t.drop += cols[10]
+		t.earlyDrop += cols[11]
+		if width == 17 {
+			t.searchRestart += cols[16]
+		}
+	}
+	return t, nil
 }
