@@ -221,6 +221,7 @@ func TestDirectCollectorPanics(t *testing.T) {
 		{"direct", panickyDirect{}, 2},
 		{"set", collectors{panickyDirect{}, other}, 3},
 		{"set on a channel", collectors{panicky{}, other, sendsOne{}}, 4},
+		{"a function that panics", collectors{prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hostd_bad", Help: "Panics."}, func() float64 { panic("bug") }), other}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := openTestStorage(t)

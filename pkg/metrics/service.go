@@ -290,7 +290,7 @@ func (cs collectors) CollectTo(emit func(prometheus.Metric)) {
 			// others' metrics (as in a registry's gather).
 			_ = collectTo(c, emit)
 		case prometheus.Metric:
-			emit(m)
+			emitRecovering(m, emit)
 		default:
 			rest = append(rest, c)
 		}
@@ -298,6 +298,13 @@ func (cs collectors) CollectTo(emit func(prometheus.Metric)) {
 	if len(rest) > 0 {
 		_ = collectTo(rest, emit)
 	}
+}
+
+// emitRecovering hands m to emit; a metric whose Write panics (a
+// GaugeFunc's function) costs that one metric.
+func emitRecovering(m prometheus.Metric, emit func(prometheus.Metric)) {
+	defer func() { _ = recover() }()
+	emit(m)
 }
 
 // chanCollectors collects each of its collectors in turn on one channel;

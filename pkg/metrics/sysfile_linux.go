@@ -11,8 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The collectors read /proc and /sys with open(2) and read(2) of their
-// own, not os.Open: os.Open registers every file it opens with the
+// The collectors read /proc and /sys with open(2) and pread(2) of their
+// own (through openFiles, below), not os.Open: os.Open registers every file it opens with the
 // runtime's network poller, and /proc and /sys files support poll, so
 // each open and close cost two epoll_ctl calls and the poller's
 // bookkeeping, a seventh of a scrape's CPU. Errors are *fs.PathError,
@@ -49,8 +49,8 @@ func (o *openFiles) readSmallFile(path string, buf []byte) ([]byte, error) {
 }
 
 // readNumberFile reads a /proc or /sys file holding one number. The file
-// is read into a small stack buffer with plain open/read: these are read
-// every scrape, and os.ReadFile allocates a page-sized buffer each time.
+// is read into a small stack buffer: these are read every scrape, and
+// os.ReadFile allocates a page-sized buffer each time.
 func (o *openFiles) readNumberFile(path string) (float64, error) {
 	var buf [64]byte
 	b, err := o.readSmallFile(path, buf[:])
