@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"bytes"
 	"fmt"
 	"sort"
 	"sync"
@@ -58,12 +57,8 @@ func (c *arpCollector) Update(ch emitter) error {
 func countARPEntries(b []byte, counts map[string]int) error {
 	var fields [10][]byte
 	for n := 1; len(b) > 0; n++ {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
+		var line []byte
+		line, b = nextLine(b)
 		width := 0
 		for rest := line; width < len(fields); width++ {
 			if fields[width], rest = nextField(rest); fields[width] == nil {

@@ -88,12 +88,8 @@ func parseConntrackStat(b []byte) (conntrackTotals, error) {
 	var t conntrackTotals
 	var cols [17]uint64
 	for n := 1; len(b) > 0; n++ {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
+		var line []byte
+		line, b = nextLine(b)
 		if n == 1 || len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}

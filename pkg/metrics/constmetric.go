@@ -98,13 +98,23 @@ func (c *seriesCache) endRound() {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.round++
-	if c.round%sweepRounds != 0 {
+	sweep(&c.round, c.m, func(s *cachedSeries) uint64 { return s.used }, nil)
+}
+
+// sweep advances *round and, every sweepRounds, deletes from m the
+// entries not used (used) since the last sweep, handing each to gone
+// first when gone is not nil.
+func sweep[K comparable, V any](round *uint64, m map[K]V, used func(V) uint64, gone func(V)) {
+	*round++
+	if *round%sweepRounds != 0 {
 		return
 	}
-	for k, s := range c.m {
-		if c.round-s.used > sweepRounds {
-			delete(c.m, k)
+	for k, v := range m {
+		if *round-used(v) > sweepRounds {
+			if gone != nil {
+				gone(v)
+			}
+			delete(m, k)
 		}
 	}
 }

@@ -124,12 +124,8 @@ func (c *diskstatsCollector) Update(ch emitter) error {
 // skipped.
 func (c *diskstatsCollector) parse(b []byte, out []blockdevice.Diskstats) ([]blockdevice.Diskstats, error) {
 	for n := 1; len(b) > 0; n++ {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
+		var line []byte
+		line, b = nextLine(b)
 		majF, rest := nextField(line)
 		minF, rest := nextField(rest)
 		nameF, rest := nextField(rest)

@@ -112,12 +112,8 @@ func (c *netdevCollector) Update(ch emitter) error {
 func (c *netdevCollector) parse(b []byte) error {
 	clear(c.nd)
 	for n := 1; len(b) > 0; n++ {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
+		var line []byte
+		line, b = nextLine(b)
 		nameB, rest, ok := bytes.Cut(line, []byte(":"))
 		if n <= 2 || !ok {
 			continue // the two header lines

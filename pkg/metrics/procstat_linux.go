@@ -66,12 +66,8 @@ func parseProcStat(b []byte, st *procStat) error {
 	cpus := last[:0]
 	*st = procStat{}
 	for len(b) > 0 {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
+		var line []byte
+		line, b = nextLine(b)
 		key, rest := nextField(line)
 		switch {
 		case len(key) > 3 && string(key[:3]) == "cpu":
@@ -122,6 +118,15 @@ func parseStatUint(key, rest []byte, dst *uint64) error {
 	}
 	*dst = v
 	return nil
+}
+
+// nextLine returns the first line of b, without its newline, and what
+// follows it.
+func nextLine(b []byte) (line, rest []byte) {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[:i], b[i+1:]
+	}
+	return b, nil
 }
 
 // nextField returns the first space-separated field of b and what follows

@@ -66,16 +66,20 @@ func startServiceWithSecrets(t *testing.T, cfg Config) *runningService {
 func startServiceEnv(t *testing.T, stateDir string, cfg Config, res *secrets.Resolver) *runningService {
 	t.Helper()
 	reg := prometheus.NewRegistry()
+	return startServiceWith(t, service.Env{StateDir: stateDir, Metrics: reg, Gatherer: reg, Secrets: res}, cfg)
+}
+
+// startServiceWith runs the metrics service in env (its logger and
+// health made here) until the test ends or stop is called, and waits
+// for its first scrape.
+func startServiceWith(t *testing.T, env service.Env, cfg Config) *runningService {
+	t.Helper()
+	reg, _ := env.Metrics.(*prometheus.Registry)
 	health := &servicetest.Health{}
 	logs := &servicetest.Logs{}
-	s, err := New(service.Env{
-		Logger:   slog.New(slog.NewTextHandler(logs, nil)).With("service", "metrics"),
-		StateDir: stateDir,
-		Metrics:  reg,
-		Gatherer: reg,
-		Health:   health,
-		Secrets:  res,
-	}, cfg)
+	env.Logger = slog.New(slog.NewTextHandler(logs, nil)).With("service", "metrics")
+	env.Health = health
+	s, err := New(env, cfg)
 	if err != nil {
 		t.Fatalf("new metrics service: %v", err)
 	}
@@ -546,20 +550,7 @@ func TestServiceCollectsOtherRegistries(t *testing.T) {
 	cfg := fixtureConfig()
 	metricsReg := prometheus.NewRegistry()
 	ex.regs = append(ex.regs, metricsReg) // the service's own, left out
-	s, err := New(service.Env{StateDir: t.TempDir(), Metrics: metricsReg, Gatherer: ex}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	defer func() { cancel(); <-done }()
-	testenv.WaitFor(t, 30*time.Second, func() error {
-		if d := s.Status().Details.(StatusDetails); d.LastScrape.IsZero() {
-			return errors.New("no scrape yet")
-		}
-		return nil
-	})
+	s := startServiceWith(t, service.Env{StateDir: t.TempDir(), Metrics: metricsReg, Gatherer: ex}, cfg)
 	srv := httptest.NewServer(s.PublicHTTP())
 	defer srv.Close()
 	mfs, err := other.Gather()

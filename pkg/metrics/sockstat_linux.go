@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -70,12 +69,8 @@ func (c *sockstatCollector) read(path string) (*procfs.NetSockstat, error) {
 func parseSockstat(b []byte) (*procfs.NetSockstat, error) {
 	var stat procfs.NetSockstat
 	for n := 1; len(b) > 0; n++ {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
+		var line []byte
+		line, b = nextLine(b)
 		protoB, rest := nextField(line)
 		if protoB == nil {
 			continue

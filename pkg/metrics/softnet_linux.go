@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"bytes"
 	"fmt"
 	"strconv"
 	"sync"
@@ -41,12 +40,8 @@ func (c *softnetCollector) Update(ch emitter) error {
 	}
 	b := c.buf
 	for i := 0; len(b) > 0; i++ {
-		line := b
-		if j := bytes.IndexByte(b, '\n'); j >= 0 {
-			line, b = b[:j], b[j+1:]
-		} else {
-			b = nil
-		}
+		var line []byte
+		line, b = nextLine(b)
 		// processed, dropped, time_squeezed: the first three of at least
 		// nine hexadecimal columns, as procfs reads them.
 		var cols [3]uint64

@@ -132,16 +132,7 @@ func (o *openFiles) close() {
 func (o *openFiles) endRound() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.round++
-	if o.round%sweepRounds != 0 {
-		return
-	}
-	for k, f := range o.m {
-		if o.round-f.used > sweepRounds {
-			_ = unix.Close(f.fd)
-			delete(o.m, k)
-		}
-	}
+	sweep(&o.round, o.m, func(f *openFile) uint64 { return f.used }, func(f *openFile) { _ = unix.Close(f.fd) })
 }
 
 // len is the number of files kept open.
