@@ -90,9 +90,10 @@ type udevEntry struct {
 	props      map[string]string
 }
 
-// maxDiskNames bounds the names and udev entries the collector keeps; a
-// host that made more (loop devices come and go) starts them afresh.
-const maxDiskNames = 4096
+// maxNames bounds the names a collector keeps between scrapes (device
+// and interface names, udev entries); a host that made more (loop
+// devices and veth interfaces come and go) starts them afresh.
+const maxNames = 4096
 
 func newDiskstatsCollector(h *host) (collector, error) {
 	return &diskstatsCollector{h: h, names: map[string]diskName{}, udev: map[string]*udevEntry{}}, nil
@@ -137,7 +138,7 @@ func (c *diskstatsCollector) parse(b []byte, out []blockdevice.Diskstats) ([]blo
 		}
 		dn, ok := c.names[string(nameF)]
 		if !ok {
-			if len(c.names) >= maxDiskNames {
+			if len(c.names) >= maxNames {
 				clear(c.names)
 			}
 			dn = diskName{name: string(nameF)}
@@ -190,7 +191,7 @@ func (c *diskstatsCollector) udevProps(path string) map[string]string {
 	if e, ok := c.udev[path]; ok && e.ino == st.Ino && e.size == uint64(st.Size) && e.mtim == st.Mtim && e.ctim == st.Ctim {
 		return e.props
 	}
-	if len(c.udev) >= maxDiskNames {
+	if len(c.udev) >= maxNames {
 		clear(c.udev)
 	}
 	props := readUdevProps(path)

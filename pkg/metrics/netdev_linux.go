@@ -121,7 +121,7 @@ func (c *netdevCollector) parse(b []byte) error {
 		nameB = bytes.TrimSpace(nameB)
 		name, seen := c.names[string(nameB)]
 		if !seen {
-			if len(c.names) >= maxDiskNames {
+			if len(c.names) >= maxNames {
 				clear(c.names)
 			}
 			name = string(nameB)
