@@ -108,14 +108,48 @@ type host struct {
 	// files keeps the files the collectors read every scrape open
 	// while the metrics service serves (openFiles).
 	files *openFiles
+	paths pathCache
 }
 
-func (h *host) procPath(parts ...string) string {
-	return filepath.Join(append([]string{h.opts.ProcPath}, parts...)...)
+func (h *host) procPath(parts ...string) string { return h.paths.join(h.opts.ProcPath, parts) }
+
+func (h *host) sysPath(parts ...string) string { return h.paths.join(h.opts.SysPath, parts) }
+
+// pathCache remembers the paths the collectors join every scrape: the
+// same few dozen, each a string built anew by filepath.Join otherwise.
+// The zero value is ready.
+type pathCache struct {
+	mu sync.Mutex
+	m  map[pathKey]string
 }
 
-func (h *host) sysPath(parts ...string) string {
-	return filepath.Join(append([]string{h.opts.SysPath}, parts...)...)
+// pathKey is a path by its parts; a path of more parts is not cached.
+type pathKey [5]string
+
+// maxPaths bounds the paths remembered; the collectors join fewer.
+const maxPaths = 256
+
+// join returns filepath.Join of root and parts.
+func (c *pathCache) join(root string, parts []string) string {
+	if len(parts) >= len(pathKey{}) {
+		return filepath.Join(append([]string{root}, parts...)...)
+	}
+	var k pathKey
+	k[0] = root
+	copy(k[1:], parts)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.m[k]; ok {
+		return p
+	}
+	p := filepath.Join(append([]string{root}, parts...)...)
+	if c.m == nil {
+		c.m = map[pathKey]string{}
+	}
+	if len(c.m) < maxPaths {
+		c.m[k] = p
+	}
+	return p
 }
 
 func newHost(opts HostOptions, logger *slog.Logger) (*host, error) {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/procfs/sysfs"
@@ -61,7 +60,7 @@ func netclassMetrics(nc sysfs.NetClass, descs *descCache, sc *seriesCache) []pro
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	var out []prometheus.Metric
+	out := make([]prometheus.Metric, 0, len(names)*(len(netClassInts)+2))
 	for _, n := range names {
 		i := nc[n]
 		up := 0.0
@@ -103,29 +102,42 @@ func netclassMetrics(nc sysfs.NetClass, descs *descCache, sc *seriesCache) []pro
 	return out
 }
 
-// netClassInts maps the numeric attribute files to their field.
-var netClassInts = []struct {
+// netClassInts maps the numeric attribute files to their field, flags
+// first: the attributes after it that only a running interface has are
+// not read for one that is down (netClassRunning).
+var netClassInts = [...]struct {
 	file string
 	ptr  func(*sysfs.NetClassIface) **int64
+	// running: the kernel answers only while the interface runs
+	// (EINVAL otherwise).
+	running bool
 }{
-	{"addr_assign_type", func(i *sysfs.NetClassIface) **int64 { return &i.AddrAssignType }},
-	{"addr_len", func(i *sysfs.NetClassIface) **int64 { return &i.AddrLen }},
-	{"carrier", func(i *sysfs.NetClassIface) **int64 { return &i.Carrier }},
-	{"carrier_changes", func(i *sysfs.NetClassIface) **int64 { return &i.CarrierChanges }},
-	{"carrier_up_count", func(i *sysfs.NetClassIface) **int64 { return &i.CarrierUpCount }},
-	{"carrier_down_count", func(i *sysfs.NetClassIface) **int64 { return &i.CarrierDownCount }},
-	{"dev_id", func(i *sysfs.NetClassIface) **int64 { return &i.DevID }},
-	{"dormant", func(i *sysfs.NetClassIface) **int64 { return &i.Dormant }},
-	{"flags", func(i *sysfs.NetClassIface) **int64 { return &i.Flags }},
-	{"ifindex", func(i *sysfs.NetClassIface) **int64 { return &i.IfIndex }},
-	{"iflink", func(i *sysfs.NetClassIface) **int64 { return &i.IfLink }},
-	{"link_mode", func(i *sysfs.NetClassIface) **int64 { return &i.LinkMode }},
-	{"mtu", func(i *sysfs.NetClassIface) **int64 { return &i.MTU }},
-	{"name_assign_type", func(i *sysfs.NetClassIface) **int64 { return &i.NameAssignType }},
-	{"netdev_group", func(i *sysfs.NetClassIface) **int64 { return &i.NetDevGroup }},
-	{"speed", func(i *sysfs.NetClassIface) **int64 { return &i.Speed }},
-	{"tx_queue_len", func(i *sysfs.NetClassIface) **int64 { return &i.TxQueueLen }},
-	{"type", func(i *sysfs.NetClassIface) **int64 { return &i.Type }},
+	{"flags", func(i *sysfs.NetClassIface) **int64 { return &i.Flags }, false},
+	{"addr_assign_type", func(i *sysfs.NetClassIface) **int64 { return &i.AddrAssignType }, false},
+	{"carrier", func(i *sysfs.NetClassIface) **int64 { return &i.Carrier }, true},
+	{"carrier_changes", func(i *sysfs.NetClassIface) **int64 { return &i.CarrierChanges }, false},
+	{"carrier_up_count", func(i *sysfs.NetClassIface) **int64 { return &i.CarrierUpCount }, false},
+	{"carrier_down_count", func(i *sysfs.NetClassIface) **int64 { return &i.CarrierDownCount }, false},
+	{"dev_id", func(i *sysfs.NetClassIface) **int64 { return &i.DevID }, false},
+	{"dormant", func(i *sysfs.NetClassIface) **int64 { return &i.Dormant }, true},
+	{"ifindex", func(i *sysfs.NetClassIface) **int64 { return &i.IfIndex }, false},
+	{"iflink", func(i *sysfs.NetClassIface) **int64 { return &i.IfLink }, false},
+	{"link_mode", func(i *sysfs.NetClassIface) **int64 { return &i.LinkMode }, false},
+	{"mtu", func(i *sysfs.NetClassIface) **int64 { return &i.MTU }, false},
+	{"name_assign_type", func(i *sysfs.NetClassIface) **int64 { return &i.NameAssignType }, false},
+	{"netdev_group", func(i *sysfs.NetClassIface) **int64 { return &i.NetDevGroup }, false},
+	{"speed", func(i *sysfs.NetClassIface) **int64 { return &i.Speed }, true},
+	{"tx_queue_len", func(i *sysfs.NetClassIface) **int64 { return &i.TxQueueLen }, false},
+	{"type", func(i *sysfs.NetClassIface) **int64 { return &i.Type }, false},
+}
+
+// netClassRunning tells from an interface's flags whether it runs (is
+// up, IFF_UP): the kernel answers carrier, dormant, speed and duplex
+// only then, and EINVAL otherwise, so for an interface that is down they
+// are not read at all (a read each, four of the twenty-two of such an
+// interface). Unknown flags read everything.
+func netClassRunning(flags *int64) bool {
+	return flags == nil || *flags&unix.IFF_UP != 0
 }
 
 // readNetClass reads /sys/class/net into the same structure as
@@ -137,12 +149,13 @@ var netClassInts = []struct {
 // Attributes the device does not support (EINVAL, as speed on virtual
 // links) are left nil, as procfs does; an interface none of whose
 // attributes can be read (removed while it was read) is left out.
+// addr_len, which procfs reads too, is not: no metric shows it.
 func readNetClass(dir string, files *openFiles) (sysfs.NetClass, error) {
 	entries, err := readDirInodes(dir)
 	if err != nil {
 		return nil, err
 	}
-	nc := sysfs.NetClass{}
+	nc := make(sysfs.NetClass, len(entries))
 	var buf [256]byte
 	for _, e := range entries {
 		if e.typ == unix.DT_REG {
@@ -150,26 +163,39 @@ func readNetClass(dir string, files *openFiles) (sysfs.NetClass, error) {
 		}
 		i := sysfs.NetClassIface{Name: e.name}
 		found := false
-		read := func(name string) (string, bool) {
+		read := func(name string) ([]byte, bool) {
 			b, err := files.read(dir+"/"+e.name+"/"+name, e.ino, buf[:], true)
 			if err != nil {
-				return "", false
+				return nil, false
 			}
 			found = true
-			return strings.TrimSpace(string(b)), true
+			return bytes.TrimSpace(b), true
 		}
-		for _, a := range netClassInts {
-			if s, ok := read(a.file); ok {
-				if v, err := strconv.ParseInt(s, 0, 64); err == nil {
-					*a.ptr(&i) = &v
+		// The interface's numbers share one array: one allocation,
+		// not one per attribute.
+		var nums [len(netClassInts)]int64
+		for k, a := range netClassInts {
+			if a.running && !netClassRunning(i.Flags) {
+				continue
+			}
+			if b, ok := read(a.file); ok {
+				if v, err := strconv.ParseInt(string(b), 0, 64); err == nil {
+					nums[k] = v
+					*a.ptr(&i) = &nums[k]
 				}
 			}
 		}
-		i.Address, _ = read("address")
-		i.Broadcast, _ = read("broadcast")
-		i.Duplex, _ = read("duplex")
-		i.IfAlias, _ = read("ifalias")
-		i.OperState, _ = read("operstate")
+		str := func(name string) string {
+			b, _ := read(name)
+			return string(b)
+		}
+		i.Address = str("address")
+		i.Broadcast = str("broadcast")
+		if netClassRunning(i.Flags) {
+			i.Duplex = str("duplex")
+		}
+		i.IfAlias = str("ifalias")
+		i.OperState = str("operstate")
 		if found {
 			nc[i.Name] = i
 		}

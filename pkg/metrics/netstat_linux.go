@@ -101,17 +101,22 @@ func (c *netstatCollector) emitPairs(b []byte, ch emitter) error {
 			}
 			c.headers[string(header)] = descs
 		}
-		vals := bytes.Fields(values)
-		if len(vals) != len(descs)+1 {
-			return fmt.Errorf("%s %d names and %d values", bytes.Fields(header)[0], len(descs), len(vals)-1)
+		// The values are taken field by field, not split into a slice
+		// first: a slice of about a hundred fields each scrape was most
+		// of this collector's allocations.
+		proto, rest := nextField(values)
+		if n := countFields(rest); n != len(descs) {
+			return fmt.Errorf("%s %d names and %d values", bytes.Fields(header)[0], len(descs), n)
 		}
-		for i, d := range descs {
+		for _, d := range descs {
+			var field []byte
+			field, rest = nextField(rest)
 			if d == nil {
 				continue
 			}
-			v, err := strconv.ParseFloat(string(vals[i+1]), 64)
+			v, err := strconv.ParseFloat(string(field), 64)
 			if err != nil {
-				return fmt.Errorf("%s value %q: %w", d, vals[i+1], err)
+				return fmt.Errorf("%s %s value %q: %w", proto, d, field, err)
 			}
 			ch(c.h.series.metric(d, prometheus.UntypedValue, v))
 		}

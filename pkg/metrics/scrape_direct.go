@@ -100,7 +100,7 @@ func (s *Scraper) addDirect(m prometheus.Metric, ts int64, cur map[uint64]scrape
 		// when the series was first made, and their value as it is.
 		f.typ = valueTypeDTO(cm.typ)
 		s.list(f)
-		s.forTargets(f.targets, func() { s.add(cur, ts, f.name, cm.pairs, cm.v, "", "") })
+		s.forTargets(f.targets, func() { s.add(cur, ts, f.name, cm.pairs(), cm.v, "", "") })
 		return nil
 	}
 	s.dm.Reset()

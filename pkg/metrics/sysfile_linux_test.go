@@ -9,9 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
+	"github.com/prometheus/procfs/sysfs"
 	"golang.org/x/sys/unix"
 
 	"github.com/hostd/hostd/internal/testenv"
@@ -195,6 +197,51 @@ func netClassKeptFilesChild(t *testing.T) {
 	ip("link", "add", "a0", "mtu", "1300", "type", "veth", "peer", "name", "b0")
 	if b, err := files.readSmallFile("/sys/class/net/a0/mtu", buf[:]); err != nil || string(bytes.TrimSpace(b)) != "1300" {
 		t.Fatalf("a0/mtu of the new a0 = %q, %v", b, err)
+	}
+
+	// Down, an interface is read as procfs (node_exporter's reader)
+	// reads it, though carrier, dormant, speed and duplex, which the
+	// kernel refuses then, are not read at all; up, they are.
+	sameAsProcfs := func(step string) sysfs.NetClass {
+		t.Helper()
+		sfs, err := sysfs.NewFS("/sys")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := sfs.NetClass()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := readNetClass("/sys/class/net", files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, w := range want {
+			// Fields no metric shows are not read.
+			w.AddrLen, w.PhysPortID, w.PhysPortName, w.PhysSwitchID = nil, "", "", ""
+			if g := got[name]; !reflect.DeepEqual(g, w) {
+				t.Fatalf("%s: %s read as\n%+v\nprocfs reads\n%+v", step, name, g, w)
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d interfaces read, procfs reads %d", step, len(got), len(want))
+		}
+		return got
+	}
+	down := sameAsProcfs("a0 and b0 down")
+	if down["a0"].Carrier != nil || down["a0"].Dormant != nil {
+		t.Fatalf("a0 down has carrier %v dormant %v", deref(down["a0"].Carrier), deref(down["a0"].Dormant))
+	}
+	for k := range files.m {
+		if k.path == "/sys/class/net/a0/carrier" || k.path == "/sys/class/net/a0/speed" {
+			t.Fatalf("%s read while a0 is down", k.path)
+		}
+	}
+	ip("link", "set", "a0", "up")
+	ip("link", "set", "b0", "up")
+	up := sameAsProcfs("a0 and b0 up")
+	if up["a0"].Carrier == nil || up["a0"].Dormant == nil {
+		t.Fatalf("a0 up has carrier %v dormant %v", deref(up["a0"].Carrier), deref(up["a0"].Dormant))
 	}
 
 	// Files no read asks for are closed within two sweeps: what stays
