@@ -119,6 +119,28 @@ awk -v h0="$H0" -v h1="$H1" -v n0="$N0" -v n1="$N1" -v p0="$P0" -v p1="$P1" \
 	printf "ratio hostd cpu / (node_exporter + prometheus) cpu: %.2fx\n", hc / (nc + pc)
 	printf "ratio hostd rss / (node_exporter + prometheus) rss: %.2fx (target <= 0.4x)\n", hr / (nr + pr)
 }'
+# Both stacks collect once an interval, each at its own fixed moment of
+# it: hostd from when it started, Prometheus at an offset hashed from the
+# target. Where the two moments fall together the processes run at once
+# on the machine's cores; the CPU ratio has been seen to move with that
+# from run to run, so the distance is printed with it.
+# phase_ms URL: when, in milliseconds into the interval, the last scrape
+# of the first up series of the server at URL was.
+phase_ms() {
+	curl -fsS "$1/api/v1/query?query=timestamp(up)" 2>/dev/null |
+		grep -o '"value":\[[0-9.]*,"[0-9.]*"' | head -1 | sed 's/.*,"//; s/"$//' |
+		awk -v iv="$IV_MS" '{printf "%d", ($1 * 1000) % iv}'
+}
+IV_MS=$(awk -v i="$INTERVAL" 'BEGIN { n = i + 0; u = substr(i, length(n "") + 1);
+	m = (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : 0; print n * m }')
+if [ "$IV_MS" -gt 0 ] 2>/dev/null; then
+	HPH=$(phase_ms "http://127.0.0.1:$HOSTD_PORT" || true); PPH=$(phase_ms "http://127.0.0.1:$PROM_PORT" || true)
+	if [ -n "$HPH" ] && [ -n "$PPH" ]; then
+		awk -v h="$HPH" -v p="$PPH" -v iv="$IV_MS" 'BEGIN { d = (h - p + iv) % iv; if (iv - d < d) d = iv - d
+			printf "\nscrape moments: hostd at %d ms, Prometheus (node_exporter) at %d ms into each %d ms interval; %d ms apart\n", h, p, iv, d }'
+	fi
+fi
+
 echo
 echo "resident set at the end of collection (/proc/PID/status):"
 printf "%-34s %12s %12s\n" "process" "rss_anon_mib" "rss_file_mib"

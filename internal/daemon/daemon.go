@@ -254,7 +254,10 @@ func (d *Daemon) run(ctx context.Context, cfg *config.Config) error {
 		watchdog = t.C
 		d.log.Debug("systemd watchdog enabled", "interval", (iv / 2).String())
 	}
-	socketCheck := time.NewTicker(d.socketCheckInterval())
+	// The socket check ticks on its interval's grid (service.NextTick),
+	// with the daemon's other periodic work.
+	socketEvery := d.socketCheckInterval()
+	socketCheck := time.NewTimer(time.Until(service.NextTick(time.Now(), socketEvery)))
 	defer socketCheck.Stop()
 
 	var reason string
@@ -276,6 +279,7 @@ loop:
 			notify(d.log, "WATCHDOG=1")
 		case <-socketCheck.C:
 			sock.recreateIfGone(d.log, func(ln net.Listener) { go func() { _ = sockSrv.Serve(ln) }() })
+			socketCheck.Reset(time.Until(service.NextTick(time.Now(), socketEvery)))
 		case err := <-treeDone:
 			d.log.Error("supervisor tree stopped", "err", fmt.Sprint(err))
 			treeDone <- err

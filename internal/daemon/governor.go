@@ -5,6 +5,8 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
+
+	"github.com/hostd/hostd/internal/service"
 )
 
 // The memory governor returns the Go heap's free pages to the system
@@ -166,16 +168,15 @@ func (g *governor) step() bool {
 	return true
 }
 
-// run steps every GovernorInterval until ctx is done.
+// run steps every GovernorInterval, on its grid (service.NextTick), until
+// ctx is done: with the metrics service scraping every second, the two
+// wake the process at the same moment, not each on its own.
 func (g *governor) run(ctx context.Context) {
-	t := time.NewTicker(GovernorInterval)
-	defer t.Stop()
 	for {
-		select {
-		case <-ctx.Done():
+		now := time.Now()
+		if service.Sleep(ctx, service.RealClock{}, service.NextTick(now, GovernorInterval).Sub(now)) != nil {
 			return
-		case <-t.C:
-			g.step()
 		}
+		g.step()
 	}
 }

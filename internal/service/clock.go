@@ -78,6 +78,31 @@ func Sleep(ctx context.Context, c Clock, d time.Duration) error {
 	}
 }
 
+// gridStart is where the grid of NextTick starts: when the process
+// started. Set once, never changed.
+var gridStart = time.Now()
+
+// NextTick returns the first instant after t on interval's grid: the
+// multiples of interval from when the process started, which hostd's
+// periodic loops tick on. Loops of one interval (or of its multiples)
+// then wake at the same moment, and the process wakes once a second for
+// all its every-second work instead of once per loop: a wake-up of an
+// idle Go process (the scheduler finding the timer, the runtime's
+// monitor thread polling until all is idle again) costs more than such
+// a loop's own work. Hosts started at different moments do not tick
+// together. An interval of zero or less returns t.
+func NextTick(t time.Time, interval time.Duration) time.Time {
+	if interval <= 0 {
+		return t
+	}
+	d := t.Sub(gridStart)
+	k := d / interval
+	if d < 0 && d%interval != 0 {
+		k-- // the multiple at or before t
+	}
+	return gridStart.Add((k + 1) * interval)
+}
+
 // SleepUntil waits on c until its time reaches at, or ctx ends (it then
 // returns ctx.Err()). It sleeps in steps of at most step (0: one step) and
 // reads the clock again after each, so a wall clock that jumps (suspend,

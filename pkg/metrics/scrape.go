@@ -101,6 +101,7 @@ type Scraper struct {
 	round  uint64
 	seen   []*directFamily
 	dm     dto.Metric          // a Direct metric that is not the series cache's, reused
+	chans  chanCollector       // collects Direct's collectors that send on a channel
 	names  map[string]struct{} // family names of this scrape, reused
 
 	mu   sync.RWMutex

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,15 +31,15 @@ type DirectCollector interface {
 	CollectTo(emit func(prometheus.Metric))
 }
 
-// directQueue is how many metrics a Direct collector that is not a
-// DirectCollector may send ahead of the scraper appending them.
-const directQueue = 256
+// collectorList is a Direct collector made of collectors the scraper
+// collects one after the other (collectors, collectorsFunc).
+type collectorList interface {
+	collectorList() []prometheus.Collector
+}
 
 // collectDirect collects s.Direct and appends what it hands out as it
-// comes: in the scraper's goroutine for a DirectCollector, else from a
-// channel its Collect sends on in a goroutine of its own. It returns
-// when the collector has returned, with the errors of the metrics it
-// dropped.
+// comes, in the scraper's goroutine (collectEach). It returns when the
+// collector has returned, with the errors of the metrics it dropped.
 func (s *Scraper) collectDirect(ts int64, cur map[uint64]scrapedSeries) error {
 	s.round++
 	s.seen = s.seen[:0]
@@ -48,7 +49,12 @@ func (s *Scraper) collectDirect(ts int64, cur map[uint64]scrapedSeries) error {
 			errs = append(errs, err)
 		}
 	}
-	err := collectTo(s.Direct, emit)
+	var err error
+	if l, ok := s.Direct.(collectorList); ok {
+		err = collectEach(l.collectorList(), emit, &s.chans)
+	} else {
+		err = collectTo(s.Direct, emit, &s.chans)
+	}
 	s.target = nil
 	if s.round%sweepRounds == 0 {
 		for d, f := range s.direct {
@@ -60,33 +66,130 @@ func (s *Scraper) collectDirect(ts int64, cur map[uint64]scrapedSeries) error {
 	return errors.Join(append(errs, err)...)
 }
 
-// collectTo hands every metric of c to emit in the caller's goroutine. A
-// collector that panics drops what it had not handed out, as a
-// registry's gather does; the scrape and the process go on.
-func collectTo(c prometheus.Collector, emit func(prometheus.Metric)) (err error) {
-	if dc, ok := c.(DirectCollector); ok {
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("collector %T panicked: %v", c, r)
-			}
-		}()
-		dc.CollectTo(emit)
-		return nil
+// collectEach hands the metrics of each of cs to emit in the caller's
+// goroutine (collectTo). One that panics loses what it had not handed
+// out, not the others' metrics, as in a registry's gather.
+func collectEach(cs []prometheus.Collector, emit func(prometheus.Metric), cc *chanCollector) error {
+	var errs []error
+	for _, c := range cs {
+		if err := collectTo(c, emit, cc); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	ch := make(chan prometheus.Metric, directQueue)
-	go func() {
-		defer close(ch)
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("collector %T panicked: %v", c, r)
-			}
-		}()
-		c.Collect(ch)
+	return errors.Join(errs...)
+}
+
+// collectTo hands every metric of c to emit in the caller's goroutine:
+// a DirectCollector hands them over itself; a client_golang metric (a
+// Gauge, a Counter, a GaugeFunc), which is its own collector and its only
+// metric, is handed over as it is; any other collector sends them on
+// cc's channel. A collector that panics drops what it had not handed
+// out, as a registry's gather does; the scrape and the process go on.
+func collectTo(c prometheus.Collector, emit func(prometheus.Metric), cc *chanCollector) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("collector %T panicked: %v", c, r)
+		}
 	}()
-	for m := range ch {
+	switch m := c.(type) {
+	case DirectCollector:
+		m.CollectTo(emit)
+	case prometheus.Metric:
+		emit(m)
+	default:
+		return cc.collect(c, emit)
+	}
+	return nil
+}
+
+// chanCollector collects a collector that only sends its metrics on a
+// channel (client_golang's vectors, its Go and process collectors) in the
+// caller's goroutine, on a channel with room for all it sends.
+//
+// A registry's gather, and this scraper before, ran each such collector
+// in a goroutine of its own and took its metrics off the channel as they
+// came. Each of those goroutines, and each metric that found the
+// receiver waiting, woke another thread of the process, which on a small
+// virtual machine cost more than collecting the metrics. Here the
+// channel holds twice as many as the collector sent last time, so it
+// never blocks; one that sends more than that blocks until rescueAfter,
+// when a goroutine started by a timer (armed for every collection,
+// started only then) empties the channel until the collector returns.
+// The zero value is ready; one collection at a time.
+type chanCollector struct {
+	ch   chan prometheus.Metric
+	sent int // the most metrics a collection sent, for the channel's room
+	// rescue runs drain when a collection blocks; stop ends it, drained
+	// tells it ended. overflow is what it took off the channel.
+	rescue   *time.Timer
+	stop     chan struct{}
+	drained  chan struct{}
+	overflow []prometheus.Metric
+}
+
+const (
+	// minChanRoom and maxChanRoom bound the channel's room.
+	minChanRoom, maxChanRoom = 256, 1 << 16
+	// rescueAfter is how long a collection may run before its channel is
+	// emptied by another goroutine.
+	rescueAfter = 20 * time.Millisecond
+)
+
+// collect collects c on the channel and hands what it sent to emit, in
+// the order sent.
+func (cc *chanCollector) collect(c prometheus.Collector, emit func(prometheus.Metric)) error {
+	// What a collection that panicked in emit left is dropped.
+	for len(cc.ch) > 0 {
+		<-cc.ch
+	}
+	clear(cc.overflow)
+	cc.overflow = cc.overflow[:0]
+	if room := min(max(minChanRoom, 2*cc.sent), maxChanRoom); cap(cc.ch) < room {
+		cc.ch = make(chan prometheus.Metric, room)
+	}
+	if cc.rescue == nil {
+		cc.stop, cc.drained = make(chan struct{}, 1), make(chan struct{}, 1)
+		cc.rescue = time.AfterFunc(rescueAfter, cc.drain)
+	} else {
+		cc.rescue.Reset(rescueAfter)
+	}
+	var panicked any
+	func() {
+		defer func() { panicked = recover() }()
+		c.Collect(cc.ch)
+	}()
+	if !cc.rescue.Stop() {
+		// The rescue runs, or ran: end it, and take what it took.
+		cc.stop <- struct{}{}
+		<-cc.drained
+	}
+	n := len(cc.overflow) + len(cc.ch)
+	for i, m := range cc.overflow {
+		cc.overflow[i] = nil
 		emit(m)
 	}
-	return err
+	cc.overflow = cc.overflow[:0]
+	for len(cc.ch) > 0 {
+		emit(<-cc.ch)
+	}
+	cc.sent = max(cc.sent, n)
+	if panicked != nil {
+		return fmt.Errorf("collector %T panicked: %v", c, panicked)
+	}
+	return nil
+}
+
+// drain takes metrics off the channel into overflow until told to stop.
+func (cc *chanCollector) drain() {
+	defer func() { cc.drained <- struct{}{} }()
+	for {
+		select {
+		case m := <-cc.ch:
+			cc.overflow = append(cc.overflow, m)
+		case <-cc.stop:
+			return
+		}
+	}
 }
 
 // addDirect appends the samples of one metric of the Direct collector.

@@ -4,12 +4,15 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/hostd/hostd/internal/service/servicetest"
@@ -256,5 +259,86 @@ func TestDescFields(t *testing.T) {
 		if (err != nil) != tc.bad || name != tc.name || help != tc.help || unit != tc.unit {
 			t.Errorf("descFields(%s) = %q, %q, %q, %v", tc.desc, name, help, unit, err)
 		}
+	}
+}
+
+// sendsN sends n gauges hostd_n{i="0"} .. {i="n-1"} in order, and notes
+// the goroutine it collects in.
+type sendsN struct {
+	n         int
+	goroutine *string
+}
+
+// goroutineID is the caller's goroutine, as runtime.Stack names it.
+func goroutineID() string {
+	var buf [64]byte
+	id, _, _ := strings.Cut(strings.TrimPrefix(string(buf[:runtime.Stack(buf[:], false)]), "goroutine "), " ")
+	return id
+}
+
+var sendsNDesc = prometheus.NewDesc("hostd_n", "Sent in order.", []string{"i"}, nil)
+
+func (sendsN) Describe(chan<- *prometheus.Desc) {}
+
+func (c sendsN) Collect(ch chan<- prometheus.Metric) {
+	if c.goroutine != nil {
+		*c.goroutine = goroutineID()
+	}
+	for i := range c.n {
+		ch <- prometheus.MustNewConstMetric(sendsNDesc, prometheus.GaugeValue, float64(i), strconv.Itoa(i))
+	}
+}
+
+// A collector that sends on a channel is collected in the scraper's
+// goroutine, without a goroutine of its own; one that sends more than the
+// channel has room for is emptied by the rescue, and everything it sent
+// comes out in order; the next collection has room for it.
+func TestChanCollectorInCallersGoroutine(t *testing.T) {
+	var cc chanCollector
+	collect := func(c prometheus.Collector) []float64 {
+		t.Helper()
+		var got []float64
+		err := collectTo(c, func(m prometheus.Metric) {
+			var out dto.Metric
+			if err := m.Write(&out); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, out.GetGauge().GetValue())
+		}, &cc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	inOrder := func(got []float64, n int) {
+		t.Helper()
+		if len(got) != n {
+			t.Fatalf("%d metrics handed out, %d sent", len(got), n)
+		}
+		for i, v := range got {
+			if v != float64(i) {
+				t.Fatalf("metric %d is %v: out of order", i, v)
+			}
+		}
+	}
+
+	caller := goroutineID()
+	var in string
+	inOrder(collect(sendsN{n: 10, goroutine: &in}), 10)
+	if in != caller {
+		t.Fatalf("collected in goroutine %s, called from %s", in, caller)
+	}
+
+	start := time.Now()
+	inOrder(collect(sendsN{n: 3 * minChanRoom}), 3*minChanRoom)
+	if took := time.Since(start); took < rescueAfter {
+		t.Fatalf("collected %d metrics in %v, before the rescue", 3*minChanRoom, took)
+	}
+	if cap(cc.ch) >= 3*minChanRoom {
+		t.Fatalf("room for %d before the collection that needed it", cap(cc.ch))
+	}
+	inOrder(collect(sendsN{n: 3 * minChanRoom, goroutine: &in}), 3*minChanRoom)
+	if cap(cc.ch) < 3*minChanRoom || in != caller {
+		t.Fatalf("room for %d, collected in goroutine %s (called from %s) after a collection sent %d", cap(cc.ch), in, caller, 3*minChanRoom)
 	}
 }

@@ -254,7 +254,10 @@ func (s *Service) scrapeSources() (prometheus.Gatherer, prometheus.Collector) {
 // collection (the services' registries change as they are replaced).
 type collectorsFunc func() collectors
 
-var _ DirectCollector = collectorsFunc(nil)
+var (
+	_ DirectCollector = collectorsFunc(nil)
+	_ collectorList   = collectorsFunc(nil)
+)
 
 func (f collectorsFunc) Describe(chan<- *prometheus.Desc) {}
 
@@ -262,10 +265,15 @@ func (f collectorsFunc) Collect(ch chan<- prometheus.Metric) { f().Collect(ch) }
 
 func (f collectorsFunc) CollectTo(emit func(prometheus.Metric)) { f().CollectTo(emit) }
 
+func (f collectorsFunc) collectorList() []prometheus.Collector { return f() }
+
 // collectors collects each of its collectors in turn.
 type collectors []prometheus.Collector
 
-var _ DirectCollector = collectors(nil)
+var (
+	_ DirectCollector = collectors(nil)
+	_ collectorList   = collectors(nil)
+)
 
 func (cs collectors) Describe(chan<- *prometheus.Desc) {}
 
@@ -275,66 +283,35 @@ func (cs collectors) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// CollectTo implements DirectCollector: the node collectors hand their
-// metrics over in the caller's goroutine, as do client_golang's metrics
-// (a Gauge, a Counter, a GaugeFunc), which are their own collectors and
-// their only metric; the others send theirs on one channel from one
-// goroutine (a channel and a goroutine each cost more than collecting
-// the service's own few metrics).
+// CollectTo implements DirectCollector: each collector hands its metrics
+// over in the caller's goroutine (collectEach).
 func (cs collectors) CollectTo(emit func(prometheus.Metric)) {
-	var rest chanCollectors
-	for _, c := range cs {
-		switch m := c.(type) {
-		case DirectCollector:
-			// One that panics loses what it had not handed out, not the
-			// others' metrics (as in a registry's gather).
-			_ = collectTo(c, emit)
-		case prometheus.Metric:
-			emitRecovering(m, emit)
-		default:
-			rest = append(rest, c)
-		}
-	}
-	if len(rest) > 0 {
-		_ = collectTo(rest, emit)
-	}
+	_ = collectEach(cs, emit, &chanCollector{})
 }
 
-// emitRecovering hands m to emit; a metric whose Write panics (a
-// GaugeFunc's function) costs that one metric.
-func emitRecovering(m prometheus.Metric, emit func(prometheus.Metric)) {
-	defer func() { _ = recover() }()
-	emit(m)
-}
-
-// chanCollectors collects each of its collectors in turn on one channel;
-// one that panics loses what it had not sent, not the others' metrics.
-type chanCollectors []prometheus.Collector
-
-func (cs chanCollectors) Describe(chan<- *prometheus.Desc) {}
-
-func (cs chanCollectors) Collect(ch chan<- prometheus.Metric) {
-	for _, c := range cs {
-		func() {
-			defer func() { _ = recover() }()
-			c.Collect(ch)
-		}()
-	}
-}
+func (cs collectors) collectorList() []prometheus.Collector { return cs }
 
 // scrapeLoop scrapes now and then every interval on the service's clock
 // until ctx ends, keeping a ticker's cadence: a scrape that overran one
 // or more intervals is followed at once by the next, in the old phase.
+// After the first, scrapes fall on the interval's grid
+// (service.NextTick), where the daemon's other periodic work ticks too,
+// so they wake the process together.
 func (s *Service) scrapeLoop(ctx context.Context, sc *Scraper) error {
 	interval := s.cfg.Interval
-	next := s.clock.Now()
+	next := service.NextTick(s.clock.Now(), interval).Add(-interval)
 	for {
 		s.scrapeOnce(ctx, sc)
 		next = next.Add(interval)
-		if late := s.clock.Now().Sub(next); late > 0 {
+		now := s.clock.Now()
+		switch late := now.Sub(next); {
+		case late > 0:
 			next = next.Add(late / interval * interval) // the missed ticks are dropped
+		case late < -interval:
+			// The wall clock was set back: the grid from now on.
+			next = service.NextTick(now, interval)
 		}
-		if service.Sleep(ctx, s.clock, next.Sub(s.clock.Now())) != nil {
+		if service.Sleep(ctx, s.clock, next.Sub(now)) != nil {
 			return nil
 		}
 	}

@@ -421,8 +421,9 @@ func (g *slowGatherer) Gather() ([]*dto.MetricFamily, error) {
 }
 
 // TestScrapeLoopOnClock drives the scrape loop with a fake clock: a
-// scrape every interval from the first; after a scrape that overran two
-// intervals, one scrape at once, then on in the first scrape's phase.
+// scrape at once, then every interval on the interval's grid
+// (service.NextTick); after a scrape that overran two intervals, one
+// scrape at once, then on in the grid's phase.
 func TestScrapeLoopOnClock(t *testing.T) {
 	start := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	clock := servicetest.NewFakeClock(start)
@@ -453,24 +454,29 @@ func TestScrapeLoopOnClock(t *testing.T) {
 		return at
 	}
 	lastScrape := func() time.Time { return s.Status().Details.(StatusDetails).LastScrape }
-	if at := next(); !at.Equal(start.Add(15 * time.Second)) {
-		t.Fatalf("second scrape at %s, want 15s after the first", at)
+	// g is the grid's first tick after the start.
+	g := service.NextTick(start, 15*time.Second)
+	if at := next(); !at.Equal(g) {
+		t.Fatalf("second scrape at %s, want on the grid at %s", at, g)
 	}
-	clock.Advance(15 * time.Second)
-	if at := next(); !at.Equal(start.Add(30 * time.Second)) {
-		t.Fatalf("third scrape at %s, want 30s after the first", at)
+	if got := lastScrape(); !got.Equal(start) {
+		t.Fatalf("first scrape at %s, want at once (%s)", got, start)
 	}
-	if got := lastScrape(); !got.Equal(start.Add(15 * time.Second)) {
+	clock.Advance(g.Sub(start))
+	if at := next(); !at.Equal(g.Add(15 * time.Second)) {
+		t.Fatalf("third scrape at %s, want 15s after the second (%s)", at, g)
+	}
+	if got := lastScrape(); !got.Equal(g) {
 		t.Fatalf("last scrape at %s", got)
 	}
-	// The third scrape takes 40s, ending at +70s: the +45s scrape runs at
-	// once, the +60s one is dropped, and the next is at +75s.
+	// The third scrape takes 40s, ending at g+55s: the g+30s scrape runs
+	// at once, the g+45s one is dropped, and the next is at g+60s.
 	gatherer.delay.Store(int64(40 * time.Second))
 	clock.Advance(15 * time.Second)
-	if at := next(); !at.Equal(start.Add(75 * time.Second)) {
-		t.Fatalf("scrape after the overrun at %s, want 75s after the first", at)
+	if at := next(); !at.Equal(g.Add(60 * time.Second)) {
+		t.Fatalf("scrape after the overrun at %s, want 60s after the second (%s)", at, g)
 	}
-	if got := lastScrape(); !got.Equal(start.Add(70 * time.Second)) {
+	if got := lastScrape(); !got.Equal(g.Add(55 * time.Second)) {
 		t.Fatalf("last scrape at %s, want at once after the overrun", got)
 	}
 }
