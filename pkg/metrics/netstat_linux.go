@@ -33,6 +33,7 @@ type netstatCollector struct {
 	buf     []byte
 	headers map[string][]*prometheus.Desc // header line -> desc per field, nil where filtered out
 	snmp6   map[string]*prometheus.Desc   // snmp6 name -> desc, nil where filtered out
+	vals    []float64                     // a values line's exported values, reused
 }
 
 func newNetstatCollector(h *host) (collector, error) {
@@ -101,24 +102,36 @@ func (c *netstatCollector) emitPairs(b []byte, ch emitter) error {
 			}
 			c.headers[string(header)] = descs
 		}
-		// The values are taken field by field, not split into a slice
-		// first: a slice of about a hundred fields each scrape was most
-		// of this collector's allocations.
+		// The values are parsed field by field into a buffer the
+		// collector keeps, not split into a slice first (about a hundred
+		// fields each scrape were most of this collector's allocations),
+		// and handed out only once the line has as many as its header.
 		proto, rest := nextField(values)
-		if n := countFields(rest); n != len(descs) {
+		c.vals = c.vals[:0]
+		n := 0
+		for {
+			var field []byte
+			if field, rest = nextField(rest); field == nil {
+				break
+			}
+			if n < len(descs) && descs[n] != nil {
+				v, err := strconv.ParseFloat(string(field), 64)
+				if err != nil {
+					return fmt.Errorf("%s %s value %q: %w", proto, descs[n], field, err)
+				}
+				c.vals = append(c.vals, v)
+			}
+			n++
+		}
+		if n != len(descs) {
 			return fmt.Errorf("%s %d names and %d values", bytes.Fields(header)[0], len(descs), n)
 		}
+		vals := c.vals
 		for _, d := range descs {
-			var field []byte
-			field, rest = nextField(rest)
-			if d == nil {
-				continue
+			if d != nil {
+				ch(c.h.series.metric(d, prometheus.UntypedValue, vals[0]))
+				vals = vals[1:]
 			}
-			v, err := strconv.ParseFloat(string(field), 64)
-			if err != nil {
-				return fmt.Errorf("%s %s value %q: %w", proto, d, field, err)
-			}
-			ch(c.h.series.metric(d, prometheus.UntypedValue, v))
 		}
 	}
 	return nil

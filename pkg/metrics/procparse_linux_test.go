@@ -3,6 +3,9 @@ package metrics
 import (
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // The /proc parsers that replaced procfs' refuse what procfs refuses,
@@ -50,6 +53,33 @@ func TestProcParsersRefuseMalformed(t *testing.T) {
 	} {
 		if err := tc.parse(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// A /proc/net/netstat or snmp values line is handed out only when it has
+// as many values as its header has names, each a number, and then in
+// the header's order; a line that does not hands out nothing.
+func TestNetstatPairs(t *testing.T) {
+	c := &netstatCollector{h: &host{}, headers: map[string][]*prometheus.Desc{}, snmp6: map[string]*prometheus.Desc{}}
+	emitted := func(text string) ([]float64, error) {
+		var got []float64
+		err := c.emitPairs([]byte(text), func(m prometheus.Metric) {
+			var out dto.Metric
+			if err := m.Write(&out); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, out.GetUntyped().GetValue())
+		})
+		return got, err
+	}
+	const header = "Tcp: RtoAlgorithm ActiveOpens PassiveOpens\n"
+	if got, err := emitted(header + "Tcp: 1 10 20\n"); err != nil || len(got) != 2 || got[0] != 10 || got[1] != 20 {
+		t.Fatalf("got %v, %v; want [10 20] (RtoAlgorithm is not exported)", got, err)
+	}
+	for _, values := range []string{"Tcp: 1 10\n", "Tcp: 1 10 20 30\n", "Tcp: 1 10 x\n", "Tcp: 1 x 20\n"} {
+		if got, err := emitted(header + values); err == nil || len(got) != 0 {
+			t.Fatalf("%q: handed out %v, err %v; want nothing and an error", values, got, err)
 		}
 	}
 }

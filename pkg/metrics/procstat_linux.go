@@ -129,18 +129,6 @@ func nextLine(b []byte) (line, rest []byte) {
 	return b, nil
 }
 
-// countFields counts the space-separated fields of b without splitting it.
-func countFields(b []byte) int {
-	n := 0
-	for {
-		var f []byte
-		if f, b = nextField(b); f == nil {
-			return n
-		}
-		n++
-	}
-}
-
 // nextField returns the first space-separated field of b and what follows
 // it; the field is nil when there is none.
 func nextField(b []byte) (field, rest []byte) {
