@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // InCI reports whether the tests run in CI (CI=true).
@@ -81,6 +83,27 @@ func FreePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// RefusedPort returns a TCP port on 127.0.0.1 that refuses connections
+// until the test ends: a socket bound to it that does not listen holds
+// it, so no other process (a test binary running beside) takes it
+// meanwhile, as one can a port FreePort found free.
+func RefusedPort(t testing.TB) int {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("socket for a refused port: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatalf("bind a refused port: %v", err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatalf("the refused port's address: %v", err)
+	}
+	return sa.(*unix.SockaddrInet4).Port
 }
 
 // FreeAddr returns "127.0.0.1:PORT" with a free port.

@@ -187,7 +187,7 @@ func TestProxyUDPAssociate(t *testing.T) {
 // it: requests fail and the status says why.
 func TestProxyDegraded(t *testing.T) {
 	w := newWorld(t)
-	closed := fmt.Sprint(testenv.FreePort(t))
+	closed := fmt.Sprint(testenv.RefusedPort(t))
 	tests := []struct {
 		name   string
 		mutate func(c *Config)
