@@ -322,13 +322,16 @@ func TestFilesystem(t *testing.T) {
 }
 
 // TestFilesystemStuckMount has one mount whose statfs never answers (a
-// dead NFS server): the scrape still finishes within the mount timeout, the
-// mount is reported as a device error and not asked again while stuck.
+// dead NFS server), and a local disk mounted below it, whose path walk
+// waits on the server too: the scrape still finishes within the mount
+// timeout, both mounts are reported as device errors and not asked again
+// while stuck.
 func TestFilesystemStuckMount(t *testing.T) {
 	proc := t.TempDir()
 	writeMountinfo(t, proc,
 		"20 1 254:0 / / rw - ext4 /dev/vda rw",
 		"30 20 0:50 / /srv/nfs rw - nfs4 server:/export rw",
+		"40 30 254:16 / /srv/nfs/disk rw - ext4 /dev/vdb rw",
 	)
 	opts := fixtureHostOptions()
 	opts.ProcPath = proc
@@ -339,13 +342,18 @@ func TestFilesystemStuckMount(t *testing.T) {
 	}
 	release := make(chan struct{})
 	var nfsCalls atomic.Int32
+	var diskCalls atomic.Int32
 	h.statfs = func(path string, buf *unix.Statfs_t) error {
-		if path == "/srv/nfs" {
+		switch path {
+		case "/srv/nfs":
 			nfsCalls.Add(1)
-			<-release
-			return errors.New("stale file handle")
+		case "/srv/nfs/disk":
+			diskCalls.Add(1)
+		default:
+			return unix.Statfs(path, buf)
 		}
-		return unix.Statfs(path, buf)
+		<-release
+		return errors.New("stale file handle")
 	}
 	n, err := newNodeCollector(h, []string{"filesystem"}, h.logger)
 	if err != nil {
@@ -353,15 +361,20 @@ func TestFilesystemStuckMount(t *testing.T) {
 	}
 	for i := 0; i < 3; i++ {
 		out := exposition(t, n)
-		if !strings.Contains(out, `node_filesystem_device_error{device="server:/export",fstype="nfs4",mountpoint="/srv/nfs"} 1`) {
-			t.Fatalf("scrape %d: stuck mount not reported as error:\n%s", i, out)
+		for _, want := range []string{
+			`node_filesystem_device_error{device="server:/export",fstype="nfs4",mountpoint="/srv/nfs"} 1`,
+			`node_filesystem_device_error{device="/dev/vdb",fstype="ext4",mountpoint="/srv/nfs/disk"} 1`,
+		} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("scrape %d: stuck mount not reported as error (%s):\n%s", i, want, out)
+			}
 		}
 		if !strings.Contains(out, `node_filesystem_size_bytes{device="/dev/vda",fstype="ext4",mountpoint="/"}`) {
 			t.Fatalf("scrape %d: healthy mount missing", i)
 		}
 	}
-	if got := nfsCalls.Load(); got != 1 {
-		t.Fatalf("stuck mount was asked %d times, want 1", got)
+	if got, disk := nfsCalls.Load(), diskCalls.Load(); got != 1 || disk != 1 {
+		t.Fatalf("stuck mounts were asked %d and %d times, want 1", got, disk)
 	}
 	close(release)
 	testenv.WaitFor(t, 5*time.Second, func() error {
@@ -503,5 +516,32 @@ func TestReadNetClassMatchesProcfs(t *testing.T) {
 				t.Fatalf("readNetClass differs from procfs:\n got %+v\nwant %+v", got, want)
 			}
 		})
+	}
+}
+
+// TestWalksInCore: a mount's statfs runs in the scrape's goroutine only
+// when its filesystem and every mount its path goes through answer from
+// memory.
+func TestWalksInCore(t *testing.T) {
+	infos := []*procfs.MountInfo{
+		{MountPoint: "/", FSType: "ext4"},
+		{MountPoint: "/home", FSType: "xfs"},
+		{MountPoint: "/srv/nfs", FSType: "nfs4"},
+		{MountPoint: "/srv/nfs/disk", FSType: "ext4"},
+		{MountPoint: "/srv/nfsdisk", FSType: "ext4"},
+		{MountPoint: "/mnt/fuse", FSType: "fuse.sshfs"},
+		{MountPoint: "/tmp", FSType: "tmpfs"},
+	}
+	for mp, want := range map[string]bool{
+		"/": true, "/home": true, "/tmp": true, "/srv/nfsdisk": true,
+		"/srv/nfs": false, "/srv/nfs/disk": false, "/mnt/fuse": false,
+	} {
+		if got := walksInCore(infos, mp); got != want {
+			t.Errorf("%s: %v, want %v", mp, got, want)
+		}
+	}
+	overlayRoot := []*procfs.MountInfo{{MountPoint: "/", FSType: "overlay"}, {MountPoint: "/data", FSType: "ext4"}}
+	if walksInCore(overlayRoot, "/data") {
+		t.Error("/data below an overlay root: in core")
 	}
 }

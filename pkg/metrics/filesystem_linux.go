@@ -42,19 +42,25 @@ var (
 	fsErrorDesc     = newFSDesc("device_error", "Whether an error occurred while getting statistics for the given device.")
 )
 
-// filesystemCollector exports space and inode usage of real mounts. Each
-// statfs runs with a timeout; a mount that does not answer (a stuck network
-// filesystem) is reported as a device error and not asked again until the
-// hung call returns, so one bad mount never blocks a scrape.
+// filesystemCollector exports space and inode usage of real mounts. A
+// statfs that could wait on a server or a device (a network or FUSE
+// filesystem, or any mount whose path goes through one) runs with a
+// timeout in a goroutine of its own; a mount that does not answer is
+// reported as a device error and not asked again until the hung call
+// returns, so one bad mount never blocks a scrape. The statfs of a
+// filesystem the kernel answers from memory (inCoreFS) runs in the
+// scrape's goroutine: starting a goroutine woke another thread of the
+// process, which cost more than the call.
 type filesystemCollector struct {
 	h *host
 
 	mu    sync.Mutex
 	stuck map[string]bool // mount points with a statfs still running
 	// The mount table: raw is the last read's buffer, parsed the contents
-	// selected was computed from.
+	// selected was computed from, path the file read.
 	raw, parsed []byte
 	selected    []mount
+	path        string
 }
 
 func newFilesystemCollector(h *host) (collector, error) {
@@ -64,6 +70,10 @@ func newFilesystemCollector(h *host) (collector, error) {
 type mount struct {
 	device, mountPoint, fsType string
 	readOnly                   bool
+	path                       string // what statfs is called with: the mount point below RootPath
+	// inCore tells that the mount's statfs cannot wait: its filesystem
+	// and every mount its path goes through are inCoreFS.
+	inCore bool
 }
 
 type fsStats struct {
@@ -88,18 +98,25 @@ func (c *filesystemCollector) Update(ch emitter) error {
 
 // mounts reads PID 1's mount table (the host's, even when hostd runs in its
 // own mount namespace), falling back to our own. The table rarely changes:
-// it is parsed again only when the file's contents differ from the last
-// scrape's.
+// while the file is kept open it is read again only when the kernel
+// signals a mount or unmount (openFiles.mountsChanged), and parsed again
+// only when its contents differ from the last scrape's.
 func (c *filesystemCollector) mounts() ([]mount, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	pid1 := c.h.procPath("1", "mountinfo")
+	if c.parsed != nil && !c.h.files.mountsChanged(c.path) {
+		return c.selected, nil
+	}
 	raw, err := c.h.files.readFileReuse(pid1, c.raw)
 	self := err != nil && (errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission))
 	if self {
 		raw, err = c.h.files.readFileReuse(c.h.procPath("self", "mountinfo"), raw)
 	}
-	c.raw = raw
+	c.raw, c.path = raw, pid1
+	if self {
+		c.path = c.h.procPath("self", "mountinfo")
+	}
 	if err == nil && c.parsed != nil && bytes.Equal(raw, c.parsed) {
 		return c.selected, nil
 	}
@@ -125,6 +142,7 @@ func selectMounts(infos []*procfs.MountInfo, rootPath string, mountsExclude, typ
 	seen := map[string]bool{}
 	for _, mi := range infos {
 		mp := mi.MountPoint
+		inCore := walksInCore(infos, mp)
 		if rootPath != "/" {
 			rel, ok := strings.CutPrefix(mp, strings.TrimSuffix(rootPath, "/"))
 			if !ok {
@@ -143,21 +161,70 @@ func selectMounts(infos []*procfs.MountInfo, rootPath string, mountsExclude, typ
 		}
 		seen[key] = true
 		_, ro := mi.Options["ro"]
-		out = append(out, mount{device: mi.Source, mountPoint: mp, fsType: mi.FSType, readOnly: ro})
+		out = append(out, mount{device: mi.Source, mountPoint: mp, fsType: mi.FSType, readOnly: ro,
+			path: filepath.Join(rootPath, mp), inCore: inCore})
 	}
 	return out
 }
 
+// inCoreFS tells the filesystems whose statfs the kernel answers from
+// counters it keeps in memory, without asking a device or a server, and
+// whose path lookups do not either once the path was walked before.
+// Network, FUSE and other filesystems can leave a statfs waiting for ever.
+func inCoreFS(fsType string) bool {
+	switch fsType {
+	case "ext2", "ext3", "ext4", "xfs", "vfat", "msdos", "exfat", "f2fs",
+		"tmpfs", "ramfs", "devtmpfs", "proc", "sysfs":
+		return true
+	}
+	return false
+}
+
+// walksInCore tells whether a statfs of mount point mp, path walk and
+// all, stays on inCoreFS filesystems: every mount in infos at mp or at a
+// directory above it is one.
+func walksInCore(infos []*procfs.MountInfo, mp string) bool {
+	for _, mi := range infos {
+		p := mi.MountPoint
+		above := p == "/" || p == mp || (strings.HasPrefix(mp, p) && mp[len(p)] == '/')
+		if above && !inCoreFS(mi.FSType) {
+			return false
+		}
+	}
+	return true
+}
+
 func (c *filesystemCollector) stat(m mount) fsStats {
 	s := fsStats{mount: m}
-	path := filepath.Join(c.h.opts.RootPath, m.mountPoint)
-	c.mu.Lock()
-	if c.stuck[path] {
-		c.mu.Unlock()
+	var buf unix.Statfs_t
+	if m.inCore {
+		if err := c.h.statfs(m.path, &buf); err != nil {
+			s.err = true
+			return s
+		}
+	} else if !c.statBounded(m, &buf) {
 		s.err = true
 		return s
 	}
-	c.stuck[path] = true
+	bs := float64(buf.Bsize)
+	s.size = float64(buf.Blocks) * bs
+	s.free = float64(buf.Bfree) * bs
+	s.avail = float64(buf.Bavail) * bs
+	s.files = float64(buf.Files)
+	s.filesFree = float64(buf.Ffree)
+	return s
+}
+
+// statBounded runs the statfs of a mount that can hang in a goroutine,
+// waiting at most MountTimeout, and tells whether it answered. A mount
+// whose call is still running from an earlier scrape is not asked again.
+func (c *filesystemCollector) statBounded(m mount, buf *unix.Statfs_t) bool {
+	c.mu.Lock()
+	if c.stuck[m.path] {
+		c.mu.Unlock()
+		return false
+	}
+	c.stuck[m.path] = true
 	c.mu.Unlock()
 
 	type result struct {
@@ -169,9 +236,9 @@ func (c *filesystemCollector) stat(m mount) fsStats {
 		// This goroutine may outlive the scrape when the mount hangs; it
 		// clears the stuck mark whenever the kernel finally answers.
 		var r result
-		r.err = c.h.statfs(path, &r.buf)
+		r.err = c.h.statfs(m.path, &r.buf)
 		c.mu.Lock()
-		delete(c.stuck, path)
+		delete(c.stuck, m.path)
 		c.mu.Unlock()
 		done <- r
 	}()
@@ -179,21 +246,12 @@ func (c *filesystemCollector) stat(m mount) fsStats {
 	defer timer.Stop()
 	select {
 	case r := <-done:
-		if r.err != nil {
-			s.err = true
-			return s
-		}
-		bs := float64(r.buf.Bsize)
-		s.size = float64(r.buf.Blocks) * bs
-		s.free = float64(r.buf.Bfree) * bs
-		s.avail = float64(r.buf.Bavail) * bs
-		s.files = float64(r.buf.Files)
-		s.filesFree = float64(r.buf.Ffree)
+		*buf = r.buf
+		return r.err == nil
 	case <-timer.C:
 		c.h.logger.Debug("statfs timed out; mount skipped until it answers", "mountpoint", m.mountPoint)
-		s.err = true
+		return false
 	}
-	return s
 }
 
 func fsMetrics(s fsStats, sc *seriesCache) []prometheus.Metric {

@@ -182,6 +182,28 @@ func (o *openFiles) read(path string, gen uint64, buf []byte, cut bool) ([]byte,
 	return b, err
 }
 
+// mountsChanged tells whether the mount table file at path (a
+// /proc/PID/mountinfo) may have changed since it was last asked: the
+// kernel flags an open mount table with POLLPRI after a mount or an
+// unmount in its namespace, once per descriptor (proc(5)), which costs
+// a poll(2) instead of making the table's text anew. A file that is not
+// kept open, or a poll that fails, may have changed.
+func (o *openFiles) mountsChanged(path string) bool {
+	if o == nil {
+		return true
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	f, ok := o.m[fileKey{path: path}]
+	if !ok {
+		return true
+	}
+	f.used = o.round
+	fds := []unix.PollFd{{Fd: int32(f.fd), Events: unix.POLLPRI}}
+	n, err := unix.Poll(fds, 0)
+	return err != nil || n > 0 && fds[0].Revents&(unix.POLLPRI|unix.POLLERR|unix.POLLNVAL) != 0
+}
+
 // remakesOnRead tells whether fd is a file on procfs or sysfs, whose text
 // a read at offset 0 makes anew.
 func remakesOnRead(fd int) bool {

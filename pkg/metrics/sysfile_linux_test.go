@@ -3,6 +3,7 @@ package metrics
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
 
@@ -265,4 +267,69 @@ func deref(p *int64) any {
 		return nil
 	}
 	return *p
+}
+
+// TestMountsChanged mounts and unmounts a tmpfs in a mount namespace of
+// its own: a kept mount table says it changed after each, once, and not
+// when nothing was mounted; a table that is not kept always may have.
+func TestMountsChanged(t *testing.T) {
+	testenv.RequireRoot(t)
+	errc := make(chan error, 1)
+	go func() {
+		// The thread moves to a mount namespace of its own and is not
+		// handed back to the runtime: it ends with this goroutine.
+		runtime.LockOSThread()
+		errc <- mountsChangedIn(t.TempDir())
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mountsChangedIn(dir string) error {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("unshare mount namespace: %w", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
+	path := fmt.Sprintf("/proc/self/task/%d/mountinfo", unix.Gettid())
+	if !(*openFiles)(nil).mountsChanged(path) {
+		return errors.New("a table that is not kept: not changed")
+	}
+	o := &openFiles{}
+	o.keep()
+	defer o.close()
+	if !o.mountsChanged(path) {
+		return errors.New("a table not read yet: not changed")
+	}
+	if _, err := o.readFileReuse(path, nil); err != nil {
+		return err
+	}
+	check := func(when string, want bool) error {
+		if got := o.mountsChanged(path); got != want {
+			return fmt.Errorf("%s: changed %v, want %v", when, got, want)
+		}
+		return nil
+	}
+	steps := []struct {
+		when   string
+		do     func() error
+		change bool
+	}{
+		{"nothing mounted", func() error { return nil }, false},
+		{"tmpfs mounted", func() error { return unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m") }, true},
+		{"asked again", func() error { return nil }, false},
+		{"tmpfs unmounted", func() error { return unix.Unmount(dir, 0) }, true},
+		{"asked again", func() error { return nil }, false},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			return fmt.Errorf("%s: %w", s.when, err)
+		}
+		if err := check(s.when, s.change); err != nil {
+			return err
+		}
+	}
+	return nil
 }
