@@ -269,8 +269,9 @@ func deref(p *int64) any {
 	return *p
 }
 
-// TestMountsChanged mounts and unmounts a tmpfs in a mount namespace of
-// its own: a kept mount table says it changed after each, once, and not
+// TestMountsChanged mounts, remounts read-only (node_filesystem_readonly)
+// and unmounts a tmpfs in a mount namespace of its own: a kept mount
+// table says it changed after each, once, and not
 // when nothing was mounted; a table that is not kept always may have.
 func TestMountsChanged(t *testing.T) {
 	testenv.RequireRoot(t)
@@ -320,6 +321,7 @@ func mountsChangedIn(dir string) error {
 		{"nothing mounted", func() error { return nil }, false},
 		{"tmpfs mounted", func() error { return unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m") }, true},
 		{"asked again", func() error { return nil }, false},
+		{"tmpfs remounted read-only", func() error { return unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_RDONLY, "size=1m") }, true},
 		{"tmpfs unmounted", func() error { return unix.Unmount(dir, 0) }, true},
 		{"asked again", func() error { return nil }, false},
 	}
