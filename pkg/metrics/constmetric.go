@@ -3,6 +3,7 @@ package metrics
 import (
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -40,6 +41,8 @@ type cachedSeries struct {
 	values []string // the label values, to tell a hash collision
 	pairs  []*dto.LabelPair
 	used   uint64 // round of the last collection that exported it
+	// slot is where the scraper that stores the series keeps its entry.
+	slot atomic.Pointer[seriesSlot]
 }
 
 // metric returns a metric of desc with value v and the label values lvs,

@@ -77,22 +77,27 @@ type Scraper struct {
 	Targets []ScrapeTarget
 
 	scrapeMu sync.Mutex // one scrape at a time; guards the fields below
-	// prev holds the series of the last scrape by label hash; spare is the
-	// map of the scrape before, cleared and reused for the next one.
-	prev, spare map[uint64]scrapedSeries
-	samples     []Sample // this scrape's samples, reused
-	hashes      []uint64 // label hash of each sample, reused
-	builder     labels.ScratchBuilder
-	target      *ScrapeTarget   // the target of the family being flattened
-	famTargets  []*ScrapeTarget // the targets of the family being flattened, reused
-	scratch     labels.Labels   // the builder's output before it is known to be new
+	// series holds the series of the last scrape (and those this scrape
+	// found so far) by label hash; last lists the last scrape's and cur
+	// this one's, reused in turn. An entry lives from the scrape that
+	// first has its series to the one that marks it stale, so a series
+	// found again costs no map update.
+	series     map[uint64]*seriesEntry
+	last, cur  []*seriesEntry
+	samples    []Sample       // this scrape's samples, reused
+	entries    []*seriesEntry // the series of each sample, reused
+	builder    labels.ScratchBuilder
+	target     *ScrapeTarget   // the target of the family being flattened
+	famTargets []*ScrapeTarget // the targets of the family being flattened, reused
+	scratch    labels.Labels   // the builder's output before it is known to be new
 	// known and spareKnown map a gathered series, by the identity of its
-	// label pairs, to its label hash: the node collectors and client
-	// metric vectors hand out the same label pairs every scrape, so a
-	// series seen last scrape is found without building, sorting and
-	// hashing its labels. known is the last scrape's; entries hold on to
-	// their label pairs, so their address cannot be reused by another
-	// series while the entry exists.
+	// label pairs, to its entry: client metric vectors hand out the same
+	// label pairs every scrape, so a series seen last scrape is found
+	// without building, sorting and hashing its labels. known is the
+	// last scrape's; entries hold on to their label pairs, so their
+	// address cannot be reused by another series while the entry exists.
+	// The series cache's metrics skip even that: their cachedSeries
+	// points to the entry (seriesSlot).
 	known, spareKnown map[seriesIdentity]knownSeries
 	// direct holds what the scraper learned of each descriptor Direct
 	// collects (name, help, type, targets); round counts the scrapes, and
@@ -133,15 +138,32 @@ type seriesIdentity struct {
 }
 
 type knownSeries struct {
-	hash  uint64
+	e     *seriesEntry
 	pairs []*dto.LabelPair // kept so the address stays this series'
 }
 
-// scrapedSeries is what the scraper remembers of one series between
+// seriesEntry is what the scraper remembers of one series between
 // scrapes.
-type scrapedSeries struct {
+type seriesEntry struct {
 	labels labels.Labels
+	hash   uint64
 	ref    storage.SeriesRef // 0 until the storage returned one
+	// born is the scrape that first had the series, round the last one
+	// that had it; gone is set once it was marked stale and left
+	// Scraper.series.
+	born, round uint64
+	gone        bool
+}
+
+// seriesSlot is where a series of the series cache keeps its entry in
+// the scraper that stores it (cachedSeries.slot): the scraper, the
+// target it stored the series under, and the entry. A slot is never
+// changed, only replaced: another scraper collecting the same series
+// finds a slot that is not its own and takes the slower way.
+type seriesSlot struct {
+	s      *Scraper
+	target *ScrapeTarget
+	e      *seriesEntry
 }
 
 // Metadata returns the metric families seen in the last scrape.
@@ -156,6 +178,7 @@ func (s *Scraper) Metadata() map[string]Metadata {
 func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
 	s.scrapeMu.Lock()
 	defer s.scrapeMu.Unlock()
+	s.round++
 	clock := s.Clock
 	if clock == nil {
 		clock = service.RealClock{}
@@ -173,75 +196,81 @@ func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
 		}
 	}
 
-	// The series of this scrape, keyed by label hash; the map of the
-	// scrape before last is reused to spare the allocation.
-	cur := s.spare
-	if cur == nil {
-		cur = make(map[uint64]scrapedSeries, len(s.prev))
+	if s.series == nil {
+		s.series = map[uint64]*seriesEntry{}
 	}
-	clear(cur)
+	clear(s.cur)
+	s.cur = s.cur[:0]
 	if s.spareKnown == nil {
 		s.spareKnown = make(map[seriesIdentity]knownSeries, len(s.known))
 	}
 	clear(s.spareKnown)
-	s.flatten(mfs, ts, cur)
+	s.flatten(mfs, ts)
 	if s.Direct != nil {
 		// A metric the collector could not make (a label value that is
 		// not UTF-8) drops that series, as a registry's gather does; a
 		// panic drops what the collector had not yet sent.
-		_ = s.collectDirect(ts, cur)
+		_ = s.collectDirect(ts)
 	}
 	// up is 1 for every target: gathering in-process either returns
 	// families or fails the scrape above.
 	for i := range s.Targets {
 		s.target = &s.Targets[i]
-		s.add(cur, ts, "up", nil, 1, "", "")
+		s.add(ts, "up", nil, 1, "", "")
 	}
 	s.target = nil
 	samples := s.samples
-	var stale []Sample
-	var staleRefs []storage.SeriesRef
-	for h, sr := range s.prev {
-		if _, ok := cur[h]; !ok {
-			stale = append(stale, Sample{Labels: sr.labels, T: ts, V: math.Float64frombits(value.StaleNaN)})
+	var stale []*seriesEntry
+	for _, e := range s.last {
+		if e.round != s.round {
+			stale = append(stale, e)
 		}
 	}
-	sort.Slice(stale, func(i, j int) bool { return labels.Compare(stale[i].Labels, stale[j].Labels) < 0 })
-	for _, smp := range stale {
-		staleRefs = append(staleRefs, s.prev[smp.Labels.Hash()].ref)
-	}
+	sort.Slice(stale, func(i, j int) bool { return labels.Compare(stale[i].labels, stale[j].labels) < 0 })
 
 	res := ScrapeResult{}
 	app := s.Storage.Appender(ctx)
 	for i, smp := range samples {
-		h := s.hashes[i]
-		ref, err := app.Append(cur[h].ref, smp.Labels, smp.T, smp.V)
+		e := s.entries[i]
+		ref, err := app.Append(e.ref, smp.Labels, smp.T, smp.V)
 		if err != nil {
 			if rejected(err) {
 				res.Rejected++
 				continue
 			}
 			_ = app.Rollback()
+			s.forgetNew()
 			return res, fmt.Errorf("append %s: %w", smp.Labels, err)
 		}
-		cur[h] = scrapedSeries{labels: smp.Labels, ref: ref}
+		e.ref = ref
 	}
-	for i, smp := range stale {
-		if _, err := app.Append(staleRefs[i], smp.Labels, smp.T, smp.V); err != nil {
+	staleSamples := make([]Sample, len(stale))
+	for i, e := range stale {
+		smp := Sample{Labels: e.labels, T: ts, V: math.Float64frombits(value.StaleNaN)}
+		staleSamples[i] = smp
+		if _, err := app.Append(e.ref, smp.Labels, smp.T, smp.V); err != nil {
 			if rejected(err) {
 				res.Rejected++
 				continue
 			}
 			_ = app.Rollback()
+			s.forgetNew()
 			return res, fmt.Errorf("append %s: %w", smp.Labels, err)
 		}
 	}
 	if err := app.Commit(); err != nil {
+		s.forgetNew()
 		return res, fmt.Errorf("commit scrape: %w", err)
 	}
 	res.Samples = len(samples) - res.Rejected
 	res.Stale = len(stale)
-	s.prev, s.spare = cur, s.prev
+	for _, e := range stale {
+		if s.series[e.hash] == e {
+			delete(s.series, e.hash)
+		}
+		e.gone = true
+	}
+	s.last, s.cur = s.cur, s.last
 	s.known, s.spareKnown = s.spareKnown, s.known
 	if meta, changed := s.familiesMetadata(mfs, s.Metadata()); changed {
 		s.mu.Lock()
@@ -249,10 +278,25 @@ func (s *Scraper) Scrape(ctx context.Context) (ScrapeResult, error) {
 		s.mu.Unlock()
 	}
 	if s.OnSamples != nil {
-		s.OnSamples(append(samples, stale...))
+		s.OnSamples(append(samples, staleSamples...))
 	}
 	res.Duration = clock.Now().Sub(start)
 	return res, nil
+}
+
+// forgetNew undoes what a scrape that failed learned of new series: they
+// leave Scraper.series, as if the scrape had not happened. The last
+// scrape's series stay the last: the next scrape marks those it does not
+// find stale.
+func (s *Scraper) forgetNew() {
+	for _, e := range s.cur {
+		if e.born == s.round {
+			if s.series[e.hash] == e {
+				delete(s.series, e.hash)
+			}
+			e.gone = true
+		}
+	}
 }
 
 // rejected tells the append errors that refuse one sample (out of order,
@@ -266,13 +310,13 @@ func rejected(err error) bool {
 // into s.hashes) the way the text exposition format spells them: summaries
 // and classic histograms become their _sum, _count, quantile and _bucket
 // series. A series the last scrape had keeps its labels and storage
-// reference; each series is entered into cur.
-func (s *Scraper) flatten(mfs []*dto.MetricFamily, ts int64, cur map[uint64]scrapedSeries) {
-	s.samples, s.hashes = s.samples[:0], s.hashes[:0]
+// reference.
+func (s *Scraper) flatten(mfs []*dto.MetricFamily, ts int64) {
+	s.samples, s.entries = s.samples[:0], s.entries[:0]
 	for _, mf := range mfs {
 		name := mf.GetName()
 		s.famTargets = s.targetsOf(name, s.famTargets[:0])
-		s.forTargets(s.famTargets, func() { s.flattenFamily(mf, name, ts, cur) })
+		s.forTargets(s.famTargets, func() { s.flattenFamily(mf, name, ts) })
 	}
 	s.target = nil
 }
@@ -311,29 +355,29 @@ func (s *Scraper) targetsOf(name string, dst []*ScrapeTarget) []*ScrapeTarget {
 }
 
 // flattenFamily appends the samples of one family under s.target.
-func (s *Scraper) flattenFamily(mf *dto.MetricFamily, name string, ts int64, cur map[uint64]scrapedSeries) {
+func (s *Scraper) flattenFamily(mf *dto.MetricFamily, name string, ts int64) {
 	typ := mf.GetType()
 	for _, m := range mf.GetMetric() {
-		s.flattenMetric(typ, m, name, ts, cur)
+		s.flattenMetric(typ, m, name, ts)
 	}
 }
 
 // flattenMetric appends the samples of one metric of a family of type typ
 // under s.target.
-func (s *Scraper) flattenMetric(typ dto.MetricType, m *dto.Metric, name string, ts int64, cur map[uint64]scrapedSeries) {
+func (s *Scraper) flattenMetric(typ dto.MetricType, m *dto.Metric, name string, ts int64) {
 	pairs := m.GetLabel()
 	switch typ {
 	case dto.MetricType_COUNTER:
-		s.add(cur, ts, name, pairs, m.GetCounter().GetValue(), "", "")
+		s.add(ts, name, pairs, m.GetCounter().GetValue(), "", "")
 	case dto.MetricType_GAUGE:
-		s.add(cur, ts, name, pairs, m.GetGauge().GetValue(), "", "")
+		s.add(ts, name, pairs, m.GetGauge().GetValue(), "", "")
 	case dto.MetricType_SUMMARY:
 		sm := m.GetSummary()
 		for _, q := range sm.GetQuantile() {
-			s.add(cur, ts, name, pairs, q.GetValue(), "quantile", formatFloat(q.GetQuantile()))
+			s.add(ts, name, pairs, q.GetValue(), "quantile", formatFloat(q.GetQuantile()))
 		}
-		s.add(cur, ts, name+"_sum", pairs, sm.GetSampleSum(), "", "")
-		s.add(cur, ts, name+"_count", pairs, float64(sm.GetSampleCount()), "", "")
+		s.add(ts, name+"_sum", pairs, sm.GetSampleSum(), "", "")
+		s.add(ts, name+"_count", pairs, float64(sm.GetSampleCount()), "", "")
 	case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
 		h := m.GetHistogram()
 		inf := false
@@ -341,33 +385,29 @@ func (s *Scraper) flattenMetric(typ dto.MetricType, m *dto.Metric, name string, 
 			if math.IsInf(b.GetUpperBound(), 1) {
 				inf = true
 			}
-			s.add(cur, ts, name+"_bucket", pairs, float64(b.GetCumulativeCount()), "le", formatFloat(b.GetUpperBound()))
+			s.add(ts, name+"_bucket", pairs, float64(b.GetCumulativeCount()), "le", formatFloat(b.GetUpperBound()))
 		}
 		if !inf {
-			s.add(cur, ts, name+"_bucket", pairs, float64(h.GetSampleCount()), "le", "+Inf")
+			s.add(ts, name+"_bucket", pairs, float64(h.GetSampleCount()), "le", "+Inf")
 		}
-		s.add(cur, ts, name+"_sum", pairs, h.GetSampleSum(), "", "")
-		s.add(cur, ts, name+"_count", pairs, float64(h.GetSampleCount()), "", "")
+		s.add(ts, name+"_sum", pairs, h.GetSampleSum(), "", "")
+		s.add(ts, name+"_count", pairs, float64(h.GetSampleCount()), "", "")
 	default:
-		s.add(cur, ts, name, pairs, m.GetUntyped().GetValue(), "", "")
+		s.add(ts, name, pairs, m.GetUntyped().GetValue(), "", "")
 	}
 }
 
 // add appends one sample of series name with the labels pairs plus, if ln
-// is set, the label ln=lv.
-func (s *Scraper) add(cur map[uint64]scrapedSeries, ts int64, name string, pairs []*dto.LabelPair, v float64, ln, lv string) {
+// is set, the label ln=lv, and returns the series' entry.
+func (s *Scraper) add(ts int64, name string, pairs []*dto.LabelPair, v float64, ln, lv string) *seriesEntry {
 	id := seriesIdentity{n: len(pairs), name: name, ln: ln, lv: lv, target: s.target}
 	if len(pairs) > 0 {
 		id.pairs = pairs[0]
 	}
-	if k, ok := s.known[id]; ok {
-		if sr, ok := s.prev[k.hash]; ok {
-			s.spareKnown[id] = k
-			cur[k.hash] = sr
-			s.samples = append(s.samples, Sample{Labels: sr.labels, T: ts, V: v})
-			s.hashes = append(s.hashes, k.hash)
-			return
-		}
+	if k, ok := s.known[id]; ok && !k.e.gone {
+		s.spareKnown[id] = k
+		s.use(k.e, ts, v)
+		return k.e
 	}
 	b := &s.builder
 	b.Reset()
@@ -391,14 +431,26 @@ func (s *Scraper) add(cur map[uint64]scrapedSeries, ts int64, name string, pairs
 	b.Sort()
 	b.Overwrite(&s.scratch)
 	h := s.scratch.Hash()
-	sr, known := s.prev[h]
-	if !known || !labels.Equal(sr.labels, s.scratch) {
-		sr = scrapedSeries{labels: s.scratch.Copy()}
+	e := s.series[h]
+	if e == nil || !labels.Equal(e.labels, s.scratch) {
+		// A new series, or one whose hash another has (it takes the
+		// hash's place; the other is found again by its labels).
+		e = &seriesEntry{labels: s.scratch.Copy(), hash: h, born: s.round}
+		s.series[h] = e
 	}
-	cur[h] = sr
-	s.spareKnown[id] = knownSeries{hash: h, pairs: pairs}
-	s.samples = append(s.samples, Sample{Labels: sr.labels, T: ts, V: v})
-	s.hashes = append(s.hashes, h)
+	s.spareKnown[id] = knownSeries{e: e, pairs: pairs}
+	s.use(e, ts, v)
+	return e
+}
+
+// use appends one sample of the series of e.
+func (s *Scraper) use(e *seriesEntry, ts int64, v float64) {
+	if e.round != s.round {
+		e.round = s.round
+		s.cur = append(s.cur, e)
+	}
+	s.samples = append(s.samples, Sample{Labels: e.labels, T: ts, V: v})
+	s.entries = append(s.entries, e)
 }
 
 // familiesMetadata returns the metadata of the families of this scrape

@@ -40,12 +40,11 @@ type collectorList interface {
 // collectDirect collects s.Direct and appends what it hands out as it
 // comes, in the scraper's goroutine (collectEach). It returns when the
 // collector has returned, with the errors of the metrics it dropped.
-func (s *Scraper) collectDirect(ts int64, cur map[uint64]scrapedSeries) error {
-	s.round++
+func (s *Scraper) collectDirect(ts int64) error {
 	s.seen = s.seen[:0]
 	var errs []error
 	emit := func(m prometheus.Metric) {
-		if err := s.addDirect(m, ts, cur); err != nil && len(errs) < 10 {
+		if err := s.addDirect(m, ts); err != nil && len(errs) < 10 {
 			errs = append(errs, err)
 		}
 	}
@@ -193,7 +192,7 @@ func (cc *chanCollector) drain() {
 }
 
 // addDirect appends the samples of one metric of the Direct collector.
-func (s *Scraper) addDirect(m prometheus.Metric, ts int64, cur map[uint64]scrapedSeries) error {
+func (s *Scraper) addDirect(m prometheus.Metric, ts int64) error {
 	f := s.directFamily(m.Desc())
 	if f.err != nil {
 		return f.err
@@ -203,7 +202,23 @@ func (s *Scraper) addDirect(m prometheus.Metric, ts int64, cur map[uint64]scrape
 		// when the series was first made, and their value as it is.
 		f.typ = valueTypeDTO(cm.typ)
 		s.list(f)
-		s.forTargets(f.targets, func() { s.add(cur, ts, f.name, cm.pairs(), cm.v, "", "") })
+		if len(f.targets) > 1 {
+			s.forTargets(f.targets, func() { s.add(ts, f.name, cm.pairs(), cm.v, "", "") })
+			return nil
+		}
+		s.target = nil
+		if len(f.targets) == 1 {
+			s.target = f.targets[0]
+		}
+		// Stored under one target (or none), as nearly all are: the
+		// series keeps its entry, found again without a map.
+		slot := cm.s.slot.Load()
+		if slot != nil && slot.s == s && slot.target == s.target && !slot.e.gone {
+			s.use(slot.e, ts, cm.v)
+			return nil
+		}
+		e := s.add(ts, f.name, cm.pairs(), cm.v, "", "")
+		cm.s.slot.Store(&seriesSlot{s: s, target: s.target, e: e})
 		return nil
 	}
 	s.dm.Reset()
@@ -228,7 +243,7 @@ func (s *Scraper) addDirect(m prometheus.Metric, ts int64, cur map[uint64]scrape
 		return err
 	}
 	s.list(f)
-	s.forTargets(f.targets, func() { s.flattenMetric(f.typ, &s.dm, f.name, ts, cur) })
+	s.forTargets(f.targets, func() { s.flattenMetric(f.typ, &s.dm, f.name, ts) })
 	return nil
 }
 

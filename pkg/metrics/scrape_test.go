@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/hostd/hostd/internal/service/servicetest"
@@ -319,5 +321,139 @@ func TestScraperKnownSeries(t *testing.T) {
 		`{__name__="process_open_fds", instance="h", job="hostd"}=8`, `{__name__="process_open_fds", instance="h", job="node"}=8`)
 	if len(sc.known) != 6 { // and up for both jobs
 		t.Errorf("%d series known, want 6", len(sc.known))
+	}
+}
+
+// failingCommit is a TSDB whose appenders fail to commit while fail is
+// set, as a full disk fails the write-ahead log.
+type failingCommit struct {
+	storage.Appendable
+	fail bool
+}
+
+func (f *failingCommit) Appender(ctx context.Context) storage.Appender {
+	return &failingAppender{Appender: f.Appendable.Appender(ctx), fail: f.fail}
+}
+
+type failingAppender struct {
+	storage.Appender
+	fail bool
+}
+
+func (a *failingAppender) Commit() error {
+	if a.fail {
+		_ = a.Appender.Rollback()
+		return errors.New("write-ahead log: no space left on device")
+	}
+	return a.Appender.Commit()
+}
+
+// TestScraperFailedScrape: a scrape whose commit fails stores nothing and
+// is as if it had not happened. A series only it found is forgotten, not
+// kept for ever; one that vanished in it is marked stale by the next.
+func TestScraperFailedScrape(t *testing.T) {
+	store := openTestStorage(t)
+	reg := prometheus.NewRegistry()
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "test_gauge", Help: "A gauge."}, []string{"k"})
+	reg.MustRegister(g)
+	clock := servicetest.NewFakeClock(time.UnixMilli(1_700_000_000_000))
+	fc := &failingCommit{Appendable: store.DB}
+	sc := &Scraper{Gatherer: reg, Storage: fc, Clock: clock}
+	scrape := func(fail bool, set map[string]float64) error {
+		g.Reset()
+		for k, v := range set {
+			g.WithLabelValues(k).Set(v)
+		}
+		fc.fail = fail
+		clock.Advance(time.Second)
+		_, err := sc.Scrape(context.Background())
+		return err
+	}
+	if err := scrape(false, map[string]float64{"a": 1, "b": 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := scrape(true, map[string]float64{"a": 3, "c": 4}); err == nil {
+		t.Fatal("scrape whose commit failed: no error")
+	}
+	if len(sc.series) != 2 {
+		t.Errorf("%d series remembered after the failed scrape, want a and b", len(sc.series))
+	}
+	if err := scrape(false, map[string]float64{"a": 5}); err != nil {
+		t.Fatal(err)
+	}
+	got := rawSamples(t, store, labels.MustNewMatcher(labels.MatchEqual, "__name__", "test_gauge"))
+	a, b := got[`{__name__="test_gauge", k="a"}`], got[`{__name__="test_gauge", k="b"}`]
+	if len(a) != 2 || a[0][1] != 1 || a[1][1] != 5 {
+		t.Errorf("a = %v, want 1 then 5", a)
+	}
+	if len(b) != 2 || b[0][1] != 2 || !value.IsStaleNaN(b[1][1]) || b[1][0] != 1_700_000_003_000 {
+		t.Errorf("b = %v, want 2 then a stale marker at the third scrape", b)
+	}
+	if c, ok := got[`{__name__="test_gauge", k="c"}`]; ok {
+		t.Errorf("c, found only by the failed scrape, stored: %v", c)
+	}
+	if len(sc.series) != 1 {
+		t.Errorf("%d series remembered, want a", len(sc.series))
+	}
+}
+
+// cacheCollector hands out the series cache's metrics, as the node
+// collectors do, of one gauge family with a value per label value.
+type cacheCollector struct {
+	sc   *seriesCache
+	desc *prometheus.Desc
+	vals map[string]float64
+}
+
+func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	c.CollectTo(func(m prometheus.Metric) { ch <- m })
+}
+func (c *cacheCollector) CollectTo(emit func(prometheus.Metric)) {
+	for k, v := range c.vals {
+		emit(c.sc.metric(c.desc, prometheus.GaugeValue, v, k))
+	}
+	c.sc.endRound()
+}
+
+// TestScrapersShareCachedSeries: two scrapers collecting the same cached
+// series (each series keeps the entry of one scraper at a time) each
+// store every value, mark a vanished series stale and store it again when
+// it is back.
+func TestScrapersShareCachedSeries(t *testing.T) {
+	c := &cacheCollector{sc: &seriesCache{}, desc: prometheus.NewDesc("node_thing", "A thing.", []string{"k"}, nil)}
+	clock := servicetest.NewFakeClock(time.UnixMilli(1_700_000_000_000))
+	stores := []*Storage{openTestStorage(t), openTestStorage(t)}
+	var scrapers []*Scraper
+	for _, st := range stores {
+		scrapers = append(scrapers, &Scraper{Direct: c, Storage: st.DB, Clock: clock,
+			Targets: []ScrapeTarget{{Job: "node", Instance: "h"}}})
+	}
+	rounds := []map[string]float64{{"x": 1, "y": 2}, {"x": 3}, {"x": 4, "y": 5}, {"x": 6, "y": 7}}
+	for _, vals := range rounds {
+		c.vals = vals
+		clock.Advance(time.Second)
+		for _, sc := range scrapers {
+			if _, err := sc.Scrape(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i, st := range stores {
+		got := rawSamples(t, st, labels.MustNewMatcher(labels.MatchEqual, "__name__", "node_thing"))
+		var x, y []string
+		for _, s := range got[`{__name__="node_thing", instance="h", job="node", k="x"}`] {
+			x = append(x, fmt.Sprint(s[1]))
+		}
+		for _, s := range got[`{__name__="node_thing", instance="h", job="node", k="y"}`] {
+			v := fmt.Sprint(s[1])
+			if value.IsStaleNaN(s[1]) {
+				v = "stale"
+			}
+			y = append(y, v)
+		}
+		if strings.Join(x, " ") != "1 3 4 6" || strings.Join(y, " ") != "2 stale 5 7" {
+			t.Errorf("scraper %d stored x = %v, y = %v; want 1 3 4 6 and 2 stale 5 7", i, x, y)
+		}
 	}
 }
