@@ -101,8 +101,9 @@ type fileKey struct {
 }
 
 type openFile struct {
-	fd   int
-	used uint64 // round of the last read
+	fd    int
+	sysfs bool   // a sysfs attribute: a short read is its end (preadAll)
+	used  uint64 // round of the last read
 }
 
 // maxOpenFiles bounds the descriptors openFiles keeps: beyond it, files
@@ -156,7 +157,7 @@ func (o *openFiles) read(path string, gen uint64, buf []byte, cut bool) ([]byte,
 	}
 	k := fileKey{path, gen}
 	if f, ok := o.m[k]; ok {
-		b, err := preadAll(f.fd, path, buf, cut)
+		b, err := preadAll(f.fd, path, buf, cut, f.sysfs)
 		if !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ESTALE) {
 			// Read, or failed as the attribute fails (EINVAL from the
 			// speed of a virtual link): the file stays.
@@ -170,12 +171,13 @@ func (o *openFiles) read(path string, gen uint64, buf []byte, cut bool) ([]byte,
 	if err != nil {
 		return buf[:0], err
 	}
-	b, err := preadAll(fd, path, buf, cut)
-	if len(o.m) < maxOpenFiles && remakesOnRead(fd) {
+	remakes, sysfs := remakesOnRead(fd)
+	b, err := preadAll(fd, path, buf, cut, sysfs)
+	if len(o.m) < maxOpenFiles && remakes {
 		if o.m == nil {
 			o.m = map[fileKey]*openFile{}
 		}
-		o.m[k] = &openFile{fd: fd, used: o.round}
+		o.m[k] = &openFile{fd: fd, sysfs: sysfs, used: o.round}
 	} else {
 		_ = unix.Close(fd)
 	}
@@ -205,13 +207,14 @@ func (o *openFiles) mountsChanged(path string) bool {
 }
 
 // remakesOnRead tells whether fd is a file on procfs or sysfs, whose text
-// a read at offset 0 makes anew.
-func remakesOnRead(fd int) bool {
+// a read at offset 0 makes anew, and whether it is on sysfs.
+func remakesOnRead(fd int) (remakes, sysfs bool) {
 	var st unix.Statfs_t
 	if err := unix.Fstatfs(fd, &st); err != nil {
-		return false
+		return false, false
 	}
-	return st.Type == unix.PROC_SUPER_MAGIC || st.Type == unix.SYSFS_MAGIC
+	sysfs = st.Type == unix.SYSFS_MAGIC
+	return sysfs || st.Type == unix.PROC_SUPER_MAGIC, sysfs
 }
 
 // readOnce opens path, reads it as openFiles.read does, and closes it.
@@ -221,12 +224,24 @@ func readOnce(path string, buf []byte, cut bool) ([]byte, error) {
 		return buf[:0], err
 	}
 	defer unix.Close(fd)
-	return preadAll(fd, path, buf, cut)
+	return preadAll(fd, path, buf, cut, false)
 }
+
+// sysfsPage is the least page size: a sysfs attribute's text is at most
+// a page, and the kernel hands a binary attribute out a page at a time.
+const sysfsPage = 4096
 
 // preadAll reads fd from offset 0 into buf: to its end, growing buf, or
 // with cut to its end or len(buf) bytes, whichever comes first.
-func preadAll(fd int, path string, buf []byte, cut bool) ([]byte, error) {
+//
+// The end is a read that returns nothing, but for a sysfs attribute
+// (sysfs): the kernel makes its text, at most a page, whole on each
+// read, so a read shorter than asked and than a page holds all of it.
+// Not reading again spares a system call for each of the hundred-odd
+// attributes a scrape reads. A procfs file can return less than asked
+// before its end (a seq_file whose next record does not fit its buffer),
+// so it is read until a read returns nothing.
+func preadAll(fd int, path string, buf []byte, cut, sysfs bool) ([]byte, error) {
 	if cut {
 		buf = buf[:len(buf):len(buf)]
 	} else if cap(buf) == 0 {
@@ -242,8 +257,9 @@ func preadAll(fd int, path string, buf []byte, cut bool) ([]byte, error) {
 		}
 		buf = buf[:cap(buf)]
 		m, err := preadFD(fd, buf[n:], int64(n), path)
+		short := m < len(buf)-n
 		n += m
-		if err != nil || m == 0 {
+		if err != nil || m == 0 || sysfs && short && m < sysfsPage {
 			return buf[:n], err
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -334,4 +336,77 @@ func mountsChangedIn(dir string) error {
 		}
 	}
 	return nil
+}
+
+// TestSysfsShortReadIsEnd: a kept sysfs attribute is read with one
+// pread, not a second one that returns nothing (counted by the kernel
+// for this thread, /proc/thread-self/io), and a binary attribute the
+// kernel hands out a page at a time still comes whole.
+func TestSysfsShortReadIsEnd(t *testing.T) {
+	o := &openFiles{}
+	o.keep()
+	defer o.close()
+	const btf = "/sys/kernel/btf/vmlinux" // megabytes, a page per read
+	if want, err := os.ReadFile(btf); err == nil {
+		got, err := o.readFileReuse(btf, nil)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %d of %d bytes, %v", btf, len(got), len(want), err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	const attr = "/sys/class/net/lo/mtu"
+	want, err := os.ReadFile(attr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf, err := o.readFileReuse(attr, nil) // opens and keeps it
+	if err != nil {
+		t.Fatal(err)
+	}
+	var small [64]byte
+	before := threadReads(t)
+	const n = 50
+	for i := 0; i < n; i++ {
+		if buf, err = o.readFileReuse(attr, buf); err != nil || !bytes.Equal(buf, want) {
+			t.Fatalf("readFileReuse %s = %q, %v; want %q", attr, buf, err, want)
+		}
+		if b, err := o.readSmallFile(attr, small[:]); err != nil || !bytes.Equal(b, want) {
+			t.Fatalf("readSmallFile %s = %q, %v; want %q", attr, b, err, want)
+		}
+	}
+	// threadReads' own read counts once.
+	if reads := threadReads(t) - before - 1; reads != 2*n {
+		t.Errorf("%d reads of %s took %d read calls, want %d", 2*n, attr, reads, 2*n)
+	}
+}
+
+// threadReads is the number of read calls this thread made so far
+// (syscr of /proc/thread-self/io), read with one pread.
+func threadReads(t *testing.T) int {
+	t.Helper()
+	fd, err := unix.Open("/proc/thread-self/io", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	var b [1024]byte
+	m, err := unix.Pread(fd, b[:], 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b[:m]), "\n") {
+		if v, ok := strings.CutPrefix(line, "syscr: "); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no syscr in /proc/thread-self/io: %q", b[:m])
+	return 0
 }
