@@ -142,7 +142,10 @@ func selectMounts(infos []*procfs.MountInfo, rootPath string, mountsExclude, typ
 	seen := map[string]bool{}
 	for _, mi := range infos {
 		mp := mi.MountPoint
-		inCore := walksInCore(infos, mp)
+		// Below another root (hostd in a container, the host's root
+		// mounted at rootPath) the path walk also goes through mounts
+		// of hostd's own namespace, which infos does not show.
+		inCore := rootPath == "/" && walksInCore(infos, mp)
 		if rootPath != "/" {
 			rel, ok := strings.CutPrefix(mp, strings.TrimSuffix(rootPath, "/"))
 			if !ok {
