@@ -142,10 +142,6 @@ func selectMounts(infos []*procfs.MountInfo, rootPath string, mountsExclude, typ
 	seen := map[string]bool{}
 	for _, mi := range infos {
 		mp := mi.MountPoint
-		// Below another root (hostd in a container, the host's root
-		// mounted at rootPath) the path walk also goes through mounts
-		// of hostd's own namespace, which infos does not show.
-		inCore := rootPath == "/" && walksInCore(infos, mp)
 		if rootPath != "/" {
 			rel, ok := strings.CutPrefix(mp, strings.TrimSuffix(rootPath, "/"))
 			if !ok {
@@ -164,6 +160,11 @@ func selectMounts(infos []*procfs.MountInfo, rootPath string, mountsExclude, typ
 		}
 		seen[key] = true
 		_, ro := mi.Options["ro"]
+		// Below another root (hostd in a container, the host's root
+		// mounted at rootPath) the path walk also goes through mounts
+		// of hostd's own namespace, which infos does not show. With
+		// rootPath "/", mp is the mount point as infos has it.
+		inCore := rootPath == "/" && walksInCore(infos, mp)
 		out = append(out, mount{device: mi.Source, mountPoint: mp, fsType: mi.FSType, readOnly: ro,
 			path: filepath.Join(rootPath, mp), inCore: inCore})
 	}
