@@ -108,7 +108,22 @@ type host struct {
 	// files keeps the files the collectors read every scrape open
 	// while the metrics service serves (openFiles).
 	files *openFiles
+	// links lists the interfaces for the netclass and netdev collectors
+	// with a netlink dump; nil when they read other paths than the
+	// host's /sys and /proc (fixtures), which they then read only.
+	links *linkDumper
 	paths pathCache
+}
+
+// netLinks returns this collection's link dump (linkDumper), or
+// ok false where the collectors read sysfs and /proc/net/dev only.
+func (h *host) netLinks() (links []netLink, ok bool, err error) {
+	if h.links == nil {
+		return nil, false, nil
+	}
+	round, keep := h.files.state()
+	links, err = h.links.dump(round, keep)
+	return links, true, err
 }
 
 func (h *host) procPath(parts ...string) string { return h.paths.join(h.opts.ProcPath, parts) }
@@ -189,7 +204,12 @@ func newHost(opts HostOptions, logger *slog.Logger) (*host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open block devices: %w", err)
 	}
+	var links *linkDumper
+	if opts.SysPath == "/sys" && opts.ProcPath == "/proc" {
+		links = &linkDumper{}
+	}
 	return &host{
+		links:  links,
 		opts:   opts,
 		proc:   proc,
 		sys:    sys,
@@ -327,7 +347,12 @@ func (n *NodeCollector) keepFilesOpen() { n.host.files.keep() }
 
 // closeFiles closes the files kept open and opens them on every read
 // again.
-func (n *NodeCollector) closeFiles() { n.host.files.close() }
+func (n *NodeCollector) closeFiles() {
+	n.host.files.close()
+	if n.host.links != nil {
+		n.host.links.closeSocket()
+	}
+}
 
 func (n *NodeCollector) run(name string, c collector, emit emitter) {
 	start := time.Now()

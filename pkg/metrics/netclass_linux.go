@@ -25,7 +25,9 @@ var (
 		"Value is 1 if operstate is 'up', 0 otherwise.", []string{"device"}, nil)
 )
 
-// netclassCollector exports interface properties from /sys/class/net.
+// netclassCollector exports interface properties as /sys/class/net shows
+// them: from the link dump and sysfs on the host (readNetClassLinks),
+// from sysfs alone elsewhere (readNetClass).
 type netclassCollector struct {
 	h     *host
 	descs descCache
@@ -36,7 +38,15 @@ func newNetclassCollector(h *host) (collector, error) {
 }
 
 func (c *netclassCollector) Update(ch emitter) error {
-	nc, err := readNetClass(c.h.sysPath("class", "net"), c.h.files)
+	dir := c.h.sysPath("class", "net")
+	var nc sysfs.NetClass
+	links, ok, err := c.h.netLinks()
+	if ok && err == nil {
+		nc = readNetClassLinks(dir, c.h.files, links)
+	} else {
+		// Without the dump (a sandbox without netlink), sysfs alone.
+		nc, err = readNetClass(dir, c.h.files)
+	}
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return errNoData
@@ -201,6 +211,88 @@ func readNetClass(dir string, files *openFiles) (sysfs.NetClass, error) {
 		}
 	}
 	return nc, nil
+}
+
+// operStates names IFLA_OPERSTATE's values (RFC 2863) as sysfs'
+// operstate does.
+var operStates = [...]string{"unknown", "notpresent", "down", "lowerlayerdown", "testing", "dormant", "up"}
+
+// readNetClassLinks is readNetClass with the link dump: the interfaces
+// are the dump's, and so are the attributes the kernel copies from the
+// same fields of the device as sysfs shows them (addresses, alias, MTU,
+// queue length, group, link mode, operational state, carrier and its
+// counts, indexes, type). The seven it does not carry as sysfs shows
+// them are read from sysfs, each through a file kept open under the
+// interface's index (openFiles: a name that passes to another interface
+// names another file): flags (the dump's ifi_flags mix in the running
+// and promiscuous states), addr_assign_type, dev_id, name_assign_type,
+// and, of a running interface, dormant, speed and duplex.
+func readNetClassLinks(dir string, files *openFiles, links []netLink) sysfs.NetClass {
+	nc := make(sysfs.NetClass, len(links))
+	var buf [256]byte
+	for k := range links {
+		l := &links[k]
+		i := sysfs.NetClassIface{Name: l.name}
+		read := func(name string) ([]byte, bool) {
+			b, err := files.read(dir+"/"+l.name+"/"+name, uint64(uint32(l.index)), buf[:], true)
+			return bytes.TrimSpace(b), err == nil
+		}
+		// The interface's numbers share one array, as in readNetClass.
+		var nums [len(netClassInts)]int64
+		n := 0
+		num := func(v int64) *int64 {
+			nums[n] = v
+			n++
+			return &nums[n-1]
+		}
+		sysNum := func(name string) *int64 {
+			if b, ok := read(name); ok {
+				if v, err := strconv.ParseInt(string(b), 0, 64); err == nil {
+					return num(v)
+				}
+			}
+			return nil
+		}
+		linkNum := func(has linkHas, v uint32) *int64 {
+			if l.has&has == 0 {
+				return nil
+			}
+			return num(int64(v))
+		}
+		i.Flags = sysNum("flags")
+		running := netClassRunning(i.Flags)
+		i.AddrAssignType = sysNum("addr_assign_type")
+		i.DevID = sysNum("dev_id")
+		i.NameAssignType = sysNum("name_assign_type")
+		if running {
+			i.Dormant = sysNum("dormant")
+			i.Speed = sysNum("speed")
+			if b, ok := read("duplex"); ok {
+				i.Duplex = string(b)
+			}
+			i.Carrier = linkNum(hasCarrier, uint32(l.carrier))
+		}
+		i.CarrierChanges = linkNum(hasCarrierChanges, l.carrierChanges)
+		i.CarrierUpCount = linkNum(hasCarrierUp, l.carrierUp)
+		i.CarrierDownCount = linkNum(hasCarrierDown, l.carrierDwn)
+		i.IfIndex = num(int64(l.index))
+		if l.has&hasIflink != 0 {
+			i.IfLink = num(int64(l.iflink))
+		} else {
+			i.IfLink = num(int64(l.index)) // the kernel leaves IFLA_LINK out where they are equal
+		}
+		i.LinkMode = linkNum(hasLinkmode, uint32(l.linkmode))
+		i.MTU = linkNum(hasMTU, l.mtu)
+		i.NetDevGroup = linkNum(hasGroup, l.group)
+		i.TxQueueLen = linkNum(hasTxqlen, l.txqlen)
+		i.Type = num(int64(l.typ))
+		i.Address, i.Broadcast, i.IfAlias = l.address, l.broadcast, l.alias
+		if l.has&hasOperstate != 0 && int(l.operstate) < len(operStates) {
+			i.OperState = operStates[l.operstate]
+		}
+		nc[i.Name] = i
+	}
+	return nc
 }
 
 // dirEntry is an entry of a directory as getdents(2) gives it.

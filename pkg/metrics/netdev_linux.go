@@ -47,15 +47,18 @@ var netdevDescs = func() map[string]*prometheus.Desc {
 }()
 
 // nohandlerDesc is the one counter /proc/net/dev lacks; node_exporter gets
-// it from netlink, hostd from /sys/class/net/<dev>/statistics.
+// it from netlink, hostd from the link dump or
+// /sys/class/net/<dev>/statistics.
 var nohandlerDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "network", "receive_nohandler_total"),
 	"Network device statistic receive_nohandler.", []string{"device"}, nil)
 
-// netdevCollector exports per-interface counters from /proc/net/dev. It
-// parses the file itself into maps it keeps (procfs allocates a line,
-// its fields and a map per scrape), and reads each interface's flags and
-// rx_nohandler through files kept open under the inode of its entry in
-// /sys/class/net, as the netclass collector does.
+// netdevCollector exports per-interface counters. On the host's /proc
+// and /sys they come from the link dump the netclass collector shares
+// (linkDumper), as node_exporter takes them from netlink. Otherwise (a
+// fixture, or no netlink) from /proc/net/dev: it parses the file itself
+// into maps it keeps (procfs allocates a line, its fields and a map per
+// scrape), and reads each interface's flags and rx_nohandler through
+// files kept open under the inode of its entry in /sys/class/net.
 type netdevCollector struct {
 	h *host
 
@@ -73,6 +76,20 @@ func newNetdevCollector(h *host) (collector, error) {
 func (c *netdevCollector) Update(ch emitter) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if links, ok, err := c.h.netLinks(); ok && err == nil {
+		c.fromLinks(links)
+		for _, m := range netdevMetrics(c.nd, c.h.series) {
+			ch(m)
+		}
+		for _, l := range links {
+			if _, ok := c.nd[l.name]; ok && l.nstats > statRxNohandler {
+				ch(c.h.series.metric(nohandlerDesc, prometheus.CounterValue, float64(l.stats[statRxNohandler]), l.name))
+			}
+		}
+		return nil
+	}
+	// Without the dump (a sandbox without netlink, or fixtures):
+	// /proc/net/dev and sysfs.
 	path := c.h.procPath("net", "dev")
 	var err error
 	if c.buf, err = c.h.files.readFileReuse(path, c.buf); err != nil {
@@ -143,6 +160,42 @@ func (c *netdevCollector) parse(b []byte) error {
 		c.nd[name] = l
 	}
 	return nil
+}
+
+// fromLinks fills c.nd from the dump's counters (struct
+// rtnl_link_stats64), summed into /proc/net/dev's columns as the kernel
+// sums them there (dev_seq_printf_stats) and node_exporter from netlink:
+// drop is rx_dropped and rx_missed_errors, frame the four receive
+// framing errors, carrier the four transmit line errors. Loopback
+// interfaces (IFF_LOOPBACK), and any without the 23 counters /proc/net/dev
+// shows, are left out.
+func (c *netdevCollector) fromLinks(links []netLink) {
+	clear(c.nd)
+	for _, l := range links {
+		if l.flags&unix.IFF_LOOPBACK != 0 || l.nstats <= statTxCompressed {
+			continue
+		}
+		s := &l.stats
+		c.nd[l.name] = procfs.NetDevLine{
+			Name:         l.name,
+			RxBytes:      s[statRxBytes],
+			RxPackets:    s[statRxPackets],
+			RxErrors:     s[statRxErrors],
+			RxDropped:    s[statRxDropped] + s[statRxMissedErrors],
+			RxFIFO:       s[statRxFIFOErrors],
+			RxFrame:      s[statRxLengthErrors] + s[statRxOverErrors] + s[statRxCRCErrors] + s[statRxFrameErrors],
+			RxCompressed: s[statRxCompressed],
+			RxMulticast:  s[statMulticast],
+			TxBytes:      s[statTxBytes],
+			TxPackets:    s[statTxPackets],
+			TxErrors:     s[statTxErrors],
+			TxDropped:    s[statTxDropped],
+			TxFIFO:       s[statTxFIFOErrors],
+			TxCollisions: s[statCollisions],
+			TxCarrier:    s[statTxCarrierErrors] + s[statTxAbortedErrors] + s[statTxWindowErrors] + s[statTxHeartbeatErrors],
+			TxCompressed: s[statTxCompressed],
+		}
+	}
 }
 
 // sysFile reads the file /sys/class/net/<name>/<file>, trimmed: kept

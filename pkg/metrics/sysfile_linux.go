@@ -136,6 +136,14 @@ func (o *openFiles) endRound() {
 	sweep(&o.round, o.m, func(f *openFile) uint64 { return f.used }, func(f *openFile) { _ = unix.Close(f.fd) })
 }
 
+// state returns the round under way (the collection's: endRound starts
+// the next) and whether files are kept open.
+func (o *openFiles) state() (round uint64, keep bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.round, o.on
+}
+
 // len is the number of files kept open.
 func (o *openFiles) len() int {
 	o.mu.Lock()
