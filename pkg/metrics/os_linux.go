@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"github.com/hostd/hostd/internal/safefile"
 )
@@ -33,63 +33,78 @@ var (
 
 // osCollector exports os-release(5) of the host (under root_path), as
 // node_exporter does: node_os_info and node_os_version. The file is parsed
-// again only when its path, size or mtime changes.
+// again only when its path, inode, size or mtime changes.
 type osCollector struct {
 	h *host
 
 	mu      sync.Mutex
-	lastKey string            // path, size and mtime of the file parsed
-	last    map[string]string // its fields
+	lastKey osFileKey // the file parsed
+	info    []string  // osInfoDesc's label values from it
+	version []string  // osVersionDesc's, nil without a version
+	ver     float64
+}
+
+// osFileKey tells whether os-release changed: its path, inode, size and
+// modification time.
+type osFileKey struct {
+	path        string
+	ino         uint64
+	size, mtime int64
 }
 
 func newOSCollector(h *host) (collector, error) { return &osCollector{h: h}, nil }
 
 func (c *osCollector) Update(ch emitter) error {
-	kv, err := c.read()
-	if err != nil {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.read(); err != nil {
 		return err
 	}
-	vals := make([]string, len(osInfoLabels))
-	for i, l := range osInfoLabels {
-		vals[i] = kv[strings.ToUpper(l)]
-	}
-	ch(c.h.series.metric(osInfoDesc, prometheus.GaugeValue, 1, vals...))
-	if v := osVersionRE.FindString(kv["VERSION_ID"]); v != "" {
-		if f, err := strconv.ParseFloat(v, 64); err == nil {
-			ch(c.h.series.metric(osVersionDesc, prometheus.GaugeValue, f, kv["ID"], kv["ID_LIKE"], kv["NAME"]))
-		}
+	ch(c.h.series.metric(osInfoDesc, prometheus.GaugeValue, 1, c.info...))
+	if c.version != nil {
+		ch(c.h.series.metric(osVersionDesc, prometheus.GaugeValue, c.ver, c.version...))
 	}
 	return nil
 }
 
-func (c *osCollector) read() (map[string]string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// read parses os-release into c's label values when it changed since the
+// last read (a stat(2) a scrape otherwise).
+func (c *osCollector) read() error {
 	for _, p := range []string{"etc/os-release", "usr/lib/os-release"} {
-		path := filepath.Join(c.h.opts.RootPath, p)
-		st, err := os.Stat(path)
+		path := c.h.paths.join(c.h.opts.RootPath, []string{p})
+		var st unix.Stat_t
+		err := unix.Stat(path, &st)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read os-release: %w", err)
+			return fmt.Errorf("read os-release: %w", &fs.PathError{Op: "stat", Path: path, Err: err})
 		}
-		key := fmt.Sprint(path, st.Size(), st.ModTime().UnixNano())
+		key := osFileKey{path: path, ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano()}
 		if key == c.lastKey {
-			return c.last, nil
+			return nil
 		}
 		b, err := safefile.Read(path, 64<<10)
 		if err != nil {
-			return nil, fmt.Errorf("read os-release: %w", err)
+			return fmt.Errorf("read os-release: %w", err)
 		}
-		c.lastKey, c.last = key, parseOSRelease(b)
-		return c.last, nil
+		kv := parseOSRelease(b)
+		c.info = make([]string, len(osInfoLabels))
+		for i, l := range osInfoLabels {
+			c.info[i] = kv[strings.ToUpper(l)]
+		}
+		c.version = nil
+		if v := osVersionRE.FindString(kv["VERSION_ID"]); v != "" {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				c.ver, c.version = f, []string{kv["ID"], kv["ID_LIKE"], kv["NAME"]}
+			}
+		}
+		c.lastKey = key
+		return nil
 	}
-	return nil, fmt.Errorf("read os-release: no %s or %s", filepath.Join(c.h.opts.RootPath, "etc/os-release"), filepath.Join(c.h.opts.RootPath, "usr/lib/os-release"))
+	return fmt.Errorf("read os-release: no %s or %s", filepath.Join(c.h.opts.RootPath, "etc/os-release"), filepath.Join(c.h.opts.RootPath, "usr/lib/os-release"))
 }
 
-// parseOSRelease reads KEY=value lines, the value optionally in single or
-// double quotes with shell escapes; comments and blank lines are skipped.
 func parseOSRelease(b []byte) map[string]string {
 	out := map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(b))

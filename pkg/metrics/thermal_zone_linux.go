@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/procfs/sysfs"
@@ -15,12 +18,29 @@ var thermalZoneDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "ther
 	"Zone temperature in Celsius", []string{"zone", "type"}, nil)
 
 // thermalZoneCollector exports /sys/class/thermal/thermal_zone*.
-type thermalZoneCollector struct{ h *host }
+type thermalZoneCollector struct {
+	h *host
+	// none: the last scrape found no zone. The next lists the directory
+	// itself first: procfs globs it through os.Open, which costs a
+	// runtime poller registration that fails for a directory, and most
+	// virtual machines have no zone at all.
+	none atomic.Bool
+}
 
 func newThermalZoneCollector(h *host) (collector, error) { return &thermalZoneCollector{h: h}, nil }
 
 func (c *thermalZoneCollector) Update(ch emitter) error {
+	if c.none.Load() {
+		entries, err := readDirInodes(c.h.sysPath("class", "thermal"))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("read %s: %w", c.h.sysPath("class", "thermal"), err)
+		}
+		if !slices.ContainsFunc(entries, func(e dirEntry) bool { return strings.HasPrefix(e.name, "thermal_zone") }) {
+			return errNoData
+		}
+	}
 	zones, err := c.h.sys.ClassThermalZoneStats()
+	c.none.Store(err == nil && len(zones) == 0 || errors.Is(err, os.ErrNotExist))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return errNoData
